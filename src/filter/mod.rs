@@ -1,0 +1,1 @@
+//! Resource filter DSL (spec §2.2).

@@ -1,0 +1,6 @@
+//! Panoptes in Rust: discover network devices, enrich them, poll them over SNMP,
+//! turn counters into rates and publish Panoptes metrics groups, in one binary.
+
+pub mod filter;
+pub mod simulate;
+pub mod snmp;

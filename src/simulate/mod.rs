@@ -1,0 +1,1 @@
+//! SNMP agent simulator serving .snmprec recordings.

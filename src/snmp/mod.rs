@@ -1,0 +1,1 @@
+//! SNMP client on snmp2.
