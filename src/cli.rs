@@ -1,0 +1,63 @@
+//! The command line: `panoptes run | simulate | topic tail | topic list | resources list`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "panoptes", version, about = "Network telemetry collector compatible with Yahoo Panoptes, in one binary")]
+pub struct Cli {
+    /// A TOML file overriding the embedded defaults (conf/panoptes.toml); env
+    /// PANOPTES__SECTION__KEY overrides both.
+    #[arg(long, global = true, env = "PANOPTES_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: human (default) or json. Overrides log.format.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node: discovery, enrichment, polling, rates, topics, HTTP.
+    Run,
+    /// Serve an .snmprec recording as an SNMP v2c agent.
+    Simulate(crate::simulate::SimulateArgs),
+    /// Read topics of the running node.
+    Topic {
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Read the resources the running node's resource manager holds.
+    Resources {
+        #[command(subcommand)]
+        command: ResourcesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Print a topic's messages as JSON lines, following new ones.
+    Tail {
+        /// e.g. local-processed
+        topic: String,
+        /// Start at the oldest retained message instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N")]
+        max: Option<usize>,
+    },
+    /// List topics with their partitions and offsets.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourcesCommand {
+    /// List resources (a table, or JSON lines with --json).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,13 @@
+//! Configuration: the node's settings (`panoptes.toml`, env overrides) and plugin files.
+
+mod plugin_file;
+mod settings;
+
+pub use plugin_file::{
+    load_plugin_dir, PluginConfig, PluginFileError, PluginKind, Preload, RateTransform, SnmpOverrides,
+    TransformSpec,
+};
+pub use settings::{
+    DemoSettings, HttpSettings, KafkaSettings, LogSettings, PluginDirs, RetentionSettings,
+    SchedulerSettings, Settings, SettingsError, SnmpSettings, DEFAULT_CONFIG,
+};

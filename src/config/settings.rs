@@ -1,0 +1,260 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, embedded so the binary runs from any directory.
+pub const DEFAULT_CONFIG: &str = include_str!("../../conf/panoptes.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration {source_name}: {message}")]
+    Load { source_name: String, message: String },
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub site: String,
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub demo: DemoSettings,
+    pub plugins: PluginDirs,
+    pub snmp: SnmpSettings,
+    pub scheduler: SchedulerSettings,
+    pub kafka: KafkaSettings,
+    pub retention: RetentionSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub community: String,
+    pub recording: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDirs {
+    pub discovery: Vec<PathBuf>,
+    pub enrichment: Vec<PathBuf>,
+    pub polling: Vec<PathBuf>,
+    pub scan_interval: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpSettings {
+    pub community: String,
+    pub port: u16,
+    pub timeout: u64,
+    pub retries: u32,
+    pub non_repeaters: u32,
+    pub max_repetitions: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub max_in_flight: usize,
+    pub per_device: usize,
+    pub queue_capacity: usize,
+    pub first_run_spread: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub publish_to_site_topic: bool,
+    pub publish_to_global_topic: bool,
+    pub global_topic_name: String,
+    pub partitions: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub max_age_hours: u64,
+    pub max_partition_mib: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: String,
+    pub level: String,
+}
+
+impl Settings {
+    /// Embedded defaults, then `file` (if any), then `PANOPTES__SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_with_env(file, Environment::with_prefix("PANOPTES"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Environment) -> Result<Settings, SettingsError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
+        let mut origin = "defaults".to_string();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::Load {
+                    source_name: path.display().to_string(),
+                    message: "no such file".into(),
+                });
+            }
+            origin = path.display().to_string();
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let env = env
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("plugins.discovery")
+            .with_list_parse_key("plugins.enrichment")
+            .with_list_parse_key("plugins.polling");
+        let merged = builder
+            .add_source(env)
+            .build()
+            .map_err(|e| SettingsError::Load { source_name: origin.clone(), message: e.to_string() })?;
+        let settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
+            source_name: format!("{origin} (+ PANOPTES__* environment)"),
+            message: e.to_string(),
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let topic_safe = |s: &str| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        if !topic_safe(&self.site) {
+            return Err(SettingsError::Invalid {
+                key: "site",
+                problem: format!(
+                    "`{}` must be non-empty and hold only letters, digits, `.`, `_` or `-` (it names topics)",
+                    self.site
+                ),
+            });
+        }
+        if !self.kafka.publish_to_site_topic && !self.kafka.publish_to_global_topic {
+            return Err(SettingsError::Invalid {
+                key: "kafka.publish_to_site_topic",
+                problem: "publish_to_site_topic and publish_to_global_topic cannot both be false".into(),
+            });
+        }
+        if !topic_safe(&self.kafka.global_topic_name) {
+            return Err(SettingsError::Invalid {
+                key: "kafka.global_topic_name",
+                problem: format!("`{}` is not a valid topic name", self.kafka.global_topic_name),
+            });
+        }
+        let checks: [(&'static str, bool, &str); 7] = [
+            ("kafka.partitions", self.kafka.partitions >= 1, "must be at least 1"),
+            ("snmp.timeout", (1..=120).contains(&self.snmp.timeout), "must be 1..120 seconds"),
+            ("snmp.retries", self.snmp.retries <= 10, "must be 0..10"),
+            ("snmp.max_repetitions", self.snmp.max_repetitions >= 1, "must be at least 1"),
+            ("scheduler.max_in_flight", self.scheduler.max_in_flight >= 1, "must be at least 1"),
+            ("scheduler.per_device", self.scheduler.per_device >= 1, "must be at least 1"),
+            ("plugins.scan_interval", self.plugins.scan_interval >= 1, "must be at least 1 second"),
+        ];
+        for (key, ok, problem) in checks {
+            if !ok {
+                return Err(SettingsError::Invalid { key, problem: problem.into() });
+            }
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(SettingsError::Invalid {
+                key: "log.format",
+                problem: format!("`{}`: expected \"human\" or \"json\"", self.log.format),
+            });
+        }
+        Ok(())
+    }
+
+    /// The topic metrics groups of this site go to.
+    pub fn processed_topic(&self) -> String {
+        format!("{}-processed", self.site)
+    }
+
+    /// The topic discovery publishes resource sets of this site to.
+    pub fn resources_topic(&self) -> String {
+        format!("{}-resources", self.site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Environment::with_prefix("PANOPTES").source(Some(map))
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.site, "local");
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert!(s.demo.enabled);
+        assert_eq!(s.processed_topic(), "local-processed");
+    }
+
+    #[test]
+    fn env_and_file_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "site = \"dc1\"\n[http]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+        let s = Settings::load_with_env(
+            Some(&path),
+            env(&[
+                ("PANOPTES__HTTP__LISTEN", "127.0.0.1:7"),
+                ("PANOPTES__DATA_DIR", "/tmp/x"),
+                ("PANOPTES__PLUGINS__POLLING", "a,b"),
+                ("PANOPTES__DEMO__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.site, "dc1");
+        assert_eq!(s.http.listen.port(), 7);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.plugins.polling, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert!(!s.demo.enabled);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__HTTP__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.listen") || e.contains("listen"), "{e}");
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__SITE", "a b")])).unwrap_err().to_string();
+        assert!(e.contains("site"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[http]\nlisten_typo = 1\n").unwrap();
+        let e = Settings::load_with_env(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("listen_typo") && e.contains("p.toml"), "{e}");
+        let e = Settings::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Typed events: each logs through `tracing` and counts for `/metrics` in one place.
+
+use std::time::Duration;
+
+use crate::resource_manager::ReconcileReport;
+use crate::telemetry::Telemetry;
+use crate::transform::TransformReport;
+
+/// How a plugin run ended, as the scheduler and pool saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Succeeded,
+    Failed(String),
+    TimedOut,
+    Shed,
+}
+
+impl RunOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed(_) => "failed",
+            RunOutcome::TimedOut => "timed_out",
+            RunOutcome::Shed => "shed",
+        }
+    }
+}
+
+pub struct PluginRunFinished<'a> {
+    pub kind: &'a str,
+    pub plugin: &'a str,
+    pub work: &'a str,
+    pub outcome: RunOutcome,
+    pub duration: Duration,
+}
+
+impl PluginRunFinished<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let outcome = self.outcome.label();
+        t.inc("panoptes_plugin_runs_total", &[("kind", self.kind), ("plugin", self.plugin), ("outcome", outcome)]);
+        if self.kind == "polling" {
+            t.inc("panoptes_polls_total", &[("outcome", outcome)]);
+        }
+        if self.outcome != RunOutcome::Shed {
+            t.mark_run(self.kind, self.plugin);
+        }
+        let ms = self.duration.as_millis() as u64;
+        match &self.outcome {
+            RunOutcome::Succeeded => {
+                tracing::debug!(kind = self.kind, plugin = self.plugin, work = self.work, ms, "plugin run done")
+            }
+            RunOutcome::Failed(e) => {
+                tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, ms, error = %e, "plugin run failed")
+            }
+            RunOutcome::TimedOut => {
+                tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, ms, "plugin run hit its deadline")
+            }
+            RunOutcome::Shed => {
+                tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, "plugin run shed: poller queue full")
+            }
+        }
+    }
+}
+
+pub struct MetricsGroupsPublished<'a> {
+    pub topic: &'a str,
+    pub count: usize,
+}
+
+impl MetricsGroupsPublished<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.add(
+            crate::telemetry::Series::new("panoptes_metrics_groups_published_total", &[("topic", self.topic)]),
+            self.count as f64,
+        );
+        tracing::debug!(topic = self.topic, count = self.count, "metrics groups published");
+    }
+}
+
+pub struct PublishFailed<'a> {
+    pub topic: &'a str,
+    pub error: &'a str,
+}
+
+impl PublishFailed<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_publish_errors_total", &[("topic", self.topic)]);
+        tracing::error!(topic = self.topic, error = self.error, "publishing to the topic log failed");
+    }
+}
+
+pub struct ResourcesReconciled<'a> {
+    pub message_key: &'a str,
+    pub report: &'a ReconcileReport,
+}
+
+impl ResourcesReconciled<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let r = self.report;
+        for (change, n) in [("added", r.added), ("updated", r.updated), ("deleted", r.deleted)] {
+            t.add(
+                crate::telemetry::Series::new("panoptes_resources_changed_total", &[("change", change)]),
+                n as f64,
+            );
+        }
+        if r.added + r.deleted > 0 {
+            tracing::info!(from = self.message_key, added = r.added, updated = r.updated, deleted = r.deleted,
+                kept_newer = r.kept_newer, "resources reconciled");
+        } else {
+            tracing::debug!(from = self.message_key, updated = r.updated, kept_newer = r.kept_newer, "resources reconciled");
+        }
+    }
+}
+
+pub struct InputRejected<'a> {
+    pub source: &'a str,
+    pub reason: &'a str,
+}
+
+impl InputRejected<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_resources_rejected_total", &[("source", self.source)]);
+        tracing::warn!(source = self.source, reason = self.reason, "input rejected");
+    }
+}
+
+pub struct EnrichmentStored<'a> {
+    pub resource: &'a str,
+    pub namespace: &'a str,
+    pub entries: usize,
+}
+
+impl EnrichmentStored<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_enrichments_stored_total", &[("namespace", self.namespace)]);
+        tracing::debug!(resource = self.resource, namespace = self.namespace, entries = self.entries, "enrichment stored");
+    }
+}
+
+pub struct RatesComputed<'a> {
+    pub report: &'a TransformReport,
+}
+
+impl RatesComputed<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let r = self.report;
+        for (result, n) in [
+            ("rate", r.rates),
+            ("first_sample", r.skipped_first_sample),
+            ("bad_interval", r.skipped_bad_interval),
+            ("reset", r.skipped_reset),
+            ("wrap", r.wraps),
+            ("state_error", r.state_errors),
+        ] {
+            if n > 0 {
+                t.add(
+                    crate::telemetry::Series::new("panoptes_rate_samples_total", &[("result", result)]),
+                    n as f64,
+                );
+            }
+        }
+    }
+}
+
+pub struct KeysExpired {
+    pub count: usize,
+}
+
+impl KeysExpired {
+    pub fn emit(self, t: &Telemetry) {
+        if self.count > 0 {
+            t.add(crate::telemetry::Series::new("panoptes_keys_expired_total", &[]), self.count as f64);
+            tracing::debug!(count = self.count, "expired keys swept");
+        }
+    }
+}

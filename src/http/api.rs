@@ -1,0 +1,165 @@
+//! JSON API over the node's state, for the CLI and for people.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{error, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::AppState;
+
+/// Longest a `records` request may wait for new records.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const MAX_RECORDS: usize = 1000;
+
+fn bad_request(message: String) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"error": message}))
+}
+
+fn unavailable(message: String) -> HttpResponse {
+    HttpResponse::InternalServerError().json(json!({"error": message}))
+}
+
+/// Malformed query strings get a JSON 400 naming the problem.
+pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> error::Error {
+    let message = err.to_string();
+    error::InternalError::from_response(err, bad_request(format!("bad query string: {message}"))).into()
+}
+
+pub async fn resources(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.resources.clone();
+    match web::block(move || store.all()).await {
+        Ok(Ok(mut list)) => {
+            list.sort_by(|a, b| a.id.cmp(&b.id));
+            HttpResponse::Ok().json(json!({"resources": list}))
+        }
+        Ok(Err(e)) => unavailable(format!("reading resources: {e}")),
+        Err(e) => unavailable(format!("reading resources: {e}")),
+    }
+}
+
+pub async fn topics(state: web::Data<AppState>) -> HttpResponse {
+    let bus = state.bus.clone();
+    let listed = web::block(move || -> Result<Vec<Value>, String> {
+        let names = bus.store().topic_names().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for name in names {
+            let t = bus.topic(&name).map_err(|e| e.to_string())?;
+            let mut parts = Vec::new();
+            for p in 0..t.partitions() {
+                parts.push(json!({
+                    "partition": p,
+                    "low_watermark": t.low_watermark(p).map_err(|e| e.to_string())?,
+                    "high_watermark": t.high_watermark(p).map_err(|e| e.to_string())?,
+                }));
+            }
+            out.push(json!({"name": name, "partitions": parts}));
+        }
+        Ok(out)
+    })
+    .await;
+    match listed {
+        Ok(Ok(list)) => HttpResponse::Ok().json(json!({"topics": list})),
+        Ok(Err(e)) => unavailable(format!("listing topics: {e}")),
+        Err(e) => unavailable(format!("listing topics: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RecordsQuery {
+    #[serde(default)]
+    partition: u32,
+    /// A number, `beginning` or `end` (default).
+    offset: Option<String>,
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+/// Records of one partition from an offset; with `wait_ms`, waits (bounded) for new ones.
+pub async fn records(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<RecordsQuery>,
+) -> HttpResponse {
+    let name = path.into_inner();
+    let q = query.into_inner();
+    let bus = state.bus.clone();
+    let lookup_name = name.clone();
+    let exists = web::block(move || bus.store().topic_names().map(|n| n.contains(&lookup_name))).await;
+    match exists {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            return HttpResponse::NotFound().json(json!({"error": format!("no topic named `{name}` (yet)")}))
+        }
+        Ok(Err(e)) => return unavailable(e.to_string()),
+        Err(e) => return unavailable(e.to_string()),
+    }
+    let topic = match state.bus.topic(&name) {
+        Ok(t) => t,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    if q.partition >= topic.partitions() {
+        state.telemetry.inc("panoptes_http_requests_rejected_total", &[("reason", "partition")]);
+        return bad_request(format!(
+            "partition {} does not exist: topic `{name}` has {} partition(s)",
+            q.partition,
+            topic.partitions()
+        ));
+    }
+    let offset_spec = q.offset.unwrap_or_else(|| "end".into());
+    let t = topic.clone();
+    let p = q.partition;
+    let marks = web::block(move || Ok::<_, panoptes_storage::StorageError>((t.low_watermark(p)?, t.high_watermark(p)?))).await;
+    let (low, high) = match marks {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => return unavailable(e.to_string()),
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let from = match offset_spec.as_str() {
+        "beginning" => low,
+        "end" => high,
+        n => match n.parse::<u64>() {
+            Ok(n) => n.max(low),
+            Err(_) => {
+                state.telemetry.inc("panoptes_http_requests_rejected_total", &[("reason", "offset")]);
+                return bad_request(format!("offset `{n}`: expected a number, `beginning` or `end`"));
+            }
+        },
+    };
+    let max = q.max.unwrap_or(100).clamp(1, MAX_RECORDS);
+    let deadline = Instant::now() + Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    loop {
+        let t = topic.clone();
+        let read = web::block(move || t.read(p, from, max, 4 << 20)).await;
+        let batch = match read {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return unavailable(e.to_string()),
+            Err(e) => return unavailable(e.to_string()),
+        };
+        if !batch.is_empty() || Instant::now() >= deadline {
+            let next = batch.last().map(|r| r.offset + 1).unwrap_or(from);
+            let records: Vec<Value> = batch
+                .into_iter()
+                .map(|r| {
+                    let value = serde_json::from_slice::<Value>(&r.record.value).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&r.record.value).into_owned())
+                    });
+                    json!({
+                        "offset": r.offset,
+                        "timestamp_ms": r.record.timestamp_ms,
+                        "key": r.record.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        "value": value,
+                    })
+                })
+                .collect();
+            return HttpResponse::Ok().json(json!({
+                "topic": name,
+                "partition": p,
+                "partitions": topic.partitions(),
+                "next_offset": next,
+                "records": records,
+            }));
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}

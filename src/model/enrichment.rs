@@ -1,0 +1,154 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{ModelError, Resource};
+
+/// One namespace of enrichment data for one resource: sets keyed by, for example, an
+/// interface index (spec §2.5). Adding a set with an existing key replaces it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrichmentGroup {
+    pub namespace: String,
+    pub data: Vec<(String, Map<String, Value>)>,
+    pub creation_timestamp: f64,
+    pub ttl: u64,
+    pub execute_frequency: u64,
+}
+
+impl EnrichmentGroup {
+    pub fn new(namespace: &str, ttl: u64, execute_frequency: u64, created: f64) -> EnrichmentGroup {
+        EnrichmentGroup {
+            namespace: namespace.into(),
+            data: Vec::new(),
+            creation_timestamp: created,
+            ttl,
+            execute_frequency,
+        }
+    }
+
+    pub fn upsert_set(&mut self, key: &str, fields: Map<String, Value>) {
+        match self.data.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = fields,
+            None => self.data.push((key.to_string(), fields)),
+        }
+    }
+
+    fn metadata_json(&self) -> Value {
+        serde_json::json!({
+            "_enrichment_group_creation_timestamp": self.creation_timestamp,
+            "_enrichment_ttl": self.ttl,
+            "_execute_frequency": self.execute_frequency,
+        })
+    }
+
+    /// The in-memory `json()` form the enrichment fixtures use.
+    pub fn to_json(&self) -> Value {
+        let data: Vec<Value> = self
+            .data
+            .iter()
+            .map(|(k, v)| {
+                let mut one = Map::new();
+                one.insert(k.clone(), Value::Object(v.clone()));
+                Value::Object(one)
+            })
+            .collect();
+        serde_json::json!({"namespace": self.namespace, "data": data, "metadata": self.metadata_json()})
+    }
+
+    /// What goes into the enrichment keyspace under `<resource_id>:<namespace>`.
+    pub fn to_stored(&self) -> StoredEnrichment {
+        StoredEnrichment {
+            data: self.data.iter().map(|(k, v)| (k.clone(), Value::Object(v.clone()))).collect(),
+            metadata: match self.metadata_json() {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        }
+    }
+}
+
+/// The stored form: `{"data": {key: {...}}, "metadata": {...}}` (spec §2.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEnrichment {
+    pub data: Map<String, Value>,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+impl StoredEnrichment {
+    /// JSON with sorted keys, as the original writes it.
+    pub fn to_sorted_json(&self) -> String {
+        sorted(&serde_json::json!({"data": self.data, "metadata": self.metadata})).to_string()
+    }
+
+    pub fn parse(text: &str) -> Result<StoredEnrichment, ModelError> {
+        serde_json::from_str(text).map_err(|e| ModelError::invalid("stored enrichment", e.to_string()))
+    }
+}
+
+/// All enrichment groups of one resource: what an enrichment plugin returns.
+#[derive(Debug, Clone)]
+pub struct EnrichmentGroupSet {
+    pub resource: Resource,
+    pub creation_timestamp: f64,
+    pub groups: Vec<EnrichmentGroup>,
+}
+
+impl EnrichmentGroupSet {
+    pub fn new(resource: Resource, created: f64) -> EnrichmentGroupSet {
+        EnrichmentGroupSet { resource, creation_timestamp: created, groups: Vec::new() }
+    }
+
+    /// A group with no sets cannot be added (spec §2.5); one namespace per set.
+    pub fn add_group(&mut self, group: EnrichmentGroup) -> Result<(), ModelError> {
+        if group.data.is_empty() {
+            return Err(ModelError::invalid(
+                format!("enrichment group `{}`", group.namespace),
+                "has no enrichment sets",
+            ));
+        }
+        self.groups.retain(|g| g.namespace != group.namespace);
+        self.groups.push(group);
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "resource": self.resource,
+            "enrichment_group_set_creation_timestamp": self.creation_timestamp,
+            "enrichment": self.groups.iter().map(EnrichmentGroup::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A copy of `v` with every object's keys sorted (serde_json keeps insertion order here).
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_round_trips_with_sorted_keys() {
+        let mut g = EnrichmentGroup::new("interface", 900, 300, 1.5);
+        let mut f = Map::new();
+        f.insert("z".into(), Value::from(1));
+        f.insert("a".into(), Value::from("x"));
+        g.upsert_set("5", f.clone());
+        g.upsert_set("5", f);
+        assert_eq!(g.data.len(), 1);
+        let text = g.to_stored().to_sorted_json();
+        assert!(text.starts_with(r#"{"data":{"5":{"a":"x","z":1}},"metadata":{"_enrichment_group_creation_timestamp":1.5"#), "{text}");
+        assert_eq!(StoredEnrichment::parse(&text).unwrap(), g.to_stored());
+        assert!(StoredEnrichment::parse("{").is_err());
+    }
+}

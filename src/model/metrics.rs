@@ -1,0 +1,336 @@
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{is_identifier, round3, ModelError, Resource};
+
+pub const METRICS_GROUP_SCHEMA_VERSION: &str = "0.2";
+
+/// `gauge` or `counter`, lowercase on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricType {
+    Gauge,
+    Counter,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Gauge => "gauge",
+            MetricType::Counter => "counter",
+        }
+    }
+}
+
+/// A metric value keeps the JSON number kind: the fixtures tell `1` from `1.0`. Integers are
+/// 128-bit because `bits_in` (octets x 8 of a 64-bit counter) outgrows `u64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricValue {
+    Int(i128),
+    Float(f64),
+}
+
+impl MetricValue {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            MetricValue::Int(i) => i as f64,
+            MetricValue::Float(f) => f,
+        }
+    }
+}
+
+impl fmt::Display for MetricValue {
+    /// Python's `str()`: `123` for ints, `1.5` / `2.0` for floats.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricValue::Int(i) => write!(f, "{i}"),
+            MetricValue::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e16 => {
+                write!(f, "{x:.1}")
+            }
+            MetricValue::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl Serialize for MetricValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            MetricValue::Int(i) => match i64::try_from(i) {
+                Ok(small) => s.serialize_i64(small),
+                Err(_) => s.serialize_i128(i),
+            },
+            MetricValue::Float(f) => s.serialize_f64(f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = MetricValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number (booleans are not metric values)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MetricValue, E> {
+                Ok(MetricValue::Int(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MetricValue, E> {
+                Ok(MetricValue::Int(v.into()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<MetricValue, E> {
+                Ok(MetricValue::Int(v))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<MetricValue, E> {
+                i128::try_from(v)
+                    .map(MetricValue::Int)
+                    .map_err(|_| E::custom("metric value out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MetricValue, E> {
+                Ok(MetricValue::Float(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metric {
+    pub metric_name: String,
+    pub metric_value: MetricValue,
+    pub metric_type: MetricType,
+    pub metric_creation_timestamp: f64,
+}
+
+impl Metric {
+    pub fn new(
+        name: &str,
+        value: MetricValue,
+        kind: MetricType,
+        created: f64,
+    ) -> Result<Metric, ModelError> {
+        if !is_identifier(name) {
+            return Err(ModelError::invalid(
+                format!("metric `{name}`"),
+                "name must start with a letter or `_` and hold only letters, digits and `_`",
+            ));
+        }
+        if let MetricValue::Float(f) = value {
+            if !f.is_finite() {
+                return Err(ModelError::invalid(format!("metric `{name}`"), "value must be finite"));
+            }
+        }
+        Ok(Metric {
+            metric_name: name.to_string(),
+            metric_value: value,
+            metric_type: kind,
+            metric_creation_timestamp: round3(created),
+        })
+    }
+}
+
+/// Equality is name + value + type; the timestamp does not count (spec §2.3).
+impl PartialEq for Metric {
+    fn eq(&self, o: &Self) -> bool {
+        self.metric_name == o.metric_name
+            && self.metric_value == o.metric_value
+            && self.metric_type == o.metric_type
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimension {
+    pub dimension_name: String,
+    pub dimension_value: String,
+}
+
+impl Dimension {
+    pub fn new(name: &str, value: &str) -> Result<Dimension, ModelError> {
+        if !is_identifier(name) {
+            return Err(ModelError::invalid(
+                format!("dimension `{name}`"),
+                "name must start with a letter or `_` and hold only letters, digits and `_`",
+            ));
+        }
+        if value.is_empty() {
+            return Err(ModelError::invalid(format!("dimension `{name}`"), "value must be non-empty"));
+        }
+        Ok(Dimension { dimension_name: name.into(), dimension_value: value.into() })
+    }
+}
+
+/// One Kafka message body: a set of metrics about one resource, sharing dimensions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsGroup {
+    pub metrics_group_type: String,
+    pub metrics_group_interval: u64,
+    pub metrics_group_creation_timestamp: f64,
+    pub metrics_group_schema_version: String,
+    pub resource: Resource,
+    pub metrics: Vec<Metric>,
+    pub dimensions: Vec<Dimension>,
+}
+
+impl PartialEq for MetricsGroup {
+    fn eq(&self, o: &Self) -> bool {
+        fn same<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+            a.len() == b.len() && a.iter().all(|x| b.contains(x))
+        }
+        self.resource == o.resource && same(&self.metrics, &o.metrics) && same(&self.dimensions, &o.dimensions)
+    }
+}
+
+impl MetricsGroup {
+    pub fn new(
+        resource: Resource,
+        group_type: &str,
+        interval: u64,
+        created: f64,
+    ) -> Result<MetricsGroup, ModelError> {
+        if group_type.is_empty() {
+            return Err(ModelError::invalid("metrics_group_type", "must be non-empty"));
+        }
+        if interval == 0 {
+            return Err(ModelError::invalid("metrics_group_interval", "must be a positive integer"));
+        }
+        Ok(MetricsGroup {
+            metrics_group_type: group_type.into(),
+            metrics_group_interval: interval,
+            metrics_group_creation_timestamp: round3(created),
+            metrics_group_schema_version: METRICS_GROUP_SCHEMA_VERSION.into(),
+            resource,
+            metrics: Vec::new(),
+            dimensions: Vec::new(),
+        })
+    }
+
+    /// Adds a metric; a name may appear once per metric type.
+    pub fn add_metric(&mut self, metric: Metric) -> Result<(), ModelError> {
+        if self.metric(&metric.metric_name, metric.metric_type).is_some() {
+            return Err(ModelError::Duplicate {
+                group: self.metrics_group_type.clone(),
+                what: "metric",
+                name: format!("{} ({})", metric.metric_name, metric.metric_type.as_str()),
+            });
+        }
+        self.metrics.push(metric);
+        Ok(())
+    }
+
+    /// Adds a dimension; names are unique within a group.
+    pub fn add_dimension(&mut self, dimension: Dimension) -> Result<(), ModelError> {
+        if self.dimension(&dimension.dimension_name).is_some() {
+            return Err(ModelError::Duplicate {
+                group: self.metrics_group_type.clone(),
+                what: "dimension",
+                name: dimension.dimension_name,
+            });
+        }
+        self.dimensions.push(dimension);
+        Ok(())
+    }
+
+    pub fn metric(&self, name: &str, kind: MetricType) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.metric_name == name && m.metric_type == kind)
+    }
+
+    pub fn dimension(&self, name: &str) -> Option<&str> {
+        self.dimensions
+            .iter()
+            .find(|d| d.dimension_name == name)
+            .map(|d| d.dimension_value.as_str())
+    }
+
+    /// `<resource_id>|<group_type>|<dim>|<value>|...`, dimensions sorted by name: the Kafka
+    /// partitioning key, and the prefix of rate-state keys (spec §4.6).
+    pub fn partition_key(&self) -> String {
+        let mut dims: Vec<&Dimension> = self.dimensions.iter().collect();
+        dims.sort_by(|a, b| a.dimension_name.cmp(&b.dimension_name));
+        let mut key = format!("{}|{}|", self.resource.id, self.metrics_group_type);
+        let parts: Vec<String> = dims
+            .iter()
+            .map(|d| format!("{}|{}", d.dimension_name, d.dimension_value))
+            .collect();
+        key.push_str(&parts.join("|"));
+        key
+    }
+
+    /// `<class>:<subclass>:<type>`: the Kafka message key.
+    pub fn message_key(&self) -> String {
+        format!("{}:{}:{}", self.resource.class, self.resource.subclass, self.resource.kind)
+    }
+
+    /// Parses a metrics group, validating names the way the constructors do.
+    pub fn from_json(value: &serde_json::Value) -> Result<MetricsGroup, ModelError> {
+        let raw: MetricsGroup = serde_json::from_value(value.clone())
+            .map_err(|e| ModelError::invalid("metrics group", e.to_string()))?;
+        let resource = Resource::from_json(value.get("resource").unwrap_or(&serde_json::Value::Null))?;
+        let mut group = MetricsGroup::new(
+            resource,
+            &raw.metrics_group_type,
+            raw.metrics_group_interval,
+            raw.metrics_group_creation_timestamp,
+        )?;
+        for m in raw.metrics {
+            group.add_metric(Metric::new(
+                &m.metric_name,
+                m.metric_value,
+                m.metric_type,
+                m.metric_creation_timestamp,
+            )?)?;
+        }
+        for d in raw.dimensions {
+            group.add_dimension(Dimension::new(&d.dimension_name, &d.dimension_value)?)?;
+        }
+        Ok(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CreationTimestamp;
+
+    fn resource() -> Resource {
+        Resource::new("s", "network", "switch", "generic", "sw1", "127.0.0.1", Some("p"),
+            CreationTimestamp::Number(1.0), 900).unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_spec() {
+        let mut g = MetricsGroup::new(resource(), "interface", 60, 1535497112.0754).unwrap();
+        assert_eq!(g.partition_key(), "sw1|interface|");
+        g.add_dimension(Dimension::new("z", "1").unwrap()).unwrap();
+        g.add_dimension(Dimension::new("a", "2").unwrap()).unwrap();
+        assert_eq!(g.partition_key(), "sw1|interface|a|2|z|1");
+        assert_eq!(g.message_key(), "network:switch:generic");
+        assert_eq!(g.metrics_group_creation_timestamp, 1535497112.075);
+    }
+
+    #[test]
+    fn duplicates_are_refused_per_type() {
+        let mut g = MetricsGroup::new(resource(), "interface", 60, 1.0).unwrap();
+        let m = |t| Metric::new("bits_in", MetricValue::Int(1), t, 1.0).unwrap();
+        g.add_metric(m(MetricType::Counter)).unwrap();
+        g.add_metric(m(MetricType::Gauge)).unwrap();
+        assert!(g.add_metric(m(MetricType::Gauge)).is_err());
+        g.add_dimension(Dimension::new("a", "x").unwrap()).unwrap();
+        assert!(g.add_dimension(Dimension::new("a", "y").unwrap()).is_err());
+        assert!(Dimension::new("a", "").is_err());
+        assert!(Metric::new("1x", MetricValue::Int(1), MetricType::Gauge, 1.0).is_err());
+    }
+
+    #[test]
+    fn values_keep_their_number_kind() {
+        let v: Vec<MetricValue> = serde_json::from_str("[1, 1.0, 18446744073709551615]").unwrap();
+        assert_eq!(v, vec![MetricValue::Int(1), MetricValue::Float(1.0), MetricValue::Int(u64::MAX.into())]);
+        assert_eq!(serde_json::to_string(&v).unwrap(), "[1,1.0,18446744073709551615]");
+        // Octets x 8 of a 64-bit counter can pass u64: still written as a JSON integer.
+        let big = MetricValue::Int(237_543_529_719_488_000_000);
+        assert_eq!(serde_json::to_string(&big).unwrap(), "237543529719488000000");
+        assert_eq!(MetricValue::Float(2.0).to_string(), "2.0");
+        assert!(serde_json::from_str::<MetricValue>("true").is_err());
+    }
+}

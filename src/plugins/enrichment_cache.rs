@@ -1,0 +1,120 @@
+//! The enrichment cache handed to plugins with an `[enrichment]` section: the stored
+//! enrichments named by `preload`, loaded once per run (spec §2.5).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::config::Preload;
+use crate::model::StoredEnrichment;
+
+/// Read access to the enrichment keyspace (`<resource_id>:<namespace>` -> stored JSON).
+pub trait EnrichmentSource {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String>;
+}
+
+impl EnrichmentSource for panoptes_storage::Keyspace {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        panoptes_storage::Keyspace::get(self, key.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .scan_prefix(prefix.as_bytes())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EnrichmentCache {
+    self_id: String,
+    data: HashMap<(String, String), Map<String, Value>>,
+    /// Entries named by `preload` that were not in the store (logged, not fatal).
+    pub missing: Vec<String>,
+}
+
+impl EnrichmentCache {
+    pub fn load(
+        source: &dyn EnrichmentSource,
+        preloads: &[Preload],
+        self_id: &str,
+    ) -> Result<EnrichmentCache, String> {
+        let mut cache = EnrichmentCache { self_id: self_id.to_string(), ..Default::default() };
+        for p in preloads {
+            let resource = if p.resource == "self" { self_id } else { p.resource.as_str() };
+            let keys = if p.namespace == "*" {
+                source.keys_with_prefix(&format!("{resource}:"))?
+            } else {
+                vec![format!("{resource}:{}", p.namespace)]
+            };
+            for key in keys {
+                match source.get(&key)? {
+                    None => cache.missing.push(key),
+                    Some(bytes) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        let stored = StoredEnrichment::parse(&text)
+                            .map_err(|e| format!("enrichment `{key}`: {e}"))?;
+                        let ns = key.split_once(':').map(|(_, ns)| ns).unwrap_or_default();
+                        cache.data.insert((resource.to_string(), ns.to_string()), stored.data);
+                    }
+                }
+            }
+        }
+        Ok(cache)
+    }
+
+    fn resolve<'a>(&'a self, resource: &'a str) -> &'a str {
+        if resource == "self" {
+            &self.self_id
+        } else {
+            resource
+        }
+    }
+
+    /// The whole data dict of `<resource>:<namespace>`.
+    pub fn enrichment(&self, resource: &str, namespace: &str) -> Option<&Map<String, Value>> {
+        self.data.get(&(self.resolve(resource).to_string(), namespace.to_string()))
+    }
+
+    /// One value of `<resource>:<namespace>`.
+    pub fn value(&self, resource: &str, namespace: &str, key: &str) -> Option<&Value> {
+        self.enrichment(resource, namespace).and_then(|m| m.get(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    struct Fake(BTreeMap<String, String>);
+    impl EnrichmentSource for Fake {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
+        }
+        fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
+            Ok(self.0.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        }
+    }
+
+    #[test]
+    fn loads_self_and_star_and_reports_missing() {
+        let mut m = BTreeMap::new();
+        m.insert("r1:interface".to_string(), r#"{"data": {"5": {"alias": "x"}}, "metadata": {}}"#.to_string());
+        m.insert("r1:other".to_string(), r#"{"data": {"k": 1}}"#.to_string());
+        let src = Fake(m);
+        let pre = |r: &str, ns: &str| Preload { resource: r.into(), namespace: ns.into() };
+        let c = EnrichmentCache::load(&src, &[pre("self", "interface"), pre("r2", "x")], "r1").unwrap();
+        assert_eq!(c.value("self", "interface", "5").unwrap()["alias"], "x");
+        assert_eq!(c.missing, vec!["r2:x"]);
+        let c = EnrichmentCache::load(&src, &[pre("self", "*")], "r1").unwrap();
+        assert!(c.enrichment("r1", "other").is_some());
+        let mut bad = BTreeMap::new();
+        bad.insert("r1:interface".to_string(), "not json".to_string());
+        assert!(EnrichmentCache::load(&Fake(bad), &[pre("self", "interface")], "r1").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! IF-MIB interface enrichment and polling (spec §7, §8).
+
+pub mod enrichment;
+mod iana;
+pub mod polling;
+
+use std::collections::BTreeMap;
+
+use crate::snmp::{Oid, SnmpClient, SnmpError, SnmpValue};
+
+pub use iana::if_type_name;
+
+pub const IF_TABLE: &str = "1.3.6.1.2.1.2.2.1";
+pub const IF_X_TABLE: &str = "1.3.6.1.2.1.31.1.1.1";
+pub const DOT3_STATS_TABLE: &str = "1.3.6.1.2.1.10.7.2.1";
+pub const NOT_SET: &str = "<not set>";
+
+/// Rows of one walked column: interface index (the last OID component) -> value.
+pub type Column = BTreeMap<String, SnmpValue>;
+
+/// Bulk-walks `<table>.<column>` and keys each value by the rest of its OID.
+pub async fn walk_column(client: &mut SnmpClient, table: &str, column: u32) -> Result<Column, SnmpError> {
+    let root: Oid = format!("{table}.{column}")
+        .parse()
+        .map_err(|_| SnmpError::Protocol { target: String::new(), detail: format!("bad OID {table}.{column}") })?;
+    let rows = client.bulk_walk(&root).await?;
+    let mut out = Column::new();
+    for vb in rows {
+        if let Some(suffix) = vb.oid.suffix_after(&root) {
+            let index = suffix.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            out.insert(index, vb.value);
+        }
+    }
+    Ok(out)
+}
+
+/// ASCII text of an SNMP value, dropping bytes that are not ASCII (the original's
+/// `decode('ascii', 'ignore')`).
+pub fn ascii_text(v: &SnmpValue) -> String {
+    match v.as_bytes() {
+        Some(bytes) => bytes.iter().filter(|b| b.is_ascii()).map(|b| *b as char).collect(),
+        None => v.to_display_string(),
+    }
+}

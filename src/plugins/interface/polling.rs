@@ -1,0 +1,215 @@
+//! Interface polling (`plugin_polling_device_interface_metrics`): one `interface` metrics
+//! group per interface with the spec's metric and dimension names (spec §8.2), plus the
+//! `status` group with `interface_polling_status`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{ascii_text, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
+use crate::model::{Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource};
+use crate::plugins::enrichment_cache::EnrichmentCache;
+use crate::plugins::status::{DeviceStatus, StatusTracker};
+use crate::plugins::PluginError;
+use crate::snmp::{SnmpClient, SnmpValue};
+
+pub const GROUP_TYPE: &str = "interface";
+pub const STATUS_METRIC: &str = "interface_polling_status";
+
+/// Dimensions copied from the interface enrichment, in the original's order.
+const ENRICHED_DIMENSIONS: [&str; 10] = [
+    "alias",
+    "media_type",
+    "description",
+    "configured_speed",
+    "port_speed",
+    "interface_name",
+    "parent_interface_name",
+    "parent_interface_media_type",
+    "parent_interface_configured_speed",
+    "parent_interface_port_speed",
+];
+
+/// Options from the plugin file.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub interval: u64,
+    pub include_interface_index: bool,
+}
+
+/// What one poll walked: column name -> rows.
+type Walked = BTreeMap<&'static str, Column>;
+
+const COLUMNS: [(&str, &str, u32); 21] = [
+    ("dot3StatsAlignmentErrors", DOT3_STATS_TABLE, 2),
+    ("dot3StatsFCSErrors", DOT3_STATS_TABLE, 3),
+    ("dot3StatsFrameTooLongs", DOT3_STATS_TABLE, 13),
+    ("ifMtu", IF_TABLE, 4),
+    ("ifSpeed", IF_TABLE, 5),
+    ("ifPhysAddress", IF_TABLE, 6),
+    ("ifAdminStatus", IF_TABLE, 7),
+    ("ifOperStatus", IF_TABLE, 8),
+    ("ifInDiscards", IF_TABLE, 13),
+    ("ifInErrors", IF_TABLE, 14),
+    ("ifOutDiscards", IF_TABLE, 19),
+    ("ifOutErrors", IF_TABLE, 20),
+    ("ifHCInOctets", IF_X_TABLE, 6),
+    ("ifHCInUcastPkts", IF_X_TABLE, 7),
+    ("ifHCInMulticastPkts", IF_X_TABLE, 8),
+    ("ifHCInBroadcastPkts", IF_X_TABLE, 9),
+    ("ifHCOutOctets", IF_X_TABLE, 10),
+    ("ifHCOutUcastPkts", IF_X_TABLE, 11),
+    ("ifHCOutMulticastPkts", IF_X_TABLE, 12),
+    ("ifHCOutBroadcastPkts", IF_X_TABLE, 13),
+    ("ifHighSpeed", IF_X_TABLE, 15),
+];
+
+/// Polls the device. Always returns at least the status group: a failure shows up there,
+/// not as an empty result.
+pub async fn run(
+    client: Result<&mut SnmpClient, PluginError>,
+    resource: &Resource,
+    enrichment: Result<&EnrichmentCache, PluginError>,
+    options: Options,
+    now: f64,
+) -> Result<Vec<MetricsGroup>, ModelError> {
+    let mut status = StatusTracker::default();
+    let mut groups = Vec::new();
+    match poll(client, resource, enrichment, options, now, &mut status).await {
+        Ok(mut interface_groups) => groups.append(&mut interface_groups),
+        Err(e) => {
+            tracing::warn!(resource = %resource.id, endpoint = %resource.endpoint, error = %e, "interface polling failed");
+            status.failure("interface", DeviceStatus::of_error(&e));
+        }
+    }
+    groups.push(status.group(resource, STATUS_METRIC, options.interval, now)?);
+    Ok(groups)
+}
+
+async fn poll(
+    client: Result<&mut SnmpClient, PluginError>,
+    resource: &Resource,
+    enrichment: Result<&EnrichmentCache, PluginError>,
+    options: Options,
+    now: f64,
+    status: &mut StatusTracker,
+) -> Result<Vec<MetricsGroup>, PluginError> {
+    let client = client?;
+    let enrichment = enrichment?;
+    let interfaces = enrichment.enrichment("self", "interface").ok_or_else(|| {
+        PluginError::Enrichment(format!("no interface enrichment stored for resource `{}`", resource.id))
+    })?;
+    let mut walked = Walked::new();
+    for (name, table, column) in COLUMNS {
+        walked.insert(name, walk_column(client, table, column).await?);
+    }
+    let if_x: BTreeSet<String> = COLUMNS
+        .iter()
+        .filter(|(_, table, _)| *table == IF_X_TABLE)
+        .flat_map(|(name, _, _)| walked.get(name).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default())
+        .collect();
+    let mut groups = Vec::new();
+    for index in &if_x {
+        let Some(Value::Object(fields)) = interfaces.get(index) else {
+            tracing::warn!(resource = %resource.id, index = %index, "interface has no enrichment yet: skipped this poll");
+            status.failure("interface", DeviceStatus::EnrichmentFailure);
+            continue;
+        };
+        let group = interface_group(resource, index, fields, &walked, options, now)
+            .map_err(|e| PluginError::Internal(e.to_string()))?;
+        groups.push(group);
+        status.success("interface");
+    }
+    if if_x.is_empty() {
+        status.failure("interface", DeviceStatus::MissingMetrics);
+    }
+    Ok(groups)
+}
+
+fn number(walked: &Walked, column: &str, index: &str) -> i128 {
+    walked
+        .get(column)
+        .and_then(|c| c.get(index))
+        .and_then(SnmpValue::as_i128)
+        .unwrap_or(-1)
+}
+
+fn interface_group(
+    resource: &Resource,
+    index: &str,
+    enrichment: &serde_json::Map<String, Value>,
+    walked: &Walked,
+    options: Options,
+    now: f64,
+) -> Result<MetricsGroup, ModelError> {
+    let mut g = MetricsGroup::new(resource.clone(), GROUP_TYPE, options.interval, now)?;
+    let n = |c: &str| number(walked, c, index);
+    let sum = |cs: [&str; 3]| {
+        let v: Vec<i128> = cs.iter().map(|c| n(c)).collect();
+        if v.contains(&-1) {
+            -1
+        } else {
+            v.iter().sum()
+        }
+    };
+    let times8 = |c: &str| match n(c) {
+        -1 => -1,
+        v => v * 8,
+    };
+    let admin = n("ifAdminStatus");
+    let oper = n("ifOperStatus");
+    let configured = match enrichment.get("configured_speed") {
+        Some(Value::Number(x)) => x.as_i64().map(i128::from).unwrap_or(-1),
+        Some(Value::String(s)) => s.parse().unwrap_or(-1),
+        _ => -1,
+    };
+    let counters: [(&str, i128); 19] = [
+        ("bits_in", times8("ifHCInOctets")),
+        ("bits_out", times8("ifHCOutOctets")),
+        ("unicast_packets_in", n("ifHCInUcastPkts")),
+        ("unicast_packets_out", n("ifHCOutUcastPkts")),
+        ("multicast_packets_in", n("ifHCInMulticastPkts")),
+        ("multicast_packets_out", n("ifHCOutMulticastPkts")),
+        ("broadcast_packets_in", n("ifHCInBroadcastPkts")),
+        ("broadcast_packets_out", n("ifHCOutBroadcastPkts")),
+        ("total_packets_in", sum(["ifHCInUcastPkts", "ifHCInMulticastPkts", "ifHCInBroadcastPkts"])),
+        ("total_packets_out", sum(["ifHCOutUcastPkts", "ifHCOutMulticastPkts", "ifHCOutBroadcastPkts"])),
+        ("errors_in", n("ifInErrors")),
+        ("errors_out", n("ifOutErrors")),
+        ("discards_in", n("ifInDiscards")),
+        ("discards_out", n("ifOutDiscards")),
+        ("errors_frame", n("dot3StatsAlignmentErrors")),
+        ("errors_crc", n("dot3StatsFCSErrors")),
+        ("errors_giants", n("dot3StatsFrameTooLongs")),
+        ("admin_state", admin),
+        ("oper_state", oper),
+    ];
+    for (name, value) in counters {
+        let kind = if matches!(name, "admin_state" | "oper_state") { MetricType::Gauge } else { MetricType::Counter };
+        g.add_metric(Metric::new(name, MetricValue::Int(value), kind, now)?)?;
+    }
+    let gauges: [(&str, i128); 3] = [
+        ("oper_admin_state_mismatch", i128::from(oper != admin)),
+        ("mtu", n("ifMtu")),
+        ("configured_speed", configured),
+    ];
+    for (name, value) in gauges {
+        g.add_metric(Metric::new(name, MetricValue::Int(value), MetricType::Gauge, now)?)?;
+    }
+    for name in ENRICHED_DIMENSIONS {
+        let value = match enrichment.get(name) {
+            Some(Value::String(s)) if matches!(name, "alias" | "description") => {
+                ascii_text(&SnmpValue::OctetString(s.as_bytes().to_vec()))
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let value = if value.is_empty() { NOT_SET.to_string() } else { value };
+        g.add_dimension(Dimension::new(name, &value)?)?;
+    }
+    if options.include_interface_index {
+        g.add_dimension(Dimension::new("interface_index", index)?)?;
+    }
+    Ok(g)
+}

@@ -1,0 +1,135 @@
+//! Counters behind `/metrics`. Every observable happening goes through a typed event in
+//! [`crate::events`], which logs and counts together so logs and metrics never drift apart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One series: metric name plus its labels, rendered `name{a="x",b="y"}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Series {
+    pub name: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+}
+
+impl Series {
+    pub fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Series {
+        Series { name, labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect() }
+    }
+
+    fn render(&self, out: &mut String, value: f64) {
+        out.push_str(self.name);
+        if !self.labels.is_empty() {
+            out.push('{');
+            for (i, (k, v)) in self.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let _ = write!(out, "{k}=\"{escaped}\"");
+            }
+            out.push('}');
+        }
+        let _ = writeln!(out, " {value}");
+    }
+}
+
+/// Counters and last-seen times, shared by every stage of the node.
+pub struct Telemetry {
+    pub started: Instant,
+    counters: Mutex<BTreeMap<Series, f64>>,
+    /// (kind, plugin) -> Instant of the last finished run.
+    last_run: Mutex<BTreeMap<(String, String), Instant>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry { started: Instant::now(), counters: Mutex::default(), last_run: Mutex::default() }
+    }
+}
+
+/// HELP and TYPE of every counter we emit; `/metrics` prints them even before the first
+/// increment, so dashboards and alerts see a 0, not a missing series.
+pub const COUNTERS: &[(&str, &str)] = &[
+    ("panoptes_plugin_runs_total", "Plugin runs finished, by kind, plugin and outcome."),
+    ("panoptes_polls_total", "Polling plugin runs by outcome (succeeded, failed, timed_out, shed)."),
+    ("panoptes_metrics_groups_published_total", "Metrics groups appended to a topic."),
+    ("panoptes_publish_errors_total", "Appends to a topic that failed."),
+    ("panoptes_resources_changed_total", "Resources added, updated or deleted by the resource manager."),
+    ("panoptes_resources_rejected_total", "Resources or messages refused as invalid."),
+    ("panoptes_enrichments_stored_total", "Enrichment groups stored."),
+    ("panoptes_rate_samples_total", "Rate transform samples by result."),
+    ("panoptes_keys_expired_total", "Keys removed by TTL expiry."),
+    ("panoptes_http_requests_rejected_total", "HTTP API requests refused as invalid."),
+];
+
+impl Telemetry {
+    pub fn add(&self, series: Series, n: f64) {
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry(series).or_insert(0.0) += n;
+    }
+
+    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.add(Series::new(name, labels), 1.0);
+    }
+
+    pub fn get(&self, name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(&Series::new(name, labels)).copied().unwrap_or(0.0)
+    }
+
+    pub fn mark_run(&self, kind: &str, plugin: &str) {
+        let mut m = self.last_run.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert((kind.to_string(), plugin.to_string()), Instant::now());
+    }
+
+    /// Seconds since the last finished run of each plugin.
+    pub fn last_run_ages(&self) -> Vec<(String, String, f64)> {
+        let m = self.last_run.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|((k, p), t)| (k.clone(), p.clone(), t.elapsed().as_secs_f64())).collect()
+    }
+
+    /// Prometheus text for the counters.
+    pub fn render_counters(&self, out: &mut String) {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help) in COUNTERS {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let mut any = false;
+            for (series, value) in c.iter().filter(|(s, _)| s.name == *name) {
+                series.render(out, *value);
+                any = true;
+            }
+            if !any {
+                let _ = writeln!(out, "{name} 0");
+            }
+        }
+    }
+}
+
+/// Appends one gauge with HELP and TYPE lines.
+pub fn render_gauge(out: &mut String, name: &'static str, help: &str, series: &[(Vec<(&'static str, String)>, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in series {
+        Series { name, labels: labels.clone() }.render(out, *value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let t = Telemetry::default();
+        t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
+        t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
+        t.inc("panoptes_plugin_runs_total", &[("kind", "polling"), ("plugin", "a\"b")]);
+        let mut s = String::new();
+        t.render_counters(&mut s);
+        assert!(s.contains("panoptes_polls_total{outcome=\"succeeded\"} 2\n"), "{s}");
+        assert!(s.contains("plugin=\"a\\\"b\""), "{s}");
+        assert!(s.contains("panoptes_publish_errors_total 0\n"));
+        assert_eq!(t.get("panoptes_polls_total", &[("outcome", "succeeded")]), 2.0);
+    }
+}
