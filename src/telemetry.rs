@@ -15,7 +15,10 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Series {
-        Series { name, labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect() }
+        Series {
+            name,
+            labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        }
     }
 
     fn render(&self, out: &mut String, value: f64) {
@@ -26,7 +29,10 @@ impl Series {
                 if i > 0 {
                     out.push(',');
                 }
-                let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let escaped = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
                 let _ = write!(out, "{k}=\"{escaped}\"");
             }
             out.push('}');
@@ -45,23 +51,54 @@ pub struct Telemetry {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry { started: Instant::now(), counters: Mutex::default(), last_run: Mutex::default() }
+        Telemetry {
+            started: Instant::now(),
+            counters: Mutex::default(),
+            last_run: Mutex::default(),
+        }
     }
 }
 
 /// HELP and TYPE of every counter we emit; `/metrics` prints them even before the first
 /// increment, so dashboards and alerts see a 0, not a missing series.
 pub const COUNTERS: &[(&str, &str)] = &[
-    ("panoptes_plugin_runs_total", "Plugin runs finished, by kind, plugin and outcome."),
-    ("panoptes_polls_total", "Polling plugin runs by outcome (succeeded, failed, timed_out, shed)."),
-    ("panoptes_metrics_groups_published_total", "Metrics groups appended to a topic."),
-    ("panoptes_publish_errors_total", "Appends to a topic that failed."),
-    ("panoptes_resources_changed_total", "Resources added, updated or deleted by the resource manager."),
-    ("panoptes_resources_rejected_total", "Resources or messages refused as invalid."),
-    ("panoptes_enrichments_stored_total", "Enrichment groups stored."),
-    ("panoptes_rate_samples_total", "Rate transform samples by result."),
+    (
+        "panoptes_plugin_runs_total",
+        "Plugin runs finished, by kind, plugin and outcome.",
+    ),
+    (
+        "panoptes_polls_total",
+        "Polling plugin runs by outcome (succeeded, failed, timed_out, shed).",
+    ),
+    (
+        "panoptes_metrics_groups_published_total",
+        "Metrics groups appended to a topic.",
+    ),
+    (
+        "panoptes_publish_errors_total",
+        "Appends to a topic that failed.",
+    ),
+    (
+        "panoptes_resources_changed_total",
+        "Resources added, updated or deleted by the resource manager.",
+    ),
+    (
+        "panoptes_resources_rejected_total",
+        "Resources or messages refused as invalid.",
+    ),
+    (
+        "panoptes_enrichments_stored_total",
+        "Enrichment groups stored.",
+    ),
+    (
+        "panoptes_rate_samples_total",
+        "Rate transform samples by result.",
+    ),
     ("panoptes_keys_expired_total", "Keys removed by TTL expiry."),
-    ("panoptes_http_requests_rejected_total", "HTTP API requests refused as invalid."),
+    (
+        "panoptes_http_requests_rejected_total",
+        "HTTP API requests refused as invalid.",
+    ),
 ];
 
 impl Telemetry {
@@ -87,7 +124,9 @@ impl Telemetry {
     /// Seconds since the last finished run of each plugin.
     pub fn last_run_ages(&self) -> Vec<(String, String, f64)> {
         let m = self.last_run.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|((k, p), t)| (k.clone(), p.clone(), t.elapsed().as_secs_f64())).collect()
+        m.iter()
+            .map(|((k, p), t)| (k.clone(), p.clone(), t.elapsed().as_secs_f64()))
+            .collect()
     }
 
     /// Prometheus text for the counters.
@@ -108,10 +147,19 @@ impl Telemetry {
 }
 
 /// Appends one gauge with HELP and TYPE lines.
-pub fn render_gauge(out: &mut String, name: &'static str, help: &str, series: &[(Vec<(&'static str, String)>, f64)]) {
+pub fn render_gauge(
+    out: &mut String,
+    name: &'static str,
+    help: &str,
+    series: &[(Vec<(&'static str, String)>, f64)],
+) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
     for (labels, value) in series {
-        Series { name, labels: labels.clone() }.render(out, *value);
+        Series {
+            name,
+            labels: labels.clone(),
+        }
+        .render(out, *value);
     }
 }
 
@@ -124,12 +172,21 @@ mod tests {
         let t = Telemetry::default();
         t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
         t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
-        t.inc("panoptes_plugin_runs_total", &[("kind", "polling"), ("plugin", "a\"b")]);
+        t.inc(
+            "panoptes_plugin_runs_total",
+            &[("kind", "polling"), ("plugin", "a\"b")],
+        );
         let mut s = String::new();
         t.render_counters(&mut s);
-        assert!(s.contains("panoptes_polls_total{outcome=\"succeeded\"} 2\n"), "{s}");
+        assert!(
+            s.contains("panoptes_polls_total{outcome=\"succeeded\"} 2\n"),
+            "{s}"
+        );
         assert!(s.contains("plugin=\"a\\\"b\""), "{s}");
         assert!(s.contains("panoptes_publish_errors_total 0\n"));
-        assert_eq!(t.get("panoptes_polls_total", &[("outcome", "succeeded")]), 2.0);
+        assert_eq!(
+            t.get("panoptes_polls_total", &[("outcome", "succeeded")]),
+            2.0
+        );
     }
 }

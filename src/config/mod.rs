@@ -4,8 +4,8 @@ mod plugin_file;
 mod settings;
 
 pub use plugin_file::{
-    load_plugin_dir, PluginConfig, PluginFileError, PluginKind, Preload, RateTransform, SnmpOverrides,
-    TransformSpec,
+    load_plugin_dir, PluginConfig, PluginFileError, PluginKind, Preload, RateTransform,
+    SnmpOverrides, TransformSpec,
 };
 pub use settings::{
     DemoSettings, HttpSettings, KafkaSettings, LogSettings, PluginDirs, RetentionSettings,

@@ -92,17 +92,27 @@ impl PluginConfig {
     }
 
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
-        self.sections.get(section).and_then(|s| s.get(key)).map(String::as_str)
+        self.sections
+            .get(section)
+            .and_then(|s| s.get(key))
+            .map(String::as_str)
     }
 
     /// A `0`/`1`/`true`/`false` flag; absent is `false`.
     pub fn flag(&self, section: &str, key: &str) -> Result<bool, PluginFileError> {
-        match self.get(section, key).map(|v| v.trim().to_ascii_lowercase()) {
+        match self
+            .get(section, key)
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => Ok(false),
             Some(v) => match v.as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" | "" => Ok(false),
-                _ => Err(self.error(section, key, format!("`{v}` is not a boolean (expected 0/1/true/false)"))),
+                _ => Err(self.error(
+                    section,
+                    key,
+                    format!("`{v}` is not a boolean (expected 0/1/true/false)"),
+                )),
             },
         }
     }
@@ -113,7 +123,11 @@ impl PluginConfig {
     }
 
     pub fn error(&self, section: &str, key: &str, problem: impl Into<String>) -> PluginFileError {
-        PluginFileError { path: self.path.clone(), key: format!("[{section}] {key}"), problem: problem.into() }
+        PluginFileError {
+            path: self.path.clone(),
+            key: format!("[{section}] {key}"),
+            problem: problem.into(),
+        }
     }
 
     /// Parses one plugin file (INI unless the name ends in `.toml`).
@@ -154,9 +168,15 @@ impl PluginConfig {
         let uint = |s: &str, k: &str| -> Result<Option<u64>, PluginFileError> {
             match get(s, k) {
                 None => Ok(None),
-                Some(v) => v.parse::<i64>().map(|n| Some(n.max(0) as u64)).map_err(|_| {
-                    fail(&format!("[{s}] {k}"), format!("`{v}` is not a whole number"))
-                }),
+                Some(v) => v
+                    .parse::<i64>()
+                    .map(|n| Some(n.max(0) as u64))
+                    .map_err(|_| {
+                        fail(
+                            &format!("[{s}] {k}"),
+                            format!("`{v}` is not a whole number"),
+                        )
+                    }),
             }
         };
         let execute_frequency = uint("main", "execute_frequency")?
@@ -177,7 +197,9 @@ impl PluginConfig {
         let small = |k: &str, max: u64| -> Result<Option<u64>, PluginFileError> {
             let v = uint("snmp", k)?;
             match v {
-                Some(n) if n > max => Err(fail(&format!("[snmp] {k}"), format!("{n} is above {max}"))),
+                Some(n) if n > max => {
+                    Err(fail(&format!("[snmp] {k}"), format!("{n} is above {max}")))
+                }
                 other => Ok(other),
             }
         };
@@ -201,7 +223,12 @@ impl PluginConfig {
             }
         }
         let processed_topics = get("topics", "processed")
-            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(PluginConfig {
             path: path.to_path_buf(),
@@ -233,7 +260,8 @@ pub fn load_plugin_dir(dir: &Path, kind: PluginKind) -> Result<Vec<PluginConfig>
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension().is_some_and(|e| e == "panoptes-plugin" || e == "toml")
+                && p.extension()
+                    .is_some_and(|e| e == "panoptes-plugin" || e == "toml")
         })
         .collect();
     paths.sort();
@@ -243,7 +271,13 @@ pub fn load_plugin_dir(dir: &Path, kind: PluginKind) -> Result<Vec<PluginConfig>
 pub fn normalize_name(name: &str) -> String {
     name.replace('_', "__")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -265,7 +299,11 @@ fn unquote(v: &str) -> &str {
 }
 
 fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
-    let opts = ini::ParseOption { enabled_quote: false, enabled_escape: false, ..Default::default() };
+    let opts = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        ..Default::default()
+    };
     let parsed = ini::Ini::load_from_str_opt(text, opts).map_err(|e| e.to_string())?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (section, props) in parsed.iter() {
@@ -319,14 +357,19 @@ fn parse_preload(text: &str) -> Result<Vec<Preload>, String> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|entry| {
-            let (res, ns) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("`{entry}`: expected <resource>:<namespace>, e.g. self:interface"))?;
+            let (res, ns) = entry.split_once(':').ok_or_else(|| {
+                format!("`{entry}`: expected <resource>:<namespace>, e.g. self:interface")
+            })?;
             let (res, ns) = (res.trim(), ns.trim());
             if res.is_empty() || ns.is_empty() {
-                return Err(format!("`{entry}`: resource and namespace must be non-empty"));
+                return Err(format!(
+                    "`{entry}`: resource and namespace must be non-empty"
+                ));
             }
-            Ok(Preload { resource: res.to_string(), namespace: ns.to_string() })
+            Ok(Preload {
+                resource: res.to_string(),
+                namespace: ns.to_string(),
+            })
         })
         .collect()
 }
@@ -334,12 +377,19 @@ fn parse_preload(text: &str) -> Result<Vec<Preload>, String> {
 fn parse_transform(name: &str, value: &str) -> Result<TransformSpec, String> {
     let parts: Vec<&str> = value.split(':').collect();
     if parts.len() != 3 {
-        return Err(format!("`{value}`: expected <kind>:<metrics_group_type>:<metric>,<metric>,..."));
+        return Err(format!(
+            "`{value}`: expected <kind>:<metrics_group_type>:<metric>,<metric>,..."
+        ));
     }
-    let inputs: Vec<String> =
-        parts[2].split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let inputs: Vec<String> = parts[2]
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if parts[1].trim().is_empty() || inputs.is_empty() {
-        return Err(format!("`{value}`: the group type and at least one metric are required"));
+        return Err(format!(
+            "`{value}`: the group type and at least one metric are required"
+        ));
     }
     Ok(TransformSpec {
         name: name.to_string(),
@@ -354,29 +404,55 @@ mod tests {
     use super::*;
 
     fn shared(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance").join(rel)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/conformance")
+            .join(rel)
     }
 
     #[test]
     fn loads_the_originals_files_unchanged() {
-        let p = PluginConfig::load(&shared("interface_polling/default/plugin.conf"), PluginKind::Polling).unwrap();
+        let p = PluginConfig::load(
+            &shared("interface_polling/default/plugin.conf"),
+            PluginKind::Polling,
+        )
+        .unwrap();
         assert_eq!(p.module, "plugin_polling_device_interface_metrics");
         assert_eq!(p.execute_frequency, 60);
-        assert_eq!(p.preload, vec![Preload { resource: "self".into(), namespace: "interface".into() }]);
+        assert_eq!(
+            p.preload,
+            vec![Preload {
+                resource: "self".into(),
+                namespace: "interface".into()
+            }]
+        );
         assert_eq!(p.snmp.max_repetitions, Some(25));
         assert!(!p.flag("dimension", "include_interface_index").unwrap());
 
-        let d = PluginConfig::load(&shared("discovery/from_json_file/example_plugin.conf"), PluginKind::Discovery).unwrap();
+        let d = PluginConfig::load(
+            &shared("discovery/from_json_file/example_plugin.conf"),
+            PluginKind::Discovery,
+        )
+        .unwrap();
         assert_eq!(d.module, "plugin_discovery_from_json_file");
         assert_eq!(d.version, "0.1");
-        assert_eq!(d.get("main", "config_file"), Some("/home/panoptes/plugins/discovery/localhost.json"));
+        assert_eq!(
+            d.get("main", "config_file"),
+            Some("/home/panoptes/plugins/discovery/localhost.json")
+        );
 
-        let r = PluginConfig::load(&shared("rate_transform/interface_counter_sequence/plugin.conf"), PluginKind::Polling).unwrap();
+        let r = PluginConfig::load(
+            &shared("rate_transform/interface_counter_sequence/plugin.conf"),
+            PluginKind::Polling,
+        )
+        .unwrap();
         let t = r.transform_for("test_group").unwrap();
         assert_eq!(t.kind, "rate");
         assert_eq!(t.inputs, vec!["test_system_uptime", "extra_test_metric"]);
         assert_eq!(r.processed_topics, vec!["processed"]);
-        assert_eq!(normalize_name("Interface Enrichment Plugin"), "Interface_Enrichment_Plugin");
+        assert_eq!(
+            normalize_name("Interface Enrichment Plugin"),
+            "Interface_Enrichment_Plugin"
+        );
         assert_eq!(normalize_name("a_b-c"), "a__b_c");
     }
 
@@ -396,10 +472,17 @@ mod tests {
         let write = |body: &str| {
             let path = dir.path().join("bad.panoptes-plugin");
             std::fs::write(&path, body).unwrap();
-            PluginConfig::load(&path, PluginKind::Polling).unwrap_err().to_string()
+            PluginConfig::load(&path, PluginKind::Polling)
+                .unwrap_err()
+                .to_string()
         };
         let e = write("[Core]\nName = X\nModule = m\n[main]\nexecute_frequency = soon\nresource_filter = resource_class = \"n\"\n");
-        assert!(e.contains("bad.panoptes-plugin") && e.contains("execute_frequency") && e.contains("soon"), "{e}");
+        assert!(
+            e.contains("bad.panoptes-plugin")
+                && e.contains("execute_frequency")
+                && e.contains("soon"),
+            "{e}"
+        );
         let e = write("[Core]\nName = X\nModule = m\n[main]\nexecute_frequency = 5\n");
         assert!(e.contains("resource_filter"), "{e}");
         let e = write("[Core]\nName = X\nModule = m\n[main]\nexecute_frequency = 5\nresource_filter = resource_class = \"n\n");

@@ -10,7 +10,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../conf/panoptes.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("configuration {source_name}: {message}")]
-    Load { source_name: String, message: String },
+    Load {
+        source_name: String,
+        message: String,
+    },
     #[error("configuration key `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -129,7 +132,10 @@ impl Settings {
         let merged = builder
             .add_source(env)
             .build()
-            .map_err(|e| SettingsError::Load { source_name: origin.clone(), message: e.to_string() })?;
+            .map_err(|e| SettingsError::Load {
+                source_name: origin.clone(),
+                message: e.to_string(),
+            })?;
         let settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
             source_name: format!("{origin} (+ PANOPTES__* environment)"),
             message: e.to_string(),
@@ -140,7 +146,9 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         let topic_safe = |s: &str| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         };
         if !topic_safe(&self.site) {
             return Err(SettingsError::Invalid {
@@ -154,27 +162,58 @@ impl Settings {
         if !self.kafka.publish_to_site_topic && !self.kafka.publish_to_global_topic {
             return Err(SettingsError::Invalid {
                 key: "kafka.publish_to_site_topic",
-                problem: "publish_to_site_topic and publish_to_global_topic cannot both be false".into(),
+                problem: "publish_to_site_topic and publish_to_global_topic cannot both be false"
+                    .into(),
             });
         }
         if !topic_safe(&self.kafka.global_topic_name) {
             return Err(SettingsError::Invalid {
                 key: "kafka.global_topic_name",
-                problem: format!("`{}` is not a valid topic name", self.kafka.global_topic_name),
+                problem: format!(
+                    "`{}` is not a valid topic name",
+                    self.kafka.global_topic_name
+                ),
             });
         }
         let checks: [(&'static str, bool, &str); 7] = [
-            ("kafka.partitions", self.kafka.partitions >= 1, "must be at least 1"),
-            ("snmp.timeout", (1..=120).contains(&self.snmp.timeout), "must be 1..120 seconds"),
+            (
+                "kafka.partitions",
+                self.kafka.partitions >= 1,
+                "must be at least 1",
+            ),
+            (
+                "snmp.timeout",
+                (1..=120).contains(&self.snmp.timeout),
+                "must be 1..120 seconds",
+            ),
             ("snmp.retries", self.snmp.retries <= 10, "must be 0..10"),
-            ("snmp.max_repetitions", self.snmp.max_repetitions >= 1, "must be at least 1"),
-            ("scheduler.max_in_flight", self.scheduler.max_in_flight >= 1, "must be at least 1"),
-            ("scheduler.per_device", self.scheduler.per_device >= 1, "must be at least 1"),
-            ("plugins.scan_interval", self.plugins.scan_interval >= 1, "must be at least 1 second"),
+            (
+                "snmp.max_repetitions",
+                self.snmp.max_repetitions >= 1,
+                "must be at least 1",
+            ),
+            (
+                "scheduler.max_in_flight",
+                self.scheduler.max_in_flight >= 1,
+                "must be at least 1",
+            ),
+            (
+                "scheduler.per_device",
+                self.scheduler.per_device >= 1,
+                "must be at least 1",
+            ),
+            (
+                "plugins.scan_interval",
+                self.plugins.scan_interval >= 1,
+                "must be at least 1 second",
+            ),
         ];
         for (key, ok, problem) in checks {
             if !ok {
-                return Err(SettingsError::Invalid { key, problem: problem.into() });
+                return Err(SettingsError::Invalid {
+                    key,
+                    problem: problem.into(),
+                });
             }
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
@@ -203,8 +242,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> Environment {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Environment::with_prefix("PANOPTES").source(Some(map))
     }
 
@@ -235,7 +276,10 @@ mod tests {
         assert_eq!(s.site, "dc1");
         assert_eq!(s.http.listen.port(), 7);
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(s.plugins.polling, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(
+            s.plugins.polling,
+            vec![PathBuf::from("a"), PathBuf::from("b")]
+        );
         assert!(!s.demo.enabled);
     }
 
@@ -245,12 +289,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("http.listen") || e.contains("listen"), "{e}");
-        let e = Settings::load_with_env(None, env(&[("PANOPTES__SITE", "a b")])).unwrap_err().to_string();
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__SITE", "a b")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("site"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         std::fs::write(&path, "[http]\nlisten_typo = 1\n").unwrap();
-        let e = Settings::load_with_env(Some(&path), env(&[])).unwrap_err().to_string();
+        let e = Settings::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen_typo") && e.contains("p.toml"), "{e}");
         let e = Settings::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[]))
             .unwrap_err()

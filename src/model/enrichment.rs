@@ -57,7 +57,11 @@ impl EnrichmentGroup {
     /// What goes into the enrichment keyspace under `<resource_id>:<namespace>`.
     pub fn to_stored(&self) -> StoredEnrichment {
         StoredEnrichment {
-            data: self.data.iter().map(|(k, v)| (k.clone(), Value::Object(v.clone()))).collect(),
+            data: self
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Object(v.clone())))
+                .collect(),
             metadata: match self.metadata_json() {
                 Value::Object(m) => m,
                 _ => Map::new(),
@@ -81,7 +85,8 @@ impl StoredEnrichment {
     }
 
     pub fn parse(text: &str) -> Result<StoredEnrichment, ModelError> {
-        serde_json::from_str(text).map_err(|e| ModelError::invalid("stored enrichment", e.to_string()))
+        serde_json::from_str(text)
+            .map_err(|e| ModelError::invalid("stored enrichment", e.to_string()))
     }
 }
 
@@ -95,7 +100,11 @@ pub struct EnrichmentGroupSet {
 
 impl EnrichmentGroupSet {
     pub fn new(resource: Resource, created: f64) -> EnrichmentGroupSet {
-        EnrichmentGroupSet { resource, creation_timestamp: created, groups: Vec::new() }
+        EnrichmentGroupSet {
+            resource,
+            creation_timestamp: created,
+            groups: Vec::new(),
+        }
     }
 
     /// A group with no sets cannot be added (spec §2.5); one namespace per set.
@@ -126,7 +135,11 @@ pub fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),

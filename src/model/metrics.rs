@@ -119,7 +119,10 @@ impl Metric {
         }
         if let MetricValue::Float(f) = value {
             if !f.is_finite() {
-                return Err(ModelError::invalid(format!("metric `{name}`"), "value must be finite"));
+                return Err(ModelError::invalid(
+                    format!("metric `{name}`"),
+                    "value must be finite",
+                ));
             }
         }
         Ok(Metric {
@@ -155,9 +158,15 @@ impl Dimension {
             ));
         }
         if value.is_empty() {
-            return Err(ModelError::invalid(format!("dimension `{name}`"), "value must be non-empty"));
+            return Err(ModelError::invalid(
+                format!("dimension `{name}`"),
+                "value must be non-empty",
+            ));
         }
-        Ok(Dimension { dimension_name: name.into(), dimension_value: value.into() })
+        Ok(Dimension {
+            dimension_name: name.into(),
+            dimension_value: value.into(),
+        })
     }
 }
 
@@ -178,7 +187,9 @@ impl PartialEq for MetricsGroup {
         fn same<T: PartialEq>(a: &[T], b: &[T]) -> bool {
             a.len() == b.len() && a.iter().all(|x| b.contains(x))
         }
-        self.resource == o.resource && same(&self.metrics, &o.metrics) && same(&self.dimensions, &o.dimensions)
+        self.resource == o.resource
+            && same(&self.metrics, &o.metrics)
+            && same(&self.dimensions, &o.dimensions)
     }
 }
 
@@ -190,10 +201,16 @@ impl MetricsGroup {
         created: f64,
     ) -> Result<MetricsGroup, ModelError> {
         if group_type.is_empty() {
-            return Err(ModelError::invalid("metrics_group_type", "must be non-empty"));
+            return Err(ModelError::invalid(
+                "metrics_group_type",
+                "must be non-empty",
+            ));
         }
         if interval == 0 {
-            return Err(ModelError::invalid("metrics_group_interval", "must be a positive integer"));
+            return Err(ModelError::invalid(
+                "metrics_group_interval",
+                "must be a positive integer",
+            ));
         }
         Ok(MetricsGroup {
             metrics_group_type: group_type.into(),
@@ -208,7 +225,10 @@ impl MetricsGroup {
 
     /// Adds a metric; a name may appear once per metric type.
     pub fn add_metric(&mut self, metric: Metric) -> Result<(), ModelError> {
-        if self.metric(&metric.metric_name, metric.metric_type).is_some() {
+        if self
+            .metric(&metric.metric_name, metric.metric_type)
+            .is_some()
+        {
             return Err(ModelError::Duplicate {
                 group: self.metrics_group_type.clone(),
                 what: "metric",
@@ -233,7 +253,9 @@ impl MetricsGroup {
     }
 
     pub fn metric(&self, name: &str, kind: MetricType) -> Option<&Metric> {
-        self.metrics.iter().find(|m| m.metric_name == name && m.metric_type == kind)
+        self.metrics
+            .iter()
+            .find(|m| m.metric_name == name && m.metric_type == kind)
     }
 
     pub fn dimension(&self, name: &str) -> Option<&str> {
@@ -259,14 +281,18 @@ impl MetricsGroup {
 
     /// `<class>:<subclass>:<type>`: the Kafka message key.
     pub fn message_key(&self) -> String {
-        format!("{}:{}:{}", self.resource.class, self.resource.subclass, self.resource.kind)
+        format!(
+            "{}:{}:{}",
+            self.resource.class, self.resource.subclass, self.resource.kind
+        )
     }
 
     /// Parses a metrics group, validating names the way the constructors do.
     pub fn from_json(value: &serde_json::Value) -> Result<MetricsGroup, ModelError> {
         let raw: MetricsGroup = serde_json::from_value(value.clone())
             .map_err(|e| ModelError::invalid("metrics group", e.to_string()))?;
-        let resource = Resource::from_json(value.get("resource").unwrap_or(&serde_json::Value::Null))?;
+        let resource =
+            Resource::from_json(value.get("resource").unwrap_or(&serde_json::Value::Null))?;
         let mut group = MetricsGroup::new(
             resource,
             &raw.metrics_group_type,
@@ -294,8 +320,18 @@ mod tests {
     use crate::model::CreationTimestamp;
 
     fn resource() -> Resource {
-        Resource::new("s", "network", "switch", "generic", "sw1", "127.0.0.1", Some("p"),
-            CreationTimestamp::Number(1.0), 900).unwrap()
+        Resource::new(
+            "s",
+            "network",
+            "switch",
+            "generic",
+            "sw1",
+            "127.0.0.1",
+            Some("p"),
+            CreationTimestamp::Number(1.0),
+            900,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -325,11 +361,24 @@ mod tests {
     #[test]
     fn values_keep_their_number_kind() {
         let v: Vec<MetricValue> = serde_json::from_str("[1, 1.0, 18446744073709551615]").unwrap();
-        assert_eq!(v, vec![MetricValue::Int(1), MetricValue::Float(1.0), MetricValue::Int(u64::MAX.into())]);
-        assert_eq!(serde_json::to_string(&v).unwrap(), "[1,1.0,18446744073709551615]");
+        assert_eq!(
+            v,
+            vec![
+                MetricValue::Int(1),
+                MetricValue::Float(1.0),
+                MetricValue::Int(u64::MAX.into())
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            "[1,1.0,18446744073709551615]"
+        );
         // Octets x 8 of a 64-bit counter can pass u64: still written as a JSON integer.
         let big = MetricValue::Int(237_543_529_719_488_000_000);
-        assert_eq!(serde_json::to_string(&big).unwrap(), "237543529719488000000");
+        assert_eq!(
+            serde_json::to_string(&big).unwrap(),
+            "237543529719488000000"
+        );
         assert_eq!(MetricValue::Float(2.0).to_string(), "2.0");
         assert!(serde_json::from_str::<MetricValue>("true").is_err());
     }

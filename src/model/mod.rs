@@ -9,8 +9,12 @@ mod resource;
 mod time;
 
 pub use enrichment::{sorted, EnrichmentGroup, EnrichmentGroupSet, StoredEnrichment};
-pub use metrics::{Dimension, Metric, MetricType, MetricValue, MetricsGroup, METRICS_GROUP_SCHEMA_VERSION};
-pub use resource::{CreationTimestamp, Resource, ResourceSet, DEFAULT_RESOURCE_TTL, RESOURCE_SET_SCHEMA_VERSION};
+pub use metrics::{
+    Dimension, Metric, MetricType, MetricValue, MetricsGroup, METRICS_GROUP_SCHEMA_VERSION,
+};
+pub use resource::{
+    CreationTimestamp, Resource, ResourceSet, DEFAULT_RESOURCE_TTL, RESOURCE_SET_SCHEMA_VERSION,
+};
 pub use time::{now_epoch, round3};
 
 /// A value or name the model refuses, with the field it was for.
@@ -19,12 +23,19 @@ pub enum ModelError {
     #[error("{field}: {problem}")]
     Invalid { field: String, problem: String },
     #[error("metrics group `{group}`: duplicate {what} `{name}`")]
-    Duplicate { group: String, what: &'static str, name: String },
+    Duplicate {
+        group: String,
+        what: &'static str,
+        name: String,
+    },
 }
 
 impl ModelError {
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        ModelError::Invalid { field: field.into(), problem: problem.into() }
+        ModelError::Invalid {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 }
 

@@ -113,7 +113,10 @@ impl Resource {
             ));
         }
         if value.is_empty() {
-            return Err(ModelError::invalid(field, "value must be a non-empty string"));
+            return Err(ModelError::invalid(
+                field,
+                "value must be a non-empty string",
+            ));
         }
         if value.contains('|') {
             return Err(ModelError::invalid(field, "value must not contain `|`"));
@@ -212,7 +215,13 @@ impl Resource {
 
     /// (site, class, subclass, type, id): what makes two resources the same device.
     pub fn identity(&self) -> (&str, &str, &str, &str, &str) {
-        (&self.site, &self.class, &self.subclass, &self.kind, &self.id)
+        (
+            &self.site,
+            &self.class,
+            &self.subclass,
+            &self.kind,
+            &self.id,
+        )
     }
 
     /// `_resource_ttl` in seconds.

@@ -20,7 +20,10 @@ pub struct MemoryRateState(Mutex<HashMap<String, String>>);
 
 impl RateState for MemoryRateState {
     fn get_set(&self, key: &str, value: &str, _ttl: Duration) -> Result<Option<String>, String> {
-        let mut map = self.0.lock().map_err(|_| "rate state lock poisoned".to_string())?;
+        let mut map = self
+            .0
+            .lock()
+            .map_err(|_| "rate state lock poisoned".to_string())?;
         Ok(map.insert(key.to_string(), value.to_string()))
     }
 }
@@ -48,7 +51,10 @@ pub fn apply_transforms(
 ) -> Vec<MetricsGroup> {
     let mut out = Vec::with_capacity(groups.len());
     for group in groups {
-        let Some(spec) = transforms.iter().find(|t| t.group_type == group.metrics_group_type) else {
+        let Some(spec) = transforms
+            .iter()
+            .find(|t| t.group_type == group.metrics_group_type)
+        else {
             out.push(group);
             continue;
         };
@@ -83,9 +89,16 @@ fn rate(
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
     let mut output = group.clone();
-    for metric in group.metrics.iter().filter(|m| spec.inputs.contains(&m.metric_name)) {
+    for metric in group
+        .metrics
+        .iter()
+        .filter(|m| spec.inputs.contains(&m.metric_name))
+    {
         let key = format!("{prefix}|{}", metric.metric_name);
-        let sample = format!("{}|{}", metric.metric_value, metric.metric_creation_timestamp);
+        let sample = format!(
+            "{}|{}",
+            metric.metric_value, metric.metric_creation_timestamp
+        );
         let Some(previous) = state.get_set(&key, &sample, ttl)? else {
             report.skipped_first_sample += 1;
             continue;
@@ -109,11 +122,19 @@ fn rate(
             continue;
         };
         let per_second = (diff / dt).trunc();
-        if output.metric(&metric.metric_name, MetricType::Gauge).is_some() {
+        if output
+            .metric(&metric.metric_name, MetricType::Gauge)
+            .is_some()
+        {
             continue;
         }
-        let gauge = Metric::new(&metric.metric_name, MetricValue::Int(per_second as i128), MetricType::Gauge, now)
-            .map_err(|e| e.to_string())?;
+        let gauge = Metric::new(
+            &metric.metric_name,
+            MetricValue::Int(per_second as i128),
+            MetricType::Gauge,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
         output.add_metric(gauge).map_err(|e| e.to_string())?;
         report.rates += 1;
     }
@@ -166,10 +187,22 @@ mod tests {
     }
 
     fn group(value: i128, ts: f64) -> MetricsGroup {
-        let r = Resource::new("s", "n", "x", "t", "id", "e", Some("p"), CreationTimestamp::Number(1.0), 60).unwrap();
+        let r = Resource::new(
+            "s",
+            "n",
+            "x",
+            "t",
+            "id",
+            "e",
+            Some("p"),
+            CreationTimestamp::Number(1.0),
+            60,
+        )
+        .unwrap();
         let mut g = MetricsGroup::new(r, "g", 60, ts).unwrap();
         g.add_dimension(Dimension::new("d", "v").unwrap()).unwrap();
-        g.add_metric(Metric::new("c", MetricValue::Int(value), MetricType::Counter, ts).unwrap()).unwrap();
+        g.add_metric(Metric::new("c", MetricValue::Int(value), MetricType::Counter, ts).unwrap())
+            .unwrap();
         g
     }
 
@@ -186,7 +219,10 @@ mod tests {
         assert_eq!(gauge(&out[0]), None);
         let out = apply_transforms(&t, vec![group(700, 1060.0)], &st, 0.0, &mut r);
         assert_eq!(gauge(&out[0]), Some(MetricValue::Int(10)));
-        assert!(out[0].metric("c", MetricType::Counter).is_some(), "counter stays beside the gauge");
+        assert!(
+            out[0].metric("c", MetricType::Counter).is_some(),
+            "counter stays beside the gauge"
+        );
         let out = apply_transforms(&t, vec![group(50, 1120.0)], &st, 0.0, &mut r);
         assert_eq!(gauge(&out[0]), None, "a reset gives no spike");
         assert_eq!(r.skipped_reset, 1);
