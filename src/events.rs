@@ -36,11 +36,8 @@ pub struct PluginRunFinished<'a> {
 
 impl PluginRunFinished<'_> {
     pub fn emit(self, t: &Telemetry) {
-        let outcome = self.outcome.label();
-        t.inc("panoptes_plugin_runs_total", &[("kind", self.kind), ("plugin", self.plugin), ("outcome", outcome)]);
-        if self.kind == "polling" {
-            t.inc("panoptes_polls_total", &[("outcome", outcome)]);
-        }
+        // Run outcomes are counted by the scheduler (which also sees deadlines and shed
+        // work); the job records when the plugin last ran and logs why a run failed.
         if self.outcome != RunOutcome::Shed {
             t.mark_run(self.kind, self.plugin);
         }

@@ -63,14 +63,6 @@ impl Default for Telemetry {
 /// increment, so dashboards and alerts see a 0, not a missing series.
 pub const COUNTERS: &[(&str, &str)] = &[
     (
-        "panoptes_plugin_runs_total",
-        "Plugin runs finished, by kind, plugin and outcome.",
-    ),
-    (
-        "panoptes_polls_total",
-        "Polling plugin runs by outcome (succeeded, failed, timed_out, shed).",
-    ),
-    (
         "panoptes_metrics_groups_published_total",
         "Metrics groups appended to a topic.",
     ),
@@ -153,7 +145,18 @@ pub fn render_gauge(
     help: &str,
     series: &[(Vec<(&'static str, String)>, f64)],
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    render_family(out, name, help, "gauge", series);
+}
+
+/// Appends one metric family (`gauge` or `counter`) with HELP and TYPE lines.
+pub fn render_family(
+    out: &mut String,
+    name: &'static str,
+    help: &str,
+    kind: &str,
+    series: &[(Vec<(&'static str, String)>, f64)],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in series {
         Series {
             name,
@@ -170,22 +173,22 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let t = Telemetry::default();
-        t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
-        t.inc("panoptes_polls_total", &[("outcome", "succeeded")]);
+        t.inc("panoptes_publish_errors_total", &[("topic", "x")]);
+        t.inc("panoptes_publish_errors_total", &[("topic", "x")]);
         t.inc(
-            "panoptes_plugin_runs_total",
-            &[("kind", "polling"), ("plugin", "a\"b")],
+            "panoptes_keys_expired_total",
+            &[("plugin", "a\"b")],
         );
         let mut s = String::new();
         t.render_counters(&mut s);
         assert!(
-            s.contains("panoptes_polls_total{outcome=\"succeeded\"} 2\n"),
+            s.contains("panoptes_publish_errors_total{topic=\"x\"} 2\n"),
             "{s}"
         );
         assert!(s.contains("plugin=\"a\\\"b\""), "{s}");
-        assert!(s.contains("panoptes_publish_errors_total 0\n"));
+        assert!(s.contains("panoptes_resources_rejected_total 0\n"));
         assert_eq!(
-            t.get("panoptes_polls_total", &[("outcome", "succeeded")]),
+            t.get("panoptes_publish_errors_total", &[("topic", "x")]),
             2.0
         );
     }

@@ -17,7 +17,8 @@ use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
 
 /// Adds lines to `/metrics`: each part of the node registers one for its own stats.
-pub type MetricsSection = Box<dyn Fn(&mut String) + Send + Sync>;
+pub type MetricsSection =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = String>>> + Send + Sync>;
 
 /// What the handlers read.
 pub struct AppState {

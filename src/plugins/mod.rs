@@ -93,7 +93,7 @@ pub fn snmp_target(
     Ok(SnmpTarget {
         host: resource.endpoint.clone(),
         port,
-        community: Community::from(site.community.clone()),
+        community: Community::new(site.community.clone()),
         timeout: Duration::from_secs(plugin.snmp.timeout.unwrap_or(site.timeout)),
         retries: plugin.snmp.retries.unwrap_or(site.retries),
         max_repetitions: plugin.snmp.max_repetitions.unwrap_or(site.max_repetitions),

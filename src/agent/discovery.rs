@@ -1,0 +1,96 @@
+//! Discovery agent: runs a discovery plugin and publishes its resource set to
+//! `<site>-resources`, one message per site, keyed `<plugin>:<version>:<signature>`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use panoptes_actors::{BoxFuture, Job, Planner, WorkItem};
+
+use super::{blocking, now_ms, signature, Shared};
+use crate::bus::Message;
+use crate::config::PluginConfig;
+use crate::events::{InputRejected, PluginRunFinished, RunOutcome};
+use crate::model::{now_epoch, Resource, ResourceSet};
+use crate::plugins::discovery_json;
+
+pub struct DiscoveryJob {
+    shared: Arc<Shared>,
+    plugin: Arc<PluginConfig>,
+}
+
+impl Job for DiscoveryJob {
+    fn run(&self) -> BoxFuture<Result<(), String>> {
+        let shared = Arc::clone(&self.shared);
+        let plugin = Arc::clone(&self.plugin);
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = discover_and_publish(&shared, &plugin).await;
+            let outcome = match &result {
+                Ok(()) => RunOutcome::Succeeded,
+                Err(e) => RunOutcome::Failed(e.clone()),
+            };
+            PluginRunFinished {
+                kind: "discovery",
+                plugin: &plugin.name,
+                work: &plugin.name,
+                outcome,
+                duration: started.elapsed(),
+            }
+            .emit(&shared.telemetry);
+            result
+        })
+    }
+}
+
+async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<(), String> {
+    let path = discovery_json::config_file(plugin).map_err(|e| e.to_string())?;
+    let now = now_epoch();
+    let (set, rejected) = blocking(move || discovery_json::discover(&path, now).map_err(|e| e.to_string())).await?;
+    for reason in &rejected {
+        InputRejected { source: "discovery", reason }.emit(&shared.telemetry);
+    }
+    let normalized = plugin.normalized_name();
+    let key = format!("{normalized}:{}:{}", plugin.version, signature(&normalized, None));
+    let mut by_site: BTreeMap<String, Vec<Resource>> = BTreeMap::new();
+    for r in set.resources {
+        by_site.entry(r.site.clone()).or_default().push(r);
+    }
+    for (site, resources) in by_site {
+        let count = resources.len();
+        let message = ResourceSet::new(resources, set.resource_set_creation_timestamp);
+        let value = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        let topic = format!("{site}-resources");
+        let bus = shared.bus.clone();
+        let msg = Message { key: key.clone(), partition_key: key.clone(), value };
+        let t = topic.clone();
+        blocking(move || bus.publish(&t, &[msg], now_ms()).map_err(|e| e.to_string())).await?;
+        tracing::debug!(plugin = %plugin.name, topic = %topic, resources = count, "resource set published");
+    }
+    Ok(())
+}
+
+/// One work item per scheduled discovery plugin; the schedule never changes while running.
+pub struct DiscoveryPlanner {
+    pub shared: Arc<Shared>,
+    pub plugins: Vec<Arc<PluginConfig>>,
+}
+
+impl Planner for DiscoveryPlanner {
+    fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
+        let items = self
+            .plugins
+            .iter()
+            .filter(|p| p.execute_frequency > 0)
+            .map(|p| WorkItem {
+                key: format!("discovery:{}", p.name),
+                group: p.name.clone(),
+                device: format!("discovery:{}", p.name),
+                interval: Duration::from_secs(p.execute_frequency),
+                hold_until: None,
+                job: Arc::new(DiscoveryJob { shared: Arc::clone(&self.shared), plugin: Arc::clone(p) }),
+            })
+            .collect();
+        Box::pin(async move { items })
+    }
+}

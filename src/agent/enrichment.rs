@@ -1,0 +1,73 @@
+//! Enrichment agent: runs an enrichment plugin on a resource and stores each group under
+//! `<resource_id>:<namespace>` with the plugin's `enrichment_ttl`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use panoptes_actors::{BoxFuture, Job};
+
+use super::{blocking, Shared};
+use crate::config::PluginConfig;
+use crate::events::{EnrichmentStored, PluginRunFinished, RunOutcome};
+use crate::model::{now_epoch, Resource};
+use crate::plugins::{interface, snmp_target, PluginError};
+use crate::snmp::SnmpClient;
+
+/// Used when a plugin file gives no `enrichment_ttl`.
+pub const DEFAULT_ENRICHMENT_TTL: u64 = 900;
+
+pub struct EnrichmentJob {
+    pub shared: Arc<Shared>,
+    pub plugin: Arc<PluginConfig>,
+    pub resource: Resource,
+}
+
+impl Job for EnrichmentJob {
+    fn run(&self) -> BoxFuture<Result<(), String>> {
+        let shared = Arc::clone(&self.shared);
+        let plugin = Arc::clone(&self.plugin);
+        let resource = self.resource.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = enrich(&shared, &plugin, &resource).await.map_err(|e| e.to_string());
+            PluginRunFinished {
+                kind: "enrichment",
+                plugin: &plugin.name,
+                work: &resource.id,
+                outcome: match &result {
+                    Ok(()) => RunOutcome::Succeeded,
+                    Err(e) => RunOutcome::Failed(e.clone()),
+                },
+                duration: started.elapsed(),
+            }
+            .emit(&shared.telemetry);
+            if result.is_ok() {
+                Shared::rescan(&shared.polling_scheduler);
+            }
+            result
+        })
+    }
+}
+
+async fn enrich(shared: &Shared, plugin: &PluginConfig, resource: &Resource) -> Result<(), PluginError> {
+    let target = snmp_target(&shared.settings.snmp, plugin, resource)?;
+    let mut client = SnmpClient::connect(&target).await?;
+    let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
+    let set = interface::enrichment::run(&mut client, resource, ttl, plugin.execute_frequency, now_epoch()).await?;
+    for group in set.groups {
+        let key = format!("{}:{}", resource.id, group.namespace);
+        let value = group.to_stored().to_sorted_json();
+        let entries = group.data.len();
+        let keyspace = shared.enrichments.clone();
+        let k = key.clone();
+        blocking(move || {
+            keyspace
+                .put(k.as_bytes(), value.as_bytes(), Some(Duration::from_secs(ttl)))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(PluginError::Internal)?;
+        EnrichmentStored { resource: &resource.id, namespace: &group.namespace, entries }.emit(&shared.telemetry);
+    }
+    Ok(())
+}

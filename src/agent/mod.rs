@@ -1,0 +1,75 @@
+//! The plugin agents: what the original ran as Celery tasks. Each plugin kind has a
+//! `Job` (one plugin on one resource, run by the poller pool) and a `Planner` (the
+//! schedule: every plugin x every resource its filter matches).
+
+pub mod discovery;
+pub mod enrichment;
+mod planner;
+pub mod polling;
+pub mod resources;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::Recipient;
+use md5::{Digest, Md5};
+use panoptes_actors::Rescan;
+use panoptes_storage::Keyspace;
+
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::resource_manager::ResourceStore;
+use crate::telemetry::Telemetry;
+
+pub use planner::ResourcePlanner;
+
+/// Everything the agents share: storage handles, the bus, counters, and who to tell when
+/// resources or enrichments change.
+pub struct Shared {
+    pub settings: Settings,
+    pub bus: Bus,
+    pub resources: ResourceStore,
+    pub enrichments: Keyspace,
+    pub rate_state: Keyspace,
+    pub telemetry: Arc<Telemetry>,
+    /// Set once the first poll finished: `/ready`.
+    pub ready: Arc<AtomicBool>,
+    pub enrichment_scheduler: OnceLock<Recipient<Rescan>>,
+    pub polling_scheduler: OnceLock<Recipient<Rescan>>,
+}
+
+impl Shared {
+    /// Asks a scheduler to re-plan now (new resources, new enrichment). `try_send`: if its
+    /// mailbox is full a rescan is already queued, which is as good.
+    pub fn rescan(slot: &OnceLock<Recipient<Rescan>>) {
+        if let Some(r) = slot.get() {
+            let _ = r.try_send(Rescan);
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The original's plugin signature: hex MD5 of the normalised name and the Python repr of
+/// the plugin data (the resource's serialization key, or `None` for discovery).
+pub fn signature(normalized_name: &str, data: Option<&str>) -> String {
+    let mut h = Md5::new();
+    h.update(normalized_name.as_bytes());
+    h.update(data.unwrap_or("None").as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs blocking storage work (sled flushes) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| format!("storage task failed: {e}"))?
+}
+
+/// A plugin run's hard deadline: 1.25 x its interval, as the original's task time limit.
+pub fn deadline(execute_frequency: u64) -> Duration {
+    Duration::from_millis(execute_frequency.saturating_mul(1250).max(1000))
+}

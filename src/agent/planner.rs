@@ -1,0 +1,77 @@
+//! The schedule of enrichment and polling plugins: every plugin x every resource its
+//! `resource_filter` matches, re-read from the resource store on each plan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use panoptes_actors::{BoxFuture, Job, Planner, WorkItem};
+
+use super::Shared;
+use crate::config::PluginConfig;
+use crate::model::Resource;
+
+/// Builds the job of one plugin on one resource.
+pub type JobFactory = Arc<dyn Fn(Arc<PluginConfig>, Resource) -> Arc<dyn Job> + Send + Sync>;
+
+/// How long a polling run may wait for its `self` enrichment before it runs anyway (and
+/// reports ENRICHMENT_FAILURE, as the original would).
+const ENRICHMENT_HOLD: Duration = Duration::from_secs(60);
+
+pub struct ResourcePlanner {
+    shared: Arc<Shared>,
+    plugins: Vec<Arc<PluginConfig>>,
+    factory: JobFactory,
+    /// When each key was first planned, to bound how long it is held.
+    first_seen: HashMap<String, Instant>,
+}
+
+impl ResourcePlanner {
+    pub fn new(shared: Arc<Shared>, plugins: Vec<Arc<PluginConfig>>, factory: JobFactory) -> Self {
+        ResourcePlanner { shared, plugins, factory, first_seen: HashMap::new() }
+    }
+}
+
+impl Planner for ResourcePlanner {
+    fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
+        let resources = match self.shared.resources.all() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read resources: keeping no schedule this round");
+                return Box::pin(async { Vec::new() });
+            }
+        };
+        let now = Instant::now();
+        let mut items = Vec::new();
+        for plugin in self.plugins.iter().filter(|p| p.execute_frequency > 0) {
+            let Some(filter) = &plugin.resource_filter else { continue };
+            for resource in resources.iter().filter(|r| filter.matches(*r)) {
+                let key = format!("{}:{}:{}", plugin.kind.as_str(), plugin.name, resource.serialization_key());
+                let first = *self.first_seen.entry(key.clone()).or_insert(now);
+                let hold_until = self.waits_for_enrichment(plugin, resource).then_some(first + ENRICHMENT_HOLD);
+                let port = resource.metadata.get("snmp_port").map(String::as_str).unwrap_or("");
+                items.push(WorkItem {
+                    key,
+                    group: plugin.name.clone(),
+                    device: format!("{}:{port}", resource.endpoint),
+                    interval: Duration::from_secs(plugin.execute_frequency),
+                    hold_until,
+                    job: (self.factory)(Arc::clone(plugin), resource.clone()),
+                });
+            }
+        }
+        let live: std::collections::HashSet<&String> = items.iter().map(|i| &i.key).collect();
+        self.first_seen.retain(|k, _| live.contains(k));
+        Box::pin(async move { items })
+    }
+}
+
+impl ResourcePlanner {
+    /// True when the plugin preloads its own enrichment and none is stored yet.
+    fn waits_for_enrichment(&self, plugin: &PluginConfig, resource: &Resource) -> bool {
+        plugin.preload.iter().filter(|p| p.resource == "self" && p.namespace != "*").any(|p| {
+            let key = format!("{}:{}", resource.id, p.namespace);
+            matches!(self.shared.enrichments.get(key.as_bytes()), Ok(None))
+        })
+    }
+}

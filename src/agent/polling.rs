@@ -1,0 +1,160 @@
+//! Polling agent: runs a polling plugin on a resource, applies the plugin's transforms
+//! (rates) and publishes every metrics group to `<site>-processed` (plus extra suffixes
+//! and the global topic, as configured), keyed and partitioned as the original.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use panoptes_actors::{BoxFuture, Job};
+use panoptes_storage::Keyspace;
+
+use super::{blocking, now_ms, Shared};
+use crate::bus::Message;
+use crate::config::PluginConfig;
+use crate::events::{MetricsGroupsPublished, PluginRunFinished, PublishFailed, RatesComputed, RunOutcome};
+use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
+use crate::plugins::enrichment_cache::EnrichmentCache;
+use crate::plugins::interface::polling::{self, Options, STATUS_METRIC};
+use crate::plugins::{snmp_target, PluginError};
+use crate::snmp::SnmpClient;
+use crate::transform::{apply_transforms, RateState, TransformReport};
+
+pub struct PollingJob {
+    pub shared: Arc<Shared>,
+    pub plugin: Arc<PluginConfig>,
+    pub resource: Resource,
+    pub include_interface_index: bool,
+}
+
+/// Rate state lives in its own keyspace, with the TTL the transform asks for.
+struct KeyspaceRateState<'a>(&'a Keyspace);
+
+impl RateState for KeyspaceRateState<'_> {
+    fn get_set(&self, key: &str, value: &str, ttl: Duration) -> Result<Option<String>, String> {
+        self.0
+            .get_set(key.as_bytes(), value.as_bytes(), Some(ttl))
+            .map(|prev| prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Job for PollingJob {
+    fn run(&self) -> BoxFuture<Result<(), String>> {
+        let shared = Arc::clone(&self.shared);
+        let plugin = Arc::clone(&self.plugin);
+        let resource = self.resource.clone();
+        let include_interface_index = self.include_interface_index;
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = poll_and_publish(&shared, &plugin, &resource, include_interface_index).await;
+            PluginRunFinished {
+                kind: "polling",
+                plugin: &plugin.name,
+                work: &resource.id,
+                outcome: match &result {
+                    Ok(()) => RunOutcome::Succeeded,
+                    Err(e) => RunOutcome::Failed(e.clone()),
+                },
+                duration: started.elapsed(),
+            }
+            .emit(&shared.telemetry);
+            shared.ready.store(true, Ordering::Release);
+            result
+        })
+    }
+}
+
+async fn poll_and_publish(
+    shared: &Arc<Shared>,
+    plugin: &Arc<PluginConfig>,
+    resource: &Resource,
+    include_interface_index: bool,
+) -> Result<(), String> {
+    let now = now_epoch();
+    let cache = EnrichmentCache::load(&shared.enrichments, &plugin.preload, &resource.id).map_err(PluginError::Enrichment);
+    let mut client = match snmp_target(&shared.settings.snmp, plugin, resource) {
+        Ok(target) => SnmpClient::connect(&target).await.map_err(PluginError::from),
+        Err(e) => Err(e),
+    };
+    let options = Options { interval: plugin.execute_frequency, include_interface_index };
+    let groups = polling::run(client.as_mut().map_err(take_error), resource, cache.as_ref().map_err(take_error), options, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = device_status(&groups);
+
+    let mut report = TransformReport::default();
+    let groups = {
+        let state = KeyspaceRateState(&shared.rate_state);
+        apply_transforms(&plugin.transforms, groups, &state, now_epoch(), &mut report)
+    };
+    RatesComputed { report: &report }.emit(&shared.telemetry);
+    publish(shared, plugin, &groups).await?;
+    match status {
+        Some(0) | None => Ok(()),
+        Some(code) => Err(format!("device status {code} (see the status metrics group)")),
+    }
+}
+
+/// Moves a plugin error out of a `Result<&mut _, PluginError>` view without cloning.
+fn take_error(e: &mut PluginError) -> PluginError {
+    std::mem::replace(e, PluginError::Internal(String::new()))
+}
+
+fn device_status(groups: &[MetricsGroup]) -> Option<i128> {
+    groups
+        .iter()
+        .find(|g| g.metrics_group_type == "status")
+        .and_then(|g| g.metric(STATUS_METRIC, MetricType::Gauge))
+        .map(|m| match m.metric_value {
+            crate::model::MetricValue::Int(i) => i,
+            crate::model::MetricValue::Float(f) => f as i128,
+        })
+}
+
+/// Topics a group goes to: `<site>-processed` and `<site>-<suffix>` for `[topics]
+/// processed` (site topic on), and the global topic (global topic on).
+fn topics_for(shared: &Shared, plugin: &PluginConfig, site: &str) -> Vec<String> {
+    let kafka = &shared.settings.kafka;
+    let mut topics = Vec::new();
+    if kafka.publish_to_site_topic {
+        topics.push(format!("{site}-processed"));
+        for suffix in &plugin.processed_topics {
+            let t = format!("{site}-{suffix}");
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
+    }
+    if kafka.publish_to_global_topic && !topics.contains(&kafka.global_topic_name) {
+        topics.push(kafka.global_topic_name.clone());
+    }
+    topics
+}
+
+async fn publish(shared: &Arc<Shared>, plugin: &PluginConfig, groups: &[MetricsGroup]) -> Result<(), String> {
+    let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
+    for g in groups {
+        let value = serde_json::to_vec(g).map_err(|e| e.to_string())?;
+        let message = Message { key: g.message_key(), partition_key: g.partition_key(), value };
+        for topic in topics_for(shared, plugin, &g.resource.site) {
+            match per_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, list)) => list.push(message.clone()),
+                None => per_topic.push((topic, vec![message.clone()])),
+            }
+        }
+    }
+    for (topic, messages) in per_topic {
+        let bus = shared.bus.clone();
+        let count = messages.len();
+        let t = topic.clone();
+        match blocking(move || bus.publish(&t, &messages, now_ms()).map_err(|e| e.to_string())).await {
+            Ok(()) => MetricsGroupsPublished { topic: &topic, count }.emit(&shared.telemetry),
+            Err(e) => {
+                PublishFailed { topic: &topic, error: &e }.emit(&shared.telemetry);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

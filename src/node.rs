@@ -1,0 +1,393 @@
+//! `panoptes run`: loads configuration and plugins (refusing to start on any error), opens
+//! the store, starts the demo device, the schedulers, the poller pool, the resource
+//! manager's consumer and the HTTP server, and shuts them down cleanly on SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Arbiter};
+use anyhow::{Context, Result};
+use panoptes_actors::{
+    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, PollerPool, PoolConfig, Scheduler,
+    SchedulerConfig,
+};
+use panoptes_storage::Store;
+
+use crate::agent::discovery::DiscoveryPlanner;
+use crate::agent::enrichment::EnrichmentJob;
+use crate::agent::polling::PollingJob;
+use crate::agent::resources::{ReconcileSink, TopicSource, GROUP};
+use crate::agent::{ResourcePlanner, Shared};
+use crate::bus::Bus;
+use crate::config::{load_plugin_dir, PluginConfig, PluginKind, Settings};
+use crate::events::KeysExpired;
+use crate::http::{AppState, MetricsSection};
+use crate::plugins::BuiltIn;
+use crate::resource_manager::ResourceStore;
+use crate::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle};
+use crate::telemetry::{render_family, render_gauge, Telemetry};
+
+/// The demo switch's recording, built in so `panoptes run` works from anywhere.
+const DEMO_RECORDING: &str = include_str!("../resources/demo/switch48.snmprec");
+
+/// Every plugin, loaded and checked before anything starts.
+pub struct Plugins {
+    pub discovery: Vec<Arc<PluginConfig>>,
+    pub enrichment: Vec<Arc<PluginConfig>>,
+    pub polling: Vec<Arc<PluginConfig>>,
+}
+
+impl Plugins {
+    pub fn load(settings: &Settings) -> Result<Plugins> {
+        let load = |dirs: &[PathBuf], kind: PluginKind| -> Result<Vec<Arc<PluginConfig>>> {
+            let mut out = Vec::new();
+            for dir in dirs {
+                for plugin in load_plugin_dir(dir, kind)? {
+                    BuiltIn::resolve(&plugin)?;
+                    if kind == PluginKind::Polling {
+                        plugin.flag("dimension", "include_interface_index")?;
+                    }
+                    if plugin.execute_frequency == 0 {
+                        tracing::warn!(plugin = %plugin.name, file = %plugin.path.display(),
+                            "execute_frequency is 0: plugin not scheduled");
+                    }
+                    out.push(Arc::new(plugin));
+                }
+            }
+            Ok(out)
+        };
+        Ok(Plugins {
+            discovery: load(&settings.plugins.discovery, PluginKind::Discovery)?,
+            enrichment: load(&settings.plugins.enrichment, PluginKind::Enrichment)?,
+            polling: load(&settings.plugins.polling, PluginKind::Polling)?,
+        })
+    }
+}
+
+pub fn run(settings: Settings) -> Result<()> {
+    let started = Instant::now();
+    let plugins = Plugins::load(&settings).context("loading plugins")?;
+    tracing::info!(
+        discovery = plugins.discovery.len(),
+        enrichment = plugins.enrichment.len(),
+        polling = plugins.polling.len(),
+        "plugins loaded"
+    );
+    let store = Store::open(&settings.data_dir)
+        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+    let system = actix::System::new();
+    let result = system.block_on(async move { run_node(settings, plugins, store, started).await });
+    result
+}
+
+async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: Instant) -> Result<()> {
+    let telemetry = Arc::new(Telemetry::default());
+    let bus = Bus::new(store.clone(), settings.kafka.partitions);
+    let shared = Arc::new(Shared {
+        bus: bus.clone(),
+        resources: ResourceStore::new(store.keyspace("resources")?),
+        enrichments: store.keyspace("enrichments")?,
+        rate_state: store.keyspace("rate_state")?,
+        telemetry: Arc::clone(&telemetry),
+        ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
+        enrichment_scheduler: OnceLock::new(),
+        polling_scheduler: OnceLock::new(),
+        settings: settings.clone(),
+    });
+
+    let demo = if settings.demo.enabled { Some(start_demo(&settings).await?) } else { None };
+
+    // Poller pool: jobs run on one arbiter per core, off the schedulers' thread.
+    let workers = match settings.scheduler.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    let pool = PollerPool::new(
+        PoolConfig {
+            max_in_flight: settings.scheduler.max_in_flight,
+            per_device: settings.scheduler.per_device,
+            deadline: None,
+            queue_capacity: settings.scheduler.queue_capacity,
+            ..PoolConfig::default()
+        },
+        arbiters.iter().map(|a| a.handle()).collect(),
+    );
+    let pool_stats = pool.stats();
+    let pool = pool.start();
+
+    let scheduler_config = SchedulerConfig {
+        rescan_interval: Duration::from_secs(settings.plugins.scan_interval),
+        first_run_spread: Duration::from_secs(settings.scheduler.first_run_spread),
+        ..SchedulerConfig::default()
+    };
+    let enrichment_factory = {
+        let shared = Arc::clone(&shared);
+        Arc::new(move |plugin, resource| -> Arc<dyn panoptes_actors::Job> {
+            Arc::new(EnrichmentJob { shared: Arc::clone(&shared), plugin, resource })
+        })
+    };
+    let polling_factory = {
+        let shared = Arc::clone(&shared);
+        Arc::new(move |plugin: Arc<PluginConfig>, resource| -> Arc<dyn panoptes_actors::Job> {
+            let include_interface_index = plugin.flag("dimension", "include_interface_index").unwrap_or(false);
+            Arc::new(PollingJob { shared: Arc::clone(&shared), plugin, resource, include_interface_index })
+        })
+    };
+    let enrichment = Scheduler::new(
+        "enrichment",
+        ResourcePlanner::new(Arc::clone(&shared), plugins.enrichment.clone(), enrichment_factory),
+        pool.clone(),
+        scheduler_config.clone(),
+    )
+    .start();
+    let polling = Scheduler::new(
+        "polling",
+        ResourcePlanner::new(Arc::clone(&shared), plugins.polling.clone(), polling_factory),
+        pool.clone(),
+        scheduler_config.clone(),
+    )
+    .start();
+    let _ = shared.enrichment_scheduler.set(enrichment.clone().recipient());
+    let _ = shared.polling_scheduler.set(polling.clone().recipient());
+    let discovery = Scheduler::new(
+        "discovery",
+        DiscoveryPlanner { shared: Arc::clone(&shared), plugins: plugins.discovery.clone() },
+        pool.clone(),
+        scheduler_config,
+    )
+    .start();
+
+    // The resource manager: one consumer per partition of `<site>-resources`.
+    let resources_topic = bus.topic(&settings.resources_topic())?;
+    let offsets = store.consumer_offsets()?;
+    let mut consumers = Vec::new();
+    for partition in 0..resources_topic.partitions() {
+        let source = TopicSource {
+            topic: resources_topic.clone(),
+            partition,
+            group: GROUP.to_string(),
+            offsets: offsets.clone(),
+            lag: Arc::default(),
+        };
+        let consumer = Consumer::new(
+            format!("resource_manager:{partition}"),
+            source,
+            ReconcileSink { shared: Arc::clone(&shared) },
+            ConsumerConfig { max_emit_interval: Duration::ZERO, ..ConsumerConfig::default() },
+        );
+        consumers.push(consumer.start());
+    }
+
+    let sections = metrics_sections(&pool_stats, &[discovery.clone(), enrichment.clone(), polling.clone()], &consumers, &shared, &store);
+    let state = Arc::new(AppState {
+        version: env!("CARGO_PKG_VERSION"),
+        site: settings.site.clone(),
+        bus: bus.clone(),
+        resources: shared.resources.clone(),
+        telemetry: Arc::clone(&telemetry),
+        ready: Arc::clone(&shared.ready),
+        metrics_sections: sections,
+    });
+    let server = crate::http::serve(state, settings.http.listen)?;
+    let http = server.handle();
+    actix::spawn(server);
+    let housekeeping = actix::spawn(housekeeping(store.clone(), bus.clone(), settings.clone(), Arc::clone(&telemetry)));
+    tracing::info!(
+        http = %settings.http.listen,
+        site = %settings.site,
+        data_dir = %settings.data_dir.display(),
+        demo = ?demo.as_ref().map(|d| d.local_addrs()),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "panoptes is running"
+    );
+
+    wait_for_shutdown().await;
+    tracing::info!("shutting down: letting running plugin runs finish");
+    let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
+    http.stop(true).await;
+    housekeeping.abort();
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::error!(error = %e, "final flush of the store failed");
+    }
+    if let Some(d) = demo {
+        d.shutdown();
+    }
+    for a in arbiters {
+        a.stop();
+    }
+    actix::System::current().stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
+    let (text, source) = if settings.demo.recording.is_empty() {
+        (DEMO_RECORDING.to_string(), "built-in demo switch48.snmprec".to_string())
+    } else {
+        let path = &settings.demo.recording;
+        (std::fs::read_to_string(path).with_context(|| format!("demo.recording {path}"))?, path.clone())
+    };
+    let recording = Arc::new(Recording::parse(&text, &source)?);
+    let device = DeviceConfig::new(settings.demo.listen, recording, settings.demo.community.clone());
+    let handle = Simulator::spawn(SimulatorConfig::new(CounterMode::Advancing).with_device(device))
+        .await
+        .with_context(|| {
+            format!(
+                "starting the demo SNMP device on {} (set demo.enabled = false or PANOPTES__DEMO__LISTEN)",
+                settings.demo.listen
+            )
+        })?;
+    tracing::info!(listen = ?handle.local_addrs(), "demo device (simulated 48-port switch) is up");
+    Ok(handle)
+}
+
+/// TTL sweeps every 5 s; topic retention every minute.
+async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc<Telemetry>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut rounds: u64 = 0;
+    loop {
+        tick.tick().await;
+        rounds += 1;
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.sweep_expired()).await {
+            Ok(Ok(count)) => KeysExpired { count }.emit(&telemetry),
+            Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
+        }
+        if rounds % 12 == 0 {
+            let (bus, retention) = (bus.clone(), settings.retention.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));
+                let bytes = (retention.max_partition_mib > 0).then(|| retention.max_partition_mib << 20);
+                for name in bus.store().topic_names().unwrap_or_default() {
+                    match bus.topic(&name).and_then(|t| t.apply_retention(age, bytes)) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topic = %name, records = n, "retention removed old records"),
+                        Err(e) => tracing::warn!(topic = %name, error = %e, "retention failed"),
+                    }
+                }
+            })
+            .await;
+        }
+    }
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `/metrics` sections for the pool, the schedulers, the consumers and the store.
+fn metrics_sections(
+    pool: &Arc<panoptes_actors::PoolStats>,
+    schedulers: &[Addr<Scheduler>],
+    consumers: &[Addr<Consumer<crate::agent::resources::Item>>],
+    shared: &Arc<Shared>,
+    store: &Store,
+) -> Vec<MetricsSection> {
+    let mut sections: Vec<MetricsSection> = Vec::new();
+    let pool = Arc::clone(pool);
+    sections.push(Box::new(move || {
+        let s = pool.snapshot();
+        Box::pin(async move {
+            let mut out = String::new();
+            render_gauge(&mut out, "panoptes_pool_in_flight", "Plugin runs executing now.", &[(vec![], s.running as f64)]);
+            render_gauge(&mut out, "panoptes_pool_queue_depth", "Plugin runs waiting for a free slot.", &[(vec![], s.queued as f64)]);
+            render_family(&mut out, "panoptes_pool_shed_total", "Plugin runs shed because the queue was full.", "counter", &[(vec![], s.shed as f64)]);
+            out
+        })
+    }));
+    let schedulers = schedulers.to_vec();
+    sections.push(Box::new(move || {
+        let schedulers = schedulers.clone();
+        Box::pin(async move {
+            let mut runs = Vec::new();
+            let mut polls = Vec::new();
+            let mut keys = Vec::new();
+            for addr in schedulers {
+                let Ok(stats) = addr.send(GetSchedulerStats).await else { continue };
+                keys.push((vec![("kind", stats.name.clone())], stats.keys as f64));
+                for (plugin, g) in &stats.groups {
+                    for (outcome, n) in [("succeeded", g.runs.succeeded), ("failed", g.runs.failed), ("timed_out", g.runs.timed_out), ("shed", g.runs.shed)] {
+                        runs.push((vec![("kind", stats.name.clone()), ("plugin", plugin.clone()), ("outcome", outcome.to_string())], n as f64));
+                    }
+                }
+                if stats.name == "polling" {
+                    let r = &stats.runs;
+                    for (outcome, n) in [("succeeded", r.succeeded), ("failed", r.failed), ("timed_out", r.timed_out), ("shed", r.shed)] {
+                        polls.push((vec![("outcome", outcome.to_string())], n as f64));
+                    }
+                }
+            }
+            let mut out = String::new();
+            render_family(&mut out, "panoptes_plugin_runs_total", "Plugin runs by kind, plugin and outcome.", "counter", &runs);
+            render_family(&mut out, "panoptes_polls_total", "Polls (polling plugin runs) by outcome.", "counter", &polls);
+            render_gauge(&mut out, "panoptes_scheduled_work", "Plugin x resource pairs scheduled, by kind.", &keys);
+            out
+        })
+    }));
+    let consumers = consumers.to_vec();
+    sections.push(Box::new(move || {
+        let consumers = consumers.clone();
+        Box::pin(async move {
+            let mut lag = Vec::new();
+            for addr in consumers {
+                if let Ok(stats) = addr.send(GetConsumerStats).await {
+                    lag.push((vec![("consumer", stats.name.clone())], stats.lag.unwrap_or(0) as f64));
+                }
+            }
+            let mut out = String::new();
+            render_gauge(&mut out, "panoptes_consumer_lag", "Records behind the end of the topic, per consumer.", &lag);
+            out
+        })
+    }));
+    let (shared, store) = (Arc::clone(shared), store.clone());
+    sections.push(Box::new(move || {
+        let (shared, store) = (Arc::clone(&shared), store.clone());
+        Box::pin(async move {
+            let stats = tokio::task::spawn_blocking(move || {
+                let resources = shared.resources.all().map(|r| r.len()).unwrap_or(0);
+                let mut marks = Vec::new();
+                for name in shared.bus.store().topic_names().unwrap_or_default() {
+                    if let Ok(t) = shared.bus.topic(&name) {
+                        for p in 0..t.partitions() {
+                            let high = t.high_watermark(p).unwrap_or(0);
+                            marks.push((vec![("topic", name.clone()), ("partition", p.to_string())], high as f64));
+                        }
+                    }
+                }
+                (resources, marks, store.size_on_disk().unwrap_or(0))
+            })
+            .await;
+            let mut out = String::new();
+            if let Ok((resources, marks, disk)) = stats {
+                render_gauge(&mut out, "panoptes_resources", "Resources held by the resource manager.", &[(vec![], resources as f64)]);
+                render_gauge(&mut out, "panoptes_topic_high_watermark", "Next offset to be written, per topic partition.", &marks);
+                render_gauge(&mut out, "panoptes_store_disk_bytes", "Bytes the embedded store uses on disk.", &[(vec![], disk as f64)]);
+            }
+            out
+        })
+    }));
+    sections
+}
