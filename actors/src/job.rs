@@ -1,0 +1,95 @@
+//! The small traits the runtime is generic over: what to run (`Job`), what to schedule
+//! (`Planner`, `WorkItem`), and where a consumer reads from and writes to (`Source`, `Sink`).
+//!
+//! Every method that takes `&self`/`&mut self` returns a `'static` future: the future must
+//! not borrow its implementor, so implementors clone what they need into it (usually `Arc`
+//! handles). We chose this over futures that borrow `self` because the actors can then drop
+//! (cancel) a future at any time — at a deadline, on `Stop`, on a supervised restart —
+//! without losing the implementor, which stays owned by the actor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A boxed, sendable, `'static` future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Items read from a `Source`, each with its offset.
+pub type Fetched<T> = Vec<(u64, T)>;
+
+/// One scheduled unit of work: one plugin on one resource.
+pub trait Job: Send + Sync + 'static {
+    /// Runs once. `Err` means the run failed; the job has already logged why.
+    ///
+    /// The future may be dropped at any await point when its deadline expires, so it must
+    /// leave nothing half-done that a later run cannot cope with.
+    fn run(&self) -> BoxFuture<Result<(), String>>;
+}
+
+/// A job with the facts the scheduler and the pool need about it.
+#[derive(Clone)]
+pub struct WorkItem {
+    /// Unique key, `"<plugin>:<resource>"`. Runs of one key never overlap.
+    pub key: String,
+    /// Plugin name, for per-plugin statistics.
+    pub group: String,
+    /// Endpoint; the per-device concurrency limit applies across keys.
+    pub device: String,
+    /// Execute frequency: a run is due this long after the previous run's start. Also the
+    /// run's deadline unless the pool has its own (a run should not outlive its period).
+    pub interval: Duration,
+    /// Do not start the FIRST run before this (e.g. while waiting for enrichment).
+    pub hold_until: Option<Instant>,
+    /// What to run.
+    pub job: Arc<dyn Job>,
+}
+
+impl std::fmt::Debug for WorkItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkItem")
+            .field("key", &self.key)
+            .field("group", &self.group)
+            .field("device", &self.device)
+            .field("interval", &self.interval)
+            .field("hold_until", &self.hold_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Produces the full schedule. Called when the scheduler starts, every rescan interval and
+/// on a `Rescan` message; never twice at once.
+pub trait Planner: Send + 'static {
+    fn plan(&mut self) -> BoxFuture<Vec<WorkItem>>;
+}
+
+/// Where a consumer reads from: e.g. one topic-log partition and a consumer group's
+/// committed offset. The consumer owns the read position; the source only reads at a given
+/// offset and stores commits, so it keeps no cursor that could drift from the consumer's.
+///
+/// The consumer calls at most one method at a time and may drop a returned future
+/// unfinished (deadline, stop, restart).
+pub trait Source: Send + 'static {
+    type Item: Send + Sync + 'static;
+    /// The committed position: the offset of the next item to read. Called at start and
+    /// after a restart.
+    fn committed(&mut self) -> BoxFuture<Result<u64, String>>;
+    /// Up to `max` items with offset `>= from`, in offset order. Empty when caught up.
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Fetched<Self::Item>, String>>;
+    /// Durably records that every item before `next_offset` was delivered.
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>>;
+    /// Items behind the end of the log, as last known. Must be cheap (no I/O).
+    fn lag(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Where a consumer delivers to, e.g. InfluxDB.
+///
+/// The batch is shared (`Arc<[I]>`) because after a failure the consumer retries the very
+/// same batch: the sink reads it and nothing is copied per attempt.
+pub trait Sink<I>: Send + 'static {
+    /// Accepts the whole batch (`Ok`) or none of it (`Err`: it will be delivered again;
+    /// a sink that may have written part of it must be idempotent).
+    fn deliver(&mut self, batch: Arc<[I]>) -> BoxFuture<Result<(), String>>;
+}

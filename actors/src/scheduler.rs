@@ -1,0 +1,379 @@
+//! The scheduler: keeps a schedule of work items (from a `Planner`) and hands each key to
+//! the poller pool when it is due.
+//!
+//! Cadence: a new key's first run is spread over `[0, min(interval, first_run_spread)]`
+//! with random jitter (so keys planned together do not all fire at once), and never before
+//! its `hold_until`. After that a run is due `interval` after the previous run's START, so
+//! the spread is kept. A key whose run is still in flight is never submitted again; if a run
+//! overran its interval, the next one starts as soon as it finishes. A run the pool shed
+//! (its queue was full) is retried after a fresh first-run jitter.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rand::Rng;
+
+use crate::job::{Planner, WorkItem};
+use crate::pool::{Completed, Execute, Outcome, PollerPool};
+use crate::stats::{Overload, SchedulerStats};
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How often due keys are looked for.
+    pub tick: Duration,
+    /// How often the planner is asked for a fresh schedule.
+    pub rescan_interval: Duration,
+    /// The first runs of new keys are spread over at most this long.
+    pub first_run_spread: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: Duration::from_millis(250),
+            rescan_interval: Duration::from_secs(60),
+            first_run_spread: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Ask the planner for a new schedule now.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Rescan;
+
+#[derive(Message, Debug)]
+#[rtype(result = "SchedulerStats")]
+pub struct GetSchedulerStats;
+
+/// One key of the schedule and what we know of its runs.
+struct Entry {
+    item: WorkItem,
+    /// When the first run would be due without `hold_until` (now + jitter when planned).
+    first_due: Instant,
+    next_due: Instant,
+    last_start: Option<Instant>,
+    in_flight: bool,
+    /// `next_due` passed while in flight (so `skipped_in_flight` counts it once).
+    overran: bool,
+}
+
+pub struct Scheduler {
+    name: String,
+    planner: Box<dyn Planner>,
+    pool: Addr<PollerPool>,
+    config: SchedulerConfig,
+    entries: HashMap<String, Entry>,
+    /// Keys dropped from the schedule while a run was in flight. If one comes back before
+    /// that run reports, it must still count as in flight, or its runs could overlap.
+    orphans: HashSet<String>,
+    planning: bool,
+    /// A rescan was asked for while planning: plan again when that plan lands.
+    replan: bool,
+    stats: SchedulerStats,
+    overload: Overload,
+}
+
+impl Scheduler {
+    pub fn new(
+        name: impl Into<String>,
+        planner: impl Planner,
+        pool: Addr<PollerPool>,
+        config: SchedulerConfig,
+    ) -> Self {
+        let name = name.into();
+        Scheduler {
+            stats: SchedulerStats {
+                name: name.clone(),
+                ..SchedulerStats::default()
+            },
+            name,
+            planner: Box::new(planner),
+            pool,
+            config,
+            entries: HashMap::new(),
+            orphans: HashSet::new(),
+            planning: false,
+            replan: false,
+            overload: Overload::default(),
+        }
+    }
+
+    fn plan(&mut self, ctx: &mut Context<Self>) {
+        if self.planning {
+            self.replan = true;
+            return;
+        }
+        self.planning = true;
+        let plan = self.planner.plan();
+        ctx.spawn(plan.into_actor(self).map(|items, act, ctx| {
+            act.planning = false;
+            act.apply_plan(items, Instant::now());
+            if std::mem::take(&mut act.replan) {
+                act.plan(ctx);
+            }
+        }));
+    }
+
+    /// Replaces the schedule, keeping what we know of the keys that remain.
+    fn apply_plan(&mut self, items: Vec<WorkItem>, now: Instant) {
+        let mut old = std::mem::take(&mut self.entries);
+        for item in items {
+            if self.entries.contains_key(&item.key) {
+                tracing::warn!(scheduler = %self.name, key = %item.key,
+                    "the plan lists this key twice; keeping the first");
+                continue;
+            }
+            let entry = match old.remove(&item.key) {
+                Some(mut entry) => {
+                    match entry.last_start {
+                        // Not run yet: a changed hold_until still applies to the first run.
+                        None => entry.next_due = hold(entry.first_due, item.hold_until),
+                        Some(start) => entry.next_due = start + item.interval,
+                    }
+                    entry.item = item;
+                    entry
+                }
+                None => {
+                    let first_due = now + jitter(item.interval, self.config.first_run_spread);
+                    Entry {
+                        first_due,
+                        next_due: hold(first_due, item.hold_until),
+                        last_start: None,
+                        in_flight: self.orphans.remove(&item.key),
+                        overran: false,
+                        item,
+                    }
+                }
+            };
+            self.entries.insert(entry.item.key.clone(), entry);
+        }
+        self.orphans
+            .extend(old.into_iter().filter(|(_, e)| e.in_flight).map(|(k, _)| k));
+        self.stats.plans += 1;
+        tracing::debug!(scheduler = %self.name, keys = self.entries.len(), "schedule replaced");
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (key, entry) in self.entries.iter_mut() {
+            if entry.next_due > now {
+                continue;
+            }
+            if !entry.in_flight {
+                due.push((entry.next_due, key.clone()));
+            } else if !entry.overran {
+                entry.overran = true;
+                self.stats.skipped_in_flight += 1;
+            }
+        }
+        // Oldest first, so a backlog drains fairly.
+        due.sort_unstable();
+        for (_, key) in due {
+            if !self.submit(&key, now, ctx) {
+                break; // the pool refuses; the rest are retried next tick
+            }
+        }
+    }
+
+    /// Hands a key to the pool. `false` when the pool's mailbox refused it.
+    fn submit(&mut self, key: &str, now: Instant, ctx: &mut Context<Self>) -> bool {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return true;
+        };
+        let msg = Execute {
+            key: entry.item.key.clone(),
+            group: entry.item.group.clone(),
+            device: entry.item.device.clone(),
+            deadline: entry.item.interval,
+            job: entry.item.job.clone(),
+            reply_to: ctx.address().recipient(),
+        };
+        let why = match self.pool.try_send(msg) {
+            Ok(()) => {
+                entry.in_flight = true;
+                entry.overran = false;
+                entry.last_start = Some(now);
+                entry.next_due = now + entry.item.interval;
+                self.stats.submitted += 1;
+                self.overload.relieved(&self.name, "poller pool mailbox");
+                return true;
+            }
+            Err(SendError::Full(_)) => "poller pool mailbox full",
+            Err(SendError::Closed(_)) => "poller pool stopped",
+        };
+        self.stats.pool_full += 1;
+        self.overload.shed(&self.name, why, key);
+        false
+    }
+
+    fn snapshot(&self) -> SchedulerStats {
+        let mut stats = self.stats.clone();
+        stats.keys = self.entries.len();
+        stats.in_flight = self.entries.values().filter(|e| e.in_flight).count();
+        let now = Instant::now();
+        stats.held = self
+            .entries
+            .values()
+            .filter(|e| e.last_start.is_none() && e.item.hold_until.is_some_and(|h| h > now))
+            .count();
+        for entry in self.entries.values() {
+            stats
+                .groups
+                .entry(entry.item.group.clone())
+                .or_default()
+                .keys += 1;
+        }
+        stats
+    }
+}
+
+/// A uniformly random delay in `[0, min(interval, spread)]`.
+fn jitter(interval: Duration, spread: Duration) -> Duration {
+    interval
+        .min(spread)
+        .mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+}
+
+fn hold(due: Instant, hold_until: Option<Instant>) -> Instant {
+    hold_until.map_or(due, |h| due.max(h))
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // A zero period would spin (and tokio rejects it).
+        let tick = self.config.tick.max(Duration::from_millis(1));
+        let rescan = self.config.rescan_interval.max(tick);
+        self.plan(ctx);
+        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+        ctx.run_interval(rescan, |act, ctx| act.plan(ctx));
+    }
+}
+
+/// A restart cancels the context's futures, including a plan in progress, so the flags
+/// that said one was running must go. The schedule and in-flight marks stay: the pool
+/// still reports those runs to this same mailbox.
+impl Supervised for Scheduler {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.planning = false;
+        self.replan = false;
+        self.overload = Overload::default();
+    }
+}
+
+impl Handler<Rescan> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Rescan, ctx: &mut Self::Context) {
+        self.plan(ctx);
+    }
+}
+
+impl Handler<Completed> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: Completed, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        self.stats.runs.record(&msg.outcome, msg.duration);
+        let Some(entry) = self.entries.get_mut(&msg.key).filter(|e| e.in_flight) else {
+            // A run of a key that has left the schedule.
+            self.orphans.remove(&msg.key);
+            return;
+        };
+        entry.in_flight = false;
+        let group = self.stats.groups.entry(entry.item.group.clone());
+        group.or_default().runs.record(&msg.outcome, msg.duration);
+        if msg.outcome == Outcome::Shed {
+            // The pool's queue was full (typically a burst of first runs). Waiting a whole
+            // interval would leave the pool idle once the burst drains, and retrying at once
+            // would feed the overload: spread the retry like a first run.
+            entry.next_due = now + jitter(entry.item.interval, self.config.first_run_spread);
+            return;
+        }
+        if entry.next_due <= now {
+            self.stats.missed += 1;
+            self.submit(&msg.key, now, ctx);
+        }
+    }
+}
+
+impl Handler<GetSchedulerStats> for Scheduler {
+    type Result = MessageResult<GetSchedulerStats>;
+
+    fn handle(&mut self, _: GetSchedulerStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{BoxFuture, Job};
+    use crate::pool::PoolConfig;
+    use std::sync::Arc;
+
+    struct Nop;
+    impl Job for Nop {
+        fn run(&self) -> BoxFuture<Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    struct NoPlan;
+    impl Planner for NoPlan {
+        fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
+            Box::pin(async { Vec::new() })
+        }
+    }
+
+    fn item(key: &str, interval: Duration, hold_until: Option<Instant>) -> WorkItem {
+        WorkItem {
+            key: key.into(),
+            group: "g".into(),
+            device: "d".into(),
+            interval,
+            hold_until,
+            job: Arc::new(Nop),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn first_runs_are_spread_and_held() {
+        let pool = PollerPool::new(PoolConfig::default(), Vec::new()).start();
+        let config = SchedulerConfig {
+            first_run_spread: Duration::from_secs(2),
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new("t", NoPlan, pool, config);
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        s.apply_plan(
+            vec![
+                item("a", Duration::from_secs(60), None),
+                item("b", Duration::from_millis(500), None),
+                item("c", Duration::from_secs(60), Some(later)),
+            ],
+            now,
+        );
+        let due = |k: &str| s.entries[k].next_due;
+        assert!(due("a") >= now && due("a") <= now + Duration::from_secs(2));
+        assert!(due("b") >= now && due("b") <= now + Duration::from_millis(500));
+        assert_eq!(due("c"), later);
+
+        // Replanning keeps the key's jitter and applies a lifted hold.
+        let first_a = due("a");
+        s.apply_plan(
+            vec![
+                item("a", Duration::from_secs(60), None),
+                item("c", Duration::from_secs(60), None),
+            ],
+            now + Duration::from_millis(1),
+        );
+        assert_eq!(s.entries["a"].next_due, first_a);
+        assert!(s.entries["c"].next_due <= now + Duration::from_secs(2));
+        assert!(!s.entries.contains_key("b"));
+    }
+}
