@@ -1,0 +1,108 @@
+//! The expiry index: which key of which keyspace expires when, so that sweeping costs
+//! O(expired keys), not O(all keys).
+//!
+//! Index key: `expires_at_ms` (u64 big-endian, so keys sort by time), the keyspace name
+//! (one length byte, then the name), then the key. The index value is empty. Invariant
+//! (kept by the keyspace writers under their stripe lock): every stored value with an
+//! expiry has its index entry. Index entries are written before the value and removed
+//! after it, so a crash leaves at worst an index entry with no matching value, which the
+//! sweep recognises and drops.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+
+use super::stripes::Stripes;
+use super::{keyspace_tree_name, place};
+use crate::codec;
+use crate::engine::{Engine, Tree};
+use crate::StorageError;
+
+/// The index key of `key` in `keyspace` expiring at `expires_at_ms`. Keyspace names are
+/// at most 255 bytes (checked when a keyspace is opened).
+pub(crate) fn index_key(expires_at_ms: u64, keyspace: &str, key: &[u8]) -> Vec<u8> {
+    let name = keyspace.as_bytes();
+    let mut out = Vec::with_capacity(8 + 1 + name.len() + key.len());
+    out.extend_from_slice(&expires_at_ms.to_be_bytes());
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The parts of an index key; `None` if it is not one.
+fn parse_index_key(raw: &[u8]) -> Option<(u64, &str, &[u8])> {
+    let expires_at_ms = u64::from_be_bytes(raw.get(..8)?.try_into().ok()?);
+    let name_len = usize::from(*raw.get(8)?);
+    let name = std::str::from_utf8(raw.get(9..9 + name_len)?).ok()?;
+    Some((expires_at_ms, name, raw.get(9 + name_len..)?))
+}
+
+/// Removes every value whose expiry is at or before `now_ms`, with its index entry, and
+/// drops stale index entries on the way. Returns how many values were removed.
+pub(crate) fn sweep(
+    engine: &Engine,
+    index: &Tree,
+    stripes: &Stripes,
+    now_ms: u64,
+) -> Result<usize, StorageError> {
+    let upper = match now_ms.checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    };
+    let mut trees: HashMap<String, Tree> = HashMap::new();
+    let mut removed = 0;
+    for entry in index.range((Bound::Unbounded, upper)) {
+        let (index_entry, _) = entry?;
+        let Some((expires_at_ms, keyspace, key)) = parse_index_key(&index_entry) else {
+            tracing::warn!(
+                entry = %index_entry.escape_ascii(),
+                "dropping a malformed entry of the expiry index"
+            );
+            index.remove(&index_entry)?;
+            continue;
+        };
+        let _guard = stripes.lock(keyspace, key);
+        let data = match trees.get(keyspace) {
+            Some(tree) => tree,
+            None => trees
+                .entry(keyspace.to_owned())
+                .or_insert(engine.tree(&keyspace_tree_name(keyspace))?),
+        };
+        if let Some(raw) = data.get(key)? {
+            match codec::decode_expiry(&raw, || place(keyspace, key)) {
+                Ok(Some(at)) if at == expires_at_ms => {
+                    data.remove(key)?;
+                    removed += 1;
+                }
+                // The value was overwritten with another expiry (or none): stale entry.
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "expiry sweep left a corrupt value in place"),
+            }
+        }
+        index.remove(&index_entry)?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_round_trip_and_sort_by_time() {
+        let a = index_key(5, "rates", b"k1");
+        let b = index_key(256, "a", b"");
+        assert_eq!(parse_index_key(&a), Some((5, "rates", &b"k1"[..])));
+        assert_eq!(parse_index_key(&b), Some((256, "a", &b""[..])));
+        assert!(a < b);
+    }
+
+    #[test]
+    fn malformed_index_keys_are_rejected() {
+        assert_eq!(parse_index_key(b"short"), None);
+        let mut bad = 1u64.to_be_bytes().to_vec();
+        bad.push(10);
+        bad.extend_from_slice(b"abc");
+        assert_eq!(parse_index_key(&bad), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Keyspaces: named maps from bytes to bytes with an optional time to live (what Redis
+//! did for Panoptes).
+//!
+//! Each keyspace is one engine tree. Values are envelopes carrying their absolute expiry,
+//! so reads treat an expired key as absent on their own; `Store::sweep_expired` removes
+//! expired keys through the expiry index without reading anything else.
+
+pub(crate) mod expiry;
+pub(crate) mod stripes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{deadline_ms, Clock};
+use crate::codec::{self, ByteBuf, BytesRef};
+use crate::engine::{Bytes, Tree};
+use crate::StorageError;
+use stripes::Stripes;
+
+/// The engine tree holding keyspace `name`.
+pub(crate) fn keyspace_tree_name(name: &str) -> String {
+    format!("keyspace/{name}")
+}
+
+/// Where a value lives, for error messages and logs.
+pub(crate) fn place(keyspace: &str, key: &[u8]) -> String {
+    format!("keyspace {keyspace:?} key \"{}\"", key.escape_ascii())
+}
+
+/// A handle on one keyspace. Cheap to clone; all clones see the same data.
+///
+/// Writes are not flushed: they become durable with the next `Store::flush` or sled's own
+/// flush (every 500 ms), like Redis with `appendfsync everysec`.
+#[derive(Clone)]
+pub struct Keyspace {
+    name: Arc<str>,
+    data: Tree,
+    index: Tree,
+    stripes: Arc<Stripes>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Keyspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyspace")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A key and its value, as `scan_prefix` returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A stored value, decoded.
+type Value = codec::Decoded<ByteBuf>;
+
+impl Keyspace {
+    pub(crate) fn new(
+        name: &str,
+        data: Tree,
+        index: Tree,
+        stripes: Arc<Stripes>,
+        clock: Arc<dyn Clock>,
+    ) -> Keyspace {
+        Keyspace {
+            name: Arc::from(name),
+            data,
+            index,
+            stripes,
+            clock,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value of `key`, or `None` if it is absent or expired.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let now = self.clock.now_ms();
+        Ok(self
+            .stored(key)?
+            .filter(|v| is_live(v, now))
+            .map(|v| v.payload.0))
+    }
+
+    /// Sets `key` to `value`, expiring after `ttl` if given (no expiry otherwise; an
+    /// existing expiry is replaced, as with Redis `SET`). A corrupt previous value is
+    /// overwritten.
+    pub fn put(&self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), StorageError> {
+        let now = self.clock.now_ms();
+        let expires_at_ms = ttl.map(|ttl| deadline_ms(now, ttl));
+        let encoded = self.encode(key, value, expires_at_ms)?;
+        let _guard = self.stripes.lock(&self.name, key);
+        let previous = self.data.get(key)?;
+        let previous_expiry = self.expiry_or_warn(key, previous.as_ref());
+        self.write(key, encoded, expires_at_ms, previous_expiry)
+    }
+
+    /// Sets `key` like `put` and returns the previous live value, atomically with respect
+    /// to every other write of this key.
+    pub fn get_set(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let now = self.clock.now_ms();
+        let expires_at_ms = ttl.map(|ttl| deadline_ms(now, ttl));
+        let encoded = self.encode(key, value, expires_at_ms)?;
+        let _guard = self.stripes.lock(&self.name, key);
+        let previous = self.stored(key)?;
+        let previous_expiry = previous.as_ref().and_then(|v| v.expires_at_ms);
+        self.write(key, encoded, expires_at_ms, previous_expiry)?;
+        Ok(previous.filter(|v| is_live(v, now)).map(|v| v.payload.0))
+    }
+
+    /// If the live value of `key` equals `expected` (`None`: absent or expired), sets it
+    /// to `new` (`None`: deletes it) with `ttl`, and returns `true`; otherwise changes
+    /// nothing and returns `false`. A corrupt current value is an error, not a mismatch.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StorageError> {
+        let now = self.clock.now_ms();
+        let expires_at_ms = ttl.map(|ttl| deadline_ms(now, ttl));
+        let encoded = new
+            .map(|value| self.encode(key, value, expires_at_ms))
+            .transpose()?;
+        let _guard = self.stripes.lock(&self.name, key);
+        let current = self.stored(key)?;
+        let live = current
+            .as_ref()
+            .filter(|v| is_live(v, now))
+            .map(|v| v.payload.0.as_slice());
+        if live != expected {
+            return Ok(false);
+        }
+        let current_expiry = current.as_ref().and_then(|v| v.expires_at_ms);
+        match encoded {
+            Some(encoded) => self.write(key, encoded, expires_at_ms, current_expiry)?,
+            None if current.is_some() => self.remove(key, current_expiry)?,
+            None => {}
+        }
+        Ok(true)
+    }
+
+    /// Removes `key`. Returns whether a live value was removed (an expired or corrupt
+    /// value is removed too, and counts as absent).
+    pub fn delete(&self, key: &[u8]) -> Result<bool, StorageError> {
+        let now = self.clock.now_ms();
+        let _guard = self.stripes.lock(&self.name, key);
+        let Some(previous) = self.data.get(key)? else {
+            return Ok(false);
+        };
+        let decoded = codec::decode_expiry(&previous, || place(&self.name, key));
+        if let Err(e) = &decoded {
+            tracing::warn!(error = %e, "deleting a corrupt value");
+        }
+        let previous_expiry = decoded.as_ref().ok().copied().flatten();
+        self.remove(key, previous_expiry)?;
+        Ok(matches!(decoded, Ok(expiry) if unexpired(expiry, now)))
+    }
+
+    /// The live entries whose key starts with `prefix`, in key order. A corrupt value is
+    /// logged and left out rather than failing the whole scan.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StorageError> {
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        for entry in self.data.scan_prefix(prefix) {
+            let (key, raw) = entry?;
+            match codec::decode::<ByteBuf>(&raw, || place(&self.name, &key)) {
+                Ok(v) if is_live(&v, now) => out.push((key.to_vec(), v.payload.0)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "scan skipped a corrupt value"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How long `key` has left to live: `None` if it is absent, expired, or has no expiry.
+    pub fn ttl_remaining(&self, key: &[u8]) -> Result<Option<Duration>, StorageError> {
+        let now = self.clock.now_ms();
+        let Some(raw) = self.data.get(key)? else {
+            return Ok(None);
+        };
+        let expiry = codec::decode_expiry(&raw, || place(&self.name, key))?;
+        Ok(expiry
+            .filter(|&at| unexpired(Some(at), now))
+            .map(|at| Duration::from_millis(at - now)))
+    }
+
+    /// The number of live keys. Reads every key: O(keys in the keyspace).
+    pub fn len(&self) -> Result<usize, StorageError> {
+        let now = self.clock.now_ms();
+        let mut count = 0;
+        for entry in self.data.iter() {
+            let (key, raw) = entry?;
+            match codec::decode_expiry(&raw, || place(&self.name, &key)) {
+                Ok(expiry) if unexpired(expiry, now) => count += 1,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "len skipped a corrupt value"),
+            }
+        }
+        Ok(count)
+    }
+
+    /// Whether the keyspace has no live key. Stops at the first live key found.
+    pub fn is_empty(&self) -> Result<bool, StorageError> {
+        let now = self.clock.now_ms();
+        for entry in self.data.iter() {
+            let (key, raw) = entry?;
+            if let Ok(expiry) = codec::decode_expiry(&raw, || place(&self.name, &key)) {
+                if unexpired(expiry, now) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Stores raw bytes without an envelope, for tests of corruption.
+    pub(crate) fn write_raw(&self, key: &[u8], raw: &[u8]) -> Result<(), StorageError> {
+        self.data.insert(key, raw.to_vec()).map(|_| ())
+    }
+
+    /// The stored (possibly expired) value of `key`, decoded.
+    fn stored(&self, key: &[u8]) -> Result<Option<Value>, StorageError> {
+        self.data
+            .get(key)?
+            .map(|raw| codec::decode(&raw, || place(&self.name, key)))
+            .transpose()
+    }
+
+    fn encode(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: Option<u64>,
+    ) -> Result<Vec<u8>, StorageError> {
+        codec::encode(expires_at_ms, &BytesRef(value), || place(&self.name, key))
+    }
+
+    /// The expiry of a value about to be replaced. A corrupt value's expiry is unknown:
+    /// its index entry (if any) stays behind, and the sweep drops it as stale.
+    fn expiry_or_warn(&self, key: &[u8], raw: Option<&Bytes>) -> Option<u64> {
+        let raw = raw?;
+        codec::decode_expiry(raw, || place(&self.name, key))
+            .inspect_err(|e| tracing::warn!(error = %e, "overwriting a corrupt value"))
+            .ok()
+            .flatten()
+    }
+
+    /// Stores `encoded` under `key`, keeping the expiry index in step. Caller holds the
+    /// stripe lock of `key`.
+    fn write(
+        &self,
+        key: &[u8],
+        encoded: Vec<u8>,
+        expires_at_ms: Option<u64>,
+        previous_expiry: Option<u64>,
+    ) -> Result<(), StorageError> {
+        // Index first: a crash in between leaves a stale index entry, never a value with
+        // an expiry that no sweep would find.
+        if let Some(at) = expires_at_ms {
+            self.index
+                .insert(&expiry::index_key(at, &self.name, key), Vec::new())?;
+        }
+        self.data.insert(key, encoded)?;
+        if let Some(old) = previous_expiry.filter(|&old| Some(old) != expires_at_ms) {
+            self.index
+                .remove(&expiry::index_key(old, &self.name, key))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `key` and its index entry. Caller holds the stripe lock of `key`.
+    fn remove(&self, key: &[u8], previous_expiry: Option<u64>) -> Result<(), StorageError> {
+        self.data.remove(key)?;
+        if let Some(old) = previous_expiry {
+            self.index
+                .remove(&expiry::index_key(old, &self.name, key))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_live(value: &Value, now: u64) -> bool {
+    unexpired(value.expires_at_ms, now)
+}
+
+/// A value is live until the millisecond of its expiry: at `expires_at_ms` it is gone.
+fn unexpired(expires_at_ms: Option<u64>, now: u64) -> bool {
+    expires_at_ms.is_none_or(|at| at > now)
+}

@@ -1,0 +1,108 @@
+//! Cutting an append into chunks, and the chunk value format.
+
+use super::layout::{MAX_CHUNK_BYTES, MAX_CHUNK_RECORDS};
+use crate::codec;
+use crate::{Record, StorageError};
+
+/// The largest record accepted. Well under the codec's limit, so that a chunk holding one
+/// such record (plus framing) always encodes.
+pub(crate) const MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
+
+/// Splits `records` into consecutive runs of at most [`MAX_CHUNK_RECORDS`] records and
+/// [`MAX_CHUNK_BYTES`] bytes (by [`Record::size_bytes`]); a record bigger than that
+/// alone makes a chunk.
+pub(crate) fn split(records: &[Record]) -> Vec<&[Record]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, record) in records.iter().enumerate() {
+        let size = record.size_bytes();
+        if i > start && (i - start == MAX_CHUNK_RECORDS || bytes + size > MAX_CHUNK_BYTES) {
+            chunks.push(&records[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        chunks.push(&records[start..]);
+    }
+    chunks
+}
+
+/// Rejects an append holding a record over [`MAX_RECORD_BYTES`], before anything is written.
+pub(crate) fn check_sizes(
+    records: &[Record],
+    place: impl Fn() -> String,
+) -> Result<(), StorageError> {
+    match records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.size_bytes() > MAX_RECORD_BYTES)
+    {
+        Some((i, r)) => Err(StorageError::Encode {
+            place: place(),
+            reason: format!(
+                "record {i} of the append is {} bytes, more than the limit of {MAX_RECORD_BYTES}",
+                r.size_bytes()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn encode(
+    records: &[Record],
+    place: impl Fn() -> String,
+) -> Result<Vec<u8>, StorageError> {
+    codec::encode(None, records, place)
+}
+
+pub(crate) fn decode(raw: &[u8], place: impl Fn() -> String) -> Result<Vec<Record>, StorageError> {
+    Ok(codec::decode::<Vec<Record>>(raw, place)?.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(size: usize) -> Record {
+        Record {
+            key: None,
+            value: vec![7; size],
+            timestamp_ms: 1,
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn splits_by_count_and_by_bytes() {
+        let many: Vec<Record> = (0..2500).map(|_| record(1)).collect();
+        let lens: Vec<usize> = split(&many).iter().map(|c| c.len()).collect();
+        assert_eq!(lens, vec![1000, 1000, 500]);
+
+        let big: Vec<Record> = (0..5).map(|_| record(400 * 1024)).collect();
+        let lens: Vec<usize> = split(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(lens, vec![2, 2, 1]);
+
+        let huge = vec![record(2 * MAX_CHUNK_BYTES), record(1)];
+        let lens: Vec<usize> = split(&huge).iter().map(|c| c.len()).collect();
+        assert_eq!(lens, vec![1, 1]);
+        assert!(split(&[]).is_empty());
+    }
+
+    #[test]
+    fn chunks_round_trip() {
+        let records = vec![
+            Record {
+                key: Some(b"k".to_vec()),
+                value: b"v".to_vec(),
+                timestamp_ms: 42,
+                headers: vec![("h".into(), b"x".to_vec())],
+            },
+            record(3),
+        ];
+        let raw = encode(&records, String::new).unwrap();
+        assert_eq!(decode(&raw, String::new).unwrap(), records);
+    }
+}

@@ -1,0 +1,89 @@
+//! Where a topic keeps things inside its engine tree.
+//!
+//! One tree per topic. Per partition, three kinds of entry, all keyed by the partition
+//! (u32 big-endian) then a kind byte, so a partition's entries of one kind are one
+//! contiguous, ordered range:
+//!
+//! - `[partition][0]` → [`PartitionMeta`]: the log start offset, kept because retention
+//!   may remove every chunk and the offsets must not restart from 0.
+//! - `[partition][1][base offset u64 BE]` → [`ChunkSummary`]: a small index entry per
+//!   chunk, so that opening a topic and applying retention read a few bytes per chunk
+//!   instead of the records.
+//! - `[partition][2][base offset u64 BE]` → the chunk: up to [`MAX_CHUNK_RECORDS`]
+//!   records with consecutive offsets from the base offset.
+//!
+//! A chunk and its summary are written in one atomic batch; a retention step removes
+//! chunks, their summaries and updates the meta in one atomic batch.
+
+use serde::{Deserialize, Serialize};
+
+const KIND_META: u8 = 0;
+const KIND_SUMMARY: u8 = 1;
+const KIND_CHUNK: u8 = 2;
+
+/// At most this many records per chunk.
+pub(crate) const MAX_CHUNK_RECORDS: usize = 1000;
+/// A chunk is closed once its records reach this many bytes (a single bigger record gets
+/// a chunk of its own). sled is happiest with values well under its segment size.
+pub(crate) const MAX_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Persistent state of a partition that cannot be derived from its chunks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct PartitionMeta {
+    pub log_start: u64,
+}
+
+/// What retention and start-up need to know about a chunk without reading it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ChunkSummary {
+    pub records: u64,
+    /// Encoded size of the chunk value.
+    pub bytes: u64,
+    /// Store clock when the chunk was appended; retention by age uses it rather than the
+    /// producers' timestamps, so a device with a wrong clock cannot have its data removed
+    /// at once or kept forever.
+    pub appended_at_ms: u64,
+}
+
+pub(crate) fn meta_key(partition: u32) -> Vec<u8> {
+    let mut key = partition.to_be_bytes().to_vec();
+    key.push(KIND_META);
+    key
+}
+
+pub(crate) fn summary_key(partition: u32, base_offset: u64) -> Vec<u8> {
+    offset_key(partition, KIND_SUMMARY, base_offset)
+}
+
+pub(crate) fn chunk_key(partition: u32, base_offset: u64) -> Vec<u8> {
+    offset_key(partition, KIND_CHUNK, base_offset)
+}
+
+fn offset_key(partition: u32, kind: u8, offset: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(13);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key.push(kind);
+    key.extend_from_slice(&offset.to_be_bytes());
+    key
+}
+
+/// The base offset of a summary or chunk key; `None` if the key has another shape.
+pub(crate) fn base_offset(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(5..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_partition_kind_then_offset() {
+        assert!(meta_key(0) < summary_key(0, 0));
+        assert!(summary_key(0, u64::MAX) < chunk_key(0, 0));
+        assert!(chunk_key(0, 255) < chunk_key(0, 256));
+        assert!(chunk_key(0, u64::MAX) < meta_key(1));
+        assert_eq!(base_offset(&chunk_key(3, 1234)), Some(1234));
+        assert_eq!(base_offset(&meta_key(3)), None);
+    }
+}

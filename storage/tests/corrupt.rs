@@ -1,0 +1,108 @@
+//! Corrupt stored bytes are reported, never returned as data, never a panic.
+
+mod common;
+
+use common::{manual_store, record, records};
+use panoptes_storage::{testing, StorageError};
+
+#[test]
+fn a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans() {
+    let (store, _clock) = manual_store(0);
+    let ks = store.keyspace("state").unwrap();
+    ks.put(b"a", b"fine", None).unwrap();
+    ks.put(b"c", b"fine too", None).unwrap();
+    testing::write_raw_value(&ks, b"b", b"\xde\xad\xbe\xef garbage").unwrap();
+    testing::write_raw_value(&ks, b"v9", &[9, 0, 1, 2]).unwrap();
+
+    match ks.get(b"b") {
+        Err(StorageError::Corrupt { place, reason }) => {
+            assert!(
+                place.contains("\"state\"") && place.contains("key \"b\""),
+                "{place}"
+            );
+            assert!(reason.contains("unknown format version 222"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        ks.ttl_remaining(b"v9"),
+        Err(StorageError::Corrupt { .. })
+    ));
+    // Operations that must read the old value refuse; the value is left alone.
+    assert!(matches!(
+        ks.get_set(b"b", b"x", None),
+        Err(StorageError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        ks.compare_and_swap(b"b", None, Some(b"x"), None),
+        Err(StorageError::Corrupt { .. })
+    ));
+    let live: Vec<Vec<u8>> = ks
+        .scan_prefix(b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(live, vec![b"a".to_vec(), b"c".to_vec()]);
+    assert_eq!(ks.len().unwrap(), 2);
+
+    // put repairs, delete removes.
+    ks.put(b"b", b"repaired", None).unwrap();
+    assert_eq!(ks.get(b"b").unwrap(), Some(b"repaired".to_vec()));
+    assert!(
+        !ks.delete(b"v9").unwrap(),
+        "a corrupt value was not a live value"
+    );
+    assert_eq!(ks.get(b"v9").unwrap(), None);
+    assert_eq!(store.sweep_expired().unwrap(), 0);
+}
+
+#[test]
+fn a_truncated_value_with_a_valid_version_is_corrupt_too() {
+    let (store, _clock) = manual_store(0);
+    let ks = store.keyspace("state").unwrap();
+    // Version 1, "has expiry" tag, then nothing.
+    testing::write_raw_value(&ks, b"t", &[1, 1]).unwrap();
+    assert!(matches!(ks.get(b"t"), Err(StorageError::Corrupt { .. })));
+}
+
+#[test]
+fn a_corrupt_chunk_is_skipped_by_reads() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("metrics", 1).unwrap();
+    topic.append(0, &records(0, 5, 0)).unwrap();
+    topic.append(0, &records(5, 5, 0)).unwrap();
+    topic.append(0, &records(10, 5, 0)).unwrap();
+    testing::write_raw_chunk(&topic, 0, 5, b"not a chunk").unwrap();
+
+    let read = topic.read(0, 0, 100, usize::MAX).unwrap();
+    let offsets: Vec<u64> = read.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
+    for stored in &read {
+        assert_eq!(stored.record, record(stored.offset, 0));
+    }
+    // Starting inside the corrupt chunk continues after it.
+    let read = topic.read(0, 7, 100, usize::MAX).unwrap();
+    assert_eq!(read.first().map(|r| r.offset), Some(10));
+    // Watermarks and appends are unaffected.
+    assert_eq!(topic.high_watermark(0).unwrap(), 15);
+    assert_eq!(topic.append(0, &records(15, 1, 0)).unwrap(), 15);
+    // Retention still removes it by its summary.
+    assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 16);
+}
+
+#[test]
+fn a_chunk_of_a_future_format_version_is_skipped() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("metrics", 1).unwrap();
+    topic.append(0, &records(0, 2, 0)).unwrap();
+    topic.append(0, &records(2, 2, 0)).unwrap();
+    testing::write_raw_chunk(&topic, 0, 2, &[2, 0, 0]).unwrap();
+    let offsets: Vec<u64> = topic
+        .read(0, 0, 100, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 1]);
+}

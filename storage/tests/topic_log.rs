@@ -1,0 +1,253 @@
+//! Topics: offsets, reads across chunks and from mid-chunk, limits, retention.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{manual_store, record, records};
+use panoptes_storage::{testing, StorageError, StoredRecord};
+
+fn offsets(read: &[StoredRecord]) -> Vec<u64> {
+    read.iter().map(|r| r.offset).collect()
+}
+
+#[test]
+fn appends_get_consecutive_offsets_per_partition() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("metrics", 3).unwrap();
+    assert_eq!((topic.name(), topic.partitions()), ("metrics", 3));
+    assert_eq!(topic.high_watermark(1).unwrap(), 0);
+    assert_eq!(topic.append(1, &records(0, 5, 0)).unwrap(), 0);
+    assert_eq!(topic.append(1, &records(5, 2, 0)).unwrap(), 5);
+    assert_eq!(topic.append(2, &records(0, 1, 0)).unwrap(), 0);
+    assert_eq!(
+        topic.append(1, &[]).unwrap(),
+        7,
+        "an empty append writes nothing"
+    );
+    assert_eq!(topic.high_watermark(1).unwrap(), 7);
+    assert_eq!(topic.high_watermark(0).unwrap(), 0);
+    assert_eq!(topic.low_watermark(1).unwrap(), 0);
+
+    let read = topic.read(1, 0, 100, usize::MAX).unwrap();
+    assert_eq!(offsets(&read), (0..7).collect::<Vec<_>>());
+    for (i, stored) in read.iter().enumerate() {
+        assert_eq!(stored.record, record(i as u64, 0));
+    }
+    assert!(topic.read(1, 7, 100, usize::MAX).unwrap().is_empty());
+    assert!(topic.read(0, 0, 100, usize::MAX).unwrap().is_empty());
+
+    assert!(matches!(
+        topic.append(3, &records(0, 1, 0)),
+        Err(StorageError::NoSuchPartition {
+            partition: 3,
+            partitions: 3,
+            ..
+        })
+    ));
+    assert!(topic.read(7, 0, 1, 1).is_err());
+    assert!(topic.high_watermark(3).is_err());
+}
+
+#[test]
+fn an_existing_topic_keeps_its_partition_count_and_state() {
+    let (store, _clock) = manual_store(0);
+    let first = store.topic("t", 2).unwrap();
+    first.append(0, &records(0, 3, 0)).unwrap();
+    let second = store.topic("t", 8).unwrap();
+    assert_eq!(second.partitions(), 2);
+    // Both handles share one writer: offsets continue, never overlap.
+    assert_eq!(second.append(0, &records(3, 1, 0)).unwrap(), 3);
+    assert_eq!(first.append(0, &records(4, 1, 0)).unwrap(), 4);
+    store.topic("a-first", 1).unwrap();
+    assert_eq!(store.topic_names().unwrap(), vec!["a-first", "t"]);
+    assert!(matches!(
+        store.topic("zero", 0),
+        Err(StorageError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.topic("", 1),
+        Err(StorageError::InvalidName { .. })
+    ));
+}
+
+#[test]
+fn large_appends_are_chunked_and_read_across_chunk_boundaries() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("t", 1).unwrap();
+    topic.append(0, &records(0, 2500, 0)).unwrap();
+    topic.append(0, &records(2500, 10, 0)).unwrap();
+    let chunks: Vec<(u64, u64)> = testing::chunks(&topic, 0)
+        .unwrap()
+        .iter()
+        .map(|c| (c.base_offset, c.records))
+        .collect();
+    assert_eq!(
+        chunks,
+        vec![(0, 1000), (1000, 1000), (2000, 500), (2500, 10)]
+    );
+
+    // From the middle of a chunk, across two boundaries.
+    let read = topic.read(0, 999, 1003, usize::MAX).unwrap();
+    assert_eq!(offsets(&read), (999..2002).collect::<Vec<_>>());
+    for stored in &read {
+        assert_eq!(stored.record, record(stored.offset, 0));
+    }
+    // Exactly at a boundary, and the last record.
+    assert_eq!(
+        offsets(&topic.read(0, 2000, 1, usize::MAX).unwrap()),
+        vec![2000]
+    );
+    assert_eq!(
+        offsets(&topic.read(0, 2509, 10, usize::MAX).unwrap()),
+        vec![2509]
+    );
+    // Everything.
+    let all = topic.read(0, 0, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(offsets(&all), (0..2510).collect::<Vec<_>>());
+}
+
+#[test]
+fn chunks_are_cut_by_bytes_too() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("t", 1).unwrap();
+    topic.append(0, &records(0, 5, 300 * 1024)).unwrap();
+    let per_chunk: Vec<u64> = testing::chunks(&topic, 0)
+        .unwrap()
+        .iter()
+        .map(|c| c.records)
+        .collect();
+    assert_eq!(per_chunk, vec![3, 2]);
+    let read = topic.read(0, 2, 10, usize::MAX).unwrap();
+    assert_eq!(offsets(&read), vec![2, 3, 4]);
+    assert_eq!(read[0].record, record(2, 300 * 1024));
+}
+
+#[test]
+fn max_bytes_and_max_records_bound_a_read() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("t", 1).unwrap();
+    let batch = records(0, 10, 100);
+    topic.append(0, &batch).unwrap();
+
+    // Records are returned while their sizes fit in max_bytes.
+    let fits_three: usize = batch[..3].iter().map(|r| r.size_bytes()).sum();
+    assert_eq!(
+        offsets(&topic.read(0, 0, 100, fits_three).unwrap()),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        offsets(&topic.read(0, 0, 100, fits_three - 1).unwrap()),
+        vec![0, 1]
+    );
+    // The first record comes back even if it alone is over the limit.
+    assert_eq!(offsets(&topic.read(0, 4, 100, 1).unwrap()), vec![4]);
+    assert_eq!(offsets(&topic.read(0, 4, 100, 0).unwrap()), vec![4]);
+    // max_records.
+    assert_eq!(
+        offsets(&topic.read(0, 4, 2, usize::MAX).unwrap()),
+        vec![4, 5]
+    );
+    assert!(topic.read(0, 4, 0, usize::MAX).unwrap().is_empty());
+}
+
+#[test]
+fn retention_by_age_removes_whole_old_chunks_from_the_front() {
+    let (store, clock) = manual_store(1_000_000);
+    let topic = store.topic("t", 2).unwrap();
+    topic.append(0, &records(0, 10, 0)).unwrap();
+    clock.advance(Duration::from_secs(60));
+    topic.append(0, &records(10, 5, 0)).unwrap();
+    topic.append(1, &records(0, 3, 0)).unwrap();
+    clock.advance(Duration::from_secs(30));
+
+    let hour = Duration::from_secs(3600);
+    assert_eq!(topic.apply_retention(Some(hour), None).unwrap(), 0);
+    // The first chunk is 90 s old, the others 30 s.
+    assert_eq!(
+        topic
+            .apply_retention(Some(Duration::from_secs(60)), None)
+            .unwrap(),
+        10
+    );
+    assert_eq!(topic.low_watermark(0).unwrap(), 10);
+    assert_eq!(topic.high_watermark(0).unwrap(), 15);
+    assert_eq!(topic.low_watermark(1).unwrap(), 0);
+    // Reading below the low watermark starts at it.
+    assert_eq!(
+        offsets(&topic.read(0, 0, 100, usize::MAX).unwrap()),
+        (10..15).collect::<Vec<_>>()
+    );
+
+    // Old enough: a partition is emptied, and offsets carry on.
+    clock.advance(hour);
+    assert_eq!(topic.apply_retention(Some(hour), None).unwrap(), 8);
+    assert_eq!(topic.low_watermark(0).unwrap(), 15);
+    assert_eq!(topic.high_watermark(0).unwrap(), 15);
+    assert!(topic.read(0, 0, 100, usize::MAX).unwrap().is_empty());
+    assert_eq!(topic.append(0, &records(15, 1, 0)).unwrap(), 15);
+    assert_eq!(topic.low_watermark(0).unwrap(), 15);
+    assert_eq!(topic.apply_retention(None, None).unwrap(), 0);
+}
+
+#[test]
+fn retention_by_bytes_keeps_each_partition_under_the_limit() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("t", 1).unwrap();
+    for i in 0..6 {
+        topic.append(0, &records(i * 4, 4, 1000)).unwrap();
+    }
+    let chunks = testing::chunks(&topic, 0).unwrap();
+    let total: u64 = chunks.iter().map(|c| c.bytes).sum();
+    assert_eq!(topic.apply_retention(None, Some(total)).unwrap(), 0);
+    // One byte too many: the oldest chunk goes, nothing more.
+    assert_eq!(topic.apply_retention(None, Some(total - 1)).unwrap(), 4);
+    // Room for the newest two chunks exactly.
+    let last_two = chunks[4].bytes + chunks[5].bytes;
+    assert_eq!(topic.apply_retention(None, Some(last_two)).unwrap(), 12);
+    assert_eq!(topic.low_watermark(0).unwrap(), 16);
+    let left = testing::chunks(&topic, 0).unwrap();
+    assert_eq!(left, chunks[4..].to_vec());
+    assert_eq!(
+        offsets(&topic.read(0, 16, 100, usize::MAX).unwrap()),
+        (16..24).collect::<Vec<_>>()
+    );
+    // A limit smaller than any chunk empties the partition.
+    assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 8);
+    assert_eq!(topic.low_watermark(0).unwrap(), 24);
+    assert!(testing::chunks(&topic, 0).unwrap().is_empty());
+}
+
+#[test]
+fn concurrent_appends_never_share_an_offset() {
+    let (store, _clock) = manual_store(0);
+    let topic = store.topic("t", 1).unwrap();
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                (0..20u64)
+                    .map(|i| topic.append(0, &records(t * 1000 + i * 3, 3, 0)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut bases: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    bases.sort_unstable();
+    assert_eq!(bases, (0..80).map(|i| i * 3).collect::<Vec<_>>());
+    let all = topic.read(0, 0, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(offsets(&all), (0..240).collect::<Vec<_>>());
+    // Each append's records stayed together and in order.
+    for group in all.chunks(3) {
+        let first = &group[0].record;
+        for (j, stored) in group.iter().enumerate() {
+            assert_eq!(
+                stored.record.value,
+                record(first.timestamp_ms - 1000 + j as u64, 0).value
+            );
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Property test: random appends, reads, retention, clock moves and restarts against a
+//! plain in-memory model of a partitioned log.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use panoptes_storage::{testing, Clock, ManualClock, Record, Store, Topic};
+use proptest::prelude::*;
+
+const PARTITIONS: u32 = 2;
+/// Mirrors the store's chunk record limit; the test checks the chunks it sees against it.
+const CHUNK_RECORDS: usize = 1000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        partition: u32,
+        count: usize,
+        pad: usize,
+    },
+    Read {
+        partition: u32,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    },
+    Advance {
+        secs: u64,
+    },
+    RetainAge {
+        secs: u64,
+    },
+    RetainBytes {
+        max: u64,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..PARTITIONS, 0usize..30, 0usize..300)
+            .prop_map(|(partition, count, pad)| Op::Append { partition, count, pad }),
+        1 => (0..PARTITIONS, 990usize..1100)
+            .prop_map(|(partition, count)| Op::Append { partition, count, pad: 0 }),
+        6 => (0..PARTITIONS, 0u64..1300, 0usize..60, 0usize..3000).prop_map(
+            |(partition, from, max_records, max_bytes)| Op::Read {
+                partition, from, max_records, max_bytes
+            }
+        ),
+        2 => (0u64..100).prop_map(|secs| Op::Advance { secs }),
+        1 => (0u64..200).prop_map(|secs| Op::RetainAge { secs }),
+        1 => (0u64..40_000).prop_map(|max| Op::RetainBytes { max }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// A chunk as the model sees it.
+#[derive(Debug, Clone)]
+struct ModelChunk {
+    base: u64,
+    records: Vec<Record>,
+    appended_at_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct ModelPartition {
+    chunks: VecDeque<ModelChunk>,
+    /// Offset of the next record; also the low watermark when there are no chunks.
+    high: u64,
+}
+
+impl ModelPartition {
+    fn low(&self) -> u64 {
+        self.chunks.front().map_or(self.high, |c| c.base)
+    }
+
+    fn record(&self, offset: u64) -> Option<&Record> {
+        self.chunks
+            .iter()
+            .find(|c| offset >= c.base && offset < c.base + c.records.len() as u64)
+            .map(|c| &c.records[(offset - c.base) as usize])
+    }
+}
+
+fn open(dir: &Path, clock: &Arc<ManualClock>) -> (Store, Topic) {
+    let store = Store::open(dir).unwrap().with_clock(clock.clone());
+    let topic = store.topic("model", PARTITIONS).unwrap();
+    (store, topic)
+}
+
+fn next_records(counter: &mut u64, count: usize, pad: usize, now_ms: u64) -> Vec<Record> {
+    (0..count)
+        .map(|_| {
+            *counter += 1;
+            let mut value = format!("r{counter}").into_bytes();
+            value.resize(value.len().max(pad), b'~');
+            Record {
+                key: (*counter % 3 != 0).then(|| counter.to_le_bytes().to_vec()),
+                value,
+                timestamp_ms: now_ms,
+                headers: vec![],
+            }
+        })
+        .collect()
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let (mut store, mut topic) = open(dir.path(), &clock);
+    let mut model: Vec<ModelPartition> =
+        (0..PARTITIONS).map(|_| ModelPartition::default()).collect();
+    let mut counter = 0u64;
+
+    for op in ops {
+        match op {
+            Op::Append {
+                partition,
+                count,
+                pad,
+            } => {
+                let now = clock.now_ms();
+                let records = next_records(&mut counter, count, pad, now);
+                let m = &mut model[partition as usize];
+                let base = topic.append(partition, &records).unwrap();
+                prop_assert_eq!(base, m.high);
+                for piece in records.chunks(CHUNK_RECORDS) {
+                    m.chunks.push_back(ModelChunk {
+                        base: m.high,
+                        records: piece.to_vec(),
+                        appended_at_ms: now,
+                    });
+                    m.high += piece.len() as u64;
+                }
+            }
+            Op::Read {
+                partition,
+                from,
+                max_records,
+                max_bytes,
+            } => {
+                let m = &model[partition as usize];
+                let got = topic.read(partition, from, max_records, max_bytes).unwrap();
+                let mut expected = Vec::new();
+                let mut bytes = 0;
+                if max_records > 0 {
+                    for offset in from.max(m.low())..m.high {
+                        let record = m.record(offset).unwrap();
+                        if !expected.is_empty() && bytes + record.size_bytes() > max_bytes {
+                            break;
+                        }
+                        bytes += record.size_bytes();
+                        expected.push((offset, record.clone()));
+                        if expected.len() == max_records {
+                            break;
+                        }
+                    }
+                }
+                let got: Vec<(u64, Record)> =
+                    got.into_iter().map(|s| (s.offset, s.record)).collect();
+                prop_assert_eq!(got, expected);
+            }
+            Op::Advance { secs } => clock.advance(Duration::from_secs(secs)),
+            Op::RetainAge { secs } => {
+                let now = clock.now_ms();
+                let mut expected = 0;
+                for m in &mut model {
+                    while m
+                        .chunks
+                        .front()
+                        .is_some_and(|c| now - c.appended_at_ms > secs * 1000)
+                    {
+                        expected += m.chunks.pop_front().unwrap().records.len() as u64;
+                    }
+                }
+                let removed = topic
+                    .apply_retention(Some(Duration::from_secs(secs)), None)
+                    .unwrap();
+                prop_assert_eq!(removed, expected);
+            }
+            Op::RetainBytes { max } => {
+                let mut expected = 0;
+                for (p, m) in (0..).zip(&mut model) {
+                    // The sizes are the store's; the model checks which chunks go.
+                    let stored = testing::chunks(&topic, p).unwrap();
+                    let shape: Vec<(u64, u64)> =
+                        stored.iter().map(|c| (c.base_offset, c.records)).collect();
+                    let model_shape: Vec<(u64, u64)> = m
+                        .chunks
+                        .iter()
+                        .map(|c| (c.base, c.records.len() as u64))
+                        .collect();
+                    prop_assert_eq!(shape, model_shape);
+                    let mut total: u64 = stored.iter().map(|c| c.bytes).sum();
+                    for chunk in &stored {
+                        if total <= max {
+                            break;
+                        }
+                        total -= chunk.bytes;
+                        expected += m.chunks.pop_front().unwrap().records.len() as u64;
+                    }
+                }
+                let removed = topic.apply_retention(None, Some(max)).unwrap();
+                prop_assert_eq!(removed, expected);
+            }
+            Op::Reopen => {
+                drop(topic);
+                drop(store);
+                (store, topic) = open(dir.path(), &clock);
+            }
+        }
+        for (p, m) in (0..).zip(&model) {
+            prop_assert_eq!(topic.high_watermark(p).unwrap(), m.high);
+            prop_assert_eq!(topic.low_watermark(p).unwrap(), m.low());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_log_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(ops)?;
+    }
+}
