@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Add;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,7 @@ struct DeviceStats {
     unsupported: AtomicU64,
     socket_errors: AtomicU64,
     reply_delay_micros: AtomicU64,
+    duplicate_replies: AtomicBool,
 }
 
 impl DeviceStats {
@@ -205,6 +206,15 @@ impl SimulatorHandle {
         }
     }
 
+    /// Makes a device send every reply twice, like a network that duplicates
+    /// packets: the copy lands in the client's socket after it has its answer,
+    /// where its next request will find it first. For testing client recovery.
+    pub fn set_duplicate_replies(&self, device: usize, duplicate: bool) {
+        if let Some((_, stats)) = self.devices.get(device) {
+            stats.duplicate_replies.store(duplicate, Ordering::Relaxed);
+        }
+    }
+
     /// Stops every device and waits until their sockets are closed.
     pub async fn shutdown(mut self) {
         let tasks = std::mem::take(&mut self.tasks);
@@ -250,10 +260,14 @@ async fn serve(socket: Arc<UdpSocket>, agent: Agent, stats: Arc<DeviceStats>, st
         match agent.handle(&packet[..len], start.elapsed(), &mut scratch, &mut out) {
             Outcome::Reply => {
                 let delay = stats.reply_delay_micros.load(Ordering::Relaxed);
+                let copies = if stats.duplicate_replies.load(Ordering::Relaxed) {
+                    2
+                } else {
+                    1
+                };
                 if delay == 0 {
-                    match socket.send_to(out.message(), peer).await {
-                        Ok(_) => DeviceStats::bump(&stats.served),
-                        Err(_) => DeviceStats::bump(&stats.socket_errors),
+                    for _ in 0..copies {
+                        send(&socket, out.message(), peer, &stats).await;
                     }
                 } else {
                     let message = out.message().to_vec();
@@ -261,9 +275,8 @@ async fn serve(socket: Arc<UdpSocket>, agent: Agent, stats: Arc<DeviceStats>, st
                     let stats = Arc::clone(&stats);
                     delayed.spawn(async move {
                         tokio::time::sleep(Duration::from_micros(delay)).await;
-                        match socket.send_to(&message, peer).await {
-                            Ok(_) => DeviceStats::bump(&stats.served),
-                            Err(_) => DeviceStats::bump(&stats.socket_errors),
+                        for _ in 0..copies {
+                            send(&socket, &message, peer, &stats).await;
                         }
                     });
                 }
@@ -274,5 +287,12 @@ async fn serve(socket: Arc<UdpSocket>, agent: Agent, stats: Arc<DeviceStats>, st
             }
             Outcome::Dropped(DropReason::Unsupported) => DeviceStats::bump(&stats.unsupported),
         }
+    }
+}
+
+async fn send(socket: &UdpSocket, message: &[u8], peer: SocketAddr, stats: &DeviceStats) {
+    match socket.send_to(message, peer).await {
+        Ok(_) => DeviceStats::bump(&stats.served),
+        Err(_) => DeviceStats::bump(&stats.socket_errors),
     }
 }

@@ -22,6 +22,9 @@ use super::{Oid, SnmpError, SnmpTarget, SnmpVersion, Varbind};
 /// RFC 3416 error-status `tooBig`: the answer would not fit in one message.
 const ERROR_TOO_BIG: u32 = 1;
 
+/// Extra tries allowed when only stale replies arrive (see `request`).
+const STALE_REPLY_BUDGET: u32 = 3;
+
 pub struct SnmpClient {
     label: String,
     addr: SocketAddr,
@@ -218,11 +221,18 @@ impl SnmpClient {
 
     /// One request with retries. Each attempt has `timeout`; any attempt that
     /// does not end in a clean answer throws the session away.
+    ///
+    /// A reply to an earlier request (a duplicate, or one that outlived its
+    /// timeout) does not use up an attempt: it shows the agent is alive, so we
+    /// ask again on a fresh socket, at most [`STALE_REPLY_BUDGET`] times.
     async fn request(&mut self, request: &Request<'_>) -> Result<Vec<Varbind>, SnmpError> {
         let attempts = self.retries.saturating_add(1);
         let per_attempt = self.timeout;
+        let mut attempt = 0;
+        let mut stale_budget = STALE_REPLY_BUDGET;
         let mut last_error = None;
-        for attempt in 1..=attempts {
+        while attempt < attempts {
+            attempt += 1;
             let session = self.open_session().await?;
             let outcome = tokio::time::timeout(per_attempt, exchange(session, request)).await;
             self.requests_sent += 1;
@@ -256,9 +266,12 @@ impl SnmpClient {
                     });
                 }
                 Failure::Wire(snmp2::Error::RequestIdMismatch) => {
-                    // A stale reply to an earlier request: try again on a fresh socket.
                     tracing::debug!(target = %self.label, attempt, "discarded a reply to an earlier request");
                     self.session = None;
+                    if stale_budget > 0 {
+                        stale_budget -= 1;
+                        attempt -= 1;
+                    }
                     last_error = Some(SnmpError::Protocol {
                         target: self.label.clone(),
                         detail: "only replies to earlier requests arrived".to_string(),

@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn orders_numerically_not_textually() {
-        let mut oids = vec![
+        let mut oids = [
             oid("1.3.6.1.10"),
             oid("1.3.6.2"),
             oid("1.3.6.1.2.1"),
