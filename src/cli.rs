@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "panoptes", version, about = "Network telemetry collector compatible with Yahoo Panoptes, in one binary")]
+#[command(
+    name = "panoptes",
+    version,
+    about = "Network telemetry collector compatible with Yahoo Panoptes, in one binary"
+)]
 pub struct Cli {
     /// A TOML file overriding the embedded defaults (conf/panoptes.toml); env
     /// PANOPTES__SECTION__KEY overrides both.

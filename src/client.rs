@@ -24,7 +24,10 @@ impl NodeClient {
             .timeout_connect(Duration::from_secs(3))
             .timeout_read(Duration::from_secs(40))
             .build();
-        NodeClient { base: format!("http://{listen}"), agent }
+        NodeClient {
+            base: format!("http://{listen}"),
+            agent,
+        }
     }
 
     fn get(&self, path: &str) -> Result<Fetch> {
@@ -52,7 +55,13 @@ impl NodeClient {
 
     /// Prints the records of a topic as JSON lines, following new ones until `max` records
     /// were printed (or forever).
-    pub fn tail(&self, topic: &str, from_beginning: bool, max: Option<usize>, out: &mut dyn Write) -> Result<()> {
+    pub fn tail(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+        max: Option<usize>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
         if max == Some(0) {
             return Ok(());
         }
@@ -64,7 +73,9 @@ impl NodeClient {
         loop {
             let partitions = next.len();
             for p in 0..partitions {
-                let offset = next[p].map(|o| o.to_string()).unwrap_or_else(|| start.to_string());
+                let offset = next[p]
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| start.to_string());
                 let wait = if partitions == 1 { 1000 } else { 200 };
                 let path = format!(
                     "/api/topics/{}/records?partition={p}&offset={offset}&max=500&wait_ms={wait}",
@@ -85,7 +96,11 @@ impl NodeClient {
                 if count > next.len() {
                     next.resize(count, None);
                 }
-                for record in page["records"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                for record in page["records"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
                     writeln!(out, "{}", serde_json::to_string(&record["value"])?)?;
                     printed += 1;
                     if max.is_some_and(|m| printed >= m) {
@@ -101,9 +116,21 @@ impl NodeClient {
 
     pub fn topics(&self, out: &mut dyn Write) -> Result<()> {
         let v = self.get_found("/api/topics")?;
-        writeln!(out, "{:<40} {:>9} {:>12} {:>12}", "TOPIC", "PARTITION", "LOW", "HIGH")?;
-        for t in v["topics"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            for p in t["partitions"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        writeln!(
+            out,
+            "{:<40} {:>9} {:>12} {:>12}",
+            "TOPIC", "PARTITION", "LOW", "HIGH"
+        )?;
+        for t in v["topics"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            for p in t["partitions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 writeln!(
                     out,
                     "{:<40} {:>9} {:>12} {:>12}",
@@ -119,14 +146,21 @@ impl NodeClient {
 
     pub fn resources(&self, json: bool, out: &mut dyn Write) -> Result<()> {
         let v = self.get_found("/api/resources")?;
-        let list = v["resources"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let list = v["resources"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if json {
             for r in list {
                 writeln!(out, "{}", serde_json::to_string(r)?)?;
             }
             return Ok(());
         }
-        writeln!(out, "{:<24} {:<24} {:<36} {:<10} {:<32}", "ID", "ENDPOINT", "CLASS/SUBCLASS/TYPE", "SITE", "PLUGIN")?;
+        writeln!(
+            out,
+            "{:<24} {:<24} {:<36} {:<10} {:<32}",
+            "ID", "ENDPOINT", "CLASS/SUBCLASS/TYPE", "SITE", "PLUGIN"
+        )?;
         for r in list {
             let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
             writeln!(
@@ -134,7 +168,12 @@ impl NodeClient {
                 "{:<24} {:<24} {:<36} {:<10} {:<32}",
                 s("resource_id"),
                 s("resource_endpoint"),
-                format!("{}/{}/{}", s("resource_class"), s("resource_subclass"), s("resource_type")),
+                format!(
+                    "{}/{}/{}",
+                    s("resource_class"),
+                    s("resource_subclass"),
+                    s("resource_type")
+                ),
                 s("resource_site"),
                 s("resource_plugin")
             )?;
@@ -147,7 +186,9 @@ impl NodeClient {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

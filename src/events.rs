@@ -44,16 +44,33 @@ impl PluginRunFinished<'_> {
         let ms = self.duration.as_millis() as u64;
         match &self.outcome {
             RunOutcome::Succeeded => {
-                tracing::debug!(kind = self.kind, plugin = self.plugin, work = self.work, ms, "plugin run done")
+                tracing::debug!(
+                    kind = self.kind,
+                    plugin = self.plugin,
+                    work = self.work,
+                    ms,
+                    "plugin run done"
+                )
             }
             RunOutcome::Failed(e) => {
                 tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, ms, error = %e, "plugin run failed")
             }
             RunOutcome::TimedOut => {
-                tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, ms, "plugin run hit its deadline")
+                tracing::warn!(
+                    kind = self.kind,
+                    plugin = self.plugin,
+                    work = self.work,
+                    ms,
+                    "plugin run hit its deadline"
+                )
             }
             RunOutcome::Shed => {
-                tracing::warn!(kind = self.kind, plugin = self.plugin, work = self.work, "plugin run shed: poller queue full")
+                tracing::warn!(
+                    kind = self.kind,
+                    plugin = self.plugin,
+                    work = self.work,
+                    "plugin run shed: poller queue full"
+                )
             }
         }
     }
@@ -67,10 +84,17 @@ pub struct MetricsGroupsPublished<'a> {
 impl MetricsGroupsPublished<'_> {
     pub fn emit(self, t: &Telemetry) {
         t.add(
-            crate::telemetry::Series::new("panoptes_metrics_groups_published_total", &[("topic", self.topic)]),
+            crate::telemetry::Series::new(
+                "panoptes_metrics_groups_published_total",
+                &[("topic", self.topic)],
+            ),
             self.count as f64,
         );
-        tracing::debug!(topic = self.topic, count = self.count, "metrics groups published");
+        tracing::debug!(
+            topic = self.topic,
+            count = self.count,
+            "metrics groups published"
+        );
     }
 }
 
@@ -82,7 +106,11 @@ pub struct PublishFailed<'a> {
 impl PublishFailed<'_> {
     pub fn emit(self, t: &Telemetry) {
         t.inc("panoptes_publish_errors_total", &[("topic", self.topic)]);
-        tracing::error!(topic = self.topic, error = self.error, "publishing to the topic log failed");
+        tracing::error!(
+            topic = self.topic,
+            error = self.error,
+            "publishing to the topic log failed"
+        );
     }
 }
 
@@ -94,17 +122,35 @@ pub struct ResourcesReconciled<'a> {
 impl ResourcesReconciled<'_> {
     pub fn emit(self, t: &Telemetry) {
         let r = self.report;
-        for (change, n) in [("added", r.added), ("updated", r.updated), ("deleted", r.deleted)] {
+        for (change, n) in [
+            ("added", r.added),
+            ("updated", r.updated),
+            ("deleted", r.deleted),
+        ] {
             t.add(
-                crate::telemetry::Series::new("panoptes_resources_changed_total", &[("change", change)]),
+                crate::telemetry::Series::new(
+                    "panoptes_resources_changed_total",
+                    &[("change", change)],
+                ),
                 n as f64,
             );
         }
         if r.added + r.deleted > 0 {
-            tracing::info!(from = self.message_key, added = r.added, updated = r.updated, deleted = r.deleted,
-                kept_newer = r.kept_newer, "resources reconciled");
+            tracing::info!(
+                from = self.message_key,
+                added = r.added,
+                updated = r.updated,
+                deleted = r.deleted,
+                kept_newer = r.kept_newer,
+                "resources reconciled"
+            );
         } else {
-            tracing::debug!(from = self.message_key, updated = r.updated, kept_newer = r.kept_newer, "resources reconciled");
+            tracing::debug!(
+                from = self.message_key,
+                updated = r.updated,
+                kept_newer = r.kept_newer,
+                "resources reconciled"
+            );
         }
     }
 }
@@ -116,7 +162,10 @@ pub struct InputRejected<'a> {
 
 impl InputRejected<'_> {
     pub fn emit(self, t: &Telemetry) {
-        t.inc("panoptes_resources_rejected_total", &[("source", self.source)]);
+        t.inc(
+            "panoptes_resources_rejected_total",
+            &[("source", self.source)],
+        );
         tracing::warn!(source = self.source, reason = self.reason, "input rejected");
     }
 }
@@ -129,8 +178,16 @@ pub struct EnrichmentStored<'a> {
 
 impl EnrichmentStored<'_> {
     pub fn emit(self, t: &Telemetry) {
-        t.inc("panoptes_enrichments_stored_total", &[("namespace", self.namespace)]);
-        tracing::debug!(resource = self.resource, namespace = self.namespace, entries = self.entries, "enrichment stored");
+        t.inc(
+            "panoptes_enrichments_stored_total",
+            &[("namespace", self.namespace)],
+        );
+        tracing::debug!(
+            resource = self.resource,
+            namespace = self.namespace,
+            entries = self.entries,
+            "enrichment stored"
+        );
     }
 }
 
@@ -151,7 +208,10 @@ impl RatesComputed<'_> {
         ] {
             if n > 0 {
                 t.add(
-                    crate::telemetry::Series::new("panoptes_rate_samples_total", &[("result", result)]),
+                    crate::telemetry::Series::new(
+                        "panoptes_rate_samples_total",
+                        &[("result", result)],
+                    ),
                     n as f64,
                 );
             }
@@ -166,7 +226,10 @@ pub struct KeysExpired {
 impl KeysExpired {
     pub fn emit(self, t: &Telemetry) {
         if self.count > 0 {
-            t.add(crate::telemetry::Series::new("panoptes_keys_expired_total", &[]), self.count as f64);
+            t.add(
+                crate::telemetry::Series::new("panoptes_keys_expired_total", &[]),
+                self.count as f64,
+            );
             tracing::debug!(count = self.count, "expired keys swept");
         }
     }

@@ -1,9 +1,19 @@
 //! Panoptes in Rust: discover network devices, enrich them, poll them over SNMP,
 //! turn counters into rates and publish Panoptes metrics groups, in one binary.
 
+pub mod agent;
+pub mod bus;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod events;
 pub mod filter;
+pub mod http;
+pub mod logging;
 pub mod model;
+pub mod node;
+pub mod plugins;
+pub mod resource_manager;
 pub mod simulate;
 pub mod snmp;
 pub mod telemetry;

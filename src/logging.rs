@@ -7,7 +7,9 @@ pub fn init(format: &str, level: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .map_err(|e| anyhow::anyhow!("log.level `{level}`: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         "json" => builder.json().try_init(),
         "human" => builder.try_init(),

@@ -1,1 +1,58 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use panoptes::cli::{Cli, Command, ResourcesCommand, TopicCommand};
+use panoptes::client::NodeClient;
+use panoptes::config::Settings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("panoptes: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let log_format = cli
+        .log_format
+        .clone()
+        .unwrap_or_else(|| settings.log.format.clone());
+    match cli.command {
+        Command::Run => {
+            panoptes::logging::init(&log_format, &settings.log.level)?;
+            panoptes::node::run(settings)
+        }
+        Command::Simulate(args) => {
+            panoptes::logging::init(&log_format, &settings.log.level)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(panoptes::simulate::run_cli(args))
+        }
+        Command::Topic { command } => {
+            let client = NodeClient::new(settings.http.listen);
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match command {
+                TopicCommand::Tail {
+                    topic,
+                    from_beginning,
+                    max,
+                } => client.tail(&topic, from_beginning, max, &mut out),
+                TopicCommand::List => client.topics(&mut out),
+            }
+        }
+        Command::Resources {
+            command: ResourcesCommand::List { json },
+        } => {
+            let client = NodeClient::new(settings.http.listen);
+            client.resources(json, &mut std::io::stdout().lock())
+        }
+    }
+}

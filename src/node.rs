@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter};
 use anyhow::{Context, Result};
 use panoptes_actors::{
-    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, PollerPool, PoolConfig, Scheduler,
-    SchedulerConfig,
+    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, PollerPool, PoolConfig,
+    Scheduler, SchedulerConfig,
 };
 use panoptes_storage::Store;
 
@@ -26,7 +26,9 @@ use crate::events::KeysExpired;
 use crate::http::{AppState, MetricsSection};
 use crate::plugins::BuiltIn;
 use crate::resource_manager::ResourceStore;
-use crate::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle};
+use crate::simulate::{
+    CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle,
+};
 use crate::telemetry::{render_family, render_gauge, Telemetry};
 
 /// The demo switch's recording, built in so `panoptes run` works from anywhere.
@@ -82,7 +84,12 @@ pub fn run(settings: Settings) -> Result<()> {
     result
 }
 
-async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: Instant) -> Result<()> {
+async fn run_node(
+    settings: Settings,
+    plugins: Plugins,
+    store: Store,
+    started: Instant,
+) -> Result<()> {
     let telemetry = Arc::new(Telemetry::default());
     let bus = Bus::new(store.clone(), settings.kafka.partitions);
     let shared = Arc::new(Shared {
@@ -97,11 +104,17 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
         settings: settings.clone(),
     });
 
-    let demo = if settings.demo.enabled { Some(start_demo(&settings).await?) } else { None };
+    let demo = if settings.demo.enabled {
+        Some(start_demo(&settings).await?)
+    } else {
+        None
+    };
 
     // Poller pool: jobs run on one arbiter per core, off the schedulers' thread.
     let workers = match settings.scheduler.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     };
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
@@ -126,35 +139,61 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
     let enrichment_factory = {
         let shared = Arc::clone(&shared);
         Arc::new(move |plugin, resource| -> Arc<dyn panoptes_actors::Job> {
-            Arc::new(EnrichmentJob { shared: Arc::clone(&shared), plugin, resource })
+            Arc::new(EnrichmentJob {
+                shared: Arc::clone(&shared),
+                plugin,
+                resource,
+            })
         })
     };
     let polling_factory = {
         let shared = Arc::clone(&shared);
-        Arc::new(move |plugin: Arc<PluginConfig>, resource| -> Arc<dyn panoptes_actors::Job> {
-            let include_interface_index = plugin.flag("dimension", "include_interface_index").unwrap_or(false);
-            Arc::new(PollingJob { shared: Arc::clone(&shared), plugin, resource, include_interface_index })
-        })
+        Arc::new(
+            move |plugin: Arc<PluginConfig>, resource| -> Arc<dyn panoptes_actors::Job> {
+                let include_interface_index = plugin
+                    .flag("dimension", "include_interface_index")
+                    .unwrap_or(false);
+                Arc::new(PollingJob {
+                    shared: Arc::clone(&shared),
+                    plugin,
+                    resource,
+                    include_interface_index,
+                })
+            },
+        )
     };
     let enrichment = Scheduler::new(
         "enrichment",
-        ResourcePlanner::new(Arc::clone(&shared), plugins.enrichment.clone(), enrichment_factory),
+        ResourcePlanner::new(
+            Arc::clone(&shared),
+            plugins.enrichment.clone(),
+            enrichment_factory,
+        ),
         pool.clone(),
         scheduler_config.clone(),
     )
     .start();
     let polling = Scheduler::new(
         "polling",
-        ResourcePlanner::new(Arc::clone(&shared), plugins.polling.clone(), polling_factory),
+        ResourcePlanner::new(
+            Arc::clone(&shared),
+            plugins.polling.clone(),
+            polling_factory,
+        ),
         pool.clone(),
         scheduler_config.clone(),
     )
     .start();
-    let _ = shared.enrichment_scheduler.set(enrichment.clone().recipient());
+    let _ = shared
+        .enrichment_scheduler
+        .set(enrichment.clone().recipient());
     let _ = shared.polling_scheduler.set(polling.clone().recipient());
     let discovery = Scheduler::new(
         "discovery",
-        DiscoveryPlanner { shared: Arc::clone(&shared), plugins: plugins.discovery.clone() },
+        DiscoveryPlanner {
+            shared: Arc::clone(&shared),
+            plugins: plugins.discovery.clone(),
+        },
         pool.clone(),
         scheduler_config,
     )
@@ -175,13 +214,24 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
         let consumer = Consumer::new(
             format!("resource_manager:{partition}"),
             source,
-            ReconcileSink { shared: Arc::clone(&shared) },
-            ConsumerConfig { max_emit_interval: Duration::ZERO, ..ConsumerConfig::default() },
+            ReconcileSink {
+                shared: Arc::clone(&shared),
+            },
+            ConsumerConfig {
+                max_emit_interval: Duration::ZERO,
+                ..ConsumerConfig::default()
+            },
         );
         consumers.push(consumer.start());
     }
 
-    let sections = metrics_sections(&pool_stats, &[discovery.clone(), enrichment.clone(), polling.clone()], &consumers, &shared, &store);
+    let sections = metrics_sections(
+        &pool_stats,
+        &[discovery.clone(), enrichment.clone(), polling.clone()],
+        &consumers,
+        &shared,
+        &store,
+    );
     let state = Arc::new(AppState {
         version: env!("CARGO_PKG_VERSION"),
         site: settings.site.clone(),
@@ -194,7 +244,12 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
     let server = crate::http::serve(state, settings.http.listen)?;
     let http = server.handle();
     actix::spawn(server);
-    let housekeeping = actix::spawn(housekeeping(store.clone(), bus.clone(), settings.clone(), Arc::clone(&telemetry)));
+    let housekeeping = actix::spawn(housekeeping(
+        store.clone(),
+        bus.clone(),
+        settings.clone(),
+        Arc::clone(&telemetry),
+    ));
     tracing::info!(
         http = %settings.http.listen,
         site = %settings.site,
@@ -214,7 +269,7 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
         tracing::error!(error = %e, "final flush of the store failed");
     }
     if let Some(d) = demo {
-        d.shutdown();
+        d.shutdown().await;
     }
     for a in arbiters {
         a.stop();
@@ -226,13 +281,23 @@ async fn run_node(settings: Settings, plugins: Plugins, store: Store, started: I
 
 async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
     let (text, source) = if settings.demo.recording.is_empty() {
-        (DEMO_RECORDING.to_string(), "built-in demo switch48.snmprec".to_string())
+        (
+            DEMO_RECORDING.to_string(),
+            "built-in demo switch48.snmprec".to_string(),
+        )
     } else {
         let path = &settings.demo.recording;
-        (std::fs::read_to_string(path).with_context(|| format!("demo.recording {path}"))?, path.clone())
+        (
+            std::fs::read_to_string(path).with_context(|| format!("demo.recording {path}"))?,
+            path.clone(),
+        )
     };
     let recording = Arc::new(Recording::parse(&text, &source)?);
-    let device = DeviceConfig::new(settings.demo.listen, recording, settings.demo.community.clone());
+    let device = DeviceConfig::new(
+        settings.demo.listen,
+        recording,
+        settings.demo.community.clone(),
+    );
     let handle = Simulator::spawn(SimulatorConfig::new(CounterMode::Advancing).with_device(device))
         .await
         .with_context(|| {
@@ -312,9 +377,25 @@ fn metrics_sections(
         let s = pool.snapshot();
         Box::pin(async move {
             let mut out = String::new();
-            render_gauge(&mut out, "panoptes_pool_in_flight", "Plugin runs executing now.", &[(vec![], s.running as f64)]);
-            render_gauge(&mut out, "panoptes_pool_queue_depth", "Plugin runs waiting for a free slot.", &[(vec![], s.queued as f64)]);
-            render_family(&mut out, "panoptes_pool_shed_total", "Plugin runs shed because the queue was full.", "counter", &[(vec![], s.shed as f64)]);
+            render_gauge(
+                &mut out,
+                "panoptes_pool_in_flight",
+                "Plugin runs executing now.",
+                &[(vec![], s.running as f64)],
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_pool_queue_depth",
+                "Plugin runs waiting for a free slot.",
+                &[(vec![], s.queued as f64)],
+            );
+            render_family(
+                &mut out,
+                "panoptes_pool_shed_total",
+                "Plugin runs shed because the queue was full.",
+                "counter",
+                &[(vec![], s.shed as f64)],
+            );
             out
         })
     }));
@@ -326,24 +407,60 @@ fn metrics_sections(
             let mut polls = Vec::new();
             let mut keys = Vec::new();
             for addr in schedulers {
-                let Ok(stats) = addr.send(GetSchedulerStats).await else { continue };
+                let Ok(stats) = addr.send(GetSchedulerStats).await else {
+                    continue;
+                };
                 keys.push((vec![("kind", stats.name.clone())], stats.keys as f64));
                 for (plugin, g) in &stats.groups {
-                    for (outcome, n) in [("succeeded", g.runs.succeeded), ("failed", g.runs.failed), ("timed_out", g.runs.timed_out), ("shed", g.runs.shed)] {
-                        runs.push((vec![("kind", stats.name.clone()), ("plugin", plugin.clone()), ("outcome", outcome.to_string())], n as f64));
+                    for (outcome, n) in [
+                        ("succeeded", g.runs.succeeded),
+                        ("failed", g.runs.failed),
+                        ("timed_out", g.runs.timed_out),
+                        ("shed", g.runs.shed),
+                    ] {
+                        runs.push((
+                            vec![
+                                ("kind", stats.name.clone()),
+                                ("plugin", plugin.clone()),
+                                ("outcome", outcome.to_string()),
+                            ],
+                            n as f64,
+                        ));
                     }
                 }
                 if stats.name == "polling" {
                     let r = &stats.runs;
-                    for (outcome, n) in [("succeeded", r.succeeded), ("failed", r.failed), ("timed_out", r.timed_out), ("shed", r.shed)] {
+                    for (outcome, n) in [
+                        ("succeeded", r.succeeded),
+                        ("failed", r.failed),
+                        ("timed_out", r.timed_out),
+                        ("shed", r.shed),
+                    ] {
                         polls.push((vec![("outcome", outcome.to_string())], n as f64));
                     }
                 }
             }
             let mut out = String::new();
-            render_family(&mut out, "panoptes_plugin_runs_total", "Plugin runs by kind, plugin and outcome.", "counter", &runs);
-            render_family(&mut out, "panoptes_polls_total", "Polls (polling plugin runs) by outcome.", "counter", &polls);
-            render_gauge(&mut out, "panoptes_scheduled_work", "Plugin x resource pairs scheduled, by kind.", &keys);
+            render_family(
+                &mut out,
+                "panoptes_plugin_runs_total",
+                "Plugin runs by kind, plugin and outcome.",
+                "counter",
+                &runs,
+            );
+            render_family(
+                &mut out,
+                "panoptes_polls_total",
+                "Polls (polling plugin runs) by outcome.",
+                "counter",
+                &polls,
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_scheduled_work",
+                "Plugin x resource pairs scheduled, by kind.",
+                &keys,
+            );
             out
         })
     }));
@@ -354,11 +471,19 @@ fn metrics_sections(
             let mut lag = Vec::new();
             for addr in consumers {
                 if let Ok(stats) = addr.send(GetConsumerStats).await {
-                    lag.push((vec![("consumer", stats.name.clone())], stats.lag.unwrap_or(0) as f64));
+                    lag.push((
+                        vec![("consumer", stats.name.clone())],
+                        stats.lag.unwrap_or(0) as f64,
+                    ));
                 }
             }
             let mut out = String::new();
-            render_gauge(&mut out, "panoptes_consumer_lag", "Records behind the end of the topic, per consumer.", &lag);
+            render_gauge(
+                &mut out,
+                "panoptes_consumer_lag",
+                "Records behind the end of the topic, per consumer.",
+                &lag,
+            );
             out
         })
     }));
@@ -373,7 +498,10 @@ fn metrics_sections(
                     if let Ok(t) = shared.bus.topic(&name) {
                         for p in 0..t.partitions() {
                             let high = t.high_watermark(p).unwrap_or(0);
-                            marks.push((vec![("topic", name.clone()), ("partition", p.to_string())], high as f64));
+                            marks.push((
+                                vec![("topic", name.clone()), ("partition", p.to_string())],
+                                high as f64,
+                            ));
                         }
                     }
                 }
@@ -382,9 +510,24 @@ fn metrics_sections(
             .await;
             let mut out = String::new();
             if let Ok((resources, marks, disk)) = stats {
-                render_gauge(&mut out, "panoptes_resources", "Resources held by the resource manager.", &[(vec![], resources as f64)]);
-                render_gauge(&mut out, "panoptes_topic_high_watermark", "Next offset to be written, per topic partition.", &marks);
-                render_gauge(&mut out, "panoptes_store_disk_bytes", "Bytes the embedded store uses on disk.", &[(vec![], disk as f64)]);
+                render_gauge(
+                    &mut out,
+                    "panoptes_resources",
+                    "Resources held by the resource manager.",
+                    &[(vec![], resources as f64)],
+                );
+                render_gauge(
+                    &mut out,
+                    "panoptes_topic_high_watermark",
+                    "Next offset to be written, per topic partition.",
+                    &marks,
+                );
+                render_gauge(
+                    &mut out,
+                    "panoptes_store_disk_bytes",
+                    "Bytes the embedded store uses on disk.",
+                    &[(vec![], disk as f64)],
+                );
             }
             out
         })

@@ -65,13 +65,18 @@ impl ResourceStore {
     }
 
     pub fn delete(&self, resource: &Resource) -> Result<bool, StorageError> {
-        self.keyspace.delete(resource.serialization_key().as_bytes())
+        self.keyspace
+            .delete(resource.serialization_key().as_bytes())
     }
 
     /// Applies one resource-set message. `message_key` is the discovery agent's
     /// `<plugin>:<version>:<signature>`; resources this plugin stored for the site but no
     /// longer announces are deleted unless they are newer than the set.
-    pub fn reconcile(&self, message_key: &str, set: &ResourceSet) -> Result<ReconcileReport, StorageError> {
+    pub fn reconcile(
+        &self,
+        message_key: &str,
+        set: &ResourceSet,
+    ) -> Result<ReconcileReport, StorageError> {
         let mut report = ReconcileReport::default();
         let Some(first) = set.resources.first() else {
             return Ok(report);
@@ -80,14 +85,19 @@ impl ResourceStore {
         let current = self.with_prefix(&format!("plugin|{plugin}|site|{}|", first.site))?;
         for stored in &current {
             let announced = set.resources.iter().any(|r| r == stored);
-            if !announced && stored.creation_timestamp.seconds() <= set.resource_set_creation_timestamp {
+            if !announced
+                && stored.creation_timestamp.seconds() <= set.resource_set_creation_timestamp
+            {
                 self.delete(stored)?;
                 report.deleted += 1;
             }
         }
         for incoming in &set.resources {
             match current.iter().find(|s| *s == incoming) {
-                Some(stored) if stored.creation_timestamp.seconds() > incoming.creation_timestamp.seconds() => {
+                Some(stored)
+                    if stored.creation_timestamp.seconds()
+                        > incoming.creation_timestamp.seconds() =>
+                {
                     report.kept_newer += 1;
                 }
                 Some(stored) => {

@@ -175,10 +175,7 @@ mod tests {
         let t = Telemetry::default();
         t.inc("panoptes_publish_errors_total", &[("topic", "x")]);
         t.inc("panoptes_publish_errors_total", &[("topic", "x")]);
-        t.inc(
-            "panoptes_keys_expired_total",
-            &[("plugin", "a\"b")],
-        );
+        t.inc("panoptes_keys_expired_total", &[("plugin", "a\"b")]);
         let mut s = String::new();
         t.render_counters(&mut s);
         assert!(

@@ -12,14 +12,18 @@ use panoptes::model::{sorted, Resource};
 use panoptes::plugins::enrichment_cache::{EnrichmentCache, EnrichmentSource};
 use panoptes::plugins::interface::{enrichment, polling};
 use panoptes::plugins::PluginError;
-use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle};
+use panoptes::simulate::{
+    CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle,
+};
 use panoptes::snmp::{Community, SnmpClient, SnmpTarget};
 use serde_json::{json, Value};
 
 const FROZEN: f64 = 1512629517.03121;
 
 fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance")
+        .join(rel)
 }
 
 fn canonical(v: &Value) -> Value {
@@ -29,7 +33,9 @@ fn canonical(v: &Value) -> Value {
             items.sort_by_key(|i| i.to_string());
             Value::Array(items)
         }
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+        }
         other => other,
     }
 }
@@ -46,7 +52,9 @@ async fn serve(dir: &str) -> SimulatorHandle {
     let text = std::fs::read_to_string(case(&format!("{dir}/device.snmprec"))).unwrap();
     let recording = Arc::new(Recording::parse(&text, dir).unwrap());
     let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
-    Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device)).await.unwrap()
+    Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap()
 }
 
 async fn client(sim: &SimulatorHandle, plugin: &PluginConfig) -> SnmpClient {
@@ -61,24 +69,40 @@ async fn client(sim: &SimulatorHandle, plugin: &PluginConfig) -> SnmpClient {
 #[tokio::test]
 async fn generic_interface_enrichment_matches_expected() {
     let dir = "interface_enrichment/generic";
-    let plugin = PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Enrichment).unwrap();
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Enrichment).unwrap();
     let sim = serve(dir).await;
     let mut c = client(&sim, &plugin).await;
-    let set = enrichment::run(&mut c, &test_resource(), plugin.enrichment_ttl.unwrap(), plugin.execute_frequency, FROZEN)
-        .await
-        .unwrap();
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap()).unwrap();
+    let set = enrichment::run(
+        &mut c,
+        &test_resource(),
+        plugin.enrichment_ttl.unwrap(),
+        plugin.execute_frequency,
+        FROZEN,
+    )
+    .await
+    .unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(canonical(&set.to_json()), canonical(&expected));
 }
 
 #[tokio::test]
 async fn enrichment_against_a_closed_port_is_an_error() {
     let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
-    target.port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    target.port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     target.timeout = Duration::from_millis(300);
     target.retries = 0;
     let mut c = SnmpClient::connect(&target).await.unwrap();
-    assert!(enrichment::run(&mut c, &test_resource(), 300, 60, FROZEN).await.is_err());
+    assert!(enrichment::run(&mut c, &test_resource(), 300, 60, FROZEN)
+        .await
+        .is_err());
 }
 
 /// enrichment_data.kv loaded into a map, as the original test wrote it into Redis.
@@ -100,7 +124,12 @@ impl EnrichmentSource for Kv {
         Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
     }
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
-        Ok(self.0.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 }
 
@@ -113,13 +142,16 @@ fn strip_volatile(groups: &mut Value) {
             r.remove("resource_creation_timestamp");
         }
         for m in g.get_mut("metrics").and_then(Value::as_array_mut).unwrap() {
-            m.as_object_mut().unwrap().remove("metric_creation_timestamp");
+            m.as_object_mut()
+                .unwrap()
+                .remove("metric_creation_timestamp");
         }
     }
 }
 
 async fn poll_case(dir: &str) {
-    let plugin = PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
     let sim = serve(dir).await;
     let mut c = client(&sim, &plugin).await;
     let kv = Kv::load(dir);
@@ -128,10 +160,15 @@ async fn poll_case(dir: &str) {
         interval: plugin.execute_frequency,
         include_interface_index: plugin.flag("dimension", "include_interface_index").unwrap(),
     };
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN).await.unwrap();
+    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
+        .await
+        .unwrap();
     let mut actual = serde_json::to_value(&groups).unwrap();
     strip_volatile(&mut actual);
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap()).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(canonical(&actual), canonical(&expected), "{dir}");
 }
 
@@ -147,27 +184,63 @@ async fn interface_polling_with_index_dimension_matches_expected() {
 
 #[tokio::test]
 async fn unreachable_device_yields_only_the_status_group() {
+    // A socket that never answers: every request times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
-    target.port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    target.port = silent.local_addr().unwrap().port();
     target.timeout = Duration::from_millis(300);
     target.retries = 0;
     let mut c = SnmpClient::connect(&target).await.unwrap();
-    let cache = EnrichmentCache::load(&Kv(BTreeMap::new()), &[Preload { resource: "self".into(), namespace: "interface".into() }], "test_id").unwrap();
+    let cache = EnrichmentCache::load(
+        &Kv(BTreeMap::new()),
+        &[Preload {
+            resource: "self".into(),
+            namespace: "interface".into(),
+        }],
+        "test_id",
+    )
+    .unwrap();
     // No enrichment stored: the failure is ENRICHMENT_FAILURE (8), reported in the status group.
-    let options = polling::Options { interval: 60, include_interface_index: false };
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN).await.unwrap();
+    let options = polling::Options {
+        interval: 60,
+        include_interface_index: false,
+    };
+    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
+        .await
+        .unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].metrics_group_type, "status");
-    assert_eq!(groups[0].metrics[0].metric_value, panoptes::model::MetricValue::Int(8));
+    assert_eq!(
+        groups[0].metrics[0].metric_value,
+        panoptes::model::MetricValue::Int(8)
+    );
     // With enrichment but a dead agent: TIMEOUT (3).
     let kv = Kv::load("interface_polling/default");
-    let cache = EnrichmentCache::load(&kv, &[Preload { resource: "self".into(), namespace: "interface".into() }], "test_id").unwrap();
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN).await.unwrap();
+    let cache = EnrichmentCache::load(
+        &kv,
+        &[Preload {
+            resource: "self".into(),
+            namespace: "interface".into(),
+        }],
+        "test_id",
+    )
+    .unwrap();
+    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
+        .await
+        .unwrap();
     assert_eq!(groups.len(), 1);
-    assert_eq!(groups[0].metrics[0].metric_value, panoptes::model::MetricValue::Int(3));
+    assert_eq!(
+        groups[0].metrics[0].metric_value,
+        panoptes::model::MetricValue::Int(3)
+    );
     // An endpoint that is not an address: NETWORK_FAILURE (2), still one group.
     let groups = polling::run(
-        Err(PluginError::Snmp(panoptes::snmp::SnmpError::InvalidAddress { target: "127.0.0.257".into(), reason: "bad".into() })),
+        Err(PluginError::Snmp(
+            panoptes::snmp::SnmpError::InvalidAddress {
+                target: "127.0.0.257".into(),
+                reason: "bad".into(),
+            },
+        )),
         &test_resource(),
         Ok(&cache),
         options,
@@ -176,5 +249,8 @@ async fn unreachable_device_yields_only_the_status_group() {
     .await
     .unwrap();
     assert_eq!(groups.len(), 1);
-    assert_eq!(groups[0].metrics[0].metric_value, panoptes::model::MetricValue::Int(2));
+    assert_eq!(
+        groups[0].metrics[0].metric_value,
+        panoptes::model::MetricValue::Int(2)
+    );
 }

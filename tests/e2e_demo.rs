@@ -20,7 +20,11 @@ fn metric<'a>(group: &'a Value, name: &str, kind: &str) -> Option<&'a Value> {
 }
 
 fn dimension<'a>(group: &'a Value, name: &str) -> Option<&'a str> {
-    group["dimensions"].as_array()?.iter().find(|d| d["dimension_name"] == name)?["dimension_value"].as_str()
+    group["dimensions"]
+        .as_array()?
+        .iter()
+        .find(|d| d["dimension_name"] == name)?["dimension_value"]
+        .as_str()
 }
 
 #[test]
@@ -30,56 +34,142 @@ fn demo_switch_end_to_end_and_restart() {
     let to_health = env.wait_for("/health", 200, Duration::from_secs(30), &mut node);
     let to_ready = env.wait_for("/ready", 200, Duration::from_secs(30), &mut node);
     let started = node.started;
-    eprintln!("start -> /health {:?}, start -> /ready {:?}", to_health, to_ready + to_health);
+    eprintln!(
+        "start -> /health {:?}, start -> /ready {:?}",
+        to_health,
+        to_ready + to_health
+    );
 
     // The first metrics groups: 48 interfaces plus the status group of one poll.
-    let out = env.cli(&["topic", "tail", "local-processed", "--from-beginning", "--max", "49"], Duration::from_secs(60));
-    assert!(out.status.success(), "tail failed: {}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("start -> first 49 metrics groups read {:?}", started.elapsed());
+    let out = env.cli(
+        &[
+            "topic",
+            "tail",
+            "local-processed",
+            "--from-beginning",
+            "--max",
+            "49",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "tail failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "start -> first 49 metrics groups read {:?}",
+        started.elapsed()
+    );
     let groups = json_lines(&out.stdout);
     assert_eq!(groups.len(), 49);
-    let interfaces: Vec<&Value> = groups.iter().filter(|g| g["metrics_group_type"] == "interface").collect();
-    assert_eq!(interfaces.len(), 48, "one group per interface of the demo switch");
+    let interfaces: Vec<&Value> = groups
+        .iter()
+        .filter(|g| g["metrics_group_type"] == "interface")
+        .collect();
+    assert_eq!(
+        interfaces.len(),
+        48,
+        "one group per interface of the demo switch"
+    );
     for g in &groups {
         assert_eq!(g["resource"]["resource_id"], SWITCH);
         assert_eq!(g["metrics_group_schema_version"], "0.2");
         assert_eq!(g["metrics_group_interval"], 2);
         assert!(g["metrics_group_creation_timestamp"].is_f64());
     }
-    let status = groups.iter().find(|g| g["metrics_group_type"] == "status").expect("status group");
-    assert_eq!(metric(status, "interface_polling_status", "gauge"), Some(&Value::from(0)));
+    let status = groups
+        .iter()
+        .find(|g| g["metrics_group_type"] == "status")
+        .expect("status group");
+    assert_eq!(
+        metric(status, "interface_polling_status", "gauge"),
+        Some(&Value::from(0))
+    );
     let first = interfaces[0];
-    for name in ["bits_in", "bits_out", "total_packets_in", "errors_in", "discards_out", "errors_crc"] {
-        assert!(metric(first, name, "counter").is_some_and(Value::is_i64), "{name} counter in {first}");
+    for name in [
+        "bits_in",
+        "bits_out",
+        "total_packets_in",
+        "errors_in",
+        "discards_out",
+        "errors_crc",
+    ] {
+        assert!(
+            metric(first, name, "counter").is_some_and(Value::is_i64),
+            "{name} counter in {first}"
+        );
     }
-    for name in ["admin_state", "oper_state", "mtu", "configured_speed", "oper_admin_state_mismatch"] {
+    for name in [
+        "admin_state",
+        "oper_state",
+        "mtu",
+        "configured_speed",
+        "oper_admin_state_mismatch",
+    ] {
         assert!(metric(first, name, "gauge").is_some(), "{name} gauge");
     }
-    for name in ["interface_name", "alias", "description", "media_type", "configured_speed", "port_speed", "parent_interface_name"] {
+    for name in [
+        "interface_name",
+        "alias",
+        "description",
+        "media_type",
+        "configured_speed",
+        "port_speed",
+        "parent_interface_name",
+    ] {
         assert!(dimension(first, name).is_some(), "{name} dimension");
     }
-    assert!(interfaces.iter().any(|g| dimension(g, "interface_name") == Some("Gi0/1")));
+    assert!(interfaces
+        .iter()
+        .any(|g| dimension(g, "interface_name") == Some("Gi0/1")));
     assert_eq!(dimension(first, "media_type"), Some("ethernetCsmacd"));
 
     // One interval later: rates (gauges next to the counters), growing with the counters.
     let deadline = Instant::now() + Duration::from_secs(60);
     let with_rates = loop {
-        let out = env.cli(&["topic", "tail", "local-processed", "--from-beginning", "--max", "147"], Duration::from_secs(60));
+        let out = env.cli(
+            &[
+                "topic",
+                "tail",
+                "local-processed",
+                "--from-beginning",
+                "--max",
+                "147",
+            ],
+            Duration::from_secs(60),
+        );
         let groups = json_lines(&out.stdout);
-        let rated: Vec<Value> =
-            groups.into_iter().filter(|g| metric(g, "bits_in", "gauge").is_some()).collect();
+        let rated: Vec<Value> = groups
+            .into_iter()
+            .filter(|g| metric(g, "bits_in", "gauge").is_some())
+            .collect();
         if !rated.is_empty() {
             break rated;
         }
         assert!(Instant::now() < deadline, "no rates within 60 s");
     };
     eprintln!("start -> first rates {:?}", started.elapsed());
-    let busy = with_rates.iter().filter(|g| metric(g, "bits_in", "gauge").and_then(Value::as_i64).unwrap_or(0) > 0).count();
-    assert!(busy > 0, "the simulated counters advance, so some bits_in rate is positive");
+    let busy = with_rates
+        .iter()
+        .filter(|g| {
+            metric(g, "bits_in", "gauge")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                > 0
+        })
+        .count();
+    assert!(
+        busy > 0,
+        "the simulated counters advance, so some bits_in rate is positive"
+    );
 
     let resources = env.cli(&["resources", "list", "--json"], Duration::from_secs(20));
     let listed = json_lines(&resources.stdout);
-    assert!(listed.iter().any(|r| r["resource_id"] == SWITCH), "{listed:?}");
+    assert!(
+        listed.iter().any(|r| r["resource_id"] == SWITCH),
+        "{listed:?}"
+    );
 
     let (code, metrics) = env.http_get("/metrics").unwrap();
     assert_eq!(code, 200);
@@ -89,13 +179,22 @@ fn demo_switch_end_to_end_and_restart() {
         "panoptes_plugin_last_run_age_seconds{kind=\"polling\"",
         "panoptes_pool_queue_depth",
     ] {
-        assert!(metrics.contains(needle), "/metrics lacks {needle}:\n{metrics}");
+        assert!(
+            metrics.contains(needle),
+            "/metrics lacks {needle}:\n{metrics}"
+        );
     }
     let (_, topics) = env.http_get("/api/topics").unwrap();
     let before = high_watermark(&topics, "local-processed");
     assert!(before >= 147);
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", node.child.id())).unwrap_or_default();
-    eprintln!("node {}", rss.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("VmRSS: ?"));
+    let rss =
+        std::fs::read_to_string(format!("/proc/{}/status", node.child.id())).unwrap_or_default();
+    eprintln!(
+        "node {}",
+        rss.lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .unwrap_or("VmRSS: ?")
+    );
     assert!(node.stop().success(), "clean exit on SIGTERM");
 
     // Restart without discovery: what it shows comes from the store, not a new discovery.
@@ -108,11 +207,33 @@ fn demo_switch_end_to_end_and_restart() {
     env.wait_for("/health", 200, Duration::from_secs(30), &mut node);
     let (_, topics) = env.http_get("/api/topics").unwrap();
     let after = high_watermark(&topics, "local-processed");
-    assert!(after >= before, "offsets survived the restart ({after} >= {before})");
+    assert!(
+        after >= before,
+        "offsets survived the restart ({after} >= {before})"
+    );
     let resources = env.cli(&["resources", "list", "--json"], Duration::from_secs(20));
-    assert!(json_lines(&resources.stdout).iter().any(|r| r["resource_id"] == SWITCH), "resources survived");
-    let out = env.cli(&["topic", "tail", "local-processed", "--from-beginning", "--max", "49"], Duration::from_secs(20));
-    assert_eq!(json_lines(&out.stdout).len(), 49, "old records are still readable");
+    assert!(
+        json_lines(&resources.stdout)
+            .iter()
+            .any(|r| r["resource_id"] == SWITCH),
+        "resources survived"
+    );
+    let out = env.cli(
+        &[
+            "topic",
+            "tail",
+            "local-processed",
+            "--from-beginning",
+            "--max",
+            "49",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        json_lines(&out.stdout).len(),
+        49,
+        "old records are still readable"
+    );
     assert!(node.stop().success());
 }
 
@@ -123,19 +244,34 @@ fn high_watermark(topics_json: &str, name: &str) -> u64 {
         .unwrap()
         .iter()
         .find(|t| t["name"] == name)
-        .map(|t| t["partitions"].as_array().unwrap().iter().map(|p| p["high_watermark"].as_u64().unwrap()).sum())
+        .map(|t| {
+            t["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["high_watermark"].as_u64().unwrap())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
 #[test]
 fn bad_plugin_file_stops_the_node_with_its_name() {
     let env = NodeEnv::demo(2);
-    let bad = env.dir.path().join("plugins/polling/broken.panoptes-plugin");
+    let bad = env
+        .dir
+        .path()
+        .join("plugins/polling/broken.panoptes-plugin");
     std::fs::write(&bad, "[Core]\nName = Broken\nModule = plugin_polling_device_interface_metrics\n[main]\nexecute_frequency = often\nresource_filter = resource_class = \"network\"\n").unwrap();
     let out = env.cli(&["run"], Duration::from_secs(20));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.panoptes-plugin") && err.contains("execute_frequency") && err.contains("often"), "{err}");
+    assert!(
+        err.contains("broken.panoptes-plugin")
+            && err.contains("execute_frequency")
+            && err.contains("often"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,5 +280,8 @@ fn cli_without_a_node_says_how_to_fix_it() {
     let out = env.cli(&["resources", "list"], Duration::from_secs(20));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach the panoptes node") && err.contains("PANOPTES__HTTP__LISTEN"), "{err}");
+    assert!(
+        err.contains("cannot reach the panoptes node") && err.contains("PANOPTES__HTTP__LISTEN"),
+        "{err}"
+    );
 }

@@ -46,12 +46,21 @@ impl Job for DiscoveryJob {
 async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<(), String> {
     let path = discovery_json::config_file(plugin).map_err(|e| e.to_string())?;
     let now = now_epoch();
-    let (set, rejected) = blocking(move || discovery_json::discover(&path, now).map_err(|e| e.to_string())).await?;
+    let (set, rejected) =
+        blocking(move || discovery_json::discover(&path, now).map_err(|e| e.to_string())).await?;
     for reason in &rejected {
-        InputRejected { source: "discovery", reason }.emit(&shared.telemetry);
+        InputRejected {
+            source: "discovery",
+            reason,
+        }
+        .emit(&shared.telemetry);
     }
     let normalized = plugin.normalized_name();
-    let key = format!("{normalized}:{}:{}", plugin.version, signature(&normalized, None));
+    let key = format!(
+        "{normalized}:{}:{}",
+        plugin.version,
+        signature(&normalized, None)
+    );
     let mut by_site: BTreeMap<String, Vec<Resource>> = BTreeMap::new();
     for r in set.resources {
         by_site.entry(r.site.clone()).or_default().push(r);
@@ -62,7 +71,11 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
         let value = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
         let topic = format!("{site}-resources");
         let bus = shared.bus.clone();
-        let msg = Message { key: key.clone(), partition_key: key.clone(), value };
+        let msg = Message {
+            key: key.clone(),
+            partition_key: key.clone(),
+            value,
+        };
         let t = topic.clone();
         blocking(move || bus.publish(&t, &[msg], now_ms()).map_err(|e| e.to_string())).await?;
         tracing::debug!(plugin = %plugin.name, topic = %topic, resources = count, "resource set published");
@@ -88,7 +101,10 @@ impl Planner for DiscoveryPlanner {
                 device: format!("discovery:{}", p.name),
                 interval: Duration::from_secs(p.execute_frequency),
                 hold_until: None,
-                job: Arc::new(DiscoveryJob { shared: Arc::clone(&self.shared), plugin: Arc::clone(p) }),
+                job: Arc::new(DiscoveryJob {
+                    shared: Arc::clone(&self.shared),
+                    plugin: Arc::clone(p),
+                }),
             })
             .collect();
         Box::pin(async move { items })

@@ -29,7 +29,9 @@ impl Job for EnrichmentJob {
         let resource = self.resource.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let result = enrich(&shared, &plugin, &resource).await.map_err(|e| e.to_string());
+            let result = enrich(&shared, &plugin, &resource)
+                .await
+                .map_err(|e| e.to_string());
             PluginRunFinished {
                 kind: "enrichment",
                 plugin: &plugin.name,
@@ -49,11 +51,22 @@ impl Job for EnrichmentJob {
     }
 }
 
-async fn enrich(shared: &Shared, plugin: &PluginConfig, resource: &Resource) -> Result<(), PluginError> {
+async fn enrich(
+    shared: &Shared,
+    plugin: &PluginConfig,
+    resource: &Resource,
+) -> Result<(), PluginError> {
     let target = snmp_target(&shared.settings.snmp, plugin, resource)?;
     let mut client = SnmpClient::connect(&target).await?;
     let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
-    let set = interface::enrichment::run(&mut client, resource, ttl, plugin.execute_frequency, now_epoch()).await?;
+    let set = interface::enrichment::run(
+        &mut client,
+        resource,
+        ttl,
+        plugin.execute_frequency,
+        now_epoch(),
+    )
+    .await?;
     for group in set.groups {
         let key = format!("{}:{}", resource.id, group.namespace);
         let value = group.to_stored().to_sorted_json();
@@ -62,12 +75,21 @@ async fn enrich(shared: &Shared, plugin: &PluginConfig, resource: &Resource) -> 
         let k = key.clone();
         blocking(move || {
             keyspace
-                .put(k.as_bytes(), value.as_bytes(), Some(Duration::from_secs(ttl)))
+                .put(
+                    k.as_bytes(),
+                    value.as_bytes(),
+                    Some(Duration::from_secs(ttl)),
+                )
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(PluginError::Internal)?;
-        EnrichmentStored { resource: &resource.id, namespace: &group.namespace, entries }.emit(&shared.telemetry);
+        EnrichmentStored {
+            resource: &resource.id,
+            namespace: &group.namespace,
+            entries,
+        }
+        .emit(&shared.telemetry);
     }
     Ok(())
 }

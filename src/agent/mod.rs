@@ -50,7 +50,10 @@ impl Shared {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The original's plugin signature: hex MD5 of the normalised name and the Python repr of
@@ -66,7 +69,9 @@ pub fn signature(normalized_name: &str, data: Option<&str>) -> String {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| format!("storage task failed: {e}"))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("storage task failed: {e}"))?
 }
 
 /// A plugin run's hard deadline: 1.25 x its interval, as the original's task time limit.

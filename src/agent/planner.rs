@@ -28,7 +28,12 @@ pub struct ResourcePlanner {
 
 impl ResourcePlanner {
     pub fn new(shared: Arc<Shared>, plugins: Vec<Arc<PluginConfig>>, factory: JobFactory) -> Self {
-        ResourcePlanner { shared, plugins, factory, first_seen: HashMap::new() }
+        ResourcePlanner {
+            shared,
+            plugins,
+            factory,
+            first_seen: HashMap::new(),
+        }
     }
 }
 
@@ -44,12 +49,25 @@ impl Planner for ResourcePlanner {
         let now = Instant::now();
         let mut items = Vec::new();
         for plugin in self.plugins.iter().filter(|p| p.execute_frequency > 0) {
-            let Some(filter) = &plugin.resource_filter else { continue };
+            let Some(filter) = &plugin.resource_filter else {
+                continue;
+            };
             for resource in resources.iter().filter(|r| filter.matches(*r)) {
-                let key = format!("{}:{}:{}", plugin.kind.as_str(), plugin.name, resource.serialization_key());
+                let key = format!(
+                    "{}:{}:{}",
+                    plugin.kind.as_str(),
+                    plugin.name,
+                    resource.serialization_key()
+                );
                 let first = *self.first_seen.entry(key.clone()).or_insert(now);
-                let hold_until = self.waits_for_enrichment(plugin, resource).then_some(first + ENRICHMENT_HOLD);
-                let port = resource.metadata.get("snmp_port").map(String::as_str).unwrap_or("");
+                let hold_until = self
+                    .waits_for_enrichment(plugin, resource)
+                    .then_some(first + ENRICHMENT_HOLD);
+                let port = resource
+                    .metadata
+                    .get("snmp_port")
+                    .map(String::as_str)
+                    .unwrap_or("");
                 items.push(WorkItem {
                     key,
                     group: plugin.name.clone(),
@@ -69,9 +87,13 @@ impl Planner for ResourcePlanner {
 impl ResourcePlanner {
     /// True when the plugin preloads its own enrichment and none is stored yet.
     fn waits_for_enrichment(&self, plugin: &PluginConfig, resource: &Resource) -> bool {
-        plugin.preload.iter().filter(|p| p.resource == "self" && p.namespace != "*").any(|p| {
-            let key = format!("{}:{}", resource.id, p.namespace);
-            matches!(self.shared.enrichments.get(key.as_bytes()), Ok(None))
-        })
+        plugin
+            .preload
+            .iter()
+            .filter(|p| p.resource == "self" && p.namespace != "*")
+            .any(|p| {
+                let key = format!("{}:{}", resource.id, p.namespace);
+                matches!(self.shared.enrichments.get(key.as_bytes()), Ok(None))
+            })
     }
 }

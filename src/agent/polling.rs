@@ -12,7 +12,9 @@ use panoptes_storage::Keyspace;
 use super::{blocking, now_ms, Shared};
 use crate::bus::Message;
 use crate::config::PluginConfig;
-use crate::events::{MetricsGroupsPublished, PluginRunFinished, PublishFailed, RatesComputed, RunOutcome};
+use crate::events::{
+    MetricsGroupsPublished, PluginRunFinished, PublishFailed, RatesComputed, RunOutcome,
+};
 use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
 use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::interface::polling::{self, Options, STATUS_METRIC};
@@ -47,7 +49,8 @@ impl Job for PollingJob {
         let include_interface_index = self.include_interface_index;
         Box::pin(async move {
             let started = Instant::now();
-            let result = poll_and_publish(&shared, &plugin, &resource, include_interface_index).await;
+            let result =
+                poll_and_publish(&shared, &plugin, &resource, include_interface_index).await;
             PluginRunFinished {
                 kind: "polling",
                 plugin: &plugin.name,
@@ -72,15 +75,28 @@ async fn poll_and_publish(
     include_interface_index: bool,
 ) -> Result<(), String> {
     let now = now_epoch();
-    let cache = EnrichmentCache::load(&shared.enrichments, &plugin.preload, &resource.id).map_err(PluginError::Enrichment);
+    let mut cache = EnrichmentCache::load(&shared.enrichments, &plugin.preload, &resource.id)
+        .map_err(PluginError::Enrichment);
     let mut client = match snmp_target(&shared.settings.snmp, plugin, resource) {
-        Ok(target) => SnmpClient::connect(&target).await.map_err(PluginError::from),
+        Ok(target) => SnmpClient::connect(&target)
+            .await
+            .map_err(PluginError::from),
         Err(e) => Err(e),
     };
-    let options = Options { interval: plugin.execute_frequency, include_interface_index };
-    let groups = polling::run(client.as_mut().map_err(take_error), resource, cache.as_ref().map_err(take_error), options, now)
-        .await
-        .map_err(|e| e.to_string())?;
+    let options = Options {
+        interval: plugin.execute_frequency,
+        include_interface_index,
+    };
+    let cache_view = cache.as_mut().map(|c| &*c).map_err(take_error);
+    let groups = polling::run(
+        client.as_mut().map_err(take_error),
+        resource,
+        cache_view,
+        options,
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let status = device_status(&groups);
 
     let mut report = TransformReport::default();
@@ -92,7 +108,9 @@ async fn poll_and_publish(
     publish(shared, plugin, &groups).await?;
     match status {
         Some(0) | None => Ok(()),
-        Some(code) => Err(format!("device status {code} (see the status metrics group)")),
+        Some(code) => Err(format!(
+            "device status {code} (see the status metrics group)"
+        )),
     }
 }
 
@@ -132,11 +150,19 @@ fn topics_for(shared: &Shared, plugin: &PluginConfig, site: &str) -> Vec<String>
     topics
 }
 
-async fn publish(shared: &Arc<Shared>, plugin: &PluginConfig, groups: &[MetricsGroup]) -> Result<(), String> {
+async fn publish(
+    shared: &Arc<Shared>,
+    plugin: &PluginConfig,
+    groups: &[MetricsGroup],
+) -> Result<(), String> {
     let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
     for g in groups {
         let value = serde_json::to_vec(g).map_err(|e| e.to_string())?;
-        let message = Message { key: g.message_key(), partition_key: g.partition_key(), value };
+        let message = Message {
+            key: g.message_key(),
+            partition_key: g.partition_key(),
+            value,
+        };
         for topic in topics_for(shared, plugin, &g.resource.site) {
             match per_topic.iter_mut().find(|(t, _)| *t == topic) {
                 Some((_, list)) => list.push(message.clone()),
@@ -148,10 +174,23 @@ async fn publish(shared: &Arc<Shared>, plugin: &PluginConfig, groups: &[MetricsG
         let bus = shared.bus.clone();
         let count = messages.len();
         let t = topic.clone();
-        match blocking(move || bus.publish(&t, &messages, now_ms()).map_err(|e| e.to_string())).await {
-            Ok(()) => MetricsGroupsPublished { topic: &topic, count }.emit(&shared.telemetry),
+        match blocking(move || {
+            bus.publish(&t, &messages, now_ms())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        {
+            Ok(()) => MetricsGroupsPublished {
+                topic: &topic,
+                count,
+            }
+            .emit(&shared.telemetry),
             Err(e) => {
-                PublishFailed { topic: &topic, error: &e }.emit(&shared.telemetry);
+                PublishFailed {
+                    topic: &topic,
+                    error: &e,
+                }
+                .emit(&shared.telemetry);
                 return Err(e);
             }
         }

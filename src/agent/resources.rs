@@ -31,9 +31,16 @@ impl Source for TopicSource {
     type Item = Item;
 
     fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
-        let (offsets, group, topic, p) = (self.offsets.clone(), self.group.clone(), self.topic.clone(), self.partition);
+        let (offsets, group, topic, p) = (
+            self.offsets.clone(),
+            self.group.clone(),
+            self.topic.clone(),
+            self.partition,
+        );
         Box::pin(blocking(move || {
-            let committed = offsets.committed(&group, topic.name(), p).map_err(|e| e.to_string())?;
+            let committed = offsets
+                .committed(&group, topic.name(), p)
+                .map_err(|e| e.to_string())?;
             match committed {
                 Some(o) => Ok(o),
                 None => topic.low_watermark(p).map_err(|e| e.to_string()),
@@ -44,17 +51,31 @@ impl Source for TopicSource {
     fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
         let (topic, p, lag) = (self.topic.clone(), self.partition, Arc::clone(&self.lag));
         Box::pin(blocking(move || {
-            let records = topic.read(p, from, max, 8 << 20).map_err(|e| e.to_string())?;
+            let records = topic
+                .read(p, from, max, 8 << 20)
+                .map_err(|e| e.to_string())?;
             let high = topic.high_watermark(p).map_err(|e| e.to_string())?;
             let next = records.last().map(|r| r.offset + 1).unwrap_or(from);
             lag.store(high.saturating_sub(next), Ordering::Relaxed);
-            Ok(records.into_iter().map(|r| (r.offset, (r.record.key, r.record.value))).collect())
+            Ok(records
+                .into_iter()
+                .map(|r| (r.offset, (r.record.key, r.record.value)))
+                .collect())
         }))
     }
 
     fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
-        let (offsets, group, topic, p) = (self.offsets.clone(), self.group.clone(), self.topic.clone(), self.partition);
-        Box::pin(blocking(move || offsets.commit(&group, topic.name(), p, next_offset).map_err(|e| e.to_string())))
+        let (offsets, group, topic, p) = (
+            self.offsets.clone(),
+            self.group.clone(),
+            self.topic.clone(),
+            self.partition,
+        );
+        Box::pin(blocking(move || {
+            offsets
+                .commit(&group, topic.name(), p, next_offset)
+                .map_err(|e| e.to_string())
+        }))
     }
 
     fn lag(&self) -> Option<u64> {
@@ -76,7 +97,10 @@ impl Sink<Item> for ReconcileSink {
             let changed = blocking(move || {
                 let mut changed = false;
                 for (key, value) in batch.iter() {
-                    let key = key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    let key = key
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
                     let set = serde_json::from_slice::<serde_json::Value>(value)
                         .map_err(|e| e.to_string())
                         .and_then(|v| ResourceSet::from_json(&v).map_err(|e| e.to_string()));
@@ -84,12 +108,23 @@ impl Sink<Item> for ReconcileSink {
                         Ok(s) => s,
                         Err(e) => {
                             let reason = format!("resource set keyed `{key}`: {e}");
-                            InputRejected { source: "resources topic", reason: &reason }.emit(&worker.telemetry);
+                            InputRejected {
+                                source: "resources topic",
+                                reason: &reason,
+                            }
+                            .emit(&worker.telemetry);
                             continue;
                         }
                     };
-                    let report = worker.resources.reconcile(&key, &set).map_err(|e| e.to_string())?;
-                    ResourcesReconciled { message_key: &key, report: &report }.emit(&worker.telemetry);
+                    let report = worker
+                        .resources
+                        .reconcile(&key, &set)
+                        .map_err(|e| e.to_string())?;
+                    ResourcesReconciled {
+                        message_key: &key,
+                        report: &report,
+                    }
+                    .emit(&worker.telemetry);
                     changed |= report.changed();
                 }
                 Ok(changed)

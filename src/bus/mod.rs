@@ -30,7 +30,11 @@ pub struct Bus {
 
 impl Bus {
     pub fn new(store: Store, partitions: u32) -> Bus {
-        Bus { store, partitions: partitions.max(1), topics: Arc::default() }
+        Bus {
+            store,
+            partitions: partitions.max(1),
+            topics: Arc::default(),
+        }
     }
 
     /// Opens (creating on first use, like the original's auto-created topics) a topic.
@@ -46,7 +50,12 @@ impl Bus {
 
     /// Appends messages to a topic, one durable append per partition. Blocking: call it
     /// from `spawn_blocking` in async code.
-    pub fn publish(&self, topic: &str, messages: &[Message], now_ms: u64) -> Result<(), StorageError> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
         let t = self.topic(topic)?;
         let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
         for m in messages {

@@ -23,7 +23,8 @@ fn unavailable(message: String) -> HttpResponse {
 /// Malformed query strings get a JSON 400 naming the problem.
 pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> error::Error {
     let message = err.to_string();
-    error::InternalError::from_response(err, bad_request(format!("bad query string: {message}"))).into()
+    error::InternalError::from_response(err, bad_request(format!("bad query string: {message}")))
+        .into()
 }
 
 pub async fn resources(state: web::Data<AppState>) -> HttpResponse {
@@ -85,11 +86,13 @@ pub async fn records(
     let q = query.into_inner();
     let bus = state.bus.clone();
     let lookup_name = name.clone();
-    let exists = web::block(move || bus.store().topic_names().map(|n| n.contains(&lookup_name))).await;
+    let exists =
+        web::block(move || bus.store().topic_names().map(|n| n.contains(&lookup_name))).await;
     match exists {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => {
-            return HttpResponse::NotFound().json(json!({"error": format!("no topic named `{name}` (yet)")}))
+            return HttpResponse::NotFound()
+                .json(json!({"error": format!("no topic named `{name}` (yet)")}))
         }
         Ok(Err(e)) => return unavailable(e.to_string()),
         Err(e) => return unavailable(e.to_string()),
@@ -99,7 +102,10 @@ pub async fn records(
         Err(e) => return unavailable(e.to_string()),
     };
     if q.partition >= topic.partitions() {
-        state.telemetry.inc("panoptes_http_requests_rejected_total", &[("reason", "partition")]);
+        state.telemetry.inc(
+            "panoptes_http_requests_rejected_total",
+            &[("reason", "partition")],
+        );
         return bad_request(format!(
             "partition {} does not exist: topic `{name}` has {} partition(s)",
             q.partition,
@@ -109,7 +115,10 @@ pub async fn records(
     let offset_spec = q.offset.unwrap_or_else(|| "end".into());
     let t = topic.clone();
     let p = q.partition;
-    let marks = web::block(move || Ok::<_, panoptes_storage::StorageError>((t.low_watermark(p)?, t.high_watermark(p)?))).await;
+    let marks = web::block(move || {
+        Ok::<_, panoptes_storage::StorageError>((t.low_watermark(p)?, t.high_watermark(p)?))
+    })
+    .await;
     let (low, high) = match marks {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => return unavailable(e.to_string()),
@@ -121,8 +130,13 @@ pub async fn records(
         n => match n.parse::<u64>() {
             Ok(n) => n.max(low),
             Err(_) => {
-                state.telemetry.inc("panoptes_http_requests_rejected_total", &[("reason", "offset")]);
-                return bad_request(format!("offset `{n}`: expected a number, `beginning` or `end`"));
+                state.telemetry.inc(
+                    "panoptes_http_requests_rejected_total",
+                    &[("reason", "offset")],
+                );
+                return bad_request(format!(
+                    "offset `{n}`: expected a number, `beginning` or `end`"
+                ));
             }
         },
     };

@@ -20,6 +20,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(json!({"ready": true}))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"ready": false, "reason": "first poll cycle not completed yet"}))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"ready": false, "reason": "first poll cycle not completed yet"}))
     }
 }

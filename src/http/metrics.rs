@@ -19,9 +19,16 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .into_iter()
         .map(|(kind, plugin, age)| (vec![("kind", kind), ("plugin", plugin)], age))
         .collect();
-    render_gauge(&mut out, "panoptes_plugin_last_run_age_seconds", "Seconds since each plugin last finished a run.", &ages);
+    render_gauge(
+        &mut out,
+        "panoptes_plugin_last_run_age_seconds",
+        "Seconds since each plugin last finished a run.",
+        &ages,
+    );
     for section in &state.metrics_sections {
         out.push_str(&section().await);
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(out)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
 }

@@ -50,6 +50,8 @@ pub fn serve(state: Arc<AppState>, listen: SocketAddr) -> std::io::Result<actix_
     .disable_signals()
     .shutdown_timeout(2)
     .bind(listen)
-    .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {listen}: {e}")))?;
+    .map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {listen}: {e}"))
+    })?;
     Ok(server.run())
 }

@@ -11,7 +11,10 @@ use crate::model::{Resource, ResourceSet};
 /// `[main] config_file`, absolute or relative to the plugin file's directory.
 pub fn config_file(plugin: &PluginConfig) -> Result<PathBuf, PluginError> {
     let raw = plugin.get("main", "config_file").ok_or_else(|| {
-        PluginError::Config(format!("{}: [main] config_file is required", plugin.path.display()))
+        PluginError::Config(format!(
+            "{}: [main] config_file is required",
+            plugin.path.display()
+        ))
     })?;
     let path = Path::new(raw);
     Ok(if path.is_absolute() {
@@ -26,10 +29,14 @@ pub fn config_file(plugin: &PluginConfig) -> Result<PathBuf, PluginError> {
 pub fn discover(path: &Path, now: f64) -> Result<(ResourceSet, Vec<String>), PluginError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| PluginError::Discovery(format!("cannot read {}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| PluginError::Discovery(format!("{} is not valid JSON: {e}", path.display())))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        PluginError::Discovery(format!("{} is not valid JSON: {e}", path.display()))
+    })?;
     let entries = value.as_array().ok_or_else(|| {
-        PluginError::Discovery(format!("{}: expected a JSON array of resources", path.display()))
+        PluginError::Discovery(format!(
+            "{}: expected a JSON array of resources",
+            path.display()
+        ))
     })?;
     let mut resources: Vec<Resource> = Vec::new();
     let mut rejected = Vec::new();

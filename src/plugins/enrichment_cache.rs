@@ -43,9 +43,16 @@ impl EnrichmentCache {
         preloads: &[Preload],
         self_id: &str,
     ) -> Result<EnrichmentCache, String> {
-        let mut cache = EnrichmentCache { self_id: self_id.to_string(), ..Default::default() };
+        let mut cache = EnrichmentCache {
+            self_id: self_id.to_string(),
+            ..Default::default()
+        };
         for p in preloads {
-            let resource = if p.resource == "self" { self_id } else { p.resource.as_str() };
+            let resource = if p.resource == "self" {
+                self_id
+            } else {
+                p.resource.as_str()
+            };
             let keys = if p.namespace == "*" {
                 source.keys_with_prefix(&format!("{resource}:"))?
             } else {
@@ -59,7 +66,9 @@ impl EnrichmentCache {
                         let stored = StoredEnrichment::parse(&text)
                             .map_err(|e| format!("enrichment `{key}`: {e}"))?;
                         let ns = key.split_once(':').map(|(_, ns)| ns).unwrap_or_default();
-                        cache.data.insert((resource.to_string(), ns.to_string()), stored.data);
+                        cache
+                            .data
+                            .insert((resource.to_string(), ns.to_string()), stored.data);
                     }
                 }
             }
@@ -77,12 +86,14 @@ impl EnrichmentCache {
 
     /// The whole data dict of `<resource>:<namespace>`.
     pub fn enrichment(&self, resource: &str, namespace: &str) -> Option<&Map<String, Value>> {
-        self.data.get(&(self.resolve(resource).to_string(), namespace.to_string()))
+        self.data
+            .get(&(self.resolve(resource).to_string(), namespace.to_string()))
     }
 
     /// One value of `<resource>:<namespace>`.
     pub fn value(&self, resource: &str, namespace: &str, key: &str) -> Option<&Value> {
-        self.enrichment(resource, namespace).and_then(|m| m.get(key))
+        self.enrichment(resource, namespace)
+            .and_then(|m| m.get(key))
     }
 }
 
@@ -97,18 +108,30 @@ mod tests {
             Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
         }
         fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
-            Ok(self.0.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+            Ok(self
+                .0
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
         }
     }
 
     #[test]
     fn loads_self_and_star_and_reports_missing() {
         let mut m = BTreeMap::new();
-        m.insert("r1:interface".to_string(), r#"{"data": {"5": {"alias": "x"}}, "metadata": {}}"#.to_string());
+        m.insert(
+            "r1:interface".to_string(),
+            r#"{"data": {"5": {"alias": "x"}}, "metadata": {}}"#.to_string(),
+        );
         m.insert("r1:other".to_string(), r#"{"data": {"k": 1}}"#.to_string());
         let src = Fake(m);
-        let pre = |r: &str, ns: &str| Preload { resource: r.into(), namespace: ns.into() };
-        let c = EnrichmentCache::load(&src, &[pre("self", "interface"), pre("r2", "x")], "r1").unwrap();
+        let pre = |r: &str, ns: &str| Preload {
+            resource: r.into(),
+            namespace: ns.into(),
+        };
+        let c =
+            EnrichmentCache::load(&src, &[pre("self", "interface"), pre("r2", "x")], "r1").unwrap();
         assert_eq!(c.value("self", "interface", "5").unwrap()["alias"], "x");
         assert_eq!(c.missing, vec!["r2:x"]);
         let c = EnrichmentCache::load(&src, &[pre("self", "*")], "r1").unwrap();

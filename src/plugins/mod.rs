@@ -24,15 +24,17 @@ impl BuiltIn {
     /// Resolves `[Core] Module` (already reduced to its base name) for a plugin kind.
     pub fn resolve(plugin: &PluginConfig) -> Result<BuiltIn, PluginFileError> {
         let found = match (plugin.kind, plugin.module.as_str()) {
-            (PluginKind::Discovery, "plugin_discovery_from_json_file" | "discovery_from_json_file") => {
-                Some(BuiltIn::DiscoveryFromJsonFile)
-            }
+            (
+                PluginKind::Discovery,
+                "plugin_discovery_from_json_file" | "discovery_from_json_file",
+            ) => Some(BuiltIn::DiscoveryFromJsonFile),
             (PluginKind::Enrichment, "plugin_enrichment_interface" | "interface_enrichment") => {
                 Some(BuiltIn::InterfaceEnrichment)
             }
-            (PluginKind::Polling, "plugin_polling_device_interface_metrics" | "interface_polling") => {
-                Some(BuiltIn::InterfacePolling)
-            }
+            (
+                PluginKind::Polling,
+                "plugin_polling_device_interface_metrics" | "interface_polling",
+            ) => Some(BuiltIn::InterfacePolling),
             _ => None,
         };
         found.ok_or_else(|| {

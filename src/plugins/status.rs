@@ -57,7 +57,11 @@ impl StatusTracker {
         if self.order.is_empty() {
             return DeviceStatus::Success;
         }
-        let all: Vec<DeviceStatus> = self.order.iter().filter_map(|k| self.status.get(k).copied()).collect();
+        let all: Vec<DeviceStatus> = self
+            .order
+            .iter()
+            .filter_map(|k| self.status.get(k).copied())
+            .collect();
         if all.iter().all(|s| *s == DeviceStatus::Success) {
             return DeviceStatus::Success;
         }
@@ -101,9 +105,9 @@ impl DeviceStatus {
         use crate::snmp::SnmpError;
         match e {
             super::PluginError::Snmp(SnmpError::Timeout { .. }) => DeviceStatus::Timeout,
-            super::PluginError::Snmp(SnmpError::Network { .. } | SnmpError::InvalidAddress { .. }) => {
-                DeviceStatus::NetworkFailure
-            }
+            super::PluginError::Snmp(
+                SnmpError::Network { .. } | SnmpError::InvalidAddress { .. },
+            ) => DeviceStatus::NetworkFailure,
             super::PluginError::Enrichment(_) => DeviceStatus::EnrichmentFailure,
             _ => DeviceStatus::InternalFailure,
         }
@@ -130,7 +134,11 @@ mod tests {
         let mut t = StatusTracker::default();
         t.failure("a", DeviceStatus::Timeout);
         t.failure("b", DeviceStatus::EnrichmentFailure);
-        assert_eq!(t.overall(), DeviceStatus::Timeout, "ties go to the first recorded");
+        assert_eq!(
+            t.overall(),
+            DeviceStatus::Timeout,
+            "ties go to the first recorded"
+        );
         t.success("a");
         assert_eq!(t.status["a"], DeviceStatus::PartialMetricFailure);
     }

@@ -1,10 +1,205 @@
-//! Helpers for tests that run the real `panoptes` binary.
+//! Helpers shared by the tests that talk to net-snmp: locating fixtures and
+//! tools, running the tools, and reading their output.
+
 #![allow(dead_code)]
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use std::time::Instant;
+
+use panoptes::snmp::{Oid, SnmpValue};
+
+/// A file under the shared fixtures, which sit beside the crate (`../shared`).
+pub fn shared(relative: &str) -> PathBuf {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(relative);
+    assert!(
+        path.exists(),
+        "fixture {} is missing: the shared/ folder must sit beside the repository clone",
+        path.display()
+    );
+    path
+}
+
+/// A file under this crate's `resources/`.
+pub fn resource(relative: &str) -> PathBuf {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/resources")).join(relative);
+    assert!(path.exists(), "resource {} is missing", path.display());
+    path
+}
+
+/// The path of a net-snmp program. Fails the test (never skips it) when net-snmp
+/// is not installed.
+pub fn net_snmp(program: &str) -> PathBuf {
+    let dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let found = dirs
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file());
+    match found {
+        Some(path) => path,
+        None => panic!(
+            "net-snmp program `{program}` not found: install net-snmp \
+             (Debian/Ubuntu: `apt-get install -y snmp snmpd`) to run these tests"
+        ),
+    }
+}
+
+/// Runs a net-snmp client tool and returns its stdout; fails the test with
+/// stderr on a non-zero exit. Bounded to 60 s.
+pub async fn run_tool(program: &str, args: &[&str]) -> String {
+    let output = run_tool_raw(program, args).await;
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub async fn run_tool_raw(program: &str, args: &[&str]) -> std::process::Output {
+    let path = net_snmp(program);
+    let mut command = tokio::process::Command::new(&path);
+    command
+        .args(args)
+        // No MIB files: output must depend only on what the agent sent.
+        .env("MIBS", "")
+        .env("MIBDIRS", "/nonexistent")
+        .kill_on_drop(true);
+    match tokio::time::timeout(Duration::from_secs(60), command.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("cannot run {}: {e}", path.display()),
+        Err(_) => panic!("{program} {args:?} did not finish within 60 s"),
+    }
+}
+
+/// Output options making net-snmp print numeric OIDs, numeric enums and every
+/// string in hex, so values compare exactly.
+pub const NUMERIC_OUTPUT: [&str; 4] = ["-On", "-Oe", "-Ox", "-m"];
+/// The argument of the trailing `-m` in [`NUMERIC_OUTPUT`].
+pub const NO_MIBS: &str = "";
+
+/// One line of net-snmp output, normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    pub oid: Oid,
+    pub kind: String,
+    pub value: String,
+}
+
+/// Reads `-On -Ox` output: `.OID = TYPE: value`, where long hex strings wrap
+/// onto continuation lines (which never start with a dot).
+pub fn parse_output(text: &str) -> Vec<Printed> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        match line.split_once(" = ") {
+            Some((oid, value)) if oid.starts_with('.') && !oid.contains(' ') => {
+                lines.push((oid.to_string(), value.to_string()));
+            }
+            _ => match lines.last_mut() {
+                Some((_, value)) => {
+                    value.push(' ');
+                    value.push_str(line);
+                }
+                None => panic!("unexpected net-snmp output line {line:?}"),
+            },
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(oid, value)| {
+            let (kind, value) = classify(value.trim());
+            Printed {
+                oid: oid
+                    .parse()
+                    .unwrap_or_else(|e| panic!("net-snmp printed a bad OID {oid}: {e}")),
+                kind,
+                value,
+            }
+        })
+        .collect()
+}
+
+fn classify(value: &str) -> (String, String) {
+    if value.starts_with("No more variables") {
+        return ("endOfMibView".into(), String::new());
+    }
+    if value.starts_with("No Such Object") {
+        return ("noSuchObject".into(), String::new());
+    }
+    if value.starts_with("No Such Instance") {
+        return ("noSuchInstance".into(), String::new());
+    }
+    if value == "\"\"" {
+        return ("STRING".into(), String::new());
+    }
+    if value == "NULL" {
+        return ("NULL".into(), String::new());
+    }
+    let Some((kind, rest)) = value.split_once(": ") else {
+        panic!("cannot read net-snmp value {value:?}");
+    };
+    let rest = rest.trim();
+    match kind {
+        "Hex-STRING" => ("STRING".into(), hex_words(rest)),
+        "STRING" => {
+            let unquoted = rest.trim_matches('"');
+            ("STRING".into(), hex(unquoted.as_bytes()))
+        }
+        // "(12345) 0:02:03.45": the number in parentheses.
+        "Timeticks" => {
+            let ticks = rest
+                .trim_start_matches('(')
+                .split(')')
+                .next()
+                .unwrap_or_default();
+            ("Timeticks".into(), ticks.to_string())
+        }
+        "OID" => ("OID".into(), rest.trim_start_matches('.').to_string()),
+        _ => (kind.to_string(), rest.to_string()),
+    }
+}
+
+fn hex_words(text: &str) -> String {
+    text.split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Our value in the same normal form as [`parse_output`].
+pub fn normalise(value: &SnmpValue) -> (String, String) {
+    match value {
+        SnmpValue::OctetString(bytes) => ("STRING".into(), hex(bytes)),
+        SnmpValue::Opaque(bytes) => ("OPAQUE".into(), hex(bytes)),
+        SnmpValue::Null
+        | SnmpValue::NoSuchObject
+        | SnmpValue::NoSuchInstance
+        | SnmpValue::EndOfMibView => (value.type_name().into(), String::new()),
+        other => (other.type_name().into(), other.to_display_string()),
+    }
+}
+
+/// Types whose values move between two reads of a live agent.
+pub fn is_volatile(kind: &str) -> bool {
+    matches!(kind, "Counter32" | "Counter64" | "Timeticks")
+}
+
+// ---- running the panoptes binary ----
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_panoptes");
 
@@ -13,11 +208,19 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A node's environment: its own data dir, ports and plugin directories.
@@ -44,14 +247,28 @@ impl NodeEnv {
                 let path = entry.unwrap().path();
                 let mut text = std::fs::read_to_string(&path).unwrap();
                 if kind == "polling" {
-                    text = text.replace("execute_frequency = 15", &format!("execute_frequency = {poll_every}"));
+                    text = text.replace(
+                        "execute_frequency = 15",
+                        &format!("execute_frequency = {poll_every}"),
+                    );
                 }
-                text = text.replace("\"snmp_port\": \"10161\"", &format!("\"snmp_port\": \"{snmp_port}\""));
+                text = text.replace(
+                    "\"snmp_port\": \"10161\"",
+                    &format!("\"snmp_port\": \"{snmp_port}\""),
+                );
                 std::fs::write(to.join(path.file_name().unwrap()), text).unwrap();
             }
         }
-        let mut env = NodeEnv { dir, http_port, snmp_port, vars: Vec::new() };
-        env.set("PANOPTES__DATA_DIR", env.dir.path().join("data").to_str().unwrap());
+        let mut env = NodeEnv {
+            dir,
+            http_port,
+            snmp_port,
+            vars: Vec::new(),
+        };
+        env.set(
+            "PANOPTES__DATA_DIR",
+            env.dir.path().join("data").to_str().unwrap(),
+        );
         env.set("PANOPTES__HTTP__LISTEN", &format!("127.0.0.1:{http_port}"));
         env.set("PANOPTES__DEMO__LISTEN", &format!("127.0.0.1:{snmp_port}"));
         for kind in ["discovery", "enrichment", "polling"] {
@@ -69,7 +286,7 @@ impl NodeEnv {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args).current_dir(repo()).env_remove("RUST_LOG");
-        for (k, v) in std::env::vars() {
+        for (k, _) in std::env::vars() {
             if k.starts_with("PANOPTES") {
                 c.env_remove(k);
             }
@@ -81,35 +298,67 @@ impl NodeEnv {
     }
 
     pub fn start(&self) -> Node {
-        let log = std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.http_port))).unwrap();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.http_port)))
+                .unwrap();
         let child = self
             .command(&["run"])
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn panoptes run");
-        Node { child, started: Instant::now(), log: self.dir.path().join(format!("node-{}.log", self.http_port)) }
+        Node {
+            child,
+            started: Instant::now(),
+            log: self.dir.path().join(format!("node-{}.log", self.http_port)),
+        }
     }
 
-    /// Runs a CLI command with a time limit; returns its output.
+    /// Runs a CLI command with a time limit; returns its output. Output is drained while
+    /// the command runs, so a large one never blocks on a full pipe.
     pub fn cli(&self, args: &[&str], limit: Duration) -> Output {
-        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        use std::io::Read;
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let out_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
         let deadline = Instant::now() + limit;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
             }
             if Instant::now() > deadline {
                 child.kill().ok();
-                let out = child.wait_with_output().unwrap();
+                child.wait().ok();
+                let stdout = out_reader.join().unwrap_or_default();
+                let stderr = err_reader.join().unwrap_or_default();
                 panic!(
-                    "`panoptes {}` did not finish within {limit:?}; stdout: {} stderr: {}",
+                    "`panoptes {}` did not finish within {limit:?}; {} stdout lines; stderr: {}",
                     args.join(" "),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&stdout).lines().count(),
+                    String::from_utf8_lossy(&stderr)
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        Output {
+            status,
+            stdout: out_reader.join().unwrap_or_default(),
+            stderr: err_reader.join().unwrap_or_default(),
         }
     }
 
@@ -135,7 +384,10 @@ impl NodeEnv {
                 panic!("node exited early ({exit}); log:\n{}", node.log_text());
             }
             if start.elapsed() > limit {
-                panic!("{path} did not answer {status} within {limit:?}; log:\n{}", node.log_text());
+                panic!(
+                    "{path} did not answer {status} within {limit:?}; log:\n{}",
+                    node.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -164,7 +416,10 @@ impl Node {
             }
             if Instant::now() > deadline {
                 self.child.kill().ok();
-                panic!("node did not stop within 15 s of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "node did not stop within 15 s of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -184,8 +439,4 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
-}
-
-pub fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
 }

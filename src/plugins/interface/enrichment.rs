@@ -49,21 +49,37 @@ pub async fn run(
     }
     let mut set = EnrichmentGroupSet::new(resource.clone(), now);
     set.add_group(group).map_err(|e| {
-        PluginError::Enrichment(format!("device {} reported no interfaces: {e}", resource.endpoint))
+        PluginError::Enrichment(format!(
+            "device {} reported no interfaces: {e}",
+            resource.endpoint
+        ))
     })?;
     Ok(set)
 }
 
 fn interfaces(w: &Walked) -> Vec<(String, Map<String, Value>)> {
-    let columns = [&w.if_type, &w.descr, &w.name, &w.alias, &w.high_speed, &w.speed];
+    let columns = [
+        &w.if_type,
+        &w.descr,
+        &w.name,
+        &w.alias,
+        &w.high_speed,
+        &w.speed,
+    ];
     let indices: BTreeSet<&String> = columns.iter().flat_map(|c| c.keys()).collect();
     indices
         .into_iter()
         .map(|index| {
             let text = |c: &Column| c.get(index).map(ascii_text).filter(|s| !s.is_empty());
             let mut f = Map::new();
-            f.insert("interface_name".into(), text(&w.name).unwrap_or_else(|| NOT_SET.into()).into());
-            f.insert("description".into(), text(&w.descr).unwrap_or_else(|| NOT_SET.into()).into());
+            f.insert(
+                "interface_name".into(),
+                text(&w.name).unwrap_or_else(|| NOT_SET.into()).into(),
+            );
+            f.insert(
+                "description".into(),
+                text(&w.descr).unwrap_or_else(|| NOT_SET.into()).into(),
+            );
             let media = w
                 .if_type
                 .get(index)
@@ -71,13 +87,21 @@ fn interfaces(w: &Walked) -> Vec<(String, Map<String, Value>)> {
                 .and_then(if_type_name)
                 .unwrap_or(NOT_SET);
             f.insert("media_type".into(), media.into());
-            f.insert("alias".into(), text(&w.alias).unwrap_or_else(|| NOT_SET.into()).into());
+            f.insert(
+                "alias".into(),
+                text(&w.alias).unwrap_or_else(|| NOT_SET.into()).into(),
+            );
             let speed = configured_speed(w.high_speed.get(index), w.speed.get(index));
-            f.insert("configured_speed".into(), speed.into());
-            f.insert("port_speed".into(), speed.into());
+            f.insert("configured_speed".into(), json_int(speed));
+            f.insert("port_speed".into(), json_int(speed));
             (index.clone(), f)
         })
         .collect()
+}
+
+/// A JSON integer; speeds fit i64 (a value that does not is a device bug: -1).
+fn json_int(v: i128) -> Value {
+    i64::try_from(v).map(Value::from).unwrap_or(Value::from(-1))
 }
 
 /// bps from ifHighSpeed (Mbps) unless it is missing, 0 or 1 (then ifSpeed, which is capped
@@ -101,7 +125,10 @@ mod tests {
     #[test]
     fn speed_rules() {
         let g = |n: u32| Some(SnmpValue::Gauge32(n));
-        assert_eq!(configured_speed(g(10000).as_ref(), g(1).as_ref()), 10_000_000_000);
+        assert_eq!(
+            configured_speed(g(10000).as_ref(), g(1).as_ref()),
+            10_000_000_000
+        );
         assert_eq!(configured_speed(g(1).as_ref(), g(1000).as_ref()), 1000);
         assert_eq!(configured_speed(None, g(1000).as_ref()), 1000);
         assert_eq!(configured_speed(g(0).as_ref(), g(0).as_ref()), 0);

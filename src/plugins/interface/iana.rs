@@ -256,7 +256,10 @@ const NAMES: [&str; 251] = [
 
 /// The IANAifType name of an ifType value; `None` outside 1..=251 (the original fails there).
 pub fn if_type_name(value: i128) -> Option<&'static str> {
-    usize::try_from(value).ok().filter(|v| (1..=251).contains(v)).map(|v| NAMES[v - 1])
+    usize::try_from(value)
+        .ok()
+        .filter(|v| (1..=251).contains(v))
+        .map(|v| NAMES[v - 1])
 }
 
 #[cfg(test)]

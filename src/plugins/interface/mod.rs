@@ -19,15 +19,26 @@ pub const NOT_SET: &str = "<not set>";
 pub type Column = BTreeMap<String, SnmpValue>;
 
 /// Bulk-walks `<table>.<column>` and keys each value by the rest of its OID.
-pub async fn walk_column(client: &mut SnmpClient, table: &str, column: u32) -> Result<Column, SnmpError> {
+pub async fn walk_column(
+    client: &mut SnmpClient,
+    table: &str,
+    column: u32,
+) -> Result<Column, SnmpError> {
     let root: Oid = format!("{table}.{column}")
         .parse()
-        .map_err(|_| SnmpError::Protocol { target: String::new(), detail: format!("bad OID {table}.{column}") })?;
+        .map_err(|_| SnmpError::Protocol {
+            target: String::new(),
+            detail: format!("bad OID {table}.{column}"),
+        })?;
     let rows = client.bulk_walk(&root).await?;
     let mut out = Column::new();
     for vb in rows {
         if let Some(suffix) = vb.oid.suffix_after(&root) {
-            let index = suffix.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            let index = suffix
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".");
             out.insert(index, vb.value);
         }
     }
@@ -38,7 +49,11 @@ pub async fn walk_column(client: &mut SnmpClient, table: &str, column: u32) -> R
 /// `decode('ascii', 'ignore')`).
 pub fn ascii_text(v: &SnmpValue) -> String {
     match v.as_bytes() {
-        Some(bytes) => bytes.iter().filter(|b| b.is_ascii()).map(|b| *b as char).collect(),
+        Some(bytes) => bytes
+            .iter()
+            .filter(|b| b.is_ascii())
+            .map(|b| *b as char)
+            .collect(),
         None => v.to_display_string(),
     }
 }

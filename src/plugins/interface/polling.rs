@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{ascii_text, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
-use crate::model::{Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource};
+use crate::model::{
+    Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
+};
 use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::status::{DeviceStatus, StatusTracker};
 use crate::plugins::PluginError;
@@ -97,7 +99,10 @@ async fn poll(
     let client = client?;
     let enrichment = enrichment?;
     let interfaces = enrichment.enrichment("self", "interface").ok_or_else(|| {
-        PluginError::Enrichment(format!("no interface enrichment stored for resource `{}`", resource.id))
+        PluginError::Enrichment(format!(
+            "no interface enrichment stored for resource `{}`",
+            resource.id
+        ))
     })?;
     let mut walked = Walked::new();
     for (name, table, column) in COLUMNS {
@@ -106,7 +111,12 @@ async fn poll(
     let if_x: BTreeSet<String> = COLUMNS
         .iter()
         .filter(|(_, table, _)| *table == IF_X_TABLE)
-        .flat_map(|(name, _, _)| walked.get(name).map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default())
+        .flat_map(|(name, _, _)| {
+            walked
+                .get(name)
+                .map(|c| c.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
         .collect();
     let mut groups = Vec::new();
     for index in &if_x {
@@ -172,8 +182,22 @@ fn interface_group(
         ("multicast_packets_out", n("ifHCOutMulticastPkts")),
         ("broadcast_packets_in", n("ifHCInBroadcastPkts")),
         ("broadcast_packets_out", n("ifHCOutBroadcastPkts")),
-        ("total_packets_in", sum(["ifHCInUcastPkts", "ifHCInMulticastPkts", "ifHCInBroadcastPkts"])),
-        ("total_packets_out", sum(["ifHCOutUcastPkts", "ifHCOutMulticastPkts", "ifHCOutBroadcastPkts"])),
+        (
+            "total_packets_in",
+            sum([
+                "ifHCInUcastPkts",
+                "ifHCInMulticastPkts",
+                "ifHCInBroadcastPkts",
+            ]),
+        ),
+        (
+            "total_packets_out",
+            sum([
+                "ifHCOutUcastPkts",
+                "ifHCOutMulticastPkts",
+                "ifHCOutBroadcastPkts",
+            ]),
+        ),
         ("errors_in", n("ifInErrors")),
         ("errors_out", n("ifOutErrors")),
         ("discards_in", n("ifInDiscards")),
@@ -185,7 +209,11 @@ fn interface_group(
         ("oper_state", oper),
     ];
     for (name, value) in counters {
-        let kind = if matches!(name, "admin_state" | "oper_state") { MetricType::Gauge } else { MetricType::Counter };
+        let kind = if matches!(name, "admin_state" | "oper_state") {
+            MetricType::Gauge
+        } else {
+            MetricType::Counter
+        };
         g.add_metric(Metric::new(name, MetricValue::Int(value), kind, now)?)?;
     }
     let gauges: [(&str, i128); 3] = [
@@ -194,7 +222,12 @@ fn interface_group(
         ("configured_speed", configured),
     ];
     for (name, value) in gauges {
-        g.add_metric(Metric::new(name, MetricValue::Int(value), MetricType::Gauge, now)?)?;
+        g.add_metric(Metric::new(
+            name,
+            MetricValue::Int(value),
+            MetricType::Gauge,
+            now,
+        )?)?;
     }
     for name in ENRICHED_DIMENSIONS {
         let value = match enrichment.get(name) {
@@ -205,7 +238,11 @@ fn interface_group(
             Some(Value::Null) | None => String::new(),
             Some(other) => other.to_string(),
         };
-        let value = if value.is_empty() { NOT_SET.to_string() } else { value };
+        let value = if value.is_empty() {
+            NOT_SET.to_string()
+        } else {
+            value
+        };
         g.add_dimension(Dimension::new(name, &value)?)?;
     }
     if options.include_interface_index {

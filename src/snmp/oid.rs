@@ -1,0 +1,265 @@
+//! Object identifiers as numbers, parsed once at the edge.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An SNMP object identifier, e.g. `1.3.6.1.2.1.1.1.0`.
+///
+/// Ordering is numeric, component by component (the order agents walk in), so
+/// `1.3.6.1.2` < `1.3.6.1.10` < `1.3.6.2`, and a prefix sorts before its children.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Oid(Vec<u32>);
+
+/// Why a text could not be read as an [`Oid`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OID {input:?}: {reason} (expected dotted decimal like 1.3.6.1.2.1.1.1.0)")]
+pub struct OidParseError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+impl Oid {
+    pub fn new(components: Vec<u32>) -> Oid {
+        Oid(components)
+    }
+
+    pub fn from_slice(components: &[u32]) -> Oid {
+        Oid(components.to_vec())
+    }
+
+    pub fn components(&self) -> &[u32] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when `prefix` is this OID or one of its ancestors.
+    pub fn starts_with(&self, prefix: &Oid) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    /// The components after `prefix` (the table index of a column OID), or `None`
+    /// when `prefix` is not an ancestor-or-self of this OID.
+    pub fn suffix_after(&self, prefix: &Oid) -> Option<&[u32]> {
+        self.0.strip_prefix(prefix.0.as_slice())
+    }
+
+    /// This OID with one more component, e.g. a column OID plus an interface index.
+    pub fn child(&self, component: u32) -> Oid {
+        let mut components = Vec::with_capacity(self.0.len() + 1);
+        components.extend_from_slice(&self.0);
+        components.push(component);
+        Oid(components)
+    }
+
+    /// This OID followed by `suffix`.
+    pub fn join(&self, suffix: &[u32]) -> Oid {
+        let mut components = Vec::with_capacity(self.0.len() + suffix.len());
+        components.extend_from_slice(&self.0);
+        components.extend_from_slice(suffix);
+        Oid(components)
+    }
+
+    /// Net-snmp's numeric style (`-On`), with a leading dot: `.1.3.6.1`.
+    pub fn to_dotted_leading(&self) -> String {
+        format!(".{self}")
+    }
+}
+
+impl fmt::Display for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for component in &self.0 {
+            if !first {
+                f.write_str(".")?;
+            }
+            first = false;
+            write!(f, "{component}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Oid({self})")
+    }
+}
+
+impl FromStr for Oid {
+    type Err = OidParseError;
+
+    /// Accepts `1.3.6.1` and `.1.3.6.1`; every component must fit in 32 bits.
+    fn from_str(input: &str) -> Result<Oid, OidParseError> {
+        let error = |reason| OidParseError {
+            input: input.to_string(),
+            reason,
+        };
+        let body = input.trim();
+        let body = body.strip_prefix('.').unwrap_or(body);
+        if body.is_empty() {
+            return Err(error("it is empty"));
+        }
+        let mut components = Vec::with_capacity(body.len() / 2 + 1);
+        for part in body.split('.') {
+            if part.is_empty() {
+                return Err(error("it has an empty component"));
+            }
+            if !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(error("a component is not a decimal number"));
+            }
+            let component = part
+                .parse::<u32>()
+                .map_err(|_| error("a component does not fit in 32 bits"))?;
+            components.push(component);
+        }
+        Ok(Oid(components))
+    }
+}
+
+impl From<Vec<u32>> for Oid {
+    fn from(components: Vec<u32>) -> Oid {
+        Oid(components)
+    }
+}
+
+impl From<&[u32]> for Oid {
+    fn from(components: &[u32]) -> Oid {
+        Oid(components.to_vec())
+    }
+}
+
+impl<const N: usize> From<[u32; N]> for Oid {
+    fn from(components: [u32; N]) -> Oid {
+        Oid(components.to_vec())
+    }
+}
+
+impl AsRef<[u32]> for Oid {
+    fn as_ref(&self) -> &[u32] {
+        &self.0
+    }
+}
+
+/// Serialised as the dotted string, the way configuration files spell OIDs.
+impl Serialize for Oid {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Oid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Oid, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn oid(text: &str) -> Oid {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_with_and_without_leading_dot() {
+        assert_eq!(oid(".1.3.6.1"), Oid::from([1, 3, 6, 1]));
+        assert_eq!(oid("1.3.6.1"), Oid::from([1, 3, 6, 1]));
+        assert_eq!(oid("0"), Oid::from([0]));
+        assert_eq!(oid("1.3.4294967295").components()[2], u32::MAX);
+    }
+
+    #[test]
+    fn rejects_malformed_text_with_reason() {
+        for bad in [
+            "",
+            ".",
+            "1..3",
+            "1.3.",
+            "1.a.3",
+            "1.-3",
+            "1.3.4294967296",
+            " 1 .3",
+        ] {
+            let err = bad.parse::<Oid>().unwrap_err();
+            assert!(err.to_string().contains("invalid OID"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn displays_without_and_with_leading_dot() {
+        let o = oid("1.3.6.1.2.1.1.1.0");
+        assert_eq!(o.to_string(), "1.3.6.1.2.1.1.1.0");
+        assert_eq!(o.to_dotted_leading(), ".1.3.6.1.2.1.1.1.0");
+        assert_eq!(format!("{o:?}"), "Oid(1.3.6.1.2.1.1.1.0)");
+    }
+
+    #[test]
+    fn orders_numerically_not_textually() {
+        let mut oids = [
+            oid("1.3.6.1.10"),
+            oid("1.3.6.2"),
+            oid("1.3.6.1.2.1"),
+            oid("1.3.6.1.2"),
+            oid("1.3.6.1.9"),
+        ];
+        oids.sort();
+        let texts: Vec<String> = oids.iter().map(Oid::to_string).collect();
+        assert_eq!(
+            texts,
+            [
+                "1.3.6.1.2",
+                "1.3.6.1.2.1",
+                "1.3.6.1.9",
+                "1.3.6.1.10",
+                "1.3.6.2"
+            ]
+        );
+    }
+
+    #[test]
+    fn prefix_helpers() {
+        let column = oid("1.3.6.1.2.1.2.2.1.10");
+        let cell = column.join(&[7, 1]);
+        assert!(cell.starts_with(&column));
+        assert!(column.starts_with(&column));
+        assert!(!column.starts_with(&cell));
+        assert_eq!(cell.suffix_after(&column), Some(&[7u32, 1][..]));
+        assert_eq!(column.suffix_after(&cell), None);
+        assert_eq!(column.child(3), oid("1.3.6.1.2.1.2.2.1.10.3"));
+    }
+
+    #[test]
+    fn serde_uses_dotted_text() {
+        let o: Oid = serde_json::from_str("\".1.3.6\"").unwrap();
+        assert_eq!(o, oid("1.3.6"));
+        assert_eq!(serde_json::to_string(&o).unwrap(), "\"1.3.6\"");
+        assert!(serde_json::from_str::<Oid>("\"1.x\"").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn display_parse_round_trip(components in proptest::collection::vec(any::<u32>(), 1..20)) {
+            let o = Oid::new(components);
+            prop_assert_eq!(o.to_string().parse::<Oid>().unwrap(), o.clone());
+            prop_assert_eq!(o.to_dotted_leading().parse::<Oid>().unwrap(), o);
+        }
+
+        #[test]
+        fn ord_matches_component_slices(a in proptest::collection::vec(0u32..5, 0..6),
+                                        b in proptest::collection::vec(0u32..5, 0..6)) {
+            prop_assert_eq!(Oid::from(a.as_slice()).cmp(&Oid::from(b.as_slice())), a.cmp(&b));
+        }
+    }
+}
