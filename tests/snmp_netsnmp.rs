@@ -280,6 +280,27 @@ async fn timeout_when_nothing_answers() {
 }
 
 #[tokio::test]
+async fn closed_port_is_an_error_naming_the_target() {
+    // Nothing listens there any more: the kernel answers ICMP port unreachable.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
+    target.port = port;
+    target.timeout = Duration::from_millis(300);
+    target.retries = 1;
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    match client.get(&[oid("1.3.6.1.2.1.1.1.0")]).await {
+        Err(e @ (SnmpError::Network { .. } | SnmpError::Timeout { .. })) => {
+            assert!(e.to_string().contains(&target.label()), "{e}");
+        }
+        other => panic!("expected a network error or a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn late_reply_does_not_break_the_next_request() {
     let recording = Arc::new(Recording::load(support::resource("demo/switch48.snmprec")).unwrap());
     let device = DeviceConfig::new(

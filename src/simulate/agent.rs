@@ -158,9 +158,12 @@ impl Agent {
             header.error_status = refusal.status;
             header.error_index = refusal.index;
             out.begin();
-            // tooBig carries no varbinds; other errors echo the request (RFC 3416).
+            // tooBig carries no varbinds; other errors echo the request (RFC 3416),
+            // unless the echo itself is too big.
             if refusal.status != ERR_TOO_BIG && request.echo_request(out).is_err() {
                 out.begin();
+                header.error_status = TOO_BIG.status;
+                header.error_index = TOO_BIG.index;
             }
         }
         if out.finish(&header).is_err() {

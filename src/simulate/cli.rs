@@ -69,3 +69,51 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     handle.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        simulate: SimulateArgs,
+    }
+
+    #[test]
+    fn arguments_and_defaults() {
+        let cli = Cli::try_parse_from(["simulate", "dev.snmprec"]).unwrap();
+        assert_eq!(cli.simulate.listen, "127.0.0.1:1161".parse().unwrap());
+        assert_eq!(cli.simulate.community, "public");
+        assert!(!cli.simulate.frozen);
+        assert_eq!(cli.simulate.recording, PathBuf::from("dev.snmprec"));
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--listen",
+            "0.0.0.0:0",
+            "--community",
+            "c",
+            "--frozen",
+            "x",
+        ])
+        .unwrap();
+        assert!(cli.simulate.frozen);
+        assert!(Cli::try_parse_from(["simulate"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn bad_recording_fails_before_listening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.snmprec");
+        std::fs::write(&path, "1.3.6.1|2|1\nnot a line\n").unwrap();
+        let args = SimulateArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            community: "public".into(),
+            frozen: true,
+            recording: path.clone(),
+        };
+        let err = run_cli(args).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
+    }
+}

@@ -437,6 +437,18 @@ mod tests {
         }
     }
 
+    /// Pollers spawn these futures on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn futures_are_send(client: &mut SnmpClient, oid: &Oid) {
+        fn send<T: Send>(_: T) {}
+        send(client.get(std::slice::from_ref(oid)));
+        send(client.bulk_walk(oid));
+        send(SnmpClient::connect(&SnmpTarget::new(
+            "h",
+            Community::from("c"),
+        )));
+    }
+
     #[tokio::test]
     async fn other_versions_are_refused_clearly() {
         let target = SnmpTarget::new("127.0.0.1", Community::from("public"));
