@@ -327,7 +327,7 @@ async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc
             let (bus, retention) = (bus.clone(), settings.retention.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));
-                let bytes = (retention.max_partition_mib > 0).then(|| retention.max_partition_mib << 20);
+                let bytes = (retention.max_partition_mib > 0).then_some(retention.max_partition_mib << 20);
                 for name in bus.store().topic_names().unwrap_or_default() {
                     match bus.topic(&name).and_then(|t| t.apply_retention(age, bytes)) {
                         Ok(0) => {}

@@ -25,6 +25,9 @@ fn value(g: &MetricsGroup, name: &str, kind: MetricType) -> Option<MetricValue> 
     g.metric(name, kind).map(|m| m.metric_value)
 }
 
+/// (step, expected gauges (uptime, extra), expected counters (uptime, extra)).
+type Step = (usize, Option<(i128, i128)>, (i128, i128));
+
 #[test]
 fn interface_counter_sequence_matches_the_readme_table() {
     let plugin = PluginConfig::load(
@@ -35,7 +38,7 @@ fn interface_counter_sequence_matches_the_readme_table() {
     let state = MemoryRateState::default();
     let mut report = TransformReport::default();
     // (step, expected gauges (uptime, extra), expected counters (uptime, extra))
-    let table: [(usize, Option<(i128, i128)>, (i128, i128)); 8] = [
+    let table: [Step; 8] = [
         (1, None, (0, 0)),
         (2, Some((0, 1)), (60, 120)),
         (3, Some((0, 1)), (120, 240)),
