@@ -195,7 +195,11 @@ async fn run_node(
             plugins: plugins.discovery.clone(),
         },
         pool.clone(),
-        scheduler_config,
+        // Discovery starts at once: everything else waits for its resources.
+        SchedulerConfig {
+            first_run_spread: Duration::ZERO,
+            ..scheduler_config
+        },
     )
     .start();
 

@@ -184,6 +184,35 @@ fn demo_switch_end_to_end_and_restart() {
             "/metrics lacks {needle}:\n{metrics}"
         );
     }
+    // Bad requests get a clear 4xx and are counted; nothing is stored.
+    for (path, code, needle) in [
+        (
+            "/api/topics/local-processed/records?offset=soon",
+            400,
+            "offset",
+        ),
+        (
+            "/api/topics/local-processed/records?partition=7",
+            400,
+            "partition 7",
+        ),
+        (
+            "/api/topics/local-processed/records?max=-1",
+            400,
+            "bad query string",
+        ),
+        ("/api/topics/no-such-topic/records", 404, "no topic named"),
+    ] {
+        let (got, body) = env.http_get(path).unwrap();
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    let (_, metrics) = env.http_get("/metrics").unwrap();
+    assert!(
+        metrics.contains("panoptes_http_requests_rejected_total{reason=\"offset\"} 1"),
+        "{metrics}"
+    );
+
     let (_, topics) = env.http_get("/api/topics").unwrap();
     let before = high_watermark(&topics, "local-processed");
     assert!(before >= 147);

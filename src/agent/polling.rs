@@ -11,7 +11,7 @@ use panoptes_storage::Keyspace;
 
 use super::{blocking, now_ms, Shared};
 use crate::bus::Message;
-use crate::config::PluginConfig;
+use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{
     MetricsGroupsPublished, PluginRunFinished, PublishFailed, RatesComputed, RunOutcome,
 };
@@ -131,9 +131,9 @@ fn device_status(groups: &[MetricsGroup]) -> Option<i128> {
 }
 
 /// Topics a group goes to: `<site>-processed` and `<site>-<suffix>` for `[topics]
-/// processed` (site topic on), and the global topic (global topic on).
-fn topics_for(shared: &Shared, plugin: &PluginConfig, site: &str) -> Vec<String> {
-    let kafka = &shared.settings.kafka;
+/// processed` (site topic on), and the global topic (global topic on). Nothing goes to
+/// `<site>-metrics`, as in the original.
+pub fn topics_for(kafka: &KafkaSettings, plugin: &PluginConfig, site: &str) -> Vec<String> {
     let mut topics = Vec::new();
     if kafka.publish_to_site_topic {
         topics.push(format!("{site}-processed"));
@@ -163,7 +163,7 @@ async fn publish(
             partition_key: g.partition_key(),
             value,
         };
-        for topic in topics_for(shared, plugin, &g.resource.site) {
+        for topic in topics_for(&shared.settings.kafka, plugin, &g.resource.site) {
             match per_topic.iter_mut().find(|(t, _)| *t == topic) {
                 Some((_, list)) => list.push(message.clone()),
                 None => per_topic.push((topic, vec![message.clone()])),

@@ -21,7 +21,13 @@ fn unavailable(message: String) -> HttpResponse {
 }
 
 /// Malformed query strings get a JSON 400 naming the problem.
-pub fn query_error(err: error::QueryPayloadError, _req: &HttpRequest) -> error::Error {
+pub fn query_error(err: error::QueryPayloadError, req: &HttpRequest) -> error::Error {
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        state.telemetry.inc(
+            "panoptes_http_requests_rejected_total",
+            &[("reason", "query")],
+        );
+    }
     let message = err.to_string();
     error::InternalError::from_response(err, bad_request(format!("bad query string: {message}")))
         .into()

@@ -253,4 +253,39 @@ mod tests {
         let out = apply_transforms(&spec("foobar"), vec![other], &st, 0.0, &mut r);
         assert_eq!(out.len(), 1);
     }
+
+    proptest::proptest! {
+        /// Any increasing counter sampled within 3 intervals gives trunc(diff / dt), never
+        /// negative; any decrease outside the 32-bit wrap window gives no gauge at all.
+        #[test]
+        fn rates_follow_the_arithmetic(
+            start in 0i128..(1i128 << 62),
+            steps in proptest::collection::vec((-(1i128 << 40)..(1i128 << 40), 1u32..17_900u32), 1..20),
+        ) {
+            let st = MemoryRateState::default();
+            let mut r = TransformReport::default();
+            let t = spec("rate");
+            let (mut value, mut ts) = (start, 1_000_000.0f64);
+            apply_transforms(&t, vec![group(value, ts)], &st, 0.0, &mut r);
+            for (delta, dt_centis) in steps {
+                let next = (value + delta).max(0);
+                let dt = f64::from(dt_centis) / 100.0;
+                let prev_ts = ts;
+                ts = crate::model::round3(ts + dt);
+                let out = apply_transforms(&t, vec![group(next, ts)], &st, 0.0, &mut r);
+                let g = gauge(&out[0]);
+                let real_dt = ts - prev_ts;
+                if next >= value {
+                    let want = ((next - value) as f64 / real_dt).trunc() as i128;
+                    proptest::prop_assert_eq!(g, Some(MetricValue::Int(want)));
+                } else if value >= TWO_POW_32 {
+                    proptest::prop_assert_eq!(g, None);
+                }
+                if let Some(MetricValue::Int(v)) = g {
+                    proptest::prop_assert!(v >= 0);
+                }
+                value = next;
+            }
+        }
+    }
 }
