@@ -3,6 +3,7 @@
 //! serves the same topics to outside clients.
 
 mod partition;
+mod source;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use panoptes_storage::{Record, StorageError, Store, Topic};
 
 pub use partition::{murmur2, partition_for};
+pub use source::{Item, TopicSource};
 
 /// One message to publish.
 #[derive(Debug, Clone)]
