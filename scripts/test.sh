@@ -27,5 +27,3 @@ else
   echo "==> tests (cargo test)"
   cargo test --workspace --locked --no-fail-fast
 fi
-echo "==> doc tests"
-cargo test --workspace --doc --locked
