@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use panoptes::agent::polling::topics_for;
 use panoptes::config::{KafkaSettings, PluginConfig, PluginKind};
-use panoptes::model::{sorted, ResourceSet};
+use panoptes::model::{canonical, ResourceSet};
 use panoptes::plugins::discovery_json::discover;
 use panoptes::resource_manager::ResourceStore;
 use panoptes_storage::Store;
@@ -28,8 +28,8 @@ fn discovery_from_json_file_matches_results() {
     let (set, rejected) = discover(&case("discovery/from_json_file/test.json"), FROZEN).unwrap();
     assert!(rejected.is_empty());
     assert_eq!(
-        sorted(&serde_json::to_value(&set).unwrap()),
-        sorted(&load("discovery/from_json_file/results.json"))
+        canonical(&serde_json::to_value(&set).unwrap()),
+        canonical(&load("discovery/from_json_file/results.json"))
     );
 }
 

@@ -2,14 +2,13 @@
 //! by our simulator (frozen counters), polled by our plugins, compared with the expected
 //! JSON order-insensitively (volatile timestamps removed where the original removed them).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes::config::{PluginConfig, PluginKind, Preload};
-use panoptes::model::{sorted, Resource};
-use panoptes::plugins::enrichment_cache::{EnrichmentCache, EnrichmentSource};
+use panoptes::model::{canonical, Resource};
+use panoptes::plugins::enrichment_cache::{EnrichmentCache, MapSource};
 use panoptes::plugins::interface::{enrichment, polling};
 use panoptes::plugins::PluginError;
 use panoptes::simulate::{
@@ -24,20 +23,6 @@ fn case(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/conformance")
         .join(rel)
-}
-
-fn canonical(v: &Value) -> Value {
-    match sorted(v) {
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_key(|i| i.to_string());
-            Value::Array(items)
-        }
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
-        }
-        other => other,
-    }
 }
 
 fn test_resource() -> Resource {
@@ -106,31 +91,10 @@ async fn enrichment_against_a_closed_port_is_an_error() {
 }
 
 /// enrichment_data.kv loaded into a map, as the original test wrote it into Redis.
-struct Kv(BTreeMap<String, String>);
-
-impl Kv {
-    fn load(dir: &str) -> Kv {
-        let text = std::fs::read_to_string(case(&format!("{dir}/enrichment_data.kv"))).unwrap();
-        Kv(text
-            .lines()
-            .filter_map(|l| l.split_once("=>"))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect())
-    }
-}
-
-impl EnrichmentSource for Kv {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
-    }
-    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
-        Ok(self
-            .0
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
-    }
+fn kv(dir: &str) -> MapSource {
+    MapSource::parse_kv(
+        &std::fs::read_to_string(case(&format!("{dir}/enrichment_data.kv"))).unwrap(),
+    )
 }
 
 /// Drops what the original test deleted before comparing.
@@ -154,7 +118,7 @@ async fn poll_case(dir: &str) {
         PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
     let sim = serve(dir).await;
     let mut c = client(&sim, &plugin).await;
-    let kv = Kv::load(dir);
+    let kv = kv(dir);
     let cache = EnrichmentCache::load(&kv, &plugin.preload, "test_id").unwrap();
     let options = polling::Options {
         interval: plugin.execute_frequency,
@@ -192,7 +156,7 @@ async fn unreachable_device_yields_only_the_status_group() {
     target.retries = 0;
     let mut c = SnmpClient::connect(&target).await.unwrap();
     let cache = EnrichmentCache::load(
-        &Kv(BTreeMap::new()),
+        &MapSource::default(),
         &[Preload {
             resource: "self".into(),
             namespace: "interface".into(),
@@ -215,7 +179,7 @@ async fn unreachable_device_yields_only_the_status_group() {
         panoptes::model::MetricValue::Int(8)
     );
     // With enrichment but a dead agent: TIMEOUT (3).
-    let kv = Kv::load("interface_polling/default");
+    let kv = kv("interface_polling/default");
     let cache = EnrichmentCache::load(
         &kv,
         &[Preload {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use panoptes::model::{sorted, MetricsGroup, Resource, ResourceSet};
+use panoptes::model::{canonical, MetricsGroup, Resource, ResourceSet};
 use serde_json::Value;
 
 fn load(rel: &str) -> Value {
@@ -10,21 +10,6 @@ fn load(rel: &str) -> Value {
         .join("../shared/conformance")
         .join(rel);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// Order-insensitive form: objects sorted by key, arrays sorted by their text.
-fn canonical(v: &Value) -> Value {
-    match sorted(v) {
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_key(|i| i.to_string());
-            Value::Array(items)
-        }
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
-        }
-        other => other,
-    }
 }
 
 #[test]

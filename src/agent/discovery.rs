@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job, Planner, WorkItem};
 
-use super::{blocking, now_ms, signature, Shared};
+use super::{blocking, finish_run, now_ms, signature, Shared};
 use crate::bus::Message;
 use crate::config::PluginConfig;
-use crate::events::{InputRejected, PluginRunFinished, RunOutcome};
+use crate::events::InputRejected;
 use crate::model::{now_epoch, Resource, ResourceSet};
 use crate::plugins::discovery_json;
 
@@ -26,18 +26,14 @@ impl Job for DiscoveryJob {
         Box::pin(async move {
             let started = Instant::now();
             let result = discover_and_publish(&shared, &plugin).await;
-            let outcome = match &result {
-                Ok(()) => RunOutcome::Succeeded,
-                Err(e) => RunOutcome::Failed(e.clone()),
-            };
-            PluginRunFinished {
-                kind: "discovery",
-                plugin: &plugin.name,
-                work: &plugin.name,
-                outcome,
-                duration: started.elapsed(),
-            }
-            .emit(&shared.telemetry);
+            finish_run(
+                &shared,
+                "discovery",
+                &plugin.name,
+                &plugin.name,
+                started,
+                &result,
+            );
             result
         })
     }

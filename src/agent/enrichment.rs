@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job};
 
-use super::{blocking, Shared};
+use super::{blocking, finish_run, Shared};
 use crate::config::PluginConfig;
-use crate::events::{EnrichmentStored, PluginRunFinished, RunOutcome};
+use crate::events::EnrichmentStored;
 use crate::model::{now_epoch, Resource};
 use crate::plugins::{interface, snmp_target, PluginError};
 use crate::snmp::SnmpClient;
@@ -32,17 +32,14 @@ impl Job for EnrichmentJob {
             let result = enrich(&shared, &plugin, &resource)
                 .await
                 .map_err(|e| e.to_string());
-            PluginRunFinished {
-                kind: "enrichment",
-                plugin: &plugin.name,
-                work: &resource.id,
-                outcome: match &result {
-                    Ok(()) => RunOutcome::Succeeded,
-                    Err(e) => RunOutcome::Failed(e.clone()),
-                },
-                duration: started.elapsed(),
-            }
-            .emit(&shared.telemetry);
+            finish_run(
+                &shared,
+                "enrichment",
+                &plugin.name,
+                &resource.id,
+                started,
+                &result,
+            );
             if result.is_ok() {
                 Shared::rescan(&shared.polling_scheduler);
             }

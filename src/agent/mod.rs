@@ -49,6 +49,28 @@ impl Shared {
     }
 }
 
+/// Logs how a plugin run ended and records when the plugin last ran.
+pub fn finish_run(
+    shared: &Shared,
+    kind: &str,
+    plugin: &str,
+    work: &str,
+    started: std::time::Instant,
+    result: &Result<(), String>,
+) {
+    crate::events::PluginRunFinished {
+        kind,
+        plugin,
+        work,
+        outcome: match result {
+            Ok(()) => crate::events::RunOutcome::Succeeded,
+            Err(e) => crate::events::RunOutcome::Failed(e.clone()),
+        },
+        duration: started.elapsed(),
+    }
+    .emit(&shared.telemetry);
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

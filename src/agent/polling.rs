@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 use panoptes_actors::{BoxFuture, Job};
 use panoptes_storage::Keyspace;
 
-use super::{blocking, now_ms, Shared};
+use super::{blocking, finish_run, now_ms, Shared};
 use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
-use crate::events::{
-    MetricsGroupsPublished, PluginRunFinished, PublishFailed, RatesComputed, RunOutcome,
-};
+use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
 use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
 use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::interface::polling::{self, Options, STATUS_METRIC};
@@ -51,17 +49,14 @@ impl Job for PollingJob {
             let started = Instant::now();
             let result =
                 poll_and_publish(&shared, &plugin, &resource, include_interface_index).await;
-            PluginRunFinished {
-                kind: "polling",
-                plugin: &plugin.name,
-                work: &resource.id,
-                outcome: match &result {
-                    Ok(()) => RunOutcome::Succeeded,
-                    Err(e) => RunOutcome::Failed(e.clone()),
-                },
-                duration: started.elapsed(),
-            }
-            .emit(&shared.telemetry);
+            finish_run(
+                &shared,
+                "polling",
+                &plugin.name,
+                &resource.id,
+                started,
+                &result,
+            );
             shared.ready.store(true, Ordering::Release);
             result
         })

@@ -146,6 +146,28 @@ pub fn sorted(v: &Value) -> Value {
     }
 }
 
+/// The order-insensitive form the conformance cases compare in: every object's keys
+/// sorted and every array sorted by its text (arrays are sets in Panoptes JSON).
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical).collect();
+            items.sort_by_key(|i| i.to_string());
+            Value::Array(items)
+        }
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ mod metrics;
 mod resource;
 mod time;
 
-pub use enrichment::{sorted, EnrichmentGroup, EnrichmentGroupSet, StoredEnrichment};
+pub use enrichment::{canonical, sorted, EnrichmentGroup, EnrichmentGroupSet, StoredEnrichment};
 pub use metrics::{
     Dimension, Metric, MetricType, MetricValue, MetricsGroup, METRICS_GROUP_SCHEMA_VERSION,
 };

@@ -29,6 +29,38 @@ impl EnrichmentSource for panoptes_storage::Keyspace {
     }
 }
 
+/// Enrichments held in memory: the one-shot runner and tests load stored JSON into it
+/// (`<resource_id>:<namespace>` -> the stored form), as the original's tests wrote Redis.
+#[derive(Debug, Default, Clone)]
+pub struct MapSource(pub std::collections::BTreeMap<String, String>);
+
+impl MapSource {
+    /// Reads `<key>=><json>` lines, the conformance fixtures' `enrichment_data.kv` format.
+    pub fn parse_kv(text: &str) -> MapSource {
+        MapSource(
+            text.lines()
+                .filter_map(|l| l.split_once("=>"))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl EnrichmentSource for MapSource {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct EnrichmentCache {
     self_id: String,
@@ -102,21 +134,6 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    struct Fake(BTreeMap<String, String>);
-    impl EnrichmentSource for Fake {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
-        }
-        fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
-            Ok(self
-                .0
-                .keys()
-                .filter(|k| k.starts_with(prefix))
-                .cloned()
-                .collect())
-        }
-    }
-
     #[test]
     fn loads_self_and_star_and_reports_missing() {
         let mut m = BTreeMap::new();
@@ -125,7 +142,7 @@ mod tests {
             r#"{"data": {"5": {"alias": "x"}}, "metadata": {}}"#.to_string(),
         );
         m.insert("r1:other".to_string(), r#"{"data": {"k": 1}}"#.to_string());
-        let src = Fake(m);
+        let src = MapSource(m);
         let pre = |r: &str, ns: &str| Preload {
             resource: r.into(),
             namespace: ns.into(),
@@ -138,6 +155,6 @@ mod tests {
         assert!(c.enrichment("r1", "other").is_some());
         let mut bad = BTreeMap::new();
         bad.insert("r1:interface".to_string(), "not json".to_string());
-        assert!(EnrichmentCache::load(&Fake(bad), &[pre("self", "interface")], "r1").is_err());
+        assert!(EnrichmentCache::load(&MapSource(bad), &[pre("self", "interface")], "r1").is_err());
     }
 }
