@@ -305,7 +305,9 @@ pub struct InfluxWriteFailed<'a> {
 impl InfluxWriteFailed<'_> {
     pub fn emit(self, t: &Telemetry) {
         t.inc("panoptes_influxdb_write_errors_total", &[]);
-        tracing::warn!(
+        // Debug: the consumer already warns about the failed delivery, with this error
+        // and when it retries.
+        tracing::debug!(
             target_db = self.target,
             points = self.points,
             error = self.error,

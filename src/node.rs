@@ -238,7 +238,7 @@ async fn run_node(
         &telemetry,
     )
     .context("starting the InfluxDB sink")?;
-    consumers.extend(influx.iter().cloned());
+    consumers.extend(influx.consumers.iter().cloned());
 
     let mut sections = metrics_sections(
         &pool_stats,

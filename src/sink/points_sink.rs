@@ -144,7 +144,7 @@ impl Sink<Item> for InfluxSink {
                         error: &reason,
                     }
                     .emit(&telemetry);
-                    Err(reason)
+                    Err(format!("{target}: {reason}"))
                 }
             }
         })
@@ -182,7 +182,7 @@ async fn one_by_one(
                     error: &reason,
                 }
                 .emit(telemetry);
-                return Err(reason);
+                return Err(format!("{target}: {reason}"));
             }
         }
     }

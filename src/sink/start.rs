@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats};
-use panoptes_storage::ConsumerOffsets;
+use panoptes_storage::{ConsumerOffsets, Topic};
 
 use super::points_sink::InfluxSink;
 use super::v1::V1Writer;
@@ -64,12 +64,12 @@ pub fn start(
     topic: &str,
     offsets: &ConsumerOffsets,
     telemetry: &Arc<Telemetry>,
-) -> anyhow::Result<Vec<Addr<Consumer<Item>>>> {
+) -> anyhow::Result<Running> {
     if !settings.enabled() {
         tracing::info!(
             "InfluxDB sink is off (set influxdb.url or PANOPTES__INFLUXDB__URL to turn it on)"
         );
-        return Ok(Vec::new());
+        return Ok(Running::default());
     }
     let writer = writer(settings).map_err(anyhow::Error::msg)?;
     let log = bus.topic(topic)?;
@@ -100,21 +100,47 @@ pub fn start(
         max_emit_interval_s = settings.max_emit_interval,
         "InfluxDB sink is on"
     );
-    Ok(consumers)
+    Ok(Running {
+        topic: Some(log),
+        consumers,
+    })
 }
 
-/// `/metrics`: whether the sink runs, and how far behind the topic it is per partition.
-/// (Points written, batches, refused points and write errors are counters.)
-pub fn metrics_section(consumers: Vec<Addr<Consumer<Item>>>) -> MetricsSection {
+/// The running sink: its topic and one consumer per partition (index = partition).
+#[derive(Clone, Default)]
+pub struct Running {
+    pub topic: Option<Topic>,
+    pub consumers: Vec<Addr<Consumer<Item>>>,
+}
+
+/// `/metrics`: whether the sink runs, and its consumer lag per partition: the topic's
+/// high watermark minus the group's committed offset. (Not the source's own lag figure,
+/// which is only refreshed when the consumer reads, so it stands still while a batch is
+/// being retried in an outage, exactly when the lag matters.) Points written, batches,
+/// refused points and write errors are counters.
+pub fn metrics_section(running: Running) -> MetricsSection {
     Box::new(move || {
-        let consumers = consumers.clone();
+        let running = running.clone();
         Box::pin(async move {
             let mut lag = Vec::new();
             let mut failures = Vec::new();
-            for addr in &consumers {
-                if let Ok(stats) = addr.send(GetConsumerStats).await {
-                    let labels = vec![("consumer", stats.name.clone())];
-                    lag.push((labels.clone(), stats.lag.unwrap_or(0) as f64));
+            if let Some(topic) = &running.topic {
+                for (partition, addr) in running.consumers.iter().enumerate() {
+                    let Ok(stats) = addr.send(GetConsumerStats).await else {
+                        continue;
+                    };
+                    let (t, p) = (topic.clone(), partition as u32);
+                    let high = tokio::task::spawn_blocking(move || t.high_watermark(p))
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    let labels = vec![
+                        ("topic", topic.name().to_string()),
+                        ("partition", partition.to_string()),
+                    ];
+                    if let (Some(high), Some(committed)) = (high, stats.committed) {
+                        lag.push((labels.clone(), high.saturating_sub(committed) as f64));
+                    }
                     failures.push((labels, stats.delivery_failures as f64));
                 }
             }
@@ -123,18 +149,25 @@ pub fn metrics_section(consumers: Vec<Addr<Consumer<Item>>>) -> MetricsSection {
                 &mut out,
                 "panoptes_influxdb_sink_enabled",
                 "1 when the InfluxDB sink runs.",
-                &[(vec![], if consumers.is_empty() { 0.0 } else { 1.0 })],
+                &[(
+                    vec![],
+                    if running.consumers.is_empty() {
+                        0.0
+                    } else {
+                        1.0
+                    },
+                )],
             );
             render_gauge(
                 &mut out,
                 "panoptes_influxdb_consumer_lag",
-                "Metrics groups in the topic not yet written to InfluxDB, per partition consumer.",
+                "Metrics groups on the topic not yet committed by the InfluxDB sink, per partition.",
                 &lag,
             );
             crate::telemetry::render_family(
                 &mut out,
                 "panoptes_influxdb_delivery_failures_total",
-                "Batches the sink could not write (each is retried), per partition consumer.",
+                "Batches the sink could not write (each is retried), per partition.",
                 "counter",
                 &failures,
             );
