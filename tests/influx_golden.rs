@@ -253,3 +253,25 @@ async fn v2_posts_through_influxdb2_with_token_org_bucket_and_gzip() {
     assert_eq!(r.header("authorization"), Some("Token t0ken"));
     assert_eq!(r.unzipped(), expected);
 }
+
+/// Field values as Python's `repr` wrote them, checked against a table CPython 3.11
+/// produced (random bit patterns, random magnitudes, rounded decimals, and large values
+/// with a few fractional bits, where shortest-digit ties must go to the even digit).
+#[test]
+fn floats_match_a_cpython_repr_table() {
+    let table = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/influx_support/python_float_repr.txt"
+    ))
+    .unwrap();
+    let mut checked = 0;
+    for line in table.lines().filter(|l| !l.starts_with('#')) {
+        let (bits, python) = line.split_once(' ').unwrap();
+        let x = f64::from_bits(bits.parse().unwrap());
+        let mut out = Vec::new();
+        panoptes::sink::py_repr::write_float(x, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), python, "repr of {x:?}");
+        checked += 1;
+    }
+    assert!(checked > 2000);
+}

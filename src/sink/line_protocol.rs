@@ -19,8 +19,6 @@
 //! The encoder keeps its scratch space between points, so encoding allocates nothing once
 //! warm: it is the sink's hot path.
 
-use std::ops::Range;
-
 use super::py_repr;
 use super::record::GroupRecord;
 use crate::model::MetricValue;
@@ -47,12 +45,38 @@ const RESOURCE_TAGS: [&str; 5] = [
 /// Encodes points, reusing its scratch buffers.
 #[derive(Default)]
 pub struct Encoder {
-    /// Tag references: index into the dimensions, or past them into `RESOURCE_TAGS`.
-    tags: Vec<u32>,
+    /// Tags as (key prefix, reference): the reference indexes the dimensions, or past them
+    /// `RESOURCE_TAGS`.
+    tags: Vec<(u64, u32)>,
     /// Field keys (`name__type`) laid end to end.
     keys: Vec<u8>,
-    /// (key range in `keys`, metric index), one per kept metric.
-    fields: Vec<(Range<usize>, usize)>,
+    /// One per kept metric.
+    fields: Vec<FieldRef>,
+    /// What the sorted `tags` and `fields` were computed for: the dimension names, and the
+    /// metric names and types, in input order. Groups from one plugin share them, so the
+    /// sorting is done once per shape rather than once per point.
+    tag_shape: Vec<u8>,
+    field_shape: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+/// A field key in `Encoder::keys` and the metric it comes from.
+#[derive(Clone, Copy)]
+struct FieldRef {
+    prefix: u64,
+    start: u32,
+    end: u32,
+    metric: u32,
+}
+
+/// The first 8 bytes of a key, big-endian, zero-padded: comparing these orders keys as
+/// comparing the bytes would, except that equal prefixes need the full comparison. Most
+/// sorting comparisons end here.
+fn prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 impl Encoder {
@@ -79,7 +103,7 @@ impl Encoder {
         self.collect_tags(group);
 
         write_measurement(&group.metrics_group_type, out);
-        for &tag in &self.tags {
+        for &(_, tag) in &self.tags {
             out.push(b',');
             let (key, value) = tag_at(group, tag);
             out.extend_from_slice(key.as_bytes());
@@ -87,13 +111,13 @@ impl Encoder {
             write_tag_value(value, out);
         }
         out.push(b' ');
-        for (i, (key, metric)) in self.fields.iter().enumerate() {
+        for (i, field) in self.fields.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&self.keys[key.clone()]);
+            out.extend_from_slice(&self.keys[field.start as usize..field.end as usize]);
             out.push(b'=');
-            match group.metrics[*metric].metric_value {
+            match group.metrics[field.metric as usize].metric_value {
                 MetricValue::Int(v) => py_repr::write_int(v, out),
                 MetricValue::Float(v) => py_repr::write_float(v, out),
             }
@@ -110,19 +134,44 @@ impl Encoder {
     /// Sorted, de-duplicated tags: for equal keys the one added last wins, as in the
     /// original's dict.
     fn collect_tags(&mut self, group: &GroupRecord<'_>) {
+        self.scratch.clear();
+        for d in &group.dimensions {
+            // 0xFF never occurs in UTF-8: an unambiguous separator.
+            self.scratch.extend_from_slice(d.dimension_name.as_bytes());
+            self.scratch.push(0xFF);
+        }
+        if !self.tags.is_empty() && self.scratch == self.tag_shape {
+            return;
+        }
+        std::mem::swap(&mut self.scratch, &mut self.tag_shape);
         let total = group.dimensions.len() + RESOURCE_TAGS.len();
         self.tags.clear();
-        self.tags.extend(0..total as u32);
-        // Ties (same key) sort by insertion order, so the last of a run is the winner.
         self.tags
-            .sort_unstable_by(|&a, &b| tag_at(group, a).0.cmp(tag_at(group, b).0).then(a.cmp(&b)));
-        keep_last_of_runs(&mut self.tags, |&a, &b| {
-            tag_at(group, a).0 == tag_at(group, b).0
+            .extend((0..total as u32).map(|tag| (prefix(tag_at(group, tag).0.as_bytes()), tag)));
+        // Ties (same key) sort by insertion order, so the last of a run is the winner.
+        self.tags.sort_unstable_by(|&(pa, a), &(pb, b)| {
+            pa.cmp(&pb)
+                .then_with(|| tag_at(group, a).0.cmp(tag_at(group, b).0))
+                .then(a.cmp(&b))
+        });
+        keep_last_of_runs(&mut self.tags, |&(pa, a), &(pb, b)| {
+            pa == pb && tag_at(group, a).0 == tag_at(group, b).0
         });
     }
 
     /// Sorted, de-duplicated `name__type` fields of gauges and counters.
     fn collect_fields(&mut self, group: &GroupRecord<'_>) {
+        self.scratch.clear();
+        for m in &group.metrics {
+            self.scratch.extend_from_slice(m.metric_name.as_bytes());
+            self.scratch.push(0xFF);
+            self.scratch.extend_from_slice(m.metric_type.as_bytes());
+            self.scratch.push(0xFF);
+        }
+        if !self.fields.is_empty() && self.scratch == self.field_shape {
+            return;
+        }
+        std::mem::swap(&mut self.scratch, &mut self.field_shape);
         self.keys.clear();
         self.fields.clear();
         for (i, m) in group.metrics.iter().enumerate() {
@@ -133,14 +182,23 @@ impl Encoder {
             self.keys.extend_from_slice(m.metric_name.as_bytes());
             self.keys.extend_from_slice(b"__");
             self.keys.extend_from_slice(m.metric_type.as_bytes());
-            self.fields.push((start..self.keys.len(), i));
+            self.fields.push(FieldRef {
+                prefix: prefix(&self.keys[start..]),
+                start: start as u32,
+                end: self.keys.len() as u32,
+                metric: i as u32,
+            });
         }
         let keys = &self.keys;
-        self.fields.sort_unstable_by(|(a, ia), (b, ib)| {
-            keys[a.clone()].cmp(&keys[b.clone()]).then(ia.cmp(ib))
+        let key = |f: &FieldRef| &keys[f.start as usize..f.end as usize];
+        self.fields.sort_unstable_by(|a, b| {
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| key(a).cmp(key(b)))
+                .then(a.metric.cmp(&b.metric))
         });
-        keep_last_of_runs(&mut self.fields, |(a, _), (b, _)| {
-            keys[a.clone()] == keys[b.clone()]
+        keep_last_of_runs(&mut self.fields, |a, b| {
+            a.prefix == b.prefix && key(a) == key(b)
         });
     }
 }
@@ -343,6 +401,31 @@ mod tests {
             "1",
         );
         assert!(GroupRecord::parse(json.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn shapes_switching_between_points_encode_like_a_fresh_encoder() {
+        let a = group(
+            r#""interface""#,
+            r#"{"dimension_name": "b", "dimension_value": "1"}, {"dimension_name": "a", "dimension_value": "2"}"#,
+            r#"{"metric_name": "z", "metric_type": "gauge", "metric_value": 1},
+               {"metric_name": "y", "metric_type": "counter", "metric_value": 2}"#,
+            "1",
+        );
+        let b = group(
+            r#""interface""#,
+            r#"{"dimension_name": "a", "dimension_value": "3"}"#,
+            r#"{"metric_name": "y", "metric_type": "counter", "metric_value": 2},
+               {"metric_name": "x", "metric_type": "gauge", "metric_value": 5.5}"#,
+            "2",
+        );
+        let mut shared = Encoder::new();
+        for json in [&a, &a, &b, &a, &b, &b] {
+            let record = GroupRecord::parse(json.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            shared.encode(&record, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), line(json).unwrap());
+        }
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! formats field values with `{!r}` and dashboards were built on what that produced.
 //!
 //! Integers are plain decimals. Floats use the shortest digits that read back to the same
-//! value (Rust's `{:e}` finds those, as Python does), laid out by Python's rules: plain
-//! notation with at least one decimal (`2.0`, `0.0001`) while the decimal exponent is in
-//! -4..16, otherwise `1e+16`, `1.5e-05` (sign and at least two exponent digits).
+//! value (Ryu finds those, with the same tie-breaking as Python), laid out by Python's
+//! rules: plain notation with at least one decimal (`2.0`, `0.0001`) while the decimal
+//! exponent is in -4..16, otherwise `1e+16`, `1.5e-05` (sign and at least two exponent
+//! digits).
 
-use std::io::Write;
+use std::io::Write as _;
 
 const DIGIT_PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819\
@@ -65,73 +66,63 @@ pub fn write_float(value: f64, out: &mut Vec<u8>) {
         write_int(value as i128, out);
         return out.extend_from_slice(b".0");
     }
-    // `{:e}` gives the shortest round-trip digits: `-1.2345e-7`, `5e0`. At most 17
-    // significant digits, a sign, a point and a 4-character exponent fit in 32 bytes.
-    let mut buf = [0u8; 32];
-    let len = {
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        if write!(cursor, "{value:e}").is_err() {
-            // Cannot happen (the buffer is large enough); fall back to Rust's form.
-            let _ = write!(out, "{value}");
-            return;
-        }
-        cursor.position() as usize
-    };
-    let mut text = &buf[..len];
-    // Shortest digits can tie: `1059438285926254.25` reads back from both `...254.2` and
-    // `...254.3`. Rust then rounds half up, Python (David Gay's algorithm) half to even,
-    // so where Rust's last digit is odd the same number of digits is formatted again
-    // with exact, half-to-even rounding. Ties need 16 or more digits (below that, the
-    // decimal grid is coarser than the float grid), which keeps the common case fast.
-    let mantissa_end = text.iter().position(|&b| b == b'e').unwrap_or(text.len());
-    let significant = text[..mantissa_end]
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .count();
-    let last_odd = text[..mantissa_end]
-        .last()
-        .is_some_and(|&b| b.is_ascii_digit() && (b - b'0') % 2 == 1);
-    let mut exact = [0u8; 40];
-    if significant >= 16 && last_odd {
-        let mut cursor = std::io::Cursor::new(&mut exact[..]);
-        if write!(cursor, "{value:.*e}", significant - 1).is_ok() {
-            let len = cursor.position() as usize;
-            text = &exact[..len];
-        }
+    // Ryu finds the shortest digits that read back to `value`, and among equally short
+    // ones the closest, ties to even: what Python's repr (David Gay's dtoa) picks. Its
+    // layout differs (`1e16`, `0.00001`), so take the digits and the point position from
+    // it and lay them out Python's way.
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value).as_bytes();
+    // Ryu's plain notation (`12.34`, `0.001234`, `1234.0`) is Python's too, except at
+    // 10^-5 (`0.0000123`), where Python switches to `1.23e-05`.
+    let unsigned = text.strip_prefix(b"-").unwrap_or(text);
+    if !text.contains(&b'e') && !unsigned.starts_with(b"0.0000") {
+        return out.extend_from_slice(text);
     }
     let (negative, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
-    let Some(e_at) = text.iter().position(|&b| b == b'e') else {
-        let _ = write!(out, "{value}");
-        return;
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(e) => (&text[..e], parse_exponent(&text[e + 1..])),
+        None => (text, 0),
     };
-    let (mantissa, exponent) = (&text[..e_at], &text[e_at + 1..]);
-    let exponent: i32 = std::str::from_utf8(exponent)
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
-    let mut digits = [0u8; 24];
-    let mut n = 0;
-    for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
-        if n < digits.len() {
+    // value = 0.DIGITS x 10^decpt
+    let mut digits = [0u8; 32];
+    let (mut n, mut before_point, mut seen_point) = (0usize, 0i32, false);
+    for &b in mantissa {
+        if b == b'.' {
+            seen_point = true;
+        } else if n < digits.len() {
             digits[n] = b;
             n += 1;
+            if !seen_point {
+                before_point += 1;
+            }
         }
     }
-    let digits = &digits[..n];
+    let mut digits = &digits[..n];
+    let mut decpt = before_point + exponent;
+    while let Some((b'0', rest)) = digits.split_first() {
+        digits = rest;
+        decpt -= 1;
+    }
+    while let Some((b'0', rest)) = digits.split_last() {
+        digits = rest;
+    }
+    if digits.is_empty() {
+        // Not reached (zero is integral), but keep the output a number.
+        return out.extend_from_slice(b"0.0");
+    }
     if negative {
         out.push(b'-');
     }
-    // Python's `decpt`: where the decimal point goes relative to the digits.
-    let decpt = exponent + 1;
     if decpt <= -4 || decpt > 16 {
         out.push(digits[0]);
         if digits.len() > 1 {
             out.push(b'.');
             out.extend_from_slice(&digits[1..]);
         }
+        let exponent = decpt - 1;
         out.push(b'e');
         out.push(if exponent < 0 { b'-' } else { b'+' });
         let magnitude = exponent.unsigned_abs();
@@ -154,6 +145,25 @@ pub fn write_float(value: f64, out: &mut Vec<u8>) {
             out.push(b'.');
             out.extend_from_slice(&digits[decpt..]);
         }
+    }
+}
+
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0i32, |n, &b| {
+            n.saturating_mul(10).saturating_add(i32::from(b - b'0'))
+        });
+    if negative {
+        -magnitude
+    } else {
+        magnitude
     }
 }
 
