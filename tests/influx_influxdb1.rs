@@ -68,6 +68,16 @@ fn demo_to_influxdb_1_6_through_write() {
         .as_array()
         .unwrap_or_else(|| panic!("{endpoint}"));
     assert!(rows.len() >= 2, "{endpoint}");
+    // The shipped Grafana dashboard's queries all find data.
+    for (what, q) in influx_support::dashboard_queries() {
+        let answer = influx.query(DB, &q);
+        let result = &answer["results"][0];
+        assert!(result.get("error").is_none(), "{what}: {q}\n{answer}");
+        assert!(
+            result["series"].as_array().is_some_and(|s| !s.is_empty()),
+            "{what} found nothing: {q}\n{answer}"
+        );
+    }
     let m = influx_support::node::metrics(&env);
     let log = node.log_text();
     assert!(

@@ -134,7 +134,7 @@ fn sink_is_off_without_a_url_and_says_so() {
     );
     node.stop();
     // The start message is in the log (written before /health answers).
-    let log = std::fs::read_to_string(&node_log(&env)).unwrap_or_default();
+    let log = std::fs::read_to_string(node_log(&env)).unwrap_or_default();
     assert!(log.contains("InfluxDB sink is off"), "{log}");
 }
 

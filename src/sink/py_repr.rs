@@ -184,6 +184,8 @@ mod tests {
     }
 
     #[test]
+    // The tie cases are written with their exact binary values on purpose.
+    #[allow(clippy::excessive_precision)]
     fn floats_as_python_repr() {
         // Each right-hand side is what CPython 3 prints for `repr(x)`.
         for (x, python) in [

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Stored or expected points: (series key, seconds) -> field values.
+pub type Rows = BTreeMap<(String, i64), BTreeMap<String, f64>>;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -208,11 +211,7 @@ impl Server {
     }
 
     /// InfluxDB 1.x: every row of a measurement as (series key, timestamp) -> fields.
-    pub fn influx_rows(
-        &self,
-        db: &str,
-        measurement: &str,
-    ) -> BTreeMap<(String, i64), BTreeMap<String, f64>> {
+    pub fn influx_rows(&self, db: &str, measurement: &str) -> Rows {
         let v = self.query(db, &format!("SELECT * FROM \"{measurement}\" GROUP BY *"));
         let mut rows = BTreeMap::new();
         let Some(series) = v["results"][0]["series"].as_array() else {
@@ -254,10 +253,7 @@ impl Server {
     /// VictoriaMetrics: every sample of metrics named `<measurement>_...` as
     /// (series key, timestamp) -> fields, plus how many samples there were (to see
     /// duplicates).
-    pub fn vm_rows(
-        &self,
-        measurements: &[&str],
-    ) -> (BTreeMap<(String, i64), BTreeMap<String, f64>>, usize) {
+    pub fn vm_rows(&self, measurements: &[&str]) -> (Rows, usize) {
         self.flush();
         let pattern = measurements
             .iter()
@@ -273,7 +269,7 @@ impl Server {
             .unwrap()
             .into_string()
             .unwrap();
-        let mut rows: BTreeMap<(String, i64), BTreeMap<String, f64>> = BTreeMap::new();
+        let mut rows: Rows = BTreeMap::new();
         let mut samples = 0;
         for line in body.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).unwrap();
@@ -397,10 +393,8 @@ pub fn expected_point(group: &Value) -> ((String, i64), BTreeMap<String, f64>) {
 
 /// The expected rows of many groups; a later group with the same series and second
 /// overwrites fields, as InfluxDB does.
-pub fn expected_rows<'a>(
-    groups: impl IntoIterator<Item = &'a Value>,
-) -> BTreeMap<(String, i64), BTreeMap<String, f64>> {
-    let mut rows: BTreeMap<(String, i64), BTreeMap<String, f64>> = BTreeMap::new();
+pub fn expected_rows<'a>(groups: impl IntoIterator<Item = &'a Value>) -> Rows {
+    let mut rows: Rows = BTreeMap::new();
     for g in groups {
         let (key, fields) = expected_point(g);
         rows.entry(key).or_default().extend(fields);
@@ -410,10 +404,7 @@ pub fn expected_rows<'a>(
 
 /// Compares stored rows with expected ones; returns a description of the differences
 /// (empty when `stored` holds every expected row with the same fields).
-pub fn missing_or_different(
-    expected: &BTreeMap<(String, i64), BTreeMap<String, f64>>,
-    stored: &BTreeMap<(String, i64), BTreeMap<String, f64>>,
-) -> Vec<String> {
+pub fn missing_or_different(expected: &Rows, stored: &Rows) -> Vec<String> {
     let mut problems = Vec::new();
     for (key, fields) in expected {
         match stored.get(key) {
@@ -460,4 +451,36 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .filter(|(series, _)| *series == name || series.starts_with(&format!("{name}{{")))
         .filter_map(|(_, v)| v.parse::<f64>().ok())
         .sum()
+}
+
+/// Every InfluxQL query of the shipped Grafana dashboard (panels and variables), with
+/// Grafana's macros and variables filled in for "all of the last hour".
+pub fn dashboard_queries() -> Vec<(String, String)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/resources/grafana/panoptes-interfaces.json"
+    );
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fill = |q: &str| {
+        q.replace("$timeFilter", "time > now() - 1h")
+            .replace("$__interval", "10s")
+            .replace("$site", ".*")
+            .replace("$device", ".*")
+            .replace("$interface", ".*")
+    };
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap().to_string();
+            queries.push((title, fill(t["query"].as_str().unwrap())));
+        }
+    }
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        if v["type"] == "query" {
+            let name = format!("variable {}", v["name"].as_str().unwrap());
+            queries.push((name, fill(v["query"].as_str().unwrap())));
+        }
+    }
+    queries
 }

@@ -1,12 +1,11 @@
 //! Running the real binary with the sink on, and checking what reached the server
 //! against the topic itself (read from the node's store once the node is stopped).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{expected_rows, metric_value, Server};
+use super::{expected_rows, metric_value, Rows, Server};
 use crate::support::NodeEnv;
 
 pub const TOPIC: &str = "local-processed";
@@ -116,8 +115,6 @@ pub fn read_topic(env: &NodeEnv) -> (Vec<Value>, u64) {
         .unwrap_or(0);
     (groups, committed)
 }
-
-type Rows = BTreeMap<(String, i64), BTreeMap<String, f64>>;
 
 /// Checks stored rows against the topic: every group before the committed offset is
 /// stored with exactly its fields, and nothing is stored that no group on the topic
