@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -5,6 +6,16 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 use crate::sink::Secret;
+
+/// Environment variables whose values are strings whatever they look like.
+const VERBATIM_ENV: [(&str, &str); 6] = [
+    ("PANOPTES__INFLUXDB__TOKEN", "influxdb.token"),
+    ("PANOPTES__INFLUXDB__PASSWORD", "influxdb.password"),
+    ("PANOPTES__INFLUXDB__USERNAME", "influxdb.username"),
+    ("PANOPTES__INFLUXDB__DATABASE", "influxdb.database"),
+    ("PANOPTES__INFLUXDB__ORG", "influxdb.org"),
+    ("PANOPTES__INFLUXDB__BUCKET", "influxdb.bucket"),
+];
 
 /// The defaults, embedded so the binary runs from any directory.
 pub const DEFAULT_CONFIG: &str = include_str!("../../conf/panoptes.toml");
@@ -120,7 +131,7 @@ pub struct InfluxSettings {
     pub database: String,
     pub username: String,
     pub password: Secret,
-    /// Points per write, at most.
+    /// Points per write, at most (1..1000).
     pub batch_size: usize,
     /// Seconds a partial batch may wait for more points.
     pub max_emit_interval: u64,
@@ -146,10 +157,17 @@ pub struct LogSettings {
 impl Settings {
     /// Embedded defaults, then `file` (if any), then `PANOPTES__SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        Self::load_with_env(file, Environment::with_prefix("PANOPTES"))
+        let vars: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PANOPTES"))
+            .collect();
+        Self::load_with_env(file, vars)
     }
 
-    fn load_with_env(file: Option<&Path>, env: Environment) -> Result<Settings, SettingsError> {
+    /// `vars`: the environment (only `PANOPTES…` variables matter).
+    fn load_with_env(
+        file: Option<&Path>,
+        vars: HashMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
         let mut origin = "defaults".to_string();
@@ -163,7 +181,14 @@ impl Settings {
             origin = path.display().to_string();
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
-        let env = env
+        // Names and secrets stay exactly as given: parsing would make a password `0123`
+        // the number 123.
+        let verbatim: Vec<(&str, String)> = VERBATIM_ENV
+            .iter()
+            .filter_map(|(var, key)| vars.get(*var).map(|v| (*key, v.clone())))
+            .collect();
+        let env = Environment::with_prefix("PANOPTES")
+            .source(Some(vars))
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
@@ -171,13 +196,19 @@ impl Settings {
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling");
-        let merged = builder
-            .add_source(env)
-            .build()
-            .map_err(|e| SettingsError::Load {
-                source_name: origin.clone(),
-                message: e.to_string(),
-            })?;
+        builder = builder.add_source(env);
+        for (key, value) in verbatim {
+            builder = builder
+                .set_override(key, value)
+                .map_err(|e| SettingsError::Load {
+                    source_name: "environment".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        let merged = builder.build().map_err(|e| SettingsError::Load {
+            source_name: origin.clone(),
+            message: e.to_string(),
+        })?;
         let settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
             source_name: format!("{origin} (+ PANOPTES__* environment)"),
             message: e.to_string(),
@@ -276,8 +307,10 @@ impl Settings {
                 problem: problem.to_string(),
             })
         };
-        if !(1..=10_000).contains(&i.batch_size) {
-            return invalid("influxdb.batch_size", "must be 1..10000 points");
+        // The original allowed up to 1000; larger batches would also outgrow what one
+        // read of the topic log returns (8 MiB), which the consumer takes for "caught up".
+        if !(1..=1000).contains(&i.batch_size) {
+            return invalid("influxdb.batch_size", "must be 1..1000 points");
         }
         if i.max_emit_interval > 3600 {
             return invalid("influxdb.max_emit_interval", "must be 0..3600 seconds");
@@ -336,12 +369,10 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(vars: &[(&str, &str)]) -> Environment {
-        let map: HashMap<String, String> = vars
-            .iter()
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Environment::with_prefix("PANOPTES").source(Some(map))
+            .collect()
     }
 
     #[test]
@@ -401,6 +432,11 @@ mod tests {
         assert_eq!(s.influxdb.database, "metrics");
         assert_eq!(s.influxdb.batch_size, 50);
         assert_eq!(s.influxdb.token.expose(), "s3cr3t-t0ken");
+        for secret in ["0123", "1e5", "true", "12.50"] {
+            let s = Settings::load_with_env(None, env(&[("PANOPTES__INFLUXDB__PASSWORD", secret)]))
+                .unwrap();
+            assert_eq!(s.influxdb.password.expose(), secret);
+        }
         let printed = format!("{s:?}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
         for (vars, key) in [
