@@ -234,3 +234,101 @@ impl KeysExpired {
         }
     }
 }
+
+/// A write InfluxDB accepted.
+pub struct InfluxPointsWritten<'a> {
+    pub target: &'a str,
+    pub points: usize,
+    pub bytes: usize,
+}
+
+impl InfluxPointsWritten<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.add(
+            crate::telemetry::Series::new("panoptes_influxdb_points_written_total", &[]),
+            self.points as f64,
+        );
+        t.inc("panoptes_influxdb_batches_total", &[]);
+        tracing::debug!(
+            target_db = self.target,
+            points = self.points,
+            gzip_bytes = self.bytes,
+            "points written to InfluxDB"
+        );
+    }
+}
+
+/// InfluxDB refused a whole batch as invalid: its points are written one by one next.
+pub struct InfluxBatchRejected<'a> {
+    pub target: &'a str,
+    pub points: usize,
+    pub reason: &'a str,
+}
+
+impl InfluxBatchRejected<'_> {
+    pub fn emit(self, _t: &Telemetry) {
+        tracing::warn!(
+            target_db = self.target,
+            points = self.points,
+            reason = self.reason,
+            "InfluxDB refused a batch: writing its points one by one to skip the bad ones"
+        );
+    }
+}
+
+/// One point InfluxDB refused as invalid: skipped for good.
+pub struct InfluxPointRejected<'a> {
+    pub reason: &'a str,
+    pub point: &'a str,
+}
+
+impl InfluxPointRejected<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_influxdb_points_rejected_total", &[]);
+        let point: String = self.point.chars().take(300).collect();
+        tracing::warn!(
+            reason = self.reason,
+            point = %point,
+            "InfluxDB refused a point: skipped"
+        );
+    }
+}
+
+/// A write that failed for a reason that may pass (server down, timeout, 5xx): the batch
+/// stays uncommitted and is retried.
+pub struct InfluxWriteFailed<'a> {
+    pub target: &'a str,
+    pub points: usize,
+    pub error: &'a str,
+}
+
+impl InfluxWriteFailed<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_influxdb_write_errors_total", &[]);
+        // Debug: the consumer already warns about the failed delivery, with this error
+        // and when it retries.
+        tracing::debug!(
+            target_db = self.target,
+            points = self.points,
+            error = self.error,
+            "writing to InfluxDB failed: the points stay in the topic log and are retried"
+        );
+    }
+}
+
+/// A record that gives no point (not a metrics group, or nothing to write): skipped.
+pub struct InfluxRecordSkipped<'a> {
+    pub key: &'a str,
+    pub reason: &'a str,
+}
+
+impl InfluxRecordSkipped<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_influxdb_records_skipped_total", &[]);
+        tracing::warn!(
+            key = self.key,
+            reason = self.reason,
+            "record skipped by the InfluxDB sink"
+        );
+    }
+}

@@ -15,6 +15,7 @@ pub mod node;
 pub mod plugins;
 pub mod resource_manager;
 pub mod simulate;
+pub mod sink;
 pub mod snmp;
 pub mod telemetry;
 pub mod transform;

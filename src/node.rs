@@ -1,6 +1,6 @@
 //! `panoptes run`: loads configuration and plugins (refusing to start on any error), opens
 //! the store, starts the demo device, the schedulers, the poller pool, the resource
-//! manager's consumer and the HTTP server, and shuts them down cleanly on SIGINT/SIGTERM.
+//! manager's consumer, the InfluxDB sink (when configured) and the HTTP server, and shuts them down cleanly on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -229,13 +229,25 @@ async fn run_node(
         consumers.push(consumer.start());
     }
 
-    let sections = metrics_sections(
+    // The InfluxDB sink: one consumer per partition of `<site>-processed`, when configured.
+    let influx = crate::sink::start(
+        &settings.influxdb,
+        &bus,
+        &settings.processed_topic(),
+        &offsets,
+        &telemetry,
+    )
+    .context("starting the InfluxDB sink")?;
+    consumers.extend(influx.consumers.iter().cloned());
+
+    let mut sections = metrics_sections(
         &pool_stats,
         &[discovery.clone(), enrichment.clone(), polling.clone()],
         &consumers,
         &shared,
         &store,
     );
+    sections.push(crate::sink::metrics_section(influx));
     let state = Arc::new(AppState {
         version: env!("CARGO_PKG_VERSION"),
         site: settings.site.clone(),

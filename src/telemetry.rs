@@ -91,6 +91,26 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "panoptes_http_requests_rejected_total",
         "HTTP API requests refused as invalid.",
     ),
+    (
+        "panoptes_influxdb_points_written_total",
+        "Points InfluxDB accepted.",
+    ),
+    (
+        "panoptes_influxdb_batches_total",
+        "Writes InfluxDB accepted.",
+    ),
+    (
+        "panoptes_influxdb_points_rejected_total",
+        "Points InfluxDB refused as invalid (skipped).",
+    ),
+    (
+        "panoptes_influxdb_write_errors_total",
+        "Writes to InfluxDB that failed and were retried.",
+    ),
+    (
+        "panoptes_influxdb_records_skipped_total",
+        "Topic records that gave no point (not a metrics group, or no field).",
+    ),
 ];
 
 impl Telemetry {

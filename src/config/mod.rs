@@ -8,6 +8,6 @@ pub use plugin_file::{
     SnmpOverrides, TransformSpec,
 };
 pub use settings::{
-    DemoSettings, HttpSettings, KafkaSettings, LogSettings, PluginDirs, RetentionSettings,
-    SchedulerSettings, Settings, SettingsError, SnmpSettings, DEFAULT_CONFIG,
+    DemoSettings, HttpSettings, InfluxApi, InfluxSettings, KafkaSettings, LogSettings, PluginDirs,
+    RetentionSettings, SchedulerSettings, Settings, SettingsError, SnmpSettings, DEFAULT_CONFIG,
 };

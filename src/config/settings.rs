@@ -1,8 +1,21 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
+
+use crate::sink::Secret;
+
+/// Environment variables whose values are strings whatever they look like.
+const VERBATIM_ENV: [(&str, &str); 6] = [
+    ("PANOPTES__INFLUXDB__TOKEN", "influxdb.token"),
+    ("PANOPTES__INFLUXDB__PASSWORD", "influxdb.password"),
+    ("PANOPTES__INFLUXDB__USERNAME", "influxdb.username"),
+    ("PANOPTES__INFLUXDB__DATABASE", "influxdb.database"),
+    ("PANOPTES__INFLUXDB__ORG", "influxdb.org"),
+    ("PANOPTES__INFLUXDB__BUCKET", "influxdb.bucket"),
+];
 
 /// The defaults, embedded so the binary runs from any directory.
 pub const DEFAULT_CONFIG: &str = include_str!("../../conf/panoptes.toml");
@@ -31,6 +44,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub retention: RetentionSettings,
     pub log: LogSettings,
+    pub influxdb: InfluxSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +108,45 @@ pub struct RetentionSettings {
     pub max_partition_mib: u64,
 }
 
+/// Which InfluxDB write API the sink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InfluxApi {
+    /// `/write?db=...` (InfluxDB 1.x, VictoriaMetrics).
+    V1,
+    /// `/api/v2/write?org=...&bucket=...` with a token (InfluxDB 2.x).
+    V2,
+}
+
+/// The InfluxDB sink (`[influxdb]`): off unless `url` is set. Token and password are
+/// [`Secret`]s: they print as `***`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSettings {
+    pub url: String,
+    pub api: InfluxApi,
+    pub org: String,
+    pub bucket: String,
+    pub token: Secret,
+    pub database: String,
+    pub username: String,
+    pub password: Secret,
+    /// Points per write, at most (1..1000).
+    pub batch_size: usize,
+    /// Seconds a partial batch may wait for more points.
+    pub max_emit_interval: u64,
+    /// Seconds one HTTP request may take.
+    pub timeout: u64,
+    /// Longest pause (seconds) between retries while InfluxDB is unreachable.
+    pub retry_backoff_max: u64,
+}
+
+impl InfluxSettings {
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -104,10 +157,17 @@ pub struct LogSettings {
 impl Settings {
     /// Embedded defaults, then `file` (if any), then `PANOPTES__SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        Self::load_with_env(file, Environment::with_prefix("PANOPTES"))
+        let vars: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PANOPTES"))
+            .collect();
+        Self::load_with_env(file, vars)
     }
 
-    fn load_with_env(file: Option<&Path>, env: Environment) -> Result<Settings, SettingsError> {
+    /// `vars`: the environment (only `PANOPTES…` variables matter).
+    fn load_with_env(
+        file: Option<&Path>,
+        vars: HashMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
         let mut origin = "defaults".to_string();
@@ -121,7 +181,14 @@ impl Settings {
             origin = path.display().to_string();
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
-        let env = env
+        // Names and secrets stay exactly as given: parsing would make a password `0123`
+        // the number 123.
+        let verbatim: Vec<(&str, String)> = VERBATIM_ENV
+            .iter()
+            .filter_map(|(var, key)| vars.get(*var).map(|v| (*key, v.clone())))
+            .collect();
+        let env = Environment::with_prefix("PANOPTES")
+            .source(Some(vars))
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
@@ -129,13 +196,19 @@ impl Settings {
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling");
-        let merged = builder
-            .add_source(env)
-            .build()
-            .map_err(|e| SettingsError::Load {
-                source_name: origin.clone(),
-                message: e.to_string(),
-            })?;
+        builder = builder.add_source(env);
+        for (key, value) in verbatim {
+            builder = builder
+                .set_override(key, value)
+                .map_err(|e| SettingsError::Load {
+                    source_name: "environment".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        let merged = builder.build().map_err(|e| SettingsError::Load {
+            source_name: origin.clone(),
+            message: e.to_string(),
+        })?;
         let settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
             source_name: format!("{origin} (+ PANOPTES__* environment)"),
             message: e.to_string(),
@@ -216,6 +289,7 @@ impl Settings {
                 });
             }
         }
+        self.validate_influxdb()?;
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(SettingsError::Invalid {
                 key: "log.format",
@@ -223,6 +297,60 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    fn validate_influxdb(&self) -> Result<(), SettingsError> {
+        let i = &self.influxdb;
+        let invalid = |key, problem: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        // The original allowed up to 1000; larger batches would also outgrow what one
+        // read of the topic log returns (8 MiB), which the consumer takes for "caught up".
+        if !(1..=1000).contains(&i.batch_size) {
+            return invalid("influxdb.batch_size", "must be 1..1000 points");
+        }
+        if i.max_emit_interval > 3600 {
+            return invalid("influxdb.max_emit_interval", "must be 0..3600 seconds");
+        }
+        if !(1..=300).contains(&i.timeout) {
+            return invalid("influxdb.timeout", "must be 1..300 seconds");
+        }
+        if !(1..=3600).contains(&i.retry_backoff_max) {
+            return invalid("influxdb.retry_backoff_max", "must be 1..3600 seconds");
+        }
+        if !i.enabled() {
+            return Ok(());
+        }
+        let url = i.url.trim();
+        if url.starts_with("https://") {
+            return invalid(
+                "influxdb.url",
+                &format!("`{url}`: https is not supported by this build; use http:// (e.g. through a local TLS proxy)"),
+            );
+        }
+        let host = url.strip_prefix("http://").unwrap_or_default();
+        if host.is_empty() || host.starts_with('/') {
+            return invalid(
+                "influxdb.url",
+                &format!("`{url}`: expected http://HOST:PORT, e.g. http://127.0.0.1:8086"),
+            );
+        }
+        match i.api {
+            InfluxApi::V1 if i.database.is_empty() => invalid(
+                "influxdb.database",
+                "must be set when influxdb.api = \"v1\"",
+            ),
+            InfluxApi::V2 if i.org.is_empty() => {
+                invalid("influxdb.org", "must be set when influxdb.api = \"v2\"")
+            }
+            InfluxApi::V2 if i.bucket.is_empty() => {
+                invalid("influxdb.bucket", "must be set when influxdb.api = \"v2\"")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The topic metrics groups of this site go to.
@@ -241,12 +369,10 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(vars: &[(&str, &str)]) -> Environment {
-        let map: HashMap<String, String> = vars
-            .iter()
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Environment::with_prefix("PANOPTES").source(Some(map))
+            .collect()
     }
 
     #[test]
@@ -281,6 +407,65 @@ mod tests {
             vec![PathBuf::from("a"), PathBuf::from("b")]
         );
         assert!(!s.demo.enabled);
+    }
+
+    #[test]
+    fn influxdb_is_off_by_default_and_configurable_from_the_environment() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(!s.influxdb.enabled());
+        assert_eq!(s.influxdb.api, InfluxApi::V2);
+        assert_eq!(s.influxdb.batch_size, 200);
+        assert_eq!(s.influxdb.max_emit_interval, 15);
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__INFLUXDB__URL", "http://127.0.0.1:8086"),
+                ("PANOPTES__INFLUXDB__API", "v1"),
+                ("PANOPTES__INFLUXDB__DATABASE", "metrics"),
+                ("PANOPTES__INFLUXDB__TOKEN", "s3cr3t-t0ken"),
+                ("PANOPTES__INFLUXDB__BATCH_SIZE", "50"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.influxdb.enabled());
+        assert_eq!(s.influxdb.api, InfluxApi::V1);
+        assert_eq!(s.influxdb.database, "metrics");
+        assert_eq!(s.influxdb.batch_size, 50);
+        assert_eq!(s.influxdb.token.expose(), "s3cr3t-t0ken");
+        for secret in ["0123", "1e5", "true", "12.50"] {
+            let s = Settings::load_with_env(None, env(&[("PANOPTES__INFLUXDB__PASSWORD", secret)]))
+                .unwrap();
+            assert_eq!(s.influxdb.password.expose(), secret);
+        }
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        for (vars, key) in [
+            (
+                vec![("PANOPTES__INFLUXDB__URL", "https://x:8086")],
+                "influxdb.url",
+            ),
+            (
+                vec![("PANOPTES__INFLUXDB__URL", "127.0.0.1:8086")],
+                "influxdb.url",
+            ),
+            (
+                vec![
+                    ("PANOPTES__INFLUXDB__URL", "http://x:8086"),
+                    ("PANOPTES__INFLUXDB__ORG", ""),
+                ],
+                "influxdb.org",
+            ),
+            (
+                vec![("PANOPTES__INFLUXDB__BATCH_SIZE", "0")],
+                "influxdb.batch_size",
+            ),
+            (vec![("PANOPTES__INFLUXDB__API", "v3")], "api"),
+        ] {
+            let e = Settings::load_with_env(None, env(&vars))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{vars:?}: {e}");
+        }
     }
 
     #[test]

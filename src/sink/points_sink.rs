@@ -1,0 +1,308 @@
+//! The consumer's sink: turns a batch of topic records into points and writes them.
+//!
+//! A delivery either stores every valid point of the batch and returns `Ok` (then the
+//! consumer commits the offsets), or returns `Err` and the consumer retries the very same
+//! batch after a backoff with jitter, holding everything after it in the topic log. So an
+//! outage costs lag, never points, and memory stays one batch.
+//!
+//! A batch InfluxDB refuses as invalid (400) is written again point by point: the bad ones
+//! are logged with the server's reason, counted and skipped, the others stored. Writing a
+//! point twice is harmless: InfluxDB keeps one value per series and timestamp.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use panoptes_actors::{BoxFuture, Sink};
+
+use super::line_protocol::Encoder;
+use super::record::GroupRecord;
+use super::writer::{gzip, LineWriter, WriteError};
+use crate::bus::Item;
+use crate::events::{
+    InfluxBatchRejected, InfluxPointRejected, InfluxPointsWritten, InfluxRecordSkipped,
+    InfluxWriteFailed,
+};
+use crate::telemetry::Telemetry;
+
+pub struct InfluxSink {
+    writer: Arc<dyn LineWriter>,
+    telemetry: Arc<Telemetry>,
+    /// `writer.target()`, computed once.
+    target: Arc<str>,
+}
+
+impl InfluxSink {
+    pub fn new(writer: Arc<dyn LineWriter>, telemetry: Arc<Telemetry>) -> InfluxSink {
+        let target = writer.target().into();
+        InfluxSink {
+            writer,
+            telemetry,
+            target,
+        }
+    }
+}
+
+/// The points of one batch: newline-separated lines, and where each one is.
+#[derive(Debug, Default)]
+pub struct Points {
+    pub body: Vec<u8>,
+    pub lines: Vec<Range<usize>>,
+}
+
+impl Points {
+    /// Encodes every record that is a metrics group with something to write; the others
+    /// are reported through `skipped(key, reason)`.
+    pub fn encode<'r>(
+        records: impl IntoIterator<Item = &'r Item>,
+        mut skipped: impl FnMut(&str, &str),
+    ) -> Points {
+        let mut points = Points::default();
+        let mut encoder = Encoder::new();
+        for (key, value) in records {
+            let start = points.body.len();
+            if start > 0 {
+                points.body.push(b'\n');
+            }
+            let line_start = points.body.len();
+            let encoded = GroupRecord::parse(value)
+                .map_err(|e| format!("not a metrics group: {e}"))
+                .and_then(|group| {
+                    encoder
+                        .encode(&group, &mut points.body)
+                        .map_err(|e| e.to_string())
+                });
+            match encoded {
+                Ok(()) => points.lines.push(line_start..points.body.len()),
+                Err(reason) => {
+                    points.body.truncate(start);
+                    let key = key
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
+                    skipped(&key, &reason);
+                }
+            }
+        }
+        points
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+impl Sink<Item> for InfluxSink {
+    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), String>> {
+        let (writer, telemetry, target) = (
+            Arc::clone(&self.writer),
+            Arc::clone(&self.telemetry),
+            Arc::clone(&self.target),
+        );
+        Box::pin(async move {
+            // Parsing, encoding and compressing a batch is CPU work: off the actor thread.
+            let counters = Arc::clone(&telemetry);
+            let (points, gzipped) = tokio::task::spawn_blocking(move || {
+                let points = Points::encode(batch.iter(), |key, reason| {
+                    InfluxRecordSkipped { key, reason }.emit(&counters)
+                });
+                let gzipped = gzip(&points.body);
+                (points, gzipped)
+            })
+            .await
+            .map_err(|e| format!("encoding task failed: {e}"))?;
+            if points.is_empty() {
+                return Ok(());
+            }
+            let bytes = gzipped.len();
+            match writer.write(gzipped).await {
+                Ok(()) => {
+                    InfluxPointsWritten {
+                        target: &target,
+                        points: points.len(),
+                        bytes,
+                    }
+                    .emit(&telemetry);
+                    Ok(())
+                }
+                Err(WriteError::Rejected { reason, .. }) => {
+                    InfluxBatchRejected {
+                        target: &target,
+                        points: points.len(),
+                        reason: &reason,
+                    }
+                    .emit(&telemetry);
+                    one_by_one(&*writer, &points, &telemetry, &target).await
+                }
+                Err(WriteError::Failed { reason }) => {
+                    InfluxWriteFailed {
+                        target: &target,
+                        points: points.len(),
+                        error: &reason,
+                    }
+                    .emit(&telemetry);
+                    Err(format!("{target}: {reason}"))
+                }
+            }
+        })
+    }
+}
+
+/// Writes each point alone, skipping those InfluxDB refuses. A failure that may pass stops
+/// the round: the whole batch is retried later (points already stored are overwritten
+/// with the same values).
+async fn one_by_one(
+    writer: &dyn LineWriter,
+    points: &Points,
+    telemetry: &Telemetry,
+    target: &str,
+) -> Result<(), String> {
+    let (mut written, mut bytes) = (0, 0);
+    for line in &points.lines {
+        let text = &points.body[line.clone()];
+        let gzipped = gzip(text);
+        let size = gzipped.len();
+        match writer.write(gzipped).await {
+            Ok(()) => {
+                written += 1;
+                bytes += size;
+            }
+            Err(WriteError::Rejected { reason, .. }) => InfluxPointRejected {
+                reason: &reason,
+                point: &String::from_utf8_lossy(text),
+            }
+            .emit(telemetry),
+            Err(WriteError::Failed { reason }) => {
+                InfluxWriteFailed {
+                    target,
+                    points: points.len(),
+                    error: &reason,
+                }
+                .emit(telemetry);
+                return Err(format!("{target}: {reason}"));
+            }
+        }
+    }
+    if written > 0 {
+        InfluxPointsWritten {
+            target,
+            points: written,
+            bytes,
+        }
+        .emit(telemetry);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Refuses bodies containing `bad`, fails while `down`, records what it stored.
+    #[derive(Default)]
+    struct FakeWriter {
+        stored: Mutex<Vec<String>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl LineWriter for Arc<FakeWriter> {
+        fn write(&self, gzipped: Vec<u8>) -> BoxFuture<Result<(), WriteError>> {
+            use std::io::Read;
+            let this = Arc::clone(self);
+            Box::pin(async move {
+                let mut body = String::new();
+                flate2::read::GzDecoder::new(&gzipped[..])
+                    .read_to_string(&mut body)
+                    .unwrap();
+                if this.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(WriteError::Failed {
+                        reason: "connection refused".into(),
+                    });
+                }
+                if body.contains("bad") {
+                    return Err(WriteError::Rejected {
+                        status: 400,
+                        reason: "unable to parse".into(),
+                    });
+                }
+                this.stored
+                    .lock()
+                    .unwrap()
+                    .extend(body.lines().map(String::from));
+                Ok(())
+            })
+        }
+
+        fn target(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    fn record(group_type: &str, dim: &str) -> Item {
+        let json = format!(
+            r#"{{"metrics_group_type": "{group_type}", "metrics_group_creation_timestamp": 100.5,
+            "resource": {{"resource_site": "s", "resource_class": "c", "resource_subclass": "sc",
+              "resource_type": "t", "resource_endpoint": "e"}},
+            "dimensions": [{{"dimension_name": "d", "dimension_value": "{dim}"}}],
+            "metrics": [{{"metric_name": "m", "metric_type": "gauge", "metric_value": 1}}]}}"#
+        );
+        (Some(b"c:sc:t".to_vec()), json.into_bytes())
+    }
+
+    #[tokio::test]
+    async fn bad_points_are_skipped_and_the_rest_written() {
+        let fake = Arc::new(FakeWriter::default());
+        let telemetry = Arc::new(Telemetry::default());
+        let mut sink = InfluxSink::new(Arc::new(Arc::clone(&fake)), Arc::clone(&telemetry));
+        let batch: Arc<[Item]> = vec![
+            record("interface", "good1"),
+            record("interface", "bad"),
+            (Some(b"k".to_vec()), b"{not json".to_vec()),
+            record("interface", "good2"),
+        ]
+        .into();
+        sink.deliver(batch).await.unwrap();
+        let stored = fake.stored.lock().unwrap().clone();
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        assert!(stored[0].contains("d=good1") && stored[1].contains("d=good2"));
+        let get = |name| telemetry.get(name, &[]);
+        assert_eq!(get("panoptes_influxdb_points_written_total"), 2.0);
+        assert_eq!(get("panoptes_influxdb_points_rejected_total"), 1.0);
+        assert_eq!(get("panoptes_influxdb_records_skipped_total"), 1.0);
+    }
+
+    #[tokio::test]
+    async fn an_outage_fails_the_delivery_so_nothing_is_committed() {
+        let fake = Arc::new(FakeWriter::default());
+        fake.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let telemetry = Arc::new(Telemetry::default());
+        let mut sink = InfluxSink::new(Arc::new(Arc::clone(&fake)), Arc::clone(&telemetry));
+        let batch: Arc<[Item]> = vec![record("interface", "a"), record("interface", "b")].into();
+        assert!(sink.deliver(Arc::clone(&batch)).await.is_err());
+        assert_eq!(
+            telemetry.get("panoptes_influxdb_write_errors_total", &[]),
+            1.0
+        );
+        fake.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        sink.deliver(batch).await.unwrap();
+        assert_eq!(fake.stored.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn batches_join_points_with_newlines_and_no_trailing_one() {
+        let records = [record("a", "x"), (None, b"[]".to_vec()), record("b", "y")];
+        let mut skipped = Vec::new();
+        let points = Points::encode(records.iter(), |_, reason| skipped.push(reason.to_string()));
+        let body = String::from_utf8(points.body.clone()).unwrap();
+        assert_eq!(body.lines().count(), 2);
+        assert!(!body.ends_with('\n'));
+        assert_eq!(skipped.len(), 1);
+        for line in &points.lines {
+            assert!(!points.body[line.clone()].contains(&b'\n'));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Starting the sink with the node: one consumer per partition of `<site>-processed` in
+//! the original's consumer group, and its `/metrics` section.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats};
+use panoptes_storage::{ConsumerOffsets, Topic};
+
+use super::points_sink::InfluxSink;
+use super::v1::V1Writer;
+use super::v2::V2Writer;
+use super::writer::LineWriter;
+use crate::bus::{Bus, Item, TopicSource};
+use crate::config::{InfluxApi, InfluxSettings};
+use crate::http::MetricsSection;
+use crate::telemetry::{render_gauge, Telemetry};
+
+/// The original InfluxDB consumer's group: a node that replaces it resumes where it was.
+pub const GROUP: &str = "panoptes_influxdb_consumer_raw_metrics";
+
+/// The writer the settings ask for.
+pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> {
+    let url = settings.url.trim();
+    let timeout = Duration::from_secs(settings.timeout);
+    Ok(match settings.api {
+        InfluxApi::V1 => Arc::new(V1Writer::new(
+            url,
+            &settings.database,
+            &settings.username,
+            &settings.password,
+            timeout,
+        )),
+        InfluxApi::V2 => Arc::new(V2Writer::new(
+            url,
+            &settings.org,
+            &settings.bucket,
+            &settings.token,
+            timeout,
+        )?),
+    })
+}
+
+/// The consumer settings for the sink: the original's batching, our retry policy.
+pub fn consumer_config(settings: &InfluxSettings) -> ConsumerConfig {
+    let timeout = Duration::from_secs(settings.timeout);
+    ConsumerConfig {
+        batch_size: settings.batch_size,
+        max_emit_interval: Duration::from_secs(settings.max_emit_interval),
+        retry_backoff_min: Duration::from_millis(250),
+        retry_backoff_max: Duration::from_secs(settings.retry_backoff_max),
+        // A delivery may write a refused batch point by point: give it room.
+        op_timeout: timeout * 3 + Duration::from_secs(60),
+        ..ConsumerConfig::default()
+    }
+}
+
+/// Starts one consumer per partition of `topic` when the sink is configured; says so
+/// either way.
+pub fn start(
+    settings: &InfluxSettings,
+    bus: &Bus,
+    topic: &str,
+    offsets: &ConsumerOffsets,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<Running> {
+    if !settings.enabled() {
+        tracing::info!(
+            "InfluxDB sink is off (set influxdb.url or PANOPTES__INFLUXDB__URL to turn it on)"
+        );
+        return Ok(Running::default());
+    }
+    let writer = writer(settings).map_err(anyhow::Error::msg)?;
+    let log = bus.topic(topic)?;
+    let mut consumers = Vec::new();
+    for partition in 0..log.partitions() {
+        let source = TopicSource {
+            topic: log.clone(),
+            partition,
+            group: GROUP.to_string(),
+            offsets: offsets.clone(),
+            lag: Arc::default(),
+        };
+        let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(telemetry));
+        let consumer = Consumer::new(
+            format!("influxdb:{topic}:{partition}"),
+            source,
+            sink,
+            consumer_config(settings),
+        );
+        consumers.push(consumer.start());
+    }
+    tracing::info!(
+        target_db = %writer.target(),
+        topic,
+        group = GROUP,
+        partitions = consumers.len(),
+        batch_size = settings.batch_size,
+        max_emit_interval_s = settings.max_emit_interval,
+        "InfluxDB sink is on"
+    );
+    Ok(Running {
+        topic: Some(log),
+        consumers,
+    })
+}
+
+/// The running sink: its topic and one consumer per partition (index = partition).
+#[derive(Clone, Default)]
+pub struct Running {
+    pub topic: Option<Topic>,
+    pub consumers: Vec<Addr<Consumer<Item>>>,
+}
+
+/// `/metrics`: whether the sink runs, and its consumer lag per partition: the topic's
+/// high watermark minus the group's committed offset. (Not the source's own lag figure,
+/// which is only refreshed when the consumer reads, so it stands still while a batch is
+/// being retried in an outage, exactly when the lag matters.) Points written, batches,
+/// refused points and write errors are counters.
+pub fn metrics_section(running: Running) -> MetricsSection {
+    Box::new(move || {
+        let running = running.clone();
+        Box::pin(async move {
+            let mut lag = Vec::new();
+            let mut failures = Vec::new();
+            if let Some(topic) = &running.topic {
+                for (partition, addr) in running.consumers.iter().enumerate() {
+                    let Ok(stats) = addr.send(GetConsumerStats).await else {
+                        continue;
+                    };
+                    let (t, p) = (topic.clone(), partition as u32);
+                    let high = tokio::task::spawn_blocking(move || t.high_watermark(p))
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    let labels = vec![
+                        ("topic", topic.name().to_string()),
+                        ("partition", partition.to_string()),
+                    ];
+                    if let (Some(high), Some(committed)) = (high, stats.committed) {
+                        lag.push((labels.clone(), high.saturating_sub(committed) as f64));
+                    }
+                    failures.push((labels, stats.delivery_failures as f64));
+                }
+            }
+            let mut out = String::new();
+            render_gauge(
+                &mut out,
+                "panoptes_influxdb_sink_enabled",
+                "1 when the InfluxDB sink runs.",
+                &[(
+                    vec![],
+                    if running.consumers.is_empty() {
+                        0.0
+                    } else {
+                        1.0
+                    },
+                )],
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_influxdb_consumer_lag",
+                "Metrics groups on the topic not yet committed by the InfluxDB sink, per partition.",
+                &lag,
+            );
+            crate::telemetry::render_family(
+                &mut out,
+                "panoptes_influxdb_delivery_failures_total",
+                "Batches the sink could not write (each is retried), per partition.",
+                "counter",
+                &failures,
+            );
+            out
+        })
+    })
+}

@@ -1,0 +1,83 @@
+//! InfluxDB 2.x (and VictoriaMetrics' `/api/v2/write`): org, bucket and token, through the
+//! `influxdb2` crate. The crate sends what it is given; we hand it a client whose default
+//! headers say the body is gzip (we compress it ourselves, as for v1) and whose timeouts
+//! come from our configuration.
+
+use std::time::Duration;
+
+use influxdb2::api::write::TimestampPrecision;
+use influxdb2::RequestError;
+use panoptes_actors::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING};
+
+use super::secret::Secret;
+use super::writer::{short, LineWriter, WriteError};
+
+#[derive(Clone)]
+pub struct V2Writer {
+    client: influxdb2::Client,
+    base: String,
+    org: String,
+    bucket: String,
+}
+
+impl V2Writer {
+    /// `url` must be an absolute http URL (the crate panics on others, so we check first).
+    pub fn new(
+        url: &str,
+        org: &str,
+        bucket: &str,
+        token: &Secret,
+        timeout: Duration,
+    ) -> Result<V2Writer, String> {
+        reqwest::Url::parse(url).map_err(|e| format!("influxdb.url `{url}`: {e}"))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let builder = reqwest::ClientBuilder::new()
+            .default_headers(headers)
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        let client = influxdb2::ClientBuilder::with_builder(builder, url, org, token.expose())
+            .build()
+            .map_err(|e| format!("building the InfluxDB v2 client: {e}"))?;
+        Ok(V2Writer {
+            client,
+            base: url.trim_end_matches('/').to_string(),
+            org: org.to_string(),
+            bucket: bucket.to_string(),
+        })
+    }
+}
+
+impl LineWriter for V2Writer {
+    fn write(&self, gzipped: Vec<u8>) -> BoxFuture<Result<(), WriteError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let result = this
+                .client
+                .write_line_protocol_with_precision(
+                    &this.org,
+                    &this.bucket,
+                    gzipped,
+                    TimestampPrecision::Seconds,
+                )
+                .await;
+            match result {
+                Ok(()) => Ok(()),
+                Err(RequestError::Http { status, text }) => {
+                    Err(WriteError::from_status(status.as_u16(), &text))
+                }
+                Err(e) => Err(WriteError::Failed {
+                    reason: short(&e.to_string()),
+                }),
+            }
+        })
+    }
+
+    fn target(&self) -> String {
+        format!(
+            "{} (API v2, org `{}`, bucket `{}`)",
+            self.base, self.org, self.bucket
+        )
+    }
+}
