@@ -214,7 +214,7 @@ fn end_to_end(vm: &VictoriaMetrics, api: InfluxApi, batch_size: usize, points: u
                 partition: 0,
                 group: GROUP.into(),
                 offsets,
-                lag: Arc::default(),
+                committed: Arc::default(),
             },
             InfluxSink::new(writer(&settings).unwrap(), Arc::new(Telemetry::default())),
             consumer_config(&settings),

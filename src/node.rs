@@ -213,7 +213,7 @@ async fn run_node(
             partition,
             group: GROUP.to_string(),
             offsets: offsets.clone(),
-            lag: Arc::default(),
+            committed: Arc::default(),
         };
         let consumer = Consumer::new(
             format!("resource_manager:{partition}"),

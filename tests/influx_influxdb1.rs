@@ -174,7 +174,7 @@ fn refused_points_are_skipped_and_the_others_written() {
                 partition: 0,
                 group: GROUP.into(),
                 offsets,
-                lag: Arc::default(),
+                committed: Arc::default(),
             },
             InfluxSink::new(writer(&settings).unwrap(), sink_telemetry),
             consumer_config(&settings),

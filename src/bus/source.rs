@@ -1,5 +1,5 @@
 //! A consumer group's view of one topic partition, for the actors' `Consumer`: reads from
-//! an offset, commits durably, and reports lag without I/O.
+//! an offset, commits durably, and reports lag (records not yet committed) without I/O.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,9 @@ pub struct TopicSource {
     pub partition: u32,
     pub group: String,
     pub offsets: ConsumerOffsets,
-    /// Last seen lag, so `lag()` needs no I/O.
-    pub lag: Arc<AtomicU64>,
+    /// The committed position as last read or written, so `lag()` needs no I/O (the
+    /// high watermark is an in-memory atomic) and keeps growing while a sink is down.
+    pub committed: Arc<AtomicU64>,
 }
 
 /// (message key, value) of one record.
@@ -32,26 +33,26 @@ impl Source for TopicSource {
             self.topic.clone(),
             self.partition,
         );
+        let position = Arc::clone(&self.committed);
         Box::pin(blocking(move || {
             let committed = offsets
                 .committed(&group, topic.name(), p)
                 .map_err(|e| e.to_string())?;
-            match committed {
-                Some(o) => Ok(o),
-                None => topic.low_watermark(p).map_err(|e| e.to_string()),
-            }
+            let at = match committed {
+                Some(o) => o,
+                None => topic.low_watermark(p).map_err(|e| e.to_string())?,
+            };
+            position.store(at, Ordering::Relaxed);
+            Ok(at)
         }))
     }
 
     fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
-        let (topic, p, lag) = (self.topic.clone(), self.partition, Arc::clone(&self.lag));
+        let (topic, p) = (self.topic.clone(), self.partition);
         Box::pin(blocking(move || {
             let records = topic
                 .read(p, from, max, 8 << 20)
                 .map_err(|e| e.to_string())?;
-            let high = topic.high_watermark(p).map_err(|e| e.to_string())?;
-            let next = records.last().map(|r| r.offset + 1).unwrap_or(from);
-            lag.store(high.saturating_sub(next), Ordering::Relaxed);
             Ok(records
                 .into_iter()
                 .map(|r| (r.offset, (r.record.key, r.record.value)))
@@ -66,14 +67,18 @@ impl Source for TopicSource {
             self.topic.clone(),
             self.partition,
         );
+        let position = Arc::clone(&self.committed);
         Box::pin(blocking(move || {
             offsets
                 .commit(&group, topic.name(), p, next_offset)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            position.store(next_offset, Ordering::Relaxed);
+            Ok(())
         }))
     }
 
     fn lag(&self) -> Option<u64> {
-        Some(self.lag.load(Ordering::Relaxed))
+        let high = self.topic.high_watermark(self.partition).ok()?;
+        Some(high.saturating_sub(self.committed.load(Ordering::Relaxed)))
     }
 }

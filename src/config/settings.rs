@@ -8,7 +8,17 @@ use serde::Deserialize;
 use crate::sink::Secret;
 
 /// Environment variables whose values are strings whatever they look like.
-const VERBATIM_ENV: [(&str, &str); 6] = [
+const VERBATIM_ENV: [(&str, &str); 13] = [
+    ("PANOPTES__SITE", "site"),
+    ("PANOPTES__DATA_DIR", "data_dir"),
+    ("PANOPTES__SNMP__COMMUNITY", "snmp.community"),
+    ("PANOPTES__DEMO__COMMUNITY", "demo.community"),
+    ("PANOPTES__DEMO__RECORDING", "demo.recording"),
+    (
+        "PANOPTES__KAFKA__GLOBAL_TOPIC_NAME",
+        "kafka.global_topic_name",
+    ),
+    ("PANOPTES__LOG__LEVEL", "log.level"),
     ("PANOPTES__INFLUXDB__TOKEN", "influxdb.token"),
     ("PANOPTES__INFLUXDB__PASSWORD", "influxdb.password"),
     ("PANOPTES__INFLUXDB__USERNAME", "influxdb.username"),
@@ -382,6 +392,20 @@ mod tests {
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
         assert!(s.demo.enabled);
         assert_eq!(s.processed_topic(), "local-processed");
+    }
+
+    #[test]
+    fn string_keys_from_the_environment_stay_verbatim() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__SNMP__COMMUNITY", "0123"),
+                ("PANOPTES__SITE", "007"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.snmp.community, "0123");
+        assert_eq!(s.site, "007");
     }
 
     #[test]

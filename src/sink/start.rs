@@ -80,7 +80,7 @@ pub fn start(
             partition,
             group: GROUP.to_string(),
             offsets: offsets.clone(),
-            lag: Arc::default(),
+            committed: Arc::default(),
         };
         let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(telemetry));
         let consumer = Consumer::new(
