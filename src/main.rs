@@ -30,10 +30,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => {
             panoptes::logging::init(&log_format, &settings.log.level)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(panoptes::simulate::run_cli(args))
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if args.threads > 0 {
+                rt.worker_threads(args.threads);
+            }
+            rt.enable_all()
+                .build()?
+                .block_on(panoptes::simulate::run_cli(args))
         }
         Command::Topic { command } => {
             let client = NodeClient::new(settings.http.listen);
