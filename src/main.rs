@@ -38,6 +38,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .build()?
                 .block_on(panoptes::simulate::run_cli(args))
         }
+        Command::Walk(args) => {
+            panoptes::logging::init(&log_format, "warn")?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(panoptes::snmp::walk_cli::run(
+                args,
+                &mut std::io::stdout().lock(),
+            ))
+        }
         Command::Topic { command } => {
             let client = NodeClient::new(settings.http.listen);
             let stdout = std::io::stdout();

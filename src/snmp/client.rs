@@ -32,6 +32,15 @@ const ERROR_NO_SUCH_NAME: u32 = 2;
 /// usmStats (1.3.6.1.6.3.15.1.1.N.0): what a v3 Report is about.
 const USM_STATS: [u32; 9] = [1, 3, 6, 1, 6, 3, 15, 1, 1];
 
+/// The result of a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    pub rows: Vec<Varbind>,
+    /// Set when the walk ended because the agent's MIB ended (endOfMibView in
+    /// v2c/v3, noSuchName in v1): the name the agent gave that end.
+    pub end_of_mib: Option<Oid>,
+}
+
 pub struct SnmpClient {
     engine: SnmpEngine,
     label: String,
@@ -241,8 +250,14 @@ impl SnmpClient {
     /// or goes backwards (logged; rows so far returned). An agent answering
     /// `tooBig` gets asked again for fewer repetitions.
     pub async fn bulk_walk(&mut self, root: &Oid) -> Result<Vec<Varbind>, SnmpError> {
+        self.walk(root).await.map(|walked| walked.rows)
+    }
+
+    /// [`SnmpClient::bulk_walk`], also saying whether the walk ran off the
+    /// end of the agent's MIB (what `snmpbulkwalk` prints as "No more variables").
+    pub async fn walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
         if self.version == SnmpVersion::V1 {
-            return self.next_walk(root).await;
+            return self.getnext_walk(root).await;
         }
         let mut walk = Walk::new(root, self.walk_limit);
         let mut repetitions = self.max_repetitions;
@@ -263,18 +278,28 @@ impl SnmpClient {
                 break;
             }
         }
-        Ok(walk.into_rows())
+        let (rows, end) = walk.finish();
+        Ok(Walked {
+            rows,
+            end_of_mib: end,
+        })
     }
 
     /// Every varbind under `root` by GETNEXT, one per request (any version).
     pub async fn next_walk(&mut self, root: &Oid) -> Result<Vec<Varbind>, SnmpError> {
+        self.getnext_walk(root).await.map(|walked| walked.rows)
+    }
+
+    async fn getnext_walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
         let mut walk = Walk::new(root, self.walk_limit);
+        let mut end_of_mib = None;
         loop {
             let batch = match self.get_next(std::slice::from_ref(walk.cursor())).await {
                 Err(SnmpError::ErrorStatus { status, .. })
                     if status == ERROR_NO_SUCH_NAME && self.version == SnmpVersion::V1 =>
                 {
-                    break
+                    end_of_mib = Some(walk.cursor().clone());
+                    break;
                 }
                 other => other?,
             };
@@ -282,7 +307,11 @@ impl SnmpClient {
                 break;
             }
         }
-        Ok(walk.into_rows())
+        let (rows, end) = walk.finish();
+        Ok(Walked {
+            rows,
+            end_of_mib: end.or(end_of_mib),
+        })
     }
 
     /// Feeds a batch to the walk; true when the walk is over.

@@ -14,6 +14,7 @@ mod convert;
 mod credentials;
 mod engine;
 mod error;
+pub mod format;
 pub mod message;
 mod oid;
 mod peer;
@@ -23,7 +24,7 @@ mod value;
 mod walk;
 pub mod walk_cli;
 
-pub use client::SnmpClient;
+pub use client::{SnmpClient, Walked};
 pub use convert::{from_wire_oid, from_wire_value, to_wire_oid};
 pub use credentials::{
     AuthProtocol, PrivProtocol, ProtocolParseError, Secret, SecurityLevel, UserSpecError, UsmUser,
