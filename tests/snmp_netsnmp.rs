@@ -591,7 +591,7 @@ async fn v3_errors_say_what_is_wrong() {
     // A user without privacy asked for authPriv: no such level for it.
     let mut wrong_level = UsmUser::no_auth("authonly").with_auth(AuthProtocol::Sha256, AUTH_PASS);
     wrong_level.privacy = Some((PrivProtocol::Aes128, PRIV_PASS.into()));
-    let cases: [(UsmUser, fn(&SnmpError) -> bool, &str); 5] = [
+    let cases: [(UsmUser, ErrorCheck, &str); 5] = [
         (
             unknown,
             |e| matches!(e, SnmpError::UnknownUser { .. }),
@@ -632,6 +632,9 @@ async fn v3_errors_say_what_is_wrong() {
         );
     }
 }
+
+/// Whether an error is the expected kind.
+type ErrorCheck = fn(&SnmpError) -> bool;
 
 /// A fake agent whose discovery answer carries no engine ID.
 #[tokio::test]

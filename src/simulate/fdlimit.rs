@@ -4,6 +4,8 @@
 /// Raises the soft RLIMIT_NOFILE towards `wanted` (never above the hard
 /// limit) and returns the soft limit in force afterwards.
 #[cfg(unix)]
+// rlim_t is u64 on 64-bit Linux, not on every Unix: keep the casts.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_files(wanted: u64) -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -283,8 +283,10 @@ impl std::fmt::Debug for LocalizedKeys {
 /// with that many passphrases is unusual; correctness does not depend on it).
 #[derive(Default, Clone)]
 pub struct KeyCache {
-    inner: Arc<Mutex<HashMap<(AuthProtocol, Secret), Arc<Vec<u8>>>>>,
+    inner: Arc<Mutex<KuByPassphrase>>,
 }
+
+type KuByPassphrase = HashMap<(AuthProtocol, Secret), Arc<Vec<u8>>>;
 
 const MAX_ENTRIES: usize = 4096;
 
