@@ -41,8 +41,8 @@ pub struct Accepted {
     pub plaintext: Vec<u8>,
     pub msg_id: i32,
     pub level: SecurityLevel,
+    /// The user name, which also finds the keys to answer with.
     pub user: Vec<u8>,
-    keys_of: Vec<u8>,
 }
 
 impl DeviceSecurity {
@@ -126,7 +126,6 @@ impl DeviceSecurity {
             msg_id: message.msg_id,
             level,
             user: message.user.to_vec(),
-            keys_of: message.user.to_vec(),
         })
     }
 
@@ -167,7 +166,7 @@ impl DeviceSecurity {
 
     /// The response message around a response PDU.
     pub fn respond(&self, accepted: &Accepted, pdu: &[u8], uptime: Duration) -> Option<Vec<u8>> {
-        let (_, keys) = self.users.get(&accepted.keys_of)?;
+        let (_, keys) = self.users.get(&accepted.user)?;
         self.wrap(
             accepted.msg_id,
             accepted.level,
