@@ -1,4 +1,4 @@
-//! The command line: `panoptes run | simulate | topic tail | topic list | resources list`.
+//! The command line: `panoptes run | simulate | walk | topic tail | topic list | resources list`.
 
 use std::path::PathBuf;
 
@@ -26,8 +26,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the node: discovery, enrichment, polling, rates, topics, HTTP.
     Run,
-    /// Serve an .snmprec recording as an SNMP v2c agent.
+    /// Serve an .snmprec recording as SNMP v1/v2c/v3 agents (one or many devices).
     Simulate(crate::simulate::SimulateArgs),
+    /// Walk a subtree of an SNMP agent and print it like `snmpbulkwalk -On`.
+    Walk(crate::snmp::walk_cli::WalkArgs),
     /// Read topics of the running node.
     Topic {
         #[command(subcommand)]

@@ -14,6 +14,7 @@ pub mod model;
 pub mod node;
 pub mod plugins;
 pub mod resource_manager;
+pub mod secret;
 pub mod simulate;
 pub mod sink;
 pub mod snmp;

@@ -30,10 +30,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate(args) => {
             panoptes::logging::init(&log_format, &settings.log.level)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if args.threads > 0 {
+                rt.worker_threads(args.threads);
+            }
+            rt.enable_all()
+                .build()?
+                .block_on(panoptes::simulate::run_cli(args))
+        }
+        Command::Walk(args) => {
+            panoptes::logging::init(&log_format, "warn")?;
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(panoptes::simulate::run_cli(args))
+            rt.block_on(panoptes::snmp::walk_cli::run(
+                args,
+                &mut std::io::stdout().lock(),
+            ))
         }
         Command::Topic { command } => {
             let client = NodeClient::new(settings.http.listen);

@@ -2,6 +2,7 @@
 //! the store, starts the demo device, the schedulers, the poller pool, the resource
 //! manager's consumer, the InfluxDB sink (when configured) and the HTTP server, and shuts them down cleanly on SIGINT/SIGTERM.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
@@ -90,6 +91,9 @@ async fn run_node(
     store: Store,
     started: Instant,
 ) -> Result<()> {
+    let snmp = crate::snmp::SnmpEngine::init_global(settings.snmp.engine_config())
+        .context("starting the SNMP engine")?;
+    tracing::debug!(config = ?snmp.config(), "SNMP engine started");
     let telemetry = Arc::new(Telemetry::default());
     let bus = Bus::new(store.clone(), settings.kafka.partitions);
     let shared = Arc::new(Shared {
@@ -388,6 +392,22 @@ fn metrics_sections(
     store: &Store,
 ) -> Vec<MetricsSection> {
     let mut sections: Vec<MetricsSection> = Vec::new();
+    sections.push(Box::new(|| {
+        Box::pin(async move {
+            let mut out = String::new();
+            if let Ok(engine) = crate::snmp::SnmpEngine::global() {
+                for (name, help, is_counter, value) in engine.stats().metrics() {
+                    let kind = if is_counter { "counter" } else { "gauge" };
+                    let full = format!("panoptes_{name}");
+                    let _ = writeln!(
+                        out,
+                        "# HELP {full} {help}\n# TYPE {full} {kind}\n{full} {value}"
+                    );
+                }
+            }
+            out
+        })
+    }));
     let pool = Arc::clone(pool);
     sections.push(Box::new(move || {
         let s = pool.snapshot();

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
-use panoptes::snmp::{Community, Oid, SnmpClient, SnmpError, SnmpTarget, SnmpValue, Varbind};
+use panoptes::snmp::{
+    AuthProtocol, Community, EngineConfig, Oid, PrivProtocol, SnmpClient, SnmpEngine, SnmpError,
+    SnmpTarget, SnmpValue, SnmpVersion, UsmUser, Varbind,
+};
 use support::{is_volatile, normalise, parse_output, run_tool, Printed, NO_MIBS, NUMERIC_OUTPUT};
 
 /// A private snmpd on 127.0.0.1, killed when dropped.
@@ -24,6 +27,11 @@ struct Snmpd {
 
 impl Snmpd {
     async fn start() -> Snmpd {
+        Snmpd::start_with("").await
+    }
+
+    /// snmpd with `extra` appended to its configuration (v3 users, ...).
+    async fn start_with(extra: &str) -> Snmpd {
         let program = support::net_snmp("snmpd");
         let dir = tempfile::tempdir().unwrap();
         // Ask the kernel for a free port, then hand it to snmpd.
@@ -37,9 +45,11 @@ impl Snmpd {
             &config,
             // The listening address comes from the command line; naming it here
             // as well would make snmpd bind it twice and exit.
-            "rocommunity public 127.0.0.1\n\
-             sysLocation panoptes test lab\n\
-             sysContact tests@localhost\n",
+            format!(
+                "rocommunity public 127.0.0.1\n\
+                 sysLocation panoptes test lab\n\
+                 sysContact tests@localhost\n{extra}"
+            ),
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
@@ -354,7 +364,7 @@ async fn late_reply_does_not_break_the_next_request() {
 }
 
 #[tokio::test]
-async fn duplicated_replies_are_skipped_without_using_retries() {
+async fn duplicated_replies_are_dropped_and_counted() {
     let recording = Arc::new(Recording::load(support::resource("demo/switch48.snmprec")).unwrap());
     let device = DeviceConfig::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -369,7 +379,8 @@ async fn duplicated_replies_are_skipped_without_using_retries() {
     target.port = handle.local_addrs()[0].port();
     target.timeout = Duration::from_secs(2);
     target.retries = 0;
-    let mut client = SnmpClient::connect(&target).await.unwrap();
+    let engine = SnmpEngine::new(EngineConfig::default()).unwrap();
+    let mut client = SnmpClient::connect_with(&engine, &target).await.unwrap();
     let names: Vec<Oid> = (1..=6)
         .map(|i| oid(&format!("1.3.6.1.2.1.2.2.1.2.{i}")))
         .collect();
@@ -378,12 +389,13 @@ async fn duplicated_replies_are_skipped_without_using_retries() {
         assert_eq!(&got[0].oid, name);
         assert_eq!(Some(&got[0].value), recording.get(name));
     }
-    // Each stale copy cost one extra request, not a failure.
-    assert!(
-        client.requests_sent() > names.len() as u64,
-        "{}",
-        client.requests_sent()
-    );
+    // Each copy is dropped as stale by the shared receiver: no extra request.
+    assert_eq!(client.requests_sent(), names.len() as u64);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.stats().stale_replies < names.len() as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(engine.stats().stale_replies, names.len() as u64);
     handle.shutdown().await;
 }
 
@@ -414,4 +426,237 @@ async fn client_reads_every_recorded_value_from_the_simulator() {
         .collect();
     assert_eq!(walk, want);
     handle.shutdown().await;
+}
+
+// ---- SNMP v1 and v3 against snmpd ----
+
+#[tokio::test]
+async fn v1_walk_matches_snmpwalk_v1() {
+    let snmpd = Snmpd::start().await;
+    let addr = snmpd.addr();
+    let mut target = snmpd.target();
+    target.version = SnmpVersion::V1;
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    for root in ["1.3.6.1.2.1.1", "1.3.6.1.2.1.2.2.1.2"] {
+        let mut args = vec!["-v1", "-c", "public", "-t", "2", "-r", "1"];
+        args.extend(NUMERIC_OUTPUT);
+        args.push(NO_MIBS);
+        args.extend([addr.as_str(), root]);
+        let theirs = parse_output(&run_tool("snmpwalk", &args).await);
+        let ours = client.bulk_walk(&oid(root)).await.unwrap();
+        assert!(!ours.is_empty());
+        assert_matches(&ours, &theirs, &format!("v1 walk of {root}"));
+    }
+    // v1 reports a missing object as an error status, not an exception value.
+    match client.get(&[oid("1.3.6.1.2.1.1.1.7")]).await {
+        Err(SnmpError::ErrorStatus { status: 2, .. }) => {}
+        other => panic!("expected noSuchName, got {other:?}"),
+    }
+}
+
+const AUTH_PASS: &str = "authpass-1";
+const PRIV_PASS: &str = "privpass-1";
+
+/// The v3 users snmpd gets: one per authentication x privacy combination
+/// net-snmp supports, plus one without authentication.
+fn v3_users() -> Vec<UsmUser> {
+    let mut users = vec![UsmUser::no_auth("noauth")];
+    for auth in AuthProtocol::ALL {
+        let base = UsmUser::no_auth(format!("u-{}", auth.name())).with_auth(auth, AUTH_PASS);
+        users.push(base.clone());
+        for privacy in PrivProtocol::ALL {
+            let mut user = base.clone().with_privacy(privacy, PRIV_PASS);
+            user.name = format!("u-{}-{}", auth.name(), privacy.name());
+            users.push(user);
+        }
+    }
+    users
+}
+
+fn snmpd_user_lines(users: &[UsmUser]) -> String {
+    let mut text = String::new();
+    for user in users {
+        let mut create = format!("createUser {}", user.name);
+        if let Some((auth, pass)) = &user.auth {
+            create.push_str(&format!(" {} \"{}\"", auth.name(), pass.expose()));
+        }
+        if let Some((privacy, pass)) = &user.privacy {
+            create.push_str(&format!(" {} \"{}\"", privacy.name(), pass.expose()));
+        }
+        let level = match (&user.auth, &user.privacy) {
+            (None, _) => "noauth",
+            (Some(_), None) => "auth",
+            _ => "priv",
+        };
+        text.push_str(&format!("{create}\nrouser {} {level}\n", user.name));
+    }
+    text
+}
+
+/// net-snmp's v3 command-line arguments for `user`.
+fn net_snmp_v3_args(user: &UsmUser) -> Vec<String> {
+    let mut args = vec!["-v3".to_string(), "-u".to_string(), user.name.clone()];
+    let level = match (&user.auth, &user.privacy) {
+        (None, _) => "noAuthNoPriv",
+        (Some(_), None) => "authNoPriv",
+        _ => "authPriv",
+    };
+    args.extend(["-l".to_string(), level.to_string()]);
+    if let Some((auth, pass)) = &user.auth {
+        args.extend([
+            "-a".into(),
+            auth.name().into(),
+            "-A".into(),
+            pass.expose().into(),
+        ]);
+    }
+    if let Some((privacy, pass)) = &user.privacy {
+        args.extend([
+            "-x".into(),
+            privacy.name().into(),
+            "-X".into(),
+            pass.expose().into(),
+        ]);
+    }
+    args
+}
+
+fn v3_target(snmpd: &Snmpd, user: UsmUser) -> SnmpTarget {
+    let mut target = SnmpTarget::v3("127.0.0.1", user);
+    target.port = snmpd.port;
+    target.timeout = Duration::from_secs(2);
+    target.retries = 1;
+    target
+}
+
+#[tokio::test]
+async fn v3_walks_match_snmpbulkwalk_for_every_auth_and_privacy_protocol() {
+    let users = v3_users();
+    let snmpd = Snmpd::start_with(&snmpd_user_lines(&users)).await;
+    let addr = snmpd.addr();
+    let root = "1.3.6.1.2.1.1";
+    for user in users {
+        let mut args = net_snmp_v3_args(&user);
+        args.extend([
+            "-t".into(),
+            "2".into(),
+            "-r".into(),
+            "1".into(),
+            "-Cr10".into(),
+        ]);
+        args.extend(NUMERIC_OUTPUT.iter().map(|s| s.to_string()));
+        args.push(NO_MIBS.to_string());
+        args.extend([addr.clone(), root.to_string()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let theirs = parse_output(&run_tool("snmpbulkwalk", &refs).await);
+        let mut target = v3_target(&snmpd, user.clone());
+        target.max_repetitions = 10;
+        let mut client = SnmpClient::connect(&target).await.unwrap();
+        let ours = client
+            .bulk_walk(&oid(root))
+            .await
+            .unwrap_or_else(|e| panic!("user {}: {e}", user.name));
+        assert!(ours.len() > 5, "user {}: {} rows", user.name, ours.len());
+        assert_matches(&ours, &theirs, &format!("v3 walk as {}", user.name));
+        // A second request reuses the discovered engine: no new discovery.
+        let before = client.requests_sent();
+        client.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap();
+        assert_eq!(client.requests_sent(), before + 1, "user {}", user.name);
+    }
+}
+
+#[tokio::test]
+async fn v3_errors_say_what_is_wrong() {
+    let good = UsmUser::no_auth("ops")
+        .with_auth(AuthProtocol::Sha256, AUTH_PASS)
+        .with_privacy(PrivProtocol::Aes128, PRIV_PASS);
+    let auth_only = UsmUser::no_auth("authonly").with_auth(AuthProtocol::Sha256, AUTH_PASS);
+    let snmpd = Snmpd::start_with(&snmpd_user_lines(&[good.clone(), auth_only])).await;
+    let sys_name = [oid("1.3.6.1.2.1.1.5.0")];
+
+    let mut client = SnmpClient::connect(&v3_target(&snmpd, good.clone()))
+        .await
+        .unwrap();
+    let answer = client.get(&sys_name).await.unwrap();
+    assert!(matches!(answer[0].value, SnmpValue::OctetString(_)));
+
+    let mut unknown = good.clone();
+    unknown.name = "nobody".into();
+    let mut wrong_auth = good.clone();
+    wrong_auth.auth = Some((AuthProtocol::Sha256, "not-the-pass".into()));
+    let mut wrong_auth_protocol = good.clone();
+    wrong_auth_protocol.auth = Some((AuthProtocol::Sha1, AUTH_PASS.into()));
+    let mut wrong_priv = good.clone();
+    wrong_priv.privacy = Some((PrivProtocol::Aes128, "not-the-pass".into()));
+    // A user without privacy asked for authPriv: no such level for it.
+    let mut wrong_level = UsmUser::no_auth("authonly").with_auth(AuthProtocol::Sha256, AUTH_PASS);
+    wrong_level.privacy = Some((PrivProtocol::Aes128, PRIV_PASS.into()));
+    let cases: [(UsmUser, ErrorCheck, &str); 5] = [
+        (
+            unknown,
+            |e| matches!(e, SnmpError::UnknownUser { .. }),
+            "nobody",
+        ),
+        (
+            wrong_auth,
+            |e| matches!(e, SnmpError::WrongAuth { .. }),
+            "passphrase",
+        ),
+        (
+            wrong_auth_protocol,
+            |e| matches!(e, SnmpError::WrongAuth { .. }),
+            "authentication protocol",
+        ),
+        (
+            wrong_priv,
+            |e| matches!(e, SnmpError::WrongPriv { .. }),
+            "privacy",
+        ),
+        (
+            wrong_level,
+            |e| matches!(e, SnmpError::UnsupportedSecurityLevel { .. }),
+            "authPriv",
+        ),
+    ];
+    for (case, (user, expected, words)) in cases.into_iter().enumerate() {
+        let name = format!("case {case} ({})", user.name);
+        let mut client = SnmpClient::connect(&v3_target(&snmpd, user)).await.unwrap();
+        let err = client.get(&sys_name).await.unwrap_err();
+        assert!(expected(&err), "{name}: unexpected error {err:?}");
+        let message = err.to_string();
+        assert!(message.contains(words), "{message}");
+        assert!(message.contains(&snmpd.addr()), "{message}");
+        assert!(
+            !message.contains(AUTH_PASS) && !message.contains("not-the-pass"),
+            "{message}"
+        );
+    }
+}
+
+/// Whether an error is the expected kind.
+type ErrorCheck = fn(&SnmpError) -> bool;
+
+/// A fake agent whose discovery answer carries no engine ID.
+#[tokio::test]
+async fn v3_discovery_without_an_engine_id_is_an_unknown_engine() {
+    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let responder = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
+            // Echo the request: a v3 message with an empty engine ID.
+            agent.send_to(&buf[..len], from).await.unwrap();
+        }
+    });
+    let user = UsmUser::no_auth("ops").with_auth(AuthProtocol::Md5, AUTH_PASS);
+    let mut target = SnmpTarget::v3("127.0.0.1", user);
+    target.port = port;
+    target.timeout = Duration::from_millis(300);
+    target.retries = 0;
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    let err = client.get(&[oid("1.3.6.1.2.1.1.5.0")]).await.unwrap_err();
+    assert!(matches!(err, SnmpError::UnknownEngine { .. }), "{err:?}");
+    assert!(err.to_string().contains("engine"), "{err}");
+    responder.abort();
 }

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::sink::Secret;
+use crate::snmp::{
+    AuthProtocol, Community, EngineConfig, PrivProtocol, ProtocolParseError, Secret, SnmpVersion,
+    UsmUser,
+};
 
 /// Environment variables whose values are strings whatever they look like.
 const VERBATIM_ENV: [(&str, &str); 13] = [
@@ -81,15 +84,126 @@ pub struct PluginDirs {
     pub scan_interval: u64,
 }
 
+/// The `[snmp]` section. Secrets are typed so `Debug` prints `***`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnmpSettings {
-    pub community: String,
+    /// "1", "2c" or "3".
+    pub version: SnmpVersion,
+    pub community: Community,
     pub port: u16,
     pub timeout: u64,
     pub retries: u32,
     pub non_repeaters: u32,
     pub max_repetitions: u32,
+    /// v3 user name; empty unless `version = "3"`.
+    pub v3_user: String,
+    /// MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; empty: noAuthNoPriv.
+    pub v3_auth_protocol: String,
+    pub v3_auth_passphrase: Secret,
+    /// DES, AES, AES-192, AES-256; empty: no privacy.
+    pub v3_priv_protocol: String,
+    pub v3_priv_passphrase: Secret,
+    /// A TOML file with a table per site holding `community`,
+    /// `v3_auth_passphrase` and/or `v3_priv_passphrase`, which override the
+    /// values above for this node's site. Empty: none.
+    pub secrets_file: String,
+    /// UDP sockets the SNMP engine shares among all devices.
+    pub sockets: usize,
+    /// SNMP requests in flight at once, over all devices.
+    pub max_in_flight: usize,
+    /// SNMP requests in flight at once to one device.
+    pub per_device: usize,
+}
+
+impl SnmpSettings {
+    /// The v3 user these settings describe (`None` unless version 3).
+    pub fn usm_user(&self) -> Result<Option<UsmUser>, SettingsError> {
+        if self.version != SnmpVersion::V3 {
+            return Ok(None);
+        }
+        let invalid = |key: &'static str, problem: String| SettingsError::Invalid { key, problem };
+        if self.v3_user.trim().is_empty() {
+            return Err(invalid(
+                "snmp.v3_user",
+                "must be set when snmp.version is \"3\"".into(),
+            ));
+        }
+        let mut user = UsmUser::no_auth(self.v3_user.trim());
+        if !self.v3_auth_protocol.trim().is_empty() {
+            let protocol: AuthProtocol = self
+                .v3_auth_protocol
+                .parse()
+                .map_err(|e: ProtocolParseError| invalid("snmp.v3_auth_protocol", e.to_string()))?;
+            user = user.with_auth(protocol, self.v3_auth_passphrase.clone());
+        }
+        if !self.v3_priv_protocol.trim().is_empty() {
+            if user.auth.is_none() {
+                return Err(invalid(
+                    "snmp.v3_priv_protocol",
+                    "privacy needs authentication: set snmp.v3_auth_protocol too".into(),
+                ));
+            }
+            let protocol: PrivProtocol = self
+                .v3_priv_protocol
+                .parse()
+                .map_err(|e: ProtocolParseError| invalid("snmp.v3_priv_protocol", e.to_string()))?;
+            user = user.with_privacy(protocol, self.v3_priv_passphrase.clone());
+        }
+        user.check()
+            .map_err(|e| invalid("snmp.v3_auth_passphrase", e.to_string()))?;
+        Ok(Some(user))
+    }
+
+    /// Overrides secrets with the `[<site>]` table of `secrets_file`, if set.
+    fn load_secrets(&mut self, site: &str) -> Result<(), SettingsError> {
+        if self.secrets_file.trim().is_empty() {
+            return Ok(());
+        }
+        let path = Path::new(self.secrets_file.trim());
+        let fail = |message: String| SettingsError::Load {
+            source_name: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read the SNMP secrets file: {e}")))?;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SiteSecrets {
+            community: Option<Community>,
+            v3_auth_passphrase: Option<Secret>,
+            v3_priv_passphrase: Option<Secret>,
+        }
+        let mut sites: std::collections::HashMap<String, SiteSecrets> = toml::from_str(&text)
+            .map_err(|e| {
+                fail(format!(
+                    "not a valid secrets file (a [site] table per site): {e}"
+                ))
+            })?;
+        let Some(secrets) = sites.remove(site) else {
+            return Err(fail(format!("no [{site}] table for this node's site")));
+        };
+        if let Some(community) = secrets.community {
+            self.community = community;
+        }
+        if let Some(pass) = secrets.v3_auth_passphrase {
+            self.v3_auth_passphrase = pass;
+        }
+        if let Some(pass) = secrets.v3_priv_passphrase {
+            self.v3_priv_passphrase = pass;
+        }
+        Ok(())
+    }
+
+    /// The SNMP engine these settings ask for.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            sockets: self.sockets,
+            max_in_flight: self.max_in_flight,
+            per_device: self.per_device,
+            ..EngineConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,10 +333,12 @@ impl Settings {
             source_name: origin.clone(),
             message: e.to_string(),
         })?;
-        let settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
+        let mut settings: Settings = merged.try_deserialize().map_err(|e| SettingsError::Load {
             source_name: format!("{origin} (+ PANOPTES__* environment)"),
             message: e.to_string(),
         })?;
+        let site = settings.site.clone();
+        settings.snmp.load_secrets(&site)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -258,7 +374,8 @@ impl Settings {
                 ),
             });
         }
-        let checks: [(&'static str, bool, &str); 7] = [
+        self.snmp.usm_user()?;
+        let checks: [(&'static str, bool, &str); 10] = [
             (
                 "kafka.partitions",
                 self.kafka.partitions >= 1,
@@ -270,6 +387,21 @@ impl Settings {
                 "must be 1..120 seconds",
             ),
             ("snmp.retries", self.snmp.retries <= 10, "must be 0..10"),
+            (
+                "snmp.sockets",
+                (1..=64).contains(&self.snmp.sockets),
+                "must be 1..64",
+            ),
+            (
+                "snmp.max_in_flight",
+                self.snmp.max_in_flight >= 1,
+                "must be at least 1",
+            ),
+            (
+                "snmp.per_device",
+                self.snmp.per_device >= 1,
+                "must be at least 1",
+            ),
             (
                 "snmp.max_repetitions",
                 self.snmp.max_repetitions >= 1,
@@ -404,7 +536,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(s.snmp.community, "0123");
+        assert_eq!(s.snmp.community.expose(), "0123");
         assert_eq!(s.site, "007");
     }
 
@@ -513,5 +645,60 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+
+    #[test]
+    fn snmp_v3_settings_and_secrets_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(
+            &secrets,
+            "[dc1]\ncommunity = \"s3cret\"\nv3_auth_passphrase = \"auth-from-file\"\n\n[other]\ncommunity = \"x\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__SITE", "dc1"),
+                ("PANOPTES__SNMP__VERSION", "3"),
+                ("PANOPTES__SNMP__V3_USER", "ops"),
+                ("PANOPTES__SNMP__V3_AUTH_PROTOCOL", "SHA-256"),
+                ("PANOPTES__SNMP__V3_PRIV_PROTOCOL", "AES"),
+                ("PANOPTES__SNMP__V3_PRIV_PASSPHRASE", "priv-from-env"),
+                ("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.snmp.community.expose(), "s3cret");
+        let user = s.snmp.usm_user().unwrap().unwrap();
+        assert_eq!(user.auth.as_ref().unwrap().1.expose(), "auth-from-file");
+        assert_eq!(user.privacy.as_ref().unwrap().1.expose(), "priv-from-env");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("auth-from-file"),
+            "{shown}"
+        );
+
+        let e = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__SNMP__VERSION", "3"),
+                ("PANOPTES__SNMP__V3_USER", "ops"),
+                ("PANOPTES__SNMP__V3_AUTH_PROTOCOL", "SHA3"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("snmp.v3_auth_protocol") && e.contains("SHA3"),
+            "{e}"
+        );
+        let e = Settings::load_with_env(
+            None,
+            env(&[("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[local]") && e.contains("secrets.toml"), "{e}");
     }
 }

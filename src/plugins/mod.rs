@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::{PluginConfig, PluginFileError, PluginKind, SnmpSettings};
 use crate::model::Resource;
-use crate::snmp::{Community, SnmpTarget};
+use crate::snmp::SnmpTarget;
 
 /// The plugins this binary carries, by the original's module name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,11 @@ pub fn snmp_target(
     Ok(SnmpTarget {
         host: resource.endpoint.clone(),
         port,
-        community: Community::new(site.community.clone()),
+        version: site.version,
+        community: site.community.clone(),
+        usm: site
+            .usm_user()
+            .map_err(|e| PluginError::Config(e.to_string()))?,
         timeout: Duration::from_secs(plugin.snmp.timeout.unwrap_or(site.timeout)),
         retries: plugin.snmp.retries.unwrap_or(site.retries),
         max_repetitions: plugin.snmp.max_repetitions.unwrap_or(site.max_repetitions),

@@ -12,11 +12,13 @@ use std::time::Duration;
 use snmp2::{MessageType, Pdu, Version};
 
 use crate::snmp::ber;
+use crate::snmp::message::{self, ScopedPdu};
 use crate::snmp::SnmpValue;
 
 use super::counters::{advanced, CounterMode};
 use super::recording::{Entry, Recording};
-use super::response::{ResponseBuffer, ResponseHeader};
+use super::response::{ResponseBuffer, ResponseHeader, HEADER_BOUND};
+use super::security::{self, DeviceSecurity};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -39,8 +41,10 @@ pub enum DropReason {
     Malformed,
     /// Like snmpd: silence, so a scanner learns nothing.
     WrongCommunity,
-    /// v3, traps, responses, GETBULK in v1, ...
+    /// v3 without users, traps, responses, GETBULK in v1, ...
     Unsupported,
+    /// A v3 request refused by USM and not reportable.
+    Security,
 }
 
 /// Per-socket reusable space for the request being served.
@@ -62,13 +66,22 @@ impl Scratch {
     }
 }
 
-/// A recording served under one community.
+/// Bytes a v3 response needs beyond a v2c one (USM parameters, contexts, the
+/// HMAC, cipher padding), kept free when trimming GETBULK answers.
+const V3_RESERVE: usize = 384;
+
+/// A recording served under one community (v1/v2c) and, with
+/// [`Agent::with_security`], to v3 users.
 #[derive(Clone)]
 pub struct Agent {
     recording: Arc<Recording>,
     community: Vec<u8>,
     mode: CounterMode,
     max_response: usize,
+    security: Option<Arc<DeviceSecurity>>,
+    /// Added to the elapsed time for counters, so devices serving one
+    /// recording do not all show the same values.
+    phase: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,7 +103,21 @@ impl Agent {
             community: community.as_bytes().to_vec(),
             mode,
             max_response: max_response.clamp(64, MAX_UDP_PAYLOAD),
+            security: None,
+            phase: Duration::ZERO,
         }
+    }
+
+    /// Serves v3 too, with this device's USM engine.
+    pub fn with_security(mut self, security: Arc<DeviceSecurity>) -> Agent {
+        self.security = Some(security);
+        self
+    }
+
+    /// Counters (and sysUpTime) run `phase` ahead of the clock.
+    pub fn with_phase(mut self, phase: Duration) -> Agent {
+        self.phase = phase;
+        self
     }
 
     pub fn community_len(&self) -> usize {
@@ -110,6 +137,9 @@ impl Agent {
         scratch: &mut Scratch,
         out: &mut ResponseBuffer,
     ) -> Outcome {
+        if let Some(v3) = security::as_v3(packet) {
+            return self.handle_v3(v3, packet, elapsed, scratch, out);
+        }
         let Ok(pdu) = Pdu::from_bytes(packet) else {
             return Outcome::Dropped(DropReason::Malformed);
         };
@@ -124,53 +154,137 @@ impl Agent {
         if !decode_request_oids(&pdu, scratch) {
             return Outcome::Dropped(DropReason::Malformed);
         }
-        let mut header = ResponseHeader {
-            version: if wire == Wire::V1 { 0 } else { 1 },
-            community: pdu.community,
-            request_id: pdu.req_id,
-            error_status: 0,
-            error_index: 0,
+        let tag = match pdu.message_type {
+            MessageType::GetRequest => message::PDU_GET,
+            MessageType::GetNextRequest => message::PDU_GET_NEXT,
+            MessageType::GetBulkRequest => message::PDU_GET_BULK,
+            MessageType::SetRequest => message::PDU_SET,
+            _ => return Outcome::Dropped(DropReason::Unsupported),
         };
         let mut request = Request {
             agent: self,
             scratch,
-            elapsed,
+            elapsed: elapsed + self.phase,
             wire,
+            limit: self
+                .max_response
+                .saturating_sub(HEADER_BOUND + pdu.community.len()),
         };
-        out.begin();
-        let answered = match (pdu.message_type, wire) {
-            (MessageType::GetRequest, _) => request.get(out),
-            (MessageType::GetNextRequest, _) => request.get_next(out),
-            (MessageType::GetBulkRequest, Wire::V2c) => {
-                request.get_bulk(out, pdu.error_status, pdu.error_index)
-            }
-            (MessageType::SetRequest, _) => {
-                let status = if wire == Wire::V1 {
-                    ERR_NO_SUCH_NAME
-                } else {
-                    ERR_NOT_WRITABLE
-                };
-                Err(Refusal { status, index: 1 })
-            }
-            _ => return Outcome::Dropped(DropReason::Unsupported),
+        let Some((error_status, error_index)) = request.answer(
+            tag,
+            i64::from(pdu.error_status),
+            i64::from(pdu.error_index),
+            out,
+        ) else {
+            return Outcome::Dropped(DropReason::Unsupported);
         };
-        if let Err(refusal) = answered {
-            header.error_status = refusal.status;
-            header.error_index = refusal.index;
-            out.begin();
-            // tooBig carries no varbinds; other errors echo the request (RFC 3416),
-            // unless the echo itself is too big.
-            if refusal.status != ERR_TOO_BIG && request.echo_request(out).is_err() {
-                out.begin();
-                header.error_status = TOO_BIG.status;
-                header.error_index = TOO_BIG.index;
-            }
-        }
+        let header = ResponseHeader {
+            version: if wire == Wire::V1 { 0 } else { 1 },
+            community: pdu.community,
+            request_id: pdu.req_id,
+            error_status,
+            error_index,
+        };
         if out.finish(&header).is_err() {
             return Outcome::Dropped(DropReason::Malformed);
         }
         Outcome::Reply
     }
+
+    /// A v3 request: USM checks (answered with Reports), then the same
+    /// answering code as v2c, wrapped in a v3 response.
+    fn handle_v3(
+        &self,
+        decoded: Result<message::V3Message<'_>, ()>,
+        packet: &[u8],
+        elapsed: Duration,
+        scratch: &mut Scratch,
+        out: &mut ResponseBuffer,
+    ) -> Outcome {
+        let Some(security) = &self.security else {
+            return Outcome::Dropped(DropReason::Unsupported);
+        };
+        let Ok(v3) = decoded else {
+            return Outcome::Dropped(DropReason::Malformed);
+        };
+        let accepted = match security.check(packet, &v3, elapsed) {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                return match security.report(&v3, refusal, elapsed) {
+                    Some(report) => {
+                        out.set_message(&report);
+                        Outcome::Reply
+                    }
+                    None => Outcome::Dropped(DropReason::Security),
+                }
+            }
+        };
+        let Ok(scoped) = ScopedPdu::decode(&accepted.plaintext) else {
+            return Outcome::Dropped(DropReason::Malformed);
+        };
+        let pdu = scoped.pdu;
+        if !decode_pdu_oids(&pdu, scratch) {
+            return Outcome::Dropped(DropReason::Malformed);
+        }
+        let asked = usize::try_from(v3.max_size).unwrap_or(MAX_UDP_PAYLOAD);
+        let mut request = Request {
+            agent: self,
+            scratch,
+            elapsed: elapsed + self.phase,
+            wire: Wire::V2c,
+            limit: self
+                .max_response
+                .min(asked)
+                .saturating_sub(V3_RESERVE + v3.user.len())
+                .max(64),
+        };
+        let Some((error_status, error_index)) =
+            request.answer(pdu.tag, pdu.error_status, pdu.error_index, out)
+        else {
+            return Outcome::Dropped(DropReason::Unsupported);
+        };
+        let mut response = Vec::with_capacity(out.body_len() + 24);
+        let body = out.body_bytes();
+        let encoded = message::push_pdu(
+            &mut response,
+            message::PDU_RESPONSE,
+            pdu.request_id,
+            i64::from(error_status),
+            i64::from(error_index),
+            |list| {
+                list.extend_from_slice(body);
+                Ok(())
+            },
+        );
+        match encoded
+            .ok()
+            .and_then(|()| security.respond(&accepted, &response, elapsed))
+        {
+            Some(bytes) => {
+                out.set_message(&bytes);
+                Outcome::Reply
+            }
+            None => Outcome::Dropped(DropReason::Malformed),
+        }
+    }
+}
+
+/// The OIDs of a PDU decoded by our codec go to `scratch`; false if one is bad.
+fn decode_pdu_oids(pdu: &message::Pdu<'_>, scratch: &mut Scratch) -> bool {
+    scratch.components.clear();
+    scratch.spans.clear();
+    for raw in pdu.raw_varbinds() {
+        let Ok(raw) = raw else {
+            return false;
+        };
+        if ber::decode_oid_content(raw.oid, &mut scratch.one_oid).is_err() {
+            return false;
+        }
+        let start = scratch.components.len();
+        scratch.components.extend_from_slice(&scratch.one_oid);
+        scratch.spans.push((start, scratch.components.len()));
+    }
+    true
 }
 
 /// The request OIDs go to `scratch`; false if one is not a valid OID.
@@ -204,15 +318,50 @@ struct Request<'a> {
     scratch: &'a mut Scratch,
     elapsed: Duration,
     wire: Wire,
+    /// Largest varbind list the answer may carry (the message limit less
+    /// the headers around the list).
+    limit: usize,
 }
 
 impl Request<'_> {
+    /// Writes the answer to a request PDU `tag` into `out`'s body and returns
+    /// its error-status and error-index; `None` for PDUs we do not answer.
+    fn answer(&mut self, tag: u8, a: i64, b: i64, out: &mut ResponseBuffer) -> Option<(u32, u32)> {
+        out.begin();
+        let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        let answered = match (tag, self.wire) {
+            (message::PDU_GET, _) => self.get(out),
+            (message::PDU_GET_NEXT, _) => self.get_next(out),
+            (message::PDU_GET_BULK, Wire::V2c) => self.get_bulk(out, count(a), count(b)),
+            (message::PDU_SET, _) => {
+                let status = if self.wire == Wire::V1 {
+                    ERR_NO_SUCH_NAME
+                } else {
+                    ERR_NOT_WRITABLE
+                };
+                Err(Refusal { status, index: 1 })
+            }
+            _ => return None,
+        };
+        let Err(refusal) = answered else {
+            return Some((0, 0));
+        };
+        out.begin();
+        // tooBig carries no varbinds; other errors echo the request (RFC 3416),
+        // unless the echo itself is too big.
+        if refusal.status != ERR_TOO_BIG && self.echo_request(out).is_err() {
+            out.begin();
+            return Some((TOO_BIG.status, TOO_BIG.index));
+        }
+        Some((refusal.status, refusal.index))
+    }
+
     fn entries(&self) -> &[Entry] {
         self.agent.recording.entries()
     }
 
     fn fits(&self, out: &ResponseBuffer) -> bool {
-        out.message_len_bound() <= self.agent.max_response
+        out.body_len() <= self.limit
     }
 
     fn request_count(&self) -> usize {
@@ -402,7 +551,7 @@ impl Request<'_> {
         for i in 0..self.request_count() {
             ber::push_varbind(out.body(), self.scratch.oid(i), &SnmpValue::Null)?;
             if !self.fits(out) {
-                return Err(ber::BerError::NoRoom(self.agent.max_response));
+                return Err(ber::BerError::NoRoom(self.limit));
             }
         }
         Ok(())

@@ -1,10 +1,15 @@
-//! `panoptes simulate`: serve one recording until Ctrl-C.
+//! `panoptes simulate`: serve one recording as one or many devices until Ctrl-C.
 
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+
+use std::time::Duration;
+
+use crate::snmp::UsmUser;
 
 use super::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
 
@@ -19,8 +24,70 @@ pub struct SimulateArgs {
     /// Serve counters exactly as recorded instead of advancing them with time.
     #[arg(long)]
     pub frozen: bool,
+    /// A v3 user, NAME or NAME:AUTH:AUTHPASS or NAME:AUTH:AUTHPASS:PRIV:PRIVPASS
+    /// (AUTH: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; PRIV: DES, AES,
+    /// AES-192, AES-256). Repeatable. Without any, v3 requests are dropped.
+    #[arg(long = "v3-user", value_name = "SPEC", value_parser = parse_user)]
+    pub v3_users: Vec<UsmUser>,
+    /// Simulated devices: on consecutive ports from --listen (or consecutive
+    /// addresses with --spread-addresses); port 0 gives each a free port.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub devices: u32,
+    /// Put devices on consecutive addresses of 127.0.0.0/8 (same port)
+    /// instead of consecutive ports.
+    #[arg(long)]
+    pub spread_addresses: bool,
+    /// Print each device's address on stdout, one per line, then `ready`.
+    #[arg(long)]
+    pub print_addresses: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// The .snmprec recording to serve.
     pub recording: PathBuf,
+}
+
+fn parse_user(spec: &str) -> Result<UsmUser, String> {
+    UsmUser::parse_spec(spec).map_err(|e| e.to_string())
+}
+
+/// Where device `index` listens.
+fn device_addr(args: &SimulateArgs, index: u32) -> anyhow::Result<SocketAddr> {
+    let base = args.listen;
+    if args.spread_addresses {
+        let IpAddr::V4(ip) = base.ip() else {
+            anyhow::bail!("--spread-addresses needs an IPv4 --listen address");
+        };
+        let n = u32::from(ip)
+            .checked_add(index)
+            .filter(|n| (n >> 24) == u32::from(ip) >> 24)
+            .with_context(|| {
+                format!(
+                    "{} devices do not fit in {}/8 from {ip}",
+                    args.devices,
+                    ip.octets()[0]
+                )
+            })?;
+        return Ok(SocketAddr::new(IpAddr::V4(n.into()), base.port()));
+    }
+    if base.port() == 0 {
+        return Ok(base);
+    }
+    let port = u32::from(base.port()) + index;
+    let port = u16::try_from(port).with_context(|| {
+        format!(
+            "{} devices from port {} run past 65535",
+            args.devices,
+            base.port()
+        )
+    })?;
+    Ok(SocketAddr::new(base.ip(), port))
+}
+
+/// How far device `index`'s counters run ahead: spread over a day, device 0
+/// unshifted.
+pub fn phase_of(index: u32) -> Duration {
+    Duration::from_secs(u64::from(index) * 7_919 % 86_400)
 }
 
 pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
@@ -38,23 +105,58 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     } else {
         CounterMode::Advancing
     };
-    let config = SimulatorConfig::new(mode).with_device(DeviceConfig::new(
-        args.listen,
-        Arc::new(recording),
-        args.community,
-    ));
+    if args.devices == 0 {
+        anyhow::bail!("--devices must be at least 1");
+    }
+    let limit = super::fdlimit::raise_open_files(u64::from(args.devices) + 64);
+    if limit < u64::from(args.devices) + 16 {
+        anyhow::bail!(
+            "{} devices need as many sockets, but this process may open only {limit} files \
+             (raise the hard limit: ulimit -Hn)",
+            args.devices
+        );
+    }
+    let recording = Arc::new(recording);
+    let users = Arc::new(args.v3_users.clone());
+    let mut config = SimulatorConfig::new(mode);
+    for index in 0..args.devices {
+        config = config.with_device(
+            DeviceConfig::new(
+                device_addr(&args, index)?,
+                Arc::clone(&recording),
+                args.community.clone(),
+            )
+            .with_v3_users(Arc::clone(&users))
+            .with_counter_phase(phase_of(index)),
+        );
+    }
     let handle = Simulator::spawn(config)
         .await
         .with_context(|| format!("cannot start the SNMP simulator on {}", args.listen))?;
-    for addr in handle.local_addrs() {
-        tracing::info!(
-            %addr,
-            oids,
-            recording = %args.recording.display(),
-            ?mode,
-            "SNMP simulator listening (v2c, v1 GET/GETNEXT)"
-        );
+    let addrs = handle.local_addrs();
+    if args.print_addresses {
+        let mut out = std::io::stdout().lock();
+        for addr in &addrs {
+            writeln!(out, "{addr}")?;
+        }
+        writeln!(out, "ready")?;
+        out.flush()?;
     }
+    let versions = if users.is_empty() {
+        "v1, v2c"
+    } else {
+        "v1, v2c, v3"
+    };
+    tracing::info!(
+        devices = addrs.len(),
+        first = %addrs.first().map(ToString::to_string).unwrap_or_default(),
+        last = %addrs.last().map(ToString::to_string).unwrap_or_default(),
+        oids,
+        v3_users = users.len(),
+        recording = %args.recording.display(),
+        ?mode,
+        "SNMP simulator listening ({versions})"
+    );
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
@@ -64,6 +166,7 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         malformed = counters.malformed,
         wrong_community = counters.wrong_community,
         unsupported = counters.unsupported,
+        security_refused = counters.security_refused,
         "SNMP simulator stopping"
     );
     handle.shutdown().await;
@@ -100,6 +203,31 @@ mod tests {
         .unwrap();
         assert!(cli.simulate.frozen);
         assert!(Cli::try_parse_from(["simulate"]).is_err());
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--devices",
+            "3",
+            "--v3-user",
+            "ops:SHA-256:authpass1:AES:privpass1",
+            "--v3-user",
+            "ro",
+            "--listen",
+            "127.0.0.1:20000",
+            "x",
+        ])
+        .unwrap();
+        let args = cli.simulate;
+        assert_eq!(args.v3_users.len(), 2);
+        assert_eq!(device_addr(&args, 2).unwrap().port(), 20002);
+        assert!(Cli::try_parse_from(["simulate", "--v3-user", "ops:SHA:short", "x"]).is_err());
+        let mut spread = args.clone();
+        spread.spread_addresses = true;
+        assert_eq!(
+            device_addr(&spread, 2).unwrap().to_string(),
+            "127.0.0.3:20000"
+        );
+        assert_eq!(phase_of(0), Duration::ZERO);
+        assert_ne!(phase_of(1), phase_of(2));
     }
 
     #[tokio::test]
@@ -107,12 +235,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.snmprec");
         std::fs::write(&path, "1.3.6.1|2|1\nnot a line\n").unwrap();
-        let args = SimulateArgs {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            community: "public".into(),
-            frozen: true,
-            recording: path.clone(),
-        };
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--frozen",
+            path.to_str().unwrap(),
+        ])
+        .unwrap();
+        let args = cli.simulate;
         let err = run_cli(args).await.unwrap_err().to_string();
         assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
     }

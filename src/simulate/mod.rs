@@ -1,7 +1,7 @@
 //! SNMP agent simulator serving .snmprec recordings, many devices per process.
 //!
-//! Serves SNMP v2c GET, GETNEXT and GETBULK, and v1 GET and GETNEXT; SET is
-//! refused (read-only), v3 and notifications are dropped. Counters can advance
+//! Serves SNMP v2c and v3 (USM) GET, GETNEXT and GETBULK, and v1 GET and
+//! GETNEXT; SET is refused (read-only), notifications are dropped. Counters can advance
 //! with wall-clock time ([`CounterMode::Advancing`]) or stay as recorded
 //! ([`CounterMode::Frozen`]).
 
@@ -10,13 +10,16 @@ pub mod agent;
 mod agent_tests;
 mod cli;
 pub mod counters;
+pub mod fdlimit;
 pub mod recording;
 pub mod response;
+pub mod security;
 mod server;
 
 pub use agent::{Agent, DropReason, Outcome, Scratch, MAX_UDP_PAYLOAD};
-pub use cli::{run_cli, SimulateArgs};
+pub use cli::{phase_of, run_cli, SimulateArgs};
 pub use counters::CounterMode;
 pub use recording::{Recording, RecordingError};
 pub use response::ResponseBuffer;
+pub use security::DeviceSecurity;
 pub use server::{DeviceConfig, DeviceCounters, Simulator, SimulatorConfig, SimulatorHandle};

@@ -23,7 +23,7 @@ pub struct ResponseHeader<'a> {
 /// Bytes every header field may take, except the community itself: message
 /// SEQUENCE (6), version (3), community header (6), PDU header (6), request-id
 /// (6), error-status and error-index (7 each), varbind-list header (6).
-const HEADER_BOUND: usize = 47;
+pub(crate) const HEADER_BOUND: usize = 47;
 
 pub struct ResponseBuffer {
     buf: Vec<u8>,
@@ -88,6 +88,19 @@ impl ResponseBuffer {
         writer.push_header(ber::TAG_SEQUENCE, message_len)?;
         self.message_start = self.head_room - writer.written();
         Ok(())
+    }
+
+    /// Replaces the whole message with `message` (v3 answers, encoded
+    /// elsewhere); [`Self::message`] then returns it.
+    pub fn set_message(&mut self, message: &[u8]) {
+        self.buf.truncate(self.head_room);
+        self.buf.extend_from_slice(message);
+        self.message_start = self.head_room;
+    }
+
+    /// The varbinds written since [`Self::begin`].
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.buf[self.head_room..]
     }
 
     /// The finished message.

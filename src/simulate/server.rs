@@ -1,5 +1,8 @@
-//! Many simulated devices in one process: one UDP socket and one task each.
+//! Many simulated devices in one process: one UDP socket and one task each,
+//! sharing per-thread buffers, so a device costs a socket and a few hundred
+//! bytes, and ten thousand of them fit in one process.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Add;
@@ -10,10 +13,14 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::snmp::usm::KeyCache;
+use crate::snmp::UsmUser;
+
 use super::agent::{Agent, DropReason, Outcome, Scratch, MAX_UDP_PAYLOAD};
 use super::counters::CounterMode;
 use super::recording::Recording;
 use super::response::ResponseBuffer;
+use super::security::DeviceSecurity;
 
 /// One simulated device.
 #[derive(Clone, Debug)]
@@ -27,6 +34,11 @@ pub struct DeviceConfig {
     /// replies. Zero (the default) answers at once. Adjustable while running
     /// with [`SimulatorHandle::set_reply_delay`].
     pub reply_delay: Duration,
+    /// v3 users the device accepts; empty: v3 requests are dropped.
+    pub v3_users: Arc<Vec<UsmUser>>,
+    /// Counters run this far ahead of the clock, so devices serving one
+    /// recording show different values (and some wrap sooner).
+    pub counter_phase: Duration,
 }
 
 impl DeviceConfig {
@@ -40,7 +52,19 @@ impl DeviceConfig {
             recording,
             community: community.into(),
             reply_delay: Duration::ZERO,
+            v3_users: Arc::new(Vec::new()),
+            counter_phase: Duration::ZERO,
         }
+    }
+
+    pub fn with_v3_users(mut self, users: Arc<Vec<UsmUser>>) -> DeviceConfig {
+        self.v3_users = users;
+        self
+    }
+
+    pub fn with_counter_phase(mut self, phase: Duration) -> DeviceConfig {
+        self.counter_phase = phase;
+        self
     }
 }
 
@@ -79,8 +103,10 @@ pub struct DeviceCounters {
     pub malformed: u64,
     /// Requests with another community, dropped unanswered.
     pub wrong_community: u64,
-    /// Valid SNMP we do not serve (v3, traps, ...), dropped.
+    /// Valid SNMP we do not serve (traps, v3 without users, ...), dropped.
     pub unsupported: u64,
+    /// v3 requests refused by USM that asked for no Report, dropped.
+    pub security_refused: u64,
     /// Receive or send errors from the socket.
     pub socket_errors: u64,
 }
@@ -95,6 +121,7 @@ impl Add for DeviceCounters {
             malformed: self.malformed + other.malformed,
             wrong_community: self.wrong_community + other.wrong_community,
             unsupported: self.unsupported + other.unsupported,
+            security_refused: self.security_refused + other.security_refused,
             socket_errors: self.socket_errors + other.socket_errors,
         }
     }
@@ -107,6 +134,7 @@ struct DeviceStats {
     malformed: AtomicU64,
     wrong_community: AtomicU64,
     unsupported: AtomicU64,
+    security_refused: AtomicU64,
     socket_errors: AtomicU64,
     reply_delay_micros: AtomicU64,
     duplicate_replies: AtomicBool,
@@ -120,6 +148,7 @@ impl DeviceStats {
             malformed: self.malformed.load(Ordering::Relaxed),
             wrong_community: self.wrong_community.load(Ordering::Relaxed),
             unsupported: self.unsupported.load(Ordering::Relaxed),
+            security_refused: self.security_refused.load(Ordering::Relaxed),
             socket_errors: self.socket_errors.load(Ordering::Relaxed),
         }
     }
@@ -140,6 +169,8 @@ impl Simulator {
             tasks: Vec::with_capacity(config.devices.len()),
         };
         let start = Instant::now();
+        let keys = KeyCache::default();
+        let salt = rand::random::<u32>();
         for (index, device) in config.devices.into_iter().enumerate() {
             let socket = UdpSocket::bind(device.listen).await.map_err(|e| {
                 io::Error::new(
@@ -156,12 +187,22 @@ impl Simulator {
             stats
                 .reply_delay_micros
                 .store(micros(device.reply_delay), Ordering::Relaxed);
-            let agent = Agent::new(
+            let mut agent = Agent::new(
                 device.recording,
                 &device.community,
                 config.mode,
                 config.max_response_bytes,
-            );
+            )
+            .with_phase(device.counter_phase);
+            if !device.v3_users.is_empty() {
+                let engine_id =
+                    DeviceSecurity::engine_id_for(salt, u32::try_from(index).unwrap_or(u32::MAX));
+                agent = agent.with_security(Arc::new(DeviceSecurity::new(
+                    engine_id,
+                    &device.v3_users,
+                    &keys,
+                )));
+            }
             let task = tokio::spawn(serve(Arc::new(socket), agent, Arc::clone(&stats), start));
             handle.devices.push((addr, stats));
             handle.tasks.push(task);
@@ -237,56 +278,150 @@ impl Drop for SimulatorHandle {
     }
 }
 
+/// Buffers for answering one request, shared by every device served on a
+/// thread: only borrowed between two awaits, never across one.
+struct Work {
+    packet: Vec<u8>,
+    scratch: Scratch,
+    out: ResponseBuffer,
+}
+
+/// Room for communities up to this long in the shared response buffer;
+/// longer ones are answered by nothing (dropped as malformed).
+const MAX_COMMUNITY: usize = 1024;
+
+thread_local! {
+    static WORK: RefCell<Option<Work>> = const { RefCell::new(None) };
+}
+
+/// What one try at the socket gave.
+enum Step {
+    /// Nothing more queued.
+    Idle,
+    Served,
+    /// The reply must wait (a delay is set, or the send buffer is full).
+    Later {
+        message: Vec<u8>,
+        peer: SocketAddr,
+        delay: Duration,
+        copies: usize,
+    },
+}
+
+/// Packets served per wake-up before letting other devices run.
+const BATCH: usize = 64;
+
 /// The receive loop of one device. Aborting the task also aborts its pending
 /// delayed replies (they live in its `JoinSet`).
 async fn serve(socket: Arc<UdpSocket>, agent: Agent, stats: Arc<DeviceStats>, start: Instant) {
-    let mut packet = vec![0u8; 65_536];
-    let mut scratch = Scratch::default();
-    let mut out = ResponseBuffer::new(agent.community_len(), agent.max_response());
     let mut delayed = JoinSet::new();
     loop {
         while delayed.try_join_next().is_some() {}
-        let (len, peer) = match socket.recv_from(&mut packet).await {
-            Ok(received) => received,
-            Err(_) => {
-                // E.g. ICMP errors from an earlier send surfacing here; keep
-                // serving, but do not spin if the socket is broken for good.
-                DeviceStats::bump(&stats.socket_errors);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
-        };
-        DeviceStats::bump(&stats.received);
-        match agent.handle(&packet[..len], start.elapsed(), &mut scratch, &mut out) {
-            Outcome::Reply => {
-                let delay = stats.reply_delay_micros.load(Ordering::Relaxed);
-                let copies = if stats.duplicate_replies.load(Ordering::Relaxed) {
-                    2
-                } else {
-                    1
-                };
-                if delay == 0 {
-                    for _ in 0..copies {
-                        send(&socket, out.message(), peer, &stats).await;
-                    }
-                } else {
-                    let message = out.message().to_vec();
+        if socket.readable().await.is_err() {
+            DeviceStats::bump(&stats.socket_errors);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        for _ in 0..BATCH {
+            let step = WORK.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let work = slot.get_or_insert_with(|| Work {
+                    packet: vec![0u8; 65_536],
+                    scratch: Scratch::default(),
+                    out: ResponseBuffer::new(MAX_COMMUNITY, 0),
+                });
+                serve_one(&socket, &agent, &stats, start, work)
+            });
+            match step {
+                Step::Idle => break,
+                Step::Served => {}
+                Step::Later {
+                    message,
+                    peer,
+                    delay,
+                    copies,
+                } => {
                     let socket = Arc::clone(&socket);
                     let stats = Arc::clone(&stats);
                     delayed.spawn(async move {
-                        tokio::time::sleep(Duration::from_micros(delay)).await;
+                        tokio::time::sleep(delay).await;
                         for _ in 0..copies {
                             send(&socket, &message, peer, &stats).await;
                         }
                     });
                 }
             }
-            Outcome::Dropped(DropReason::Malformed) => DeviceStats::bump(&stats.malformed),
-            Outcome::Dropped(DropReason::WrongCommunity) => {
-                DeviceStats::bump(&stats.wrong_community)
-            }
-            Outcome::Dropped(DropReason::Unsupported) => DeviceStats::bump(&stats.unsupported),
         }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Receives and answers one packet, without waiting.
+fn serve_one(
+    socket: &UdpSocket,
+    agent: &Agent,
+    stats: &DeviceStats,
+    start: Instant,
+    work: &mut Work,
+) -> Step {
+    let (len, peer) = match socket.try_recv_from(&mut work.packet) {
+        Ok(received) => received,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Idle,
+        Err(_) => {
+            // E.g. ICMP errors from an earlier send surfacing here.
+            DeviceStats::bump(&stats.socket_errors);
+            return Step::Idle;
+        }
+    };
+    DeviceStats::bump(&stats.received);
+    let outcome = agent.handle(
+        &work.packet[..len],
+        start.elapsed(),
+        &mut work.scratch,
+        &mut work.out,
+    );
+    match outcome {
+        Outcome::Reply => {}
+        Outcome::Dropped(reason) => {
+            let counter = match reason {
+                DropReason::Malformed => &stats.malformed,
+                DropReason::WrongCommunity => &stats.wrong_community,
+                DropReason::Unsupported => &stats.unsupported,
+                DropReason::Security => &stats.security_refused,
+            };
+            DeviceStats::bump(counter);
+            return Step::Served;
+        }
+    }
+    let delay = stats.reply_delay_micros.load(Ordering::Relaxed);
+    let copies = if stats.duplicate_replies.load(Ordering::Relaxed) {
+        2
+    } else {
+        1
+    };
+    let message = work.out.message();
+    if delay == 0 {
+        for sent in 0..copies {
+            match socket.try_send_to(message, peer) {
+                Ok(_) => DeviceStats::bump(&stats.served),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Step::Later {
+                        message: message.to_vec(),
+                        peer,
+                        delay: Duration::ZERO,
+                        copies: copies - sent,
+                    }
+                }
+                Err(_) => DeviceStats::bump(&stats.socket_errors),
+            }
+        }
+        return Step::Served;
+    }
+    Step::Later {
+        message: message.to_vec(),
+        peer,
+        delay: Duration::from_micros(delay),
+        copies,
     }
 }
 

@@ -1,106 +1,175 @@
-//! An SNMP v2c client for one device poll: timeouts, retries, walks, and
-//! recovery from late replies, around snmp2's single-request `AsyncSession`.
+//! An SNMP client for one device: v1, v2c and v3 (USM) requests with timeouts,
+//! retries and a poll deadline, and subtree walks, over the shared
+//! [`SnmpEngine`] transport.
 //!
-//! snmp2 keeps one UDP socket with one request in flight and has no timeout.
-//! When we give up on a request its reply may still arrive, sit in the socket,
-//! and be read as the answer to the next request (snmp2 then reports
-//! `RequestIdMismatch`). Rather than trying to drain the socket, we drop the
-//! session after any timeout or mismatch and open a fresh one (a new socket,
-//! a new source port): a late reply then lands on a closed port. Request IDs
-//! keep counting across sessions, so even a reply that somehow reached the new
-//! socket could never match.
+//! Every attempt of a request is sent under a fresh request ID, and a reply to
+//! *any* attempt answers the request: an agent that answers just after our
+//! timeout still saves the retry. Replies that match an ID and the device's
+//! address but are not acceptable (wrong community, failed authentication,
+//! undecodable) are dropped and counted, and we keep waiting for a good one, so
+//! a spoofed packet can delay an answer until the timeout but never replace it.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use snmp2::{AsyncSession, Pdu};
-
-use super::convert::{from_wire_oid, from_wire_value, to_wire_oid};
+use super::credentials::{SecurityLevel, UsmUser};
+use super::engine::{Exchange, SnmpEngine};
+use super::message::{
+    self, community_message, request_pdu, scoped_pdu, v3_message, Message, Pdu, ScopedPdu,
+    V3Header, FLAG_AUTH, FLAG_REPORTABLE, PDU_GET, PDU_GET_BULK, PDU_GET_NEXT, PDU_REPORT,
+    PDU_RESPONSE,
+};
+use super::peer::PeerState;
+use super::usm::LocalizedKeys;
 use super::walk::{DoneReason, LimitExceeded, Step, Walk, DEFAULT_WALK_LIMIT};
 use super::{Oid, SnmpError, SnmpTarget, SnmpVersion, Varbind};
 
 /// RFC 3416 error-status `tooBig`: the answer would not fit in one message.
 const ERROR_TOO_BIG: u32 = 1;
+/// RFC 1157 `noSuchName`: in v1, the end of the MIB for GETNEXT.
+const ERROR_NO_SUCH_NAME: u32 = 2;
+/// usmStats (1.3.6.1.6.3.15.1.1.N.0): what a v3 Report is about.
+const USM_STATS: [u32; 9] = [1, 3, 6, 1, 6, 3, 15, 1, 1];
 
-/// Extra tries allowed when only stale replies arrive (see `request`).
-const STALE_REPLY_BUDGET: u32 = 3;
+/// The result of a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    pub rows: Vec<Varbind>,
+    /// Set when the walk ended because the agent's MIB ended (endOfMibView in
+    /// v2c/v3, noSuchName in v1): the name the agent gave that end.
+    pub end_of_mib: Option<Oid>,
+}
 
 pub struct SnmpClient {
+    engine: SnmpEngine,
     label: String,
     addr: SocketAddr,
+    version: SnmpVersion,
     community: Vec<u8>,
+    usm: Option<UsmUser>,
     timeout: Duration,
     retries: u32,
     max_repetitions: u32,
     walk_limit: usize,
-    /// Boxed: snmp2 keeps two 64 KiB buffers inline, too big to move around on
-    /// the stack of every future that holds a client.
-    session: Option<Box<AsyncSession>>,
-    /// The request ID the next request will carry (snmp2 takes one per request,
-    /// even a cancelled one, so we can mirror its counter).
-    next_request_id: i32,
+    /// The poll's hard deadline, and the budget it was made from (for errors).
+    deadline: Option<(Instant, Duration)>,
     requests_sent: u64,
 }
 
-enum Request<'a> {
-    Get(&'a [snmp2::Oid<'static>]),
-    GetNext(&'a [snmp2::Oid<'static>]),
-    GetBulk {
-        oids: &'a [snmp2::Oid<'static>],
-        non_repeaters: u32,
-        max_repetitions: u32,
-    },
+/// One request as asked, before it has an ID.
+struct Ask<'a> {
+    tag: u8,
+    oids: &'a [Oid],
+    a: i64,
+    b: i64,
+    expected: Expected,
 }
 
-/// Why one attempt failed, before we decide whether to try again.
-enum Failure {
-    Wire(snmp2::Error),
-    Status { status: u32, index: u32 },
-    Malformed(String),
+#[derive(Clone, Copy)]
+enum Expected {
+    Exactly(usize),
+    AtMost(u64),
+}
+
+/// What became of one reply.
+enum Reply {
+    Answer(Result<Vec<Varbind>, SnmpError>),
+    /// Not acceptable; the reason, for the error if nothing better comes.
+    Reject(String),
+    Report(ReportKind),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReportKind {
+    UnsupportedSecLevel,
+    NotInTimeWindow,
+    UnknownUser,
+    UnknownEngineId,
+    WrongDigest,
+    DecryptionError,
+    Other(String),
 }
 
 impl SnmpClient {
-    /// Resolves the target and opens a v2c session.
+    /// A client for `target` on the process-wide [`SnmpEngine`]. Resolves the
+    /// address; sends nothing (v3 discovery happens on the first request).
     pub async fn connect(target: &SnmpTarget) -> Result<SnmpClient, SnmpError> {
-        SnmpClient::connect_with_version(target, SnmpVersion::V2c).await
+        let engine = SnmpEngine::global().map_err(|source| SnmpError::Network {
+            target: target.label(),
+            source,
+        })?;
+        SnmpClient::connect_with(engine, target).await
     }
 
-    /// Like [`SnmpClient::connect`]; v1 and v3 answer `UnsupportedVersion` for now.
+    /// Like [`SnmpClient::connect`] with `version` instead of the target's.
     pub async fn connect_with_version(
         target: &SnmpTarget,
         version: SnmpVersion,
     ) -> Result<SnmpClient, SnmpError> {
+        let mut target = target.clone();
+        target.version = version;
+        SnmpClient::connect(&target).await
+    }
+
+    /// A client for `target` on a given engine.
+    pub async fn connect_with(
+        engine: &SnmpEngine,
+        target: &SnmpTarget,
+    ) -> Result<SnmpClient, SnmpError> {
         let label = target.label();
-        if version != SnmpVersion::V2c {
-            return Err(SnmpError::UnsupportedVersion {
-                target: label,
-                version,
-            });
-        }
+        let usm = match (target.version, &target.usm) {
+            (SnmpVersion::V3, None) => {
+                return Err(SnmpError::Config {
+                    target: label,
+                    detail: "SNMP v3 needs a user (snmp.v3_user)".to_string(),
+                })
+            }
+            (SnmpVersion::V3, Some(user)) => {
+                user.check().map_err(|e| SnmpError::Config {
+                    target: label.clone(),
+                    detail: e.to_string(),
+                })?;
+                Some(user.clone())
+            }
+            _ => None,
+        };
         let addr = resolve(target, &label).await?;
-        let mut client = SnmpClient {
+        Ok(SnmpClient {
+            engine: engine.clone(),
             label,
             addr,
+            version: target.version,
             community: target.community.expose().as_bytes().to_vec(),
+            usm,
             timeout: target.timeout,
             retries: target.retries,
             max_repetitions: target.max_repetitions.max(1),
             walk_limit: DEFAULT_WALK_LIMIT,
-            session: None,
-            next_request_id: rand::random::<i32>() & 0x3fff_ffff,
+            deadline: None,
             requests_sent: 0,
-        };
-        client.open_session().await?;
-        Ok(client)
+        })
     }
 
-    /// Replaces the row bound of [`SnmpClient::bulk_walk`].
+    /// Replaces the row bound of the walks.
     pub fn with_walk_limit(mut self, limit: usize) -> SnmpClient {
         self.walk_limit = limit;
         self
     }
 
-    /// UDP requests sent so far, retries included.
+    /// A hard deadline `budget` from now for everything this client does
+    /// (waiting for a slot included); past it requests fail with
+    /// [`SnmpError::Deadline`].
+    pub fn with_deadline(mut self, budget: Duration) -> SnmpClient {
+        self.set_deadline(Some(budget));
+        self
+    }
+
+    pub fn set_deadline(&mut self, budget: Option<Duration>) {
+        self.deadline = budget.map(|budget| (Instant::now() + budget, budget));
+    }
+
+    /// UDP requests sent so far, retries and v3 discovery included.
     pub fn requests_sent(&self) -> u64 {
         self.requests_sent
     }
@@ -110,14 +179,25 @@ impl SnmpClient {
         &self.label
     }
 
+    pub fn version(&self) -> SnmpVersion {
+        self.version
+    }
+
     /// GET: one varbind per OID, in order; missing ones come back as
-    /// `NoSuchObject`/`NoSuchInstance` values, not errors.
+    /// `NoSuchObject`/`NoSuchInstance` values (v2c/v3) or a `noSuchName`
+    /// error (v1).
     pub async fn get(&mut self, oids: &[Oid]) -> Result<Vec<Varbind>, SnmpError> {
         if oids.is_empty() {
             return Ok(Vec::new());
         }
-        let wire = self.wire_oids(oids)?;
-        self.request(&Request::Get(&wire)).await
+        self.request(Ask {
+            tag: PDU_GET,
+            oids,
+            a: 0,
+            b: 0,
+            expected: Expected::Exactly(oids.len()),
+        })
+        .await
     }
 
     /// GETNEXT: the successor of each OID.
@@ -125,33 +205,60 @@ impl SnmpClient {
         if oids.is_empty() {
             return Ok(Vec::new());
         }
-        let wire = self.wire_oids(oids)?;
-        self.request(&Request::GetNext(&wire)).await
+        self.request(Ask {
+            tag: PDU_GET_NEXT,
+            oids,
+            a: 0,
+            b: 0,
+            expected: Expected::Exactly(oids.len()),
+        })
+        .await
     }
 
+    /// GETBULK (v2c and v3; v1 has none).
     pub async fn get_bulk(
         &mut self,
         oids: &[Oid],
         non_repeaters: u32,
         max_repetitions: u32,
     ) -> Result<Vec<Varbind>, SnmpError> {
+        if self.version == SnmpVersion::V1 {
+            return Err(SnmpError::UnsupportedVersion {
+                target: self.label.clone(),
+                version: SnmpVersion::V1,
+                reason: "GETBULK does not exist in SNMPv1 (walks use GETNEXT)".to_string(),
+            });
+        }
         if oids.is_empty() {
             return Ok(Vec::new());
         }
-        let wire = self.wire_oids(oids)?;
-        self.request(&Request::GetBulk {
-            oids: &wire,
-            non_repeaters,
-            max_repetitions,
+        let n = oids.len() as u64;
+        let nr = u64::from(non_repeaters).min(n);
+        self.request(Ask {
+            tag: PDU_GET_BULK,
+            oids,
+            a: i64::from(non_repeaters),
+            b: i64::from(max_repetitions),
+            expected: Expected::AtMost(nr + (n - nr) * u64::from(max_repetitions)),
         })
         .await
     }
 
-    /// Every varbind under `root` (exclusive), in agent order, by GETBULK with
-    /// the target's `max_repetitions`. Stops when the agent leaves the subtree,
-    /// reaches endOfMibView, or goes backwards (logged; rows so far returned).
-    /// An agent answering `tooBig` gets asked again for fewer repetitions.
+    /// Every varbind under `root` (exclusive), in agent order: GETBULK with the
+    /// target's `max_repetitions` in v2c/v3, GETNEXT in v1. Stops when the
+    /// agent leaves the subtree, reaches endOfMibView (or noSuchName in v1),
+    /// or goes backwards (logged; rows so far returned). An agent answering
+    /// `tooBig` gets asked again for fewer repetitions.
     pub async fn bulk_walk(&mut self, root: &Oid) -> Result<Vec<Varbind>, SnmpError> {
+        self.walk(root).await.map(|walked| walked.rows)
+    }
+
+    /// [`SnmpClient::bulk_walk`], also saying whether the walk ran off the
+    /// end of the agent's MIB (what `snmpbulkwalk` prints as "No more variables").
+    pub async fn walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
+        if self.version == SnmpVersion::V1 {
+            return self.getnext_walk(root).await;
+        }
         let mut walk = Walk::new(root, self.walk_limit);
         let mut repetitions = self.max_repetitions;
         loop {
@@ -167,219 +274,561 @@ impl SnmpClient {
                 }
                 other => other?,
             };
-            match walk.accept(batch) {
-                Ok(Step::Continue) => {}
-                Ok(Step::Done(DoneReason::NotIncreasing { previous, returned })) => {
-                    tracing::warn!(
-                        target = %self.label, %root, %previous, %returned,
-                        "agent returned a non-increasing OID during a walk; stopping with the rows so far"
-                    );
-                    break;
-                }
-                Ok(Step::Done(_)) => break,
-                Err(LimitExceeded) => {
-                    return Err(SnmpError::WalkLimit {
-                        target: self.label.clone(),
-                        root: root.clone(),
-                        limit: self.walk_limit,
-                    })
-                }
+            if self.walk_step(&mut walk, root, batch)? {
+                break;
             }
         }
-        Ok(walk.into_rows())
+        let (rows, end) = walk.finish();
+        Ok(Walked {
+            rows,
+            end_of_mib: end,
+        })
     }
 
-    fn wire_oids(&self, oids: &[Oid]) -> Result<Vec<snmp2::Oid<'static>>, SnmpError> {
-        oids.iter()
-            .map(|oid| {
-                to_wire_oid(oid).map_err(|e| SnmpError::Protocol {
-                    target: self.label.clone(),
-                    detail: format!("cannot send OID {oid}: {e}"),
-                })
-            })
-            .collect()
+    /// Every varbind under `root` by GETNEXT, one per request (any version).
+    pub async fn next_walk(&mut self, root: &Oid) -> Result<Vec<Varbind>, SnmpError> {
+        self.getnext_walk(root).await.map(|walked| walked.rows)
     }
 
-    async fn open_session(&mut self) -> Result<&mut AsyncSession, SnmpError> {
-        if self.session.is_none() {
-            let session = AsyncSession::new_v2c(self.addr, &self.community, self.next_request_id)
-                .await
-                .map_err(|source| SnmpError::Network {
-                    target: self.label.clone(),
-                    source,
-                })?;
-            self.session = Some(Box::new(session));
+    async fn getnext_walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
+        let mut walk = Walk::new(root, self.walk_limit);
+        let mut end_of_mib = None;
+        loop {
+            let batch = match self.get_next(std::slice::from_ref(walk.cursor())).await {
+                Err(SnmpError::ErrorStatus { status, .. })
+                    if status == ERROR_NO_SUCH_NAME && self.version == SnmpVersion::V1 =>
+                {
+                    end_of_mib = Some(walk.cursor().clone());
+                    break;
+                }
+                other => other?,
+            };
+            if self.walk_step(&mut walk, root, batch)? {
+                break;
+            }
         }
-        match self.session.as_deref_mut() {
-            Some(session) => Ok(session),
-            None => Err(SnmpError::Protocol {
+        let (rows, end) = walk.finish();
+        Ok(Walked {
+            rows,
+            end_of_mib: end.or(end_of_mib),
+        })
+    }
+
+    /// Feeds a batch to the walk; true when the walk is over.
+    fn walk_step(
+        &self,
+        walk: &mut Walk,
+        root: &Oid,
+        batch: Vec<Varbind>,
+    ) -> Result<bool, SnmpError> {
+        match walk.accept(batch) {
+            Ok(Step::Continue) => Ok(false),
+            Ok(Step::Done(DoneReason::NotIncreasing { previous, returned })) => {
+                tracing::warn!(
+                    target = %self.label, %root, %previous, %returned,
+                    "agent returned a non-increasing OID during a walk; stopping with the rows so far"
+                );
+                Ok(true)
+            }
+            Ok(Step::Done(_)) => Ok(true),
+            Err(LimitExceeded) => Err(SnmpError::WalkLimit {
                 target: self.label.clone(),
-                detail: "session vanished while opening".to_string(),
+                root: root.clone(),
+                limit: self.walk_limit,
             }),
         }
     }
 
-    /// One request with retries. Each attempt has `timeout`; any attempt that
-    /// does not end in a clean answer throws the session away.
-    ///
-    /// A reply to an earlier request (a duplicate, or one that outlived its
-    /// timeout) does not use up an attempt: it shows the agent is alive, so we
-    /// ask again on a fresh socket, at most [`STALE_REPLY_BUDGET`] times.
-    async fn request(&mut self, request: &Request<'_>) -> Result<Vec<Varbind>, SnmpError> {
+    fn deadline_error(&self) -> SnmpError {
+        SnmpError::Deadline {
+            target: self.label.clone(),
+            budget: self.deadline.map_or(Duration::ZERO, |(_, budget)| budget),
+        }
+    }
+
+    /// When the next attempt must give up: its timeout, or the deadline if
+    /// sooner. `None` once the deadline has passed.
+    fn attempt_until(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let until = now + self.timeout;
+        match self.deadline {
+            Some((deadline, _)) if deadline <= now => None,
+            Some((deadline, _)) => Some(until.min(deadline)),
+            None => Some(until),
+        }
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.deadline
+            .is_some_and(|(deadline, _)| deadline <= Instant::now())
+    }
+
+    async fn request(&mut self, ask: Ask<'_>) -> Result<Vec<Varbind>, SnmpError> {
+        if self.deadline_passed() {
+            return Err(self.deadline_error());
+        }
+        let deadline = self.deadline.map(|(deadline, _)| deadline);
+        let Some(mut exchange) = self.engine.begin(self.addr, deadline).await else {
+            return Err(self.deadline_error());
+        };
+        let result = match self.version {
+            SnmpVersion::V3 => self.v3_request(&mut exchange, &ask).await,
+            SnmpVersion::V1 | SnmpVersion::V2c => self.community_request(&mut exchange, &ask).await,
+        };
+        self.requests_sent += exchange.attempts() as u64;
+        if let Err(SnmpError::Timeout { .. }) = &result {
+            exchange.timed_out();
+            if self.deadline_passed() {
+                return Err(self.deadline_error());
+            }
+        }
+        result
+    }
+
+    fn protocol_error(&self, detail: impl Into<String>) -> SnmpError {
+        SnmpError::Protocol {
+            target: self.label.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    fn pdu_bytes(&self, ask: &Ask<'_>, id: i32) -> Result<Vec<u8>, SnmpError> {
+        request_pdu(ask.tag, id, ask.a, ask.b, ask.oids)
+            .map_err(|e| self.protocol_error(format!("cannot encode the request: {e}")))
+    }
+
+    /// The error when no acceptable answer came.
+    fn no_answer(&self, attempts: u32, rejected: Option<String>) -> SnmpError {
+        match rejected {
+            Some(reason) => self.protocol_error(format!(
+                "no acceptable answer after {attempts} attempt(s); the last reply was refused: {reason}"
+            )),
+            None => SnmpError::Timeout {
+                target: self.label.clone(),
+                after: self.timeout.saturating_mul(attempts),
+            },
+        }
+    }
+
+    async fn send(&self, exchange: &Exchange, packet: &[u8]) -> Result<(), SnmpError> {
+        exchange
+            .send(packet)
+            .await
+            .map_err(|source| SnmpError::Network {
+                target: self.label.clone(),
+                source,
+            })
+    }
+
+    async fn community_request(
+        &mut self,
+        exchange: &mut Exchange,
+        ask: &Ask<'_>,
+    ) -> Result<Vec<Varbind>, SnmpError> {
+        let wire_version = if self.version == SnmpVersion::V1 {
+            0
+        } else {
+            1
+        };
         let attempts = self.retries.saturating_add(1);
-        let per_attempt = self.timeout;
-        let mut attempt = 0;
-        let mut stale_budget = STALE_REPLY_BUDGET;
-        let mut last_error = None;
-        while attempt < attempts {
-            attempt += 1;
-            let session = self.open_session().await?;
-            let outcome = tokio::time::timeout(per_attempt, exchange(session, request)).await;
-            self.requests_sent += 1;
-            self.next_request_id = self.next_request_id.wrapping_add(1);
-            let failure = match outcome {
-                Ok(Ok(varbinds)) => return Ok(varbinds),
-                Ok(Err(failure)) => failure,
-                Err(_elapsed) => {
-                    tracing::debug!(target = %self.label, attempt, attempts, "SNMP request timed out");
-                    self.session = None;
-                    last_error = Some(SnmpError::Timeout {
-                        target: self.label.clone(),
-                        after: per_attempt.saturating_mul(attempts),
-                    });
-                    continue;
-                }
+        let mut rejected = None;
+        for _ in 0..attempts {
+            let Some(until) = self.attempt_until() else {
+                return Err(self.deadline_error());
             };
-            match failure {
-                Failure::Status { status, index } => {
-                    return Err(SnmpError::ErrorStatus {
-                        target: self.label.clone(),
-                        status,
-                        index,
-                    })
-                }
-                Failure::Malformed(detail) => {
-                    self.session = None;
-                    return Err(SnmpError::Protocol {
-                        target: self.label.clone(),
-                        detail,
-                    });
-                }
-                Failure::Wire(snmp2::Error::RequestIdMismatch) => {
-                    tracing::debug!(target = %self.label, attempt, "discarded a reply to an earlier request");
-                    self.session = None;
-                    if stale_budget > 0 {
-                        stale_budget -= 1;
-                        attempt -= 1;
+            let id = exchange.new_id();
+            let packet =
+                community_message(wire_version, &self.community, &self.pdu_bytes(ask, id)?);
+            self.send(exchange, &packet).await?;
+            while let Some(reply) = exchange.recv_until(until).await {
+                match self.read_community_reply(&reply, wire_version, exchange, ask) {
+                    Reply::Answer(answer) => return answer,
+                    Reply::Reject(reason) | Reply::Report(ReportKind::Other(reason)) => {
+                        exchange.rejected();
+                        rejected = Some(reason);
                     }
-                    last_error = Some(SnmpError::Protocol {
-                        target: self.label.clone(),
-                        detail: "only replies to earlier requests arrived".to_string(),
-                    });
-                }
-                Failure::Wire(error @ (snmp2::Error::Send | snmp2::Error::Receive)) => {
-                    // E.g. ICMP port unreachable; snmp2 drops the io::Error itself.
-                    self.session = None;
-                    last_error = Some(SnmpError::Network {
-                        target: self.label.clone(),
-                        source: std::io::Error::other(format!(
-                            "{error} (nothing listening, or the host is unreachable)"
-                        )),
-                    });
-                }
-                Failure::Wire(error) => {
-                    self.session = None;
-                    return Err(SnmpError::Protocol {
-                        target: self.label.clone(),
-                        detail: format!("cannot decode the response: {error}"),
-                    });
+                    Reply::Report(_) => exchange.rejected(),
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| SnmpError::Timeout {
-            target: self.label.clone(),
-            after: per_attempt,
-        }))
+        Err(self.no_answer(attempts, rejected))
+    }
+
+    fn read_community_reply(
+        &self,
+        bytes: &[u8],
+        wire_version: i64,
+        exchange: &Exchange,
+        ask: &Ask<'_>,
+    ) -> Reply {
+        let (version, community, pdu) = match Message::decode(bytes) {
+            Ok(Message::Community {
+                version,
+                community,
+                pdu,
+            }) => (version, community, pdu),
+            Ok(Message::V3(_)) => return Reply::Reject("a v3 message".into()),
+            Err(e) => return Reply::Reject(format!("undecodable: {e}")),
+        };
+        if version != wire_version {
+            return Reply::Reject(format!("wrong version {version}"));
+        }
+        if community != self.community.as_slice() {
+            return Reply::Reject("wrong community".into());
+        }
+        if pdu.tag != PDU_RESPONSE || !exchange.is_ours(pdu.request_id) {
+            return Reply::Reject("not a response to this request".into());
+        }
+        read_pdu(&pdu, ask, &self.label)
+    }
+
+    async fn v3_request(
+        &mut self,
+        exchange: &mut Exchange,
+        ask: &Ask<'_>,
+    ) -> Result<Vec<Varbind>, SnmpError> {
+        let Some(user) = self.usm.clone() else {
+            return Err(SnmpError::Config {
+                target: self.label.clone(),
+                detail: "SNMP v3 needs a user".to_string(),
+            });
+        };
+        let mut state = match self.engine.peers().get(self.addr, &user) {
+            Some(state) => state,
+            None => self.discover(exchange, &user).await?,
+        };
+        let attempts = self.retries.saturating_add(1);
+        let mut attempt = 0;
+        let mut resyncs = 0;
+        let mut rediscovered = false;
+        let mut rejected = None;
+        'attempts: while attempt < attempts {
+            attempt += 1;
+            let Some(until) = self.attempt_until() else {
+                return Err(self.deadline_error());
+            };
+            let id = exchange.new_id();
+            let scoped = scoped_pdu(&state.engine_id, b"", &self.pdu_bytes(ask, id)?);
+            let header = V3Header {
+                msg_id: id,
+                flags: message::flags_for(user.level(), true),
+                engine_id: &state.engine_id,
+                boots: state.boots,
+                time: state.time_now(),
+                user: user.name.as_bytes(),
+            };
+            let packet = v3_message(&header, &state.keys, &scoped)
+                .map_err(|e| self.protocol_error(format!("cannot encode the v3 request: {e}")))?;
+            self.send(exchange, &packet).await?;
+            while let Some(reply) = exchange.recv_until(until).await {
+                match self.read_v3_reply(&reply, &mut state, &user, exchange, ask) {
+                    Reply::Answer(answer) => {
+                        self.engine.peers().put(self.addr, state);
+                        return answer;
+                    }
+                    Reply::Reject(reason) => {
+                        exchange.rejected();
+                        rejected = Some(reason);
+                    }
+                    Reply::Report(ReportKind::NotInTimeWindow) if resyncs < 2 => {
+                        // `state` now holds the agent's boots/time: ask again
+                        // without using up an attempt.
+                        resyncs += 1;
+                        attempt -= 1;
+                        self.engine.peers().put(self.addr, state.clone());
+                        continue 'attempts;
+                    }
+                    Reply::Report(ReportKind::UnknownEngineId) if !rediscovered => {
+                        // The agent's engine ID changed (a new box, a reset).
+                        rediscovered = true;
+                        attempt -= 1;
+                        self.engine.peers().forget(self.addr, &user);
+                        state = self.discover(exchange, &user).await?;
+                        continue 'attempts;
+                    }
+                    Reply::Report(kind) => return Err(self.report_error(kind, &user)),
+                }
+            }
+        }
+        if rejected.is_none()
+            && user.level() == SecurityLevel::AuthPriv
+            && self.privacy_is_wrong(exchange, &state, &user).await
+        {
+            return Err(self.report_error(ReportKind::DecryptionError, &user));
+        }
+        Err(self.no_answer(attempts, rejected))
+    }
+
+    /// Why an authPriv request got no answer. Agents (net-snmp among them)
+    /// drop a request that decrypts to garbage without a Report, so a wrong
+    /// privacy passphrase looks like a dead device. One probe tells them
+    /// apart: an authenticated message outside the time window is answered
+    /// with an authenticated notInTimeWindow Report *before* any decryption,
+    /// which proves the agent is up and our authentication key right.
+    async fn privacy_is_wrong(
+        &self,
+        exchange: &mut Exchange,
+        state: &PeerState,
+        user: &UsmUser,
+    ) -> bool {
+        let Some(until) = self.attempt_until() else {
+            return false;
+        };
+        let id = exchange.new_id();
+        let Ok(pdu) = request_pdu(PDU_GET, id, 0, 0, &[]) else {
+            return false;
+        };
+        let header = V3Header {
+            msg_id: id,
+            flags: message::flags_for(SecurityLevel::AuthNoPriv, true),
+            engine_id: &state.engine_id,
+            boots: state.boots,
+            time: state.time_now().saturating_add(100_000),
+            user: user.name.as_bytes(),
+        };
+        let Ok(packet) = v3_message(
+            &header,
+            &state.keys,
+            &scoped_pdu(&state.engine_id, b"", &pdu),
+        ) else {
+            return false;
+        };
+        if exchange.send(&packet).await.is_err() {
+            return false;
+        }
+        while let Some(reply) = exchange.recv_until(until).await {
+            let Ok(Message::V3(m)) = Message::decode(&reply) else {
+                continue;
+            };
+            if m.msg_id != id || m.flags & FLAG_AUTH == 0 || !m.authentic(&reply, &state.keys) {
+                continue;
+            }
+            let Ok(plain) = m.plaintext(&state.keys) else {
+                continue;
+            };
+            if let Ok(scoped) = ScopedPdu::decode(&plain) {
+                if scoped.pdu.tag == PDU_REPORT {
+                    return report_kind(&scoped.pdu) == ReportKind::NotInTimeWindow;
+                }
+            }
+        }
+        false
+    }
+
+    fn report_error(&self, kind: ReportKind, user: &UsmUser) -> SnmpError {
+        let target = self.label.clone();
+        let name = user.name.clone();
+        match kind {
+            ReportKind::UnknownUser => SnmpError::UnknownUser { target, user: name },
+            ReportKind::WrongDigest => SnmpError::WrongAuth { target, user: name },
+            ReportKind::DecryptionError => SnmpError::WrongPriv { target, user: name },
+            ReportKind::UnsupportedSecLevel => SnmpError::UnsupportedSecurityLevel {
+                target,
+                user: name,
+                level: user.level(),
+            },
+            ReportKind::NotInTimeWindow => SnmpError::NotInTimeWindow { target, user: name },
+            ReportKind::UnknownEngineId => SnmpError::UnknownEngine {
+                target,
+                detail: "the agent does not accept the engine ID it announced (usmStatsUnknownEngineIDs after rediscovery)".to_string(),
+            },
+            ReportKind::Other(what) => self.protocol_error(what),
+        }
+    }
+
+    fn read_v3_reply(
+        &self,
+        bytes: &[u8],
+        state: &mut PeerState,
+        user: &UsmUser,
+        exchange: &Exchange,
+        ask: &Ask<'_>,
+    ) -> Reply {
+        let message = match Message::decode(bytes) {
+            Ok(Message::V3(message)) => message,
+            Ok(Message::Community { .. }) => return Reply::Reject("not a v3 message".into()),
+            Err(e) => return Reply::Reject(format!("undecodable: {e}")),
+        };
+        if !exchange.is_ours(message.msg_id) {
+            return Reply::Reject("not a reply to this request".into());
+        }
+        let authenticated = message.flags & FLAG_AUTH != 0;
+        if authenticated {
+            if message.engine_id != state.engine_id.as_slice() {
+                return Reply::Reject("authenticated by another engine ID".into());
+            }
+            if !message.authentic(bytes, &state.keys) {
+                return Reply::Reject("authentication failed (HMAC does not match)".into());
+            }
+            if !state.observe(message.boots, message.time) {
+                return Reply::Reject("from an earlier boot of the agent (replay?)".into());
+            }
+        }
+        let plain = match message.plaintext(&state.keys) {
+            Ok(plain) => plain,
+            Err(e) => return Reply::Reject(e.to_string()),
+        };
+        let scoped = match ScopedPdu::decode(&plain) {
+            Ok(scoped) => scoped,
+            Err(e) => return Reply::Reject(format!("undecodable scoped PDU: {e}")),
+        };
+        match scoped.pdu.tag {
+            PDU_REPORT => {
+                let kind = report_kind(&scoped.pdu);
+                if kind == ReportKind::NotInTimeWindow {
+                    if !authenticated && user.level() > SecurityLevel::NoAuthNoPriv {
+                        return Reply::Reject("unauthenticated notInTimeWindow report".into());
+                    }
+                    state.boots = message.boots;
+                    state.time = message.time;
+                    state.heard_at = Instant::now();
+                }
+                Reply::Report(kind)
+            }
+            PDU_RESPONSE => {
+                if message.level() != user.level() {
+                    return Reply::Reject(format!(
+                        "answer at {} to a {} request",
+                        message.level(),
+                        user.level()
+                    ));
+                }
+                if !authenticated {
+                    state.observe(message.boots, message.time);
+                }
+                read_pdu(&scoped.pdu, ask, &self.label)
+            }
+            _ => Reply::Reject("not a response".into()),
+        }
+    }
+
+    /// RFC 3414 4: an unauthenticated GET with no engine ID; the agent's
+    /// Report carries its engine ID, boots and time.
+    async fn discover(
+        &mut self,
+        exchange: &mut Exchange,
+        user: &UsmUser,
+    ) -> Result<PeerState, SnmpError> {
+        self.engine.count_discovery();
+        let attempts = self.retries.saturating_add(1);
+        let no_keys = LocalizedKeys {
+            auth: None,
+            privacy: None,
+        };
+        let mut rejected = None;
+        for _ in 0..attempts {
+            let Some(until) = self.attempt_until() else {
+                return Err(self.deadline_error());
+            };
+            let id = exchange.new_id();
+            let pdu = request_pdu(PDU_GET, id, 0, 0, &[])
+                .map_err(|e| self.protocol_error(e.to_string()))?;
+            let header = V3Header {
+                msg_id: id,
+                flags: FLAG_REPORTABLE,
+                engine_id: b"",
+                boots: 0,
+                time: 0,
+                user: b"",
+            };
+            let packet = v3_message(&header, &no_keys, &scoped_pdu(b"", b"", &pdu))
+                .map_err(|e| self.protocol_error(e.to_string()))?;
+            self.send(exchange, &packet).await?;
+            while let Some(reply) = exchange.recv_until(until).await {
+                let (engine_id, boots, time) = match Message::decode(&reply) {
+                    Ok(Message::V3(m)) if exchange.is_ours(m.msg_id) && !m.engine_id.is_empty() => {
+                        (m.engine_id.to_vec(), m.boots, m.time)
+                    }
+                    Ok(Message::V3(m)) if m.engine_id.is_empty() => {
+                        exchange.rejected();
+                        rejected = Some("the discovery answer carries no engine ID".to_string());
+                        continue;
+                    }
+                    _ => {
+                        exchange.rejected();
+                        rejected = Some("not a v3 discovery answer".to_string());
+                        continue;
+                    }
+                };
+                let keys = self.engine.keys().clone();
+                let for_keys = (user.clone(), engine_id.clone());
+                let localized =
+                    tokio::task::spawn_blocking(move || keys.localize(&for_keys.0, &for_keys.1))
+                        .await
+                        .map_err(|e| self.protocol_error(format!("key derivation failed: {e}")))?;
+                let state = PeerState {
+                    engine_id,
+                    boots,
+                    time,
+                    heard_at: Instant::now(),
+                    keys: Arc::new(localized),
+                    user: user.clone(),
+                };
+                self.engine.peers().put(self.addr, state.clone());
+                return Ok(state);
+            }
+        }
+        Err(match rejected {
+            Some(reason) => SnmpError::UnknownEngine {
+                target: self.label.clone(),
+                detail: reason,
+            },
+            None => SnmpError::Timeout {
+                target: self.label.clone(),
+                after: self.timeout.saturating_mul(attempts),
+            },
+        })
     }
 }
 
-/// Sends one request on `session` and reads one answer.
-async fn exchange(
-    session: &mut AsyncSession,
-    request: &Request<'_>,
-) -> Result<Vec<Varbind>, Failure> {
-    let (oids, expected) = match request {
-        Request::Get(oids) | Request::GetNext(oids) => (*oids, Expected::Exactly(oids.len())),
-        Request::GetBulk {
-            oids,
-            non_repeaters,
-            max_repetitions,
-        } => {
-            let n = oids.len() as u64;
-            let nr = u64::from(*non_repeaters).min(n);
-            let most = nr + (n - nr) * u64::from(*max_repetitions);
-            (*oids, Expected::AtMost(most))
-        }
+fn report_kind(pdu: &Pdu<'_>) -> ReportKind {
+    let first = pdu
+        .decode_varbinds()
+        .ok()
+        .and_then(|v| v.into_iter().next());
+    let Some(varbind) = first else {
+        return ReportKind::Other("an empty Report".to_string());
     };
-    let refs: Vec<&snmp2::Oid<'_>> = oids.iter().collect();
-    let pdu = match request {
-        Request::Get(_) => session.get_many(&refs).await,
-        Request::GetNext(_) if refs.len() == 1 => session.getnext(refs[0]).await,
-        // snmp2 has no multi-OID GETNEXT; a GETBULK whose OIDs are all
-        // non-repeaters is the same request by definition (RFC 3416 4.2.3).
-        Request::GetNext(_) => {
-            let n = u32::try_from(refs.len()).unwrap_or(u32::MAX);
-            session.getbulk(&refs, n, 0).await
-        }
-        Request::GetBulk {
-            non_repeaters,
-            max_repetitions,
-            ..
-        } => {
-            session
-                .getbulk(&refs, *non_repeaters, *max_repetitions)
-                .await
-        }
+    match varbind.oid.components().strip_prefix(&USM_STATS[..]) {
+        Some([1, ..]) => ReportKind::UnsupportedSecLevel,
+        Some([2, ..]) => ReportKind::NotInTimeWindow,
+        Some([3, ..]) => ReportKind::UnknownUser,
+        Some([4, ..]) => ReportKind::UnknownEngineId,
+        Some([5, ..]) => ReportKind::WrongDigest,
+        Some([6, ..]) => ReportKind::DecryptionError,
+        _ => ReportKind::Other(format!("the agent sent a Report about {}", varbind.oid)),
     }
-    .map_err(Failure::Wire)?;
-    read_response(&pdu, expected)
 }
 
-enum Expected {
-    Exactly(usize),
-    AtMost(u64),
-}
-
-fn read_response(pdu: &Pdu<'_>, expected: Expected) -> Result<Vec<Varbind>, Failure> {
+/// The answer in a response PDU: an error status, or its varbinds when they
+/// decode and their count fits the request.
+fn read_pdu(pdu: &Pdu<'_>, ask: &Ask<'_>, label: &str) -> Reply {
     if pdu.error_status != 0 {
-        return Err(Failure::Status {
-            status: pdu.error_status,
-            index: pdu.error_index,
-        });
+        return Reply::Answer(Err(SnmpError::ErrorStatus {
+            target: label.to_string(),
+            status: u32::try_from(pdu.error_status).unwrap_or(u32::MAX),
+            index: u32::try_from(pdu.error_index).unwrap_or(u32::MAX),
+        }));
     }
-    let mut varbinds = Vec::new();
-    for (i, (name, value)) in pdu.varbinds.clone().enumerate() {
-        let oid = from_wire_oid(&name)
-            .map_err(|e| Failure::Malformed(format!("varbind {}: bad OID: {e}", i + 1)))?;
-        let value = from_wire_value(&value)
-            .map_err(|e| Failure::Malformed(format!("varbind {} ({oid}): {e}", i + 1)))?;
-        varbinds.push(Varbind { oid, value });
-    }
-    let count_ok = match expected {
+    let varbinds = match pdu.decode_varbinds() {
+        Ok(varbinds) => varbinds,
+        Err(e) => return Reply::Reject(format!("undecodable varbinds: {e}")),
+    };
+    let fits = match ask.expected {
         Expected::Exactly(n) => varbinds.len() == n,
         Expected::AtMost(n) => varbinds.len() as u64 <= n,
     };
-    if !count_ok {
-        let wanted = match expected {
+    if !fits {
+        let wanted = match ask.expected {
             Expected::Exactly(n) => format!("{n}"),
             Expected::AtMost(n) => format!("at most {n}"),
         };
-        return Err(Failure::Malformed(format!(
-            "expected {wanted} varbinds, decoded {} (truncated or malformed list?)",
+        return Reply::Reject(format!(
+            "expected {wanted} varbinds, found {}",
             varbinds.len()
-        )));
+        ));
     }
-    Ok(varbinds)
+    Reply::Answer(Ok(varbinds))
 }
 
 /// Turns `host`/`port` into one socket address, or says clearly why not.
@@ -450,12 +899,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_versions_are_refused_clearly() {
+    async fn v3_without_a_user_and_v1_getbulk_are_refused_clearly() {
         let target = SnmpTarget::new("127.0.0.1", Community::from("public"));
         let err = SnmpClient::connect_with_version(&target, SnmpVersion::V3)
             .await
             .err()
             .unwrap();
-        assert!(err.to_string().contains("v3 is not supported"), "{err}");
+        assert!(err.to_string().contains("needs a user"), "{err}");
+        let mut client = SnmpClient::connect_with_version(&target, SnmpVersion::V1)
+            .await
+            .unwrap();
+        let err = client
+            .get_bulk(&[Oid::from([1, 3])], 0, 5)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("SNMPv1"), "{err}");
+    }
+
+    #[test]
+    fn reports_are_classified() {
+        for (n, want) in [
+            (1, ReportKind::UnsupportedSecLevel),
+            (2, ReportKind::NotInTimeWindow),
+            (3, ReportKind::UnknownUser),
+            (4, ReportKind::UnknownEngineId),
+            (5, ReportKind::WrongDigest),
+            (6, ReportKind::DecryptionError),
+        ] {
+            let mut o = USM_STATS.to_vec();
+            o.extend([n, 0]);
+            let bytes = request_pdu(PDU_REPORT, 1, 0, 0, &[Oid::new(o)]).unwrap();
+            let pdu = Pdu::read(&mut crate::snmp::ber::BerReader::new(&bytes)).unwrap();
+            assert_eq!(report_kind(&pdu), want);
+        }
     }
 }

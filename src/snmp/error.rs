@@ -4,6 +4,7 @@
 use std::io;
 use std::time::Duration;
 
+use super::credentials::SecurityLevel;
 use super::{Oid, SnmpVersion};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +45,51 @@ pub enum SnmpError {
         limit: usize,
     },
 
-    #[error("SNMP {version} is not supported yet (target {target}); use v2c")]
+    #[error("SNMP {version} cannot be used with {target}: {reason}")]
     UnsupportedVersion {
         target: String,
         version: SnmpVersion,
+        reason: String,
     },
+
+    /// The poll's hard deadline passed before the answer came.
+    #[error("SNMP poll of {target} ran past its deadline of {budget:?}")]
+    Deadline { target: String, budget: Duration },
+
+    #[error("SNMPv3 agent {target} does not know user {user:?} (usmStatsUnknownUserNames)")]
+    UnknownUser { target: String, user: String },
+
+    #[error(
+        "SNMPv3 agent {target} rejected the authentication of user {user:?}: wrong \
+         authentication protocol or passphrase (usmStatsWrongDigests)"
+    )]
+    WrongAuth { target: String, user: String },
+
+    #[error(
+        "SNMPv3 agent {target} cannot read the encrypted requests of user {user:?}: wrong \
+         privacy protocol or passphrase (usmStatsDecryptionErrors, or it authenticates the \
+         user and silently drops the requests it cannot decrypt)"
+    )]
+    WrongPriv { target: String, user: String },
+
+    #[error("SNMPv3 agent {target} does not accept {level} for user {user:?} (usmStatsUnsupportedSecLevels)")]
+    UnsupportedSecurityLevel {
+        target: String,
+        user: String,
+        level: SecurityLevel,
+    },
+
+    /// Discovery found no engine ID, or the agent keeps saying it does not
+    /// know the engine ID we learnt from it.
+    #[error("SNMPv3 engine discovery with {target} failed: {detail}")]
+    UnknownEngine { target: String, detail: String },
+
+    #[error("SNMPv3 agent {target} keeps answering notInTimeWindow for user {user:?} after a time resync")]
+    NotInTimeWindow { target: String, user: String },
+
+    /// The target's settings cannot make a request (e.g. v3 without a user).
+    #[error("SNMP target {target} is misconfigured: {detail}")]
+    Config { target: String, detail: String },
 }
 
 /// RFC 3416 names of the error-status values.

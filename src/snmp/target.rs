@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::credentials::UsmUser;
+
 /// An SNMP community string. It is a password in all but name, so `Debug` and
 /// `Display` print `***`; call [`Community::expose`] where the bytes must go on the wire.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -45,18 +47,45 @@ impl fmt::Display for Community {
     }
 }
 
-/// SNMP protocol versions. Only v2c is implemented today; the others exist so that
-/// configuration can name them and get a clear "not supported yet" error instead of
-/// a parse failure, and so that adding them later does not reshape the API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Deserialize)]
+/// SNMP protocol versions. Configuration names them "1", "2c" or "3" (a bare
+/// number too, as environment overrides arrive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SnmpVersion {
-    #[serde(rename = "1", alias = "v1")]
     V1,
     #[default]
-    #[serde(rename = "2c", alias = "v2c", alias = "2")]
     V2c,
-    #[serde(rename = "3", alias = "v3")]
     V3,
+}
+
+impl<'de> Deserialize<'de> for SnmpVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SnmpVersion, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        let text = match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => text,
+            Raw::Number(n) => n.to_string(),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for SnmpVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SnmpVersion, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "v1" => Ok(SnmpVersion::V1),
+            "2" | "2c" | "v2c" | "v2" => Ok(SnmpVersion::V2c),
+            "3" | "v3" => Ok(SnmpVersion::V3),
+            other => Err(format!(
+                "unknown SNMP version {other:?} (expected 1, 2c or 3)"
+            )),
+        }
+    }
 }
 
 impl fmt::Display for SnmpVersion {
@@ -70,12 +99,15 @@ impl fmt::Display for SnmpVersion {
 }
 
 /// One device to poll. `timeout` applies to each attempt; a request is tried
-/// `retries + 1` times in all.
+/// `retries + 1` times in all. v1 and v2c use `community`; v3 uses `usm`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnmpTarget {
     pub host: String,
     pub port: u16,
+    pub version: SnmpVersion,
     pub community: Community,
+    /// The v3 user (required when `version` is v3).
+    pub usm: Option<UsmUser>,
     pub timeout: Duration,
     pub retries: u32,
     pub max_repetitions: u32,
@@ -88,12 +120,22 @@ impl SnmpTarget {
         SnmpTarget {
             host: host.into(),
             port: 161,
+            version: SnmpVersion::V2c,
             community,
+            usm: None,
             timeout: Duration::from_secs(5),
             retries: 1,
             max_repetitions: 25,
             non_repeaters: 0,
         }
+    }
+
+    /// A v3 target with Panoptes' defaults.
+    pub fn v3(host: impl Into<String>, user: UsmUser) -> SnmpTarget {
+        let mut target = SnmpTarget::new(host, Community::new(""));
+        target.version = SnmpVersion::V3;
+        target.usm = Some(user);
+        target
     }
 
     /// `host:port` (IPv6 hosts bracketed), the name errors and logs use for this device.

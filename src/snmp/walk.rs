@@ -36,6 +36,8 @@ pub struct Walk {
     cursor: Oid,
     rows: Vec<Varbind>,
     limit: usize,
+    /// The name the agent gave its endOfMibView, when that ended the walk.
+    end_of_mib: Option<Oid>,
 }
 
 impl Walk {
@@ -45,6 +47,7 @@ impl Walk {
             cursor: root.clone(),
             rows: Vec::new(),
             limit,
+            end_of_mib: None,
         }
     }
 
@@ -60,7 +63,10 @@ impl Walk {
         }
         for varbind in batch {
             match varbind.value {
-                SnmpValue::EndOfMibView => return Ok(Step::Done(DoneReason::EndOfMibView)),
+                SnmpValue::EndOfMibView => {
+                    self.end_of_mib = Some(varbind.oid);
+                    return Ok(Step::Done(DoneReason::EndOfMibView));
+                }
                 SnmpValue::NoSuchObject | SnmpValue::NoSuchInstance => {
                     return Ok(Step::Done(DoneReason::NoData))
                 }
@@ -84,8 +90,9 @@ impl Walk {
         Ok(Step::Continue)
     }
 
-    pub fn into_rows(self) -> Vec<Varbind> {
-        self.rows
+    /// The rows, and the endOfMibView's name if the walk ran off the MIB.
+    pub fn finish(self) -> (Vec<Varbind>, Option<Oid>) {
+        (self.rows, self.end_of_mib)
     }
 }
 
@@ -119,7 +126,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::LeftSubtree));
-        assert_eq!(walk.into_rows().len(), 3);
+        assert_eq!(walk.finish().0.len(), 3);
     }
 
     #[test]
@@ -135,7 +142,7 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::EndOfMibView));
-        assert_eq!(walk.into_rows().len(), 1);
+        assert_eq!(walk.finish().0.len(), 1);
     }
 
     #[test]
@@ -148,7 +155,7 @@ mod tests {
             .accept(vec![vb("1.3.6.1.2.1.2", 1)])
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::LeftSubtree));
-        assert_eq!(walk.into_rows().len(), 1);
+        assert_eq!(walk.finish().0.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! Malformed, truncated and spoofed replies reach the client: each is dropped
+//! and counted, and the real answer that follows is still taken.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use panoptes::snmp::message::{community_message, push_pdu, PDU_RESPONSE};
+use panoptes::snmp::{
+    ber, Community, EngineConfig, Oid, SnmpClient, SnmpEngine, SnmpTarget, SnmpValue,
+};
+
+fn response(id: i32, value: &SnmpValue) -> Vec<u8> {
+    let oid: Oid = "1.3.6.1.2.1.1.5.0".parse().unwrap();
+    let mut pdu = Vec::new();
+    push_pdu(&mut pdu, PDU_RESPONSE, id, 0, 0, |out| {
+        ber::push_varbind(out, oid.components(), value)
+    })
+    .unwrap();
+    community_message(1, b"public", &pdu)
+}
+
+/// The request-id of a v2c request we received.
+fn request_id(packet: &[u8]) -> i32 {
+    panoptes::snmp::message::peek_message_id(packet).unwrap()
+}
+
+#[tokio::test]
+async fn damaged_replies_are_dropped_and_counted_and_the_answer_still_taken() {
+    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let good = SnmpValue::OctetString(b"the real answer".to_vec());
+    let answer = good.clone();
+    // For each request: three damaged copies of the answer (cut short, or
+    // random bytes), then the answer. (A changed byte inside a value would
+    // still be a valid v2c message: v2c has no integrity check; v3 has.)
+    let responder = tokio::spawn(async move {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
+            let id = request_id(&buf[..len]);
+            let real = response(id, &answer);
+            for _ in 0..3 {
+                let bad: Vec<u8> = if rng.gen_bool(0.5) {
+                    real[..rng.gen_range(0..real.len())].to_vec()
+                } else {
+                    let mut noise: Vec<u8> = (0..rng.gen_range(0..80)).map(|_| rng.gen()).collect();
+                    // Half of the noise keeps a valid header, so it reaches the client.
+                    if rng.gen_bool(0.5) {
+                        let keep = real.len() - 10;
+                        noise.splice(0..0, real[..keep].iter().copied());
+                        noise.truncate(real.len() - 1);
+                    }
+                    noise
+                };
+                agent.send_to(&bad, from).await.unwrap();
+            }
+            // And one well-formed message for this request that is still not
+            // an answer: another community, an invalid value type, or not a
+            // Response PDU. These reach the client, which refuses them.
+            let wrong = match rng.gen_range(0..3) {
+                0 => {
+                    let mut pdu = Vec::new();
+                    push_pdu(&mut pdu, PDU_RESPONSE, id, 0, 0, |_| Ok(())).unwrap();
+                    community_message(1, b"other", &pdu)
+                }
+                1 => {
+                    let mut pdu = Vec::new();
+                    push_pdu(&mut pdu, PDU_RESPONSE, id, 0, 0, |out| {
+                        let start = out.len();
+                        ber::push_oid(out, &[1, 3, 6, 1, 2, 1, 1, 5, 0])?;
+                        ber::push_tlv(out, 0x49, b"?");
+                        ber::wrap_from(out, start, ber::TAG_SEQUENCE);
+                        Ok(())
+                    })
+                    .unwrap();
+                    community_message(1, b"public", &pdu)
+                }
+                _ => {
+                    let mut pdu = Vec::new();
+                    push_pdu(&mut pdu, 0xa0, id, 0, 0, |_| Ok(())).unwrap();
+                    community_message(1, b"public", &pdu)
+                }
+            };
+            agent.send_to(&wrong, from).await.unwrap();
+            agent.send_to(&real, from).await.unwrap();
+        }
+    });
+    let engine = SnmpEngine::new(EngineConfig::default()).unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
+    target.port = port;
+    target.timeout = Duration::from_secs(5);
+    target.retries = 0;
+    let mut client = SnmpClient::connect_with(&engine, &target).await.unwrap();
+    let sys_name: Oid = "1.3.6.1.2.1.1.5.0".parse().unwrap();
+    for _ in 0..200 {
+        let got = client.get(std::slice::from_ref(&sys_name)).await.unwrap();
+        assert_eq!(got[0].value, good);
+    }
+    assert_eq!(client.requests_sent(), 200);
+    // Some damaged copies still matched the request's ID and were refused by
+    // the client; the others had no readable or known ID.
+    let stats = engine.stats();
+    let dropped = stats.rejected_replies + stats.malformed_replies + stats.stale_replies;
+    assert!(dropped >= 400, "{stats:?}");
+    assert!(
+        stats.rejected_replies > 0 && stats.malformed_replies > 0,
+        "{stats:?}"
+    );
+    responder.abort();
+}
