@@ -35,11 +35,14 @@
 
 mod clock;
 mod codec;
+mod commit;
 mod engine;
 mod error;
 mod keyspace;
+mod lease;
 mod offsets;
 mod record;
+mod stats;
 mod store;
 #[doc(hidden)]
 pub mod testing;
@@ -48,8 +51,10 @@ mod topic;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineSource, StorageError};
 pub use keyspace::{Entry, Keyspace};
+pub use lease::{Lease, Leases};
 pub use offsets::ConsumerOffsets;
 pub use record::{Record, StoredRecord};
+pub use stats::{KeyspaceStats, PartitionStats, StoreStats};
 pub use store::Store;
 pub use topic::Topic;
 
@@ -63,5 +68,6 @@ mod tests {
         check::<crate::Keyspace>();
         check::<crate::Topic>();
         check::<crate::ConsumerOffsets>();
+        check::<crate::Leases>();
     }
 }

@@ -10,11 +10,12 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::stripes::Stripes;
-use super::{keyspace_tree_name, place};
+use super::{place, KeyspaceShared};
 use crate::codec;
-use crate::engine::{Engine, Tree};
+use crate::engine::Tree;
 use crate::StorageError;
 
 /// The index key of `key` in `keyspace` expiring at `expires_at_ms`. Keyspace names are
@@ -39,21 +40,22 @@ fn parse_index_key(raw: &[u8]) -> Option<(u64, &str, &[u8])> {
 
 /// Removes every value whose expiry is at or before `now_ms`, with its index entry, and
 /// drops stale index entries on the way. Returns how many values were removed.
+/// `keyspace` finds the shared state of a keyspace by name, so that its counts follow.
 pub(crate) fn sweep(
-    engine: &Engine,
     index: &Tree,
     stripes: &Stripes,
     now_ms: u64,
+    mut keyspace: impl FnMut(&str) -> Result<Arc<KeyspaceShared>, StorageError>,
 ) -> Result<usize, StorageError> {
     let upper = match now_ms.checked_add(1) {
         Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
         None => Bound::Unbounded,
     };
-    let mut trees: HashMap<String, Tree> = HashMap::new();
+    let mut found: HashMap<String, Arc<KeyspaceShared>> = HashMap::new();
     let mut removed = 0;
     for entry in index.range((Bound::Unbounded, upper)) {
         let (index_entry, _) = entry?;
-        let Some((expires_at_ms, keyspace, key)) = parse_index_key(&index_entry) else {
+        let Some((expires_at_ms, keyspace_name, key)) = parse_index_key(&index_entry) else {
             tracing::warn!(
                 entry = %index_entry.escape_ascii(),
                 "dropping a malformed entry of the expiry index"
@@ -61,15 +63,15 @@ pub(crate) fn sweep(
             index.remove(&index_entry)?;
             continue;
         };
-        let _guard = stripes.lock(keyspace, key);
-        let data = match trees.get(keyspace) {
-            Some(tree) => tree,
-            None => trees
-                .entry(keyspace.to_owned())
-                .or_insert(engine.tree(&keyspace_tree_name(keyspace))?),
+        let _guard = stripes.lock(keyspace_name, key);
+        let data = match found.get(keyspace_name) {
+            Some(shared) => shared,
+            None => found
+                .entry(keyspace_name.to_owned())
+                .or_insert(keyspace(keyspace_name)?),
         };
-        if let Some(raw) = data.get(key)? {
-            match codec::decode_expiry(&raw, || place(keyspace, key)) {
+        if let Some(raw) = data.get_raw(key)? {
+            match codec::decode_expiry(&raw, || place(keyspace_name, key)) {
                 Ok(Some(at)) if at == expires_at_ms => {
                     data.remove(key)?;
                     removed += 1;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::codec;
+use crate::commit::Committer;
 use crate::engine::{Engine, Tree};
 use crate::{Record, StorageError, StoredRecord};
 use layout::{ChunkSummary, PartitionMeta};
@@ -48,16 +49,19 @@ impl std::fmt::Debug for Topic {
 pub(crate) struct TopicShared {
     name: String,
     tree: Tree,
-    engine: Engine,
-    /// What readers may see; written only by writers holding `writer`.
+    committer: Arc<Committer>,
+    /// What readers may see; written only by writers holding `writer` (or, for `high`,
+    /// by appenders after their flush, with `fetch_max`).
     cursors: Vec<Cursor>,
     writer: Mutex<Vec<PartitionState>>,
 }
 
-/// The published watermarks of a partition.
+/// The published watermarks of a partition, and its size for `Store::stats`.
 struct Cursor {
     low: AtomicU64,
     high: AtomicU64,
+    /// Encoded bytes of the partition's chunks (`PartitionState::bytes`, copied).
+    bytes: AtomicU64,
 }
 
 /// The writer's view of a partition.
@@ -74,6 +78,7 @@ impl TopicShared {
     /// Loads the state of every partition from the tree.
     pub(crate) fn open(
         engine: &Engine,
+        committer: Arc<Committer>,
         name: &str,
         partitions: u32,
     ) -> Result<TopicShared, StorageError> {
@@ -86,12 +91,13 @@ impl TopicShared {
             .map(|s| Cursor {
                 low: AtomicU64::new(s.log_start),
                 high: AtomicU64::new(s.next_offset),
+                bytes: AtomicU64::new(s.bytes),
             })
             .collect();
         Ok(TopicShared {
             name: name.to_owned(),
             tree,
-            engine: engine.clone(),
+            committer,
             cursors,
             writer: Mutex::new(states),
         })
@@ -119,6 +125,23 @@ impl TopicShared {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// (records, bytes, low watermark, high watermark) of every partition, from the
+    /// published counters: no engine access, no lock.
+    pub(crate) fn partition_stats(&self) -> Vec<(u64, u64, u64, u64)> {
+        self.cursors
+            .iter()
+            .map(|c| {
+                let high = c.high.load(Ordering::Acquire);
+                let low = c.low.load(Ordering::Acquire).min(high);
+                (high - low, c.bytes.load(Ordering::Relaxed), low, high)
+            })
+            .collect()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     fn chunk_place(&self, partition: u32, base_offset: u64) -> String {
@@ -198,6 +221,10 @@ impl Topic {
         Topic { shared, clock }
     }
 
+    pub(crate) fn shared(&self) -> &TopicShared {
+        &self.shared
+    }
+
     pub fn name(&self) -> &str {
         &self.shared.name
     }
@@ -208,13 +235,16 @@ impl Topic {
 
     /// Appends `records` to `partition` with consecutive offsets and returns the offset of
     /// the first one (the high watermark if `records` is empty). The records are flushed
-    /// to disk before this returns. Appends to one topic are serialized.
+    /// to disk before this returns, by a flush shared with every other append, offset
+    /// commit and lease change waiting at the same time (group commit). The records of
+    /// one call stay together and in order; concurrent appends to one partition get
+    /// offsets in the order they reach the writer lock.
     ///
     /// On error, none of the records are visible to readers; some may become visible with
     /// a later successful append (the producer's retry then duplicates them:
     /// at-least-once, as with Kafka without idempotence).
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, StorageError> {
-        append::append(&self.shared, self.clock.now_ms(), partition, records)
+        append::append(&self.shared, &*self.clock, partition, records)
     }
 
     /// Records of `partition` from `from_offset` on: at most `max_records`, and at most

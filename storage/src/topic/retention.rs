@@ -87,5 +87,6 @@ fn commit(
     topic.tree.apply(batch)?;
     *state = pending;
     cursor.low.store(state.log_start, Ordering::Release);
+    cursor.bytes.store(state.bytes, Ordering::Relaxed);
     Ok(())
 }

@@ -1,13 +1,17 @@
 //! Corrupt stored bytes are reported, never returned as data, never a panic.
 
-mod common;
-
-use common::{manual_store, record, records};
+use crate::fixture::{engine_tests, record, records, Kind};
 use panoptes_storage::{testing, StorageError};
 
-#[test]
-fn a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans() {
-    let (store, _clock) = manual_store(0);
+engine_tests!(
+    a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans,
+    a_truncated_value_with_a_valid_version_is_corrupt_too,
+    a_corrupt_chunk_is_skipped_by_reads,
+    a_chunk_of_a_future_format_version_is_skipped,
+);
+
+fn a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let ks = store.keyspace("state").unwrap();
     ks.put(b"a", b"fine", None).unwrap();
     ks.put(b"c", b"fine too", None).unwrap();
@@ -57,18 +61,16 @@ fn a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans() {
     assert_eq!(store.sweep_expired().unwrap(), 0);
 }
 
-#[test]
-fn a_truncated_value_with_a_valid_version_is_corrupt_too() {
-    let (store, _clock) = manual_store(0);
+fn a_truncated_value_with_a_valid_version_is_corrupt_too(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let ks = store.keyspace("state").unwrap();
     // Version 1, "has expiry" tag, then nothing.
     testing::write_raw_value(&ks, b"t", &[1, 1]).unwrap();
     assert!(matches!(ks.get(b"t"), Err(StorageError::Corrupt { .. })));
 }
 
-#[test]
-fn a_corrupt_chunk_is_skipped_by_reads() {
-    let (store, _clock) = manual_store(0);
+fn a_corrupt_chunk_is_skipped_by_reads(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("metrics", 1).unwrap();
     topic.append(0, &records(0, 5, 0)).unwrap();
     topic.append(0, &records(5, 5, 0)).unwrap();
@@ -91,9 +93,8 @@ fn a_corrupt_chunk_is_skipped_by_reads() {
     assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 16);
 }
 
-#[test]
-fn a_chunk_of_a_future_format_version_is_skipped() {
-    let (store, _clock) = manual_store(0);
+fn a_chunk_of_a_future_format_version_is_skipped(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("metrics", 1).unwrap();
     topic.append(0, &records(0, 2, 0)).unwrap();
     topic.append(0, &records(2, 2, 0)).unwrap();
