@@ -31,6 +31,21 @@ pub fn write_raw_chunk(
     topic.write_raw_chunk(partition, base_offset, raw)
 }
 
+/// Replaces the stored bytes of the summary of the chunk at `base_offset` with `raw`.
+pub fn write_raw_summary(
+    topic: &Topic,
+    partition: u32,
+    base_offset: u64,
+    raw: &[u8],
+) -> Result<(), StorageError> {
+    topic.write_raw_summary(partition, base_offset, raw)
+}
+
+/// Replaces the stored bytes of a partition's meta entry (its log start) with `raw`.
+pub fn write_raw_meta(topic: &Topic, partition: u32, raw: &[u8]) -> Result<(), StorageError> {
+    topic.write_raw_meta(partition, raw)
+}
+
 /// Stores `raw` as the stored bytes of `key`, bypassing the envelope.
 pub fn write_raw_value(keyspace: &Keyspace, key: &[u8], raw: &[u8]) -> Result<(), StorageError> {
     keyspace.write_raw(key, raw)

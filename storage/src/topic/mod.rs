@@ -157,18 +157,27 @@ fn meta_place(topic: &str, partition: u32) -> String {
 }
 
 /// Reads a partition's state: the log start from its meta entry, the high watermark and
-/// size from its chunk summaries. A corrupt summary is logged and left out.
+/// size from its chunk summaries. These are the start-up checks of the log:
+///
+/// - a corrupt meta entry is logged and the log start taken from the first chunk;
+/// - a corrupt summary is rebuilt from its chunk (record count and size; its append time
+///   is unknown and set to 0, so retention by age removes it first) and written back;
+/// - if the chunk is corrupt too, both are logged and left for retention to remove; the
+///   offsets after it carry on from its base offset + 1, so the next append cannot
+///   overwrite it (the count of records it held is lost with it).
 fn load_partition(
     tree: &Tree,
     topic: &str,
     partition: u32,
 ) -> Result<PartitionState, StorageError> {
     let log_start = match tree.get(&layout::meta_key(partition))? {
-        Some(raw) => {
-            codec::decode::<PartitionMeta>(&raw, || meta_place(topic, partition))?
-                .payload
-                .log_start
-        }
+        Some(raw) => match codec::decode::<PartitionMeta>(&raw, || meta_place(topic, partition)) {
+            Ok(meta) => meta.payload.log_start,
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring a corrupt partition meta entry at start-up");
+                0
+            }
+        },
         None => 0,
     };
     let mut state = PartitionState {
@@ -177,41 +186,85 @@ fn load_partition(
         bytes: 0,
     };
     let mut first = true;
-    for entry in summaries(tree, partition) {
-        let (base, summary) = match entry {
-            Ok(found) => found,
-            Err(e @ StorageError::Corrupt { .. }) => {
-                tracing::warn!(error = %e, "skipping a corrupt chunk summary at start-up");
-                continue;
-            }
-            Err(e) => return Err(e),
+    for entry in summaries(tree, topic, partition) {
+        let (base, summary) = entry?;
+        let (records, bytes) = match summary {
+            Ok(summary) => (summary.records, summary.bytes),
+            Err(e) => match rebuild_summary(tree, topic, partition, base) {
+                Ok(Some(summary)) => {
+                    tracing::warn!(error = %e, records = summary.records, "rebuilt a corrupt chunk summary from its chunk");
+                    (summary.records, summary.bytes)
+                }
+                Ok(None) | Err(StorageError::Corrupt { .. }) => {
+                    tracing::error!(error = %e, "a chunk summary and its chunk are corrupt: the records are lost");
+                    (LOST_CHUNK.records, LOST_CHUNK.bytes)
+                }
+                Err(other) => return Err(other),
+            },
         };
         if first {
             state.log_start = base;
             first = false;
         }
-        state.next_offset = base + summary.records;
-        state.bytes += summary.bytes;
+        state.next_offset = state.next_offset.max(base + records);
+        state.bytes += bytes;
     }
     Ok(state)
 }
 
-/// The chunk summaries of a partition in offset order, decoded.
-fn summaries(
+/// Rebuilds the summary of the chunk at `base` from the chunk, and stores it. `None` if
+/// the chunk is missing.
+fn rebuild_summary(
     tree: &Tree,
+    topic: &str,
     partition: u32,
-) -> impl Iterator<Item = Result<(u64, ChunkSummary), StorageError>> + '_ {
+    base: u64,
+) -> Result<Option<ChunkSummary>, StorageError> {
+    let place = || format!("topic {topic:?} partition {partition} chunk at offset {base}");
+    let Some(raw) = tree.get(&layout::chunk_key(partition, base))? else {
+        return Ok(None);
+    };
+    let records = chunk::decode(&raw, place)?;
+    let summary = ChunkSummary {
+        records: records.len() as u64,
+        bytes: raw.len() as u64,
+        appended_at_ms: 0,
+    };
+    tree.insert(
+        &layout::summary_key(partition, base),
+        codec::encode(None, &summary, place)?,
+    )?;
+    Ok(Some(summary))
+}
+
+/// What a chunk whose summary and records are both unreadable counts for: one offset (so
+/// that no later append can reuse its key), no bytes, appended at time 0 (so that
+/// retention by age removes it at once).
+pub(crate) const LOST_CHUNK: ChunkSummary = ChunkSummary {
+    records: 1,
+    bytes: 0,
+    appended_at_ms: 0,
+};
+
+/// A chunk summary as stored: its base offset and its decoded value, or why it could not
+/// be decoded.
+type SummaryEntry = (u64, Result<ChunkSummary, StorageError>);
+
+/// The chunk summaries of a partition in offset order. The outer error is the engine's;
+/// a summary that does not decode comes as an inner error, with its base offset.
+fn summaries<'a>(
+    tree: &'a Tree,
+    topic: &str,
+    partition: u32,
+) -> impl Iterator<Item = Result<SummaryEntry, StorageError>> + 'a {
+    let topic = topic.to_owned();
     let range = layout::summary_key(partition, 0)..=layout::summary_key(partition, u64::MAX);
     tree.range(range).map(move |entry| {
         let (key, raw) = entry?;
         let base = layout::base_offset(&key).unwrap_or_default();
-        let place = || {
-            format!(
-                "chunk summary {:?} of partition {partition}",
-                key.escape_ascii()
-            )
-        };
-        let summary = codec::decode::<ChunkSummary>(&raw, place)?.payload;
+        let place =
+            || format!("topic {topic:?} partition {partition} chunk summary at offset {base}");
+        let summary = codec::decode::<ChunkSummary>(&raw, place).map(|d| d.payload);
         Ok((base, summary))
     })
 }
@@ -298,15 +351,39 @@ impl Topic {
         partition: u32,
     ) -> Result<Vec<crate::testing::ChunkInfo>, StorageError> {
         self.shared.cursor(partition)?;
-        summaries(&self.shared.tree, partition)
+        summaries(&self.shared.tree, &self.shared.name, partition)
             .map(|entry| {
-                entry.map(|(base_offset, s)| crate::testing::ChunkInfo {
+                let (base_offset, summary) = entry?;
+                summary.map(|s| crate::testing::ChunkInfo {
                     base_offset,
                     records: s.records,
                     bytes: s.bytes,
                 })
             })
             .collect()
+    }
+
+    /// Overwrites a chunk summary with raw bytes, for tests of corruption.
+    pub(crate) fn write_raw_summary(
+        &self,
+        partition: u32,
+        base_offset: u64,
+        raw: &[u8],
+    ) -> Result<(), StorageError> {
+        self.shared.cursor(partition)?;
+        self.shared
+            .tree
+            .insert(&layout::summary_key(partition, base_offset), raw.to_vec())?;
+        Ok(())
+    }
+
+    /// Overwrites the partition meta entry with raw bytes, for tests of corruption.
+    pub(crate) fn write_raw_meta(&self, partition: u32, raw: &[u8]) -> Result<(), StorageError> {
+        self.shared.cursor(partition)?;
+        self.shared
+            .tree
+            .insert(&layout::meta_key(partition), raw.to_vec())?;
+        Ok(())
     }
 
     /// Overwrites a chunk value with raw bytes, for tests of corruption.

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::layout::{self, PartitionMeta};
-use super::{summaries, Cursor, PartitionState, TopicShared};
+use super::{summaries, Cursor, PartitionState, TopicShared, LOST_CHUNK};
 use crate::clock::millis;
 use crate::codec;
 use crate::engine::Batch;
@@ -32,16 +32,14 @@ pub(super) fn apply(
         let mut batch = Batch::default();
         let mut in_batch = 0;
         let mut pending = *state;
-        for entry in summaries(&topic.tree, partition) {
-            let (base, summary) = match entry {
-                Ok(found) => found,
-                Err(e @ StorageError::Corrupt { .. }) => {
-                    // Its size is unknown; stop here rather than guess.
-                    tracing::warn!(error = %e, "retention stopped at a corrupt chunk summary");
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
+        for entry in summaries(&topic.tree, &topic.name, partition) {
+            let (base, summary) = entry?;
+            // Start-up rebuilt every summary whose chunk was readable; one still corrupt
+            // stands for lost records, counted as start-up counted them.
+            let summary = summary.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "retention removes a corrupt chunk");
+                LOST_CHUNK
+            });
             let too_old =
                 max_age_ms.is_some_and(|age| now_ms.saturating_sub(summary.appended_at_ms) > age);
             let too_big = max_bytes.is_some_and(|max| pending.bytes > max);
