@@ -9,6 +9,7 @@
 //! across partitions and interleaved producers on one partition. Each writer also
 //! commits a consumer offset after each acknowledged append, checked the same way.
 //!
+//! Odd runs open the store with `Durability::PowerLoss`, even ones with the default.
 //! Set `PANOPTES_CRASH_SEED` to replay a run; the seed is printed on failure.
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use panoptes_storage::{Record, Store};
+use panoptes_storage::{Durability, Record, Store};
 
 const CHILD_DIR_ENV: &str = "PANOPTES_STORAGE_KILL_TEST_DIR";
 const CHILD_RUN_ENV: &str = "PANOPTES_STORAGE_KILL_TEST_RUN";
@@ -302,7 +303,13 @@ fn check(dir: &Path, acks: &[Ack], seed: u64, run: u64) {
 
 /// The child: appends from four writers until killed, printing each acknowledgement.
 fn child(dir: &Path, run: u64) -> ! {
-    let store = Store::open(dir).unwrap();
+    // Odd runs also fdatasync each flush: both durability modes see kills.
+    let durability = if run % 2 == 1 {
+        Durability::PowerLoss
+    } else {
+        Durability::Process
+    };
+    let store = Store::open_with(dir, durability).unwrap();
     let topic = store.topic(TOPIC, PARTITIONS).unwrap();
     let threads: Vec<_> = (0..WRITERS)
         .map(|writer| {

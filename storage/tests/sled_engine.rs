@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use panoptes_storage::{Record, StorageError, Store};
+use panoptes_storage::{Durability, Record, StorageError, Store};
 
 fn record(i: u64) -> Record {
     Record {
@@ -37,6 +37,31 @@ fn a_directory_can_be_reopened_at_once_after_its_store_is_dropped() {
         let topic = store.topic("t", 1).unwrap();
         assert_eq!(topic.append(0, &[record(i)]).unwrap(), i);
     }
+}
+
+#[test]
+fn a_power_loss_durable_store_writes_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open_with(dir.path(), Durability::PowerLoss).unwrap();
+        let topic = store.topic("t", 1).unwrap();
+        assert_eq!(topic.append(0, &[record(0), record(1)]).unwrap(), 0);
+        store
+            .consumer_offsets()
+            .unwrap()
+            .commit("g", "t", 0, 1)
+            .unwrap();
+        let stats = store.stats().unwrap();
+        assert!(stats.flushes >= 2, "{stats:?}");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let read = store
+        .topic("t", 1)
+        .unwrap()
+        .read(0, 0, 10, usize::MAX)
+        .unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[1].record, record(1));
 }
 
 #[test]

@@ -14,10 +14,13 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Batch, Bytes, KvEngine, KvTree, RangeIter};
-use crate::StorageError;
+use crate::{Durability, StorageError};
 
 /// Page cache size. sled's default is 1 GiB, far more than a collector needs resident.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The file in which sled keeps its log (and so every tree), inside the directory.
+const SLED_LOG_FILE: &str = "db";
 
 /// How often sled flushes on its own, so keyspace writes are lost at most this long after
 /// a crash even when nobody calls `flush`.
@@ -32,6 +35,34 @@ const LOCK_ERROR_TEXT: &str = "could not acquire lock";
 /// this process) is dropped; a process killed a moment ago releases it at once.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// glibc serves allocations from this size up with `mmap` (see [`tune_allocator`]).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD_BYTES: libc::c_int = 4 * 1024 * 1024;
+
+/// Keeps glibc's malloc from serving sled's log buffers with `mmap`.
+///
+/// sled allocates a fresh 512 KiB aligned buffer for every log buffer it seals (at least
+/// one per flush) and frees it once written. glibc serves allocations that size with
+/// `mmap` and returns them with `munmap`, so every buffer costs a map, an unmap and a
+/// page fault per 4 KiB touched: measured, 35-40% of the CPU time of appending 1 KB
+/// records. Raising the mmap threshold to 4 MiB, once per process, serves them from the
+/// heap instead. It is process-wide, but only changes where blocks between 128 KiB and
+/// 4 MiB come from. No-op on other platforms and allocators.
+fn tune_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            // SAFETY: mallopt only sets a malloc parameter; glibc documents it as safe to
+            // call at any time, from any thread.
+            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) };
+            if ok != 1 {
+                tracing::debug!("glibc refused to raise the mmap threshold");
+            }
+        }
+    });
+}
+
 /// Directories opened by this process and still in use, so that a second open of one of
 /// them is refused at once instead of after [`LOCK_WAIT`].
 fn open_dirs() -> &'static Mutex<HashMap<PathBuf, Weak<sled::Db>>> {
@@ -41,11 +72,15 @@ fn open_dirs() -> &'static Mutex<HashMap<PathBuf, Weak<sled::Db>>> {
 
 pub(crate) struct SledEngine {
     db: Arc<sled::Db>,
+    /// sled's log file, opened again so that `flush` can `fdatasync` it (see `flush`),
+    /// with [`Durability::PowerLoss`].
+    log_file: Option<std::fs::File>,
 }
 
 impl SledEngine {
     /// Opens (creating if needed) the database in `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<SledEngine, StorageError> {
+    pub(crate) fn open(dir: &Path, durability: Durability) -> Result<SledEngine, StorageError> {
+        tune_allocator();
         std::fs::create_dir_all(dir).map_err(|source| StorageError::Directory {
             path: dir.to_path_buf(),
             source,
@@ -89,17 +124,33 @@ impl SledEngine {
                 Err(e) => return Err(engine_error("open the database", dir.display(), e)),
             }
         };
+        let log_file = match durability {
+            Durability::Process => None,
+            Durability::PowerLoss => {
+                let log_path = dir.join(SLED_LOG_FILE);
+                let file =
+                    std::fs::File::open(&log_path).map_err(|source| StorageError::Directory {
+                        path: log_path,
+                        source,
+                    })?;
+                Some(file)
+            }
+        };
         open.insert(key, Arc::downgrade(&db));
-        Ok(SledEngine { db })
+        Ok(SledEngine { db, log_file })
     }
 
     /// A database in a temporary directory that is removed on drop.
     pub(crate) fn temporary() -> Result<SledEngine, StorageError> {
+        tune_allocator();
         sled::Config::new()
             .temporary(true)
             .cache_capacity(CACHE_CAPACITY_BYTES)
             .open()
-            .map(|db| SledEngine { db: Arc::new(db) })
+            .map(|db| SledEngine {
+                db: Arc::new(db),
+                log_file: None,
+            })
             .map_err(|e| engine_error("open a temporary database", "(temporary)", e))
     }
 }
@@ -125,11 +176,24 @@ impl KvEngine for SledEngine {
             .collect())
     }
 
+    /// sled's flush writes its log buffers and waits for them with `sync_file_range`,
+    /// which survives a crash of the process (the data is in the OS) but does not ask
+    /// the device to empty its write cache, nor write the file's size: on power loss a
+    /// flushed write could still be lost. With [`Durability::PowerLoss`], `fdatasync` on
+    /// the log file afterwards does both; its cost is shared by every writer of the
+    /// flush (group commit).
     fn flush(&self) -> Result<(), StorageError> {
         self.db
             .flush()
-            .map(|_| ())
-            .map_err(|e| engine_error("flush", "the database", e))
+            .map_err(|e| engine_error("flush", "the database", e))?;
+        if let Some(file) = &self.log_file {
+            file.sync_data().map_err(|e| StorageError::Engine {
+                op: "fdatasync",
+                tree: format!("'{SLED_LOG_FILE}'"),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
     }
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
