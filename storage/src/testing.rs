@@ -7,18 +7,29 @@ use std::time::Duration;
 use crate::engine::memory::MemoryEngine;
 use crate::{Keyspace, Leases, StorageError, Store, Topic};
 
-/// A chunk of a partition as its summary describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkInfo {
+/// A batch of chunks of a partition (the unit retention removes), as its summary
+/// describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchInfo {
     pub base_offset: u64,
     pub records: u64,
-    /// Encoded size, what retention by bytes counts.
+    /// Encoded size of its chunks, what retention by bytes counts.
     pub bytes: u64,
+    /// (base offset, records) of each of its chunks.
+    pub chunks: Vec<(u64, u64)>,
 }
 
-/// The chunks of `partition`, in offset order.
-pub fn chunks(topic: &Topic, partition: u32) -> Result<Vec<ChunkInfo>, StorageError> {
-    topic.chunk_infos(partition)
+/// The batches of `partition`, in offset order.
+pub fn batches(topic: &Topic, partition: u32) -> Result<Vec<BatchInfo>, StorageError> {
+    topic.batch_infos(partition)
+}
+
+/// (base offset, records) of every chunk of `partition`, in offset order.
+pub fn chunks(topic: &Topic, partition: u32) -> Result<Vec<(u64, u64)>, StorageError> {
+    Ok(batches(topic, partition)?
+        .into_iter()
+        .flat_map(|b| b.chunks)
+        .collect())
 }
 
 /// Replaces the stored bytes of the chunk at `base_offset` with `raw`.
@@ -31,7 +42,7 @@ pub fn write_raw_chunk(
     topic.write_raw_chunk(partition, base_offset, raw)
 }
 
-/// Replaces the stored bytes of the summary of the chunk at `base_offset` with `raw`.
+/// Replaces the stored bytes of the summary of the batch at `base_offset` with `raw`.
 pub fn write_raw_summary(
     topic: &Topic,
     partition: u32,
@@ -79,3 +90,4 @@ pub fn memory_with_flush_delay(delay: Duration) -> Store {
 pub const CHUNK_MAX_RECORDS: usize = crate::topic::layout::MAX_CHUNK_RECORDS;
 pub const CHUNK_MAX_BYTES: usize = crate::topic::layout::MAX_CHUNK_BYTES;
 pub const CHUNK_RECORD_OVERHEAD: usize = crate::topic::layout::RECORD_OVERHEAD;
+pub const BATCH_MAX_BYTES: usize = crate::topic::layout::MAX_BATCH_BYTES;

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::layout::{self, ChunkSummary, MAX_BATCH_BYTES};
+use super::layout::{self, BatchSummary, MAX_BATCH_BYTES};
 use super::{chunk, TopicShared};
 use crate::clock::Clock;
 use crate::codec;
@@ -30,7 +30,11 @@ pub(super) fn append(
     chunk::check_sizes(records, place)?;
     let chunks = chunk::split(records)
         .into_iter()
-        .map(|records| Ok((records.len() as u64, chunk::encode(records, place)?)))
+        .map(|records| {
+            // A chunk holds at most MAX_CHUNK_RECORDS records.
+            let count = u32::try_from(records.len()).unwrap_or(u32::MAX);
+            Ok((count, chunk::encode(records, place)?))
+        })
         .collect::<Result<Vec<_>, StorageError>>()?;
 
     let (base, end) = {
@@ -39,38 +43,40 @@ pub(super) fn append(
         let state = &mut states[partition as usize];
         let base = state.next_offset;
         let now_ms = clock.now_ms();
-        // Several chunks (each with its summary) per atomic engine batch, up to a bound:
-        // fewer batches are cheaper, bounded ones keep sled's memory in check. The writer
-        // state follows each applied batch, so it always matches the tree even if a later
-        // batch or the flush fails.
-        let mut pending = *state;
-        let mut batch = Batch::default();
-        let mut batch_bytes = 0;
-        for (count, encoded) in chunks {
-            let offset = pending.next_offset;
-            let summary = ChunkSummary {
-                records: count,
-                bytes: encoded.len() as u64,
+        // Chunks go to the engine in batches of about MAX_BATCH_BYTES, each with one
+        // summary and applied atomically: few engine entries, bounded engine writes. The
+        // writer state follows each applied batch, so it always matches the tree even if
+        // a later batch or the flush fails.
+        let mut chunks = chunks.into_iter().peekable();
+        while chunks.peek().is_some() {
+            let batch_base = state.next_offset;
+            let mut batch = Batch::default();
+            let mut summary = BatchSummary {
+                records: 0,
+                bytes: 0,
                 appended_at_ms: now_ms,
+                chunk_records: Vec::new(),
             };
-            batch_bytes += encoded.len();
-            batch.insert(
-                &layout::summary_key(partition, offset),
-                codec::encode(None, &summary, || topic.chunk_place(partition, offset))?,
-            );
-            batch.insert(&layout::chunk_key(partition, offset), encoded);
-            pending.next_offset += summary.records;
-            pending.bytes += summary.bytes;
-            if batch_bytes >= MAX_BATCH_BYTES {
-                topic.tree.apply(std::mem::take(&mut batch))?;
-                batch_bytes = 0;
-                *state = pending;
-                cursor.bytes.store(state.bytes, Ordering::Relaxed);
+            while let Some((count, encoded)) =
+                chunks.next_if(|_| summary.bytes < MAX_BATCH_BYTES as u64)
+            {
+                summary.bytes += encoded.len() as u64;
+                summary.chunk_records.push(count);
+                batch.insert(
+                    &layout::chunk_key(partition, batch_base + summary.records),
+                    encoded,
+                );
+                summary.records += u64::from(count);
             }
+            batch.insert(
+                &layout::summary_key(partition, batch_base),
+                codec::encode(None, &summary, || topic.chunk_place(partition, batch_base))?,
+            );
+            topic.tree.apply(batch)?;
+            state.next_offset += summary.records;
+            state.bytes += summary.bytes;
+            cursor.bytes.store(state.bytes, Ordering::Relaxed);
         }
-        topic.tree.apply(batch)?;
-        *state = pending;
-        cursor.bytes.store(state.bytes, Ordering::Relaxed);
         (base, state.next_offset)
     };
 

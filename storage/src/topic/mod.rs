@@ -11,6 +11,7 @@ mod chunk;
 pub(crate) mod layout;
 mod read;
 mod retention;
+mod summary;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +22,7 @@ use crate::codec;
 use crate::commit::Committer;
 use crate::engine::{Engine, Tree};
 use crate::{Record, StorageError, StoredRecord};
-use layout::{ChunkSummary, PartitionMeta};
+use layout::PartitionMeta;
 
 /// The engine tree holding topic `name`.
 pub(crate) fn topic_tree_name(name: &str) -> String {
@@ -157,14 +158,11 @@ fn meta_place(topic: &str, partition: u32) -> String {
 }
 
 /// Reads a partition's state: the log start from its meta entry, the high watermark and
-/// size from its chunk summaries. These are the start-up checks of the log:
+/// size from its batch summaries. These are the start-up checks of the log:
 ///
-/// - a corrupt meta entry is logged and the log start taken from the first chunk;
-/// - a corrupt summary is rebuilt from its chunk (record count and size; its append time
-///   is unknown and set to 0, so retention by age removes it first) and written back;
-/// - if the chunk is corrupt too, both are logged and left for retention to remove; the
-///   offsets after it carry on from its base offset + 1, so the next append cannot
-///   overwrite it (the count of records it held is lost with it).
+/// - a corrupt meta entry is logged and the log start taken from the first batch;
+/// - a corrupt summary is rebuilt from its chunks and written back (see
+///   [`summary::rebuild`]), so neither reads nor retention ever stop at it.
 fn load_partition(
     tree: &Tree,
     topic: &str,
@@ -186,87 +184,33 @@ fn load_partition(
         bytes: 0,
     };
     let mut first = true;
-    for entry in summaries(tree, topic, partition) {
-        let (base, summary) = entry?;
-        let (records, bytes) = match summary {
-            Ok(summary) => (summary.records, summary.bytes),
-            Err(e) => match rebuild_summary(tree, topic, partition, base) {
-                Ok(Some(summary)) => {
-                    tracing::warn!(error = %e, records = summary.records, "rebuilt a corrupt chunk summary from its chunk");
-                    (summary.records, summary.bytes)
-                }
-                Ok(None) | Err(StorageError::Corrupt { .. }) => {
-                    tracing::error!(error = %e, "a chunk summary and its chunk are corrupt: the records are lost");
-                    (LOST_CHUNK.records, LOST_CHUNK.bytes)
-                }
-                Err(other) => return Err(other),
-            },
+    let mut entries = summary::summaries(tree, topic, partition).peekable();
+    while let Some(entry) = entries.next() {
+        let (base, decoded) = entry?;
+        let batch = match decoded {
+            Ok(batch) => batch,
+            Err(e) => {
+                let next_base = match entries.peek() {
+                    Some(Ok((next, _))) => Some(*next),
+                    _ => None,
+                };
+                let rebuilt = summary::rebuild(tree, topic, partition, base, next_base)?;
+                tracing::warn!(
+                    error = %e,
+                    records = rebuilt.records,
+                    "rebuilt a corrupt batch summary from its chunks"
+                );
+                rebuilt
+            }
         };
         if first {
             state.log_start = base;
             first = false;
         }
-        state.next_offset = state.next_offset.max(base + records);
-        state.bytes += bytes;
+        state.next_offset = state.next_offset.max(base + batch.records);
+        state.bytes += batch.bytes;
     }
     Ok(state)
-}
-
-/// Rebuilds the summary of the chunk at `base` from the chunk, and stores it. `None` if
-/// the chunk is missing.
-fn rebuild_summary(
-    tree: &Tree,
-    topic: &str,
-    partition: u32,
-    base: u64,
-) -> Result<Option<ChunkSummary>, StorageError> {
-    let place = || format!("topic {topic:?} partition {partition} chunk at offset {base}");
-    let Some(raw) = tree.get(&layout::chunk_key(partition, base))? else {
-        return Ok(None);
-    };
-    let records = chunk::decode(&raw, place)?;
-    let summary = ChunkSummary {
-        records: records.len() as u64,
-        bytes: raw.len() as u64,
-        appended_at_ms: 0,
-    };
-    tree.insert(
-        &layout::summary_key(partition, base),
-        codec::encode(None, &summary, place)?,
-    )?;
-    Ok(Some(summary))
-}
-
-/// What a chunk whose summary and records are both unreadable counts for: one offset (so
-/// that no later append can reuse its key), no bytes, appended at time 0 (so that
-/// retention by age removes it at once).
-pub(crate) const LOST_CHUNK: ChunkSummary = ChunkSummary {
-    records: 1,
-    bytes: 0,
-    appended_at_ms: 0,
-};
-
-/// A chunk summary as stored: its base offset and its decoded value, or why it could not
-/// be decoded.
-type SummaryEntry = (u64, Result<ChunkSummary, StorageError>);
-
-/// The chunk summaries of a partition in offset order. The outer error is the engine's;
-/// a summary that does not decode comes as an inner error, with its base offset.
-fn summaries<'a>(
-    tree: &'a Tree,
-    topic: &str,
-    partition: u32,
-) -> impl Iterator<Item = Result<SummaryEntry, StorageError>> + 'a {
-    let topic = topic.to_owned();
-    let range = layout::summary_key(partition, 0)..=layout::summary_key(partition, u64::MAX);
-    tree.range(range).map(move |entry| {
-        let (key, raw) = entry?;
-        let base = layout::base_offset(&key).unwrap_or_default();
-        let place =
-            || format!("topic {topic:?} partition {partition} chunk summary at offset {base}");
-        let summary = codec::decode::<ChunkSummary>(&raw, place).map(|d| d.payload);
-        Ok((base, summary))
-    })
 }
 
 impl Topic {
@@ -345,25 +289,32 @@ impl Topic {
         )
     }
 
-    /// The chunks of a partition, for tests (see [`crate::testing`]).
-    pub(crate) fn chunk_infos(
+    /// The batches of a partition as their summaries describe them, for tests (see
+    /// [`crate::testing`]).
+    pub(crate) fn batch_infos(
         &self,
         partition: u32,
-    ) -> Result<Vec<crate::testing::ChunkInfo>, StorageError> {
+    ) -> Result<Vec<crate::testing::BatchInfo>, StorageError> {
         self.shared.cursor(partition)?;
-        summaries(&self.shared.tree, &self.shared.name, partition)
+        summary::summaries(&self.shared.tree, &self.shared.name, partition)
             .map(|entry| {
-                let (base_offset, summary) = entry?;
-                summary.map(|s| crate::testing::ChunkInfo {
+                let (base_offset, batch) = entry?;
+                let batch = batch?;
+                Ok(crate::testing::BatchInfo {
                     base_offset,
-                    records: s.records,
-                    bytes: s.bytes,
+                    records: batch.records,
+                    bytes: batch.bytes,
+                    chunks: batch
+                        .chunk_bases(base_offset)
+                        .zip(&batch.chunk_records)
+                        .map(|(base, &records)| (base, u64::from(records)))
+                        .collect(),
                 })
             })
             .collect()
     }
 
-    /// Overwrites a chunk summary with raw bytes, for tests of corruption.
+    /// Overwrites a batch summary with raw bytes, for tests of corruption.
     pub(crate) fn write_raw_summary(
         &self,
         partition: u32,

@@ -8,7 +8,7 @@ engine_tests!(
     a_truncated_value_with_a_valid_version_is_corrupt_too,
     a_corrupt_chunk_is_skipped_by_reads,
     a_chunk_of_a_future_format_version_is_skipped,
-    a_corrupt_chunk_summary_is_rebuilt_from_its_chunk_at_start_up,
+    corrupt_batch_summaries_are_rebuilt_from_their_chunks_at_start_up,
     a_lost_last_chunk_does_not_let_its_offsets_be_reused,
     a_corrupt_partition_meta_does_not_stop_start_up,
     a_corrupt_chunk_and_summary_are_removed_by_retention,
@@ -121,27 +121,33 @@ fn offsets_of(topic: &panoptes_storage::Topic, partition: u32) -> Vec<u64> {
         .collect()
 }
 
-fn a_corrupt_chunk_summary_is_rebuilt_from_its_chunk_at_start_up(kind: Kind) {
+fn corrupt_batch_summaries_are_rebuilt_from_their_chunks_at_start_up(kind: Kind) {
     let mut fixture = Fixture::new(kind, 0);
+    // Records of a quarter chunk: each append of 7 makes chunks of 3, 3 and 1.
+    let pad = testing::CHUNK_MAX_BYTES / 4;
     let before = {
         let topic = fixture.store().topic("t", 1).unwrap();
         for i in 0..3 {
-            topic.append(0, &records(i * 5, 5, 0)).unwrap();
+            topic.append(0, &records(i * 7, 7, pad)).unwrap();
         }
-        let before = testing::chunks(&topic, 0).unwrap();
-        testing::write_raw_summary(&topic, 0, 5, b"\x01\xff").unwrap();
+        let before = testing::batches(&topic, 0).unwrap();
+        assert_eq!(before[1].chunks, vec![(7, 3), (10, 3), (13, 1)]);
+        // One in the middle (chunk counts from the next batch's offset), and the last
+        // one (its last chunk is decoded).
+        testing::write_raw_summary(&topic, 0, 7, b"\x01\xff").unwrap();
+        testing::write_raw_summary(&topic, 0, 14, b"garbage").unwrap();
         assert!(matches!(
-            testing::chunks(&topic, 0),
+            testing::batches(&topic, 0),
             Err(StorageError::Corrupt { .. })
         ));
         before
     };
     let topic = fixture.reopen().topic("t", 1).unwrap();
-    assert_eq!(topic.high_watermark(0).unwrap(), 15);
-    assert_eq!(offsets_of(&topic, 0), (0..15).collect::<Vec<_>>());
-    // Rebuilt and written back: same records and size as before.
-    assert_eq!(testing::chunks(&topic, 0).unwrap(), before);
-    assert_eq!(topic.append(0, &records(15, 1, 0)).unwrap(), 15);
+    assert_eq!(topic.high_watermark(0).unwrap(), 21);
+    assert_eq!(offsets_of(&topic, 0), (0..21).collect::<Vec<_>>());
+    // Rebuilt and written back: same records, chunks and size as before.
+    assert_eq!(testing::batches(&topic, 0).unwrap(), before);
+    assert_eq!(topic.append(0, &records(21, 1, 0)).unwrap(), 21);
 }
 
 fn a_lost_last_chunk_does_not_let_its_offsets_be_reused(kind: Kind) {
@@ -167,7 +173,7 @@ fn a_corrupt_partition_meta_does_not_stop_start_up(kind: Kind) {
         let topic = fixture.store().topic("t", 1).unwrap();
         topic.append(0, &records(0, 5, 0)).unwrap();
         topic.append(0, &records(5, 5, 0)).unwrap();
-        let newest = testing::chunks(&topic, 0).unwrap()[1].bytes;
+        let newest = testing::batches(&topic, 0).unwrap()[1].bytes;
         assert_eq!(topic.apply_retention(None, Some(newest)).unwrap(), 5);
         testing::write_raw_meta(&topic, 0, &[1]).unwrap();
     }
@@ -188,7 +194,7 @@ fn a_corrupt_chunk_and_summary_are_removed_by_retention(kind: Kind) {
     testing::write_raw_chunk(&topic, 0, 0, b"garbage").unwrap();
     // An unreadable chunk at the front does not block retention: it goes first.
     let hour = std::time::Duration::from_secs(3600);
-    assert_eq!(topic.apply_retention(Some(hour), None).unwrap(), 1);
-    assert_eq!(testing::chunks(&topic, 0).unwrap().len(), 1);
+    assert_eq!(topic.apply_retention(Some(hour), None).unwrap(), 5);
+    assert_eq!(testing::batches(&topic, 0).unwrap().len(), 1);
     assert_eq!(offsets_of(&topic, 0), (5..10).collect::<Vec<_>>());
 }

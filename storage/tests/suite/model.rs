@@ -54,18 +54,21 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A chunk as the model sees it.
+/// A batch (the unit retention removes) as the model sees it: one per non-empty append,
+/// as every append of this test is well under the batch size.
 #[derive(Debug, Clone)]
-struct ModelChunk {
+struct ModelBatch {
     base: u64,
     records: Vec<Record>,
+    /// Records per chunk.
+    chunks: Vec<u64>,
     appended_at_ms: u64,
 }
 
 #[derive(Debug, Default)]
 struct ModelPartition {
-    chunks: VecDeque<ModelChunk>,
-    /// Offset of the next record; also the low watermark when there are no chunks.
+    chunks: VecDeque<ModelBatch>,
+    /// Offset of the next record; also the low watermark when there are no batches.
     high: u64,
 }
 
@@ -140,13 +143,19 @@ fn run(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let m = &mut model[partition as usize];
                 let base = topic.append(partition, &records).unwrap();
                 prop_assert_eq!(base, m.high);
-                for piece in model_split(&records) {
-                    m.chunks.push_back(ModelChunk {
+                if !records.is_empty() {
+                    let size: usize = records.iter().map(|r| r.size_bytes()).sum();
+                    prop_assert!(size < testing::BATCH_MAX_BYTES / 2);
+                    m.chunks.push_back(ModelBatch {
                         base: m.high,
-                        records: piece.to_vec(),
+                        chunks: model_split(&records)
+                            .iter()
+                            .map(|c| c.len() as u64)
+                            .collect(),
+                        records: records.clone(),
                         appended_at_ms: now,
                     });
-                    m.high += piece.len() as u64;
+                    m.high += records.len() as u64;
                 }
             }
             Op::Read {
@@ -197,8 +206,8 @@ fn run(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::RetainBytes { max } => {
                 let mut expected = 0;
                 for (p, m) in (0..).zip(&mut model) {
-                    // The sizes are the store's; the model checks which chunks go.
-                    let stored = testing::chunks(&topic, p).unwrap();
+                    // The sizes are the store's; the model checks which batches go.
+                    let stored = testing::batches(&topic, p).unwrap();
                     let shape: Vec<(u64, u64)> =
                         stored.iter().map(|c| (c.base_offset, c.records)).collect();
                     let model_shape: Vec<(u64, u64)> = m
@@ -207,6 +216,14 @@ fn run(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .map(|c| (c.base, c.records.len() as u64))
                         .collect();
                     prop_assert_eq!(shape, model_shape);
+                    let chunks: Vec<u64> = testing::chunks(&topic, p)
+                        .unwrap()
+                        .iter()
+                        .map(|&(_, records)| records)
+                        .collect();
+                    let model_chunks: Vec<u64> =
+                        m.chunks.iter().flat_map(|b| b.chunks.clone()).collect();
+                    prop_assert_eq!(chunks, model_chunks);
                     let mut total: u64 = stored.iter().map(|c| c.bytes).sum();
                     for chunk in &stored {
                         if total <= max {

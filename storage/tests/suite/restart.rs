@@ -70,7 +70,7 @@ fn watermarks_survive_retention_and_a_restart(kind: Kind) {
         // Bigger records: this chunk alone is over the limit below.
         topic.append(1, &records(0, 7, 500)).unwrap();
         // Partition 0 keeps its newest chunk, partition 1 is emptied.
-        let newest = panoptes_storage::testing::chunks(&topic, 0).unwrap()[1].bytes;
+        let newest = panoptes_storage::testing::batches(&topic, 0).unwrap()[1].bytes;
         assert_eq!(topic.apply_retention(None, Some(newest)).unwrap(), 10 + 7);
     }
     let store = fixture.reopen();

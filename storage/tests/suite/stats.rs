@@ -76,7 +76,7 @@ fn topic_partitions_show_records_bytes_and_watermarks(kind: Kind) {
     metrics.append(0, &records(10, 10, 100)).unwrap();
     metrics.append(1, &records(0, 3, 0)).unwrap();
     let chunk_bytes = |p| -> u64 {
-        testing::chunks(&metrics, p)
+        testing::batches(&metrics, p)
             .unwrap()
             .iter()
             .map(|c| c.bytes)
@@ -111,7 +111,7 @@ fn topic_partitions_show_records_bytes_and_watermarks(kind: Kind) {
         ]
     };
     assert_eq!(store.stats().unwrap().topics, expected(chunk_bytes(0), 0));
-    let newest = testing::chunks(&metrics, 0).unwrap()[1].bytes;
+    let newest = testing::batches(&metrics, 0).unwrap()[1].bytes;
     metrics.apply_retention(None, Some(newest)).unwrap();
     assert_eq!(chunk_bytes(0), newest);
     assert_eq!(store.stats().unwrap().topics, expected(newest, 10));

@@ -87,17 +87,21 @@ fn large_appends_are_chunked_and_read_across_chunk_boundaries(kind: Kind) {
     assert!(chunks.len() > 3, "{chunks:?}");
     // Consecutive, covering every offset once; an append starts a chunk of its own.
     let mut next = 0;
-    for chunk in &chunks {
-        assert_eq!(chunk.base_offset, next);
-        assert!(chunk.records >= 1 && chunk.records as usize <= testing::CHUNK_MAX_RECORDS);
-        next += chunk.records;
+    for &(base, records) in &chunks {
+        assert_eq!(base, next);
+        assert!(records >= 1 && records as usize <= testing::CHUNK_MAX_RECORDS);
+        next += records;
     }
     assert_eq!(next, 2510);
-    assert!(chunks.iter().any(|c| c.base_offset == 2500));
+    assert!(chunks.iter().any(|&(base, _)| base == 2500));
+    // Each append is one batch (both are well under the batch size).
+    let batches = testing::batches(&topic, 0).unwrap();
+    let shape: Vec<(u64, u64)> = batches.iter().map(|b| (b.base_offset, b.records)).collect();
+    assert_eq!(shape, vec![(0, 2500), (2500, 10)]);
 
     // From the middle of a chunk, across two boundaries.
-    let second = chunks[1].base_offset;
-    let fourth = chunks[3].base_offset;
+    let second = chunks[1].0;
+    let fourth = chunks[3].0;
     let read = topic.read(0, second - 1, usize::MAX, usize::MAX).unwrap();
     assert_eq!(offsets(&read), (second - 1..2510).collect::<Vec<_>>());
     let read = topic
@@ -133,7 +137,7 @@ fn chunks_are_cut_by_bytes_too(kind: Kind) {
     let per_chunk: Vec<u64> = testing::chunks(&topic, 0)
         .unwrap()
         .iter()
-        .map(|c| c.records)
+        .map(|&(_, records)| records)
         .collect();
     assert_eq!(per_chunk, vec![3, 2, 1, 1]);
     let read = topic.read(0, 2, 10, usize::MAX).unwrap();
@@ -213,7 +217,7 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit(kind: Kind) {
     for i in 0..6 {
         topic.append(0, &records(i * 4, 4, 1000)).unwrap();
     }
-    let chunks = testing::chunks(&topic, 0).unwrap();
+    let chunks = testing::batches(&topic, 0).unwrap();
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
     assert_eq!(topic.apply_retention(None, Some(total)).unwrap(), 0);
     // One byte too many: the oldest chunk goes, nothing more.
@@ -222,7 +226,7 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit(kind: Kind) {
     let last_two = chunks[4].bytes + chunks[5].bytes;
     assert_eq!(topic.apply_retention(None, Some(last_two)).unwrap(), 12);
     assert_eq!(topic.low_watermark(0).unwrap(), 16);
-    let left = testing::chunks(&topic, 0).unwrap();
+    let left = testing::batches(&topic, 0).unwrap();
     assert_eq!(left, chunks[4..].to_vec());
     assert_eq!(
         offsets(&topic.read(0, 16, 100, usize::MAX).unwrap()),
@@ -231,7 +235,7 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit(kind: Kind) {
     // A limit smaller than any chunk empties the partition.
     assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 8);
     assert_eq!(topic.low_watermark(0).unwrap(), 24);
-    assert!(testing::chunks(&topic, 0).unwrap().is_empty());
+    assert!(testing::batches(&topic, 0).unwrap().is_empty());
 }
 
 fn concurrent_appends_never_share_an_offset(kind: Kind) {
