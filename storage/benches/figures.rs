@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use panoptes_storage::{Record, Store, StoreStats, Topic};
+use panoptes_storage::{Durability, Record, Store, StoreStats, Topic};
 
 /// Retention keeps a benchmark's log from filling the disk; it runs between timed appends.
 const RETAIN_BYTES: u64 = 48 * 1024 * 1024;
@@ -43,8 +43,12 @@ fn batch(size: usize, count: usize) -> Vec<Record> {
 }
 
 fn open() -> (tempfile::TempDir, Store) {
+    open_with(Durability::Process)
+}
+
+fn open_with(durability: Durability) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(dir.path()).expect("open store");
+    let store = Store::open_with(dir.path(), durability).expect("open store");
     (dir, store)
 }
 
@@ -147,8 +151,8 @@ fn single_producer(duration: Duration) {
 
 fn group_commit(duration: Duration) {
     println!("\n== Append, many producers, group commit (1 KB records) ==");
-    for batch_records in [1, 100, 1000] {
-        for producers in [1, 4, 16] {
+    for (batch_records, producers) in [(1, [1, 4, 16]), (100, [1, 4, 16]), (1000, [1, 2, 4])] {
+        for producers in producers {
             let (_dir, store) = open();
             let topic = store.topic("bench", 16).expect("topic");
             append_run(
@@ -171,6 +175,25 @@ fn group_commit(duration: Duration) {
         append_run(&store, &topic, 16, true, 1024, batch_records, duration).line(&format!(
             "16 producers, one partition, batch {batch_records}"
         ));
+    }
+    println!("\n== Same, Durability::PowerLoss (fdatasync per flush) ==");
+    for (batch_records, producers) in [(1, [1, 16]), (1000, [1, 4])] {
+        for producers in producers {
+            let (_dir, store) = open_with(Durability::PowerLoss);
+            let topic = store.topic("bench", 16).expect("topic");
+            append_run(
+                &store,
+                &topic,
+                producers,
+                false,
+                1024,
+                batch_records,
+                duration,
+            )
+            .line(&format!(
+                "{producers:>2} producers, own partitions, batch {batch_records}"
+            ));
+        }
     }
 }
 
@@ -287,19 +310,24 @@ fn amplification_line(label: &str, stats: &StoreStats) {
     );
 }
 
-fn space(duration: Duration) {
+fn space() {
     println!("\n== Disk bytes per stored byte (sled) ==");
-    for (label, value_bytes) in [
-        ("keyspace, 200k keys of 8 B values", 8),
-        ("keyspace, 200k keys of 100 B values", 100),
-        ("keyspace, 50k keys of 1 KB values", 1000),
+    for (label, keys, value_bytes, ttl) in [
+        ("keyspace, 200k keys, 8 B values", 200_000, 8, None),
+        ("keyspace, 200k keys, 100 B values", 200_000, 100, None),
+        (
+            "keyspace, 200k keys, 100 B values, TTL",
+            200_000,
+            100,
+            Some(Duration::from_secs(3600)),
+        ),
+        ("keyspace, 50k keys, 1 KB values", 50_000, 1000, None),
     ] {
         let (_dir, store) = open();
         let ks = store.keyspace("bench").expect("keyspace");
-        let keys = if value_bytes >= 1000 { 50_000 } else { 200_000 };
         let value = vec![b'v'; value_bytes];
         for n in 0..keys {
-            ks.put(format!("resource-{n:08}").as_bytes(), &value, None)
+            ks.put(format!("resource-{n:08}").as_bytes(), &value, ttl)
                 .expect("put");
         }
         store.flush().expect("flush");
@@ -308,7 +336,7 @@ fn space(duration: Duration) {
             for n in 0..keys {
                 let mut v = value.clone();
                 v[0] = round;
-                ks.put(format!("resource-{n:08}").as_bytes(), &v, None)
+                ks.put(format!("resource-{n:08}").as_bytes(), &v, ttl)
                     .expect("put");
             }
         }
@@ -319,10 +347,10 @@ fn space(duration: Duration) {
         );
     }
     for size in [200, 1024] {
-        let (_dir, store) = open();
-        let topic = store.topic("bench", 1).expect("topic");
         let records = batch(size, 1000);
         let per_batch: u64 = records.iter().map(|r| r.size_bytes() as u64).sum();
+        let (_dir, store) = open();
+        let topic = store.topic("bench", 1).expect("topic");
         let mut written = 0;
         while written < 64 << 20 {
             topic.append(0, &records).expect("append");
@@ -332,9 +360,11 @@ fn space(duration: Duration) {
             &format!("topic, 64 MB of {size} B records"),
             &store.stats().expect("stats"),
         );
-        // Steady state: keep appending with retention at 32 MB for several times that.
-        let began = Instant::now();
-        while written < 320 << 20 && began.elapsed() < duration * 8 {
+        // Steady state: retention at 32 MB after every append, 10 times that written.
+        let (_dir, store) = open();
+        let topic = store.topic("bench", 1).expect("topic");
+        let mut written = 0;
+        while written < 320 << 20 {
             topic.append(0, &records).expect("append");
             written += per_batch;
             topic
@@ -342,10 +372,7 @@ fn space(duration: Duration) {
                 .expect("retention");
         }
         amplification_line(
-            &format!(
-                "  steady state, retention 32 MB, {} MB written",
-                written >> 20
-            ),
+            "  retention 32 MB, after 320 MB written",
             &store.stats().expect("stats"),
         );
     }
@@ -369,5 +396,5 @@ fn main() {
     group_commit(duration);
     reads(duration);
     keyspaces_and_leases(duration);
-    space(duration);
+    space();
 }

@@ -2,11 +2,15 @@
 //! O(expired keys), not O(all keys).
 //!
 //! Index key: `expires_at_ms` (u64 big-endian, so keys sort by time), the keyspace name
-//! (one length byte, then the name), then the key. The index value is empty. Invariant
-//! (kept by the keyspace writers under their stripe lock): every stored value with an
-//! expiry has its index entry. Index entries are written before the value and removed
-//! after it, so a crash leaves at worst an index entry with no matching value, which the
-//! sweep recognises and drops.
+//! (one length byte, then the name), then the key. The index value is empty.
+//!
+//! Invariant (kept by the keyspace writers under their stripe lock): every stored value
+//! with an expiry has an index entry at or *before* its expiry. Entries may be stale (the
+//! value was removed, lost its expiry, or got a later one): the sweep, which reads every
+//! value whose entry is due, removes the value if it has expired, moves the entry to the
+//! value's expiry if that is later, and drops the entry otherwise. So a writer that only
+//! pushes an expiry back does not touch the index, and an entry written before its value
+//! (as writers do) is at worst stale after a crash.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -38,8 +42,9 @@ fn parse_index_key(raw: &[u8]) -> Option<(u64, &str, &[u8])> {
     Some((expires_at_ms, name, raw.get(9 + name_len..)?))
 }
 
-/// Removes every value whose expiry is at or before `now_ms`, with its index entry, and
-/// drops stale index entries on the way. Returns how many values were removed.
+/// Removes every value whose expiry is at or before `now_ms`, with its index entry, moves
+/// the due entries of values that expire later to their expiry, and drops stale entries.
+/// Returns how many values were removed.
 /// `keyspace` finds the shared state of a keyspace by name, so that its counts follow.
 pub(crate) fn sweep(
     index: &Tree,
@@ -55,7 +60,7 @@ pub(crate) fn sweep(
     let mut removed = 0;
     for entry in index.range((Bound::Unbounded, upper)) {
         let (index_entry, _) = entry?;
-        let Some((expires_at_ms, keyspace_name, key)) = parse_index_key(&index_entry) else {
+        let Some((_, keyspace_name, key)) = parse_index_key(&index_entry) else {
             tracing::warn!(
                 entry = %index_entry.escape_ascii(),
                 "dropping a malformed entry of the expiry index"
@@ -72,11 +77,16 @@ pub(crate) fn sweep(
         };
         if let Some(raw) = data.get_raw(key)? {
             match codec::decode_expiry(&raw, || place(keyspace_name, key)) {
-                Ok(Some(at)) if at == expires_at_ms => {
+                Ok(Some(at)) if at <= now_ms => {
                     data.remove(key)?;
                     removed += 1;
                 }
-                // The value was overwritten with another expiry (or none): stale entry.
+                // Its expiry was pushed back since the entry was written: move the entry
+                // there (past `now_ms`, so this walk does not meet it again).
+                Ok(Some(at)) => {
+                    index.insert(&index_key(at, keyspace_name, key), Vec::new())?;
+                }
+                // No expiry any more: a stale entry.
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "expiry sweep left a corrupt value in place"),
             }

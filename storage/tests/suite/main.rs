@@ -6,6 +6,7 @@ mod fixture;
 mod corrupt;
 mod group_commit;
 mod keyspace;
+mod keyspace_model;
 mod leases;
 mod model;
 mod offsets;
