@@ -5,7 +5,8 @@
 //! Run: `cargo bench -p panoptes-storage --bench figures`. Every store lives in a
 //! temporary directory under `TMPDIR` (put it on the disk you want to measure), on sled,
 //! so append figures include real flushes (fsync). `FIGURES_SECONDS` sets the time spent
-//! per measurement (default 1.5).
+//! per measurement (default 1.5). Sections: `append group reads keyspace stats space`;
+//! name some after `--` to run only those.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -301,6 +302,34 @@ fn keyspaces_and_leases(duration: Duration) {
     );
 }
 
+fn stats_cost(duration: Duration) {
+    println!("\n== Store::stats (what /metrics calls on every scrape) ==");
+    let (_dir, store) = open();
+    for k in 0..10 {
+        let ks = store.keyspace(&format!("keyspace-{k}")).expect("keyspace");
+        for n in 0..1000u32 {
+            ks.put(&n.to_be_bytes(), b"value", None).expect("put");
+        }
+    }
+    for t in 0..10 {
+        let topic = store.topic(&format!("topic-{t}"), 16).expect("topic");
+        for p in 0..16 {
+            topic.append(p, &batch(200, 10)).expect("append");
+        }
+    }
+    let began = Instant::now();
+    let mut calls = 0u64;
+    while began.elapsed() < duration {
+        std::hint::black_box(store.stats().expect("stats"));
+        calls += 1;
+    }
+    println!(
+        "{:<44} {:>10.1} us per call",
+        "10 keyspaces, 10 topics x 16 partitions",
+        began.elapsed().as_secs_f64() * 1e6 / calls as f64
+    );
+}
+
 fn amplification_line(label: &str, stats: &StoreStats) {
     println!(
         "{label:<44} {:>8.1} MB logical {:>8.1} MB disk {:>6.2} disk/logical",
@@ -392,9 +421,28 @@ fn main() {
         duration.as_secs_f64(),
         std::env::temp_dir().display()
     );
-    single_producer(duration);
-    group_commit(duration);
-    reads(duration);
-    keyspaces_and_leases(duration);
-    space();
+    // `cargo bench -p panoptes-storage --bench figures -- reads stats` runs only those.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    if run("append") {
+        single_producer(duration);
+    }
+    if run("group") {
+        group_commit(duration);
+    }
+    if run("reads") {
+        reads(duration);
+    }
+    if run("keyspace") {
+        keyspaces_and_leases(duration);
+    }
+    if run("stats") {
+        stats_cost(duration);
+    }
+    if run("space") {
+        space();
+    }
 }
