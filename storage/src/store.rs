@@ -40,8 +40,9 @@ pub enum Durability {
     /// per message, is weaker: it relies on replicas.)
     #[default]
     Process,
-    /// Also survives a power loss: an `fdatasync` of sled's log after every flush. About
-    /// 1 ms more per flush on the reference machine; shared by group commit.
+    /// Also survives a power loss: an `fdatasync` of sled's log after every flush.
+    /// Measured on the reference machine: 0.1 to 1 ms more per flush, depending on the
+    /// disk's load; shared by group commit.
     PowerLoss,
 }
 
