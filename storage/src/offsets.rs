@@ -1,14 +1,17 @@
 //! Committed offsets of consumer groups (what Kafka's `__consumer_offsets` did).
 
+use std::sync::Arc;
+
 use crate::codec;
-use crate::engine::{Engine, Tree};
+use crate::commit::Committer;
+use crate::engine::Tree;
 use crate::StorageError;
 
 /// A handle on the committed offsets of every consumer group. Cheap to clone.
 #[derive(Clone)]
 pub struct ConsumerOffsets {
     tree: Tree,
-    engine: Engine,
+    committer: Arc<Committer>,
 }
 
 impl std::fmt::Debug for ConsumerOffsets {
@@ -18,13 +21,14 @@ impl std::fmt::Debug for ConsumerOffsets {
 }
 
 impl ConsumerOffsets {
-    pub(crate) fn new(tree: Tree, engine: Engine) -> ConsumerOffsets {
-        ConsumerOffsets { tree, engine }
+    pub(crate) fn new(tree: Tree, committer: Arc<Committer>) -> ConsumerOffsets {
+        ConsumerOffsets { tree, committer }
     }
 
     /// Records that `group` has processed `topic`/`partition` up to (not including)
-    /// `next_offset`. Durable (flushed) before it returns: a commit follows a sink's
-    /// acknowledgement, and losing it would replay the batch.
+    /// `next_offset`. Durable (flushed, by a flush shared with concurrent writers) before
+    /// it returns: a commit follows a sink's acknowledgement, and losing it would replay
+    /// the batch.
     pub fn commit(
         &self,
         group: &str,
@@ -35,7 +39,7 @@ impl ConsumerOffsets {
         let key = offset_key(group, topic, partition)?;
         let value = codec::encode(None, &next_offset, || place(group, topic, partition))?;
         self.tree.insert(&key, value)?;
-        self.engine.flush()
+        self.committer.wait_durable()
     }
 
     /// The offset `group` committed for `topic`/`partition`, if any.

@@ -2,19 +2,24 @@
 //! O(expired keys), not O(all keys).
 //!
 //! Index key: `expires_at_ms` (u64 big-endian, so keys sort by time), the keyspace name
-//! (one length byte, then the name), then the key. The index value is empty. Invariant
-//! (kept by the keyspace writers under their stripe lock): every stored value with an
-//! expiry has its index entry. Index entries are written before the value and removed
-//! after it, so a crash leaves at worst an index entry with no matching value, which the
-//! sweep recognises and drops.
+//! (one length byte, then the name), then the key. The index value is empty.
+//!
+//! Invariant (kept by the keyspace writers under their stripe lock): every stored value
+//! with an expiry has an index entry at or *before* its expiry. Entries may be stale (the
+//! value was removed, lost its expiry, or got a later one): the sweep, which reads every
+//! value whose entry is due, removes the value if it has expired, moves the entry to the
+//! value's expiry if that is later, and drops the entry otherwise. So a writer that only
+//! pushes an expiry back does not touch the index, and an entry written before its value
+//! (as writers do) is at worst stale after a crash.
 
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::stripes::Stripes;
-use super::{keyspace_tree_name, place};
+use super::{place, KeyspaceShared};
 use crate::codec;
-use crate::engine::{Engine, Tree};
+use crate::engine::Tree;
 use crate::StorageError;
 
 /// The index key of `key` in `keyspace` expiring at `expires_at_ms`. Keyspace names are
@@ -37,23 +42,25 @@ fn parse_index_key(raw: &[u8]) -> Option<(u64, &str, &[u8])> {
     Some((expires_at_ms, name, raw.get(9 + name_len..)?))
 }
 
-/// Removes every value whose expiry is at or before `now_ms`, with its index entry, and
-/// drops stale index entries on the way. Returns how many values were removed.
+/// Removes every value whose expiry is at or before `now_ms`, with its index entry, moves
+/// the due entries of values that expire later to their expiry, and drops stale entries.
+/// Returns how many values were removed.
+/// `keyspace` finds the shared state of a keyspace by name, so that its counts follow.
 pub(crate) fn sweep(
-    engine: &Engine,
     index: &Tree,
     stripes: &Stripes,
     now_ms: u64,
+    mut keyspace: impl FnMut(&str) -> Result<Arc<KeyspaceShared>, StorageError>,
 ) -> Result<usize, StorageError> {
     let upper = match now_ms.checked_add(1) {
         Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
         None => Bound::Unbounded,
     };
-    let mut trees: HashMap<String, Tree> = HashMap::new();
+    let mut found: HashMap<String, Arc<KeyspaceShared>> = HashMap::new();
     let mut removed = 0;
     for entry in index.range((Bound::Unbounded, upper)) {
         let (index_entry, _) = entry?;
-        let Some((expires_at_ms, keyspace, key)) = parse_index_key(&index_entry) else {
+        let Some((_, keyspace_name, key)) = parse_index_key(&index_entry) else {
             tracing::warn!(
                 entry = %index_entry.escape_ascii(),
                 "dropping a malformed entry of the expiry index"
@@ -61,20 +68,25 @@ pub(crate) fn sweep(
             index.remove(&index_entry)?;
             continue;
         };
-        let _guard = stripes.lock(keyspace, key);
-        let data = match trees.get(keyspace) {
-            Some(tree) => tree,
-            None => trees
-                .entry(keyspace.to_owned())
-                .or_insert(engine.tree(&keyspace_tree_name(keyspace))?),
+        let _guard = stripes.lock(keyspace_name, key);
+        let data = match found.get(keyspace_name) {
+            Some(shared) => shared,
+            None => found
+                .entry(keyspace_name.to_owned())
+                .or_insert(keyspace(keyspace_name)?),
         };
-        if let Some(raw) = data.get(key)? {
-            match codec::decode_expiry(&raw, || place(keyspace, key)) {
-                Ok(Some(at)) if at == expires_at_ms => {
+        if let Some(raw) = data.get_raw(key)? {
+            match codec::decode_expiry(&raw, || place(keyspace_name, key)) {
+                Ok(Some(at)) if at <= now_ms => {
                     data.remove(key)?;
                     removed += 1;
                 }
-                // The value was overwritten with another expiry (or none): stale entry.
+                // Its expiry was pushed back since the entry was written: move the entry
+                // there (past `now_ms`, so this walk does not meet it again).
+                Ok(Some(at)) => {
+                    index.insert(&index_key(at, keyspace_name, key), Vec::new())?;
+                }
+                // No expiry any more: a stale entry.
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "expiry sweep left a corrupt value in place"),
             }

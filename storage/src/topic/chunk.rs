@@ -1,6 +1,6 @@
 //! Cutting an append into chunks, and the chunk value format.
 
-use super::layout::{MAX_CHUNK_BYTES, MAX_CHUNK_RECORDS};
+use super::layout::{MAX_CHUNK_BYTES, MAX_CHUNK_RECORDS, RECORD_OVERHEAD};
 use crate::codec;
 use crate::{Record, StorageError};
 
@@ -9,14 +9,14 @@ use crate::{Record, StorageError};
 pub(crate) const MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
 
 /// Splits `records` into consecutive runs of at most [`MAX_CHUNK_RECORDS`] records and
-/// [`MAX_CHUNK_BYTES`] bytes (by [`Record::size_bytes`]); a record bigger than that
-/// alone makes a chunk.
+/// [`MAX_CHUNK_BYTES`] bytes (by [`Record::size_bytes`] plus [`RECORD_OVERHEAD`]); a
+/// record bigger than that alone makes a chunk.
 pub(crate) fn split(records: &[Record]) -> Vec<&[Record]> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, record) in records.iter().enumerate() {
-        let size = record.size_bytes();
+        let size = record.size_bytes().saturating_add(RECORD_OVERHEAD);
         if i > start && (i - start == MAX_CHUNK_RECORDS || bytes + size > MAX_CHUNK_BYTES) {
             chunks.push(&records[start..i]);
             start = i;
@@ -77,18 +77,42 @@ mod tests {
 
     #[test]
     fn splits_by_count_and_by_bytes() {
-        let many: Vec<Record> = (0..2500).map(|_| record(1)).collect();
+        let many: Vec<Record> = (0..2500).map(|_| record(0)).collect();
         let lens: Vec<usize> = split(&many).iter().map(|c| c.len()).collect();
-        assert_eq!(lens, vec![1000, 1000, 500]);
+        // 16 bytes each: by bytes before by count.
+        let per = MAX_CHUNK_BYTES / RECORD_OVERHEAD;
+        assert_eq!(lens[0], per.min(MAX_CHUNK_RECORDS));
+        assert_eq!(lens.iter().sum::<usize>(), 2500);
 
-        let big: Vec<Record> = (0..5).map(|_| record(400 * 1024)).collect();
+        let third = MAX_CHUNK_BYTES / 3 - RECORD_OVERHEAD;
+        let big: Vec<Record> = (0..5).map(|_| record(third)).collect();
         let lens: Vec<usize> = split(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(lens, vec![3, 2]);
+        let over: Vec<Record> = (0..5).map(|_| record(third + 1)).collect();
+        let lens: Vec<usize> = split(&over).iter().map(|c| c.len()).collect();
         assert_eq!(lens, vec![2, 2, 1]);
 
         let huge = vec![record(2 * MAX_CHUNK_BYTES), record(1)];
         let lens: Vec<usize> = split(&huge).iter().map(|c| c.len()).collect();
         assert_eq!(lens, vec![1, 1]);
         assert!(split(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_full_chunk_encodes_within_its_budget() {
+        // The overhead estimate holds for records with keys and a header.
+        let records: Vec<Record> = (0..1000)
+            .map(|i| Record {
+                key: Some(vec![1; 10]),
+                value: vec![2; 50],
+                timestamp_ms: u64::MAX - i,
+                headers: vec![("h".into(), vec![3])],
+            })
+            .collect();
+        for piece in split(&records) {
+            let bytes = encode(piece, String::new).unwrap().len();
+            assert!(bytes <= MAX_CHUNK_BYTES + 64, "{bytes}");
+        }
     }
 
     #[test]

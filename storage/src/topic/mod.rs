@@ -11,6 +11,7 @@ mod chunk;
 pub(crate) mod layout;
 mod read;
 mod retention;
+mod summary;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,9 +19,10 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::codec;
+use crate::commit::Committer;
 use crate::engine::{Engine, Tree};
 use crate::{Record, StorageError, StoredRecord};
-use layout::{ChunkSummary, PartitionMeta};
+use layout::PartitionMeta;
 
 /// The engine tree holding topic `name`.
 pub(crate) fn topic_tree_name(name: &str) -> String {
@@ -48,16 +50,19 @@ impl std::fmt::Debug for Topic {
 pub(crate) struct TopicShared {
     name: String,
     tree: Tree,
-    engine: Engine,
-    /// What readers may see; written only by writers holding `writer`.
+    committer: Arc<Committer>,
+    /// What readers may see; written only by writers holding `writer` (or, for `high`,
+    /// by appenders after their flush, with `fetch_max`).
     cursors: Vec<Cursor>,
     writer: Mutex<Vec<PartitionState>>,
 }
 
-/// The published watermarks of a partition.
+/// The published watermarks of a partition, and its size for `Store::stats`.
 struct Cursor {
     low: AtomicU64,
     high: AtomicU64,
+    /// Encoded bytes of the partition's chunks (`PartitionState::bytes`, copied).
+    bytes: AtomicU64,
 }
 
 /// The writer's view of a partition.
@@ -74,6 +79,7 @@ impl TopicShared {
     /// Loads the state of every partition from the tree.
     pub(crate) fn open(
         engine: &Engine,
+        committer: Arc<Committer>,
         name: &str,
         partitions: u32,
     ) -> Result<TopicShared, StorageError> {
@@ -86,12 +92,13 @@ impl TopicShared {
             .map(|s| Cursor {
                 low: AtomicU64::new(s.log_start),
                 high: AtomicU64::new(s.next_offset),
+                bytes: AtomicU64::new(s.bytes),
             })
             .collect();
         Ok(TopicShared {
             name: name.to_owned(),
             tree,
-            engine: engine.clone(),
+            committer,
             cursors,
             writer: Mutex::new(states),
         })
@@ -121,6 +128,23 @@ impl TopicShared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// (records, bytes, low watermark, high watermark) of every partition, from the
+    /// published counters: no engine access, no lock.
+    pub(crate) fn partition_stats(&self) -> Vec<(u64, u64, u64, u64)> {
+        self.cursors
+            .iter()
+            .map(|c| {
+                let high = c.high.load(Ordering::Acquire);
+                let low = c.low.load(Ordering::Acquire).min(high);
+                (high - low, c.bytes.load(Ordering::Relaxed), low, high)
+            })
+            .collect()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     fn chunk_place(&self, partition: u32, base_offset: u64) -> String {
         format!(
             "topic {:?} partition {partition} chunk at offset {base_offset}",
@@ -134,18 +158,24 @@ fn meta_place(topic: &str, partition: u32) -> String {
 }
 
 /// Reads a partition's state: the log start from its meta entry, the high watermark and
-/// size from its chunk summaries. A corrupt summary is logged and left out.
+/// size from its batch summaries. These are the start-up checks of the log:
+///
+/// - a corrupt meta entry is logged and the log start taken from the first batch;
+/// - a corrupt summary is rebuilt from its chunks and written back (see
+///   [`summary::rebuild`]), so neither reads nor retention ever stop at it.
 fn load_partition(
     tree: &Tree,
     topic: &str,
     partition: u32,
 ) -> Result<PartitionState, StorageError> {
     let log_start = match tree.get(&layout::meta_key(partition))? {
-        Some(raw) => {
-            codec::decode::<PartitionMeta>(&raw, || meta_place(topic, partition))?
-                .payload
-                .log_start
-        }
+        Some(raw) => match codec::decode::<PartitionMeta>(&raw, || meta_place(topic, partition)) {
+            Ok(meta) => meta.payload.log_start,
+            Err(e) => {
+                tracing::error!(error = %e, "ignoring a corrupt partition meta entry at start-up");
+                0
+            }
+        },
         None => 0,
     };
     let mut state = PartitionState {
@@ -154,48 +184,42 @@ fn load_partition(
         bytes: 0,
     };
     let mut first = true;
-    for entry in summaries(tree, partition) {
-        let (base, summary) = match entry {
-            Ok(found) => found,
-            Err(e @ StorageError::Corrupt { .. }) => {
-                tracing::warn!(error = %e, "skipping a corrupt chunk summary at start-up");
-                continue;
+    let mut entries = summary::summaries(tree, topic, partition).peekable();
+    while let Some(entry) = entries.next() {
+        let (base, decoded) = entry?;
+        let batch = match decoded {
+            Ok(batch) => batch,
+            Err(e) => {
+                let next_base = match entries.peek() {
+                    Some(Ok((next, _))) => Some(*next),
+                    _ => None,
+                };
+                let rebuilt = summary::rebuild(tree, topic, partition, base, next_base)?;
+                tracing::warn!(
+                    error = %e,
+                    records = rebuilt.records,
+                    "rebuilt a corrupt batch summary from its chunks"
+                );
+                rebuilt
             }
-            Err(e) => return Err(e),
         };
         if first {
             state.log_start = base;
             first = false;
         }
-        state.next_offset = base + summary.records;
-        state.bytes += summary.bytes;
+        state.next_offset = state.next_offset.max(base + batch.records);
+        state.bytes += batch.bytes;
     }
     Ok(state)
-}
-
-/// The chunk summaries of a partition in offset order, decoded.
-fn summaries(
-    tree: &Tree,
-    partition: u32,
-) -> impl Iterator<Item = Result<(u64, ChunkSummary), StorageError>> + '_ {
-    let range = layout::summary_key(partition, 0)..=layout::summary_key(partition, u64::MAX);
-    tree.range(range).map(move |entry| {
-        let (key, raw) = entry?;
-        let base = layout::base_offset(&key).unwrap_or_default();
-        let place = || {
-            format!(
-                "chunk summary {:?} of partition {partition}",
-                key.escape_ascii()
-            )
-        };
-        let summary = codec::decode::<ChunkSummary>(&raw, place)?.payload;
-        Ok((base, summary))
-    })
 }
 
 impl Topic {
     pub(crate) fn new(shared: Arc<TopicShared>, clock: Arc<dyn Clock>) -> Topic {
         Topic { shared, clock }
+    }
+
+    pub(crate) fn shared(&self) -> &TopicShared {
+        &self.shared
     }
 
     pub fn name(&self) -> &str {
@@ -208,13 +232,16 @@ impl Topic {
 
     /// Appends `records` to `partition` with consecutive offsets and returns the offset of
     /// the first one (the high watermark if `records` is empty). The records are flushed
-    /// to disk before this returns. Appends to one topic are serialized.
+    /// to disk before this returns, by a flush shared with every other append, offset
+    /// commit and lease change waiting at the same time (group commit). The records of
+    /// one call stay together and in order; concurrent appends to one partition get
+    /// offsets in the order they reach the writer lock.
     ///
     /// On error, none of the records are visible to readers; some may become visible with
     /// a later successful append (the producer's retry then duplicates them:
     /// at-least-once, as with Kafka without idempotence).
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, StorageError> {
-        append::append(&self.shared, self.clock.now_ms(), partition, records)
+        append::append(&self.shared, &*self.clock, partition, records)
     }
 
     /// Records of `partition` from `from_offset` on: at most `max_records`, and at most
@@ -262,21 +289,52 @@ impl Topic {
         )
     }
 
-    /// The chunks of a partition, for tests (see [`crate::testing`]).
-    pub(crate) fn chunk_infos(
+    /// The batches of a partition as their summaries describe them, for tests (see
+    /// [`crate::testing`]).
+    pub(crate) fn batch_infos(
         &self,
         partition: u32,
-    ) -> Result<Vec<crate::testing::ChunkInfo>, StorageError> {
+    ) -> Result<Vec<crate::testing::BatchInfo>, StorageError> {
         self.shared.cursor(partition)?;
-        summaries(&self.shared.tree, partition)
+        summary::summaries(&self.shared.tree, &self.shared.name, partition)
             .map(|entry| {
-                entry.map(|(base_offset, s)| crate::testing::ChunkInfo {
+                let (base_offset, batch) = entry?;
+                let batch = batch?;
+                Ok(crate::testing::BatchInfo {
                     base_offset,
-                    records: s.records,
-                    bytes: s.bytes,
+                    records: batch.records,
+                    bytes: batch.bytes,
+                    chunks: batch
+                        .chunk_bases(base_offset)
+                        .zip(&batch.chunk_records)
+                        .map(|(base, &records)| (base, u64::from(records)))
+                        .collect(),
                 })
             })
             .collect()
+    }
+
+    /// Overwrites a batch summary with raw bytes, for tests of corruption.
+    pub(crate) fn write_raw_summary(
+        &self,
+        partition: u32,
+        base_offset: u64,
+        raw: &[u8],
+    ) -> Result<(), StorageError> {
+        self.shared.cursor(partition)?;
+        self.shared
+            .tree
+            .insert(&layout::summary_key(partition, base_offset), raw.to_vec())?;
+        Ok(())
+    }
+
+    /// Overwrites the partition meta entry with raw bytes, for tests of corruption.
+    pub(crate) fn write_raw_meta(&self, partition: u32, raw: &[u8]) -> Result<(), StorageError> {
+        self.shared.cursor(partition)?;
+        self.shared
+            .tree
+            .insert(&layout::meta_key(partition), raw.to_vec())?;
+        Ok(())
     }
 
     /// Overwrites a chunk value with raw bytes, for tests of corruption.

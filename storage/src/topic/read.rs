@@ -13,7 +13,11 @@ pub(super) fn read(
     max_records: usize,
     max_bytes: usize,
 ) -> Result<Vec<StoredRecord>, StorageError> {
-    let high = topic.cursor(partition)?.high.load(Ordering::Acquire);
+    let cursor = topic.cursor(partition)?;
+    let high = cursor.high.load(Ordering::Acquire);
+    // Below the low watermark, start at it (retention removes the chunks there, but a
+    // read racing with it could otherwise see some of them).
+    let from_offset = from_offset.max(cursor.low.load(Ordering::Acquire));
     let mut out = Vec::new();
     if from_offset >= high || max_records == 0 {
         return Ok(out);

@@ -4,14 +4,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::layout::{self, PartitionMeta};
-use super::{summaries, Cursor, PartitionState, TopicShared};
+use super::summary;
+use super::{Cursor, PartitionState, TopicShared};
 use crate::clock::millis;
 use crate::codec;
 use crate::engine::Batch;
 use crate::StorageError;
 
-/// At most this many chunks are removed per engine batch, to keep batches bounded.
-const CHUNKS_PER_BATCH: usize = 500;
+/// About this many engine entries are removed per engine batch, to keep batches bounded.
+const ENTRIES_PER_BATCH: usize = 2000;
 
 /// See [`super::Topic::apply_retention`].
 pub(super) fn apply(
@@ -27,20 +28,25 @@ pub(super) fn apply(
     let mut states = topic.lock_writer();
     let mut removed = 0;
     for (partition, (state, cursor)) in (0u32..).zip(states.iter_mut().zip(&topic.cursors)) {
-        // Never past what readers may see (chunks whose flush failed stay).
+        // Never past what readers may see (batches whose flush failed stay).
         let high = cursor.high.load(Ordering::Acquire);
         let mut batch = Batch::default();
-        let mut in_batch = 0;
         let mut pending = *state;
-        for entry in summaries(&topic.tree, partition) {
-            let (base, summary) = match entry {
-                Ok(found) => found,
-                Err(e @ StorageError::Corrupt { .. }) => {
-                    // Its size is unknown; stop here rather than guess.
-                    tracing::warn!(error = %e, "retention stopped at a corrupt chunk summary");
-                    break;
+        let mut entries = summary::summaries(&topic.tree, &topic.name, partition).peekable();
+        while let Some(entry) = entries.next() {
+            let (base, decoded) = entry?;
+            let summary = match decoded {
+                Ok(summary) => summary,
+                // Corrupted since start-up (which rebuilt every corrupt summary): rebuild
+                // it from its chunks too, so that they are found and removed.
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention rebuilds a corrupt batch summary");
+                    let next_base = match entries.peek() {
+                        Some(Ok((next, _))) => Some(*next),
+                        _ => None,
+                    };
+                    summary::rebuild(&topic.tree, &topic.name, partition, base, next_base)?
                 }
-                Err(e) => return Err(e),
             };
             let too_old =
                 max_age_ms.is_some_and(|age| now_ms.saturating_sub(summary.appended_at_ms) > age);
@@ -49,18 +55,18 @@ pub(super) fn apply(
                 break;
             }
             batch.remove(&layout::summary_key(partition, base));
-            batch.remove(&layout::chunk_key(partition, base));
+            for chunk_base in summary.chunk_bases(base) {
+                batch.remove(&layout::chunk_key(partition, chunk_base));
+            }
             pending.log_start = base + summary.records;
             pending.bytes = pending.bytes.saturating_sub(summary.bytes);
             removed += summary.records;
-            in_batch += 1;
-            if in_batch == CHUNKS_PER_BATCH {
+            if batch.writes.len() >= ENTRIES_PER_BATCH {
                 let full = std::mem::take(&mut batch);
                 commit(topic, partition, full, (state, cursor), pending)?;
-                in_batch = 0;
             }
         }
-        if in_batch > 0 {
+        if !batch.is_empty() {
             commit(topic, partition, batch, (state, cursor), pending)?;
         }
     }
@@ -87,5 +93,6 @@ fn commit(
     topic.tree.apply(batch)?;
     *state = pending;
     cursor.low.store(state.log_start, Ordering::Release);
+    cursor.bytes.store(state.bytes, Ordering::Relaxed);
     Ok(())
 }

@@ -1,17 +1,25 @@
 //! Keyspaces: values, TTL with a manual clock, sweeping, get_set and compare-and-swap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::manual_store;
+use crate::fixture::{engine_tests, Kind};
 use panoptes_storage::StorageError;
+
+engine_tests!(
+    put_get_delete_and_scan,
+    expired_keys_read_as_absent_before_any_sweep,
+    sweep_removes_expired_keys_without_reads_and_counts_them,
+    overwriting_a_key_moves_or_clears_its_expiry,
+    get_set_returns_the_previous_live_value,
+    compare_and_swap_only_on_a_match,
+    concurrent_compare_and_swap_has_one_winner_per_round,
+    names_are_checked,
+);
 
 const SEC: Duration = Duration::from_secs(1);
 
-#[test]
-fn put_get_delete_and_scan() {
-    let (store, _clock) = manual_store(10_000);
+fn put_get_delete_and_scan(kind: Kind) {
+    let (store, _clock) = kind.manual_store(10_000);
     let ks = store.keyspace("rates").unwrap();
     assert_eq!(ks.name(), "rates");
     assert_eq!(ks.get(b"a").unwrap(), None);
@@ -43,9 +51,8 @@ fn put_get_delete_and_scan() {
     assert_eq!(other.get(b"e").unwrap(), Some(vec![]));
 }
 
-#[test]
-fn expired_keys_read_as_absent_before_any_sweep() {
-    let (store, clock) = manual_store(10_000);
+fn expired_keys_read_as_absent_before_any_sweep(kind: Kind) {
+    let (store, clock) = kind.manual_store(10_000);
     let ks = store.keyspace("leases").unwrap();
     ks.put(b"short", b"s", Some(5 * SEC)).unwrap();
     ks.put(b"long", b"l", Some(60 * SEC)).unwrap();
@@ -69,9 +76,8 @@ fn expired_keys_read_as_absent_before_any_sweep() {
     );
 }
 
-#[test]
-fn sweep_removes_expired_keys_without_reads_and_counts_them() {
-    let (store, clock) = manual_store(10_000);
+fn sweep_removes_expired_keys_without_reads_and_counts_them(kind: Kind) {
+    let (store, clock) = kind.manual_store(10_000);
     let a = store.keyspace("a").unwrap();
     let b = store.keyspace("b").unwrap();
     for i in 0..10u8 {
@@ -97,9 +103,8 @@ fn sweep_removes_expired_keys_without_reads_and_counts_them() {
     );
 }
 
-#[test]
-fn overwriting_a_key_moves_or_clears_its_expiry() {
-    let (store, clock) = manual_store(10_000);
+fn overwriting_a_key_moves_or_clears_its_expiry(kind: Kind) {
+    let (store, clock) = kind.manual_store(10_000);
     let ks = store.keyspace("k").unwrap();
     ks.put(b"extend", b"1", Some(SEC)).unwrap();
     ks.put(b"extend", b"2", Some(10 * SEC)).unwrap();
@@ -133,9 +138,8 @@ fn overwriting_a_key_moves_or_clears_its_expiry() {
     assert_eq!(store.sweep_expired().unwrap(), 0);
 }
 
-#[test]
-fn get_set_returns_the_previous_live_value() {
-    let (store, clock) = manual_store(10_000);
+fn get_set_returns_the_previous_live_value(kind: Kind) {
+    let (store, clock) = kind.manual_store(10_000);
     let ks = store.keyspace("k").unwrap();
     assert_eq!(ks.get_set(b"c", b"1", Some(SEC)).unwrap(), None);
     assert_eq!(
@@ -154,9 +158,8 @@ fn get_set_returns_the_previous_live_value() {
     assert_eq!(store.sweep_expired().unwrap(), 0);
 }
 
-#[test]
-fn compare_and_swap_only_on_a_match() {
-    let (store, clock) = manual_store(10_000);
+fn compare_and_swap_only_on_a_match(kind: Kind) {
+    let (store, clock) = kind.manual_store(10_000);
     let ks = store.keyspace("locks").unwrap();
     // Create if absent.
     assert!(ks
@@ -185,9 +188,8 @@ fn compare_and_swap_only_on_a_match() {
     assert_eq!(store.sweep_expired().unwrap(), 0);
 }
 
-#[test]
-fn concurrent_compare_and_swap_has_one_winner_per_round() {
-    let (store, _clock) = manual_store(10_000);
+fn concurrent_compare_and_swap_has_one_winner_per_round(kind: Kind) {
+    let (store, _clock) = kind.manual_store(10_000);
     let ks = store.keyspace("counter").unwrap();
     ks.put(b"n", &0u64.to_be_bytes(), None).unwrap();
     let threads: Vec<_> = (0..4)
@@ -215,9 +217,8 @@ fn concurrent_compare_and_swap_has_one_winner_per_round() {
     assert_eq!(ks.get(b"n").unwrap(), Some(800u64.to_be_bytes().to_vec()));
 }
 
-#[test]
-fn names_are_checked() {
-    let (store, _clock) = manual_store(0);
+fn names_are_checked(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     for bad in ["", "a\nb", &"x".repeat(256)] {
         assert!(matches!(
             store.keyspace(bad),

@@ -1,19 +1,15 @@
 //! Property test: random appends, reads, retention, clock moves and restarts against a
 //! plain in-memory model of a partitioned log.
 
-mod common;
-
 use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use panoptes_storage::{testing, Clock, ManualClock, Record, Store, Topic};
+use panoptes_storage::{testing, Clock, Record};
 use proptest::prelude::*;
 
+use crate::fixture::{Fixture, Kind};
+
 const PARTITIONS: u32 = 2;
-/// Mirrors the store's chunk record limit; the test checks the chunks it sees against it.
-const CHUNK_RECORDS: usize = 1000;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -58,18 +54,21 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A chunk as the model sees it.
+/// A batch (the unit retention removes) as the model sees it: one per non-empty append,
+/// as every append of this test is well under the batch size.
 #[derive(Debug, Clone)]
-struct ModelChunk {
+struct ModelBatch {
     base: u64,
     records: Vec<Record>,
+    /// Records per chunk.
+    chunks: Vec<u64>,
     appended_at_ms: u64,
 }
 
 #[derive(Debug, Default)]
 struct ModelPartition {
-    chunks: VecDeque<ModelChunk>,
-    /// Offset of the next record; also the low watermark when there are no chunks.
+    chunks: VecDeque<ModelBatch>,
+    /// Offset of the next record; also the low watermark when there are no batches.
     high: u64,
 }
 
@@ -86,10 +85,26 @@ impl ModelPartition {
     }
 }
 
-fn open(dir: &Path, clock: &Arc<ManualClock>) -> (Store, Topic) {
-    let store = Store::open(dir).unwrap().with_clock(clock.clone());
-    let topic = store.topic("model", PARTITIONS).unwrap();
-    (store, topic)
+/// How an append is cut into chunks, as documented: a chunk closes before it would pass
+/// `CHUNK_MAX_RECORDS` records or `CHUNK_MAX_BYTES` bytes, counting each record as its
+/// size plus `CHUNK_RECORD_OVERHEAD`. The test checks the chunks it sees against this.
+fn model_split(records: &[Record]) -> Vec<&[Record]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let size = r.size_bytes() + testing::CHUNK_RECORD_OVERHEAD;
+        let full =
+            i - start == testing::CHUNK_MAX_RECORDS || bytes + size > testing::CHUNK_MAX_BYTES;
+        if i > start && full {
+            out.push(&records[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
 }
 
 fn next_records(counter: &mut u64, count: usize, pad: usize, now_ms: u64) -> Vec<Record> {
@@ -108,10 +123,10 @@ fn next_records(counter: &mut u64, count: usize, pad: usize, now_ms: u64) -> Vec
         .collect()
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let (mut store, mut topic) = open(dir.path(), &clock);
+fn run(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut fixture = Fixture::new(kind, 1_000_000);
+    let clock = fixture.clock.clone();
+    let mut topic = fixture.store().topic("model", PARTITIONS).unwrap();
     let mut model: Vec<ModelPartition> =
         (0..PARTITIONS).map(|_| ModelPartition::default()).collect();
     let mut counter = 0u64;
@@ -128,13 +143,19 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let m = &mut model[partition as usize];
                 let base = topic.append(partition, &records).unwrap();
                 prop_assert_eq!(base, m.high);
-                for piece in records.chunks(CHUNK_RECORDS) {
-                    m.chunks.push_back(ModelChunk {
+                if !records.is_empty() {
+                    let size: usize = records.iter().map(|r| r.size_bytes()).sum();
+                    prop_assert!(size < testing::BATCH_MAX_BYTES / 2);
+                    m.chunks.push_back(ModelBatch {
                         base: m.high,
-                        records: piece.to_vec(),
+                        chunks: model_split(&records)
+                            .iter()
+                            .map(|c| c.len() as u64)
+                            .collect(),
+                        records: records.clone(),
                         appended_at_ms: now,
                     });
-                    m.high += piece.len() as u64;
+                    m.high += records.len() as u64;
                 }
             }
             Op::Read {
@@ -185,8 +206,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::RetainBytes { max } => {
                 let mut expected = 0;
                 for (p, m) in (0..).zip(&mut model) {
-                    // The sizes are the store's; the model checks which chunks go.
-                    let stored = testing::chunks(&topic, p).unwrap();
+                    // The sizes are the store's; the model checks which batches go.
+                    let stored = testing::batches(&topic, p).unwrap();
                     let shape: Vec<(u64, u64)> =
                         stored.iter().map(|c| (c.base_offset, c.records)).collect();
                     let model_shape: Vec<(u64, u64)> = m
@@ -195,6 +216,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .map(|c| (c.base, c.records.len() as u64))
                         .collect();
                     prop_assert_eq!(shape, model_shape);
+                    let chunks: Vec<u64> = testing::chunks(&topic, p)
+                        .unwrap()
+                        .iter()
+                        .map(|&(_, records)| records)
+                        .collect();
+                    let model_chunks: Vec<u64> =
+                        m.chunks.iter().flat_map(|b| b.chunks.clone()).collect();
+                    prop_assert_eq!(chunks, model_chunks);
                     let mut total: u64 = stored.iter().map(|c| c.bytes).sum();
                     for chunk in &stored {
                         if total <= max {
@@ -209,8 +238,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Reopen => {
                 drop(topic);
-                drop(store);
-                (store, topic) = open(dir.path(), &clock);
+                topic = fixture.reopen().topic("model", PARTITIONS).unwrap();
             }
         }
         for (p, m) in (0..).zip(&model) {
@@ -225,7 +253,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_log_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        run(ops)?;
+    fn sled_log_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(Kind::Sled, ops)?;
+    }
+
+    #[test]
+    fn memory_log_behaves_like_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(Kind::Memory, ops)?;
     }
 }

@@ -1,19 +1,27 @@
 //! Topics: offsets, reads across chunks and from mid-chunk, limits, retention.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{manual_store, record, records};
+use crate::fixture::{engine_tests, record, records, Kind};
 use panoptes_storage::{testing, StorageError, StoredRecord};
+
+engine_tests!(
+    appends_get_consecutive_offsets_per_partition,
+    an_existing_topic_keeps_its_partition_count_and_state,
+    large_appends_are_chunked_and_read_across_chunk_boundaries,
+    chunks_are_cut_by_bytes_too,
+    max_bytes_and_max_records_bound_a_read,
+    retention_by_age_removes_whole_old_chunks_from_the_front,
+    retention_by_bytes_keeps_each_partition_under_the_limit,
+    concurrent_appends_never_share_an_offset,
+);
 
 fn offsets(read: &[StoredRecord]) -> Vec<u64> {
     read.iter().map(|r| r.offset).collect()
 }
 
-#[test]
-fn appends_get_consecutive_offsets_per_partition() {
-    let (store, _clock) = manual_store(0);
+fn appends_get_consecutive_offsets_per_partition(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("metrics", 3).unwrap();
     assert_eq!((topic.name(), topic.partitions()), ("metrics", 3));
     assert_eq!(topic.high_watermark(1).unwrap(), 0);
@@ -49,9 +57,8 @@ fn appends_get_consecutive_offsets_per_partition() {
     assert!(topic.high_watermark(3).is_err());
 }
 
-#[test]
-fn an_existing_topic_keeps_its_partition_count_and_state() {
-    let (store, _clock) = manual_store(0);
+fn an_existing_topic_keeps_its_partition_count_and_state(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let first = store.topic("t", 2).unwrap();
     first.append(0, &records(0, 3, 0)).unwrap();
     let second = store.topic("t", 8).unwrap();
@@ -71,32 +78,43 @@ fn an_existing_topic_keeps_its_partition_count_and_state() {
     ));
 }
 
-#[test]
-fn large_appends_are_chunked_and_read_across_chunk_boundaries() {
-    let (store, _clock) = manual_store(0);
+fn large_appends_are_chunked_and_read_across_chunk_boundaries(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
     topic.append(0, &records(0, 2500, 0)).unwrap();
     topic.append(0, &records(2500, 10, 0)).unwrap();
-    let chunks: Vec<(u64, u64)> = testing::chunks(&topic, 0)
-        .unwrap()
-        .iter()
-        .map(|c| (c.base_offset, c.records))
-        .collect();
-    assert_eq!(
-        chunks,
-        vec![(0, 1000), (1000, 1000), (2000, 500), (2500, 10)]
-    );
+    let chunks = testing::chunks(&topic, 0).unwrap();
+    assert!(chunks.len() > 3, "{chunks:?}");
+    // Consecutive, covering every offset once; an append starts a chunk of its own.
+    let mut next = 0;
+    for &(base, records) in &chunks {
+        assert_eq!(base, next);
+        assert!(records >= 1 && records as usize <= testing::CHUNK_MAX_RECORDS);
+        next += records;
+    }
+    assert_eq!(next, 2510);
+    assert!(chunks.iter().any(|&(base, _)| base == 2500));
+    // Each append is one batch (both are well under the batch size).
+    let batches = testing::batches(&topic, 0).unwrap();
+    let shape: Vec<(u64, u64)> = batches.iter().map(|b| (b.base_offset, b.records)).collect();
+    assert_eq!(shape, vec![(0, 2500), (2500, 10)]);
 
     // From the middle of a chunk, across two boundaries.
-    let read = topic.read(0, 999, 1003, usize::MAX).unwrap();
-    assert_eq!(offsets(&read), (999..2002).collect::<Vec<_>>());
+    let second = chunks[1].0;
+    let fourth = chunks[3].0;
+    let read = topic.read(0, second - 1, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(offsets(&read), (second - 1..2510).collect::<Vec<_>>());
+    let read = topic
+        .read(0, second - 1, (fourth - second + 2) as usize, usize::MAX)
+        .unwrap();
+    assert_eq!(offsets(&read), (second - 1..=fourth).collect::<Vec<_>>());
     for stored in &read {
         assert_eq!(stored.record, record(stored.offset, 0));
     }
     // Exactly at a boundary, and the last record.
     assert_eq!(
-        offsets(&topic.read(0, 2000, 1, usize::MAX).unwrap()),
-        vec![2000]
+        offsets(&topic.read(0, second, 1, usize::MAX).unwrap()),
+        vec![second]
     );
     assert_eq!(
         offsets(&topic.read(0, 2509, 10, usize::MAX).unwrap()),
@@ -107,25 +125,29 @@ fn large_appends_are_chunked_and_read_across_chunk_boundaries() {
     assert_eq!(offsets(&all), (0..2510).collect::<Vec<_>>());
 }
 
-#[test]
-fn chunks_are_cut_by_bytes_too() {
-    let (store, _clock) = manual_store(0);
+fn chunks_are_cut_by_bytes_too(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
-    topic.append(0, &records(0, 5, 300 * 1024)).unwrap();
+    // Three of these fit in a chunk, four do not.
+    let quarter = testing::CHUNK_MAX_BYTES / 4;
+    topic.append(0, &records(0, 5, quarter)).unwrap();
+    // A record bigger than a chunk gets one of its own.
+    let huge = 3 * testing::CHUNK_MAX_BYTES;
+    topic.append(0, &records(5, 2, huge)).unwrap();
     let per_chunk: Vec<u64> = testing::chunks(&topic, 0)
         .unwrap()
         .iter()
-        .map(|c| c.records)
+        .map(|&(_, records)| records)
         .collect();
-    assert_eq!(per_chunk, vec![3, 2]);
+    assert_eq!(per_chunk, vec![3, 2, 1, 1]);
     let read = topic.read(0, 2, 10, usize::MAX).unwrap();
-    assert_eq!(offsets(&read), vec![2, 3, 4]);
-    assert_eq!(read[0].record, record(2, 300 * 1024));
+    assert_eq!(offsets(&read), vec![2, 3, 4, 5, 6]);
+    assert_eq!(read[0].record, record(2, quarter));
+    assert_eq!(read[4].record, record(6, huge));
 }
 
-#[test]
-fn max_bytes_and_max_records_bound_a_read() {
-    let (store, _clock) = manual_store(0);
+fn max_bytes_and_max_records_bound_a_read(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
     let batch = records(0, 10, 100);
     topic.append(0, &batch).unwrap();
@@ -151,9 +173,8 @@ fn max_bytes_and_max_records_bound_a_read() {
     assert!(topic.read(0, 4, 0, usize::MAX).unwrap().is_empty());
 }
 
-#[test]
-fn retention_by_age_removes_whole_old_chunks_from_the_front() {
-    let (store, clock) = manual_store(1_000_000);
+fn retention_by_age_removes_whole_old_chunks_from_the_front(kind: Kind) {
+    let (store, clock) = kind.manual_store(1_000_000);
     let topic = store.topic("t", 2).unwrap();
     topic.append(0, &records(0, 10, 0)).unwrap();
     clock.advance(Duration::from_secs(60));
@@ -190,14 +211,13 @@ fn retention_by_age_removes_whole_old_chunks_from_the_front() {
     assert_eq!(topic.apply_retention(None, None).unwrap(), 0);
 }
 
-#[test]
-fn retention_by_bytes_keeps_each_partition_under_the_limit() {
-    let (store, _clock) = manual_store(0);
+fn retention_by_bytes_keeps_each_partition_under_the_limit(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
     for i in 0..6 {
         topic.append(0, &records(i * 4, 4, 1000)).unwrap();
     }
-    let chunks = testing::chunks(&topic, 0).unwrap();
+    let chunks = testing::batches(&topic, 0).unwrap();
     let total: u64 = chunks.iter().map(|c| c.bytes).sum();
     assert_eq!(topic.apply_retention(None, Some(total)).unwrap(), 0);
     // One byte too many: the oldest chunk goes, nothing more.
@@ -206,7 +226,7 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit() {
     let last_two = chunks[4].bytes + chunks[5].bytes;
     assert_eq!(topic.apply_retention(None, Some(last_two)).unwrap(), 12);
     assert_eq!(topic.low_watermark(0).unwrap(), 16);
-    let left = testing::chunks(&topic, 0).unwrap();
+    let left = testing::batches(&topic, 0).unwrap();
     assert_eq!(left, chunks[4..].to_vec());
     assert_eq!(
         offsets(&topic.read(0, 16, 100, usize::MAX).unwrap()),
@@ -215,12 +235,11 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit() {
     // A limit smaller than any chunk empties the partition.
     assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 8);
     assert_eq!(topic.low_watermark(0).unwrap(), 24);
-    assert!(testing::chunks(&topic, 0).unwrap().is_empty());
+    assert!(testing::batches(&topic, 0).unwrap().is_empty());
 }
 
-#[test]
-fn concurrent_appends_never_share_an_offset() {
-    let (store, _clock) = manual_store(0);
+fn concurrent_appends_never_share_an_offset(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {

@@ -1,0 +1,200 @@
+//! Corrupt stored bytes are reported, never returned as data, never a panic.
+
+use crate::fixture::{engine_tests, record, records, Fixture, Kind};
+use panoptes_storage::{testing, StorageError};
+
+engine_tests!(
+    a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans,
+    a_truncated_value_with_a_valid_version_is_corrupt_too,
+    a_corrupt_chunk_is_skipped_by_reads,
+    a_chunk_of_a_future_format_version_is_skipped,
+    corrupt_batch_summaries_are_rebuilt_from_their_chunks_at_start_up,
+    a_lost_last_chunk_does_not_let_its_offsets_be_reused,
+    a_corrupt_partition_meta_does_not_stop_start_up,
+    a_corrupt_chunk_and_summary_are_removed_by_retention,
+);
+
+fn a_corrupt_keyspace_value_is_reported_by_get_and_skipped_by_scans(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
+    let ks = store.keyspace("state").unwrap();
+    ks.put(b"a", b"fine", None).unwrap();
+    ks.put(b"c", b"fine too", None).unwrap();
+    testing::write_raw_value(&ks, b"b", b"\xde\xad\xbe\xef garbage").unwrap();
+    testing::write_raw_value(&ks, b"v9", &[9, 0, 1, 2]).unwrap();
+
+    match ks.get(b"b") {
+        Err(StorageError::Corrupt { place, reason }) => {
+            assert!(
+                place.contains("\"state\"") && place.contains("key \"b\""),
+                "{place}"
+            );
+            assert!(reason.contains("unknown format version 222"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        ks.ttl_remaining(b"v9"),
+        Err(StorageError::Corrupt { .. })
+    ));
+    // Operations that must read the old value refuse; the value is left alone.
+    assert!(matches!(
+        ks.get_set(b"b", b"x", None),
+        Err(StorageError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        ks.compare_and_swap(b"b", None, Some(b"x"), None),
+        Err(StorageError::Corrupt { .. })
+    ));
+    let live: Vec<Vec<u8>> = ks
+        .scan_prefix(b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(live, vec![b"a".to_vec(), b"c".to_vec()]);
+    assert_eq!(ks.len().unwrap(), 2);
+
+    // put repairs, delete removes.
+    ks.put(b"b", b"repaired", None).unwrap();
+    assert_eq!(ks.get(b"b").unwrap(), Some(b"repaired".to_vec()));
+    assert!(
+        !ks.delete(b"v9").unwrap(),
+        "a corrupt value was not a live value"
+    );
+    assert_eq!(ks.get(b"v9").unwrap(), None);
+    assert_eq!(store.sweep_expired().unwrap(), 0);
+}
+
+fn a_truncated_value_with_a_valid_version_is_corrupt_too(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
+    let ks = store.keyspace("state").unwrap();
+    // Version 1, "has expiry" tag, then nothing.
+    testing::write_raw_value(&ks, b"t", &[1, 1]).unwrap();
+    assert!(matches!(ks.get(b"t"), Err(StorageError::Corrupt { .. })));
+}
+
+fn a_corrupt_chunk_is_skipped_by_reads(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
+    let topic = store.topic("metrics", 1).unwrap();
+    topic.append(0, &records(0, 5, 0)).unwrap();
+    topic.append(0, &records(5, 5, 0)).unwrap();
+    topic.append(0, &records(10, 5, 0)).unwrap();
+    testing::write_raw_chunk(&topic, 0, 5, b"not a chunk").unwrap();
+
+    let read = topic.read(0, 0, 100, usize::MAX).unwrap();
+    let offsets: Vec<u64> = read.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
+    for stored in &read {
+        assert_eq!(stored.record, record(stored.offset, 0));
+    }
+    // Starting inside the corrupt chunk continues after it.
+    let read = topic.read(0, 7, 100, usize::MAX).unwrap();
+    assert_eq!(read.first().map(|r| r.offset), Some(10));
+    // Watermarks and appends are unaffected.
+    assert_eq!(topic.high_watermark(0).unwrap(), 15);
+    assert_eq!(topic.append(0, &records(15, 1, 0)).unwrap(), 15);
+    // Retention still removes it by its summary.
+    assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 16);
+}
+
+fn a_chunk_of_a_future_format_version_is_skipped(kind: Kind) {
+    let (store, _clock) = kind.manual_store(0);
+    let topic = store.topic("metrics", 1).unwrap();
+    topic.append(0, &records(0, 2, 0)).unwrap();
+    topic.append(0, &records(2, 2, 0)).unwrap();
+    testing::write_raw_chunk(&topic, 0, 2, &[2, 0, 0]).unwrap();
+    let offsets: Vec<u64> = topic
+        .read(0, 0, 100, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 1]);
+}
+
+fn offsets_of(topic: &panoptes_storage::Topic, partition: u32) -> Vec<u64> {
+    topic
+        .read(partition, 0, usize::MAX, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.offset)
+        .collect()
+}
+
+fn corrupt_batch_summaries_are_rebuilt_from_their_chunks_at_start_up(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    // Records of a quarter chunk: each append of 7 makes chunks of 3, 3 and 1.
+    let pad = testing::CHUNK_MAX_BYTES / 4;
+    let before = {
+        let topic = fixture.store().topic("t", 1).unwrap();
+        for i in 0..3 {
+            topic.append(0, &records(i * 7, 7, pad)).unwrap();
+        }
+        let before = testing::batches(&topic, 0).unwrap();
+        assert_eq!(before[1].chunks, vec![(7, 3), (10, 3), (13, 1)]);
+        // One in the middle (chunk counts from the next batch's offset), and the last
+        // one (its last chunk is decoded).
+        testing::write_raw_summary(&topic, 0, 7, b"\x01\xff").unwrap();
+        testing::write_raw_summary(&topic, 0, 14, b"garbage").unwrap();
+        assert!(matches!(
+            testing::batches(&topic, 0),
+            Err(StorageError::Corrupt { .. })
+        ));
+        before
+    };
+    let topic = fixture.reopen().topic("t", 1).unwrap();
+    assert_eq!(topic.high_watermark(0).unwrap(), 21);
+    assert_eq!(offsets_of(&topic, 0), (0..21).collect::<Vec<_>>());
+    // Rebuilt and written back: same records, chunks and size as before.
+    assert_eq!(testing::batches(&topic, 0).unwrap(), before);
+    assert_eq!(topic.append(0, &records(21, 1, 0)).unwrap(), 21);
+}
+
+fn a_lost_last_chunk_does_not_let_its_offsets_be_reused(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    {
+        let topic = fixture.store().topic("t", 1).unwrap();
+        topic.append(0, &records(0, 5, 0)).unwrap();
+        topic.append(0, &records(5, 5, 0)).unwrap();
+        testing::write_raw_summary(&topic, 0, 5, b"garbage").unwrap();
+        testing::write_raw_chunk(&topic, 0, 5, b"garbage").unwrap();
+    }
+    let topic = fixture.reopen().topic("t", 1).unwrap();
+    // How many records the lost chunk held is unknown; its base offset is never reused.
+    assert_eq!(topic.high_watermark(0).unwrap(), 6);
+    assert_eq!(offsets_of(&topic, 0), (0..5).collect::<Vec<_>>());
+    assert_eq!(topic.append(0, &records(6, 2, 0)).unwrap(), 6);
+    assert_eq!(offsets_of(&topic, 0), vec![0, 1, 2, 3, 4, 6, 7]);
+}
+
+fn a_corrupt_partition_meta_does_not_stop_start_up(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    {
+        let topic = fixture.store().topic("t", 1).unwrap();
+        topic.append(0, &records(0, 5, 0)).unwrap();
+        topic.append(0, &records(5, 5, 0)).unwrap();
+        let newest = testing::batches(&topic, 0).unwrap()[1].bytes;
+        assert_eq!(topic.apply_retention(None, Some(newest)).unwrap(), 5);
+        testing::write_raw_meta(&topic, 0, &[1]).unwrap();
+    }
+    let topic = fixture.reopen().topic("t", 1).unwrap();
+    // The log start comes from the first chunk instead.
+    assert_eq!(topic.low_watermark(0).unwrap(), 5);
+    assert_eq!(topic.high_watermark(0).unwrap(), 10);
+    assert_eq!(offsets_of(&topic, 0), (5..10).collect::<Vec<_>>());
+}
+
+fn a_corrupt_chunk_and_summary_are_removed_by_retention(kind: Kind) {
+    let (store, clock) = kind.manual_store(1_700_000_000_000);
+    let topic = store.topic("t", 1).unwrap();
+    topic.append(0, &records(0, 5, 0)).unwrap();
+    clock.advance(std::time::Duration::from_secs(100));
+    topic.append(0, &records(5, 5, 0)).unwrap();
+    testing::write_raw_summary(&topic, 0, 0, b"garbage").unwrap();
+    testing::write_raw_chunk(&topic, 0, 0, b"garbage").unwrap();
+    // An unreadable chunk at the front does not block retention: it goes first.
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(topic.apply_retention(Some(hour), None).unwrap(), 5);
+    assert_eq!(testing::batches(&topic, 0).unwrap().len(), 1);
+    assert_eq!(offsets_of(&topic, 0), (5..10).collect::<Vec<_>>());
+}
