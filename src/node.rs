@@ -529,42 +529,102 @@ fn metrics_sections(
         Box::pin(async move {
             let stats = tokio::task::spawn_blocking(move || {
                 let resources = shared.resources.all().map(|r| r.len()).unwrap_or(0);
-                let mut marks = Vec::new();
-                for name in shared.bus.store().topic_names().unwrap_or_default() {
-                    if let Ok(t) = shared.bus.topic(&name) {
-                        for p in 0..t.partitions() {
-                            let high = t.high_watermark(p).unwrap_or(0);
-                            marks.push((
-                                vec![("topic", name.clone()), ("partition", p.to_string())],
-                                high as f64,
-                            ));
-                        }
-                    }
-                }
-                (resources, marks, store.size_on_disk().unwrap_or(0))
+                (resources, store.stats())
             })
             .await;
             let mut out = String::new();
-            if let Ok((resources, marks, disk)) = stats {
-                render_gauge(
-                    &mut out,
-                    "panoptes_resources",
-                    "Resources held by the resource manager.",
-                    &[(vec![], resources as f64)],
-                );
-                render_gauge(
-                    &mut out,
-                    "panoptes_topic_high_watermark",
-                    "Next offset to be written, per topic partition.",
-                    &marks,
-                );
-                render_gauge(
-                    &mut out,
-                    "panoptes_store_disk_bytes",
-                    "Bytes the embedded store uses on disk.",
-                    &[(vec![], disk as f64)],
-                );
-            }
+            let Ok((resources, Ok(stats))) = stats else {
+                return out;
+            };
+            render_gauge(
+                &mut out,
+                "panoptes_resources",
+                "Resources held by the resource manager.",
+                &[(vec![], resources as f64)],
+            );
+            let part = |p: &panoptes_storage::PartitionStats| {
+                vec![
+                    ("topic", p.topic.clone()),
+                    ("partition", p.partition.to_string()),
+                ]
+            };
+            let series = |f: &dyn Fn(&panoptes_storage::PartitionStats) -> u64| {
+                stats
+                    .topics
+                    .iter()
+                    .map(|p| (part(p), f(p) as f64))
+                    .collect::<Vec<_>>()
+            };
+            render_gauge(
+                &mut out,
+                "panoptes_topic_high_watermark",
+                "Next offset to be written, per topic partition.",
+                &series(&|p| p.high),
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_topic_low_watermark",
+                "First offset still stored, per topic partition.",
+                &series(&|p| p.low),
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_topic_bytes",
+                "Encoded bytes stored per topic partition.",
+                &series(&|p| p.bytes),
+            );
+            let ks: Vec<_> = stats
+                .keyspaces
+                .iter()
+                .map(|k| (vec![("keyspace", k.name.clone())], k.keys as f64))
+                .collect();
+            render_gauge(
+                &mut out,
+                "panoptes_keyspace_keys",
+                "Keys stored per keyspace (expired ones count until swept).",
+                &ks,
+            );
+            let kb: Vec<_> = stats
+                .keyspaces
+                .iter()
+                .map(|k| (vec![("keyspace", k.name.clone())], k.bytes as f64))
+                .collect();
+            render_gauge(
+                &mut out,
+                "panoptes_keyspace_bytes",
+                "Logical bytes stored per keyspace.",
+                &kb,
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_store_disk_bytes",
+                "Bytes the embedded store uses on disk.",
+                &[(vec![], stats.disk_bytes as f64)],
+            );
+            render_gauge(
+                &mut out,
+                "panoptes_store_space_amplification",
+                "Disk bytes per logical byte stored.",
+                &stats
+                    .space_amplification()
+                    .map(|a| (vec![], a))
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            );
+            render_family(
+                &mut out,
+                "panoptes_store_flushes_total",
+                "Engine flushes since start.",
+                "counter",
+                &[(vec![], stats.flushes as f64)],
+            );
+            render_family(
+                &mut out,
+                "panoptes_store_durable_writes_total",
+                "Writes acknowledged after a flush since start (group commit: several per flush).",
+                "counter",
+                &[(vec![], stats.durable_writes as f64)],
+            );
             out
         })
     }));

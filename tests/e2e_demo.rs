@@ -178,6 +178,9 @@ fn demo_switch_end_to_end_and_restart() {
         "panoptes_metrics_groups_published_total{topic=\"local-processed\"}",
         "panoptes_plugin_last_run_age_seconds{kind=\"polling\"",
         "panoptes_pool_queue_depth",
+        "panoptes_keyspace_keys{keyspace=\"resources\"}",
+        "panoptes_topic_bytes{topic=\"local-processed\",partition=\"0\"}",
+        "panoptes_snmp_sockets",
     ] {
         assert!(
             metrics.contains(needle),
