@@ -3,6 +3,7 @@
 
 pub mod discovery_json;
 pub mod enrichment_cache;
+pub mod generic_snmp;
 pub mod interface;
 pub mod status;
 
