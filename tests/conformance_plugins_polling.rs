@@ -148,3 +148,51 @@ cases! {
     juniper_qfx => "juniper_qfx",
     juniper_srx1400 => "juniper_srx1400",
 }
+
+/// The device does not answer (a silent socket stands in for 192.0.2.1, 1 s timeout in
+/// the original) and does not answer ping either: the static parts of the document
+/// still produce their groups and the status is PING_FAILURE (7).
+#[tokio::test]
+async fn features_enrichment_from_file_no_service_active() {
+    use panoptes::plugins::status::{confirm_with_ping, Ping};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    struct NoReply;
+    impl Ping for NoReply {
+        fn answers<'a>(
+            &'a self,
+            _host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    let dir = "generic_polling/features_enrichment_from_file";
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
+    let options = Options::from_plugin(&plugin);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = silent.local_addr().unwrap().port();
+    target.timeout = Duration::from_millis(200);
+    target.retries = 0;
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    let mut resource = serde_json::to_value(test_resource()).unwrap();
+    resource["resource_endpoint"] = json!("192.0.2.1");
+    let resource = Resource::from_json(&resource).unwrap();
+    let cache = EnrichmentCache::default();
+    let document = polling::load_document(&options, Ok(&cache), &resource);
+    let mut groups = polling::run(Ok(&mut client), &resource, document, &options, FROZEN)
+        .await
+        .unwrap();
+    confirm_with_ping(&mut groups, &resource.endpoint, &NoReply).await;
+    let mut actual = serde_json::to_value(&groups).unwrap();
+    strip_volatile(&mut actual);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected_no_service_active.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary(&canonical(&actual)), summary(&canonical(&expected)));
+    assert_eq!(canonical(&actual), canonical(&expected));
+}

@@ -282,11 +282,8 @@ async fn fetch(
                     }
                     Ok(rows) => {
                         mark(doc, &def.name, status, None);
-                        rows.into_iter()
-                            .map(|(index, value)| {
-                                let index = index_transform.get(&index).cloned().unwrap_or(index);
-                                (index, value)
-                            })
+                        transform_indices(rows, index_transform)
+                            .into_iter()
                             .collect()
                     }
                 }
@@ -321,6 +318,19 @@ async fn fetch(
         scalars.push(value);
     }
     Fetched { tables, scalars }
+}
+
+/// Replaces device indices found in `index_transform` by their logical index.
+fn transform_indices(
+    rows: Vec<(String, Value)>,
+    index_transform: &BTreeMap<String, String>,
+) -> Vec<(String, Value)> {
+    rows.into_iter()
+        .map(|(index, value)| match index_transform.get(&index) {
+            Some(logical) => (logical.clone(), value),
+            None => (index, value),
+        })
+        .collect()
 }
 
 /// Records success (`None`) or a failure for every group whose values mention `table`.
@@ -624,4 +634,200 @@ fn add_dimension(g: &mut MetricsGroup, name: &str, v: &Value) -> Result<bool, Mo
     }
     g.add_dimension(Dimension::new(name, s)?)?;
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn resource() -> Resource {
+        Resource::from_json(&json!({"resource_site": "s", "resource_class": "network",
+            "resource_subclass": "x", "resource_type": "t", "resource_id": "r",
+            "resource_endpoint": "127.0.0.1", "resource_plugin": "p",
+            "resource_creation_timestamp": 1.0, "resource_metadata": {}}))
+        .unwrap()
+    }
+
+    fn options(schema: SchemaVersion) -> Options {
+        Options {
+            plugin_name: "test".into(),
+            interval: 60,
+            schema,
+            namespace: "metrics".into(),
+            status_metric: "polling_status".into(),
+            non_repeaters: None,
+            max_repetitions: None,
+            from_store: true,
+            file: None,
+        }
+    }
+
+    /// Runs a document's groups over already-fetched static tables.
+    fn assemble(doc: &Json, schema: SchemaVersion) -> (Vec<MetricsGroup>, DeviceStatus) {
+        let doc = Document::compile(doc, schema).unwrap();
+        let tables = doc
+            .tables
+            .iter()
+            .map(|t| match &t.source {
+                TableSource::Static(v) => v.clone(),
+                TableSource::BulkWalk { .. } => Table::new(),
+            })
+            .collect();
+        let fetched = Fetched {
+            tables,
+            scalars: vec![],
+        };
+        let mut status = StatusTracker::default();
+        let mut out = GroupSet::default();
+        for g in &doc.groups {
+            process_group(
+                g,
+                &fetched,
+                &resource(),
+                &options(schema),
+                1.0,
+                &mut status,
+                &mut out,
+            )
+            .unwrap();
+        }
+        (out.0, status.overall())
+    }
+
+    fn value_of(g: &MetricsGroup, name: &str) -> Option<MetricValue> {
+        g.metrics
+            .iter()
+            .find(|m| m.metric_name == name)
+            .map(|m| m.metric_value)
+    }
+
+    proptest! {
+        /// With no `indices`, a metric `t.$index` yields one group per index of `t` whose
+        /// value is an integer, carrying that value; a dimension from `d` is present
+        /// exactly where `d` has a non-empty value for the index.
+        #[test]
+        fn one_group_per_usable_index(
+            values in proptest::collection::btree_map("[0-9]{1,2}(\\.[0-9])?", "[0-9]{1,4}|x|", 0..12),
+            names in proptest::collection::btree_map("[0-9]{1,2}(\\.[0-9])?", "[a-z ]{0,6}", 0..12),
+            v02 in any::<bool>(),
+        ) {
+            let schema = if v02 { SchemaVersion::V02 } else { SchemaVersion::V01 };
+            let doc = json!({
+                "oids": {"t": {"method": "static", "values": values},
+                         "d": {"method": "static", "values": names}},
+                "metrics_groups": [{"group_name": "g", "dimensions": {"name": "d.$index"},
+                                    "metrics": {"m": "t.$index"}}]
+            });
+            let (groups, _) = assemble(&doc, schema);
+            let usable: BTreeMap<&String, i128> = values
+                .iter()
+                .filter_map(|(k, v)| v.parse::<i128>().ok().map(|n| (k, n)))
+                .collect();
+            // Empty dimensions drop the group in 0.2 (ignore_empty_dimensions is off).
+            let kept: Vec<(&String, i128)> = usable
+                .iter()
+                .filter(|(k, _)| !v02 || names.get(**k).is_none_or(|n| !n.is_empty()))
+                .map(|(k, n)| (*k, *n))
+                .collect();
+            // Groups that are equal (same metric value, same dimensions) collapse.
+            let mut distinct: Vec<(i128, Option<&String>)> = Vec::new();
+            for (k, n) in &kept {
+                let dim = names.get(*k).filter(|s| !s.is_empty());
+                if !distinct.contains(&(*n, dim)) {
+                    distinct.push((*n, dim));
+                }
+            }
+            if kept.is_empty() && v02 {
+                // 0.2 adds the (empty) top-level group when nothing is indexed.
+                prop_assert_eq!(groups.len(), usize::from(usable.is_empty()));
+            } else {
+                prop_assert_eq!(groups.len(), distinct.len());
+            }
+            for g in groups.iter().filter(|g| !g.metrics.is_empty()) {
+                let m = value_of(g, "m").unwrap();
+                let dim = g.dimension("name").map(str::to_string);
+                prop_assert!(distinct.iter().any(|(n, d)| MetricValue::Int(*n) == m && d.cloned() == dim));
+            }
+        }
+
+        /// `indices` restricts evaluation to the listed indices, in any order, and
+        /// `index_transform` renames walked indices before anything else sees them.
+        #[test]
+        fn listed_indices_and_transforms(
+            keys in proptest::collection::btree_set("[0-9]{1,3}", 1..10),
+            pick in proptest::collection::vec(any::<bool>(), 10),
+        ) {
+            let values: BTreeMap<String, String> = keys.iter().map(|k| (k.clone(), format!("{}", k.len()))).collect();
+            let listed: Vec<&String> = keys.iter().zip(&pick).filter(|(_, p)| **p).map(|(k, _)| k).collect();
+            let ix: BTreeMap<&String, &String> = keys.iter().map(|k| (k, k)).collect();
+            let doc = json!({
+                "oids": {"t": {"method": "static", "values": values},
+                         "ix": {"method": "static", "values": ix}},
+                "metrics_groups": [{"group_name": "g", "dimensions": {"i": "ix.$index"},
+                    "metrics": {"m": {"value": "t.$index", "indices": listed}}}]
+            });
+            let (groups, _) = assemble(&doc, SchemaVersion::V01);
+            let got: Vec<String> = groups.iter().filter_map(|g| g.dimension("i").map(str::to_string)).collect();
+            prop_assert_eq!(got.len(), groups.len());
+            let mut got_sorted = got.clone();
+            got_sorted.sort();
+            let mut want: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+            want.sort();
+            prop_assert_eq!(got_sorted, want);
+
+            let transform: BTreeMap<String, String> = keys.iter().map(|k| (k.clone(), format!("x{k}"))).collect();
+            let rows: Vec<(String, Value)> = keys.iter().map(|k| (k.clone(), Value::Str("1".into()))).collect();
+            let renamed = transform_indices(rows, &transform);
+            prop_assert!(renamed.iter().all(|(i, _)| i.starts_with('x')));
+            prop_assert_eq!(renamed.len(), keys.len());
+        }
+    }
+
+    #[test]
+    fn v01_top_level_metrics_form_their_own_group_and_v02_joins_them() {
+        let doc = json!({
+            "oids": {"t": {"method": "static", "values": {"1": "5", "2": "6"}}},
+            "metrics_groups": [{"group_name": "g", "dimensions": {},
+                "metrics": {"m": "t.$index", "top": 7, "zero": 0}}]
+        });
+        let (v1, _) = assemble(&doc, SchemaVersion::V01);
+        assert_eq!(v1.len(), 3);
+        assert_eq!(
+            v1.iter().filter(|g| value_of(g, "top").is_some()).count(),
+            1
+        );
+        assert!(
+            v1.iter().all(|g| value_of(g, "zero").is_none()),
+            "falsy top-level values are dropped"
+        );
+        let (v2, _) = assemble(&doc, SchemaVersion::V02);
+        assert_eq!(v2.len(), 2);
+        assert!(v2
+            .iter()
+            .all(|g| value_of(g, "top") == Some(MetricValue::Int(7))));
+    }
+
+    #[test]
+    fn empty_dimensions_drop_the_group_in_v02_unless_ignored() {
+        let doc = |ignore: bool| {
+            json!({
+                "oids": {"t": {"method": "static", "values": {"1": "5"}},
+                         "d": {"method": "static", "values": {"1": ""}}},
+                "metrics_groups": [{"group_name": "g", "ignore_empty_dimensions": ignore,
+                    "dimensions": {"n": "d.$index"}, "metrics": {"m": "t.$index"}}]
+            })
+        };
+        let (groups, status) = assemble(&doc(false), SchemaVersion::V02);
+        assert!(groups.is_empty());
+        assert_eq!(status, DeviceStatus::InternalFailure);
+        let (groups, status) = assemble(&doc(true), SchemaVersion::V02);
+        assert_eq!(groups.len(), 1);
+        assert!(groups[0].dimensions.is_empty());
+        assert_eq!(status, DeviceStatus::Success);
+    }
 }
