@@ -1,6 +1,7 @@
 //! The built-in plugins, found by the original's module names so its plugin files load
 //! unchanged, and the context they run in.
 
+pub mod device_metrics;
 pub mod discovery_json;
 pub mod enrichment_cache;
 pub mod generic_snmp;
@@ -25,6 +26,12 @@ pub enum BuiltIn {
     GenericSnmpPolling,
     HeartbeatEnrichment,
     HeartbeatPolling,
+    /// A built-in vendor definition (its position in `device_metrics::embedded()`).
+    DeviceMetricsEnrichment(usize),
+    /// `plugin_enrichment_device_metrics`: the definition named by `[main] vendor_definition`.
+    DeviceMetricsFromFile,
+    /// `plugin_enrichment_generic_snmp`: the original's base class, which enriches nothing.
+    GenericSnmpEnrichment,
 }
 
 /// `[Core] Module` names (the original's, then ours) for each built-in.
@@ -76,6 +83,19 @@ const REGISTRY: &[(PluginKind, &[&str], BuiltIn)] = {
             HeartbeatEnrichment,
         ),
         (
+            Enrichment,
+            &[
+                "plugin_enrichment_device_metrics",
+                "device_metrics_enrichment",
+            ],
+            DeviceMetricsFromFile,
+        ),
+        (
+            Enrichment,
+            &["plugin_enrichment_generic_snmp", "generic_snmp_enrichment"],
+            GenericSnmpEnrichment,
+        ),
+        (
             Polling,
             &[
                 "plugin_polling_device_interface_metrics",
@@ -99,12 +119,19 @@ const REGISTRY: &[(PluginKind, &[&str], BuiltIn)] = {
 impl BuiltIn {
     /// Resolves `[Core] Module` (already reduced to its base name) for a plugin kind.
     pub fn resolve(plugin: &PluginConfig) -> Result<BuiltIn, PluginFileError> {
+        let vendor = || match plugin.kind {
+            PluginKind::Enrichment => {
+                device_metrics::find_embedded(&plugin.module).map(BuiltIn::DeviceMetricsEnrichment)
+            }
+            _ => None,
+        };
         REGISTRY
             .iter()
             .find(|(kind, names, _)| {
                 *kind == plugin.kind && names.contains(&plugin.module.as_str())
             })
             .map(|(_, _, b)| *b)
+            .or_else(vendor)
             .ok_or_else(|| {
                 plugin.error(
                     "Core",
@@ -120,12 +147,16 @@ impl BuiltIn {
     }
 
     /// The original's module names of every built-in of a kind.
-    pub fn known(kind: PluginKind) -> Vec<&'static str> {
-        REGISTRY
+    pub fn known(kind: PluginKind) -> Vec<String> {
+        let mut names: Vec<String> = REGISTRY
             .iter()
             .filter(|(k, _, _)| *k == kind)
-            .map(|(_, names, _)| names[0])
-            .collect()
+            .map(|(_, names, _)| names[0].to_string())
+            .collect();
+        if kind == PluginKind::Enrichment {
+            names.extend(device_metrics::embedded_modules());
+        }
+        names
     }
 }
 

@@ -7,7 +7,7 @@ use crate::snmp::{SnmpClient, SnmpTarget};
 
 use super::enrichment_cache::{EnrichmentCache, EnrichmentSource};
 use super::status::{confirm_with_ping, Ping};
-use super::{generic_snmp, heartbeat, interface, BuiltIn, PluginError};
+use super::{device_metrics, generic_snmp, heartbeat, interface, BuiltIn, PluginError};
 
 /// Used when a plugin file gives no `enrichment_ttl`.
 pub const DEFAULT_ENRICHMENT_TTL: u64 = 900;
@@ -141,6 +141,25 @@ pub async fn enrich(ctx: RunContext<'_>) -> Result<EnrichmentGroupSet, PluginErr
             heartbeat::enrichment(ctx.resource, ttl, frequency, ctx.now)
                 .map_err(|e| PluginError::Internal(e.to_string()))
         }
+        BuiltIn::DeviceMetricsEnrichment(_) | BuiltIn::DeviceMetricsFromFile => {
+            let definition = match ctx.builtin {
+                BuiltIn::DeviceMetricsEnrichment(i) => device_metrics::embedded_definition(i)?,
+                _ => device_metrics::definition_from_plugin(ctx.plugin)?,
+            };
+            let mut client = ctx.client().await?;
+            device_metrics::run(
+                &definition,
+                &mut client,
+                device_metrics::Run {
+                    plugin: ctx.plugin,
+                    resource: ctx.resource,
+                    ttl,
+                    now: ctx.now,
+                },
+            )
+            .await
+        }
+        BuiltIn::GenericSnmpEnrichment => Ok(device_metrics::empty(ctx.resource, ctx.now)),
         other => Err(PluginError::Config(format!(
             "plugin `{}`: {other:?} is not an enrichment plugin",
             ctx.plugin.name

@@ -464,6 +464,7 @@ fn evaluate(
                     tables: &fetched.tables,
                     scalars: &fetched.scalars,
                     index: Some(&index),
+                    context: None,
                 };
                 match value_of(t, &env) {
                     Ok(v) => ev
@@ -482,6 +483,7 @@ fn evaluate(
                 tables: &fetched.tables,
                 scalars: &fetched.scalars,
                 index: None,
+                context: None,
             };
             let v = match env.eval(&t.expr) {
                 Ok(v) => v,

@@ -1,25 +1,36 @@
 //! Evaluates a compiled expression against the tables of one poll.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::parser::{BinOp, Builtin, CmpOp, Expr, Lambda, Method, Target};
-use super::value::{float_repr, round_float, EvalError, Num, Value};
+use super::value::{float_repr, round_float, EvalError, Num, Table, Value};
 
-/// One table of a poll: index (or static key) -> value.
-pub type Table = BTreeMap<String, Value>;
+/// What `config()` and `meta()` read: the running plugin's file and the resource's
+/// metadata. Only enrichment-time vendor definitions have one.
+#[derive(Debug, Clone, Default)]
+pub struct EvalContext {
+    pub config: BTreeMap<String, BTreeMap<String, String>>,
+    pub metadata: BTreeMap<String, String>,
+}
 
 /// Longest string or list a `*` may build: repetition is legal Python, but a document
 /// must not be able to make the poller allocate gigabytes.
 const MAX_REPEAT_LEN: usize = 1 << 20;
+
+/// What a comprehension does with each kept item.
+type ItemBody<'b, 'a> = dyn FnMut(&Env<'a>, &mut Vec<Value>) -> Result<(), EvalError> + 'b;
 
 /// What an expression can see: the tables and `get` scalars by slot, and the index.
 pub struct Env<'a> {
     pub tables: &'a [Table],
     pub scalars: &'a [Value],
     pub index: Option<&'a str>,
+    pub context: Option<&'a EvalContext>,
 }
 
-impl Env<'_> {
+impl<'a> Env<'a> {
     pub fn eval(&self, e: &Expr) -> Result<Value, EvalError> {
         self.eval_in(e, &mut Vec::new())
     }
@@ -33,6 +44,15 @@ impl Env<'_> {
         self.tables
             .get(t)
             .ok_or_else(|| EvalError::Name(format!("table #{t}")))
+    }
+
+    /// The entries of a table or dict value.
+    fn as_table<'v>(&'v self, v: &'v Value) -> Option<&'v Table> {
+        match v {
+            Value::Table(t) => self.tables.get(*t),
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
     }
 
     fn truthy(&self, v: &Value) -> bool {
@@ -67,40 +87,52 @@ impl Env<'_> {
             }
             Expr::Method(target, method, args) => {
                 let target = self.eval_in(target, locals)?;
-                let Value::Table(t) = target else {
-                    return Err(EvalError::Type(format!(
-                        "'{}' object has no such method",
-                        target.type_name()
-                    )));
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval_in(a, locals)?);
+                }
+                self.method(&target, *method, vals)
+            }
+            Expr::Slice(target, lo, hi) => {
+                let target = self.eval_in(target, locals)?;
+                let bound = |b: &Option<Box<Expr>>,
+                             locals: &mut Vec<Value>|
+                 -> Result<Option<i128>, EvalError> {
+                    match b {
+                        None => Ok(None),
+                        Some(e) => match self.eval_in(e, locals)?.as_number() {
+                            Some(Num::Int(i)) => Ok(Some(i)),
+                            _ => Err(EvalError::Type("slice indices must be integers".into())),
+                        },
+                    }
                 };
-                let table = self.table(t)?;
-                Ok(match method {
-                    Method::Values => Value::List(table.values().cloned().collect()),
-                    Method::Keys => {
-                        Value::List(table.keys().map(|k| Value::Str(k.clone())).collect())
+                let (lo, hi) = (bound(lo, locals)?, bound(hi, locals)?);
+                let range = |len: usize| {
+                    let len = len as i128;
+                    let clamp = |i: i128| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
+                    let a = lo.map(clamp).unwrap_or(0);
+                    let b = hi.map(clamp).unwrap_or(len as usize);
+                    (a, b.max(a))
+                };
+                match target {
+                    Value::List(v) => {
+                        let (a, b) = range(v.len());
+                        Ok(Value::List(v[a..b].to_vec()))
                     }
-                    Method::Items => Value::List(
-                        table
-                            .iter()
-                            .map(|(k, v)| Value::Tuple(vec![Value::Str(k.clone()), v.clone()]))
-                            .collect(),
-                    ),
-                    Method::Get => {
-                        let key = match args.first() {
-                            Some(a) => self.eval_in(a, locals)?,
-                            None => return Err(EvalError::Type("get() needs a key".into())),
-                        };
-                        let found = match &key {
-                            Value::Str(k) => table.get(k).cloned(),
-                            _ => None,
-                        };
-                        match (found, args.get(1)) {
-                            (Some(v), _) => v,
-                            (None, Some(d)) => self.eval_in(d, locals)?,
-                            (None, None) => Value::None,
-                        }
+                    Value::Tuple(v) => {
+                        let (a, b) = range(v.len());
+                        Ok(Value::Tuple(v[a..b].to_vec()))
                     }
-                })
+                    Value::Str(s) => {
+                        let chars: Vec<char> = s.chars().collect();
+                        let (a, b) = range(chars.len());
+                        Ok(Value::Str(chars[a..b].iter().collect()))
+                    }
+                    other => Err(EvalError::Type(format!(
+                        "'{}' object is not sliceable",
+                        other.type_name()
+                    ))),
+                }
             }
             Expr::Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
@@ -168,6 +200,31 @@ impl Env<'_> {
             }
             Expr::List(items) => Ok(Value::List(self.eval_all(items, locals)?)),
             Expr::Tuple(items) => Ok(Value::Tuple(self.eval_all(items, locals)?)),
+            Expr::Dict(items) => {
+                let mut out = Table::new();
+                for (k, v) in items {
+                    let k = dict_key(self.eval_in(k, locals)?)?;
+                    out.insert(k, self.eval_in(v, locals)?);
+                }
+                Ok(Value::Dict(Arc::new(out)))
+            }
+            Expr::DictComp {
+                key,
+                value,
+                target,
+                iter,
+                conds,
+            } => {
+                let items = self.iterate(self.eval_in(iter, locals)?)?;
+                let mut out = Table::new();
+                self.for_each(target, items, conds, locals, &mut |env, locals| {
+                    let k = dict_key(env.eval_in(key, locals)?)?;
+                    let v = env.eval_in(value, locals)?;
+                    out.insert(k, v);
+                    Ok(())
+                })?;
+                Ok(Value::Dict(Arc::new(out)))
+            }
             Expr::Comp {
                 elt,
                 target,
@@ -175,54 +232,69 @@ impl Env<'_> {
                 conds,
             } => {
                 let items = self.iterate(self.eval_in(iter, locals)?)?;
-                let depth = match target {
-                    Target::One(_, slot) => *slot,
-                    Target::Many(names) => names.first().map(|(_, s)| *s).unwrap_or(locals.len()),
-                };
                 let mut out = Vec::new();
-                for item in items {
-                    locals.truncate(depth);
-                    match target {
-                        Target::One(..) => locals.push(item),
-                        Target::Many(names) => {
-                            let parts = match item {
-                                Value::Tuple(p) | Value::List(p) => p,
-                                Value::Str(s) => {
-                                    s.chars().map(|c| Value::Str(c.to_string())).collect()
-                                }
-                                other => {
-                                    return Err(EvalError::Type(format!(
-                                        "cannot unpack non-iterable {} object",
-                                        other.type_name()
-                                    )))
-                                }
-                            };
-                            if parts.len() != names.len() {
-                                return Err(EvalError::Value(format!(
-                                    "expected {} values to unpack, got {}",
-                                    names.len(),
-                                    parts.len()
-                                )));
-                            }
-                            locals.extend(parts);
-                        }
-                    }
-                    let mut keep = true;
-                    for c in conds {
-                        let v = self.eval_in(c, locals)?;
-                        if !self.truthy(&v) {
-                            keep = false;
-                            break;
-                        }
-                    }
-                    if keep {
-                        out.push(self.eval_in(elt, locals)?);
-                    }
-                }
-                locals.truncate(depth);
+                self.for_each(target, items, conds, locals, &mut |env, locals| {
+                    out.push(env.eval_in(elt, locals)?);
+                    Ok(())
+                })?;
                 Ok(Value::List(out))
             }
         }
+    }
+
+    /// Binds a comprehension's target to each item, keeps the items whose conditions
+    /// hold, and runs `body` for them.
+    fn for_each(
+        &self,
+        target: &Target,
+        items: Vec<Value>,
+        conds: &[Expr],
+        locals: &mut Vec<Value>,
+        body: &mut ItemBody<'_, 'a>,
+    ) -> Result<(), EvalError> {
+        let depth = match target {
+            Target::One(_, slot) => *slot,
+            Target::Many(names) => names.first().map(|(_, s)| *s).unwrap_or(locals.len()),
+        };
+        for item in items {
+            locals.truncate(depth);
+            match target {
+                Target::One(..) => locals.push(item),
+                Target::Many(names) => {
+                    let parts = match item {
+                        Value::Tuple(p) | Value::List(p) => p,
+                        Value::Str(s) => s.chars().map(|c| Value::Str(c.to_string())).collect(),
+                        other => {
+                            return Err(EvalError::Type(format!(
+                                "cannot unpack non-iterable {} object",
+                                other.type_name()
+                            )))
+                        }
+                    };
+                    if parts.len() != names.len() {
+                        return Err(EvalError::Value(format!(
+                            "expected {} values to unpack, got {}",
+                            names.len(),
+                            parts.len()
+                        )));
+                    }
+                    locals.extend(parts);
+                }
+            }
+            let mut keep = true;
+            for c in conds {
+                let v = self.eval_in(c, locals)?;
+                if !self.truthy(&v) {
+                    keep = false;
+                    break;
+                }
+            }
+            if keep {
+                body(self, locals)?;
+            }
+        }
+        locals.truncate(depth);
+        Ok(())
     }
 
     fn eval_all(&self, items: &[Expr], locals: &mut Vec<Value>) -> Result<Vec<Value>, EvalError> {
@@ -238,6 +310,7 @@ impl Env<'_> {
                 .keys()
                 .map(|k| Value::Str(k.clone()))
                 .collect()),
+            Value::Dict(d) => Ok(d.keys().map(|k| Value::Str(k.clone())).collect()),
             Value::Str(s) => Ok(s.chars().map(|c| Value::Str(c.to_string())).collect()),
             other => Err(EvalError::Type(format!(
                 "'{}' object is not iterable",
@@ -246,10 +319,104 @@ impl Env<'_> {
         }
     }
 
+    fn method(&self, target: &Value, method: Method, args: Vec<Value>) -> Result<Value, EvalError> {
+        let arg_str = |i: usize| -> Result<&str, EvalError> {
+            match args.get(i) {
+                Some(Value::Str(s)) => Ok(s.as_str()),
+                Some(other) => Err(EvalError::Type(format!(
+                    "expected a string argument, got {}",
+                    other.type_name()
+                ))),
+                None => Err(EvalError::Type("missing argument".into())),
+            }
+        };
+        if let Some(table) = self.as_table(target) {
+            return match method {
+                Method::Values => Ok(Value::List(table.values().cloned().collect())),
+                Method::Keys => Ok(Value::List(
+                    table.keys().map(|k| Value::Str(k.clone())).collect(),
+                )),
+                Method::Items => Ok(Value::List(
+                    table
+                        .iter()
+                        .map(|(k, v)| Value::Tuple(vec![Value::Str(k.clone()), v.clone()]))
+                        .collect(),
+                )),
+                Method::Get => {
+                    let found = match args.first() {
+                        Some(Value::Str(k)) => table.get(k).cloned(),
+                        _ => None,
+                    };
+                    Ok(found.unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::None)))
+                }
+                _ => Err(EvalError::Type(format!(
+                    "'dict' object has no method {method:?}"
+                ))),
+            };
+        }
+        let Value::Str(s) = target else {
+            return Err(EvalError::Type(format!(
+                "'{}' object has no method {method:?}",
+                target.type_name()
+            )));
+        };
+        match method {
+            Method::Split => {
+                let parts: Vec<Value> = match args.first() {
+                    None | Some(Value::None) => s
+                        .split_whitespace()
+                        .map(|p| Value::Str(p.to_string()))
+                        .collect(),
+                    Some(_) => {
+                        let sep = arg_str(0)?;
+                        if sep.is_empty() {
+                            return Err(EvalError::Value("empty separator".into()));
+                        }
+                        s.split(sep).map(|p| Value::Str(p.to_string())).collect()
+                    }
+                };
+                Ok(Value::List(parts))
+            }
+            Method::Replace => Ok(Value::Str(s.replace(arg_str(0)?, arg_str(1)?))),
+            Method::StartsWith => Ok(Value::Bool(s.starts_with(arg_str(0)?))),
+            Method::EndsWith => Ok(Value::Bool(s.ends_with(arg_str(0)?))),
+            Method::Strip => Ok(Value::Str(match args.first() {
+                None | Some(Value::None) => s.trim().to_string(),
+                Some(_) => {
+                    let chars: Vec<char> = arg_str(0)?.chars().collect();
+                    s.trim_matches(|c| chars.contains(&c)).to_string()
+                }
+            })),
+            Method::Lower => Ok(Value::Str(s.to_lowercase())),
+            Method::Upper => Ok(Value::Str(s.to_uppercase())),
+            Method::Join => {
+                let items = self.iterate(args.into_iter().next().unwrap_or(Value::None))?;
+                let mut parts = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::Str(p) => parts.push(p),
+                        other => {
+                            return Err(EvalError::Type(format!(
+                                "join() expects strings, got {}",
+                                other.type_name()
+                            )))
+                        }
+                    }
+                }
+                Ok(Value::Str(parts.join(s)))
+            }
+            _ => Err(EvalError::Type(format!(
+                "'str' object has no method {method:?}"
+            ))),
+        }
+    }
+
     fn subscript(&self, target: &Value, key: &Value) -> Result<Value, EvalError> {
         match target {
-            Value::Table(t) => {
-                let table = self.table(*t)?;
+            Value::Table(_) | Value::Dict(_) => {
+                let table = self
+                    .as_table(target)
+                    .ok_or_else(|| EvalError::Name("table".into()))?;
                 match key {
                     Value::Str(k) => table
                         .get(k)
@@ -312,8 +479,8 @@ impl Env<'_> {
                 ))),
             },
             Value::List(items) | Value::Tuple(items) => Ok(items.iter().any(|x| x.py_eq(item))),
-            Value::Table(t) => Ok(match item {
-                Value::Str(k) => self.table(*t)?.contains_key(k),
+            Value::Table(_) | Value::Dict(_) => Ok(match (item, self.as_table(container)) {
+                (Value::Str(k), Some(t)) => t.contains_key(k),
                 _ => false,
             }),
             other => Err(EvalError::Type(format!(
@@ -329,7 +496,9 @@ impl Env<'_> {
             Builtin::Len => match &first {
                 Value::Str(s) => Ok(Value::Int(s.chars().count() as i128)),
                 Value::List(v) | Value::Tuple(v) => Ok(Value::Int(v.len() as i128)),
-                Value::Table(t) => Ok(Value::Int(self.table(*t)?.len() as i128)),
+                Value::Table(_) | Value::Dict(_) => Ok(Value::Int(
+                    self.as_table(&first).map(|t| t.len()).unwrap_or(0) as i128,
+                )),
                 other => Err(EvalError::Type(format!(
                     "object of type '{}' has no len()",
                     other.type_name()
@@ -403,6 +572,114 @@ impl Env<'_> {
                 }
                 best.ok_or_else(|| EvalError::Value("min()/max() arg is an empty sequence".into()))
             }
+            Builtin::Match => {
+                let (Some(Value::Str(pattern)), Some(Value::Str(text))) =
+                    (args.first(), args.get(1))
+                else {
+                    return Err(EvalError::Type(
+                        "match() needs a pattern and a string".into(),
+                    ));
+                };
+                Ok(Value::Bool(regex_match(pattern, text)?))
+            }
+            Builtin::Sorted => {
+                let mut items = self.iterate(first)?;
+                let mut failed = None;
+                items.sort_by(|a, b| {
+                    a.py_cmp(b).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        std::cmp::Ordering::Equal
+                    })
+                });
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(Value::List(items)),
+                }
+            }
+            Builtin::List => Ok(Value::List(self.iterate(first)?)),
+            Builtin::Any => Ok(Value::Bool(
+                self.iterate(first)?.iter().any(|v| self.truthy(v)),
+            )),
+            Builtin::All => Ok(Value::Bool(
+                self.iterate(first)?.iter().all(|v| self.truthy(v)),
+            )),
+            Builtin::Config => {
+                let ctx = self.context.ok_or_else(|| {
+                    EvalError::Name("config() is only available to vendor definitions".into())
+                })?;
+                let (Some(Value::Str(section)), Some(Value::Str(key))) =
+                    (args.first(), args.get(1))
+                else {
+                    return Err(EvalError::Type("config() needs a section and a key".into()));
+                };
+                match ctx.config.get(section).and_then(|s| s.get(key)) {
+                    Some(v) => Ok(Value::Str(v.clone())),
+                    None => args
+                        .get(2)
+                        .cloned()
+                        .ok_or_else(|| EvalError::Key(format!("[{section}] {key}"))),
+                }
+            }
+            Builtin::Meta => {
+                let ctx = self.context.ok_or_else(|| {
+                    EvalError::Name("meta() is only available to vendor definitions".into())
+                })?;
+                let Value::Str(key) = &first else {
+                    return Err(EvalError::Type("meta() needs a key".into()));
+                };
+                match ctx.metadata.get(key) {
+                    Some(v) => Ok(Value::Str(v.clone())),
+                    None => args
+                        .get(1)
+                        .cloned()
+                        .ok_or_else(|| EvalError::Key(format!("resource_metadata.{key}"))),
+                }
+            }
+            Builtin::Merge => {
+                let (Some(a), Some(b)) = (
+                    args.first().and_then(|a| self.as_table(a)),
+                    args.get(1).and_then(|b| self.as_table(b)),
+                ) else {
+                    return Err(EvalError::Type("merge() needs two dicts".into()));
+                };
+                let mut out = a.clone();
+                out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Ok(Value::Dict(Arc::new(out)))
+            }
+            Builtin::IpFromOctets => {
+                let Value::Str(s) = &first else {
+                    return Err(EvalError::Type(
+                        "ip_from_octets() needs an octet string".into(),
+                    ));
+                };
+                let bytes: Vec<u8> = s
+                    .chars()
+                    .map(|c| {
+                        u8::try_from(u32::from(c))
+                            .map_err(|_| EvalError::Value("not an octet string".into()))
+                    })
+                    .collect::<Result<_, _>>()?;
+                ip_text(&bytes)
+            }
+            Builtin::Ipv6FromIndex => {
+                let Value::Str(s) = &first else {
+                    return Err(EvalError::Type(
+                        "ipv6_from_index() needs a dotted string".into(),
+                    ));
+                };
+                let bytes: Vec<u8> = s
+                    .split('.')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<u8>()
+                            .map_err(|_| EvalError::Value(format!("`{s}` is not dotted bytes")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                if bytes.len() != 16 {
+                    return Err(EvalError::Value(format!("`{s}` is not 16 bytes")));
+                }
+                ip_text(&bytes)
+            }
             Builtin::Sum => {
                 let mut acc = Value::Int(0);
                 for item in self.iterate(first)? {
@@ -415,6 +692,54 @@ impl Env<'_> {
             }
         }
     }
+}
+
+/// Dict keys are strings (JSON object keys); integer keys are written in decimal.
+fn dict_key(k: Value) -> Result<String, EvalError> {
+    match k {
+        Value::Str(s) => Ok(s),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(EvalError::Type(format!(
+            "dict keys must be strings or integers, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// An IPv4 (4 bytes) or IPv6 (16 bytes) address as text, IPv6 compressed as Python's
+/// `ipaddress` writes it.
+fn ip_text(bytes: &[u8]) -> Result<Value, EvalError> {
+    match bytes.len() {
+        4 => Ok(Value::Str(format!(
+            "{}.{}.{}.{}",
+            bytes[0], bytes[1], bytes[2], bytes[3]
+        ))),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(bytes);
+            Ok(Value::Str(std::net::Ipv6Addr::from(a).to_string()))
+        }
+        n => Err(EvalError::Value(format!("{n} bytes are not an IP address"))),
+    }
+}
+
+thread_local! {
+    /// Compiled patterns: vendor definitions match the same few patterns against many names.
+    static PATTERNS: RefCell<HashMap<String, Result<regex::Regex, String>>> = RefCell::new(HashMap::new());
+}
+
+/// `re.match(pattern, text)`: the pattern must match at the start of the text.
+fn regex_match(pattern: &str, text: &str) -> Result<bool, EvalError> {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let compiled = cache.entry(pattern.to_string()).or_insert_with(|| {
+            regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| e.to_string())
+        });
+        match compiled {
+            Ok(re) => Ok(re.is_match(text)),
+            Err(e) => Err(EvalError::Value(format!("bad pattern `{pattern}`: {e}"))),
+        }
+    })
 }
 
 /// Python arithmetic on two values.

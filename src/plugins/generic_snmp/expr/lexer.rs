@@ -10,13 +10,13 @@ pub enum Token {
     Name(String),
     /// `$index`: the index being evaluated.
     Index,
-    /// Punctuation and operators: `( ) [ ] , : . + - * / // % ** == != < <= > >=`.
+    /// Punctuation and operators: `( ) [ ] { } , : . + - * / // % ** == != < <= > >=`.
     Op(&'static str),
 }
 
-const OPS: [&str; 20] = [
-    "**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", ",", ":", ".", "+", "-", "*", "/", "%",
-    "<", ">",
+const OPS: [&str; 22] = [
+    "**", "//", "==", "!=", "<=", ">=", "(", ")", "[", "]", "{", "}", ",", ":", ".", "+", "-", "*",
+    "/", "%", "<", ">",
 ];
 
 pub fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, CompileError> {

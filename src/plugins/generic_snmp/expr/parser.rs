@@ -18,6 +18,8 @@ pub enum Expr {
     /// A comprehension or lambda variable: its slot in the locals stack.
     Local(usize),
     Subscript(Box<Expr>, Box<Expr>),
+    /// `x[a:b]`, either bound optional.
+    Slice(Box<Expr>, Option<Box<Expr>>, Option<Box<Expr>>),
     Method(Box<Expr>, Method, Vec<Expr>),
     Call(Builtin, Vec<Expr>),
     Neg(Box<Expr>),
@@ -34,8 +36,17 @@ pub enum Expr {
     },
     List(Vec<Expr>),
     Tuple(Vec<Expr>),
+    Dict(Vec<(Expr, Expr)>),
     Comp {
         elt: Box<Expr>,
+        target: Target,
+        iter: Box<Expr>,
+        conds: Vec<Expr>,
+    },
+    /// `{key: value for target in iter if cond}`.
+    DictComp {
+        key: Box<Expr>,
+        value: Box<Expr>,
         target: Target,
         iter: Box<Expr>,
         conds: Vec<Expr>,
@@ -49,12 +60,52 @@ pub enum Target {
     Many(Vec<(String, usize)>),
 }
 
+/// Methods of dicts (`values items keys get`) and strings
+/// (`split replace startswith endswith strip join lower upper`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Values,
     Items,
     Keys,
     Get,
+    Split,
+    Replace,
+    StartsWith,
+    EndsWith,
+    Strip,
+    Join,
+    Lower,
+    Upper,
+}
+
+impl Method {
+    fn from_name(name: &str) -> Option<Method> {
+        Some(match name {
+            "values" => Method::Values,
+            "items" => Method::Items,
+            "keys" => Method::Keys,
+            "get" => Method::Get,
+            "split" => Method::Split,
+            "replace" => Method::Replace,
+            "startswith" => Method::StartsWith,
+            "endswith" => Method::EndsWith,
+            "strip" => Method::Strip,
+            "join" => Method::Join,
+            "lower" => Method::Lower,
+            "upper" => Method::Upper,
+            _ => return None,
+        })
+    }
+
+    fn arity_ok(self, n: usize) -> bool {
+        match self {
+            Method::Values | Method::Items | Method::Keys | Method::Lower | Method::Upper => n == 0,
+            Method::Get => (1..=2).contains(&n),
+            Method::Split | Method::Strip => n <= 1,
+            Method::Replace => n == 2,
+            Method::StartsWith | Method::EndsWith | Method::Join => n == 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +120,22 @@ pub enum Builtin {
     Max,
     Sum,
     Bool,
+    /// `match(pattern, text)`: Python's `re.match` (anchored at the start) as a bool.
+    Match,
+    Sorted,
+    List,
+    Any,
+    All,
+    /// `config(section, key[, default])`: a value of the running plugin's file.
+    Config,
+    /// `meta(key[, default])`: a resource metadata value.
+    Meta,
+    /// `merge(d1, d2)`: a dict with d2's entries over d1's.
+    Merge,
+    /// `ip_from_octets(s)`: 4 or 16 raw bytes (an octet string) as an IP address.
+    IpFromOctets,
+    /// `ipv6_from_index("32.1.13.184...")`: 16 dotted decimal bytes as an IPv6 address.
+    Ipv6FromIndex,
 }
 
 impl Builtin {
@@ -84,6 +151,16 @@ impl Builtin {
             "max" => Builtin::Max,
             "sum" => Builtin::Sum,
             "bool" => Builtin::Bool,
+            "match" => Builtin::Match,
+            "sorted" => Builtin::Sorted,
+            "list" => Builtin::List,
+            "any" => Builtin::Any,
+            "all" => Builtin::All,
+            "config" => Builtin::Config,
+            "meta" => Builtin::Meta,
+            "merge" => Builtin::Merge,
+            "ip_from_octets" => Builtin::IpFromOctets,
+            "ipv6_from_index" => Builtin::Ipv6FromIndex,
             _ => return None,
         })
     }
@@ -347,25 +424,15 @@ impl Parser {
                 match self.next() {
                     Some(Token::Index) => e = Expr::Subscript(Box::new(e), Box::new(Expr::Index)),
                     Some(Token::Name(m)) => {
-                        let method = match m.as_str() {
-                            "values" => Method::Values,
-                            "items" => Method::Items,
-                            "keys" => Method::Keys,
-                            "get" => Method::Get,
-                            _ => {
-                                return Err(CompileError::at(
-                                    self.here(),
-                                    format!("unsupported attribute `.{m}` (known: .$index, .values(), .items(), .keys(), .get())"),
-                                ))
-                            }
+                        let Some(method) = Method::from_name(&m) else {
+                            return Err(CompileError::at(
+                                self.here(),
+                                format!("unsupported attribute `.{m}` (known: .$index, .values() .items() .keys() .get() .split() .replace() .startswith() .endswith() .strip() .join() .lower() .upper())"),
+                            ));
                         };
                         self.expect_op("(")?;
                         let args = self.call_args()?;
-                        let ok = match method {
-                            Method::Get => (1..=2).contains(&args.len()),
-                            _ => args.is_empty(),
-                        };
-                        if !ok {
+                        if !method.arity_ok(args.len()) {
                             return Err(CompileError::at(
                                 self.here(),
                                 format!("wrong number of arguments to `.{m}()`"),
@@ -381,12 +448,32 @@ impl Parser {
                     }
                 }
             } else if self.eat_op("[") {
-                let key = self.test()?;
-                if self.is_op(":") {
-                    return Err(CompileError::at(self.here(), "slices are not supported"));
+                let start = if self.is_op(":") {
+                    None
+                } else {
+                    Some(Box::new(self.test()?))
+                };
+                if self.eat_op(":") {
+                    let end = if self.is_op("]") {
+                        None
+                    } else {
+                        Some(Box::new(self.test()?))
+                    };
+                    if self.is_op(":") {
+                        return Err(CompileError::at(
+                            self.here(),
+                            "slice steps are not supported",
+                        ));
+                    }
+                    self.expect_op("]")?;
+                    e = Expr::Slice(Box::new(e), start, end);
+                    continue;
                 }
+                let Some(key) = start else {
+                    return Err(CompileError::at(self.here(), "expected an index"));
+                };
                 self.expect_op("]")?;
-                e = Expr::Subscript(Box::new(e), Box::new(key));
+                e = Expr::Subscript(Box::new(e), key);
             } else if self.is_op("(") {
                 return Err(CompileError::at(
                     self.here(),
@@ -442,7 +529,7 @@ impl Parser {
                         let Some(f) = Builtin::from_name(&n) else {
                             return Err(CompileError::at(
                                 at,
-                                format!("unknown function `{n}` (known: len, int, long, float, str, round, abs, min, max, sum, bool)"),
+                                format!("unknown function `{n}` (known: len, int, long, float, str, round, abs, min, max, sum, bool, match, sorted, list, any, all, config, meta, merge, ip_from_octets, ipv6_from_index)"),
                             ));
                         };
                         let args = self.call_args()?;
@@ -508,6 +595,42 @@ impl Parser {
                 self.expect_op("]")?;
                 Ok(Expr::List(items))
             }
+            Some(Token::Op("{")) => {
+                if self.eat_op("}") {
+                    return Ok(Expr::Dict(Vec::new()));
+                }
+                let key = self.test()?;
+                self.expect_op(":")?;
+                let value = self.test()?;
+                if self.eat_kw("for") {
+                    let target = self.target()?;
+                    self.expect_kw("in")?;
+                    let iter = self.or_test()?;
+                    let mut conds = Vec::new();
+                    while self.eat_kw("if") {
+                        conds.push(self.or_test()?);
+                    }
+                    self.expect_op("}")?;
+                    return Ok(Expr::DictComp {
+                        key: Box::new(key),
+                        value: Box::new(value),
+                        target,
+                        iter: Box::new(iter),
+                        conds,
+                    });
+                }
+                let mut items = vec![(key, value)];
+                while self.eat_op(",") {
+                    if self.is_op("}") {
+                        break;
+                    }
+                    let k = self.test()?;
+                    self.expect_op(":")?;
+                    items.push((k, self.test()?));
+                }
+                self.expect_op("}")?;
+                Ok(Expr::Dict(items))
+            }
             Some(Token::Op(op)) => Err(CompileError::at(at, format!("unexpected `{op}`"))),
             None => Err(CompileError::at(at, "unexpected end of expression")),
         }
@@ -555,6 +678,11 @@ fn check_arity(f: Builtin, name: &str, n: usize, at: usize) -> Result<(), Compil
         Builtin::Int | Builtin::Float | Builtin::Str | Builtin::Bool => n == 1,
         Builtin::Round => n == 1 || n == 2,
         Builtin::Min | Builtin::Max => n >= 1,
+        Builtin::Match | Builtin::Merge => n == 2,
+        Builtin::Sorted | Builtin::List | Builtin::Any | Builtin::All => n == 1,
+        Builtin::IpFromOctets | Builtin::Ipv6FromIndex => n == 1,
+        Builtin::Config => n == 2 || n == 3,
+        Builtin::Meta => n == 1 || n == 2,
     };
     if ok {
         Ok(())
@@ -611,6 +739,25 @@ pub fn compile_lambda(src: &str) -> Result<Lambda, CompileError> {
     })
 }
 
+/// Pushes a comprehension's variables onto the scope and numbers their slots.
+fn bind_target(target: Target, scope: &mut Vec<String>) -> Target {
+    match target {
+        Target::One(n, _) => {
+            scope.push(n.clone());
+            Target::One(n, scope.len() - 1)
+        }
+        Target::Many(names) => Target::Many(
+            names
+                .into_iter()
+                .map(|(n, _)| {
+                    scope.push(n.clone());
+                    (n, scope.len() - 1)
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// Replaces names by what they refer to; comprehension variables shadow tables.
 fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, CompileError> {
     let r = |e: Expr, scope: &mut Vec<String>| resolve(e, scope, names);
@@ -633,6 +780,40 @@ fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, 
             }
         }
         Expr::Subscript(a, b) => Expr::Subscript(rb(a, scope)?, rb(b, scope)?),
+        Expr::Slice(a, lo, hi) => Expr::Slice(
+            rb(a, scope)?,
+            lo.map(|x| rb(x, scope)).transpose()?,
+            hi.map(|x| rb(x, scope)).transpose()?,
+        ),
+        Expr::Dict(items) => Expr::Dict(
+            items
+                .into_iter()
+                .map(|(k, v)| Ok((r(k, scope)?, r(v, scope)?)))
+                .collect::<Result<_, CompileError>>()?,
+        ),
+        Expr::DictComp {
+            key,
+            value,
+            target,
+            iter,
+            conds,
+        } => {
+            let iter = rb(iter, scope)?;
+            let depth = scope.len();
+            let target = bind_target(target, scope);
+            let key = rb(key, scope);
+            let value = rb(value, scope);
+            let conds: Result<Vec<Expr>, CompileError> =
+                conds.into_iter().map(|x| r(x, scope)).collect();
+            scope.truncate(depth);
+            Expr::DictComp {
+                key: key?,
+                value: value?,
+                target,
+                iter,
+                conds: conds?,
+            }
+        }
         Expr::Method(a, m, args) => Expr::Method(
             rb(a, scope)?,
             m,
@@ -684,21 +865,7 @@ fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, 
             // The iterable is evaluated outside the comprehension's scope.
             let iter = rb(iter, scope)?;
             let depth = scope.len();
-            let target = match target {
-                Target::One(n, _) => {
-                    scope.push(n.clone());
-                    Target::One(n, depth)
-                }
-                Target::Many(names_) => Target::Many(
-                    names_
-                        .into_iter()
-                        .map(|(n, _)| {
-                            scope.push(n.clone());
-                            (n, scope.len() - 1)
-                        })
-                        .collect(),
-                ),
-            };
+            let target = bind_target(target, scope);
             let elt = rb(elt, scope);
             let conds: Result<Vec<Expr>, CompileError> =
                 conds.into_iter().map(|x| r(x, scope)).collect();
@@ -771,7 +938,7 @@ mod tests {
             "lambda x: x",
             "a is None",
             "[x for x in a for y in b]",
-            "a[1:2]",
+            "a[1:2:3]",
             "(a.$index)(1)",
             "x",
             "",

@@ -51,6 +51,7 @@ fn eval_at(src: &str, index: Option<&str>) -> Result<Value, EvalError> {
         tables: &t,
         scalars: &scalars,
         index,
+        context: None,
     }
     .eval(&e)
 }
@@ -142,6 +143,7 @@ fn transforms_apply_to_the_cast_value() {
         tables: &t,
         scalars: &[],
         index: None,
+        context: None,
     };
     let f = compile_lambda("lambda x: round((x * 1.8) + 32, 2) if x != 0 else 0.0").unwrap();
     assert_eq!(env.apply(&f, Value::Float(34.0)), Ok(Value::Float(93.2)));
@@ -236,7 +238,7 @@ proptest! {
             fn scalar(&self, _: &str) -> Option<usize> { None }
         }
         let e = compile("len([x for x in t.values() if x == '2'])", &One).unwrap();
-        let env = Env { tables: &t, scalars: &[], index: None };
+        let env = Env { tables: &t, scalars: &[], index: None, context: None };
         prop_assert_eq!(env.eval(&e), Ok(Value::Int(want)));
     }
 
@@ -246,7 +248,7 @@ proptest! {
     fn arbitrary_text_never_panics(src in "[a-z0-9_$.()\\[\\]'+*/%<>=!, -]{0,40}") {
         if let Ok(e) = compile(&src, &Doc) {
             let t = tables();
-            let _ = Env { tables: &t, scalars: &[Value::None], index: Some("7") }.eval(&e);
+            let _ = Env { tables: &t, scalars: &[Value::None], index: Some("7"), context: None }.eval(&e);
         }
     }
 }

@@ -2,7 +2,12 @@
 //! equality across int and float, `int()`/`float()`/`str()` conversions and float `repr`.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+/// A table or dict: string key (an SNMP index, a static key) -> value.
+pub type Table = BTreeMap<String, Value>;
 
 /// What an expression evaluates to. Tables are referred to by their slot in the
 /// evaluation environment, so values stay plain data without borrowing it.
@@ -15,7 +20,10 @@ pub enum Value {
     Str(String),
     List(Vec<Value>),
     Tuple(Vec<Value>),
+    /// One of the environment's tables, by slot.
     Table(usize),
+    /// A dict computed by an expression (a dict literal or comprehension).
+    Dict(Arc<Table>),
 }
 
 /// Why one evaluation failed; the Python exception class it stands for is in the name.
@@ -47,7 +55,7 @@ impl Value {
             Value::Str(_) => "str",
             Value::List(_) => "list",
             Value::Tuple(_) => "tuple",
-            Value::Table(_) => "dict",
+            Value::Table(_) | Value::Dict(_) => "dict",
         }
     }
 
@@ -61,6 +69,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(v) | Value::Tuple(v) => !v.is_empty(),
             Value::Table(t) => table_len(*t) != 0,
+            Value::Dict(d) => !d.is_empty(),
         }
     }
 
@@ -87,6 +96,9 @@ impl Value {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y))
             }
             (Value::Table(a), Value::Table(b)) => a == b,
+            (Value::Dict(a), Value::Dict(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| v.py_eq(w)))
+            }
             _ => false,
         }
     }
@@ -178,6 +190,13 @@ impl Value {
                 })
             }
             Value::Table(_) => Err(EvalError::Type("str() of a table is not supported".into())),
+            Value::Dict(d) => {
+                let parts: Result<Vec<String>, EvalError> = d
+                    .iter()
+                    .map(|(k, v)| Ok(format!("'{k}': {}", repr(v)?)))
+                    .collect();
+                Ok(format!("{{{}}}", parts?.join(", ")))
+            }
         }
     }
 }

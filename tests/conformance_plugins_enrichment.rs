@@ -1,0 +1,175 @@
+//! generic_enrichment/*: the device-metrics enrichment plugins (vendor definitions in
+//! resources/vendors/) against the original's recordings; the whole enrichment group set,
+//! DSL document included, compared with expected.json order-insensitively (timestamps
+//! frozen, nothing removed).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use panoptes::config::{PluginConfig, PluginKind};
+use panoptes::model::{canonical, Resource};
+use panoptes::plugins::enrichment_cache::MapSource;
+use panoptes::plugins::runner::{self, RunContext};
+use panoptes::plugins::status::NoPing;
+use panoptes::plugins::BuiltIn;
+use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
+use panoptes::snmp::{Community, SnmpTarget};
+use serde_json::{json, Value};
+
+const FROZEN: f64 = 1512629517.03121;
+
+fn case(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance")
+        .join(rel)
+}
+
+fn resource(id: &str, model: &str, backplane: bool) -> Resource {
+    let mut meta = json!({"_resource_ttl": "604800", "model": model});
+    if backplane {
+        meta["backplane"] = json!("backplane");
+    }
+    Resource::from_json(
+        &json!({"resource_site": "test_site", "resource_class": "network",
+        "resource_subclass": "test_subclass", "resource_type": "test_type", "resource_id": id,
+        "resource_endpoint": "127.0.0.1", "resource_plugin": "dummy",
+        "resource_creation_timestamp": FROZEN, "resource_metadata": meta}),
+    )
+    .unwrap()
+}
+
+/// Every document's rows (oids tables, groups) that differ, for a readable failure.
+fn differences(actual: &Value, expected: &Value) -> String {
+    let doc = |v: &Value| v["enrichment"][0]["data"][0]["127.0.0.1"].clone();
+    let (a, e) = (doc(actual), doc(expected));
+    let mut out = String::new();
+    for (k, ev) in e["oids"].as_object().into_iter().flatten() {
+        let av = &a["oids"][k];
+        if canonical(av) != canonical(ev) {
+            out.push_str(&format!("oids.{k}:\n  expected {ev}\n  actual   {av}\n"));
+        }
+    }
+    for (k, av) in a["oids"].as_object().into_iter().flatten() {
+        if e["oids"].get(k).is_none() {
+            out.push_str(&format!("oids.{k} unexpected: {av}\n"));
+        }
+    }
+    let groups = |v: &Value| -> Vec<String> {
+        v["metrics_groups"]
+            .as_array()
+            .map(|g| g.iter().map(|x| canonical(x).to_string()).collect())
+            .unwrap_or_default()
+    };
+    let (ag, eg) = (groups(&a), groups(&e));
+    for g in eg.iter().filter(|g| !ag.contains(g)) {
+        out.push_str(&format!("missing group {g}\n"));
+    }
+    for g in ag.iter().filter(|g| !eg.contains(g)) {
+        out.push_str(&format!("unexpected group {g}\n"));
+    }
+    out
+}
+
+async fn check(name: &str, resource: Resource) {
+    let dir = format!("generic_enrichment/{name}");
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Enrichment).unwrap();
+    let builtin = BuiltIn::resolve(&plugin).unwrap();
+    let text = std::fs::read_to_string(case(&format!("{dir}/device.snmprec"))).unwrap();
+    let recording = Arc::new(Recording::parse(&text, &dir).unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    let sim = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    target.timeout = Duration::from_secs(10);
+    target.retries = 1;
+    let set = runner::enrich(RunContext {
+        plugin: &plugin,
+        builtin,
+        resource: &resource,
+        target: Ok(target),
+        enrichments: &MapSource::default(),
+        ping: &NoPing,
+        now: FROZEN,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let actual = set.to_json();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    if canonical(&actual) != canonical(&expected) {
+        panic!(
+            "{name}: output differs\n{}\nwhole: {actual}",
+            differences(&actual, &expected)
+        );
+    }
+}
+
+#[tokio::test]
+async fn cisco_ios_3560g_48ts_s() {
+    check(
+        "cisco_ios_3560G-48TS-S",
+        resource("3560G-48TS-S", "3560G-48TS-S", true),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cisco_ios_4900m() {
+    check("cisco_ios_4900M", resource("4900M", "4900M", true)).await;
+}
+
+#[tokio::test]
+async fn cisco_ios_4948e() {
+    check("cisco_ios_4948E", resource("4948E", "4948E", true)).await;
+}
+
+#[tokio::test]
+async fn cisco_nxos_3048() {
+    check("cisco_nxos_3048", resource("3048", "3048", true)).await;
+}
+
+#[tokio::test]
+async fn cisco_nxos_n3k_3048t() {
+    check("cisco_nxos_n3k_3048T", resource("n3k_3048T", "3048T", true)).await;
+}
+
+#[tokio::test]
+async fn juniper_bgp() {
+    check("juniper_bgp", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_ex() {
+    check("juniper_ex", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_ex4300() {
+    check("juniper_ex4300", resource("test_id", "EX4300-48P", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_mx960() {
+    check("juniper_mx960", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_qfx() {
+    check("juniper_qfx", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_srx1400() {
+    check("juniper_srx1400", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_srx_functional_base_class_enriches_nothing() {
+    check("juniper_srx_functional", resource("test_id", "model", true)).await;
+}
