@@ -52,8 +52,12 @@ pub fn tokenize(src: &str) -> Result<Vec<(usize, Token)>, CompileError> {
                         b'"' => '"',
                         b'n' => '\n',
                         b't' => '\t',
+                        // As in Python, an unknown escape (`\d` in a pattern) keeps its
+                        // backslash; the next character is read as usual.
                         _ => {
-                            return Err(CompileError::at(i, "unsupported escape in string literal"))
+                            s.push('\\');
+                            i += 1;
+                            continue;
                         }
                     };
                     s.push(ch);

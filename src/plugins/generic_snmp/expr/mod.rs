@@ -14,9 +14,20 @@
 //! | comparison | `== != < <= > >=`, `in`, `not in`, chained | numbers compare across int/float; `x in T` tests a table's keys, `s in t` substrings |
 //! | logic | `and`, `or`, `not`, `a if c else b` | short-circuit, Python truthiness |
 //! | comprehension | `[x for x in T.values() if c]`, `[(x,y) for (x,y) in T.items() if c1 if c2]` | one `for`, any number of `if`s |
-//! | table views | `T.values()`, `T.keys()`, `T.items()`, `T.get(k[, d])` | |
-//! | built-ins | `len int long float str round abs min max sum bool` | `round(x, n)` rounds ties to even (Python 3) |
+//! | dicts | `{}`, `{k: v, ...}`, `{k: v for (k, v) in T.items() if c}` | keys are strings (integers are written in decimal) |
+//! | table/dict views | `T.values()`, `T.keys()`, `T.items()`, `T.get(k[, d])`, `for k in T` (keys) | |
+//! | subscripts, slices | `xs[0]`, `xs[-1]`, `xs[2:6]`, `s[:3]` | no step |
+//! | string methods | `s.split([sep])`, `s.replace(a, b)`, `s.startswith(p)`, `s.endswith(p)`, `s.strip([chars])`, `sep.join(xs)`, `s.lower()`, `s.upper()` | |
+//! | built-ins | `len int long float str round abs min max sum bool sorted list any all` | `round(x, n)` rounds ties to even (Python 3) |
+//! | vendor built-ins | `match(pattern, s)` (`re.match`), `merge(d1, d2)`, `ip_from_octets(s)`, `ipv6_from_index(s)`, `config(section, key[, default])`, `meta(key[, default])` | `config`/`meta` exist only while a vendor definition runs |
 //! | transform | `lambda x: round((x * 1.8) + 32, 2) if x != 0 else 0.0` | only as a target's whole `transform`; its body sees only `x` |
+//!
+//! The forms the conformance documents use are: `T.$index`, integer and string literals,
+//! `'data' if 'Routing Engine' in T.$index else 'ctrl'`, `float(T.$index) / 100.0 *
+//! T.$index`, `int(T.$index) * T.$index`, the `len([...])` counting comprehensions over
+//! `T.values()` and `T.items()` with `==`, `in`, `not in` and `U[x] == $index`, and the
+//! three Celsius/scale transforms. The rest exists for vendor definitions
+//! (`resources/vendors/`), which build static tables with the same language.
 //!
 //! Values walked from a device are strings (decimal for numbers), as the original's SNMP
 //! layer returned them; `static` values keep their JSON type. Integers are 128-bit:

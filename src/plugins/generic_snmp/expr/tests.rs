@@ -193,6 +193,113 @@ fn python_operators() {
     ));
 }
 
+#[test]
+fn vendor_definition_forms() {
+    let d = |src: &str| eval_at(src, None).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let dict = |pairs: &[(&str, Value)]| Value::Dict(std::sync::Arc::new(table(pairs)));
+    assert_eq!(
+        d("{k: v for (k, v) in power.items() if v == '2'}"),
+        dict(&[("9", s("2")), ("13", s("2"))])
+    );
+    assert_eq!(
+        d("{1: 'a', 'b': 2}"),
+        dict(&[("1", s("a")), ("b", Value::Int(2))])
+    );
+    assert_eq!(d("len({k: 1 for k in fan})"), Value::Int(3));
+    assert_eq!(d("'1' in {k: 1 for k in fan}"), Value::Bool(true));
+    assert_eq!(d("{k: 1 for k in fan}['2']"), Value::Int(1));
+    assert_eq!(d("'7.1.0.0'.split('.')[-1]"), s("0"));
+    assert_eq!(
+        d("'.'.join('0.1.44.144.154.142.1.42'.split('.')[2:6])"),
+        s("44.144.154.142")
+    );
+    assert_eq!(d("'abcdef'[:2] + 'abcdef'[4:]"), s("abef"));
+    assert_eq!(
+        d("'a celsius b'.replace('celsius', 'fahrenheit')"),
+        s("a fahrenheit b")
+    );
+    assert_eq!(d("' x '.strip()"), s("x"));
+    assert_eq!(
+        d("'Fan'.startswith('F') and 'Fan'.endswith('n')"),
+        Value::Bool(true)
+    );
+    assert_eq!(d("match('49\\d\\d.+', '4948E')"), Value::Bool(true));
+    assert_eq!(d("match('49\\d\\d.+', '4948')"), Value::Bool(false));
+    assert_eq!(
+        d("match('PEM', 'node0 PEM 1')"),
+        Value::Bool(false),
+        "anchored at the start"
+    );
+    assert_eq!(
+        d("merge({'a': 1}, {'a': 2, 'b': 3})"),
+        dict(&[("a", Value::Int(2)), ("b", Value::Int(3))])
+    );
+    assert_eq!(
+        d("ipv6_from_index('35.3.7.146.0.17.5.4.0.2.55.44.0.0.0.6')"),
+        s("2303:792:11:504:2:372c:0:6")
+    );
+    assert_eq!(
+        d("sorted([3, 1, 2])"),
+        Value::List(vec![Value::Int(1), Value::Int(2), Value::Int(3)])
+    );
+    assert_eq!(d("any([0, '', 1]) and not all([1, 0])"), Value::Bool(true));
+    assert_eq!(d("10.0 ** -1"), Value::Float(0.1));
+    assert!(
+        eval_at("config('main', 'x')", None).is_err(),
+        "no context while polling"
+    );
+    assert!(eval_at("ipv6_from_index('1.2.3')", None).is_err());
+    assert!(eval_at("match('(', 'x')", None).is_err());
+}
+
+#[test]
+fn octet_strings_decode_to_addresses() {
+    let e = compile("ip_from_octets(uptime)", &Doc).unwrap();
+    let run = |bytes: &[u8]| {
+        let scalars = [Value::Str(bytes.iter().map(|&b| char::from(b)).collect())];
+        Env {
+            tables: &[],
+            scalars: &scalars,
+            index: None,
+            context: None,
+        }
+        .eval(&e)
+    };
+    assert_eq!(run(&[42, 7, 240, 144]), Ok(s("42.7.240.144")));
+    let v6 = [
+        0x21, 0x31, 0x07, 0xfa, 0x40, 0x11, 0, 4, 0x50, 0, 0, 0x2a, 4, 0, 0x50, 1,
+    ];
+    assert_eq!(run(&v6), Ok(s("2131:7fa:4011:4:5000:2a:400:5001")));
+    assert!(run(&[1, 2, 3]).is_err());
+}
+
+#[test]
+fn config_and_metadata_come_from_the_context() {
+    let e = compile(
+        "config('main', 'n3k_models', '').split(',')[1].strip() + meta('model', 'unknown')",
+        &Doc,
+    )
+    .unwrap();
+    let mut ctx = EvalContext::default();
+    ctx.config
+        .entry("main".into())
+        .or_default()
+        .insert("n3k_models".into(), "3048T, 3064".into());
+    ctx.metadata.insert("model".into(), "X".into());
+    let t = tables();
+    let env = Env {
+        tables: &t,
+        scalars: &[],
+        index: None,
+        context: Some(&ctx),
+    };
+    assert_eq!(env.eval(&e), Ok(s("3064X")));
+    let e = compile("meta('missing', 'unknown')", &Doc).unwrap();
+    assert_eq!(env.eval(&e), Ok(s("unknown")));
+    let e = compile("config('main', 'missing')", &Doc).unwrap();
+    assert!(env.eval(&e).is_err());
+}
+
 proptest! {
     /// Integer arithmetic agrees with Python's definitions (floor division, modulo with
     /// the divisor's sign, exact products).
