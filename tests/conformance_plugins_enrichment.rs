@@ -173,3 +173,114 @@ async fn juniper_srx1400() {
 async fn juniper_srx_functional_base_class_enriches_nothing() {
     check("juniper_srx_functional", resource("test_id", "model", true)).await;
 }
+
+/// A vendor definition read from a file (`Module = plugin_enrichment_device_metrics`,
+/// `[main] vendor_definition`): the built-in Juniper file, copied elsewhere, gives the
+/// same document as the built-in plugin.
+#[tokio::test]
+async fn vendor_definition_from_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let builtin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("resources/vendors/juniper.json");
+    std::fs::copy(&builtin, tmp.path().join("my_juniper.json")).unwrap();
+    let original =
+        std::fs::read_to_string(case("generic_enrichment/juniper_qfx/plugin.conf")).unwrap();
+    let conf = original
+        .replace(
+            "Module = plugin_enrichment_juniper_device_metrics",
+            "Module = plugin_enrichment_device_metrics",
+        )
+        .replace("[main]\n", "[main]\nvendor_definition = my_juniper.json\n");
+    std::fs::write(tmp.path().join("plugin.conf"), conf).unwrap();
+    let dir = "generic_enrichment/juniper_qfx";
+    std::fs::copy(
+        case(&format!("{dir}/device.snmprec")),
+        tmp.path().join("device.snmprec"),
+    )
+    .unwrap();
+    std::fs::copy(
+        case(&format!("{dir}/expected.json")),
+        tmp.path().join("expected.json"),
+    )
+    .unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("plugin.conf"), PluginKind::Enrichment).unwrap();
+    assert_eq!(
+        BuiltIn::resolve(&plugin).unwrap(),
+        BuiltIn::DeviceMetricsFromFile
+    );
+    let set = enrich_with(
+        &plugin,
+        &tmp.path().join("device.snmprec"),
+        resource("test_id", "model", false),
+    )
+    .await
+    .unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("expected.json")).unwrap())
+            .unwrap();
+    assert_eq!(canonical(&set.to_json()), canonical(&expected));
+}
+
+/// A definition whose document polling could not run is refused when the enrichment is
+/// made, with the group and metric named, so nothing unusable is ever stored.
+#[tokio::test]
+async fn a_bad_generated_document_is_refused_before_it_is_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.json"),
+        r#"{"steps": [{"let": "n", "value": "3"}],
+            "document": {"oids": {"t": {"method": "static", "values": {"1": 5}}},
+                         "metrics_groups": [{"group_name": "cpu", "dimensions": {},
+                             "metrics": {"load": {"value": "t.$index"},
+                                         "bad": {"value": "__import__('os').getcwd()"}}}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("plugin.conf"),
+        "[Core]\nName = Bad Vendor\nModule = plugin_enrichment_device_metrics\n[main]\nexecute_frequency = 60\nenrichment_ttl = 300\nresource_filter = resource_class = \"network\"\nvendor_definition = bad.json\n",
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("empty.snmprec"), "").unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("plugin.conf"), PluginKind::Enrichment).unwrap();
+    let err = enrich_with(
+        &plugin,
+        &tmp.path().join("empty.snmprec"),
+        resource("test_id", "model", false),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Bad Vendor")
+            && err.contains("(cpu) metric `bad`")
+            && err.contains("unsupported expression"),
+        "{err}"
+    );
+}
+
+async fn enrich_with(
+    plugin: &PluginConfig,
+    recording: &std::path::Path,
+    resource: Resource,
+) -> Result<panoptes::model::EnrichmentGroupSet, panoptes::plugins::PluginError> {
+    let text = std::fs::read_to_string(recording).unwrap();
+    let recording = Arc::new(Recording::parse(&text, "test").unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    let sim = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    target.timeout = Duration::from_secs(10);
+    runner::enrich(RunContext {
+        plugin,
+        builtin: BuiltIn::resolve(plugin).unwrap(),
+        resource: &resource,
+        target: Ok(target),
+        enrichments: &MapSource::default(),
+        ping: &NoPing,
+        now: FROZEN,
+    })
+    .await
+}

@@ -285,6 +285,52 @@ mod tests {
     }
 
     #[test]
+    fn arista_parents_are_four_lanes_of_their_own_port() {
+        let col = |pairs: &[(&str, SnmpValue)]| -> Column {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let s = |t: &str| SnmpValue::OctetString(t.as_bytes().to_vec());
+        let w = Walked {
+            if_type: col(&[("1", SnmpValue::Integer(6)), ("2", SnmpValue::Integer(24))]),
+            descr: col(&[("1", s("Ethernet49/1")), ("2", s("Loopback0"))]),
+            name: col(&[("1", s("Ethernet49/1")), ("2", s("Loopback0"))]),
+            alias: Column::new(),
+            high_speed: col(&[
+                ("1", SnmpValue::Gauge32(25_000)),
+                ("2", SnmpValue::Gauge32(0)),
+            ]),
+            speed: col(&[
+                ("1", SnmpValue::Gauge32(u32::MAX)),
+                ("2", SnmpValue::Gauge32(0)),
+            ]),
+            phys: col(&[("1", SnmpValue::OctetString(vec![0, 0x1c, 0x73, 1, 2, 3]))]),
+        };
+        let rows: std::collections::BTreeMap<String, Map<String, Value>> =
+            interfaces(&w, Vendor::Arista, None).into_iter().collect();
+        let lane = &rows["1"];
+        assert_eq!(lane["parent_interface_name"], "Ethernet49");
+        assert_eq!(lane["configured_speed"], 25_000_000_000i64);
+        assert_eq!(
+            lane["parent_interface_configured_speed"],
+            100_000_000_000i64
+        );
+        assert_eq!(lane["parent_interface_port_speed"], 100_000_000_000i64);
+        assert_eq!(lane["parent_interface_media_type"], "ethernetCsmacd");
+        assert_eq!(lane["physical_address"], "00:1C:73:01:02:03");
+        let lo = &rows["2"];
+        assert_eq!(lo["parent_interface_name"], NOT_SET);
+        assert_eq!(lo["parent_interface_configured_speed"], -1);
+        assert_eq!(lo["parent_interface_media_type"], "softwareLoopback");
+        assert_eq!(lo["physical_address"], NOT_SET);
+        // The base variant keeps its six fields.
+        let base: Vec<(String, Map<String, Value>)> = interfaces(&w, Vendor::Generic, None);
+        assert!(base.iter().all(|(_, f)| f.len() == 6));
+    }
+
+    #[test]
     fn vendor_name_rules() {
         assert_eq!(parent_name(Vendor::Cisco, "Te 1/52/3.0"), "Te 1/52/3");
         assert_eq!(parent_name(Vendor::Cisco, "Ethernet1/1"), NOT_SET);
