@@ -284,3 +284,56 @@ async fn enrich_with(
     })
     .await
 }
+
+/// Cisco ASA has no recorded output; a small recording built here checks the
+/// definition's choices: CPUs only for entities of class 12, memory from the enhanced
+/// mempool (used + free), and that the generated document polls the same device.
+#[tokio::test]
+async fn cisco_asa_definition_on_a_synthetic_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = [
+        "1.3.6.1.2.1.47.1.1.1.1.5.1|2|3",
+        "1.3.6.1.2.1.47.1.1.1.1.5.2|2|12",
+        "1.3.6.1.2.1.47.1.1.1.1.6.1|2|-1",
+        "1.3.6.1.2.1.47.1.1.1.1.6.2|2|0",
+        "1.3.6.1.2.1.47.1.1.1.1.7.1|4|Chassis",
+        "1.3.6.1.2.1.47.1.1.1.1.7.2|4|CPU 0 of module 1",
+        "1.3.6.1.4.1.9.9.109.1.1.1.1.8.1|66|7",
+        "1.3.6.1.4.1.9.9.109.1.1.1.1.8.2|66|12",
+        "1.3.6.1.4.1.9.9.221.1.1.1.1.3.1.1|4|System memory",
+        "1.3.6.1.4.1.9.9.221.1.1.1.1.18.1.1|66|1000",
+        "1.3.6.1.4.1.9.9.221.1.1.1.1.20.1.1|66|3000",
+    ]
+    .join("\n");
+    std::fs::write(tmp.path().join("asa.snmprec"), rec).unwrap();
+    std::fs::write(
+        tmp.path().join("plugin.conf"),
+        "[Core]\nName = ASA\nModule = plugin_enrichment_cisco_asa_device_metrics\n[main]\nexecute_frequency = 60\nenrichment_ttl = 300\nresource_filter = resource_class = \"network\"\npolling_frequency = 300\n",
+    )
+    .unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("plugin.conf"), PluginKind::Enrichment).unwrap();
+    let set = enrich_with(
+        &plugin,
+        &tmp.path().join("asa.snmprec"),
+        resource("asa1", "ASA5525", false),
+    )
+    .await
+    .unwrap();
+    let doc = &set.to_json()["enrichment"][0]["data"][0]["127.0.0.1"];
+    assert_eq!(
+        doc["oids"]["cpu_name"]["values"],
+        json!({"2": "CPU 0 of module 1"})
+    );
+    assert_eq!(doc["oids"]["cpu_no"]["values"], json!({"2": "Module 2"}));
+    assert_eq!(
+        doc["oids"]["cpu_util"]["oid"],
+        ".1.3.6.1.4.1.9.9.109.1.1.1.1.8"
+    );
+    assert_eq!(doc["oids"]["memory_total"]["values"], json!({"1": 4000}));
+    assert_eq!(
+        doc["oids"]["memory_name"]["values"],
+        json!({"1": "System memory"})
+    );
+    assert_eq!(set.groups[0].namespace, "metrics");
+}

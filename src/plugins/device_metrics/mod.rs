@@ -41,6 +41,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "juniper_bgp",
         include_str!("../../../resources/vendors/juniper_bgp.json"),
     ),
+    (
+        "cisco_asa",
+        include_str!("../../../resources/vendors/cisco_asa.json"),
+    ),
 ];
 
 /// Default namespace of the stored document (`[main] enrichment_namespace` overrides).
