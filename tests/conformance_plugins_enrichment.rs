@@ -337,3 +337,78 @@ async fn cisco_asa_definition_on_a_synthetic_device() {
     );
     assert_eq!(set.groups[0].namespace, "metrics");
 }
+
+/// Aruba has no recorded output either: enrich a small recording, then poll the same
+/// recording with the stored document through the Generic SNMP polling plugin, and check
+/// the metrics the original's document would give (its temperature is text, "41 C").
+#[tokio::test]
+async fn aruba_definition_enriches_then_polls_a_synthetic_device() {
+    use panoptes::plugins::generic_snmp::polling::{self, Options};
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = [
+        "1.3.6.1.4.1.14823.2.2.1.1.1.11.1.2.1|66|4096000",
+        "1.3.6.1.4.1.14823.2.2.1.1.1.11.1.3.1|66|1024000",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.10.0|4|41 C",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.13.1.2.1|4|MIPS",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.13.1.3.1|2|17",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.17.1.2.1|2|1",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.17.1.2.2|2|2",
+        "1.3.6.1.4.1.14823.2.2.1.2.1.18.1.2.1|2|1",
+    ]
+    .join("\n");
+    let rec_path = tmp.path().join("aruba.snmprec");
+    std::fs::write(&rec_path, &rec).unwrap();
+    std::fs::write(
+        tmp.path().join("plugin.conf"),
+        "[Core]\nName = Aruba\nModule = plugin_enrichment_aruba_device_metrics\n[main]\nexecute_frequency = 60\nenrichment_ttl = 300\nresource_filter = resource_class = \"network\"\n",
+    )
+    .unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("plugin.conf"), PluginKind::Enrichment).unwrap();
+    let r = resource("aruba1", "7210", false);
+    let set = enrich_with(&plugin, &rec_path, r.clone()).await.unwrap();
+    let doc = set.to_json()["enrichment"][0]["data"][0]["127.0.0.1"].clone();
+    assert_eq!(doc["oids"]["cpu_name"]["values"], json!({"1": "MIPS"}));
+
+    // Poll with it, as the polling agent would after the enrichment was stored.
+    std::fs::write(tmp.path().join("doc.json"), doc.to_string()).unwrap();
+    std::fs::write(
+        tmp.path().join("polling.conf"),
+        "[Core]\nName = Aruba Polling\nModule = plugin_polling_generic_snmp\n[main]\nexecute_frequency = 60\nresource_filter = resource_class = \"network\"\nnamespace = metrics\npolling_status_metric_name = polling_status\nenrichment_schema_version = 0.2\n[enrichment]\nfile = doc.json\n",
+    )
+    .unwrap();
+    let polling_plugin =
+        PluginConfig::load(&tmp.path().join("polling.conf"), PluginKind::Polling).unwrap();
+    let options = Options::from_plugin(&polling_plugin);
+    let recording = Arc::new(Recording::parse(&rec, "aruba").unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    let sim = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    let mut client = panoptes::snmp::SnmpClient::connect(&target).await.unwrap();
+    let document = polling::load_document(&options, Ok(&Default::default()), &r);
+    let groups = polling::run(Ok(&mut client), &r, document, &options, FROZEN)
+        .await
+        .unwrap();
+    let value = |group: &str, metric: &str| -> Option<Value> {
+        groups
+            .iter()
+            .filter(|g| g.metrics_group_type == group)
+            .flat_map(|g| g.metrics.iter())
+            .find(|m| m.metric_name == metric)
+            .map(|m| serde_json::to_value(m.metric_value).unwrap())
+    };
+    assert_eq!(value("cpu", "cpu_utilization"), Some(json!(17)));
+    assert_eq!(value("memory", "memory_used"), Some(json!(1024000)));
+    assert_eq!(value("memory", "memory_total"), Some(json!(4096000)));
+    assert_eq!(
+        value("environment", "temperature_fahrenheit"),
+        Some(json!(105.8))
+    );
+    assert_eq!(value("environment", "fans_ok"), Some(json!(1)));
+    assert_eq!(value("environment", "fans_total"), Some(json!(2)));
+    assert_eq!(value("environment", "power_units_total"), Some(json!(1)));
+    assert_eq!(value("status", "polling_status"), Some(json!(0)));
+}

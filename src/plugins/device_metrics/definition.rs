@@ -14,7 +14,8 @@
 //! }
 //! ```
 //!
-//! Steps run in order (a step with `"when": "<expr>"` only when that is true). `walk` bulk-walks an OID (an expression, so it may depend on the
+//! Steps run in order (a step with `"when": "<expr>"` only when that is true). `get`
+//! fetches one OID (its value as text, `None` if the agent has none); `walk` bulk-walks an OID (an expression, so it may depend on the
 //! model or the plugin file) into a dict index -> value (text; octet strings keep their
 //! bytes as characters U+0000..U+00FF); `let` evaluates an expression of the expression
 //! language (see [`crate::plugins::generic_snmp::expr`]) over the earlier steps, with
@@ -38,6 +39,12 @@ pub struct DefinitionError {
 
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// One GET: the value as text, or `None` when the agent has no such object.
+    Get {
+        name: String,
+        oid: Expr,
+        when: Option<Expr>,
+    },
     Walk {
         name: String,
         oid: Expr,
@@ -53,7 +60,7 @@ pub enum Step {
 impl Step {
     pub fn name(&self) -> &str {
         match self {
-            Step::Walk { name, .. } | Step::Let { name, .. } => name,
+            Step::Get { name, .. } | Step::Walk { name, .. } | Step::Let { name, .. } => name,
         }
     }
 
@@ -61,7 +68,9 @@ impl Step {
     /// skipped let is `None`).
     pub fn when(&self) -> Option<&Expr> {
         match self {
-            Step::Walk { when, .. } | Step::Let { when, .. } => when.as_ref(),
+            Step::Get { when, .. } | Step::Walk { when, .. } | Step::Let { when, .. } => {
+                when.as_ref()
+            }
         }
     }
 }
@@ -157,7 +166,13 @@ impl Definition {
             } else {
                 None
             };
-            let compiled = if let Some(n) = step.get("walk").and_then(Json::as_str) {
+            let compiled = if let Some(n) = step.get("get").and_then(Json::as_str) {
+                Step::Get {
+                    name: n.to_string(),
+                    oid: expr("oid")?,
+                    when,
+                }
+            } else if let Some(n) = step.get("walk").and_then(Json::as_str) {
                 Step::Walk {
                     name: n.to_string(),
                     oid: expr("oid")?,
@@ -172,7 +187,7 @@ impl Definition {
             } else {
                 return Err(fail(
                     &place,
-                    "needs `walk` (with `oid`) or `let` (with `value`)".into(),
+                    "needs `walk` or `get` (with `oid`) or `let` (with `value`)".into(),
                 ));
             };
             names.push(compiled.name().to_string());

@@ -45,6 +45,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "cisco_asa",
         include_str!("../../../resources/vendors/cisco_asa.json"),
     ),
+    (
+        "aruba",
+        include_str!("../../../resources/vendors/aruba.json"),
+    ),
 ];
 
 /// Default namespace of the stored document (`[main] enrichment_namespace` overrides).
@@ -213,23 +217,23 @@ pub async fn build_document(
                 .truthy(|_| 0),
         };
         let value = match step {
-            Step::Let { .. } if !run_it => Value::None,
+            Step::Let { .. } | Step::Get { .. } if !run_it => Value::None,
             Step::Walk { .. } if !run_it => Value::Dict(Arc::new(Table::new())),
             Step::Let { name, value, .. } => {
                 env.eval(value).map_err(|e| fail(name, e.to_string()))?
             }
             Step::Walk { name, oid, .. } => {
-                let oid_text = match env.eval(oid).map_err(|e| fail(name, e.to_string()))? {
-                    Value::Str(s) => s,
-                    other => return Err(fail(name, format!("the OID is {other}, not a string"))),
-                };
-                let oid: Oid = oid_text
-                    .trim()
-                    .trim_start_matches('.')
-                    .parse()
-                    .map_err(|e| fail(name, format!("`{oid_text}` is not an OID: {e}")))?;
+                let oid = step_oid(&env, name, oid).map_err(|e| fail(name, e))?;
                 let rows = walk_raw(client, &oid, max_repetitions).await?;
                 Value::Dict(Arc::new(rows))
+            }
+            Step::Get { name, oid, .. } => {
+                let oid = step_oid(&env, name, oid).map_err(|e| fail(name, e))?;
+                let got = client.get(std::slice::from_ref(&oid)).await?;
+                match got.into_iter().next() {
+                    Some(vb) if !vb.value.is_exception() => Value::Str(probe_text(&vb.value)),
+                    _ => Value::None,
+                }
             }
         };
         values.push(value);
@@ -241,6 +245,22 @@ pub async fn build_document(
         context: Some(&context),
     };
     render(&def.document, &env).map_err(|e| fail("document", e))
+}
+
+/// The OID a `walk` or `get` step names (an expression giving dotted text).
+fn step_oid(
+    env: &Env,
+    name: &str,
+    oid: &crate::plugins::generic_snmp::expr::Expr,
+) -> Result<Oid, String> {
+    let text = match env.eval(oid).map_err(|e| e.to_string())? {
+        Value::Str(s) => s,
+        other => return Err(format!("step `{name}`: the OID is {other}, not a string")),
+    };
+    text.trim()
+        .trim_start_matches('.')
+        .parse()
+        .map_err(|e| format!("`{text}` is not an OID: {e}"))
 }
 
 /// Walks a subtree keeping octet strings' bytes (see [`probe_text`]).

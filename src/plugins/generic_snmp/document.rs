@@ -437,13 +437,16 @@ fn compile_target(
         dict_type
             .or(shorthand_type)
             .unwrap_or(if is_metric { Cast::Int } else { Cast::Str });
-    if is_metric && cast == Cast::Str {
+    // Without a transform the cast is the value: it must suit the target (a transform
+    // may turn a string into a number, as the original's Aruba temperature does).
+    let has_transform = map.contains_key("transform");
+    if is_metric && cast == Cast::Str && !has_transform {
         return Err(err(
             &place,
             "a metric's `type` must be numeric (a metric value is a number)",
         ));
     }
-    if !is_metric && cast != Cast::Str {
+    if !is_metric && cast != Cast::Str && !has_transform {
         return Err(err(
             &place,
             "a dimension's `type` must be a string type (a dimension value is text)",
