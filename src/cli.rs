@@ -1,4 +1,5 @@
-//! The command line: `panoptes run | simulate | walk | topic tail | topic list | resources list`.
+//! The command line: `panoptes run | simulate | walk | topic tail | topic list |
+//! resources list | plugin run`.
 
 use std::path::PathBuf;
 
@@ -40,6 +41,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ResourcesCommand,
     },
+    /// Run plugins by hand.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run one plugin once against one device and print its output as the original's
+    /// JSON (exit status non-zero if the plugin cannot run).
+    Run(crate::plugins::one_shot::PluginRunArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use panoptes::cli::{Cli, Command, ResourcesCommand, TopicCommand};
+use panoptes::cli::{Cli, Command, PluginCommand, ResourcesCommand, TopicCommand};
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
 
@@ -60,6 +60,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } => client.tail(&topic, from_beginning, max, &mut out),
                 TopicCommand::List => client.topics(&mut out),
             }
+        }
+        Command::Plugin {
+            command: PluginCommand::Run(args),
+        } => {
+            panoptes::logging::init(&log_format, &settings.log.level)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let mut out = std::io::stdout().lock();
+            rt.block_on(panoptes::plugins::one_shot::run_cli(
+                args,
+                &settings.snmp,
+                &mut out,
+            ))
         }
         Command::Resources {
             command: ResourcesCommand::List { json },

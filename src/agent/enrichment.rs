@@ -10,11 +10,11 @@ use super::{blocking, finish_run, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
 use crate::model::{now_epoch, Resource};
-use crate::plugins::{interface, snmp_target, PluginError};
-use crate::snmp::SnmpClient;
+use crate::plugins::runner::{self, RunContext};
+use crate::plugins::status::NoPing;
+use crate::plugins::{snmp_target, BuiltIn, PluginError};
 
-/// Used when a plugin file gives no `enrichment_ttl`.
-pub const DEFAULT_ENRICHMENT_TTL: u64 = 900;
+pub use crate::plugins::runner::DEFAULT_ENRICHMENT_TTL;
 
 pub struct EnrichmentJob {
     pub shared: Arc<Shared>,
@@ -53,17 +53,18 @@ async fn enrich(
     plugin: &PluginConfig,
     resource: &Resource,
 ) -> Result<(), PluginError> {
-    let target = snmp_target(&shared.settings.snmp, plugin, resource)?;
-    let mut client = SnmpClient::connect(&target).await?;
-    let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
-    let set = interface::enrichment::run(
-        &mut client,
+    let builtin = BuiltIn::resolve(plugin).map_err(|e| PluginError::Config(e.to_string()))?;
+    let set = runner::enrich(RunContext {
+        plugin,
+        builtin,
         resource,
-        ttl,
-        plugin.execute_frequency,
-        now_epoch(),
-    )
+        target: snmp_target(&shared.settings.snmp, plugin, resource),
+        enrichments: &shared.enrichments,
+        ping: &NoPing,
+        now: now_epoch(),
+    })
     .await?;
+    let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
     for group in set.groups {
         let key = format!("{}:{}", resource.id, group.namespace);
         let value = group.to_stored().to_sorted_json();

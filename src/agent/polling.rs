@@ -14,18 +14,22 @@ use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
 use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
-use crate::plugins::enrichment_cache::EnrichmentCache;
-use crate::plugins::interface::polling::{self, Options, STATUS_METRIC};
-use crate::plugins::{snmp_target, PluginError};
-use crate::snmp::SnmpClient;
+use crate::plugins::runner::{self, RunContext};
+use crate::plugins::status::SystemPing;
+use crate::plugins::{snmp_target, BuiltIn};
 use crate::transform::{apply_transforms, RateState, TransformReport};
 
 pub struct PollingJob {
     pub shared: Arc<Shared>,
     pub plugin: Arc<PluginConfig>,
     pub resource: Resource,
+    /// Read from the plugin file by the interface polling plugin itself; kept so the
+    /// node builds jobs the same way for every plugin.
     pub include_interface_index: bool,
 }
+
+/// How long a device that timed out gets to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rate state lives in its own keyspace, with the TTL the transform asks for.
 struct KeyspaceRateState<'a>(&'a Keyspace);
@@ -44,11 +48,9 @@ impl Job for PollingJob {
         let shared = Arc::clone(&self.shared);
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
-        let include_interface_index = self.include_interface_index;
         Box::pin(async move {
             let started = Instant::now();
-            let result =
-                poll_and_publish(&shared, &plugin, &resource, include_interface_index).await;
+            let result = poll_and_publish(&shared, &plugin, &resource).await;
             finish_run(
                 &shared,
                 "polling",
@@ -67,29 +69,20 @@ async fn poll_and_publish(
     shared: &Arc<Shared>,
     plugin: &Arc<PluginConfig>,
     resource: &Resource,
-    include_interface_index: bool,
 ) -> Result<(), String> {
-    let now = now_epoch();
-    let mut cache = EnrichmentCache::load(&shared.enrichments, &plugin.preload, &resource.id)
-        .map_err(PluginError::Enrichment);
-    let mut client = match snmp_target(&shared.settings.snmp, plugin, resource) {
-        Ok(target) => SnmpClient::connect(&target)
-            .await
-            .map_err(PluginError::from),
-        Err(e) => Err(e),
+    let builtin = BuiltIn::resolve(plugin).map_err(|e| e.to_string())?;
+    let ping = SystemPing {
+        timeout: PING_TIMEOUT,
     };
-    let options = Options {
-        interval: plugin.execute_frequency,
-        include_interface_index,
-    };
-    let cache_view = cache.as_mut().map(|c| &*c).map_err(take_error);
-    let groups = polling::run(
-        client.as_mut().map_err(take_error),
+    let groups = runner::poll(RunContext {
+        plugin,
+        builtin,
         resource,
-        cache_view,
-        options,
-        now,
-    )
+        target: snmp_target(&shared.settings.snmp, plugin, resource),
+        enrichments: &shared.enrichments,
+        ping: &ping,
+        now: now_epoch(),
+    })
     .await
     .map_err(|e| e.to_string())?;
     let status = device_status(&groups);
@@ -109,16 +102,16 @@ async fn poll_and_publish(
     }
 }
 
-/// Moves a plugin error out of a `Result<&mut _, PluginError>` view without cloning.
-fn take_error(e: &mut PluginError) -> PluginError {
-    std::mem::replace(e, PluginError::Internal(String::new()))
-}
-
+/// The value of the polling-status gauge, whatever the plugin names it.
 fn device_status(groups: &[MetricsGroup]) -> Option<i128> {
     groups
         .iter()
         .find(|g| g.metrics_group_type == "status")
-        .and_then(|g| g.metric(STATUS_METRIC, MetricType::Gauge))
+        .and_then(|g| {
+            g.metrics
+                .iter()
+                .find(|m| m.metric_type == MetricType::Gauge)
+        })
         .map(|m| match m.metric_value {
             crate::model::MetricValue::Int(i) => i,
             crate::model::MetricValue::Float(f) => f as i128,

@@ -1,9 +1,14 @@
 //! The built-in plugins, found by the original's module names so its plugin files load
 //! unchanged, and the context they run in.
 
+pub mod device_metrics;
 pub mod discovery_json;
 pub mod enrichment_cache;
+pub mod generic_snmp;
+pub mod heartbeat;
 pub mod interface;
+pub mod one_shot;
+pub mod runner;
 pub mod status;
 
 use std::time::Duration;
@@ -16,47 +21,142 @@ use crate::snmp::SnmpTarget;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltIn {
     DiscoveryFromJsonFile,
-    InterfaceEnrichment,
+    InterfaceEnrichment(interface::enrichment::Vendor),
     InterfacePolling,
+    GenericSnmpPolling,
+    HeartbeatEnrichment,
+    HeartbeatPolling,
+    /// A built-in vendor definition (its position in `device_metrics::embedded()`).
+    DeviceMetricsEnrichment(usize),
+    /// `plugin_enrichment_device_metrics`: the definition named by `[main] vendor_definition`.
+    DeviceMetricsFromFile,
+    /// `plugin_enrichment_generic_snmp`: the original's base class, which enriches nothing.
+    GenericSnmpEnrichment,
 }
+
+/// `[Core] Module` names (the original's, then ours) for each built-in.
+const REGISTRY: &[(PluginKind, &[&str], BuiltIn)] = {
+    use interface::enrichment::Vendor;
+    use BuiltIn::*;
+    use PluginKind::*;
+    &[
+        (
+            Discovery,
+            &[
+                "plugin_discovery_from_json_file",
+                "discovery_from_json_file",
+            ],
+            DiscoveryFromJsonFile,
+        ),
+        (
+            Enrichment,
+            &["plugin_enrichment_interface", "interface_enrichment"],
+            InterfaceEnrichment(Vendor::Generic),
+        ),
+        (
+            Enrichment,
+            &[
+                "plugin_enrichment_interface_arista",
+                "interface_enrichment_arista",
+            ],
+            InterfaceEnrichment(Vendor::Arista),
+        ),
+        (
+            Enrichment,
+            &[
+                "plugin_enrichment_interface_cisco",
+                "interface_enrichment_cisco",
+            ],
+            InterfaceEnrichment(Vendor::Cisco),
+        ),
+        (
+            Enrichment,
+            &[
+                "plugin_enrichment_interface_juniper",
+                "interface_enrichment_juniper",
+            ],
+            InterfaceEnrichment(Vendor::Juniper),
+        ),
+        (
+            Enrichment,
+            &["plugin_enrichment_heartbeat", "heartbeat_enrichment"],
+            HeartbeatEnrichment,
+        ),
+        (
+            Enrichment,
+            &[
+                "plugin_enrichment_device_metrics",
+                "device_metrics_enrichment",
+            ],
+            DeviceMetricsFromFile,
+        ),
+        (
+            Enrichment,
+            &["plugin_enrichment_generic_snmp", "generic_snmp_enrichment"],
+            GenericSnmpEnrichment,
+        ),
+        (
+            Polling,
+            &[
+                "plugin_polling_device_interface_metrics",
+                "interface_polling",
+            ],
+            InterfacePolling,
+        ),
+        (
+            Polling,
+            &["plugin_polling_generic_snmp", "generic_snmp_polling"],
+            GenericSnmpPolling,
+        ),
+        (
+            Polling,
+            &["plugin_polling_heartbeat", "heartbeat_polling"],
+            HeartbeatPolling,
+        ),
+    ]
+};
 
 impl BuiltIn {
     /// Resolves `[Core] Module` (already reduced to its base name) for a plugin kind.
     pub fn resolve(plugin: &PluginConfig) -> Result<BuiltIn, PluginFileError> {
-        let found = match (plugin.kind, plugin.module.as_str()) {
-            (
-                PluginKind::Discovery,
-                "plugin_discovery_from_json_file" | "discovery_from_json_file",
-            ) => Some(BuiltIn::DiscoveryFromJsonFile),
-            (PluginKind::Enrichment, "plugin_enrichment_interface" | "interface_enrichment") => {
-                Some(BuiltIn::InterfaceEnrichment)
+        let vendor = || match plugin.kind {
+            PluginKind::Enrichment => {
+                device_metrics::find_embedded(&plugin.module).map(BuiltIn::DeviceMetricsEnrichment)
             }
-            (
-                PluginKind::Polling,
-                "plugin_polling_device_interface_metrics" | "interface_polling",
-            ) => Some(BuiltIn::InterfacePolling),
             _ => None,
         };
-        found.ok_or_else(|| {
-            plugin.error(
-                "Core",
-                "Module",
-                format!(
-                    "`{}` is not a built-in {} plugin (known: {})",
-                    plugin.module,
-                    plugin.kind.as_str(),
-                    Self::known(plugin.kind).join(", ")
-                ),
-            )
-        })
+        REGISTRY
+            .iter()
+            .find(|(kind, names, _)| {
+                *kind == plugin.kind && names.contains(&plugin.module.as_str())
+            })
+            .map(|(_, _, b)| *b)
+            .or_else(vendor)
+            .ok_or_else(|| {
+                plugin.error(
+                    "Core",
+                    "Module",
+                    format!(
+                        "`{}` is not a built-in {} plugin (known: {})",
+                        plugin.module,
+                        plugin.kind.as_str(),
+                        Self::known(plugin.kind).join(", ")
+                    ),
+                )
+            })
     }
 
-    fn known(kind: PluginKind) -> Vec<&'static str> {
-        match kind {
-            PluginKind::Discovery => vec!["plugin_discovery_from_json_file"],
-            PluginKind::Enrichment => vec!["plugin_enrichment_interface"],
-            PluginKind::Polling => vec!["plugin_polling_device_interface_metrics"],
+    /// The original's module names of every built-in of a kind.
+    pub fn known(kind: PluginKind) -> Vec<String> {
+        let mut names: Vec<String> = REGISTRY
+            .iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, names, _)| names[0].to_string())
+            .collect();
+        if kind == PluginKind::Enrichment {
+            names.extend(device_metrics::embedded_modules());
         }
+        names
     }
 }
 

@@ -1,6 +1,9 @@
 //! The polling-status metrics group every SNMP polling plugin appends (spec §2.4).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use crate::model::{Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource};
 
@@ -114,9 +117,139 @@ impl DeviceStatus {
     }
 }
 
+/// Whether a host answers ICMP echo. The original pings a device whose poll ended in
+/// TIMEOUT or NETWORK_FAILURE and reports PING_FAILURE when it does not answer.
+pub trait Ping: Send + Sync {
+    /// `Ok(false)`: no reply (100% loss); `Err`: the ping itself failed.
+    fn answers<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+}
+
+/// Runs the system's `ping -c 1 -W <timeout> <host>`.
+#[derive(Debug, Clone)]
+pub struct SystemPing {
+    pub timeout: Duration,
+}
+
+impl Ping for SystemPing {
+    fn answers<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let secs = self.timeout.as_secs().max(1).to_string();
+            let child = tokio::process::Command::new("ping")
+                .args(["-c", "1", "-W", &secs, "--", host])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .status();
+            match tokio::time::timeout(self.timeout + Duration::from_secs(2), child).await {
+                Err(_) => Ok(false),
+                // No `ping` on this machine: we cannot tell, so we do not claim a failure.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+                Ok(Err(e)) => Err(format!("cannot run ping: {e}")),
+                Ok(Ok(status)) => match status.code() {
+                    Some(0) => Ok(true),
+                    Some(1) => Ok(false),
+                    other => Err(format!("ping {host} exited with {other:?}")),
+                },
+            }
+        })
+    }
+}
+
+/// Pinging disabled: every host "answers".
+#[derive(Debug, Clone, Copy)]
+pub struct NoPing;
+
+impl Ping for NoPing {
+    fn answers<'a>(
+        &'a self,
+        _host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async { Ok(true) })
+    }
+}
+
+/// If the status group says TIMEOUT or NETWORK_FAILURE, pings the host and turns the
+/// status into PING_FAILURE when it does not answer (spec §2.4).
+pub async fn confirm_with_ping(groups: &mut [MetricsGroup], host: &str, ping: &dyn Ping) {
+    let Some(metric) = groups
+        .iter_mut()
+        .filter(|g| g.metrics_group_type == "status")
+        .flat_map(|g| g.metrics.iter_mut())
+        .find(|m| m.metric_type == MetricType::Gauge)
+    else {
+        return;
+    };
+    let timeout = DeviceStatus::Timeout as i128;
+    let network = DeviceStatus::NetworkFailure as i128;
+    if !matches!(metric.metric_value, MetricValue::Int(v) if v == timeout || v == network) {
+        return;
+    }
+    let unreachable = match ping.answers(host).await {
+        Ok(answered) => !answered,
+        Err(e) => {
+            tracing::warn!(host, error = %e, "ping failed");
+            true
+        }
+    };
+    if unreachable {
+        metric.metric_value = MetricValue::Int(DeviceStatus::PingFailure as i128);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Answers(Result<bool, String>);
+    impl Ping for Answers {
+        fn answers<'a>(
+            &'a self,
+            _host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+            let r = self.0.clone();
+            Box::pin(async move { r })
+        }
+    }
+
+    #[tokio::test]
+    async fn ping_turns_timeouts_into_ping_failures() {
+        let resource = Resource::from_json(&serde_json::json!({"resource_site": "s",
+            "resource_class": "c", "resource_subclass": "s", "resource_type": "t",
+            "resource_id": "r", "resource_endpoint": "192.0.2.1", "resource_plugin": "p",
+            "resource_creation_timestamp": 1.0, "resource_metadata": {}}))
+        .unwrap();
+        let status_of = |s: DeviceStatus| {
+            let mut t = StatusTracker::default();
+            t.failure("device", s);
+            vec![t.group(&resource, "polling_status", 60, 1.0).unwrap()]
+        };
+        let value = |g: &[MetricsGroup]| g[0].metrics[0].metric_value;
+        for (start, ping, end) in [
+            (DeviceStatus::Timeout, Ok(false), DeviceStatus::PingFailure),
+            (
+                DeviceStatus::NetworkFailure,
+                Err("x".to_string()),
+                DeviceStatus::PingFailure,
+            ),
+            (DeviceStatus::Timeout, Ok(true), DeviceStatus::Timeout),
+            (
+                DeviceStatus::InternalFailure,
+                Ok(false),
+                DeviceStatus::InternalFailure,
+            ),
+        ] {
+            let mut g = status_of(start);
+            confirm_with_ping(&mut g, "192.0.2.1", &Answers(ping)).await;
+            assert_eq!(value(&g), MetricValue::Int(end as i128), "{start:?}");
+        }
+    }
 
     #[test]
     fn overall_status_rules() {

@@ -1,6 +1,8 @@
-//! Interface enrichment (`plugin_enrichment_interface`): walks ifTable/ifXTable once per
-//! `execute_frequency` and stores, per interface index, the names, type and speeds that
-//! polling turns into dimensions (spec §8.1). This is the base, vendor-neutral variant.
+//! Interface enrichment (`plugin_enrichment_interface` and its Arista, Cisco and Juniper
+//! variants): walks ifTable/ifXTable once per `execute_frequency` and stores, per
+//! interface index, the names, type and speeds that polling turns into dimensions
+//! (spec §8.1). The base variant stores the six fields its recorded output has; the
+//! vendor variants add the parent interface and the physical address.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +15,15 @@ use crate::snmp::{SnmpClient, SnmpValue};
 
 pub const NAMESPACE: &str = "interface";
 
+/// Which variant: they differ in port speeds and parent interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    Generic,
+    Arista,
+    Cisco,
+    Juniper,
+}
+
 /// The columns walked, in the original's order.
 struct Walked {
     if_type: Column,
@@ -21,9 +32,10 @@ struct Walked {
     alias: Column,
     high_speed: Column,
     speed: Column,
+    phys: Column,
 }
 
-async fn walk(client: &mut SnmpClient) -> Result<Walked, PluginError> {
+async fn walk(client: &mut SnmpClient, vendor: Vendor) -> Result<Walked, PluginError> {
     Ok(Walked {
         if_type: walk_column(client, IF_TABLE, 3).await?,
         descr: walk_column(client, IF_TABLE, 2).await?,
@@ -31,10 +43,14 @@ async fn walk(client: &mut SnmpClient) -> Result<Walked, PluginError> {
         alias: walk_column(client, IF_X_TABLE, 18).await?,
         high_speed: walk_column(client, IF_X_TABLE, 15).await?,
         speed: walk_column(client, IF_TABLE, 5).await?,
+        phys: match vendor {
+            Vendor::Generic => Column::new(),
+            _ => walk_column(client, IF_TABLE, 6).await?,
+        },
     })
 }
 
-/// Runs the enrichment against a device and returns its group set.
+/// Runs the base enrichment against a device and returns its group set.
 pub async fn run(
     client: &mut SnmpClient,
     resource: &Resource,
@@ -42,9 +58,30 @@ pub async fn run(
     execute_frequency: u64,
     now: f64,
 ) -> Result<EnrichmentGroupSet, PluginError> {
-    let walked = walk(client).await?;
+    run_vendor(
+        client,
+        resource,
+        Vendor::Generic,
+        ttl,
+        execute_frequency,
+        now,
+    )
+    .await
+}
+
+/// Runs one variant of the enrichment and returns its group set.
+pub async fn run_vendor(
+    client: &mut SnmpClient,
+    resource: &Resource,
+    vendor: Vendor,
+    ttl: u64,
+    execute_frequency: u64,
+    now: f64,
+) -> Result<EnrichmentGroupSet, PluginError> {
+    let walked = walk(client, vendor).await?;
     let mut group = EnrichmentGroup::new(NAMESPACE, ttl, execute_frequency, now);
-    for (index, fields) in interfaces(&walked) {
+    let model = resource.metadata.get("model").map(String::as_str);
+    for (index, fields) in interfaces(&walked, vendor, model) {
         group.upsert_set(&index, fields);
     }
     let mut set = EnrichmentGroupSet::new(resource.clone(), now);
@@ -57,7 +94,34 @@ pub async fn run(
     Ok(set)
 }
 
-fn interfaces(w: &Walked) -> Vec<(String, Map<String, Value>)> {
+/// One interface as the original's interface table holds it before parents are added.
+struct Interface {
+    index: String,
+    name: String,
+    description: String,
+    media_type: String,
+    alias: String,
+    configured_speed: i128,
+    port_speed: i128,
+    physical_address: String,
+}
+
+/// Indices in the order the device lists them (numeric, component by component).
+fn numeric_order(indices: BTreeSet<&String>) -> Vec<&String> {
+    let mut v: Vec<&String> = indices.into_iter().collect();
+    v.sort_by_key(|i| {
+        i.split('.')
+            .map(|c| c.parse::<u64>().unwrap_or(u64::MAX))
+            .collect::<Vec<_>>()
+    });
+    v
+}
+
+fn interfaces(
+    w: &Walked,
+    vendor: Vendor,
+    model: Option<&str>,
+) -> Vec<(String, Map<String, Value>)> {
     let columns = [
         &w.if_type,
         &w.descr,
@@ -65,38 +129,122 @@ fn interfaces(w: &Walked) -> Vec<(String, Map<String, Value>)> {
         &w.alias,
         &w.high_speed,
         &w.speed,
+        &w.phys,
     ];
     let indices: BTreeSet<&String> = columns.iter().flat_map(|c| c.keys()).collect();
-    indices
+    let table: Vec<Interface> = numeric_order(indices)
         .into_iter()
         .map(|index| {
             let text = |c: &Column| c.get(index).map(ascii_text).filter(|s| !s.is_empty());
+            let name = text(&w.name).unwrap_or_else(|| NOT_SET.into());
+            let configured_speed = configured_speed(w.high_speed.get(index), w.speed.get(index));
+            Interface {
+                index: index.clone(),
+                port_speed: port_speed(vendor, &name, configured_speed, model),
+                name,
+                description: text(&w.descr).unwrap_or_else(|| NOT_SET.into()),
+                media_type: w
+                    .if_type
+                    .get(index)
+                    .and_then(SnmpValue::as_i128)
+                    .and_then(if_type_name)
+                    .unwrap_or(NOT_SET)
+                    .to_string(),
+                alias: text(&w.alias).unwrap_or_else(|| NOT_SET.into()),
+                configured_speed,
+                physical_address: physical_address(w.phys.get(index)),
+            }
+        })
+        .collect();
+    table
+        .iter()
+        .map(|i| {
             let mut f = Map::new();
-            f.insert(
-                "interface_name".into(),
-                text(&w.name).unwrap_or_else(|| NOT_SET.into()).into(),
-            );
-            f.insert(
-                "description".into(),
-                text(&w.descr).unwrap_or_else(|| NOT_SET.into()).into(),
-            );
-            let media = w
-                .if_type
-                .get(index)
-                .and_then(SnmpValue::as_i128)
-                .and_then(if_type_name)
-                .unwrap_or(NOT_SET);
-            f.insert("media_type".into(), media.into());
-            f.insert(
-                "alias".into(),
-                text(&w.alias).unwrap_or_else(|| NOT_SET.into()).into(),
-            );
-            let speed = configured_speed(w.high_speed.get(index), w.speed.get(index));
-            f.insert("configured_speed".into(), json_int(speed));
-            f.insert("port_speed".into(), json_int(speed));
-            (index.clone(), f)
+            f.insert("interface_name".into(), i.name.clone().into());
+            f.insert("description".into(), i.description.clone().into());
+            f.insert("media_type".into(), i.media_type.clone().into());
+            f.insert("alias".into(), i.alias.clone().into());
+            f.insert("configured_speed".into(), json_int(i.configured_speed));
+            f.insert("port_speed".into(), json_int(i.port_speed));
+            if vendor != Vendor::Generic {
+                let parent = parent_name(vendor, &i.name);
+                let (media, configured, port) = match vendor {
+                    // Arista: the parent is a 4-lane port of which this is one lane.
+                    Vendor::Arista => {
+                        let speed = if parent == NOT_SET {
+                            -1
+                        } else {
+                            4 * i.configured_speed
+                        };
+                        (i.media_type.clone(), speed, speed)
+                    }
+                    // The parent is whichever interface bears that name (the first one).
+                    // A parent name of `<not set>` matches an interface without a name,
+                    // as in the original.
+                    _ => match table.iter().find(|p| p.name == parent) {
+                        Some(p) => (p.media_type.clone(), p.configured_speed, p.port_speed),
+                        None => (NOT_SET.to_string(), -1, -1),
+                    },
+                };
+                f.insert("parent_interface_name".into(), parent.into());
+                f.insert("parent_interface_media_type".into(), media.into());
+                f.insert(
+                    "parent_interface_configured_speed".into(),
+                    json_int(configured),
+                );
+                f.insert("parent_interface_port_speed".into(), json_int(port));
+                f.insert("physical_address".into(), i.physical_address.clone().into());
+            }
+            (i.index.clone(), f)
         })
         .collect()
+}
+
+/// The speed of the physical port, which some vendors encode in the interface name.
+fn port_speed(vendor: Vendor, name: &str, configured: i128, model: Option<&str>) -> i128 {
+    const G: i128 = 1_000_000_000;
+    match vendor {
+        Vendor::Cisco if name.starts_with("Gi") => G,
+        Vendor::Cisco if name.starts_with("Te") => 10 * G,
+        Vendor::Juniper if name.starts_with("ge") => G,
+        Vendor::Juniper if name.starts_with("xe") => 10 * G,
+        Vendor::Juniper if name.starts_with("xle") || name.starts_with("fte") => 40 * G,
+        Vendor::Juniper if name.starts_with("et") => {
+            if matches!(model, Some("QFX5200" | "QFX10000")) {
+                100 * G
+            } else {
+                40 * G
+            }
+        }
+        _ => configured,
+    }
+}
+
+/// The parent interface's name by the vendor's naming scheme, or `<not set>`.
+fn parent_name(vendor: Vendor, name: &str) -> String {
+    let before = |sep: char| name.split(sep).next().unwrap_or(name).to_string();
+    match vendor {
+        Vendor::Generic => NOT_SET.to_string(),
+        Vendor::Arista if name.contains('/') => before('/'),
+        Vendor::Cisco if name.contains('.') => before('.'),
+        Vendor::Juniper if name.contains(':') && name.contains('.') => before('.'),
+        Vendor::Juniper if name.contains(':') => before(':'),
+        Vendor::Juniper if name.contains('.') => before('.'),
+        _ => NOT_SET.to_string(),
+    }
+}
+
+/// `AA:BB:CC:DD:EE:FF`: every byte of ifPhysAddress as upper-case hex; empty or missing
+/// is `<not set>`.
+fn physical_address(v: Option<&SnmpValue>) -> String {
+    match v.and_then(SnmpValue::as_bytes) {
+        Some(bytes) if !bytes.is_empty() => bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        _ => NOT_SET.to_string(),
+    }
 }
 
 /// A JSON integer; speeds fit i64 (a value that does not is a device bug: -1).
@@ -134,5 +282,83 @@ mod tests {
         assert_eq!(configured_speed(g(0).as_ref(), g(0).as_ref()), 0);
         assert_eq!(configured_speed(None, g(0).as_ref()), -1);
         assert_eq!(configured_speed(None, None), -1);
+    }
+
+    #[test]
+    fn arista_parents_are_four_lanes_of_their_own_port() {
+        let col = |pairs: &[(&str, SnmpValue)]| -> Column {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let s = |t: &str| SnmpValue::OctetString(t.as_bytes().to_vec());
+        let w = Walked {
+            if_type: col(&[("1", SnmpValue::Integer(6)), ("2", SnmpValue::Integer(24))]),
+            descr: col(&[("1", s("Ethernet49/1")), ("2", s("Loopback0"))]),
+            name: col(&[("1", s("Ethernet49/1")), ("2", s("Loopback0"))]),
+            alias: Column::new(),
+            high_speed: col(&[
+                ("1", SnmpValue::Gauge32(25_000)),
+                ("2", SnmpValue::Gauge32(0)),
+            ]),
+            speed: col(&[
+                ("1", SnmpValue::Gauge32(u32::MAX)),
+                ("2", SnmpValue::Gauge32(0)),
+            ]),
+            phys: col(&[("1", SnmpValue::OctetString(vec![0, 0x1c, 0x73, 1, 2, 3]))]),
+        };
+        let rows: std::collections::BTreeMap<String, Map<String, Value>> =
+            interfaces(&w, Vendor::Arista, None).into_iter().collect();
+        let lane = &rows["1"];
+        assert_eq!(lane["parent_interface_name"], "Ethernet49");
+        assert_eq!(lane["configured_speed"], 25_000_000_000i64);
+        assert_eq!(
+            lane["parent_interface_configured_speed"],
+            100_000_000_000i64
+        );
+        assert_eq!(lane["parent_interface_port_speed"], 100_000_000_000i64);
+        assert_eq!(lane["parent_interface_media_type"], "ethernetCsmacd");
+        assert_eq!(lane["physical_address"], "00:1C:73:01:02:03");
+        let lo = &rows["2"];
+        assert_eq!(lo["parent_interface_name"], NOT_SET);
+        assert_eq!(lo["parent_interface_configured_speed"], -1);
+        assert_eq!(lo["parent_interface_media_type"], "softwareLoopback");
+        assert_eq!(lo["physical_address"], NOT_SET);
+        // The base variant keeps its six fields.
+        let base: Vec<(String, Map<String, Value>)> = interfaces(&w, Vendor::Generic, None);
+        assert!(base.iter().all(|(_, f)| f.len() == 6));
+    }
+
+    #[test]
+    fn vendor_name_rules() {
+        assert_eq!(parent_name(Vendor::Cisco, "Te 1/52/3.0"), "Te 1/52/3");
+        assert_eq!(parent_name(Vendor::Cisco, "Ethernet1/1"), NOT_SET);
+        assert_eq!(parent_name(Vendor::Juniper, "ge-0/0/0:1.100"), "ge-0/0/0:1");
+        assert_eq!(parent_name(Vendor::Juniper, "xe-0/0/0:2"), "xe-0/0/0");
+        assert_eq!(parent_name(Vendor::Juniper, "lo0.16384"), "lo0");
+        assert_eq!(parent_name(Vendor::Juniper, "fxp0"), NOT_SET);
+        assert_eq!(parent_name(Vendor::Arista, "Ethernet49/1"), "Ethernet49");
+        assert_eq!(parent_name(Vendor::Generic, "a.b"), NOT_SET);
+        let g = 1_000_000_000;
+        assert_eq!(
+            port_speed(Vendor::Juniper, "et-0/0/0", 5, Some("QFX5200")),
+            100 * g
+        );
+        assert_eq!(
+            port_speed(Vendor::Juniper, "et-0/0/0", 5, Some("MX960")),
+            40 * g
+        );
+        assert_eq!(port_speed(Vendor::Juniper, "fte-0/0/0", 5, None), 40 * g);
+        assert_eq!(port_speed(Vendor::Juniper, "lo0", 5, None), 5);
+        assert_eq!(port_speed(Vendor::Cisco, "Gi1/0/1", 5, None), g);
+        assert_eq!(port_speed(Vendor::Arista, "Gi1/0/1", 5, None), 5);
+        let mac = SnmpValue::OctetString(vec![0x78, 0xda, 0x6e, 0x26, 0x74, 0x87]);
+        assert_eq!(physical_address(Some(&mac)), "78:DA:6E:26:74:87");
+        assert_eq!(
+            physical_address(Some(&SnmpValue::OctetString(vec![]))),
+            NOT_SET
+        );
+        assert_eq!(physical_address(None), NOT_SET);
     }
 }

@@ -1,0 +1,198 @@
+//! generic_polling/*: every case's recording served by our simulator (frozen counters),
+//! the DSL document loaded from `enrichment_data.kv` or the case's enrichment file, our
+//! Generic SNMP polling plugin run once, and the output compared with expected.json
+//! order-insensitively after removing what the original test removed (group, metric and
+//! resource creation timestamps).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use panoptes::config::{PluginConfig, PluginKind};
+use panoptes::model::{canonical, Resource};
+use panoptes::plugins::enrichment_cache::{EnrichmentCache, MapSource};
+use panoptes::plugins::generic_snmp::polling::{self, Options};
+use panoptes::simulate::{
+    CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle,
+};
+use panoptes::snmp::{Community, SnmpClient, SnmpTarget};
+use serde_json::{json, Value};
+
+const FROZEN: f64 = 1512629517.03121;
+
+fn case(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance")
+        .join(rel)
+}
+
+fn test_resource() -> Resource {
+    Resource::from_json(&json!({"resource_site": "test_site", "resource_class": "network",
+        "resource_subclass": "test_subclass", "resource_type": "test_type", "resource_id": "test_id",
+        "resource_endpoint": "127.0.0.1", "resource_plugin": "dummy", "resource_creation_timestamp": FROZEN,
+        "resource_metadata": {"_resource_ttl": "604800", "model": "model"}}))
+    .unwrap()
+}
+
+async fn serve(dir: &str) -> SimulatorHandle {
+    let text = std::fs::read_to_string(case(&format!("{dir}/device.snmprec"))).unwrap();
+    let recording = Arc::new(Recording::parse(&text, dir).unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap()
+}
+
+fn strip_volatile(groups: &mut Value) {
+    for g in groups.as_array_mut().unwrap() {
+        let g = g.as_object_mut().unwrap();
+        g.remove("metrics_group_creation_timestamp");
+        if let Some(r) = g.get_mut("resource").and_then(Value::as_object_mut) {
+            r.remove("resource_creation_timestamp");
+        }
+        for m in g.get_mut("metrics").and_then(Value::as_array_mut).unwrap() {
+            m.as_object_mut()
+                .unwrap()
+                .remove("metric_creation_timestamp");
+        }
+    }
+}
+
+/// Runs one case and returns (actual, expected), both canonical.
+async fn run_case(name: &str) -> (Value, Value) {
+    let dir = format!("generic_polling/{name}");
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
+    let options = Options::from_plugin(&plugin);
+    let sim = serve(&dir).await;
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    target.timeout = Duration::from_secs(plugin.snmp.timeout.unwrap_or(10));
+    target.retries = plugin.snmp.retries.unwrap_or(1);
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    let kv_path = case(&format!("{dir}/enrichment_data.kv"));
+    let source = if kv_path.exists() {
+        MapSource::parse_kv(&std::fs::read_to_string(kv_path).unwrap())
+    } else {
+        MapSource::default()
+    };
+    let cache = EnrichmentCache::load(&source, &plugin.preload, "test_id").unwrap();
+    let resource = test_resource();
+    let document = polling::load_document(&options, Ok(&cache), &resource);
+    let groups = polling::run(Ok(&mut client), &resource, document, &options, FROZEN)
+        .await
+        .unwrap();
+    let mut actual = serde_json::to_value(&groups).unwrap();
+    strip_volatile(&mut actual);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    (canonical(&actual), canonical(&expected))
+}
+
+/// One line per group (type, dimensions, metrics), to show what differs.
+fn summary(groups: &Value) -> Vec<String> {
+    let mut lines: Vec<String> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {} {}",
+                g["metrics_group_type"], g["dimensions"], g["metrics"]
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+async fn check(name: &str) {
+    let (actual, expected) = run_case(name).await;
+    if actual != expected {
+        let a = summary(&actual);
+        let e = summary(&expected);
+        let missing: Vec<&String> = e.iter().filter(|l| !a.contains(l)).collect();
+        let extra: Vec<&String> = a.iter().filter(|l| !e.contains(l)).collect();
+        panic!("{name}: output differs\nmissing: {missing:#?}\nunexpected: {extra:#?}");
+    }
+}
+
+macro_rules! cases {
+    ($($test:ident => $dir:literal),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                check($dir).await;
+            }
+        )*
+    };
+}
+
+cases! {
+    cisco_ios_3560g_48ts_s => "cisco_ios_3560G-48TS-S",
+    cisco_ios_3560g_48ts_s_from_file => "cisco_ios_3560G-48TS-S_from_file",
+    cisco_ios_4900m => "cisco_ios_4900M",
+    cisco_ios_4948e => "cisco_ios_4948E",
+    cisco_ios_enrichment_file_bad => "cisco_ios_enrichment_file_bad",
+    cisco_ios_enrichment_missing => "cisco_ios_enrichment_missing",
+    cisco_nxos_3048 => "cisco_nxos_3048",
+    cisco_nxos_n3k_3048t => "cisco_nxos_n3k_3048T",
+    features_basic => "features_basic",
+    features_enrichment_from_file => "features_enrichment_from_file",
+    features_missing_cpu_oids => "features_missing_cpu_oids",
+    juniper_bgp => "juniper_bgp",
+    juniper_ex => "juniper_ex",
+    juniper_mx960 => "juniper_mx960",
+    juniper_qfx => "juniper_qfx",
+    juniper_srx1400 => "juniper_srx1400",
+}
+
+/// The device does not answer (a silent socket stands in for 192.0.2.1, 1 s timeout in
+/// the original) and does not answer ping either: the static parts of the document
+/// still produce their groups and the status is PING_FAILURE (7).
+#[tokio::test]
+async fn features_enrichment_from_file_no_service_active() {
+    use panoptes::plugins::status::{confirm_with_ping, Ping};
+    use std::future::Future;
+    use std::pin::Pin;
+
+    struct NoReply;
+    impl Ping for NoReply {
+        fn answers<'a>(
+            &'a self,
+            _host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    let dir = "generic_polling/features_enrichment_from_file";
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
+    let options = Options::from_plugin(&plugin);
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = silent.local_addr().unwrap().port();
+    target.timeout = Duration::from_millis(200);
+    target.retries = 0;
+    let mut client = SnmpClient::connect(&target).await.unwrap();
+    let mut resource = serde_json::to_value(test_resource()).unwrap();
+    resource["resource_endpoint"] = json!("192.0.2.1");
+    let resource = Resource::from_json(&resource).unwrap();
+    let cache = EnrichmentCache::default();
+    let document = polling::load_document(&options, Ok(&cache), &resource);
+    let mut groups = polling::run(Ok(&mut client), &resource, document, &options, FROZEN)
+        .await
+        .unwrap();
+    confirm_with_ping(&mut groups, &resource.endpoint, &NoReply).await;
+    let mut actual = serde_json::to_value(&groups).unwrap();
+    strip_volatile(&mut actual);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected_no_service_active.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary(&canonical(&actual)), summary(&canonical(&expected)));
+    assert_eq!(canonical(&actual), canonical(&expected));
+}
