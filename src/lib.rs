@@ -9,6 +9,7 @@ pub mod config;
 pub mod events;
 pub mod filter;
 pub mod http;
+pub mod kafka;
 pub mod logging;
 pub mod model;
 pub mod node;

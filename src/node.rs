@@ -244,6 +244,8 @@ async fn run_node(
     .context("starting the InfluxDB sink")?;
     consumers.extend(influx.consumers.iter().cloned());
 
+    let kafka = start_kafka(&settings, &store, &telemetry)?;
+
     let mut sections = metrics_sections(
         &pool_stats,
         &[discovery.clone(), enrichment.clone(), polling.clone()],
@@ -252,6 +254,9 @@ async fn run_node(
         &store,
     );
     sections.push(crate::sink::metrics_section(influx));
+    if let Some(k) = &kafka {
+        sections.push(kafka_metrics_section(Arc::clone(&k.broker)));
+    }
     let state = Arc::new(AppState {
         version: env!("CARGO_PKG_VERSION"),
         site: settings.site.clone(),
@@ -275,6 +280,7 @@ async fn run_node(
         site = %settings.site,
         data_dir = %settings.data_dir.display(),
         demo = ?demo.as_ref().map(|d| d.local_addrs()),
+        kafka = ?kafka.as_ref().map(|k| k.local_addr),
         startup_ms = started.elapsed().as_millis() as u64,
         "panoptes is running"
     );
@@ -283,6 +289,10 @@ async fn run_node(
     tracing::info!("shutting down: letting running plugin runs finish");
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
+    if let Some(k) = kafka {
+        // Joins the listener's thread: off the node's own runtime.
+        let _ = tokio::task::spawn_blocking(move || k.stop()).await;
+    }
     housekeeping.abort();
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
     if let Ok(Err(e)) = flushed {
@@ -297,6 +307,51 @@ async fn run_node(
     actix::System::current().stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The embedded Kafka broker on `kafka.listen`, unless it is empty.
+fn start_kafka(
+    settings: &Settings,
+    store: &Store,
+    telemetry: &Arc<Telemetry>,
+) -> Result<Option<crate::kafka::KafkaServer>> {
+    let Some(listen) = settings.kafka.listen_addr().map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    let k = &settings.kafka;
+    let config = crate::kafka::BrokerConfig {
+        advertised_host: k.advertised_host.clone(),
+        advertised_port: k.advertised_port,
+        auto_create_topics: k.auto_create_topics,
+        default_partitions: k.partitions,
+        max_frame_bytes: k.max_frame_bytes,
+        protected_topics: vec![settings.resources_topic(), settings.processed_topic()],
+        cluster_id: format!("panoptes-{}", settings.site),
+        idle_timeout: Duration::from_secs(k.idle_timeout),
+        frame_timeout: Duration::from_secs(30),
+        max_connections: k.max_connections,
+    };
+    let broker = crate::kafka::Broker::new(config, store.clone(), Arc::clone(telemetry));
+    let server = crate::kafka::KafkaServer::start(listen, broker)?;
+    tracing::info!(listen = %server.local_addr, "Kafka listener started");
+    Ok(Some(server))
+}
+
+/// `/metrics`: open Kafka connections (the counters are in the telemetry section).
+fn kafka_metrics_section(broker: Arc<crate::kafka::Broker>) -> MetricsSection {
+    Box::new(move || {
+        let open = broker.open_connections() as f64;
+        Box::pin(async move {
+            let mut out = String::new();
+            crate::telemetry::render_gauge(
+                &mut out,
+                "panoptes_kafka_open_connections",
+                "Client connections open on the Kafka listener.",
+                &[(vec![], open)],
+            );
+            out
+        })
+    })
 }
 
 async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {

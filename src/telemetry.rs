@@ -108,6 +108,22 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Writes to InfluxDB that failed and were retried.",
     ),
     (
+        "panoptes_kafka_connections_total",
+        "Connections accepted by the Kafka listener.",
+    ),
+    (
+        "panoptes_kafka_requests_total",
+        "Kafka requests served, by API.",
+    ),
+    (
+        "panoptes_kafka_bad_frames_total",
+        "Kafka frames and requests refused (oversized, malformed, unsupported, corrupt batch, timeout, too many connections).",
+    ),
+    (
+        "panoptes_kafka_records_produced_total",
+        "Records Kafka producers appended to the topic log.",
+    ),
+    (
         "panoptes_influxdb_records_skipped_total",
         "Topic records that gave no point (not a metrics group, or no field).",
     ),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use panoptes::agent::polling::topics_for;
-use panoptes::config::{KafkaSettings, PluginConfig, PluginKind};
+use panoptes::config::{PluginConfig, PluginKind};
 use panoptes::model::{canonical, ResourceSet};
 use panoptes::plugins::discovery_json::discover;
 use panoptes::resource_manager::ResourceStore;
@@ -89,12 +89,10 @@ fn kafka_topics_site_only_and_site_and_global() {
     .unwrap();
     let group = &load("kafka_topics/site_and_global/metrics_group_set.json")[0];
     let site = group["resource"]["resource_site"].as_str().unwrap();
-    let mut kafka = KafkaSettings {
-        publish_to_site_topic: true,
-        publish_to_global_topic: false,
-        global_topic_name: "panoptes-metrics".into(),
-        partitions: 1,
-    };
+    let mut kafka = panoptes::config::Settings::load(None).unwrap().kafka;
+    kafka.publish_to_site_topic = true;
+    kafka.publish_to_global_topic = false;
+    kafka.global_topic_name = "panoptes-metrics".into();
     assert_eq!(
         topics_for(&kafka, &plugin, site),
         vec!["test_site-processed"]

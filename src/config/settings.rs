@@ -223,6 +223,30 @@ pub struct KafkaSettings {
     pub publish_to_global_topic: bool,
     pub global_topic_name: String,
     pub partitions: u32,
+    /// The embedded broker's address; empty: no listener.
+    pub listen: String,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub auto_create_topics: bool,
+    pub max_frame_bytes: usize,
+    pub max_connections: usize,
+    /// Seconds.
+    pub idle_timeout: u64,
+    /// An external cluster's bootstrap brokers; empty: the embedded log.
+    pub brokers: Vec<String>,
+}
+
+impl KafkaSettings {
+    /// The embedded broker's address, if it is on.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|e| {
+            format!("kafka.listen = {listen:?} is not an address like 127.0.0.1:9092: {e}")
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,7 +399,37 @@ impl Settings {
             });
         }
         self.snmp.usm_user()?;
-        let checks: [(&'static str, bool, &str); 10] = [
+        if let Err(problem) = self.kafka.listen_addr() {
+            return Err(SettingsError::Invalid {
+                key: "kafka.listen",
+                problem,
+            });
+        }
+        if let Some(bad) = self.kafka.brokers.iter().find(|b| {
+            b.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return Err(SettingsError::Invalid {
+                key: "kafka.brokers",
+                problem: format!("`{bad}` is not host:port"),
+            });
+        }
+        let checks: [(&'static str, bool, &str); 13] = [
+            (
+                "kafka.max_frame_bytes",
+                (1024..=1 << 30).contains(&self.kafka.max_frame_bytes),
+                "must be 1 KiB..1 GiB",
+            ),
+            (
+                "kafka.max_connections",
+                self.kafka.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "kafka.idle_timeout",
+                self.kafka.idle_timeout >= 1,
+                "must be at least 1 second",
+            ),
             (
                 "kafka.partitions",
                 self.kafka.partitions >= 1,

@@ -55,6 +55,52 @@ impl ConsumerOffsets {
             .map(|raw| Ok(codec::decode::<u64>(&raw, || place(group, topic, partition))?.payload))
             .transpose()
     }
+    /// Every offset `group` committed: `(topic, partition, next offset)`, sorted.
+    pub fn group_offsets(&self, group: &str) -> Result<Vec<(String, u32, u64)>, StorageError> {
+        let group_len = name_len("consumer group", group)?;
+        let mut prefix = group_len.to_be_bytes().to_vec();
+        prefix.extend_from_slice(group.as_bytes());
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, raw) = entry?;
+            let Some((topic, partition)) = split_topic_partition(&key[prefix.len()..]) else {
+                tracing::warn!(group, key = %key.escape_ascii(), "skipping a malformed committed-offset key");
+                continue;
+            };
+            let offset = codec::decode::<u64>(&raw, || place(group, &topic, partition))?.payload;
+            out.push((topic, partition, offset));
+        }
+        Ok(out)
+    }
+}
+
+/// Removes the committed offsets of every group for `topic` (the topic was deleted).
+pub(crate) fn forget_topic(tree: &Tree, topic: &str) -> Result<(), StorageError> {
+    let mut batch = crate::engine::Batch::default();
+    for entry in tree.iter() {
+        let (key, _) = entry?;
+        let Some(group_len) = key
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            continue;
+        };
+        if let Some((t, _)) = key.get(2 + group_len..).and_then(split_topic_partition) {
+            if t == topic {
+                batch.remove(&key);
+            }
+        }
+    }
+    tree.apply(batch)
+}
+
+/// `[topic length u16 BE][topic][partition u32 BE]`, the tail of an offset key.
+fn split_topic_partition(rest: &[u8]) -> Option<(String, u32)> {
+    let len = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+    let topic = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
+    let p = rest.get(2 + len..)?;
+    let partition = u32::from_be_bytes(p.try_into().ok()?);
+    Some((topic, partition))
 }
 
 fn place(group: &str, topic: &str, partition: u32) -> String {

@@ -213,6 +213,44 @@ impl Store {
         Ok(Topic::new(shared, Arc::clone(&self.clock)))
     }
 
+    /// The topic `name` if it exists (a Kafka Metadata request must not create topics
+    /// when auto-creation is off).
+    pub fn existing_topic(&self, name: &str) -> Result<Option<Topic>, StorageError> {
+        check_name("topic", name)?;
+        let known = lock(&self.shared.topics).contains_key(name)
+            || self.shared.topic_meta.get(name.as_bytes())?.is_some();
+        if !known {
+            return Ok(None);
+        }
+        // Its stored partition count wins over the 1 passed here.
+        self.topic(name, 1).map(Some)
+    }
+
+    /// Deletes topic `name`: its records, its metadata and the committed offsets of every
+    /// group on it. Returns whether it existed. Handles opened before keep pointing at the
+    /// deleted state (their reads come back empty): callers that keep handles (the
+    /// pipeline's own consumers) must not have their topics deleted under them. A topic
+    /// created again with the same name starts at offset 0.
+    pub fn delete_topic(&self, name: &str) -> Result<bool, StorageError> {
+        check_name("topic", name)?;
+        let mut topics = lock(&self.shared.topics);
+        let existed =
+            topics.remove(name).is_some() | self.shared.topic_meta.get(name.as_bytes())?.is_some();
+        if !existed {
+            return Ok(false);
+        }
+        self.shared.topic_meta.remove(name.as_bytes())?;
+        let tree = self
+            .shared
+            .engine
+            .tree(&crate::topic::topic_tree_name(name))?;
+        clear_tree(&tree)?;
+        crate::offsets::forget_topic(&self.shared.offsets, name)?;
+        drop(topics);
+        self.shared.committer.wait_durable()?;
+        Ok(true)
+    }
+
     /// The names of every topic, sorted.
     pub fn topic_names(&self) -> Result<Vec<String>, StorageError> {
         let mut names = Vec::new();
@@ -338,4 +376,19 @@ fn check_name(kind: &'static str, name: &str) -> Result<(), StorageError> {
         name: name.chars().take(64).collect(),
         reason,
     })
+}
+
+/// Removes every entry of `tree`, a bounded batch at a time.
+fn clear_tree(tree: &Tree) -> Result<(), StorageError> {
+    loop {
+        let mut batch = crate::engine::Batch::default();
+        for entry in tree.iter().take(1024) {
+            let (key, _) = entry?;
+            batch.remove(&key);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        tree.apply(batch)?;
+    }
 }

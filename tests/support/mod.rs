@@ -49,6 +49,18 @@ pub fn net_snmp(program: &str) -> PathBuf {
     }
 }
 
+/// A program the tests need from the system (kcat, python3): its path, or the test
+/// fails (never skips) saying how to install it.
+pub fn program(name: &str, install: &str) -> PathBuf {
+    let dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    dirs.into_iter()
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("`{name}` not found: {install} (./scripts/test.sh installs it)"))
+}
+
 /// Runs a net-snmp client tool and returns its stdout; fails the test with
 /// stderr on a non-zero exit. Bounded to 60 s.
 pub async fn run_tool(program: &str, args: &[&str]) -> String {
@@ -228,6 +240,8 @@ pub struct NodeEnv {
     pub dir: tempfile::TempDir,
     pub http_port: u16,
     pub snmp_port: u16,
+    /// The embedded Kafka broker's port.
+    pub kafka_port: u16,
     pub vars: Vec<(String, String)>,
 }
 
@@ -263,6 +277,7 @@ impl NodeEnv {
             dir,
             http_port,
             snmp_port,
+            kafka_port: free_tcp_port(),
             vars: Vec::new(),
         };
         env.set(
@@ -271,6 +286,10 @@ impl NodeEnv {
         );
         env.set("PANOPTES__HTTP__LISTEN", &format!("127.0.0.1:{http_port}"));
         env.set("PANOPTES__DEMO__LISTEN", &format!("127.0.0.1:{snmp_port}"));
+        env.set(
+            "PANOPTES__KAFKA__LISTEN",
+            &format!("127.0.0.1:{}", env.kafka_port),
+        );
         for kind in ["discovery", "enrichment", "polling"] {
             let var = format!("PANOPTES__PLUGINS__{}", kind.to_uppercase());
             env.set(&var, plugins.join(kind).to_str().unwrap());

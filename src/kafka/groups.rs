@@ -1,0 +1,394 @@
+//! The group APIs: FindCoordinator (always this broker), JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, ListGroups, DescribeGroups, and the committed offsets
+//! (OffsetCommit, OffsetFetch) kept durably in the store, so a group resumes from them
+//! after a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::broker::{blocking, code, Broker, NODE_ID};
+use super::coordinator::{Join, Outcome, State};
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+pub fn find_coordinator(
+    broker: &Broker,
+    request: FindCoordinatorRequest,
+    _version: i16,
+) -> FindCoordinatorResponse {
+    let mut r = FindCoordinatorResponse::default();
+    if request.key_type != 0 {
+        // Transaction coordinators are not served.
+        r.error_code = code::COORDINATOR_NOT_AVAILABLE;
+        r.error_message = Some(s("transactions are not supported by this broker"));
+        r.node_id = BrokerId(-1);
+        r.host = s("");
+        r.port = -1;
+        return r;
+    }
+    r.node_id = BrokerId(NODE_ID);
+    r.host = s(&broker.config.advertised_host);
+    r.port = i32::from(broker.config.advertised_port);
+    r
+}
+
+pub async fn join(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    version: i16,
+    client_id: String,
+) -> JoinGroupResponse {
+    let session_timeout = millis(request.session_timeout_ms);
+    let rebalance_timeout = if version == 0 {
+        session_timeout
+    } else {
+        millis(request.rebalance_timeout_ms)
+    };
+    let join = Join {
+        group: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        client_id,
+        client_host: "/127.0.0.1".into(),
+        session_timeout,
+        rebalance_timeout,
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+    };
+    let joined = match broker.groups.join(join, Instant::now()) {
+        Outcome::Now(j) => j,
+        Outcome::Later(rx) => match rx.await {
+            Ok(j) => j,
+            Err(_) => super::coordinator::Joined {
+                error: code::REBALANCE_IN_PROGRESS,
+                generation: -1,
+                ..Default::default()
+            },
+        },
+    };
+    tracing::debug!(
+        group = %request.group_id.0.as_str(),
+        member = joined.member_id,
+        error = joined.error,
+        generation = joined.generation,
+        leader = joined.leader,
+        "JoinGroup answered"
+    );
+    let mut r = JoinGroupResponse::default();
+    r.error_code = joined.error;
+    r.generation_id = joined.generation;
+    r.protocol_type = Some(s(&joined.protocol_type));
+    r.protocol_name = Some(s(joined.protocol.as_deref().unwrap_or("")));
+    r.leader = s(&joined.leader);
+    r.member_id = s(&joined.member_id);
+    r.members = joined
+        .members
+        .into_iter()
+        .map(|(id, metadata)| {
+            let mut m = JoinGroupResponseMember::default();
+            m.member_id = s(&id);
+            m.metadata = metadata;
+            m
+        })
+        .collect();
+    r
+}
+
+pub async fn sync(broker: &Broker, request: SyncGroupRequest) -> SyncGroupResponse {
+    let assignments = request
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let outcome = broker.groups.sync(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+        assignments,
+        Instant::now(),
+    );
+    let (error, assignment) = match outcome {
+        Outcome::Now(v) => v,
+        Outcome::Later(rx) => rx
+            .await
+            .unwrap_or((code::REBALANCE_IN_PROGRESS, Default::default())),
+    };
+    tracing::debug!(
+        group = %request.group_id.0.as_str(),
+        member = %request.member_id.as_str(),
+        generation = request.generation_id,
+        error,
+        assignment_bytes = assignment.len(),
+        "SyncGroup answered"
+    );
+    let mut r = SyncGroupResponse::default();
+    r.error_code = error;
+    r.assignment = assignment;
+    r.protocol_type = request.protocol_type;
+    r.protocol_name = request.protocol_name;
+    r
+}
+
+pub fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    let mut r = HeartbeatResponse::default();
+    r.error_code = broker.groups.heartbeat(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+        Instant::now(),
+    );
+    tracing::trace!(
+        group = %request.group_id.0.as_str(),
+        member = %request.member_id.as_str(),
+        generation = request.generation_id,
+        error = r.error_code,
+        "Heartbeat answered"
+    );
+    r
+}
+
+pub fn leave(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let mut r = LeaveGroupResponse::default();
+    if version < 3 {
+        let errors = broker.groups.leave(
+            &request.group_id.0,
+            &[request.member_id.to_string()],
+            Instant::now(),
+        );
+        r.error_code = errors.first().copied().unwrap_or(code::NONE);
+        return r;
+    }
+    let ids: Vec<String> = request
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
+    let errors = broker
+        .groups
+        .leave(&request.group_id.0, &ids, Instant::now());
+    r.members = request
+        .members
+        .into_iter()
+        .zip(errors)
+        .map(|(m, error)| {
+            let mut out = MemberResponse::default();
+            out.member_id = m.member_id;
+            out.group_instance_id = m.group_instance_id;
+            out.error_code = error;
+            out
+        })
+        .collect();
+    r
+}
+
+pub fn list(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
+    let mut r = ListGroupsResponse::default();
+    r.groups = broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| {
+            request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|f| f.as_str() == state.name())
+        })
+        .map(|(name, protocol_type, state)| {
+            let mut g = ListedGroup::default();
+            g.group_id = GroupId(s(&name));
+            g.protocol_type = s(&protocol_type);
+            g.group_state = s(state.name());
+            g.group_type = s("classic");
+            g
+        })
+        .collect();
+    r
+}
+
+pub fn describe(broker: &Broker, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut r = DescribeGroupsResponse::default();
+    r.groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let mut g = DescribedGroup::default();
+            match broker.groups.describe(&id.0) {
+                // Kafka describes an unknown group as Dead, without an error.
+                None => g.group_state = s("Dead"),
+                Some(view) => {
+                    g.group_state = s(view.state.name());
+                    g.protocol_type = s(&view.protocol_type);
+                    g.protocol_data = s(
+                        if view.state == State::Stable || view.state == State::CompletingRebalance {
+                            &view.protocol
+                        } else {
+                            ""
+                        },
+                    );
+                    g.members = view
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut out = DescribedGroupMember::default();
+                            out.member_id = s(&m.member_id);
+                            out.client_id = s(&m.client_id);
+                            out.client_host = s(&m.client_host);
+                            out.member_metadata = m.metadata;
+                            out.member_assignment = m.assignment;
+                            out
+                        })
+                        .collect();
+                }
+            }
+            g.group_id = id;
+            g
+        })
+        .collect();
+    r
+}
+
+pub async fn offset_commit(
+    broker: &Arc<Broker>,
+    request: OffsetCommitRequest,
+) -> Result<OffsetCommitResponse, String> {
+    let group = request.group_id.0.to_string();
+    let allowed = broker.groups.may_commit(
+        &group,
+        request.generation_id_or_member_epoch,
+        &request.member_id,
+        Instant::now(),
+    );
+    let b = Arc::clone(broker);
+    let topics = blocking(move || {
+        let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
+        request
+            .topics
+            .into_iter()
+            .map(|wanted| {
+                let topic = b.topic(&wanted.name.0, false)?;
+                let mut t = OffsetCommitResponseTopic::default();
+                t.name = wanted.name.clone();
+                for p in wanted.partitions {
+                    let mut out = OffsetCommitResponsePartition::default();
+                    out.partition_index = p.partition_index;
+                    let partition = topic
+                        .as_ref()
+                        .zip(u32::try_from(p.partition_index).ok())
+                        .filter(|(t, i)| *i < t.partitions());
+                    out.error_code = match (allowed, partition, u64::try_from(p.committed_offset)) {
+                        (code::NONE, Some((topic, partition)), Ok(offset)) => {
+                            offsets
+                                .commit(&group, topic.name(), partition, offset)
+                                .map_err(|e| e.to_string())?;
+                            code::NONE
+                        }
+                        (code::NONE, None, _) => code::UNKNOWN_TOPIC_OR_PARTITION,
+                        (code::NONE, Some(_), Err(_)) => code::OFFSET_OUT_OF_RANGE,
+                        (error, _, _) => error,
+                    };
+                    t.partitions.push(out);
+                }
+                Ok(t)
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })
+    .await?;
+    let mut r = OffsetCommitResponse::default();
+    r.topics = topics;
+    Ok(r)
+}
+
+pub async fn offset_fetch(
+    broker: &Arc<Broker>,
+    request: OffsetFetchRequest,
+    _version: i16,
+) -> Result<OffsetFetchResponse, String> {
+    let group = request.group_id.0.to_string();
+    let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let b = Arc::clone(broker);
+    let topics = blocking(move || {
+        let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
+        let partition = |index: i32, offset: Option<u64>, error: i16| {
+            let mut p = OffsetFetchResponsePartition::default();
+            p.partition_index = index;
+            p.committed_offset = offset.map_or(-1, |o| o as i64);
+            p.committed_leader_epoch = -1;
+            p.metadata = Some(s(""));
+            p.error_code = error;
+            p
+        };
+        let mut out = Vec::new();
+        match wanted {
+            // Null topics (v2+): every offset the group committed.
+            None => {
+                let mut by_topic: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+                for (topic, p, offset) in
+                    offsets.group_offsets(&group).map_err(|e| e.to_string())?
+                {
+                    by_topic.entry(topic).or_default().push(partition(
+                        p as i32,
+                        Some(offset),
+                        code::NONE,
+                    ));
+                }
+                for (name, partitions) in by_topic {
+                    let mut t = OffsetFetchResponseTopic::default();
+                    t.name = TopicName(s(&name));
+                    t.partitions = partitions;
+                    out.push(t);
+                }
+            }
+            Some(topics) => {
+                for (name, indexes) in topics {
+                    let mut t = OffsetFetchResponseTopic::default();
+                    t.name = TopicName(s(&name));
+                    let topic = b.topic(&name, false)?;
+                    for index in indexes {
+                        let committed = match (&topic, u32::try_from(index)) {
+                            (Some(topic), Ok(p)) if p < topic.partitions() => offsets
+                                .committed(&group, topic.name(), p)
+                                .map_err(|e| e.to_string())?,
+                            // Kafka answers -1 (nothing committed) for unknown partitions.
+                            _ => None,
+                        };
+                        t.partitions.push(partition(index, committed, code::NONE));
+                    }
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let mut r = OffsetFetchResponse::default();
+    r.topics = topics;
+    Ok(r)
+}
