@@ -12,6 +12,7 @@
 mod api_versions;
 mod batch;
 mod broker;
+pub mod client;
 mod coordinator;
 mod fetch;
 mod frame;

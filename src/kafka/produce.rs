@@ -86,7 +86,11 @@ pub async fn init_producer_id(
     request: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, String> {
     let mut r = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !id.0.is_empty())
+    {
         // Transactions are not served: a transactional producer gets a clear refusal.
         r.error_code = code::INVALID_REQUEST;
         r.producer_id = ProducerId(-1);
