@@ -205,9 +205,8 @@ fn main() {
         let mut consumer = Connection::connect(&addr, "lat-consumer", Duration::from_secs(30)).await.unwrap();
         let _ = consumer.call(fetch("latency", 0, 0, 0), 12).await;
         let _ = producer.call(produce("latency", 0, batch(0, 1, 1024)), 9).await.unwrap();
-        let mut offset = 1i64;
         let mut lat = Vec::with_capacity(samples);
-        for i in 0..samples {
+        for (offset, i) in (1i64..).zip(0..samples) {
             let waiter = {
                 let mut c = consumer;
                 tokio::spawn(async move {
@@ -225,7 +224,6 @@ fn main() {
             let (c, got) = waiter.await.unwrap();
             consumer = c;
             lat.push(got.duration_since(sent).as_secs_f64() * 1000.0);
-            offset += 1;
         }
         lat.sort_by(f64::total_cmp);
         println!(
