@@ -19,7 +19,7 @@ use panoptes_storage::Store;
 use crate::agent::discovery::DiscoveryPlanner;
 use crate::agent::enrichment::EnrichmentJob;
 use crate::agent::polling::PollingJob;
-use crate::agent::resources::{ReconcileSink, TopicSource, GROUP};
+use crate::agent::resources::{ReconcileSink, GROUP};
 use crate::agent::{ResourcePlanner, Shared};
 use crate::bus::Bus;
 use crate::config::{load_plugin_dir, PluginConfig, PluginKind, Settings};
@@ -95,7 +95,16 @@ async fn run_node(
         .context("starting the SNMP engine")?;
     tracing::debug!(config = ?snmp.config(), "SNMP engine started");
     let telemetry = Arc::new(Telemetry::default());
-    let bus = Bus::new(store.clone(), settings.kafka.partitions);
+    let bus = if settings.kafka.brokers.is_empty() {
+        Bus::new(store.clone(), settings.kafka.partitions)
+    } else {
+        tracing::info!(brokers = ?settings.kafka.brokers, "topics are on an external Kafka cluster (kafka.brokers)");
+        let cluster = crate::kafka::ExternalCluster::start(
+            settings.kafka.brokers.clone(),
+            &format!("panoptes-{}", settings.site),
+        )?;
+        Bus::external(store.clone(), settings.kafka.partitions, cluster)
+    };
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         resources: ResourceStore::new(store.keyspace("resources")?),
@@ -208,17 +217,13 @@ async fn run_node(
     .start();
 
     // The resource manager: one consumer per partition of `<site>-resources`.
-    let resources_topic = bus.topic(&settings.resources_topic())?;
-    let offsets = store.consumer_offsets()?;
     let mut consumers = Vec::new();
-    for partition in 0..resources_topic.partitions() {
-        let source = TopicSource {
-            topic: resources_topic.clone(),
-            partition,
-            group: GROUP.to_string(),
-            offsets: offsets.clone(),
-            committed: Arc::default(),
-        };
+    let sources = bus
+        .sources(&settings.resources_topic(), GROUP)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("opening the resources topic")?;
+    for (partition, source) in sources.into_iter().enumerate() {
         let consumer = Consumer::new(
             format!("resource_manager:{partition}"),
             source,
@@ -238,9 +243,9 @@ async fn run_node(
         &settings.influxdb,
         &bus,
         &settings.processed_topic(),
-        &offsets,
         &telemetry,
     )
+    .await
     .context("starting the InfluxDB sink")?;
     consumers.extend(influx.consumers.iter().cloned());
 
@@ -318,6 +323,13 @@ fn start_kafka(
     let Some(listen) = settings.kafka.listen_addr().map_err(anyhow::Error::msg)? else {
         return Ok(None);
     };
+    if !settings.kafka.brokers.is_empty() {
+        tracing::info!(
+            listen = %listen,
+            "no embedded Kafka listener: the topics are on the external cluster (kafka.brokers)"
+        );
+        return Ok(None);
+    }
     let k = &settings.kafka;
     let config = crate::kafka::BrokerConfig {
         advertised_host: k.advertised_host.clone(),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use panoptes_storage::{Record, StorageError, Store, Topic};
 
 pub use partition::{murmur2, partition_for};
-pub use source::{Item, TopicSource};
+pub use source::{ExternalSource, Item, PartitionSource, TopicSource};
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct Bus {
     store: Store,
     partitions: u32,
     topics: Arc<Mutex<HashMap<String, Topic>>>,
+    /// Set when `kafka.brokers` names a cluster: the pipeline's topics live there.
+    external: Option<crate::kafka::ExternalCluster>,
 }
 
 impl Bus {
@@ -36,7 +38,51 @@ impl Bus {
             store,
             partitions: partitions.max(1),
             topics: Arc::default(),
+            external: None,
         }
+    }
+
+    /// A bus whose topics are on an external Kafka cluster (the store keeps the rest).
+    pub fn external(store: Store, partitions: u32, cluster: crate::kafka::ExternalCluster) -> Bus {
+        Bus {
+            external: Some(cluster),
+            ..Bus::new(store, partitions)
+        }
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
+    }
+
+    /// One consumer-group source per partition of `topic`, on the embedded log or the
+    /// external cluster.
+    pub async fn sources(&self, topic: &str, group: &str) -> Result<Vec<PartitionSource>, String> {
+        if let Some(cluster) = &self.external {
+            let n = cluster.partitions(topic).await?;
+            return Ok((0..n)
+                .map(|partition| {
+                    PartitionSource::External(ExternalSource {
+                        cluster: cluster.clone(),
+                        topic: topic.to_owned(),
+                        partition,
+                        group: group.to_owned(),
+                    })
+                })
+                .collect());
+        }
+        let log = self.topic(topic).map_err(|e| e.to_string())?;
+        let offsets = self.store.consumer_offsets().map_err(|e| e.to_string())?;
+        Ok((0..log.partitions())
+            .map(|partition| {
+                PartitionSource::Local(TopicSource {
+                    topic: log.clone(),
+                    partition,
+                    group: group.to_owned(),
+                    offsets: offsets.clone(),
+                    committed: Arc::default(),
+                })
+            })
+            .collect())
     }
 
     /// Opens (creating on first use, like the original's auto-created topics) a topic.
@@ -58,6 +104,14 @@ impl Bus {
         messages: &[Message],
         now_ms: u64,
     ) -> Result<(), StorageError> {
+        if let Some(cluster) = &self.external {
+            return cluster
+                .publish_blocking(topic, messages, now_ms)
+                .map_err(|reason| StorageError::InvalidArgument {
+                    what: format!("publishing to topic {topic:?} on the external Kafka cluster"),
+                    reason,
+                });
+        }
         let t = self.topic(topic)?;
         let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
         for m in messages {

@@ -82,3 +82,78 @@ impl Source for TopicSource {
         Some(high.saturating_sub(self.committed.load(Ordering::Relaxed)))
     }
 }
+
+/// One partition of the external cluster, read for a consumer group with simple commits.
+pub struct ExternalSource {
+    pub cluster: crate::kafka::ExternalCluster,
+    pub topic: String,
+    pub partition: u32,
+    pub group: String,
+}
+
+impl Source for ExternalSource {
+    type Item = Item;
+
+    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+        let (c, g, t, p) = (
+            self.cluster.clone(),
+            self.group.clone(),
+            self.topic.clone(),
+            self.partition,
+        );
+        Box::pin(async move { c.committed(&g, &t, p).await })
+    }
+
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
+        let (c, t, p) = (self.cluster.clone(), self.topic.clone(), self.partition);
+        Box::pin(async move { c.fetch(&t, p, from, max).await })
+    }
+
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+        let (c, g, t, p) = (
+            self.cluster.clone(),
+            self.group.clone(),
+            self.topic.clone(),
+            self.partition,
+        );
+        Box::pin(async move { c.commit(&g, &t, p, next_offset).await })
+    }
+}
+
+/// A partition of the embedded log or of the external cluster.
+pub enum PartitionSource {
+    Local(TopicSource),
+    External(ExternalSource),
+}
+
+impl Source for PartitionSource {
+    type Item = Item;
+
+    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+        match self {
+            PartitionSource::Local(s) => s.committed(),
+            PartitionSource::External(s) => s.committed(),
+        }
+    }
+
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
+        match self {
+            PartitionSource::Local(s) => s.fetch(from, max),
+            PartitionSource::External(s) => s.fetch(from, max),
+        }
+    }
+
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+        match self {
+            PartitionSource::Local(s) => s.commit(next_offset),
+            PartitionSource::External(s) => s.commit(next_offset),
+        }
+    }
+
+    fn lag(&self) -> Option<u64> {
+        match self {
+            PartitionSource::Local(s) => s.lag(),
+            PartitionSource::External(_) => None,
+        }
+    }
+}

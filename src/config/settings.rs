@@ -343,7 +343,8 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
-            .with_list_parse_key("plugins.polling");
+            .with_list_parse_key("plugins.polling")
+            .with_list_parse_key("kafka.brokers");
         builder = builder.add_source(env);
         for (key, value) in verbatim {
             builder = builder

@@ -14,6 +14,7 @@ mod batch;
 mod broker;
 pub mod client;
 mod coordinator;
+mod external;
 mod fetch;
 mod frame;
 mod groups;
@@ -23,5 +24,6 @@ mod topics;
 mod versions;
 
 pub use broker::{Broker, BrokerConfig};
+pub use external::ExternalCluster;
 pub use server::{respond, KafkaServer};
 pub use versions::SUPPORTED;

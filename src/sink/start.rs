@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats};
-use panoptes_storage::{ConsumerOffsets, Topic};
+use panoptes_storage::Topic;
 
 use super::points_sink::InfluxSink;
 use super::v1::V1Writer;
 use super::v2::V2Writer;
 use super::writer::LineWriter;
-use crate::bus::{Bus, Item, TopicSource};
+use crate::bus::{Bus, Item};
 use crate::config::{InfluxApi, InfluxSettings};
 use crate::http::MetricsSection;
 use crate::telemetry::{render_gauge, Telemetry};
@@ -58,11 +58,10 @@ pub fn consumer_config(settings: &InfluxSettings) -> ConsumerConfig {
 
 /// Starts one consumer per partition of `topic` when the sink is configured; says so
 /// either way.
-pub fn start(
+pub async fn start(
     settings: &InfluxSettings,
     bus: &Bus,
     topic: &str,
-    offsets: &ConsumerOffsets,
     telemetry: &Arc<Telemetry>,
 ) -> anyhow::Result<Running> {
     if !settings.enabled() {
@@ -72,16 +71,18 @@ pub fn start(
         return Ok(Running::default());
     }
     let writer = writer(settings).map_err(anyhow::Error::msg)?;
-    let log = bus.topic(topic)?;
+    let sources = bus
+        .sources(topic, GROUP)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    // The embedded log's topic, for the lag gauge (the external cluster has its own tools).
+    let log = if bus.is_external() {
+        None
+    } else {
+        Some(bus.topic(topic)?)
+    };
     let mut consumers = Vec::new();
-    for partition in 0..log.partitions() {
-        let source = TopicSource {
-            topic: log.clone(),
-            partition,
-            group: GROUP.to_string(),
-            offsets: offsets.clone(),
-            committed: Arc::default(),
-        };
+    for (partition, source) in sources.into_iter().enumerate() {
         let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(telemetry));
         let consumer = Consumer::new(
             format!("influxdb:{topic}:{partition}"),
@@ -101,7 +102,7 @@ pub fn start(
         "InfluxDB sink is on"
     );
     Ok(Running {
-        topic: Some(log),
+        topic: log,
         consumers,
     })
 }

@@ -1,0 +1,593 @@
+//! Publishing to and consuming from an external Kafka cluster (`kafka.brokers`), the way
+//! a deployment scales past one machine. Built on our own `client::Connection` (the
+//! `kafka-protocol` wire format we already serve) rather than rdkafka, which needs a
+//! newer librdkafka than Debian ships (so a cmake build of it in CI), or rskafka, which
+//! has no committed offsets: what the pipeline needs is Metadata, Produce (acks=all),
+//! Fetch, ListOffsets, FindCoordinator and OffsetFetch/OffsetCommit, all already spoken.
+//!
+//! Messages are keyed and partitioned exactly like the embedded log (murmur2 of the
+//! partition key), so consumers written for the original keep working. Consumers commit
+//! offsets to the cluster's group coordinator as "simple" commits (no group membership):
+//! each node reads every partition of its own site's topics.
+//!
+//! The client runs on a runtime thread of its own; calls from any runtime (or a blocking
+//! thread) are sent to it. One lock serializes requests: fetches do not wait on the
+//! broker (max_wait 0), the pipeline's consumers poll instead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType,
+};
+use tokio::sync::Mutex;
+
+use super::client::Connection;
+use crate::bus::{partition_for, Item, Message};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A handle on the external cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct ExternalCluster {
+    inner: Arc<Mutex<Inner>>,
+    handle: tokio::runtime::Handle,
+    _runtime: Arc<RuntimeThread>,
+}
+
+struct RuntimeThread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+struct Inner {
+    bootstrap: Vec<String>,
+    client_id: String,
+    /// Broker id -> "host:port", from Metadata.
+    brokers: HashMap<i32, String>,
+    connections: HashMap<String, Connection>,
+    /// Topic -> leader of each partition.
+    leaders: HashMap<String, Vec<i32>>,
+    coordinators: HashMap<String, String>,
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn kafka_error(what: &str, code: i16) -> String {
+    format!("{what}: Kafka error code {code}")
+}
+
+impl ExternalCluster {
+    /// Starts the client's runtime thread; connects lazily.
+    pub fn start(bootstrap: Vec<String>, client_id: &str) -> anyhow::Result<ExternalCluster> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kafka-client")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("kafka-client".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = rx.await;
+                });
+            })?;
+        Ok(ExternalCluster {
+            inner: Arc::new(Mutex::new(Inner {
+                bootstrap,
+                client_id: client_id.to_owned(),
+                brokers: HashMap::new(),
+                connections: HashMap::new(),
+                leaders: HashMap::new(),
+                coordinators: HashMap::new(),
+            })),
+            handle,
+            _runtime: Arc::new(RuntimeThread { stop: Some(tx) }),
+        })
+    }
+
+    /// Runs `f` on the client's runtime and waits for it from async code of any runtime.
+    async fn run<T, F>(&self, f: impl FnOnce(Arc<Mutex<Inner>>) -> F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        self.handle
+            .spawn(f(inner))
+            .await
+            .map_err(|e| format!("Kafka client task failed: {e}"))?
+    }
+
+    /// Runs `f` on the client's runtime from a blocking thread.
+    fn run_blocking<T, F>(&self, f: impl FnOnce(Arc<Mutex<Inner>>) -> F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fut = f(Arc::clone(&self.inner));
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| "Kafka client stopped".to_string())?
+    }
+
+    /// Publishes messages to `topic` (created by the cluster on first use if it allows),
+    /// acks=all. Blocking: call it from a blocking thread.
+    pub fn publish_blocking(
+        &self,
+        topic: &str,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let topic = topic.to_owned();
+        let messages = messages.to_vec();
+        self.run_blocking(move |inner| async move {
+            let mut inner = inner.lock().await;
+            let result = inner.publish(&topic, &messages, now_ms).await;
+            if result.is_err() {
+                inner.forget();
+            }
+            result
+        })
+    }
+
+    pub async fn partitions(&self, topic: &str) -> Result<u32, String> {
+        let topic = topic.to_owned();
+        self.run(move |inner| async move {
+            let mut inner = inner.lock().await;
+            let n = inner.leaders_of(&topic).await.map(|l| l.len() as u32);
+            if n.is_err() {
+                inner.forget();
+            }
+            n
+        })
+        .await
+    }
+
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Item)>, String> {
+        let topic = topic.to_owned();
+        self.run(move |inner| async move {
+            let mut inner = inner.lock().await;
+            let r = inner.fetch(&topic, partition, from, max).await;
+            if r.is_err() {
+                inner.forget();
+            }
+            r
+        })
+        .await
+    }
+
+    /// The group's committed offset, or the partition's earliest offset if none.
+    pub async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<u64, String> {
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        self.run(move |inner| async move {
+            let mut inner = inner.lock().await;
+            let r = inner.committed(&group, &topic, partition).await;
+            if r.is_err() {
+                inner.forget();
+            }
+            r
+        })
+        .await
+    }
+
+    pub async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), String> {
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        self.run(move |inner| async move {
+            let mut inner = inner.lock().await;
+            let r = inner.commit(&group, &topic, partition, next).await;
+            if r.is_err() {
+                inner.forget();
+            }
+            r
+        })
+        .await
+    }
+}
+
+impl Inner {
+    /// Drops cached connections and metadata after an error: the next call starts over.
+    fn forget(&mut self) {
+        self.connections.clear();
+        self.leaders.clear();
+        self.coordinators.clear();
+    }
+
+    async fn connection(&mut self, addr: &str) -> Result<&mut Connection, String> {
+        if !self.connections.contains_key(addr) {
+            let c = Connection::connect(addr, &self.client_id, TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.connections.insert(addr.to_owned(), c);
+        }
+        self.connections
+            .get_mut(addr)
+            .ok_or_else(|| format!("no connection to {addr}"))
+    }
+
+    /// Any reachable bootstrap broker.
+    async fn any(&mut self) -> Result<String, String> {
+        let mut last = String::from("kafka.brokers is empty");
+        for addr in self.bootstrap.clone() {
+            match self.connection(&addr).await {
+                Ok(_) => return Ok(addr),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn leaders_of(&mut self, topic: &str) -> Result<Vec<i32>, String> {
+        if let Some(l) = self.leaders.get(topic) {
+            return Ok(l.clone());
+        }
+        let addr = self.any().await?;
+        let mut t = metadata_request::MetadataRequestTopic::default();
+        t.name = Some(TopicName(s(topic)));
+        let mut req = MetadataRequest::default();
+        req.topics = Some(vec![t]);
+        req.allow_auto_topic_creation = true;
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 12)
+            .await
+            .map_err(|e| e.to_string())?;
+        for b in &answer.brokers {
+            self.brokers
+                .insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
+        }
+        let Some(md) = answer.topics.first() else {
+            return Err(format!("no metadata for topic {topic:?}"));
+        };
+        if md.error_code != 0 || md.partitions.is_empty() {
+            return Err(kafka_error(
+                &format!("metadata for topic {topic:?}"),
+                md.error_code,
+            ));
+        }
+        let mut leaders = vec![-1; md.partitions.len()];
+        for p in &md.partitions {
+            if let Some(slot) = usize::try_from(p.partition_index)
+                .ok()
+                .and_then(|i| leaders.get_mut(i))
+            {
+                *slot = p.leader_id.0;
+            }
+        }
+        self.leaders.insert(topic.to_owned(), leaders.clone());
+        Ok(leaders)
+    }
+
+    async fn leader(&mut self, topic: &str, partition: u32) -> Result<String, String> {
+        let leaders = self.leaders_of(topic).await?;
+        let id = leaders
+            .get(partition as usize)
+            .copied()
+            .ok_or_else(|| format!("topic {topic:?} has no partition {partition}"))?;
+        self.brokers.get(&id).cloned().ok_or_else(|| {
+            format!("partition {partition} of {topic:?} has no live leader (broker {id})")
+        })
+    }
+
+    async fn publish(
+        &mut self,
+        topic: &str,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let n = self.leaders_of(topic).await?.len() as u32;
+        let mut by_partition: HashMap<u32, Vec<KafkaRecord>> = HashMap::new();
+        for m in messages {
+            let p = partition_for(m.partition_key.as_bytes(), n);
+            let records = by_partition.entry(p).or_default();
+            let i = records.len() as i64;
+            records.push(KafkaRecord {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: now_ms as i64,
+                key: Some(Bytes::copy_from_slice(m.key.as_bytes())),
+                value: Some(Bytes::copy_from_slice(&m.value)),
+                headers: Default::default(),
+            });
+        }
+        for (partition, records) in by_partition {
+            let mut batch = BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut batch,
+                &records,
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: Compression::None,
+                },
+            )
+            .map_err(|e| format!("encoding a record batch: {e:#}"))?;
+            let mut pd = produce_request::PartitionProduceData::default();
+            pd.index = partition as i32;
+            pd.records = Some(batch.freeze());
+            let mut td = produce_request::TopicProduceData::default();
+            td.name = TopicName(s(topic));
+            td.partition_data = vec![pd];
+            let mut req = ProduceRequest::default();
+            req.acks = -1;
+            req.timeout_ms = TIMEOUT.as_millis() as i32;
+            req.topic_data = vec![td];
+            let addr = self.leader(topic, partition).await?;
+            let answer = self
+                .connection(&addr)
+                .await?
+                .call(req, 9)
+                .await
+                .map_err(|e| e.to_string())?;
+            for t in &answer.responses {
+                for p in &t.partition_responses {
+                    if p.error_code != 0 {
+                        return Err(kafka_error(
+                            &format!("producing to {topic}/{partition}"),
+                            p.error_code,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Item)>, String> {
+        let mut from = from;
+        for _ in 0..2 {
+            match self.fetch_once(topic, partition, from, max).await? {
+                Some(items) => return Ok(items),
+                None => {
+                    // Out of range: below the log start (retention removed it) the read
+                    // resumes at the earliest offset still there; past the end there is
+                    // nothing yet.
+                    let earliest = self.list_offset(topic, partition, -2).await?;
+                    if from >= earliest {
+                        return Ok(Vec::new());
+                    }
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        from,
+                        earliest,
+                        "offsets were removed by retention; skipping ahead"
+                    );
+                    from = earliest;
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// `None`: OFFSET_OUT_OF_RANGE.
+    async fn fetch_once(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Option<Vec<(u64, Item)>>, String> {
+        let addr = self.leader(topic, partition).await?;
+        let mut p = fetch_request::FetchPartition::default();
+        p.partition = partition as i32;
+        p.fetch_offset = from as i64;
+        p.partition_max_bytes = 8 << 20;
+        let mut t = fetch_request::FetchTopic::default();
+        t.topic = TopicName(s(topic));
+        t.partitions = vec![p];
+        let mut req = FetchRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.max_wait_ms = 0;
+        req.min_bytes = 1;
+        req.max_bytes = 8 << 20;
+        req.topics = vec![t];
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 12)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(part) = answer.responses.first().and_then(|t| t.partitions.first()) else {
+            return Ok(Some(Vec::new()));
+        };
+        if part.error_code == 1 {
+            return Ok(None);
+        }
+        if part.error_code != 0 {
+            return Err(kafka_error(
+                &format!("fetching {topic}/{partition}"),
+                part.error_code,
+            ));
+        }
+        let mut bytes = part.records.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for set in RecordBatchDecoder::decode_all(&mut bytes)
+            .map_err(|e| format!("decoding fetched records: {e:#}"))?
+        {
+            for r in set.records {
+                let Ok(offset) = u64::try_from(r.offset) else {
+                    continue;
+                };
+                if offset < from || r.control || out.len() >= max {
+                    continue;
+                }
+                out.push((
+                    offset,
+                    (
+                        r.key.map(|k| k.to_vec()),
+                        r.value.map(|v| v.to_vec()).unwrap_or_default(),
+                    ),
+                ));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    async fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+    ) -> Result<u64, String> {
+        let addr = self.leader(topic, partition).await?;
+        let mut p = list_offsets_request::ListOffsetsPartition::default();
+        p.partition_index = partition as i32;
+        p.timestamp = timestamp;
+        let mut t = list_offsets_request::ListOffsetsTopic::default();
+        t.name = TopicName(s(topic));
+        t.partitions = vec![p];
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics = vec![t];
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 7)
+            .await
+            .map_err(|e| e.to_string())?;
+        let p = answer
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| format!("no offsets for {topic}/{partition}"))?;
+        if p.error_code != 0 {
+            return Err(kafka_error(
+                &format!("listing offsets of {topic}/{partition}"),
+                p.error_code,
+            ));
+        }
+        Ok(u64::try_from(p.offset).unwrap_or(0))
+    }
+
+    async fn coordinator(&mut self, group: &str) -> Result<String, String> {
+        if let Some(addr) = self.coordinators.get(group) {
+            return Ok(addr.clone());
+        }
+        let addr = self.any().await?;
+        let mut req = FindCoordinatorRequest::default();
+        req.key = s(group);
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 3)
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.error_code != 0 {
+            return Err(kafka_error(
+                &format!("finding the coordinator of group {group:?}"),
+                answer.error_code,
+            ));
+        }
+        let coordinator = format!("{}:{}", answer.host.as_str(), answer.port);
+        self.coordinators
+            .insert(group.to_owned(), coordinator.clone());
+        Ok(coordinator)
+    }
+
+    async fn committed(&mut self, group: &str, topic: &str, partition: u32) -> Result<u64, String> {
+        let addr = self.coordinator(group).await?;
+        let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+        t.name = TopicName(s(topic));
+        t.partition_indexes = vec![partition as i32];
+        let mut req = OffsetFetchRequest::default();
+        req.group_id = GroupId(s(group));
+        req.topics = Some(vec![t]);
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 7)
+            .await
+            .map_err(|e| e.to_string())?;
+        let committed = answer
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map(|p| p.committed_offset)
+            .unwrap_or(-1);
+        match u64::try_from(committed) {
+            Ok(o) => Ok(o),
+            Err(_) => self.list_offset(topic, partition, -2).await,
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), String> {
+        let addr = self.coordinator(group).await?;
+        let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+        p.partition_index = partition as i32;
+        p.committed_offset = next as i64;
+        let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+        t.name = TopicName(s(topic));
+        t.partitions = vec![p];
+        let mut req = OffsetCommitRequest::default();
+        req.group_id = GroupId(s(group));
+        req.generation_id_or_member_epoch = -1;
+        req.topics = vec![t];
+        let answer = self
+            .connection(&addr)
+            .await?
+            .call(req, 8)
+            .await
+            .map_err(|e| e.to_string())?;
+        for t in &answer.topics {
+            for p in &t.partitions {
+                if p.error_code != 0 {
+                    return Err(kafka_error(
+                        &format!("committing {group:?} at {topic}/{partition}"),
+                        p.error_code,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
