@@ -13,11 +13,24 @@ command -v snmpbulkwalk >/dev/null 2>&1 || need_apt+=(snmp)
 # loopback ports with temporary data directories.
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
 command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(influxdb)
+# Real Kafka clients for the embedded broker's tests: kcat (librdkafka) from Debian,
+# kafka-python and confluent-kafka from PyPI (below).
+command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# kafka-python 2.x (the line the issue names; 3.0 works too, given one client id per
+# consumer), confluent-kafka (which bundles a current librdkafka).
+if ! python3 -c 'import kafka, confluent_kafka; assert kafka.__version__.startswith("2.")' >/dev/null 2>&1; then
+  echo "==> installing kafka-python and confluent-kafka (pip)"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3' \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages \
+    'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3'
 fi
 # Debian's snmpd, influxdb and victoria-metrics packages may start system services (on
 # 161, 8086, 8428); our tests never use them.

@@ -128,7 +128,8 @@ class CKConsumer:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 500,
-            "partition.assignment.strategy": "range",
+            # kafka-python uses range (its first default): cover round-robin here.
+            "partition.assignment.strategy": "roundrobin",
         })
         self.c.subscribe([topic])
 
