@@ -157,14 +157,7 @@ impl Broker {
     }
 }
 
-/// Runs blocking storage work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("storage task failed: {e}"))?
-}
+pub use crate::agent::blocking;
 
 /// Kafka error codes used by the broker.
 pub mod code {

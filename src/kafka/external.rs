@@ -102,46 +102,13 @@ impl ExternalCluster {
         })
     }
 
-    /// Runs `f` on the client's runtime and waits for it from async code of any runtime.
-    async fn run<T, F>(&self, f: impl FnOnce(Arc<Mutex<Inner>>) -> F) -> Result<T, String>
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
-    {
+    /// Runs `op` on the client's runtime, under the lock; an error drops the cached
+    /// connections and metadata so the next call starts over.
+    fn spawn(&self, op: Op) -> tokio::task::JoinHandle<Result<Reply, String>> {
         let inner = Arc::clone(&self.inner);
-        self.handle
-            .spawn(f(inner))
-            .await
-            .map_err(|e| format!("Kafka client task failed: {e}"))?
-    }
-
-    /// Runs `f` on the client's runtime from a blocking thread.
-    fn run_blocking<T, F>(&self, f: impl FnOnce(Arc<Mutex<Inner>>) -> F) -> Result<T, String>
-    where
-        T: Send + 'static,
-        F: std::future::Future<Output = Result<T, String>> + Send + 'static,
-    {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let fut = f(Arc::clone(&self.inner));
         self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().map_err(|_| "Kafka client stopped".to_string())?
-    }
-
-    /// Publishes messages to `topic` (created by the cluster on first use if it allows),
-    /// acks=all. Blocking: call it from a blocking thread.
-    pub fn publish_blocking(
-        &self,
-        topic: &str,
-        messages: &[Message],
-        now_ms: u64,
-    ) -> Result<(), String> {
-        let topic = topic.to_owned();
-        let messages = messages.to_vec();
-        self.run_blocking(move |inner| async move {
             let mut inner = inner.lock().await;
-            let result = inner.publish(&topic, &messages, now_ms).await;
+            let result = inner.exec(op).await;
             if result.is_err() {
                 inner.forget();
             }
@@ -149,17 +116,39 @@ impl ExternalCluster {
         })
     }
 
+    /// `op` from async code of any runtime.
+    async fn call(&self, op: Op) -> Result<Reply, String> {
+        self.spawn(op)
+            .await
+            .map_err(|e| format!("Kafka client task failed: {e}"))?
+    }
+
+    /// Publishes messages to `topic` (created by the cluster on first use if it allows),
+    /// acks=all. Blocking: call it from a blocking thread, not from async code.
+    pub fn publish_blocking(
+        &self,
+        topic: &str,
+        messages: &[Message],
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let task = self.spawn(Op::Publish(topic.to_owned(), messages.to_vec(), now_ms));
+        self.handle.spawn(async move {
+            let _ = tx.send(task.await);
+        });
+        match rx.recv() {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(e)) => Err(format!("Kafka client task failed: {e}")),
+            Err(_) => Err("Kafka client stopped".into()),
+        }
+    }
+
     pub async fn partitions(&self, topic: &str) -> Result<u32, String> {
-        let topic = topic.to_owned();
-        self.run(move |inner| async move {
-            let mut inner = inner.lock().await;
-            let n = inner.leaders_of(&topic).await.map(|l| l.len() as u32);
-            if n.is_err() {
-                inner.forget();
-            }
-            n
-        })
-        .await
+        match self.call(Op::Partitions(topic.to_owned())).await? {
+            Reply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn fetch(
@@ -169,30 +158,24 @@ impl ExternalCluster {
         from: u64,
         max: usize,
     ) -> Result<Vec<(u64, Item)>, String> {
-        let topic = topic.to_owned();
-        self.run(move |inner| async move {
-            let mut inner = inner.lock().await;
-            let r = inner.fetch(&topic, partition, from, max).await;
-            if r.is_err() {
-                inner.forget();
-            }
-            r
-        })
-        .await
+        match self
+            .call(Op::Fetch(topic.to_owned(), partition, from, max))
+            .await?
+        {
+            Reply::Items(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The group's committed offset, or the partition's earliest offset if none.
     pub async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<u64, String> {
-        let (group, topic) = (group.to_owned(), topic.to_owned());
-        self.run(move |inner| async move {
-            let mut inner = inner.lock().await;
-            let r = inner.committed(&group, &topic, partition).await;
-            if r.is_err() {
-                inner.forget();
-            }
-            r
-        })
-        .await
+        match self
+            .call(Op::Committed(group.to_owned(), topic.to_owned(), partition))
+            .await?
+        {
+            Reply::Offset(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn commit(
@@ -202,20 +185,58 @@ impl ExternalCluster {
         partition: u32,
         next: u64,
     ) -> Result<(), String> {
-        let (group, topic) = (group.to_owned(), topic.to_owned());
-        self.run(move |inner| async move {
-            let mut inner = inner.lock().await;
-            let r = inner.commit(&group, &topic, partition, next).await;
-            if r.is_err() {
-                inner.forget();
-            }
-            r
-        })
+        self.call(Op::Commit(
+            group.to_owned(),
+            topic.to_owned(),
+            partition,
+            next,
+        ))
         .await
+        .map(|_| ())
     }
 }
 
+/// What the client's runtime is asked to do.
+enum Op {
+    Publish(String, Vec<Message>, u64),
+    Partitions(String),
+    Fetch(String, u32, u64, usize),
+    /// group, topic, partition
+    Committed(String, String, u32),
+    Commit(String, String, u32, u64),
+}
+
+#[derive(Debug)]
+enum Reply {
+    Done,
+    Count(u32),
+    Items(Vec<(u64, Item)>),
+    Offset(u64),
+}
+
+fn unexpected(reply: Reply) -> String {
+    format!("Kafka client: unexpected reply {reply:?}")
+}
+
 impl Inner {
+    async fn exec(&mut self, op: Op) -> Result<Reply, String> {
+        Ok(match op {
+            Op::Publish(topic, messages, now_ms) => {
+                self.publish(&topic, &messages, now_ms).await?;
+                Reply::Done
+            }
+            Op::Partitions(topic) => Reply::Count(self.leaders_of(&topic).await?.len() as u32),
+            Op::Fetch(topic, p, from, max) => Reply::Items(self.fetch(&topic, p, from, max).await?),
+            Op::Committed(group, topic, p) => {
+                Reply::Offset(self.committed(&group, &topic, p).await?)
+            }
+            Op::Commit(group, topic, p, next) => {
+                self.commit(&group, &topic, p, next).await?;
+                Reply::Done
+            }
+        })
+    }
+
     /// Drops cached connections and metadata after an error: the next call starts over.
     fn forget(&mut self) {
         self.connections.clear();

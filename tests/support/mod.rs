@@ -32,32 +32,29 @@ pub fn resource(relative: &str) -> PathBuf {
 /// The path of a net-snmp program. Fails the test (never skips it) when net-snmp
 /// is not installed.
 pub fn net_snmp(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| {
+        panic!(
+            "net-snmp program `{program}` not found: install net-snmp \
+             (Debian/Ubuntu: `apt-get install -y snmp snmpd`) to run these tests"
+        )
+    })
+}
+
+/// `name` on the PATH or in /usr/sbin, /usr/bin.
+fn find_program(name: &str) -> Option<PathBuf> {
     let dirs = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default();
-    let found = dirs
-        .into_iter()
+    dirs.into_iter()
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file());
-    match found {
-        Some(path) => path,
-        None => panic!(
-            "net-snmp program `{program}` not found: install net-snmp \
-             (Debian/Ubuntu: `apt-get install -y snmp snmpd`) to run these tests"
-        ),
-    }
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// A program the tests need from the system (kcat, python3): its path, or the test
 /// fails (never skips) saying how to install it.
 pub fn program(name: &str, install: &str) -> PathBuf {
-    let dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    dirs.into_iter()
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    find_program(name)
         .unwrap_or_else(|| panic!("`{name}` not found: {install} (./scripts/test.sh installs it)"))
 }
 
