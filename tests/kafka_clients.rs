@@ -231,6 +231,18 @@ fn group_then_restart(client: &str) {
 
     let node = started(&env);
     clients(&[&broker, client, "resume", &topic, &group, "500"]);
+    // The admin APIs see the group (now empty) and its commits: 2,000 + 500 records.
+    let admin = clients(&[&broker, client, "admin", &topic, &group]);
+    assert!(
+        admin["groups"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(group)),
+        "{admin}"
+    );
+    assert_eq!(admin["state"], "Empty", "{admin}");
+    assert_eq!(admin["committed"], 2500, "{admin}");
+    assert_eq!(admin["partitions"], 4, "{admin}");
     node.stop();
 }
 

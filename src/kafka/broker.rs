@@ -143,7 +143,7 @@ impl Broker {
             }
             RequestKind::ListGroups(r) => ResponseKind::ListGroups(super::groups::list(self, r)),
             RequestKind::DescribeGroups(r) => {
-                ResponseKind::DescribeGroups(super::groups::describe(self, r))
+                ResponseKind::DescribeGroups(super::groups::describe(self, r, version))
             }
             RequestKind::OffsetCommit(r) => {
                 ResponseKind::OffsetCommit(super::groups::offset_commit(self, r).await?)

@@ -47,6 +47,14 @@ pub fn topic_id(name: &str) -> Uuid {
     uuid::Builder::from_md5_bytes(digest).into_uuid()
 }
 
+/// ACL operation bits of a topic: READ (3), WRITE (4), CREATE (5), DELETE (6), ALTER (7),
+/// DESCRIBE (8), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11).
+const TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
+
+/// ACL operation bits of the cluster: CREATE (5), ALTER (7), DESCRIBE (8),
+/// CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12).
+const CLUSTER_OPERATIONS: i32 = 0b1_1111_1010_0000;
+
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
@@ -80,6 +88,11 @@ pub async fn metadata(
                 let mut t = MetadataResponseTopic::default();
                 t.name = Some(TopicName(str_bytes(&name)));
                 t.topic_id = topic_id(&name);
+                if version >= 8 {
+                    // No authorizer: every topic operation (READ..ALTER_CONFIGS). Given
+                    // even unasked: kafka-python's admin client decodes the field anyway.
+                    t.topic_authorized_operations = TOPIC_OPERATIONS;
+                }
                 if let Some(reason) = invalid_name(&name) {
                     tracing::debug!(reason, "metadata for an invalid topic name");
                     t.error_code = code::INVALID_TOPIC_EXCEPTION;
@@ -115,6 +128,9 @@ pub async fn metadata(
     r.cluster_id = Some(str_bytes(&broker.config.cluster_id));
     r.controller_id = BrokerId(NODE_ID);
     r.topics = topics;
+    if (8..=10).contains(&version) {
+        r.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
     Ok(r)
 }
 

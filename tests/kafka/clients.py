@@ -10,6 +10,7 @@ CLIENT is `kafka-python` or `confluent-kafka`. STEP is one of
   resume  produce N messages, then one consumer of GROUP must read exactly those (the
           group resumes from the offsets it committed before the broker restarted).
   tail    read one message from TOPIC with a group, print it (the demo's metrics group).
+  admin   the admin APIs: list and describe GROUP, its committed offsets, describe TOPIC.
 Prints one JSON line with what happened; exits non-zero with a reason on failure.
 """
 import json
@@ -47,6 +48,18 @@ class KafkaPython:
 
     def consumer(self, topic, group, name):
         return KPConsumer(self.kafka, topic, group, name)
+
+    def admin(self, topic, group):
+        from kafka.admin import KafkaAdminClient
+        a = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        groups = [g[0] for g in a.list_consumer_groups()]
+        described = a.describe_consumer_groups([group])[0]
+        offsets = a.list_consumer_group_offsets(group)
+        partitions = a.describe_topics([topic])[0]["partitions"]
+        a.close()
+        return {"groups": groups, "state": described.state,
+                "committed": sum(o.offset for o in offsets.values()),
+                "partitions": len(partitions)}
 
 
 class KPConsumer:
@@ -116,6 +129,19 @@ class Confluent:
 
     def consumer(self, topic, group, name):
         return CKConsumer(self.ck, topic, group, name)
+
+    def admin(self, topic, group):
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import AdminClient
+        a = AdminClient({"bootstrap.servers": BOOTSTRAP})
+        groups = [g.group_id for g in a.list_consumer_groups().result(30).valid]
+        described = a.describe_consumer_groups([group])[group].result(30)
+        md = a.list_topics(topic, timeout=30).topics[topic]
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in md.partitions])
+        listed = a.list_consumer_group_offsets([request])[group].result(30)
+        return {"groups": groups, "state": str(described.state).split(".")[-1].capitalize(),
+                "committed": sum(tp.offset for tp in listed.topic_partitions if tp.offset >= 0),
+                "partitions": len(md.partitions)}
 
 
 class CKConsumer:
@@ -260,6 +286,8 @@ def main():
         r.join(30)
         _p, _o, key, value = r.seen[0]
         print(json.dumps({"ok": True, "key": key.decode(), "value": json.loads(value)}))
+    elif STEP == "admin":
+        print(json.dumps({"ok": True, **client.admin(TOPIC, GROUP)}))
     else:
         fail(f"unknown step {STEP}")
 
