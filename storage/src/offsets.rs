@@ -70,6 +70,8 @@ impl ConsumerOffsets {
             let offset = codec::decode::<u64>(&raw, || place(group, &topic, partition))?.payload;
             out.push((topic, partition, offset));
         }
+        // Keys order by topic length first; callers want names in order.
+        out.sort();
         Ok(out)
     }
 }

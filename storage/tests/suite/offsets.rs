@@ -5,6 +5,7 @@ use crate::fixture::{engine_tests, Fixture, Kind};
 engine_tests!(
     offsets_are_per_group_topic_and_partition,
     concurrent_commits_of_many_groups_all_land,
+    a_groups_offsets_are_listed_and_a_deleted_topic_takes_its_offsets_along,
 );
 
 fn offsets_are_per_group_topic_and_partition(kind: Kind) {
@@ -68,4 +69,64 @@ fn concurrent_commits_of_many_groups_all_land(kind: Kind) {
     let stats = store.stats().unwrap();
     assert_eq!(stats.durable_writes, 120);
     assert!(stats.flushes >= 1 && stats.flushes <= 120);
+}
+
+fn a_groups_offsets_are_listed_and_a_deleted_topic_takes_its_offsets_along(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    {
+        let store = fixture.store();
+        let doomed = store.topic("doomed", 2).unwrap();
+        doomed
+            .append(
+                1,
+                &[panoptes_storage::Record {
+                    key: None,
+                    value: b"x".to_vec(),
+                    timestamp_ms: 1,
+                    headers: Vec::new(),
+                }],
+            )
+            .unwrap();
+        store.topic("kept", 1).unwrap();
+        let offsets = store.consumer_offsets().unwrap();
+        offsets.commit("g", "doomed", 1, 1).unwrap();
+        offsets.commit("g", "kept", 0, 4).unwrap();
+        offsets.commit("ga", "kept", 0, 9).unwrap();
+        assert_eq!(
+            offsets.group_offsets("g").unwrap(),
+            vec![("doomed".to_string(), 1, 1), ("kept".to_string(), 0, 4)]
+        );
+        assert!(store.existing_topic("nope").unwrap().is_none());
+        assert_eq!(
+            store
+                .existing_topic("doomed")
+                .unwrap()
+                .unwrap()
+                .partitions(),
+            2
+        );
+        assert!(store.delete_topic("doomed").unwrap());
+        assert!(!store.delete_topic("doomed").unwrap(), "already gone");
+    }
+    let store = fixture.reopen();
+    assert!(
+        store.existing_topic("doomed").unwrap().is_none(),
+        "gone after a restart"
+    );
+    let offsets = store.consumer_offsets().unwrap();
+    assert_eq!(
+        offsets.group_offsets("g").unwrap(),
+        vec![("kept".to_string(), 0, 4)]
+    );
+    assert_eq!(
+        offsets.group_offsets("ga").unwrap(),
+        vec![("kept".to_string(), 0, 9)]
+    );
+    // Created again, the topic starts over at offset 0 with the partitions asked now.
+    let again = store.topic("doomed", 3).unwrap();
+    assert_eq!(
+        (again.partitions(), again.high_watermark(1).unwrap()),
+        (3, 0)
+    );
+    assert!(again.read(1, 0, 10, 1 << 20).unwrap().is_empty());
 }
