@@ -2,6 +2,7 @@
 //! turn counters into rates and publish Panoptes metrics groups, in one binary.
 
 pub mod agent;
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod client;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter};
 use anyhow::{Context, Result};
 use panoptes_actors::{
-    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, PollerPool, PoolConfig,
-    Scheduler, SchedulerConfig,
+    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, Job, PollerPool,
+    PoolConfig, PoolStats, Scheduler, SchedulerConfig,
 };
 use panoptes_storage::Store;
 
@@ -69,7 +69,32 @@ impl Plugins {
     }
 }
 
+/// Wraps each polling job the node builds (the benchmark times polls this way).
+pub type JobWrapper = Arc<dyn Fn(Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
+
+/// What a caller embedding the node (`panoptes bench`) may watch while it runs.
+#[derive(Clone)]
+pub struct NodeView {
+    pub pool: Arc<PoolStats>,
+    pub discovery: Addr<Scheduler>,
+    pub enrichment: Addr<Scheduler>,
+    pub polling: Addr<Scheduler>,
+    pub telemetry: Arc<Telemetry>,
+    pub bus: Bus,
+}
+
 pub fn run(settings: Settings) -> Result<()> {
+    run_until(settings, None, |_| wait_for_shutdown())
+}
+
+/// Runs the node as `panoptes run` does, but stops when the future `until` makes (given a
+/// view of the running node) completes, instead of on a signal; `wrap_polling`, when
+/// given, wraps every polling job.
+pub fn run_until<F, Fut>(settings: Settings, wrap_polling: Option<JobWrapper>, until: F) -> Result<()>
+where
+    F: FnOnce(NodeView) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let started = Instant::now();
     let plugins = Plugins::load(&settings).context("loading plugins")?;
     tracing::info!(
@@ -81,16 +106,24 @@ pub fn run(settings: Settings) -> Result<()> {
     let store = Store::open(&settings.data_dir)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let system = actix::System::new();
-    let result = system.block_on(async move { run_node(settings, plugins, store, started).await });
+    let result = system.block_on(async move {
+        run_node(settings, plugins, store, started, wrap_polling, until).await
+    });
     result
 }
 
-async fn run_node(
+async fn run_node<F, Fut>(
     settings: Settings,
     plugins: Plugins,
     store: Store,
     started: Instant,
-) -> Result<()> {
+    wrap_polling: Option<JobWrapper>,
+    until: F,
+) -> Result<()>
+where
+    F: FnOnce(NodeView) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let snmp = crate::snmp::SnmpEngine::init_global(settings.snmp.engine_config())
         .context("starting the SNMP engine")?;
     tracing::debug!(config = ?snmp.config(), "SNMP engine started");
@@ -157,12 +190,16 @@ async fn run_node(
                 let include_interface_index = plugin
                     .flag("dimension", "include_interface_index")
                     .unwrap_or(false);
-                Arc::new(PollingJob {
+                let job: Arc<dyn Job> = Arc::new(PollingJob {
                     shared: Arc::clone(&shared),
                     plugin,
                     resource,
                     include_interface_index,
-                })
+                });
+                match &wrap_polling {
+                    Some(wrap) => wrap(job),
+                    None => job,
+                }
             },
         )
     };
@@ -279,7 +316,15 @@ async fn run_node(
         "panoptes is running"
     );
 
-    wait_for_shutdown().await;
+    until(NodeView {
+        pool: Arc::clone(&pool_stats),
+        discovery: discovery.clone(),
+        enrichment: enrichment.clone(),
+        polling: polling.clone(),
+        telemetry: Arc::clone(&telemetry),
+        bus: bus.clone(),
+    })
+    .await;
     tracing::info!("shutting down: letting running plugin runs finish");
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;

@@ -1,0 +1,328 @@
+//! `panoptes bench`: runs the real pipeline (discovery, enrichment, interface polling with
+//! rates, topic publishing) against a simulated fleet in a child process, and reports
+//! throughput, CPU, latency and memory.
+
+mod fleet;
+mod polls;
+mod procstat;
+mod report;
+mod simulator;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::Settings;
+use crate::node::{JobWrapper, NodeView};
+
+pub use fleet::switch_recording;
+pub use polls::PollLog;
+pub use procstat::{sample, ProcSample};
+pub use report::{Latency, Report, RssMb};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Simulated devices to poll.
+    #[arg(long, value_name = "N")]
+    pub devices: u32,
+    /// Interfaces per simulated device (the built-in 48-port switch, resized); ignored
+    /// with --recording.
+    #[arg(long, default_value_t = 48, value_name = "N")]
+    pub interfaces: u32,
+    /// Polling interval, e.g. 60s, 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// How long to measure, e.g. 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Serve this .snmprec recording instead of the built-in switch.
+    #[arg(long, value_name = "FILE.snmprec")]
+    pub recording: Option<PathBuf>,
+    /// Print the report as one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads of the simulator process.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub simulator_threads: usize,
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with a unit, e.g. 60s or 5m"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+    };
+    Ok(d)
+}
+
+/// The simulated fleet's community: a fixed one, so the configured (real) community never
+/// appears on the simulator's command line.
+const BENCH_COMMUNITY: &str = "bench";
+
+/// A data directory removed when the benchmark ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "panoptes-bench-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("creating the benchmark's directory {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the benchmark and prints its report (human text, or JSON with `--json`).
+pub fn run(args: BenchArgs, settings: Settings) -> Result<()> {
+    let report = measure(&args, settings)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
+/// Starts the fleet and the node, measures, and stops both.
+pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
+    if args.devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    if args.interval < Duration::from_secs(1) {
+        bail!("--interval must be at least 1s (plugins run on whole seconds)");
+    }
+    if args.duration.is_zero() {
+        bail!("--duration must be more than 0");
+    }
+    if args.recording.is_none() && args.interfaces == 0 {
+        bail!("--interfaces must be at least 1");
+    }
+    let dir = TempDir::new()?;
+    let recording = match &args.recording {
+        Some(path) => path.clone(),
+        None => {
+            let path = dir.0.join("switch.snmprec");
+            std::fs::write(&path, switch_recording(args.interfaces))
+                .with_context(|| format!("writing {}", path.display()))?;
+            path
+        }
+    };
+    eprintln!(
+        "bench: starting {} simulated devices (separate process)...",
+        args.devices
+    );
+    let ready_within = Duration::from_secs(30 + u64::from(args.devices) / 100);
+    let fleet = simulator::FleetProcess::start(
+        args.devices,
+        &recording,
+        BENCH_COMMUNITY,
+        args.simulator_threads,
+        ready_within,
+    )?;
+    let interval_s = args.interval.as_secs();
+    let [discovery, enrichment, polling] =
+        fleet::write_plugins(&dir.0.join("plugins"), &settings.site, &fleet.addrs, interval_s)?;
+    settings.data_dir = dir.0.join("data");
+    settings.demo.enabled = false;
+    settings.snmp.community = BENCH_COMMUNITY.into();
+    settings.http.listen = ([127, 0, 0, 1], 0).into();
+    settings.plugins.discovery = vec![discovery];
+    settings.plugins.enrichment = vec![enrichment];
+    settings.plugins.polling = vec![polling];
+    // Spread first polls over the interval, as a long-running node's would be.
+    settings.scheduler.first_run_spread = interval_s;
+
+    let log = PollLog::new();
+    let wrap: JobWrapper = {
+        let log = Arc::clone(&log);
+        Arc::new(move |job| log.wrap(job))
+    };
+    let out: Arc<Mutex<Option<Report>>> = Arc::default();
+    let (args2, out2, log2, sim_pid) = (args.clone(), Arc::clone(&out), Arc::clone(&log), fleet.pid());
+    let site_topic = settings.processed_topic();
+    eprintln!(
+        "bench: polling {} devices every {interval_s}s for {:?}",
+        args.devices, args.duration
+    );
+    crate::node::run_until(settings, Some(wrap), move |view| async move {
+        let report = watch(&args2, view, &log2, sim_pid, &site_topic).await;
+        if let Ok(mut slot) = out2.lock() {
+            *slot = Some(report);
+        }
+    })
+    .context("running the node")?;
+    drop(fleet);
+    let report = out
+        .lock()
+        .ok()
+        .and_then(|mut r| r.take())
+        .context("the benchmark ended without a report")?;
+    Ok(report)
+}
+
+/// How often progress is printed.
+fn progress_every(duration: Duration) -> Duration {
+    if duration <= Duration::from_secs(30) {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// Samples once a second while the node runs, prints progress, and builds the report.
+async fn watch(
+    args: &BenchArgs,
+    view: NodeView,
+    log: &PollLog,
+    sim_pid: u32,
+    site_topic: &str,
+) -> Report {
+    let started = Instant::now();
+    let me0 = sample(None).unwrap_or_default();
+    let sim0 = sample(Some(sim_pid)).unwrap_or_default();
+    let engine = || {
+        crate::snmp::SnmpEngine::global()
+            .map(|e| e.stats())
+            .unwrap_or_default()
+    };
+    let engine0 = engine();
+    let groups = |view: &NodeView| {
+        view.telemetry.get(
+            "panoptes_metrics_groups_published_total",
+            &[("topic", site_topic)],
+        )
+    };
+    let points =
+        |view: &NodeView| view.telemetry.get("panoptes_influxdb_points_written_total", &[]);
+    let (groups0, points0) = (groups(&view), points(&view));
+    let mut peak = me0;
+    let every = progress_every(args.duration);
+    let mut next_progress = started + every;
+    let mut last_cpu = (started, me0.cpu_s);
+    let interval_s = args.interval.as_secs();
+    loop {
+        let elapsed = started.elapsed();
+        if elapsed >= args.duration {
+            break;
+        }
+        tokio::time::sleep((args.duration - elapsed).min(Duration::from_secs(1))).await;
+        let now = sample(None).unwrap_or_default();
+        peak.rss_mb = peak.rss_mb.max(now.rss_mb);
+        peak.threads = peak.threads.max(now.threads);
+        peak.open_fds = peak.open_fds.max(now.open_fds);
+        if Instant::now() >= next_progress {
+            next_progress += every;
+            let pool = view.pool.snapshot();
+            let cpu = (now.cpu_s - last_cpu.1) / last_cpu.0.elapsed().as_secs_f64().max(1e-3);
+            last_cpu = (Instant::now(), now.cpu_s);
+            eprintln!(
+                "bench: {:>5}s  polled {}/{} this interval  running {}  queued {}  \
+                 errors {}  timeouts {}  cpu {:.0}%  rss {:.0} MB",
+                started.elapsed().as_secs(),
+                log.finished_within(interval_s),
+                args.devices,
+                pool.running,
+                pool.queued,
+                log.errors.load(Relaxed),
+                log.timeouts.load(Relaxed),
+                cpu * 100.0,
+                now.rss_mb,
+            );
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let me1 = sample(None).unwrap_or_default();
+    let sim1 = sample(Some(sim_pid)).unwrap_or_default();
+    let engine1 = engine();
+    let polling = view
+        .polling
+        .send(panoptes_actors::GetSchedulerStats)
+        .await
+        .unwrap_or_default();
+    let enrichment = view
+        .enrichment
+        .send(panoptes_actors::GetSchedulerStats)
+        .await
+        .unwrap_or_default();
+    let polls = log.polls.load(Relaxed);
+    let cpu = me1.cpu_s - me0.cpu_s;
+    let latency = log.latency_ms().map(|[p50, p90, p99, max]| Latency {
+        p50,
+        p90,
+        p99,
+        max,
+    });
+    Report {
+        devices: args.devices,
+        interval_s,
+        duration_s: wall,
+        device_polls: polls,
+        device_polls_per_s: polls as f64 / wall,
+        collector_cpu_s: cpu,
+        cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
+        collector_cpu_cores: cpu / wall,
+        latency_ms: latency.unwrap_or_default(),
+        missed_intervals: polling.missed + polling.skipped_in_flight,
+        timeouts: log.timeouts.load(Relaxed),
+        errors: log.errors.load(Relaxed),
+        error_samples: log.error_samples(),
+        snmp_requests: engine1.requests_sent - engine0.requests_sent,
+        snmp_timeouts: engine1.timeouts - engine0.timeouts,
+        shed: polling.runs.shed,
+        enrichment_runs: enrichment.runs.completed,
+        metrics_groups_published: (groups(&view) - groups0) as u64,
+        metrics_groups_per_s: (groups(&view) - groups0) / wall,
+        influxdb_points_per_s: (points(&view) - points0) / wall,
+        rss_mb: RssMb {
+            start: me0.rss_mb,
+            peak: peak.rss_mb.max(me1.rss_mb),
+            end: me1.rss_mb,
+        },
+        open_fds: me1.open_fds,
+        open_fds_peak: peak.open_fds.max(me1.open_fds),
+        threads: me1.threads,
+        simulator_cpu_s: sim1.cpu_s - sim0.cpu_s,
+        simulator_cpu_cores: (sim1.cpu_s - sim0.cpu_s) / wall,
+        polls_per_second: log.per_second(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}
