@@ -90,7 +90,11 @@ pub fn run(settings: Settings) -> Result<()> {
 /// Runs the node as `panoptes run` does, but stops when the future `until` makes (given a
 /// view of the running node) completes, instead of on a signal; `wrap_polling`, when
 /// given, wraps every polling job.
-pub fn run_until<F, Fut>(settings: Settings, wrap_polling: Option<JobWrapper>, until: F) -> Result<()>
+pub fn run_until<F, Fut>(
+    settings: Settings,
+    wrap_polling: Option<JobWrapper>,
+    until: F,
+) -> Result<()>
 where
     F: FnOnce(NodeView) -> Fut,
     Fut: std::future::Future<Output = ()>,

@@ -57,7 +57,10 @@ fn bench_polls_a_small_fleet_and_reports_json() {
     assert!(report["device_polls"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["metrics_groups_per_s"].as_f64().unwrap() > 0.0);
-    assert!(stderr.contains("polled"), "live progress on stderr: {stderr}");
+    assert!(
+        stderr.contains("polled"),
+        "live progress on stderr: {stderr}"
+    );
     // The benchmark cleans up its data directory.
     let left: Vec<_> = std::fs::read_dir(data.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");

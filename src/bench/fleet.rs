@@ -154,7 +154,10 @@ mod tests {
             assert!(text.contains(&format!("{IF_NUMBER}|2|{n}\n")));
         }
         let text = switch_recording(100);
-        assert!(text.contains("1.3.6.1.2.1.2.2.1.1.97|2|97\n"), "ifIndex follows the copy");
+        assert!(
+            text.contains("1.3.6.1.2.1.2.2.1.1.97|2|97\n"),
+            "ifIndex follows the copy"
+        );
         assert!(text.contains("1.3.6.1.2.1.2.2.1.2.97|4|GigabitEthernet2/1\n"));
     }
 }

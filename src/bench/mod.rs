@@ -8,7 +8,7 @@ mod procstat;
 mod report;
 mod simulator;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use crate::node::{JobWrapper, NodeView};
 pub use fleet::switch_recording;
 pub use polls::PollLog;
 pub use procstat::{sample, ProcSample};
-pub use report::{Latency, Report, RssMb};
+pub use report::{Latency, Report, RssMb, Steady};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Print the report as one JSON object on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Stop early (and fail) when the benchmark's data directory grows past this many
+    /// MiB, so a run cannot fill the disk.
+    #[arg(long, default_value_t = 2048, value_name = "MIB")]
+    pub max_data_mb: u64,
     /// Worker threads of the simulator process.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub simulator_threads: usize,
@@ -80,10 +84,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "panoptes-bench-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("panoptes-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("creating the benchmark's directory {}", path.display()))?;
         Ok(TempDir(path))
@@ -103,6 +105,9 @@ pub fn run(args: BenchArgs, settings: Settings) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.render());
+    }
+    if let Some(reason) = &report.aborted {
+        bail!("the benchmark stopped early: {reason}");
     }
     Ok(())
 }
@@ -144,8 +149,12 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         ready_within,
     )?;
     let interval_s = args.interval.as_secs();
-    let [discovery, enrichment, polling] =
-        fleet::write_plugins(&dir.0.join("plugins"), &settings.site, &fleet.addrs, interval_s)?;
+    let [discovery, enrichment, polling] = fleet::write_plugins(
+        &dir.0.join("plugins"),
+        &settings.site,
+        &fleet.addrs,
+        interval_s,
+    )?;
     settings.data_dir = dir.0.join("data");
     settings.demo.enabled = false;
     settings.snmp.community = BENCH_COMMUNITY.into();
@@ -162,14 +171,20 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         Arc::new(move |job| log.wrap(job))
     };
     let out: Arc<Mutex<Option<Report>>> = Arc::default();
-    let (args2, out2, log2, sim_pid) = (args.clone(), Arc::clone(&out), Arc::clone(&log), fleet.pid());
+    let (args2, out2, log2, sim_pid) = (
+        args.clone(),
+        Arc::clone(&out),
+        Arc::clone(&log),
+        fleet.pid(),
+    );
     let site_topic = settings.processed_topic();
+    let data_dir = settings.data_dir.clone();
     eprintln!(
         "bench: polling {} devices every {interval_s}s for {:?}",
         args.devices, args.duration
     );
     crate::node::run_until(settings, Some(wrap), move |view| async move {
-        let report = watch(&args2, view, &log2, sim_pid, &site_topic).await;
+        let report = watch(&args2, view, &log2, sim_pid, &site_topic, &data_dir).await;
         if let Ok(mut slot) = out2.lock() {
             *slot = Some(report);
         }
@@ -182,6 +197,21 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         .and_then(|mut r| r.take())
         .context("the benchmark ended without a report")?;
     Ok(report)
+}
+
+/// Bytes of the files under `dir` (the store's log, snapshots and blobs).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// How often progress is printed.
@@ -200,6 +230,7 @@ async fn watch(
     log: &PollLog,
     sim_pid: u32,
     site_topic: &str,
+    data_dir: &Path,
 ) -> Report {
     let started = Instant::now();
     let me0 = sample(None).unwrap_or_default();
@@ -216,14 +247,20 @@ async fn watch(
             &[("topic", site_topic)],
         )
     };
-    let points =
-        |view: &NodeView| view.telemetry.get("panoptes_influxdb_points_written_total", &[]);
+    let points = |view: &NodeView| {
+        view.telemetry
+            .get("panoptes_influxdb_points_written_total", &[])
+    };
     let (groups0, points0) = (groups(&view), points(&view));
     let mut peak = me0;
     let every = progress_every(args.duration);
     let mut next_progress = started + every;
     let mut last_cpu = (started, me0.cpu_s);
     let interval_s = args.interval.as_secs();
+    // CPU and polls when the first interval ends: the first interval carries the
+    // enrichment of every device and the rates' first samples; after it is steady state.
+    let mut steady_start: Option<(f64, u64)> = None;
+    let mut aborted = None;
     loop {
         let elapsed = started.elapsed();
         if elapsed >= args.duration {
@@ -231,17 +268,29 @@ async fn watch(
         }
         tokio::time::sleep((args.duration - elapsed).min(Duration::from_secs(1))).await;
         let now = sample(None).unwrap_or_default();
+        if steady_start.is_none() && started.elapsed() >= args.interval {
+            steady_start = Some((now.cpu_s, log.polls.load(Relaxed)));
+        }
         peak.rss_mb = peak.rss_mb.max(now.rss_mb);
         peak.threads = peak.threads.max(now.threads);
         peak.open_fds = peak.open_fds.max(now.open_fds);
         if Instant::now() >= next_progress {
             next_progress += every;
+            let data_mb = dir_bytes(data_dir) as f64 / (1024.0 * 1024.0);
+            if data_mb > args.max_data_mb as f64 {
+                aborted = Some(format!(
+                    "the data directory holds {data_mb:.0} MiB, more than --max-data-mb {}",
+                    args.max_data_mb
+                ));
+                eprintln!("bench: {}", aborted.as_deref().unwrap_or_default());
+                break;
+            }
             let pool = view.pool.snapshot();
             let cpu = (now.cpu_s - last_cpu.1) / last_cpu.0.elapsed().as_secs_f64().max(1e-3);
             last_cpu = (Instant::now(), now.cpu_s);
             eprintln!(
                 "bench: {:>5}s  polled {}/{} this interval  running {}  queued {}  \
-                 errors {}  timeouts {}  cpu {:.0}%  rss {:.0} MB",
+                 errors {}  timeouts {}  cpu {:.0}%  rss {:.0} MB  data {data_mb:.0} MB",
                 started.elapsed().as_secs(),
                 log.finished_within(interval_s),
                 args.devices,
@@ -270,13 +319,26 @@ async fn watch(
         .unwrap_or_default();
     let polls = log.polls.load(Relaxed);
     let cpu = me1.cpu_s - me0.cpu_s;
-    let latency = log.latency_ms().map(|[p50, p90, p99, max]| Latency {
-        p50,
-        p90,
-        p99,
-        max,
-    });
+    let latency = log
+        .latency_ms()
+        .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max });
+    let steady = steady_start
+        .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
+        .map(|(cpu0, polls0)| {
+            let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
+            let secs = wall - args.interval.as_secs_f64();
+            Steady {
+                from_s: interval_s,
+                device_polls: polls,
+                device_polls_per_s: polls as f64 / secs,
+                collector_cpu_cores: cpu / secs,
+                cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
+            }
+        });
     Report {
+        steady,
+        aborted,
+        data_mb: dir_bytes(data_dir) as f64 / (1024.0 * 1024.0),
         devices: args.devices,
         interval_s,
         duration_s: wall,

@@ -19,6 +19,18 @@ pub struct RssMb {
     pub end: f64,
 }
 
+/// The window after the first interval, when it is in the run: the first interval carries
+/// every device's enrichment and the rates' first samples, so this is the steady cost.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Steady {
+    /// Seconds into the window where this part starts (one interval).
+    pub from_s: u64,
+    pub device_polls: u64,
+    pub device_polls_per_s: f64,
+    pub collector_cpu_cores: f64,
+    pub cpu_ms_per_poll: Option<f64>,
+}
+
 /// Everything measured over the benchmark's window (the node's startup is not counted).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
@@ -64,6 +76,12 @@ pub struct Report {
     pub simulator_cpu_cores: f64,
     /// Polls finished in each second since the node started: shows how evenly they spread.
     pub polls_per_second: Vec<u64>,
+    /// None (JSON null) when the run is not longer than one interval.
+    pub steady: Option<Steady>,
+    /// Size of the node's data directory at the end, in MiB.
+    pub data_mb: f64,
+    /// Why the run stopped before `--duration`, if it did.
+    pub aborted: Option<String>,
 }
 
 impl Report {
@@ -98,6 +116,19 @@ impl Report {
             self.collector_cpu_s,
             self.collector_cpu_cores * 100.0
         );
+        if let Some(s) = &self.steady {
+            let per_poll = s
+                .cpu_ms_per_poll
+                .map_or("-".to_string(), |c| format!("{c:.2} ms"));
+            let _ = writeln!(
+                o,
+                "  after {} s (steady) {} polls ({:.1}/s), {:.1}% of a core, {per_poll} per poll",
+                s.from_s,
+                s.device_polls,
+                s.device_polls_per_s,
+                s.collector_cpu_cores * 100.0
+            );
+        }
         let _ = writeln!(
             o,
             "  poll latency        p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -123,6 +154,10 @@ impl Report {
             self.open_fds_peak,
             self.threads
         );
+        let _ = writeln!(o, "  data directory      {:.0} MB", self.data_mb);
+        if let Some(reason) = &self.aborted {
+            let _ = writeln!(o, "  STOPPED EARLY       {reason}");
+        }
         let _ = writeln!(
             o,
             "  simulator CPU       {:.2} s ({:.1}% of a core)",
@@ -180,6 +215,9 @@ mod tests {
             assert!(v["rss_mb"].get(key).is_some(), "{key}");
         }
         let text = r.render();
-        assert!(text.contains("3 devices") && text.contains("min 2, max 4"), "{text}");
+        assert!(
+            text.contains("3 devices") && text.contains("min 2, max 4"),
+            "{text}"
+        );
     }
 }
