@@ -266,7 +266,17 @@ async fn watch(
         if elapsed >= args.duration {
             break;
         }
-        tokio::time::sleep((args.duration - elapsed).min(Duration::from_secs(1))).await;
+        let tick = tokio::time::sleep((args.duration - elapsed).min(Duration::from_secs(1)));
+        // Ctrl-C ends the run with a report, and the temporary data and the simulator are
+        // cleaned up (a default SIGINT would leave the data directory behind).
+        tokio::select! {
+            _ = tick => {}
+            _ = tokio::signal::ctrl_c() => {
+                aborted = Some("interrupted (Ctrl-C)".to_string());
+                eprintln!("bench: interrupted, stopping");
+                break;
+            }
+        }
         let now = sample(None).unwrap_or_default();
         if steady_start.is_none() && started.elapsed() >= args.interval {
             steady_start = Some((now.cpu_s, log.polls.load(Relaxed)));
@@ -305,7 +315,8 @@ async fn watch(
     }
     let wall = started.elapsed().as_secs_f64();
     let me1 = sample(None).unwrap_or_default();
-    let sim1 = sample(Some(sim_pid)).unwrap_or_default();
+    // A simulator gone (Ctrl-C reaches it too) counts as having used nothing more.
+    let sim1 = sample(Some(sim_pid)).unwrap_or(sim0);
     let engine1 = engine();
     let polling = view
         .polling
