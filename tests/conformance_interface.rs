@@ -2,45 +2,19 @@
 //! by our simulator (frozen counters), polled by our plugins, compared with the expected
 //! JSON order-insensitively (volatile timestamps removed where the original removed them).
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod replay;
+
 use std::time::Duration;
 
 use panoptes::config::{PluginConfig, PluginKind, Preload};
-use panoptes::model::{canonical, Resource};
+use panoptes::model::canonical;
 use panoptes::plugins::enrichment_cache::{EnrichmentCache, MapSource};
 use panoptes::plugins::interface::{enrichment, polling};
 use panoptes::plugins::PluginError;
-use panoptes::simulate::{
-    CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig, SimulatorHandle,
-};
+use panoptes::simulate::SimulatorHandle;
 use panoptes::snmp::{Community, SnmpClient, SnmpTarget};
-use serde_json::{json, Value};
-
-const FROZEN: f64 = 1512629517.03121;
-
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
-        .join(rel)
-}
-
-fn test_resource() -> Resource {
-    Resource::from_json(&json!({"resource_site": "test_site", "resource_class": "network",
-        "resource_subclass": "test_subclass", "resource_type": "test_type", "resource_id": "test_id",
-        "resource_endpoint": "127.0.0.1", "resource_plugin": "dummy", "resource_creation_timestamp": FROZEN,
-        "resource_metadata": {"_resource_ttl": "604800", "model": "model"}}))
-    .unwrap()
-}
-
-async fn serve(dir: &str) -> SimulatorHandle {
-    let text = std::fs::read_to_string(case(&format!("{dir}/device.snmprec"))).unwrap();
-    let recording = Arc::new(Recording::parse(&text, dir).unwrap());
-    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
-    Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
-        .await
-        .unwrap()
-}
+use replay::{case, kv, serve, strip_volatile, test_resource, FROZEN};
+use serde_json::Value;
 
 async fn client(sim: &SimulatorHandle, plugin: &PluginConfig) -> SnmpClient {
     let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
@@ -88,29 +62,6 @@ async fn enrichment_against_a_closed_port_is_an_error() {
     assert!(enrichment::run(&mut c, &test_resource(), 300, 60, FROZEN)
         .await
         .is_err());
-}
-
-/// enrichment_data.kv loaded into a map, as the original test wrote it into Redis.
-fn kv(dir: &str) -> MapSource {
-    MapSource::parse_kv(
-        &std::fs::read_to_string(case(&format!("{dir}/enrichment_data.kv"))).unwrap(),
-    )
-}
-
-/// Drops what the original test deleted before comparing.
-fn strip_volatile(groups: &mut Value) {
-    for g in groups.as_array_mut().unwrap() {
-        let g = g.as_object_mut().unwrap();
-        g.remove("metrics_group_creation_timestamp");
-        if let Some(r) = g.get_mut("resource").and_then(Value::as_object_mut) {
-            r.remove("resource_creation_timestamp");
-        }
-        for m in g.get_mut("metrics").and_then(Value::as_array_mut).unwrap() {
-            m.as_object_mut()
-                .unwrap()
-                .remove("metric_creation_timestamp");
-        }
-    }
 }
 
 async fn poll_case(dir: &str) {

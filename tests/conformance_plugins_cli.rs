@@ -1,19 +1,16 @@
 //! `panoptes plugin run` as a user runs it: the real binary on conformance cases, its
 //! stdout compared with the recorded output, and its exit status on bad input.
 
+mod replay;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use panoptes::model::canonical;
+use replay::{case, strip_volatile};
 use serde_json::{json, Value};
 
 const FROZEN: &str = "1512629517.03121";
-
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
-        .join(rel)
-}
 
 fn write_resource(dir: &Path, resource: &Value) -> PathBuf {
     let path = dir.join("resource.json");
@@ -22,14 +19,7 @@ fn write_resource(dir: &Path, resource: &Value) -> PathBuf {
 }
 
 fn test_resource(id: &str, extra_meta: Value) -> Value {
-    let mut meta = json!({"_resource_ttl": "604800", "model": "model"});
-    for (k, v) in extra_meta.as_object().unwrap() {
-        meta[k] = v.clone();
-    }
-    json!({"resource_site": "test_site", "resource_class": "network",
-        "resource_subclass": "test_subclass", "resource_type": "test_type", "resource_id": id,
-        "resource_endpoint": "127.0.0.1", "resource_plugin": "dummy",
-        "resource_creation_timestamp": 1512629517.03121, "resource_metadata": meta})
+    replay::resource_json(id, extra_meta)
 }
 
 fn panoptes(args: &[&str]) -> Output {
@@ -48,22 +38,6 @@ fn stdout_json(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn strip_volatile(groups: &mut Value) {
-    for g in groups.as_array_mut().unwrap() {
-        let g = g.as_object_mut().unwrap();
-        g.remove("metrics_group_creation_timestamp");
-        g["resource"]
-            .as_object_mut()
-            .unwrap()
-            .remove("resource_creation_timestamp");
-        for m in g["metrics"].as_array_mut().unwrap() {
-            m.as_object_mut()
-                .unwrap()
-                .remove("metric_creation_timestamp");
-        }
-    }
 }
 
 #[test]

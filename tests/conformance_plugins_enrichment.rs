@@ -3,6 +3,8 @@
 //! DSL document included, compared with expected.json order-insensitively (timestamps
 //! frozen, nothing removed).
 
+mod replay;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,28 +17,15 @@ use panoptes::plugins::status::NoPing;
 use panoptes::plugins::BuiltIn;
 use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
 use panoptes::snmp::{Community, SnmpTarget};
+use replay::{case, FROZEN};
 use serde_json::{json, Value};
 
-const FROZEN: f64 = 1512629517.03121;
-
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
-        .join(rel)
-}
-
 fn resource(id: &str, model: &str, backplane: bool) -> Resource {
-    let mut meta = json!({"_resource_ttl": "604800", "model": model});
+    let mut meta = json!({"model": model});
     if backplane {
         meta["backplane"] = json!("backplane");
     }
-    Resource::from_json(
-        &json!({"resource_site": "test_site", "resource_class": "network",
-        "resource_subclass": "test_subclass", "resource_type": "test_type", "resource_id": id,
-        "resource_endpoint": "127.0.0.1", "resource_plugin": "dummy",
-        "resource_creation_timestamp": FROZEN, "resource_metadata": meta}),
-    )
-    .unwrap()
+    Resource::from_json(&replay::resource_json(id, meta)).unwrap()
 }
 
 /// Every document's rows (oids tables, groups) that differ, for a readable failure.

@@ -2,7 +2,8 @@
 //! enrichment against the original's recordings, compared with expected.json
 //! order-insensitively (timestamps frozen, nothing removed).
 
-use std::path::PathBuf;
+mod replay;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,15 +12,8 @@ use panoptes::model::{canonical, Resource};
 use panoptes::plugins::interface::enrichment::{run_vendor, Vendor};
 use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
 use panoptes::snmp::{Community, SnmpClient, SnmpTarget};
+use replay::{case, FROZEN};
 use serde_json::{json, Value};
-
-const FROZEN: f64 = 1512629517.03121;
-
-fn case(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
-        .join(rel)
-}
 
 fn resource(subclass: &str, kind: &str, id: &str, plugin: &str, model: &str) -> Resource {
     Resource::from_json(&json!({"resource_site": "dc1", "resource_class": "network",

@@ -73,16 +73,19 @@ impl AuthProtocol {
     }
 }
 
+/// `sha-256`, `SHA_256` and `SHA256` all name the same protocol.
+fn protocol_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
 impl FromStr for AuthProtocol {
     type Err = ProtocolParseError;
 
     fn from_str(text: &str) -> Result<AuthProtocol, ProtocolParseError> {
-        let normal: String = text
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .collect::<String>()
-            .to_ascii_uppercase();
-        Ok(match normal.as_str() {
+        Ok(match protocol_key(text).as_str() {
             "MD5" => AuthProtocol::Md5,
             "SHA" | "SHA1" => AuthProtocol::Sha1,
             "SHA224" => AuthProtocol::Sha224,
@@ -145,12 +148,7 @@ impl FromStr for PrivProtocol {
     type Err = ProtocolParseError;
 
     fn from_str(text: &str) -> Result<PrivProtocol, ProtocolParseError> {
-        let normal: String = text
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .collect::<String>()
-            .to_ascii_uppercase();
-        Ok(match normal.as_str() {
+        Ok(match protocol_key(text).as_str() {
             "DES" => PrivProtocol::Des,
             "AES" | "AES128" => PrivProtocol::Aes128,
             "AES192" => PrivProtocol::Aes192,

@@ -548,14 +548,7 @@ impl Parser {
                 if self.eat_op(")") {
                     return Ok(first);
                 }
-                let mut items = vec![first];
-                while self.eat_op(",") {
-                    if self.is_op(")") {
-                        break;
-                    }
-                    items.push(self.test()?);
-                }
-                self.expect_op(")")?;
+                let items = self.comma_items(vec![first], ")", Self::test)?;
                 Ok(Expr::Tuple(items))
             }
             Some(Token::Op("[")) => {
@@ -564,20 +557,7 @@ impl Parser {
                 }
                 let first = self.test()?;
                 if self.eat_kw("for") {
-                    let target = self.target()?;
-                    self.expect_kw("in")?;
-                    let iter = self.or_test()?;
-                    let mut conds = Vec::new();
-                    while self.eat_kw("if") {
-                        conds.push(self.or_test()?);
-                    }
-                    if self.is_kw("for") {
-                        return Err(CompileError::at(
-                            self.here(),
-                            "nested `for` in a comprehension is not supported",
-                        ));
-                    }
-                    self.expect_op("]")?;
+                    let (target, iter, conds) = self.comprehension_tail("]")?;
                     return Ok(Expr::Comp {
                         elt: Box::new(first),
                         target,
@@ -585,14 +565,7 @@ impl Parser {
                         conds,
                     });
                 }
-                let mut items = vec![first];
-                while self.eat_op(",") {
-                    if self.is_op("]") {
-                        break;
-                    }
-                    items.push(self.test()?);
-                }
-                self.expect_op("]")?;
+                let items = self.comma_items(vec![first], "]", Self::test)?;
                 Ok(Expr::List(items))
             }
             Some(Token::Op("{")) => {
@@ -603,14 +576,7 @@ impl Parser {
                 self.expect_op(":")?;
                 let value = self.test()?;
                 if self.eat_kw("for") {
-                    let target = self.target()?;
-                    self.expect_kw("in")?;
-                    let iter = self.or_test()?;
-                    let mut conds = Vec::new();
-                    while self.eat_kw("if") {
-                        conds.push(self.or_test()?);
-                    }
-                    self.expect_op("}")?;
+                    let (target, iter, conds) = self.comprehension_tail("}")?;
                     return Ok(Expr::DictComp {
                         key: Box::new(key),
                         value: Box::new(value),
@@ -619,21 +585,56 @@ impl Parser {
                         conds,
                     });
                 }
-                let mut items = vec![(key, value)];
-                while self.eat_op(",") {
-                    if self.is_op("}") {
-                        break;
-                    }
-                    let k = self.test()?;
-                    self.expect_op(":")?;
-                    items.push((k, self.test()?));
-                }
-                self.expect_op("}")?;
+                let items = self.comma_items(vec![(key, value)], "}", |p| {
+                    let k = p.test()?;
+                    p.expect_op(":")?;
+                    Ok((k, p.test()?))
+                })?;
                 Ok(Expr::Dict(items))
             }
             Some(Token::Op(op)) => Err(CompileError::at(at, format!("unexpected `{op}`"))),
             None => Err(CompileError::at(at, "unexpected end of expression")),
         }
+    }
+
+    /// `, item` repeated (a trailing comma allowed) up to `close`, which is consumed.
+    fn comma_items<T>(
+        &mut self,
+        mut items: Vec<T>,
+        close: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T, CompileError>,
+    ) -> Result<Vec<T>, CompileError> {
+        while self.eat_op(",") {
+            if self.is_op(close) {
+                break;
+            }
+            items.push(item(self)?);
+        }
+        self.expect_op(close)?;
+        Ok(items)
+    }
+
+    /// After a comprehension's `for`: `<target> in <iterable> [if <condition>]...` and
+    /// `close`. One `for` only.
+    fn comprehension_tail(
+        &mut self,
+        close: &str,
+    ) -> Result<(Target, Expr, Vec<Expr>), CompileError> {
+        let target = self.target()?;
+        self.expect_kw("in")?;
+        let iter = self.or_test()?;
+        let mut conds = Vec::new();
+        while self.eat_kw("if") {
+            conds.push(self.or_test()?);
+        }
+        if self.is_kw("for") {
+            return Err(CompileError::at(
+                self.here(),
+                "nested `for` in a comprehension is not supported",
+            ));
+        }
+        self.expect_op(close)?;
+        Ok((target, iter, conds))
     }
 
     fn target_name(&mut self) -> Result<String, CompileError> {
@@ -646,14 +647,8 @@ impl Parser {
 
     fn target(&mut self) -> Result<Target, CompileError> {
         let names = if self.eat_op("(") {
-            let mut names = vec![self.target_name()?];
-            while self.eat_op(",") {
-                if self.is_op(")") {
-                    break;
-                }
-                names.push(self.target_name()?);
-            }
-            self.expect_op(")")?;
+            let first = self.target_name()?;
+            let mut names = self.comma_items(vec![first], ")", Self::target_name)?;
             if names.len() == 1 {
                 return Ok(Target::One(names.remove(0), 0));
             }
