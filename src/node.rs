@@ -138,12 +138,22 @@ where
         resources: ResourceStore::new(store.keyspace("resources")?),
         enrichments: store.keyspace("enrichments")?,
         rate_state: store.keyspace("rate_state")?,
+        rates: Arc::default(),
         telemetry: Arc::clone(&telemetry),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
         settings: settings.clone(),
     });
+
+    let rate_state = shared.rate_state.clone();
+    let rates = Arc::clone(&shared.rates);
+    match tokio::task::spawn_blocking(move || rates.load(&rate_state)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(groups)) => tracing::info!(groups, "rate state of the previous run loaded"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not load the saved rate state"),
+        Err(e) => tracing::warn!(error = %e, "loading the saved rate state failed"),
+    }
 
     let demo = if settings.demo.enabled {
         Some(start_demo(&settings).await?)
@@ -307,6 +317,7 @@ where
     actix::spawn(server);
     let housekeeping = actix::spawn(housekeeping(
         store.clone(),
+        Arc::clone(&shared.rates),
         bus.clone(),
         settings.clone(),
         Arc::clone(&telemetry),
@@ -333,7 +344,15 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
     housekeeping.abort();
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    let (rates, rate_state) = (Arc::clone(&shared.rates), shared.rate_state.clone());
+    let flushed = tokio::task::spawn_blocking(move || {
+        match rates.save(&rate_state) {
+            Ok(groups) => tracing::info!(groups, "rate state saved"),
+            Err(e) => tracing::warn!(error = %e, "could not save the rate state"),
+        }
+        store.flush()
+    })
+    .await;
     if let Ok(Err(e)) = flushed {
         tracing::error!(error = %e, "final flush of the store failed");
     }
@@ -379,8 +398,14 @@ async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
     Ok(handle)
 }
 
-/// TTL sweeps every 5 s; topic retention every minute.
-async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc<Telemetry>) {
+/// TTL sweeps every 5 s; rate state sweep and topic retention every minute.
+async fn housekeeping(
+    store: Store,
+    rates: Arc<crate::transform::RateStore>,
+    bus: Bus,
+    settings: Settings,
+    telemetry: Arc<Telemetry>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut rounds: u64 = 0;
     loop {
@@ -393,6 +418,8 @@ async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc
             Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
         }
         if rounds % 12 == 0 {
+            let rates = Arc::clone(&rates);
+            let _ = tokio::task::spawn_blocking(move || rates.sweep()).await;
             let (bus, retention) = (bus.clone(), settings.retention.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));

@@ -21,6 +21,7 @@ use crate::bus::Bus;
 use crate::config::Settings;
 use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
+use crate::transform::RateStore;
 
 pub use planner::ResourcePlanner;
 
@@ -31,7 +32,10 @@ pub struct Shared {
     pub bus: Bus,
     pub resources: ResourceStore,
     pub enrichments: Keyspace,
+    /// Where the rate state is saved across a clean restart (see [`RateStore`]).
     pub rate_state: Keyspace,
+    /// Every counter's previous sample.
+    pub rates: Arc<RateStore>,
     pub telemetry: Arc<Telemetry>,
     /// Set once the first poll finished: `/ready`.
     pub ready: Arc<AtomicBool>,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job};
-use panoptes_storage::Keyspace;
 
 use super::{blocking, finish_run, now_ms, Shared};
 use crate::bus::Message;
@@ -17,7 +16,7 @@ use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
 use crate::plugins::runner::{self, RunContext};
 use crate::plugins::status::SystemPing;
 use crate::plugins::{snmp_target, BuiltIn};
-use crate::transform::{apply_transforms, RateState, TransformReport};
+use crate::transform::{apply_transforms, TransformReport};
 
 pub struct PollingJob {
     pub shared: Arc<Shared>,
@@ -30,18 +29,6 @@ pub struct PollingJob {
 
 /// How long a device that timed out gets to answer a ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Rate state lives in its own keyspace, with the TTL the transform asks for.
-struct KeyspaceRateState<'a>(&'a Keyspace);
-
-impl RateState for KeyspaceRateState<'_> {
-    fn get_set(&self, key: &str, value: &str, ttl: Duration) -> Result<Option<String>, String> {
-        self.0
-            .get_set(key.as_bytes(), value.as_bytes(), Some(ttl))
-            .map(|prev| prev.map(|p| String::from_utf8_lossy(&p).into_owned()))
-            .map_err(|e| e.to_string())
-    }
-}
 
 impl Job for PollingJob {
     fn run(&self) -> BoxFuture<Result<(), String>> {
@@ -89,8 +76,13 @@ async fn poll_and_publish(
 
     let mut report = TransformReport::default();
     let groups = {
-        let state = KeyspaceRateState(&shared.rate_state);
-        apply_transforms(&plugin.transforms, groups, &state, now_epoch(), &mut report)
+        apply_transforms(
+            &plugin.transforms,
+            groups,
+            &*shared.rates,
+            now_epoch(),
+            &mut report,
+        )
     };
     RatesComputed { report: &report }.emit(&shared.telemetry);
     publish(shared, plugin, &groups).await?;
