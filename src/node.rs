@@ -69,8 +69,22 @@ impl Plugins {
     }
 }
 
-/// Wraps each polling job the node builds (the benchmark times polls this way).
+/// Wraps each job the node builds (the benchmark times polls this way).
 pub type JobWrapper = Arc<dyn Fn(Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
+
+/// Wrappers of the node's polling and enrichment jobs, for a caller embedding the node.
+#[derive(Clone, Default)]
+pub struct JobWrappers {
+    pub polling: Option<JobWrapper>,
+    pub enrichment: Option<JobWrapper>,
+}
+
+fn wrapped(wrap: &Option<JobWrapper>, job: Arc<dyn Job>) -> Arc<dyn Job> {
+    match wrap {
+        Some(wrap) => wrap(job),
+        None => job,
+    }
+}
 
 /// What a caller embedding the node (`panoptes bench`) may watch while it runs.
 #[derive(Clone)]
@@ -84,22 +98,19 @@ pub struct NodeView {
 }
 
 pub fn run(settings: Settings) -> Result<()> {
-    run_until(settings, None, |_| wait_for_shutdown())
+    run_until(settings, JobWrappers::default(), |_| wait_for_shutdown())
 }
 
 /// Runs the node as `panoptes run` does, but stops when the future `until` makes (given a
-/// view of the running node) completes, instead of on a signal; `wrap_polling`, when
-/// given, wraps every polling job.
-pub fn run_until<F, Fut>(
-    settings: Settings,
-    wrap_polling: Option<JobWrapper>,
-    until: F,
-) -> Result<()>
+/// view of the running node) completes, instead of on a signal; `wrappers` wrap every
+/// polling and enrichment job.
+pub fn run_until<F, Fut>(settings: Settings, wrappers: JobWrappers, until: F) -> Result<()>
 where
     F: FnOnce(NodeView) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let started = Instant::now();
+    crate::memory::limit_arenas();
     let plugins = Plugins::load(&settings).context("loading plugins")?;
     tracing::info!(
         discovery = plugins.discovery.len(),
@@ -111,7 +122,7 @@ where
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let system = actix::System::new();
     let result = system.block_on(async move {
-        run_node(settings, plugins, store, started, wrap_polling, until).await
+        run_node(settings, plugins, store, started, wrappers, until).await
     });
     result
 }
@@ -121,7 +132,7 @@ async fn run_node<F, Fut>(
     plugins: Plugins,
     store: Store,
     started: Instant,
-    wrap_polling: Option<JobWrapper>,
+    wrappers: JobWrappers,
     until: F,
 ) -> Result<()>
 where
@@ -189,12 +200,14 @@ where
     };
     let enrichment_factory = {
         let shared = Arc::clone(&shared);
+        let wrap = wrappers.enrichment.clone();
         Arc::new(move |plugin, resource| -> Arc<dyn panoptes_actors::Job> {
-            Arc::new(EnrichmentJob {
+            let job = Arc::new(EnrichmentJob {
                 shared: Arc::clone(&shared),
                 plugin,
                 resource,
-            })
+            });
+            wrapped(&wrap, job)
         })
     };
     let polling_factory = {
@@ -210,10 +223,7 @@ where
                     resource,
                     include_interface_index,
                 });
-                match &wrap_polling {
-                    Some(wrap) => wrap(job),
-                    None => job,
-                }
+                wrapped(&wrappers.polling, job)
             },
         )
     };
@@ -398,7 +408,8 @@ async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
     Ok(handle)
 }
 
-/// TTL sweeps every 5 s; rate state sweep and topic retention every minute.
+/// TTL sweeps every 5 s; topic retention every 10 s (a big fleet appends tens of MB a
+/// second); the rate state's sweep and a malloc trim every minute.
 async fn housekeeping(
     store: Store,
     rates: Arc<crate::transform::RateStore>,
@@ -419,7 +430,13 @@ async fn housekeeping(
         }
         if rounds % 12 == 0 {
             let rates = Arc::clone(&rates);
-            let _ = tokio::task::spawn_blocking(move || rates.sweep()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                rates.sweep();
+                crate::memory::trim();
+            })
+            .await;
+        }
+        if rounds % 2 == 0 {
             let (bus, retention) = (bus.clone(), settings.retention.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));

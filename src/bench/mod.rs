@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::Settings;
-use crate::node::{JobWrapper, NodeView};
+use crate::node::{JobWrapper, JobWrappers, NodeView};
 
 pub use fleet::switch_recording;
 pub use polls::PollLog;
 pub use procstat::{sample, ProcSample};
-pub use report::{Latency, Report, RssMb, Steady};
+pub use report::{EnrichmentCost, Latency, Report, RssMb, Steady};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// MiB, so a run cannot fill the disk.
     #[arg(long, default_value_t = 2048, value_name = "MIB")]
     pub max_data_mb: u64,
+    /// Topic retention during the run, MiB per partition (the node's
+    /// `[retention] max_partition_mib`): a 48-port poll publishes ≈200 KB, so 10,000
+    /// devices append ≈35 MB/s.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub retention_mb: u64,
     /// Worker threads of the simulator process.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub simulator_threads: usize,
@@ -162,13 +167,19 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
     settings.plugins.discovery = vec![discovery];
     settings.plugins.enrichment = vec![enrichment];
     settings.plugins.polling = vec![polling];
+    settings.retention.max_partition_mib = args.retention_mb.max(1);
     // Spread first polls over the interval, as a long-running node's would be.
     settings.scheduler.first_run_spread = interval_s;
 
     let log = PollLog::new();
-    let wrap: JobWrapper = {
-        let log = Arc::clone(&log);
+    let enrichment_log = PollLog::new();
+    let wrapper = |log: &Arc<PollLog>| -> JobWrapper {
+        let log = Arc::clone(log);
         Arc::new(move |job| log.wrap(job))
+    };
+    let wrappers = JobWrappers {
+        polling: Some(wrapper(&log)),
+        enrichment: Some(wrapper(&enrichment_log)),
     };
     let out: Arc<Mutex<Option<Report>>> = Arc::default();
     let (args2, out2, log2, sim_pid) = (
@@ -177,14 +188,18 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         Arc::clone(&log),
         fleet.pid(),
     );
+    let logs = Logs {
+        polls: log2,
+        enrichments: Arc::clone(&enrichment_log),
+    };
     let site_topic = settings.processed_topic();
     let data_dir = settings.data_dir.clone();
     eprintln!(
         "bench: polling {} devices every {interval_s}s for {:?}",
         args.devices, args.duration
     );
-    crate::node::run_until(settings, Some(wrap), move |view| async move {
-        let report = watch(&args2, view, &log2, sim_pid, &site_topic, &data_dir).await;
+    crate::node::run_until(settings, wrappers, move |view| async move {
+        let report = watch(&args2, view, &logs, sim_pid, &site_topic, &data_dir).await;
         if let Ok(mut slot) = out2.lock() {
             *slot = Some(report);
         }
@@ -223,15 +238,22 @@ fn progress_every(duration: Duration) -> Duration {
     }
 }
 
+/// What the wrapped jobs recorded.
+struct Logs {
+    polls: Arc<PollLog>,
+    enrichments: Arc<PollLog>,
+}
+
 /// Samples once a second while the node runs, prints progress, and builds the report.
 async fn watch(
     args: &BenchArgs,
     view: NodeView,
-    log: &PollLog,
+    logs: &Logs,
     sim_pid: u32,
     site_topic: &str,
     data_dir: &Path,
 ) -> Report {
+    let log = &*logs.polls;
     let started = Instant::now();
     let me0 = sample(None).unwrap_or_default();
     let sim0 = sample(Some(sim_pid)).unwrap_or_default();
@@ -257,9 +279,9 @@ async fn watch(
     let mut next_progress = started + every;
     let mut last_cpu = (started, me0.cpu_s);
     let interval_s = args.interval.as_secs();
-    // CPU and polls when the first interval ends: the first interval carries the
-    // enrichment of every device and the rates' first samples; after it is steady state.
-    let mut steady_start: Option<(f64, u64)> = None;
+    // CPU, polls and in-job CPU when the first interval ends: the first interval carries
+    // the enrichment of every device and the rates' first samples; after it is steady state.
+    let mut steady_start: Option<(f64, u64, u64)> = None;
     let mut aborted = None;
     loop {
         let elapsed = started.elapsed();
@@ -279,7 +301,11 @@ async fn watch(
         }
         let now = sample(None).unwrap_or_default();
         if steady_start.is_none() && started.elapsed() >= args.interval {
-            steady_start = Some((now.cpu_s, log.polls.load(Relaxed)));
+            steady_start = Some((
+                now.cpu_s,
+                log.polls.load(Relaxed),
+                log.job_cpu_ns.load(Relaxed),
+            ));
         }
         peak.rss_mb = peak.rss_mb.max(now.rss_mb);
         peak.threads = peak.threads.max(now.threads);
@@ -335,8 +361,9 @@ async fn watch(
         .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max });
     let steady = steady_start
         .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
-        .map(|(cpu0, polls0)| {
+        .map(|(cpu0, polls0, job0)| {
             let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
+            let job_ms = (log.job_cpu_ns.load(Relaxed) - job0) as f64 / 1e6;
             let secs = wall - args.interval.as_secs_f64();
             Steady {
                 from_s: interval_s,
@@ -344,8 +371,25 @@ async fn watch(
                 device_polls_per_s: polls as f64 / secs,
                 collector_cpu_cores: cpu / secs,
                 cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
+                poller_thread_ms_per_poll: (polls > 0).then(|| job_ms / polls as f64),
             }
         });
+    let enrichment_cost = {
+        let e = &logs.enrichments;
+        let runs = e.polls.load(Relaxed);
+        let cpu_s = e.job_cpu_ns.load(Relaxed) as f64 / 1e9;
+        EnrichmentCost {
+            runs,
+            errors: e.errors.load(Relaxed) + e.timeouts.load(Relaxed),
+            poller_thread_cpu_s: cpu_s,
+            poller_thread_ms_per_run: (runs > 0).then(|| cpu_s * 1000.0 / runs as f64),
+            latency_ms: e
+                .latency_ms()
+                .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max })
+                .unwrap_or_default(),
+            runs_per_second: e.per_second(),
+        }
+    };
     Report {
         steady,
         aborted,
@@ -367,6 +411,9 @@ async fn watch(
         snmp_timeouts: engine1.timeouts - engine0.timeouts,
         shed: polling.runs.shed,
         enrichment_runs: enrichment.runs.completed,
+        enrichment: enrichment_cost,
+        poller_thread_ms_per_poll: (polls > 0)
+            .then(|| log.job_cpu_ns.load(Relaxed) as f64 / 1e6 / polls as f64),
         metrics_groups_published: (groups(&view) - groups0) as u64,
         metrics_groups_per_s: (groups(&view) - groups0) / wall,
         influxdb_points_per_s: (points(&view) - points0) / wall,

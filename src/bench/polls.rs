@@ -1,4 +1,5 @@
-//! Every poll's duration and outcome, recorded by wrapping the node's polling jobs.
+//! Every run's duration, outcome and CPU, recorded by wrapping the node's jobs (one log
+//! for polls, one for enrichments).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ pub struct PollLog {
     pub polls: AtomicU64,
     pub errors: AtomicU64,
     pub timeouts: AtomicU64,
+    /// CPU time spent inside the jobs' futures, on the poller threads (see [`Metered`]).
+    pub job_cpu_ns: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -35,6 +38,7 @@ impl PollLog {
             polls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            job_cpu_ns: AtomicU64::new(0),
             inner: Mutex::default(),
         })
     }
@@ -142,11 +146,53 @@ impl Job for TimedJob {
         let log = Arc::clone(&self.log);
         Box::pin(async move {
             let started = Instant::now();
-            let result = run.await;
+            let mut metered = Metered {
+                inner: run,
+                cpu_ns: 0,
+            };
+            let result = (&mut metered).await;
+            log.job_cpu_ns.fetch_add(metered.cpu_ns, Relaxed);
             log.record(started.elapsed(), &result);
             result
         })
     }
+}
+
+/// A job's future, timed on the thread's CPU clock around each `poll`: the CPU the job
+/// itself costs on its poller thread, whatever else that thread runs in between. Work the
+/// job hands to other threads (the store's appends on the blocking pool, the SNMP
+/// engine's receiver, sled's flushers) is not in it; the process's total is.
+struct Metered {
+    inner: BoxFuture<Result<(), String>>,
+    cpu_ns: u64,
+}
+
+impl std::future::Future for Metered {
+    type Output = Result<(), String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let t0 = thread_cpu_ns();
+        let out = self.inner.as_mut().poll(cx);
+        self.cpu_ns += thread_cpu_ns().saturating_sub(t0);
+        out
+    }
+}
+
+/// This thread's CPU time, in nanoseconds (0 if the clock cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 #[cfg(test)]

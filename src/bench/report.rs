@@ -29,6 +29,23 @@ pub struct Steady {
     pub device_polls_per_s: f64,
     pub collector_cpu_cores: f64,
     pub cpu_ms_per_poll: Option<f64>,
+    /// CPU inside the polling jobs on the poller threads, per poll (the rest of
+    /// `cpu_ms_per_poll` is the store's appends and flushes, the SNMP receiver, timers).
+    pub poller_thread_ms_per_poll: Option<f64>,
+}
+
+/// What enrichment cost, apart from polling: its runs are spread like polls, and their CPU
+/// is measured inside the jobs.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EnrichmentCost {
+    pub runs: u64,
+    pub errors: u64,
+    /// CPU inside the enrichment jobs on the poller threads.
+    pub poller_thread_cpu_s: f64,
+    pub poller_thread_ms_per_run: Option<f64>,
+    pub latency_ms: Latency,
+    /// Enrichment runs finished in each second since the node started.
+    pub runs_per_second: Vec<u64>,
 }
 
 /// Everything measured over the benchmark's window (the node's startup is not counted).
@@ -63,6 +80,9 @@ pub struct Report {
     /// Polls the pool refused because its queue was full.
     pub shed: u64,
     pub enrichment_runs: u64,
+    pub enrichment: EnrichmentCost,
+    /// CPU inside the polling jobs on the poller threads, per poll, whole run.
+    pub poller_thread_ms_per_poll: Option<f64>,
     pub metrics_groups_published: u64,
     pub metrics_groups_per_s: f64,
     /// Points InfluxDB accepted per second (0 unless `[influxdb] url` is set).
@@ -120,9 +140,13 @@ impl Report {
             let per_poll = s
                 .cpu_ms_per_poll
                 .map_or("-".to_string(), |c| format!("{c:.2} ms"));
+            let in_jobs = s
+                .poller_thread_ms_per_poll
+                .map_or("-".to_string(), |c| format!("{c:.2} ms"));
             let _ = writeln!(
                 o,
-                "  after {} s (steady) {} polls ({:.1}/s), {:.1}% of a core, {per_poll} per poll",
+                "  after {} s (steady) {} polls ({:.1}/s), {:.1}% of a core, {per_poll} per poll \
+                 ({in_jobs} of it in the polling jobs)",
                 s.from_s,
                 s.device_polls,
                 s.device_polls_per_s,
@@ -141,8 +165,21 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  SNMP                {} requests, {} timed out; enrichment runs {}",
-            self.snmp_requests, self.snmp_timeouts, self.enrichment_runs
+            "  SNMP                {} requests, {} timed out",
+            self.snmp_requests, self.snmp_timeouts
+        );
+        let e = &self.enrichment;
+        let _ = writeln!(
+            o,
+            "  enrichment          {} runs, {} failed, {:.2} s CPU in the jobs ({} per run), \
+             latency p50 {:.0} ms, p99 {:.0} ms",
+            e.runs,
+            e.errors,
+            e.poller_thread_cpu_s,
+            e.poller_thread_ms_per_run
+                .map_or("-".to_string(), |c| format!("{c:.1} ms")),
+            e.latency_ms.p50,
+            e.latency_ms.p99
         );
         let _ = writeln!(
             o,
@@ -164,20 +201,87 @@ impl Report {
             self.simulator_cpu_s,
             self.simulator_cpu_cores * 100.0
         );
-        let busy: Vec<u64> = self
+        let from = self.steady.map_or_else(
+            || {
+                self.polls_per_second
+                    .iter()
+                    .position(|&n| n > 0)
+                    .unwrap_or(0)
+            },
+            |s| usize::try_from(s.from_s).unwrap_or(usize::MAX),
+        );
+        // The last second is partial: left out.
+        let end = self.polls_per_second.len().saturating_sub(1);
+        if let Some(window) = self
             .polls_per_second
-            .iter()
-            .copied()
-            .skip_while(|n| *n == 0)
-            .collect();
-        if let (Some(min), Some(max)) = (busy.iter().min(), busy.iter().max()) {
+            .get(from..end)
+            .filter(|w| !w.is_empty())
+        {
+            o.push_str(&histogram(window, from));
+        }
+        if let Some(min) = self.min_polls_per_interval() {
             let _ = writeln!(
                 o,
-                "  polls per second    min {min}, max {max} (from the first poll; --json has each second)"
+                "  polls per interval  min {min} of {} devices over each full interval after the first",
+                self.devices
             );
         }
         o
     }
+}
+
+impl Report {
+    /// The fewest polls finished in any full interval after the first (None if the run
+    /// holds no such interval).
+    pub fn min_polls_per_interval(&self) -> Option<u64> {
+        let n = usize::try_from(self.interval_s).ok().filter(|&n| n > 0)?;
+        let after = self.polls_per_second.get(n..)?;
+        after.chunks_exact(n).map(|c| c.iter().sum()).min()
+    }
+}
+
+/// Polls per second as a histogram: how many seconds of `window` saw each count, in ten
+/// buckets, with mean and coefficient of variation. Even spreading shows as one tall
+/// bucket around the mean; a thundering herd as seconds near 0 and a few huge ones.
+fn histogram(window: &[u64], from_s: usize) -> String {
+    let mut o = String::new();
+    let n = window.len() as f64;
+    let mean = window.iter().sum::<u64>() as f64 / n;
+    let var = window
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let (min, max) = (
+        window.iter().copied().min().unwrap_or(0),
+        window.iter().copied().max().unwrap_or(0),
+    );
+    let _ = writeln!(
+        o,
+        "  polls per second    from {from_s} s: mean {mean:.1}, min {min}, max {max}, \
+         coefficient of variation {:.2}",
+        if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
+    );
+    let width = (max - min) / 10 + 1;
+    let mut buckets = [0u64; 10];
+    for &x in window {
+        let b = usize::try_from((x - min) / width).unwrap_or(9).min(9);
+        buckets[b] += 1;
+    }
+    let tallest = buckets.iter().copied().max().unwrap_or(1).max(1);
+    for (i, &count) in buckets.iter().enumerate() {
+        let lo = min + i as u64 * width;
+        if lo > max {
+            break;
+        }
+        let bar = "#".repeat(usize::try_from(count * 40 / tallest).unwrap_or(40));
+        let _ = writeln!(
+            o,
+            "    {lo:>6}-{:<6} polls/s  {count:>5} s  {bar}",
+            lo + width - 1
+        );
+    }
+    o
 }
 
 #[cfg(test)]
@@ -219,5 +323,19 @@ mod tests {
             text.contains("3 devices") && text.contains("min 2, max 4"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn histogram_and_intervals() {
+        let r = Report {
+            devices: 10,
+            interval_s: 2,
+            polls_per_second: vec![0, 3, 5, 5, 6, 4, 9],
+            ..Report::default()
+        };
+        assert_eq!(r.min_polls_per_interval(), Some(10));
+        let h = histogram(&[5, 5, 6, 4], 2);
+        assert!(h.contains("mean 5.0, min 4, max 6"), "{h}");
+        assert!(h.contains("     5-5      polls/s      2 s"), "{h}");
     }
 }
