@@ -263,6 +263,7 @@ async fn watch(
             .unwrap_or_default()
     };
     let engine0 = engine();
+    let varbinds0 = crate::snmp::varbinds_received();
     let groups = |view: &NodeView| {
         view.telemetry.get(
             "panoptes_metrics_groups_published_total",
@@ -408,6 +409,7 @@ async fn watch(
         errors: log.errors.load(Relaxed),
         error_samples: log.error_samples(),
         snmp_requests: engine1.requests_sent - engine0.requests_sent,
+        snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
         snmp_timeouts: engine1.timeouts - engine0.timeouts,
         shed: polling.runs.shed,
         enrichment_runs: enrichment.runs.completed,

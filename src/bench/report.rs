@@ -76,6 +76,8 @@ pub struct Report {
     /// The first few distinct failure messages.
     pub error_samples: Vec<String>,
     pub snmp_requests: u64,
+    /// Varbinds received in accepted answers (polls and enrichment).
+    pub snmp_varbinds: u64,
     pub snmp_timeouts: u64,
     /// Polls the pool refused because its queue was full.
     pub shed: u64,
@@ -165,8 +167,8 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  SNMP                {} requests, {} timed out",
-            self.snmp_requests, self.snmp_timeouts
+            "  SNMP                {} requests, {} varbinds, {} timed out",
+            self.snmp_requests, self.snmp_varbinds, self.snmp_timeouts
         );
         let e = &self.enrichment;
         let _ = writeln!(
