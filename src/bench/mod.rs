@@ -282,7 +282,7 @@ async fn watch(
     let interval_s = args.interval.as_secs();
     // CPU, polls and in-job CPU when the first interval ends: the first interval carries
     // the enrichment of every device and the rates' first samples; after it is steady state.
-    let mut steady_start: Option<(f64, u64, u64)> = None;
+    let mut steady_start: Option<(f64, u64, u64, u64)> = None;
     let mut aborted = None;
     loop {
         let elapsed = started.elapsed();
@@ -306,6 +306,7 @@ async fn watch(
                 now.cpu_s,
                 log.polls.load(Relaxed),
                 log.job_cpu_ns.load(Relaxed),
+                crate::snmp::varbinds_received(),
             ));
         }
         peak.rss_mb = peak.rss_mb.max(now.rss_mb);
@@ -362,7 +363,7 @@ async fn watch(
         .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max });
     let steady = steady_start
         .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
-        .map(|(cpu0, polls0, job0)| {
+        .map(|(cpu0, polls0, job0, varbinds0)| {
             let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
             let job_ms = (log.job_cpu_ns.load(Relaxed) - job0) as f64 / 1e6;
             let secs = wall - args.interval.as_secs_f64();
@@ -373,6 +374,7 @@ async fn watch(
                 collector_cpu_cores: cpu / secs,
                 cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
                 poller_thread_ms_per_poll: (polls > 0).then(|| job_ms / polls as f64),
+                snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
             }
         });
     let enrichment_cost = {

@@ -32,6 +32,8 @@ pub struct Steady {
     /// CPU inside the polling jobs on the poller threads, per poll (the rest of
     /// `cpu_ms_per_poll` is the store's appends and flushes, the SNMP receiver, timers).
     pub poller_thread_ms_per_poll: Option<f64>,
+    /// Varbinds received in the window (enrichment too, if it ran again in it).
+    pub snmp_varbinds: u64,
 }
 
 /// What enrichment cost, apart from polling: its runs are spread like polls, and their CPU
