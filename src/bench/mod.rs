@@ -238,6 +238,40 @@ fn progress_every(duration: Duration) -> Duration {
     }
 }
 
+const TREND_EVERY: Duration = Duration::from_secs(10);
+
+/// (seconds into the run, RSS MB, CPU cores over the last 10 s) every 10 s.
+#[derive(Default)]
+struct Trend {
+    samples: Vec<(f64, f64, f64)>,
+}
+
+impl Trend {
+    fn push(&mut self, at_s: f64, rss_mb: f64, cores: f64) {
+        self.samples.push((at_s, rss_mb, cores));
+    }
+
+    /// Least-squares slope per hour of one figure over the samples after `from_s`; None
+    /// with fewer than 3 samples.
+    fn slope(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Option<f64> {
+        let pts: Vec<(f64, f64)> = self
+            .samples
+            .iter()
+            .filter(|t| t.0 >= from_s)
+            .map(|t| (t.0, figure(t)))
+            .collect();
+        if pts.len() < 3 {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        (sxx > 0.0).then(|| sxy / sxx * 3600.0)
+    }
+}
+
 /// What the wrapped jobs recorded.
 struct Logs {
     polls: Arc<PollLog>,
@@ -283,6 +317,10 @@ async fn watch(
     // CPU, polls and in-job CPU when the first interval ends: the first interval carries
     // the enrichment of every device and the rates' first samples; after it is steady state.
     let mut steady_start: Option<(f64, u64, u64, u64)> = None;
+    // RSS and CPU every 10 s, for the flatness figures.
+    let mut trend = Trend::default();
+    let mut next_trend = started + TREND_EVERY;
+    let mut trend_cpu = (started, me0.cpu_s);
     let mut aborted = None;
     loop {
         let elapsed = started.elapsed();
@@ -308,6 +346,16 @@ async fn watch(
                 log.job_cpu_ns.load(Relaxed),
                 crate::snmp::varbinds_received(),
             ));
+        }
+        if Instant::now() >= next_trend {
+            next_trend += TREND_EVERY;
+            let secs = trend_cpu.0.elapsed().as_secs_f64().max(1e-3);
+            trend.push(
+                started.elapsed().as_secs_f64(),
+                now.rss_mb,
+                (now.cpu_s - trend_cpu.1) / secs,
+            );
+            trend_cpu = (Instant::now(), now.cpu_s);
         }
         peak.rss_mb = peak.rss_mb.max(now.rss_mb);
         peak.threads = peak.threads.max(now.threads);
@@ -375,6 +423,8 @@ async fn watch(
                 cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
                 poller_thread_ms_per_poll: (polls > 0).then(|| job_ms / polls as f64),
                 snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
+                rss_slope_mb_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.1),
+                cpu_slope_cores_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.2),
             }
         });
     let enrichment_cost = {
@@ -432,6 +482,7 @@ async fn watch(
         simulator_cpu_s: sim1.cpu_s - sim0.cpu_s,
         simulator_cpu_cores: (sim1.cpu_s - sim0.cpu_s) / wall,
         polls_per_second: log.per_second(),
+        every_10s: trend.samples,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Steady {
     pub poller_thread_ms_per_poll: Option<f64>,
     /// Varbinds received in the window (enrichment too, if it ran again in it).
     pub snmp_varbinds: u64,
+    /// Least-squares trend of the collector's RSS over the window, MB per hour.
+    pub rss_slope_mb_per_h: Option<f64>,
+    /// Least-squares trend of its CPU (cores, 10 s averages) over the window, per hour.
+    pub cpu_slope_cores_per_h: Option<f64>,
 }
 
 /// What enrichment cost, apart from polling: its runs are spread like polls, and their CPU
@@ -100,6 +104,8 @@ pub struct Report {
     pub simulator_cpu_cores: f64,
     /// Polls finished in each second since the node started: shows how evenly they spread.
     pub polls_per_second: Vec<u64>,
+    /// (seconds, RSS MB, CPU cores over the last 10 s) every 10 s.
+    pub every_10s: Vec<(f64, f64, f64)>,
     /// None (JSON null) when the run is not longer than one interval.
     pub steady: Option<Steady>,
     /// Size of the node's data directory at the end, in MiB.
@@ -156,6 +162,14 @@ impl Report {
                 s.device_polls_per_s,
                 s.collector_cpu_cores * 100.0
             );
+        }
+        if let Some(s) = &self.steady {
+            if let (Some(rss), Some(cpu)) = (s.rss_slope_mb_per_h, s.cpu_slope_cores_per_h) {
+                let _ = writeln!(
+                    o,
+                    "  flatness (steady)   RSS {rss:+.1} MB/h, CPU {cpu:+.3} cores/h (least squares, 10 s samples)"
+                );
+            }
         }
         let _ = writeln!(
             o,
@@ -296,8 +310,9 @@ mod tests {
     fn json_has_the_documented_keys() {
         let r = Report {
             devices: 3,
-            device_polls: 6,
-            polls_per_second: vec![0, 2, 4],
+            device_polls: 9,
+            // The last second is partial and left out of the histogram.
+            polls_per_second: vec![0, 2, 4, 3],
             ..Report::default()
         };
         let v = serde_json::to_value(&r).unwrap();
