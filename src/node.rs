@@ -150,6 +150,8 @@ where
         enrichments: store.keyspace("enrichments")?,
         rate_state: store.keyspace("rate_state")?,
         rates: Arc::default(),
+        publisher: crate::agent::publisher::Publisher::start(bus.clone())
+            .context("starting the publisher thread")?,
         telemetry: Arc::clone(&telemetry),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),

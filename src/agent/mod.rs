@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod enrichment;
 mod planner;
 pub mod polling;
+pub mod publisher;
 pub mod resources;
 
 use std::sync::atomic::AtomicBool;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub rate_state: Keyspace,
     /// Every counter's previous sample.
     pub rates: Arc<RateStore>,
+    /// Appends what polls publish, batched (see [`publisher`]).
+    pub publisher: publisher::Publisher,
     pub telemetry: Arc<Telemetry>,
     /// Set once the first poll finished: `/ready`.
     pub ready: Arc<AtomicBool>,

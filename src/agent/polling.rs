@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job};
 
-use super::{blocking, finish_run, now_ms, Shared};
+use super::{finish_run, Shared};
 use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
@@ -156,29 +156,25 @@ async fn publish(
             }
         }
     }
-    for (topic, messages) in per_topic {
-        let bus = shared.bus.clone();
-        let count = messages.len();
-        let t = topic.clone();
-        match blocking(move || {
-            bus.publish(&t, &messages, now_ms())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        {
-            Ok(()) => MetricsGroupsPublished {
-                topic: &topic,
-                count,
-            }
-            .emit(&shared.telemetry),
-            Err(e) => {
-                PublishFailed {
-                    topic: &topic,
-                    error: &e,
+    let counts: Vec<(String, usize)> = per_topic
+        .iter()
+        .map(|(t, m)| (t.clone(), m.len()))
+        .collect();
+    match shared.publisher.publish(per_topic).await {
+        Ok(()) => {
+            for (topic, count) in &counts {
+                MetricsGroupsPublished {
+                    topic,
+                    count: *count,
                 }
                 .emit(&shared.telemetry);
-                return Err(e);
             }
+        }
+        Err(e) => {
+            for (topic, _) in &counts {
+                PublishFailed { topic, error: &e }.emit(&shared.telemetry);
+            }
+            return Err(e);
         }
     }
     Ok(())
