@@ -1,4 +1,4 @@
-//! The command line: `panoptes run | simulate | walk | topic tail | topic list |
+//! The command line: `panoptes run | bench | simulate | walk | topic tail | topic list |
 //! resources list | plugin run`.
 
 use std::path::PathBuf;
@@ -27,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the node: discovery, enrichment, polling, rates, topics, HTTP.
     Run,
+    /// Measure poll throughput: poll a simulated fleet (run in a separate process) with
+    /// the real pipeline and report polls/s, CPU, latency and memory.
+    Bench(crate::bench::BenchArgs),
     /// Serve an .snmprec recording as SNMP v1/v2c/v3 agents (one or many devices).
     Simulate(crate::simulate::SimulateArgs),
     /// Walk a subtree of an SNMP agent and print it like `snmpbulkwalk -On`.

@@ -2,6 +2,7 @@
 //! turn counters into rates and publish Panoptes metrics groups, in one binary.
 
 pub mod agent;
+pub mod bench;
 pub mod bus;
 pub mod cli;
 pub mod client;
@@ -11,6 +12,7 @@ pub mod filter;
 pub mod http;
 pub mod kafka;
 pub mod logging;
+pub mod memory;
 pub mod model;
 pub mod node;
 pub mod plugins;

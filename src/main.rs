@@ -28,6 +28,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             panoptes::logging::init(&log_format, &settings.log.level)?;
             panoptes::node::run(settings)
         }
+        Command::Bench(args) => {
+            // Warnings only: progress and the report are the output. The pool's "draining:
+            // shedding" at the end is the benchmark stopping, not overload (shed work
+            // during the run is counted in the report).
+            panoptes::logging::init(&log_format, "warn,panoptes_actors::stats=error")?;
+            panoptes::bench::run(args, settings)
+        }
         Command::Simulate(args) => {
             panoptes::logging::init(&log_format, &settings.log.level)?;
             let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter};
 use anyhow::{Context, Result};
 use panoptes_actors::{
-    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, PollerPool, PoolConfig,
-    Scheduler, SchedulerConfig,
+    Consumer, ConsumerConfig, Drain, GetConsumerStats, GetSchedulerStats, Job, PollerPool,
+    PoolConfig, PoolStats, Scheduler, SchedulerConfig,
 };
 use panoptes_storage::Store;
 
@@ -69,8 +69,48 @@ impl Plugins {
     }
 }
 
+/// Wraps each job the node builds (the benchmark times polls this way).
+pub type JobWrapper = Arc<dyn Fn(Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
+
+/// Wrappers of the node's polling and enrichment jobs, for a caller embedding the node.
+#[derive(Clone, Default)]
+pub struct JobWrappers {
+    pub polling: Option<JobWrapper>,
+    pub enrichment: Option<JobWrapper>,
+}
+
+fn wrapped(wrap: &Option<JobWrapper>, job: Arc<dyn Job>) -> Arc<dyn Job> {
+    match wrap {
+        Some(wrap) => wrap(job),
+        None => job,
+    }
+}
+
+/// What a caller embedding the node (`panoptes bench`) may watch while it runs.
+#[derive(Clone)]
+pub struct NodeView {
+    pub pool: Arc<PoolStats>,
+    pub discovery: Addr<Scheduler>,
+    pub enrichment: Addr<Scheduler>,
+    pub polling: Addr<Scheduler>,
+    pub telemetry: Arc<Telemetry>,
+    pub bus: Bus,
+}
+
 pub fn run(settings: Settings) -> Result<()> {
+    run_until(settings, JobWrappers::default(), |_| wait_for_shutdown())
+}
+
+/// Runs the node as `panoptes run` does, but stops when the future `until` makes (given a
+/// view of the running node) completes, instead of on a signal; `wrappers` wrap every
+/// polling and enrichment job.
+pub fn run_until<F, Fut>(settings: Settings, wrappers: JobWrappers, until: F) -> Result<()>
+where
+    F: FnOnce(NodeView) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let started = Instant::now();
+    crate::memory::limit_arenas();
     let plugins = Plugins::load(&settings).context("loading plugins")?;
     tracing::info!(
         discovery = plugins.discovery.len(),
@@ -81,16 +121,24 @@ pub fn run(settings: Settings) -> Result<()> {
     let store = Store::open(&settings.data_dir)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let system = actix::System::new();
-    let result = system.block_on(async move { run_node(settings, plugins, store, started).await });
+    let result = system.block_on(async move {
+        run_node(settings, plugins, store, started, wrappers, until).await
+    });
     result
 }
 
-async fn run_node(
+async fn run_node<F, Fut>(
     settings: Settings,
     plugins: Plugins,
     store: Store,
     started: Instant,
-) -> Result<()> {
+    wrappers: JobWrappers,
+    until: F,
+) -> Result<()>
+where
+    F: FnOnce(NodeView) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let snmp = crate::snmp::SnmpEngine::init_global(settings.snmp.engine_config())
         .context("starting the SNMP engine")?;
     tracing::debug!(config = ?snmp.config(), "SNMP engine started");
@@ -110,12 +158,24 @@ async fn run_node(
         resources: ResourceStore::new(store.keyspace("resources")?),
         enrichments: store.keyspace("enrichments")?,
         rate_state: store.keyspace("rate_state")?,
+        rates: Arc::default(),
+        publisher: crate::agent::publisher::Publisher::start(bus.clone())
+            .context("starting the publisher thread")?,
         telemetry: Arc::clone(&telemetry),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
         settings: settings.clone(),
     });
+
+    let rate_state = shared.rate_state.clone();
+    let rates = Arc::clone(&shared.rates);
+    match tokio::task::spawn_blocking(move || rates.load(&rate_state)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(groups)) => tracing::info!(groups, "rate state of the previous run loaded"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not load the saved rate state"),
+        Err(e) => tracing::warn!(error = %e, "loading the saved rate state failed"),
+    }
 
     let demo = if settings.demo.enabled {
         Some(start_demo(&settings).await?)
@@ -151,12 +211,14 @@ async fn run_node(
     };
     let enrichment_factory = {
         let shared = Arc::clone(&shared);
+        let wrap = wrappers.enrichment.clone();
         Arc::new(move |plugin, resource| -> Arc<dyn panoptes_actors::Job> {
-            Arc::new(EnrichmentJob {
+            let job = Arc::new(EnrichmentJob {
                 shared: Arc::clone(&shared),
                 plugin,
                 resource,
-            })
+            });
+            wrapped(&wrap, job)
         })
     };
     let polling_factory = {
@@ -166,12 +228,13 @@ async fn run_node(
                 let include_interface_index = plugin
                     .flag("dimension", "include_interface_index")
                     .unwrap_or(false);
-                Arc::new(PollingJob {
+                let job: Arc<dyn Job> = Arc::new(PollingJob {
                     shared: Arc::clone(&shared),
                     plugin,
                     resource,
                     include_interface_index,
-                })
+                });
+                wrapped(&wrappers.polling, job)
             },
         )
     };
@@ -276,6 +339,7 @@ async fn run_node(
     actix::spawn(server);
     let housekeeping = actix::spawn(housekeeping(
         store.clone(),
+        Arc::clone(&shared.rates),
         bus.clone(),
         settings.clone(),
         Arc::clone(&telemetry),
@@ -290,7 +354,15 @@ async fn run_node(
         "panoptes is running"
     );
 
-    wait_for_shutdown().await;
+    until(NodeView {
+        pool: Arc::clone(&pool_stats),
+        discovery: discovery.clone(),
+        enrichment: enrichment.clone(),
+        polling: polling.clone(),
+        telemetry: Arc::clone(&telemetry),
+        bus: bus.clone(),
+    })
+    .await;
     tracing::info!("shutting down: letting running plugin runs finish");
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
@@ -299,7 +371,15 @@ async fn run_node(
         let _ = tokio::task::spawn_blocking(move || k.stop()).await;
     }
     housekeeping.abort();
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    let (rates, rate_state) = (Arc::clone(&shared.rates), shared.rate_state.clone());
+    let flushed = tokio::task::spawn_blocking(move || {
+        match rates.save(&rate_state) {
+            Ok(groups) => tracing::info!(groups, "rate state saved"),
+            Err(e) => tracing::warn!(error = %e, "could not save the rate state"),
+        }
+        store.flush()
+    })
+    .await;
     if let Ok(Err(e)) = flushed {
         tracing::error!(error = %e, "final flush of the store failed");
     }
@@ -397,8 +477,15 @@ async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
     Ok(handle)
 }
 
-/// TTL sweeps every 5 s; topic retention every minute.
-async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc<Telemetry>) {
+/// TTL sweeps every 5 s; topic retention every 10 s (a big fleet appends tens of MB a
+/// second); the rate state's sweep and a malloc trim every minute.
+async fn housekeeping(
+    store: Store,
+    rates: Arc<crate::transform::RateStore>,
+    bus: Bus,
+    settings: Settings,
+    telemetry: Arc<Telemetry>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut rounds: u64 = 0;
     loop {
@@ -411,6 +498,14 @@ async fn housekeeping(store: Store, bus: Bus, settings: Settings, telemetry: Arc
             Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
         }
         if rounds % 12 == 0 {
+            let rates = Arc::clone(&rates);
+            let _ = tokio::task::spawn_blocking(move || {
+                rates.sweep();
+                crate::memory::trim();
+            })
+            .await;
+        }
+        if rounds % 2 == 0 {
             let (bus, retention) = (bus.clone(), settings.retention.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));

@@ -6,7 +6,16 @@
 //! its `hold_until`. After that a run is due `interval` after the previous run's START, so
 //! the spread is kept. A key whose run is still in flight is never submitted again; if a run
 //! overran its interval, the next one starts as soon as it finishes. A run the pool shed
-//! (its queue was full) is retried after a fresh first-run jitter.
+//! (its queue was full) is retried after a fresh first-run jitter. A key held (waiting for
+//! its enrichment) when it was planned gets a fresh jitter when the hold lifts: the lifts
+//! bunch up (enrichment runs are spread too, and a key runs at the later of the two), and
+//! runs keep the phase of their first one, so without this the whole fleet's polls would
+//! crowd into the end of the interval forever.
+//!
+//! Planning is synchronous work on the scheduler's thread (a big fleet costs tens of ms),
+//! and rescans are asked for by every enrichment that lands: a plan starts at most once
+//! per [`PLAN_GAP_FACTOR`] times the cost of the previous one, so planning takes a bounded
+//! share of a core however often it is asked for.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -43,6 +52,11 @@ impl Default for SchedulerConfig {
 #[rtype(result = "()")]
 pub struct Rescan;
 
+/// A plan starts no sooner than this many times the previous plan's cost after it ended.
+pub const PLAN_GAP_FACTOR: u32 = 9;
+/// ...and never waits longer than this for it.
+const MAX_PLAN_GAP: Duration = Duration::from_secs(5);
+
 #[derive(Message, Debug)]
 #[rtype(result = "SchedulerStats")]
 pub struct GetSchedulerStats;
@@ -71,6 +85,10 @@ pub struct Scheduler {
     planning: bool,
     /// A rescan was asked for while planning: plan again when that plan lands.
     replan: bool,
+    /// The earliest start of the next plan (see [`PLAN_GAP_FACTOR`]).
+    next_plan_at: Option<Instant>,
+    /// A plan is set to start at `next_plan_at`.
+    plan_deferred: bool,
     stats: SchedulerStats,
     overload: Overload,
 }
@@ -96,6 +114,8 @@ impl Scheduler {
             orphans: HashSet::new(),
             planning: false,
             replan: false,
+            next_plan_at: None,
+            plan_deferred: false,
             overload: Overload::default(),
         }
     }
@@ -105,11 +125,26 @@ impl Scheduler {
             self.replan = true;
             return;
         }
+        let now = Instant::now();
+        if let Some(at) = self.next_plan_at.filter(|&at| at > now) {
+            if !self.plan_deferred {
+                self.plan_deferred = true;
+                ctx.run_later(at - now, |act, ctx| {
+                    act.plan_deferred = false;
+                    act.plan(ctx);
+                });
+            }
+            return;
+        }
         self.planning = true;
         let plan = self.planner.plan();
-        ctx.spawn(plan.into_actor(self).map(|items, act, ctx| {
+        let cost = now.elapsed();
+        ctx.spawn(plan.into_actor(self).map(move |items, act, ctx| {
             act.planning = false;
-            act.apply_plan(items, Instant::now());
+            let started = Instant::now();
+            act.apply_plan(items, started);
+            let cost = cost + started.elapsed();
+            act.next_plan_at = Some(Instant::now() + (cost * PLAN_GAP_FACTOR).min(MAX_PLAN_GAP));
             if std::mem::take(&mut act.replan) {
                 act.plan(ctx);
             }
@@ -128,6 +163,13 @@ impl Scheduler {
             let entry = match old.remove(&item.key) {
                 Some(mut entry) => {
                     match entry.last_start {
+                        // Held when planned and lifted now: a fresh jitter from now (see
+                        // the module's doc).
+                        None if entry.item.hold_until.is_some() && item.hold_until.is_none() => {
+                            entry.first_due =
+                                now + jitter(item.interval, self.config.first_run_spread);
+                            entry.next_due = entry.first_due;
+                        }
                         // Not run yet: a changed hold_until still applies to the first run.
                         None => entry.next_due = hold(entry.first_due, item.hold_until),
                         Some(start) => entry.next_due = start + item.interval,
@@ -261,6 +303,7 @@ impl Supervised for Scheduler {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.planning = false;
         self.replan = false;
+        self.plan_deferred = false;
         self.overload = Overload::default();
     }
 }
@@ -363,17 +406,19 @@ mod tests {
         assert!(due("b") >= now && due("b") <= now + Duration::from_millis(500));
         assert_eq!(due("c"), later);
 
-        // Replanning keeps the key's jitter and applies a lifted hold.
+        // Replanning keeps the key's jitter; a lifted hold gets a fresh one from then.
         let first_a = due("a");
+        let lifted = now + Duration::from_millis(1);
         s.apply_plan(
             vec![
                 item("a", Duration::from_secs(60), None),
                 item("c", Duration::from_secs(60), None),
             ],
-            now + Duration::from_millis(1),
+            lifted,
         );
         assert_eq!(s.entries["a"].next_due, first_a);
-        assert!(s.entries["c"].next_due <= now + Duration::from_secs(2));
+        let c = s.entries["c"].next_due;
+        assert!(c >= lifted && c <= lifted + Duration::from_secs(2));
         assert!(!s.entries.contains_key("b"));
     }
 }

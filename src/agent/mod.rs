@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod enrichment;
 mod planner;
 pub mod polling;
+pub mod publisher;
 pub mod resources;
 
 use std::sync::atomic::AtomicBool;
@@ -21,6 +22,7 @@ use crate::bus::Bus;
 use crate::config::Settings;
 use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
+use crate::transform::RateStore;
 
 pub use planner::ResourcePlanner;
 
@@ -31,7 +33,12 @@ pub struct Shared {
     pub bus: Bus,
     pub resources: ResourceStore,
     pub enrichments: Keyspace,
+    /// Where the rate state is saved across a clean restart (see [`RateStore`]).
     pub rate_state: Keyspace,
+    /// Every counter's previous sample.
+    pub rates: Arc<RateStore>,
+    /// Appends what polls publish, batched (see [`publisher`]).
+    pub publisher: publisher::Publisher,
     pub telemetry: Arc<Telemetry>,
     /// Set once the first poll finished: `/ready`.
     pub ready: Arc<AtomicBool>,

@@ -91,6 +91,14 @@ enum ReportKind {
     Other(String),
 }
 
+/// Varbinds in every accepted answer, process-wide: what `panoptes bench` divides CPU by.
+static VARBINDS_RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Varbinds this process's SNMP clients have received in accepted answers.
+pub fn varbinds_received() -> u64 {
+    VARBINDS_RECEIVED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl SnmpClient {
     /// A client for `target` on the process-wide [`SnmpEngine`]. Resolves the
     /// address; sends nothing (v3 discovery happens on the first request).
@@ -376,6 +384,10 @@ impl SnmpClient {
             SnmpVersion::V1 | SnmpVersion::V2c => self.community_request(&mut exchange, &ask).await,
         };
         self.requests_sent += exchange.attempts() as u64;
+        if let Ok(varbinds) = &result {
+            VARBINDS_RECEIVED
+                .fetch_add(varbinds.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err(SnmpError::Timeout { .. }) = &result {
             exchange.timed_out();
             if self.deadline_passed() {

@@ -24,7 +24,7 @@ mod value;
 mod walk;
 pub mod walk_cli;
 
-pub use client::{SnmpClient, Walked};
+pub use client::{varbinds_received, SnmpClient, Walked};
 pub use convert::{from_wire_oid, from_wire_value, to_wire_oid};
 pub use credentials::{
     AuthProtocol, PrivProtocol, ProtocolParseError, Secret, SecurityLevel, UserSpecError, UsmUser,

@@ -1,5 +1,7 @@
 //! Transforms applied to a polling plugin's output before it is published (spec §4.7).
 
 mod rate;
+mod rate_store;
 
-pub use rate::{apply_transforms, MemoryRateState, RateState, TransformReport};
+pub use rate::{apply_transforms, MemoryRateState, RateState, Sample, TransformReport};
+pub use rate_store::RateStore;

@@ -8,10 +8,44 @@ use std::time::Duration;
 use crate::config::TransformSpec;
 use crate::model::{Metric, MetricType, MetricValue, MetricsGroup};
 
+/// A counter's value and its timestamp, as stored between polls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub value: MetricValue,
+    pub ts: f64,
+}
+
 /// Where previous samples live. `get_set` must be atomic: store the new sample and return
-/// the previous one.
+/// the previous one. The spec's key is `<partition key>|<metric>` and its value
+/// `<value>|<timestamp>`.
 pub trait RateState {
     fn get_set(&self, key: &str, value: &str, ttl: Duration) -> Result<Option<String>, String>;
+
+    /// Stores the samples of one metrics group (partition key `group_key`) in order, as
+    /// `get_set` of each would, and returns the previous live sample of each (`None`: no
+    /// previous sample, or an unreadable one). A store may do the whole group in one step:
+    /// the node's [`RateStore`](super::RateStore) does, without strings.
+    fn get_set_group(
+        &self,
+        group_key: &str,
+        samples: &[(&str, Sample)],
+        ttl: Duration,
+    ) -> Result<Vec<Option<Sample>>, String> {
+        samples
+            .iter()
+            .map(|(name, sample)| {
+                let key = format!("{group_key}|{name}");
+                let value = format!("{}|{}", sample.value, sample.ts);
+                Ok(self.get_set(&key, &value, ttl)?.and_then(|previous| {
+                    let parsed = parse_sample(&previous);
+                    if parsed.is_none() {
+                        tracing::warn!(key = %key, stored = %previous, "unreadable previous sample: no rate this time");
+                    }
+                    parsed
+                }))
+            })
+            .collect()
+    }
 }
 
 /// For tests and one-shot runs.
@@ -80,7 +114,7 @@ const TWO_POW_32: i128 = 1 << 32;
 
 fn rate(
     spec: &TransformSpec,
-    group: MetricsGroup,
+    mut group: MetricsGroup,
     state: &dyn RateState,
     now: f64,
     report: &mut TransformReport,
@@ -88,23 +122,30 @@ fn rate(
     let interval = group.metrics_group_interval as f64;
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
-    let mut output = group.clone();
-    for metric in group
-        .metrics
+    let inputs: Vec<usize> = (0..group.metrics.len())
+        .filter(|&i| spec.inputs.contains(&group.metrics[i].metric_name))
+        .collect();
+    let samples: Vec<(&str, Sample)> = inputs
         .iter()
-        .filter(|m| spec.inputs.contains(&m.metric_name))
-    {
-        let key = format!("{prefix}|{}", metric.metric_name);
-        let sample = format!(
-            "{}|{}",
-            metric.metric_value, metric.metric_creation_timestamp
-        );
-        let Some(previous) = state.get_set(&key, &sample, ttl)? else {
-            report.skipped_first_sample += 1;
-            continue;
-        };
-        let Some((prev_value, prev_ts)) = parse_sample(&previous) else {
-            tracing::warn!(key = %key, stored = %previous, "unreadable previous sample: no rate this time");
+        .map(|&i| {
+            let m = &group.metrics[i];
+            let sample = Sample {
+                value: m.metric_value,
+                ts: m.metric_creation_timestamp,
+            };
+            (m.metric_name.as_str(), sample)
+        })
+        .collect();
+    let previous = state.get_set_group(&prefix, &samples, ttl)?;
+    drop(samples);
+    let mut gauges: Vec<Metric> = Vec::new();
+    for (&i, previous) in inputs.iter().zip(previous) {
+        let metric = &group.metrics[i];
+        let Some(Sample {
+            value: prev_value,
+            ts: prev_ts,
+        }) = previous
+        else {
             report.skipped_first_sample += 1;
             continue;
         };
@@ -115,30 +156,34 @@ fn rate(
         }
         let confidence = ((interval / dt) * 100.0).round() / 100.0;
         if confidence < 0.33 {
-            tracing::warn!(key = %key, confidence, "rate computed over a much longer time than the interval");
+            tracing::warn!(key = %format!("{prefix}|{}", metric.metric_name), confidence,
+                "rate computed over a much longer time than the interval");
         }
         let Some(diff) = counter_delta(prev_value, metric.metric_value, report) else {
             report.skipped_reset += 1;
             continue;
         };
         let per_second = (diff / dt).trunc();
-        if output
-            .metric(&metric.metric_name, MetricType::Gauge)
-            .is_some()
+        let name = metric.metric_name.as_str();
+        if group.metric(name, MetricType::Gauge).is_some()
+            || gauges.iter().any(|g| g.metric_name == name)
         {
             continue;
         }
         let gauge = Metric::new(
-            &metric.metric_name,
+            name,
             MetricValue::Int(per_second as i128),
             MetricType::Gauge,
             now,
         )
         .map_err(|e| e.to_string())?;
-        output.add_metric(gauge).map_err(|e| e.to_string())?;
+        gauges.push(gauge);
         report.rates += 1;
     }
-    Ok(output)
+    for gauge in gauges {
+        group.add_metric(gauge).map_err(|e| e.to_string())?;
+    }
+    Ok(group)
 }
 
 /// The increase since the previous sample. A decrease is a wrap when both samples fit a
@@ -163,13 +208,16 @@ fn counter_delta(prev: MetricValue, cur: MetricValue, report: &mut TransformRepo
     }
 }
 
-fn parse_sample(s: &str) -> Option<(MetricValue, f64)> {
+pub(super) fn parse_sample(s: &str) -> Option<Sample> {
     let (v, ts) = s.split_once('|')?;
     let value = match v.parse::<i128>() {
         Ok(i) => MetricValue::Int(i),
         Err(_) => MetricValue::Float(v.parse::<f64>().ok()?),
     };
-    Some((value, ts.parse().ok()?))
+    Some(Sample {
+        value,
+        ts: ts.parse().ok()?,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,165 @@
+//! The polling agents' producer: one thread appends what many polls publish, in batches.
+//!
+//! Why: each poll used to append its metrics groups itself on tokio's blocking pool and
+//! wait there for the store's flush. At 10,000 devices that kept 150+ blocking threads
+//! parked on the store's group-commit condition variable, every flush woke all of them,
+//! and each append was its own engine batch. Here a poll hands its messages to one thread,
+//! which takes everything queued (up to [`MAX_BATCH_BYTES`]), waits at most [`LINGER`]
+//! for more (like a Kafka producer's `linger.ms`), appends each topic's messages in one
+//! call and flushes once, then answers every poll in the batch with the result. A poll's
+//! messages stay together and in order; nothing is acknowledged before it is durable.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::now_ms;
+use crate::bus::{Bus, Message};
+
+/// How long the producer waits for more polls after the first one of a batch.
+pub const LINGER: Duration = Duration::from_millis(20);
+/// A batch closes once it holds this many bytes of messages.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+struct Request {
+    per_topic: Vec<(String, Vec<Message>)>,
+    reply: Reply,
+}
+
+/// A handle on the producer thread; cheap to clone. The thread ends when the last handle
+/// is dropped.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Publisher {
+    /// Starts the producer thread for `bus`.
+    pub fn start(bus: Bus) -> std::io::Result<Publisher> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || run(&bus, &rx))?;
+        Ok(Publisher { tx })
+    }
+
+    /// Appends `per_topic` (topic, messages) and returns once they are durable.
+    pub async fn publish(&self, per_topic: Vec<(String, Vec<Message>)>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request { per_topic, reply })
+            .map_err(|_| "the publisher thread has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the publisher thread dropped the request".to_string())?
+    }
+}
+
+fn size(r: &Request) -> usize {
+    r.per_topic
+        .iter()
+        .flat_map(|(_, m)| m)
+        .map(|m| m.value.len() + m.key.len())
+        .sum()
+}
+
+fn run(bus: &Bus, rx: &mpsc::Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let until = Instant::now() + LINGER;
+        let mut bytes = size(&first);
+        let mut batch = vec![first];
+        while bytes < MAX_BATCH_BYTES {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(r) => {
+                    bytes += size(&r);
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        append(bus, batch);
+    }
+}
+
+/// Appends a batch, one call per topic in order of first appearance, and answers each
+/// request with the first failure among its topics (or success).
+fn append(bus: &Bus, batch: Vec<Request>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut messages: HashMap<String, Vec<Message>> = HashMap::new();
+    let mut replies: Vec<(Reply, Vec<String>)> = Vec::with_capacity(batch.len());
+    for request in batch {
+        let mut topics = Vec::new();
+        for (topic, list) in request.per_topic {
+            if !messages.contains_key(&topic) {
+                order.push(topic.clone());
+            }
+            messages.entry(topic.clone()).or_default().extend(list);
+            topics.push(topic);
+        }
+        replies.push((request.reply, topics));
+    }
+    let now = now_ms();
+    let mut failed: HashMap<String, String> = HashMap::new();
+    for topic in order {
+        let list = messages.remove(&topic).unwrap_or_default();
+        if let Err(e) = bus.publish(&topic, &list, now) {
+            failed.insert(topic, e.to_string());
+        }
+    }
+    for (reply, topics) in replies {
+        let result = match topics.iter().find_map(|t| failed.get(t)) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        };
+        let _ = reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use panoptes_storage::Store;
+
+    fn message(i: usize) -> Message {
+        Message {
+            key: "k".into(),
+            partition_key: format!("p{i}"),
+            value: format!("v{i}").into_bytes(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_polls_land_together_and_in_order() {
+        let bus = Bus::new(Store::temporary().unwrap(), 1);
+        let publisher = Publisher::start(bus.clone()).unwrap();
+        let mut polls = tokio::task::JoinSet::new();
+        for p in 0..20 {
+            let publisher = publisher.clone();
+            polls.spawn(async move {
+                let list = (0..5).map(|i| message(p * 5 + i)).collect();
+                publisher.publish(vec![("t".to_string(), list)]).await
+            });
+        }
+        while let Some(result) = polls.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let topic = bus.topic("t").unwrap();
+        let records = topic.read(0, 0, 1000, usize::MAX).unwrap();
+        assert_eq!(records.len(), 100);
+        // Each poll's five messages are consecutive and in order.
+        for chunk in records.chunks(5) {
+            let first: usize = String::from_utf8_lossy(&chunk[0].record.value)[1..]
+                .parse()
+                .unwrap();
+            assert_eq!(first % 5, 0);
+            for (i, r) in chunk.iter().enumerate() {
+                assert_eq!(r.record.value, format!("v{}", first + i).into_bytes());
+            }
+        }
+    }
+}

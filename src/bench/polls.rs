@@ -1,0 +1,230 @@
+//! Every run's duration, outcome and CPU, recorded by wrapping the node's jobs (one log
+//! for polls, one for enrichments).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use panoptes_actors::{BoxFuture, Job};
+
+/// What the polls did since the benchmark started.
+#[derive(Debug)]
+pub struct PollLog {
+    started: Instant,
+    pub polls: AtomicU64,
+    pub errors: AtomicU64,
+    pub timeouts: AtomicU64,
+    /// CPU time spent inside the jobs' futures, on the poller threads (see [`Metered`]).
+    pub job_cpu_ns: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Duration of every finished poll, in microseconds.
+    latencies_us: Vec<u64>,
+    /// Polls finished in each second since `started`.
+    per_second: Vec<u64>,
+    /// The first few distinct error messages, to show the user.
+    samples: Vec<String>,
+}
+
+const ERROR_SAMPLES: usize = 5;
+
+impl PollLog {
+    pub fn new() -> Arc<PollLog> {
+        Arc::new(PollLog {
+            started: Instant::now(),
+            polls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            job_cpu_ns: AtomicU64::new(0),
+            inner: Mutex::default(),
+        })
+    }
+
+    /// Wraps a polling job so its runs are recorded here.
+    pub fn wrap(self: &Arc<Self>, job: Arc<dyn Job>) -> Arc<dyn Job> {
+        Arc::new(TimedJob {
+            inner: job,
+            log: Arc::clone(self),
+        })
+    }
+
+    fn record(&self, took: Duration, result: &Result<(), String>) {
+        self.polls.fetch_add(1, Relaxed);
+        if let Err(e) = result {
+            if is_timeout(e) {
+                self.timeouts.fetch_add(1, Relaxed);
+            } else {
+                self.errors.fetch_add(1, Relaxed);
+            }
+        }
+        let second = self.started.elapsed().as_secs() as usize;
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .latencies_us
+            .push(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        if inner.per_second.len() <= second {
+            inner.per_second.resize(second + 1, 0);
+        }
+        inner.per_second[second] += 1;
+        if let Err(e) = result {
+            if inner.samples.len() < ERROR_SAMPLES && !inner.samples.contains(e) {
+                inner.samples.push(e.clone());
+            }
+        }
+    }
+
+    /// Polls finished in the last `window` seconds (whole seconds, the current one too).
+    pub fn finished_within(&self, window: u64) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = inner.per_second.len();
+        let from = n.saturating_sub(usize::try_from(window).unwrap_or(usize::MAX));
+        inner.per_second[from..].iter().sum()
+    }
+
+    /// Latency percentiles (p50, p90, p99, max) in milliseconds, None before any poll.
+    pub fn latency_ms(&self) -> Option<[f64; 4]> {
+        let mut l = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latencies_us
+            .clone();
+        percentiles(&mut l)
+    }
+
+    pub fn per_second(&self) -> Vec<u64> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .per_second
+            .clone()
+    }
+
+    pub fn error_samples(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .samples
+            .clone()
+    }
+}
+
+/// A timed-out device: the SNMP error's wording, or the status the polling job reports
+/// for it (TIMEOUT, or PING_FAILURE when the device then did not answer a ping either).
+fn is_timeout(error: &str) -> bool {
+    use crate::plugins::status::DeviceStatus;
+    error.contains("timed out")
+        || [DeviceStatus::Timeout, DeviceStatus::PingFailure]
+            .iter()
+            .any(|s| error.starts_with(&format!("device status {} ", *s as i128)))
+}
+
+/// Nearest-rank percentiles of microsecond samples, in milliseconds.
+fn percentiles(samples: &mut [u64]) -> Option<[f64; 4]> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = |p: f64| {
+        let i = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[i - 1] as f64 / 1000.0
+    };
+    Some([rank(0.50), rank(0.90), rank(0.99), rank(1.0)])
+}
+
+struct TimedJob {
+    inner: Arc<dyn Job>,
+    log: Arc<PollLog>,
+}
+
+impl Job for TimedJob {
+    fn run(&self) -> BoxFuture<Result<(), String>> {
+        let run = self.inner.run();
+        let log = Arc::clone(&self.log);
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut metered = Metered {
+                inner: run,
+                cpu_ns: 0,
+            };
+            let result = (&mut metered).await;
+            log.job_cpu_ns.fetch_add(metered.cpu_ns, Relaxed);
+            log.record(started.elapsed(), &result);
+            result
+        })
+    }
+}
+
+/// A job's future, timed on the thread's CPU clock around each `poll`: the CPU the job
+/// itself costs on its poller thread, whatever else that thread runs in between. Work the
+/// job hands to other threads (the store's appends on the blocking pool, the SNMP
+/// engine's receiver, sled's flushers) is not in it; the process's total is.
+struct Metered {
+    inner: BoxFuture<Result<(), String>>,
+    cpu_ns: u64,
+}
+
+impl std::future::Future for Metered {
+    type Output = Result<(), String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let t0 = thread_cpu_ns();
+        let out = self.inner.as_mut().poll(cx);
+        self.cpu_ns += thread_cpu_ns().saturating_sub(t0);
+        out
+    }
+}
+
+/// This thread's CPU time, in nanoseconds (0 if the clock cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentiles(&mut []), None);
+        let mut s: Vec<u64> = (1..=100).rev().map(|i| i * 1000).collect();
+        assert_eq!(percentiles(&mut s), Some([50.0, 90.0, 99.0, 100.0]));
+        assert_eq!(percentiles(&mut [7000]), Some([7.0; 4]));
+    }
+
+    #[test]
+    fn outcomes_are_counted_apart() {
+        let log = PollLog::new();
+        log.record(Duration::from_millis(3), &Ok(()));
+        log.record(
+            Duration::from_millis(5),
+            &Err("SNMP request to x timed out after 5s with no answer".into()),
+        );
+        log.record(Duration::from_millis(1), &Err("refused".into()));
+        log.record(
+            Duration::from_millis(1),
+            &Err("device status 7 (see the status metrics group)".into()),
+        );
+        assert_eq!(log.polls.load(Relaxed), 4);
+        assert_eq!(log.timeouts.load(Relaxed), 2);
+        assert_eq!(log.errors.load(Relaxed), 1);
+        assert_eq!(log.finished_within(60), 4);
+        assert_eq!(log.error_samples().len(), 3);
+        assert_eq!(log.latency_ms().unwrap()[3], 5.0);
+    }
+}
