@@ -159,6 +159,14 @@ impl Broker {
 
 pub use crate::agent::blocking;
 
+/// Partition `index` of `topic`, if the topic exists and has it: what every API checks
+/// before touching a partition a client named.
+pub fn partition(topic: Option<&Topic>, index: i32) -> Option<(&Topic, u32)> {
+    let topic = topic?;
+    let p = u32::try_from(index).ok()?;
+    (p < topic.partitions()).then_some((topic, p))
+}
+
 /// Kafka error codes used by the broker.
 pub mod code {
     pub const NONE: i16 = 0;

@@ -18,15 +18,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
+use panoptes_storage::{Record, StoredRecord};
 use tokio::sync::Mutex;
 
+use super::batch::encode_records;
 use super::client::Connection;
 use crate::bus::{partition_for, Item, Message};
 
@@ -256,6 +254,20 @@ impl Inner {
             .ok_or_else(|| format!("no connection to {addr}"))
     }
 
+    /// `request` to the broker at `addr`, at the highest common version up to `ours`.
+    async fn call<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        addr: &str,
+        request: R,
+        ours: i16,
+    ) -> Result<R::Response, String> {
+        self.connection(addr)
+            .await?
+            .call(request, ours)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Any reachable bootstrap broker.
     async fn any(&mut self) -> Result<String, String> {
         let mut last = String::from("kafka.brokers is empty");
@@ -278,12 +290,7 @@ impl Inner {
         let mut req = MetadataRequest::default();
         req.topics = Some(vec![t]);
         req.allow_auto_topic_creation = true;
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 12)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 12).await?;
         for b in &answer.brokers {
             self.brokers
                 .insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
@@ -328,41 +335,26 @@ impl Inner {
         now_ms: u64,
     ) -> Result<(), String> {
         let n = self.leaders_of(topic).await?.len() as u32;
-        let mut by_partition: HashMap<u32, Vec<KafkaRecord>> = HashMap::new();
+        let mut by_partition: HashMap<u32, Vec<StoredRecord>> = HashMap::new();
         for m in messages {
             let p = partition_for(m.partition_key.as_bytes(), n);
             let records = by_partition.entry(p).or_default();
-            let i = records.len() as i64;
-            records.push(KafkaRecord {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: i as i32 - 1,
-                timestamp: now_ms as i64,
-                key: Some(Bytes::copy_from_slice(m.key.as_bytes())),
-                value: Some(Bytes::copy_from_slice(&m.value)),
-                headers: Default::default(),
+            records.push(StoredRecord {
+                offset: records.len() as u64,
+                record: Record {
+                    key: Some(m.key.as_bytes().to_vec()),
+                    value: m.value.clone(),
+                    timestamp_ms: now_ms,
+                    headers: Vec::new(),
+                },
             });
         }
         for (partition, records) in by_partition {
-            let mut batch = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut batch,
-                &records,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
-            )
-            .map_err(|e| format!("encoding a record batch: {e:#}"))?;
+            // The same encoder the embedded broker answers fetches with.
+            let batch = encode_records(&records)?;
             let mut pd = produce_request::PartitionProduceData::default();
             pd.index = partition as i32;
-            pd.records = Some(batch.freeze());
+            pd.records = Some(batch);
             let mut td = produce_request::TopicProduceData::default();
             td.name = TopicName(s(topic));
             td.partition_data = vec![pd];
@@ -371,12 +363,7 @@ impl Inner {
             req.timeout_ms = TIMEOUT.as_millis() as i32;
             req.topic_data = vec![td];
             let addr = self.leader(topic, partition).await?;
-            let answer = self
-                .connection(&addr)
-                .await?
-                .call(req, 9)
-                .await
-                .map_err(|e| e.to_string())?;
+            let answer = self.call(&addr, req, 9).await?;
             for t in &answer.responses {
                 for p in &t.partition_responses {
                     if p.error_code != 0 {
@@ -446,12 +433,7 @@ impl Inner {
         req.min_bytes = 1;
         req.max_bytes = 8 << 20;
         req.topics = vec![t];
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 12)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 12).await?;
         let Some(part) = answer.responses.first().and_then(|t| t.partitions.first()) else {
             return Ok(Some(Vec::new()));
         };
@@ -504,12 +486,7 @@ impl Inner {
         let mut req = ListOffsetsRequest::default();
         req.replica_id = BrokerId(-1);
         req.topics = vec![t];
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 7)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 7).await?;
         let p = answer
             .topics
             .first()
@@ -531,12 +508,7 @@ impl Inner {
         let addr = self.any().await?;
         let mut req = FindCoordinatorRequest::default();
         req.key = s(group);
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 3)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 3).await?;
         if answer.error_code != 0 {
             return Err(kafka_error(
                 &format!("finding the coordinator of group {group:?}"),
@@ -557,12 +529,7 @@ impl Inner {
         let mut req = OffsetFetchRequest::default();
         req.group_id = GroupId(s(group));
         req.topics = Some(vec![t]);
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 7)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 7).await?;
         let committed = answer
             .topics
             .first()
@@ -593,12 +560,7 @@ impl Inner {
         req.group_id = GroupId(s(group));
         req.generation_id_or_member_epoch = -1;
         req.topics = vec![t];
-        let answer = self
-            .connection(&addr)
-            .await?
-            .call(req, 8)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answer = self.call(&addr, req, 8).await?;
         for t in &answer.topics {
             for p in &t.partitions {
                 if p.error_code != 0 {

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 use panoptes_storage::Topic;
 
 use super::batch::encode_records;
-use super::broker::{blocking, code, Broker};
+use super::broker::{blocking, code, partition, Broker};
 
 /// Longest a fetch waits, whatever it asks (clients ask 100–500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -123,11 +123,7 @@ fn read_all(
             p.partition_index = index;
             p.preferred_read_replica = BrokerId(-1);
             p.records = Some(Default::default());
-            let partition = topic
-                .as_ref()
-                .zip(u32::try_from(index).ok())
-                .filter(|(t, i)| *i < t.partitions());
-            let Some((topic, partition)) = partition else {
+            let Some((topic, partition)) = partition(topic.as_ref(), index) else {
                 p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 p.high_watermark = -1;
                 p.last_stable_offset = -1;
@@ -185,11 +181,7 @@ pub async fn list_offsets(
                     p.partition_index = q.partition_index;
                     p.timestamp = -1;
                     p.offset = -1;
-                    let partition = topic
-                        .as_ref()
-                        .zip(u32::try_from(q.partition_index).ok())
-                        .filter(|(t, i)| *i < t.partitions());
-                    match partition {
+                    match partition(topic.as_ref(), q.partition_index) {
                         None => p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                         Some((topic, partition)) => {
                             let (offset, timestamp) = lookup(topic, partition, q.timestamp)?;

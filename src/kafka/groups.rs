@@ -19,7 +19,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::broker::{blocking, code, Broker, NODE_ID};
+use super::broker::{blocking, code, partition, Broker, NODE_ID};
 use super::coordinator::{Join, Outcome, State};
 
 fn s(text: &str) -> StrBytes {
@@ -306,11 +306,8 @@ pub async fn offset_commit(
                 for p in wanted.partitions {
                     let mut out = OffsetCommitResponsePartition::default();
                     out.partition_index = p.partition_index;
-                    let partition = topic
-                        .as_ref()
-                        .zip(u32::try_from(p.partition_index).ok())
-                        .filter(|(t, i)| *i < t.partitions());
-                    out.error_code = match (allowed, partition, u64::try_from(p.committed_offset)) {
+                    let named = partition(topic.as_ref(), p.partition_index);
+                    out.error_code = match (allowed, named, u64::try_from(p.committed_offset)) {
                         (code::NONE, Some((topic, partition)), Ok(offset)) => {
                             offsets
                                 .commit(&group, topic.name(), partition, offset)
@@ -348,7 +345,7 @@ pub async fn offset_fetch(
     let b = Arc::clone(broker);
     let topics = blocking(move || {
         let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
-        let partition = |index: i32, offset: Option<u64>, error: i16| {
+        let answer = |index: i32, offset: Option<u64>, error: i16| {
             let mut p = OffsetFetchResponsePartition::default();
             p.partition_index = index;
             p.committed_offset = offset.map_or(-1, |o| o as i64);
@@ -365,7 +362,7 @@ pub async fn offset_fetch(
                 for (topic, p, offset) in
                     offsets.group_offsets(&group).map_err(|e| e.to_string())?
                 {
-                    by_topic.entry(topic).or_default().push(partition(
+                    by_topic.entry(topic).or_default().push(answer(
                         p as i32,
                         Some(offset),
                         code::NONE,
@@ -384,14 +381,14 @@ pub async fn offset_fetch(
                     t.name = TopicName(s(&name));
                     let topic = b.topic(&name, false)?;
                     for index in indexes {
-                        let committed = match (&topic, u32::try_from(index)) {
-                            (Some(topic), Ok(p)) if p < topic.partitions() => offsets
+                        let committed = match partition(topic.as_ref(), index) {
+                            Some((topic, p)) => offsets
                                 .committed(&group, topic.name(), p)
                                 .map_err(|e| e.to_string())?,
                             // Kafka answers -1 (nothing committed) for unknown partitions.
-                            _ => None,
+                            None => None,
                         };
-                        t.partitions.push(partition(index, committed, code::NONE));
+                        t.partitions.push(answer(index, committed, code::NONE));
                     }
                     out.push(t);
                 }

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use panoptes_storage::{Keyspace, Store};
 
 use super::batch::decode_batches;
-use super::broker::{blocking, code, Broker};
+use super::broker::{blocking, code, partition, Broker};
 
 /// Batches remembered per producer and partition (Kafka keeps five).
 const REMEMBERED: usize = 5;
@@ -124,14 +124,11 @@ pub async fn produce(
                 let mut p = PartitionProduceResponse::default();
                 p.index = part.index;
                 p.log_append_time_ms = -1;
-                let Some(topic) = topic.as_ref().filter(|t| {
-                    u32::try_from(part.index).is_ok_and(|i| i < t.partitions())
-                }) else {
+                let Some((topic, partition)) = partition(topic.as_ref(), part.index) else {
                     p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                     t.partition_responses.push(p);
                     continue;
                 };
-                let partition = part.index as u32;
                 let batches = match decode_batches(
                     part.records.unwrap_or_default(),
                     b.config.max_frame_bytes,
