@@ -345,6 +345,16 @@ async fn bad_frames_close_or_answer_and_the_listener_keeps_serving() {
     assert!(matches!(c.raw(&garbage).await, Ok(None) | Err(_)));
     assert_eq!(f.bad("malformed"), 1.0);
     assert_eq!(f.bad("unknown_api"), 1.0);
+    assert_eq!(f.bad("unsupported_version"), 1.0, "Metadata v13");
+    // A newer ApiVersions than served is negotiation, not a bad request: answered, uncounted.
+    let mut c = f.connect().await;
+    let answer = c
+        .raw(&frame(&ApiVersionsRequest::default(), 4, 44))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&answer[..6], &[0, 0, 0, 44, 0, 35]);
+    assert_eq!(f.bad("unsupported_version"), 1.0);
 }
 
 #[tokio::test]

@@ -197,12 +197,10 @@ pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>
         return unsupported(p, 0).map(Some);
     };
     if !is_supported(api, p.api_version) {
-        broker.telemetry.inc(
-            "panoptes_kafka_bad_frames_total",
-            &[("reason", "unsupported_version")],
-        );
         tracing::debug!(api = ?api, version = p.api_version, "unsupported Kafka API or version");
         if api == ApiKey::ApiVersions {
+            // Not a bad request: clients open with their newest ApiVersions and retry
+            // with one from our list (KIP-511), so it is not counted.
             // Kafka's rule: answer in v0 with the list, so the client retries with one we serve.
             let mut body = BytesMut::new();
             ResponseHeader::default()
@@ -214,6 +212,10 @@ pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>
                 .map_err(|e| e.to_string())?;
             return framed(&body).map(Some);
         }
+        broker.telemetry.inc(
+            "panoptes_kafka_bad_frames_total",
+            &[("reason", "unsupported_version")],
+        );
         return unsupported(p, api.response_header_version(p.api_version)).map(Some);
     }
     let api_name = format!("{api:?}");
