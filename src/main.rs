@@ -6,6 +6,10 @@ use panoptes::cli::{Cli, Command, PluginCommand, ResourcesCommand, TopicCommand}
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
 
+/// mimalloc rather than glibc malloc: see `panoptes::memory`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -110,7 +110,6 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let started = Instant::now();
-    crate::memory::limit_arenas();
     let plugins = Plugins::load(&settings).context("loading plugins")?;
     tracing::info!(
         discovery = plugins.discovery.len(),
@@ -501,7 +500,6 @@ async fn housekeeping(
             let rates = Arc::clone(&rates);
             let _ = tokio::task::spawn_blocking(move || {
                 rates.sweep();
-                crate::memory::trim();
             })
             .await;
         }

@@ -7,14 +7,20 @@
 //! committer thread. Under load, each flush serves every writer that arrived during the
 //! previous one; alone, a writer pays exactly one flush and no waiting.
 //!
+//! Topic appends write segment files, not the engine: with `Durability::PowerLoss` they
+//! hand their files to [`Committer::wait_synced`], and the leader `fdatasync`s every file
+//! handed in since the last flush after flushing the engine, so one flush still serves
+//! every kind of writer.
+//!
 //! Why the ticket is taken *after* the writes: the leader reads the highest ticket before
 //! it starts flushing, and every ticket up to that one belongs to writes that had already
 //! completed, so the flush covers them all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::engine::Engine;
+use crate::files::SegmentFile;
 use crate::StorageError;
 
 pub(crate) struct Committer {
@@ -25,6 +31,8 @@ pub(crate) struct Committer {
     flushed: Condvar,
     /// Flushes run.
     flushes: AtomicU64,
+    /// Segment files written since the last flush, to sync with it.
+    unsynced: Mutex<Vec<Arc<dyn SegmentFile>>>,
 }
 
 #[derive(Default)]
@@ -53,7 +61,46 @@ impl Committer {
             state: Mutex::new(State::default()),
             flushed: Condvar::new(),
             flushes: AtomicU64::new(0),
+            unsynced: Mutex::new(Vec::new()),
         }
+    }
+
+    /// [`Committer::wait_durable`] for writes to segment files: returns once `files`
+    /// (and the engine) were synced by a flush that began after the call.
+    pub(crate) fn wait_synced(&self, files: Vec<Arc<dyn SegmentFile>>) -> Result<(), StorageError> {
+        {
+            let mut unsynced = lock_files(&self.unsynced);
+            for file in files {
+                if !unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                    unsynced.push(file);
+                }
+            }
+        }
+        self.wait_durable()
+    }
+
+    /// Counts a write acknowledged without a flush: an append with
+    /// `Durability::Process`, durable once written to its file.
+    pub(crate) fn count_durable_write(&self) {
+        self.issued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The leader's flush: the engine, then every segment file handed in so far. A file
+    /// whose sync failed stays in the list, for the next flush to try again.
+    fn flush(&self) -> Result<(), StorageError> {
+        self.engine.flush()?;
+        let files = std::mem::take(&mut *lock_files(&self.unsynced));
+        for (i, file) in files.iter().enumerate() {
+            if let Err(e) = file.sync() {
+                lock_files(&self.unsynced).extend(files[i..].iter().cloned());
+                return Err(StorageError::Engine {
+                    op: "fdatasync",
+                    tree: "a topic segment file".into(),
+                    source: Box::new(e),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Returns once every write this thread completed before the call is durable.
@@ -72,7 +119,7 @@ impl Committer {
                 state.flushing = true;
                 let covers = self.issued.load(Ordering::SeqCst);
                 drop(state);
-                let result = self.engine.flush();
+                let result = self.flush();
                 state = self.lock();
                 state.flushing = false;
                 if result.is_ok() {
@@ -106,11 +153,15 @@ impl Committer {
     }
 }
 
+/// The list is only pushed to and taken whole: a poisoned lock is taken anyway.
+fn lock_files(m: &Mutex<Vec<Arc<dyn SegmentFile>>>) -> MutexGuard<'_, Vec<Arc<dyn SegmentFile>>> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::memory::MemoryEngine;
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]

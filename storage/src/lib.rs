@@ -15,34 +15,40 @@
 //!
 //! # Engines
 //!
-//! Everything sits on a small ordered key-value engine trait (`engine`) with two engines:
-//! sled 0.34.7 on disk ([`Store::open`], the default) and an in-memory one
-//! ([`Store::memory`], for tests). The crate's test suite runs every test against both.
+//! Keyspaces, leases, offsets and topic metadata sit on a small ordered key-value engine
+//! trait (`engine`) with two engines: sled 0.34.7 on disk ([`Store::open`], the default)
+//! and an in-memory one ([`Store::memory`], for tests). Topic records are not in the
+//! engine: they are appended to segment files (`files`), in `topics/` beside sled's
+//! database on disk, or in memory with the memory engine. The crate's test suite runs
+//! every test against both.
 //!
 //! # Durability
 //!
-//! [`Topic::append`], [`ConsumerOffsets::commit`], lease changes and [`Store::flush`]
-//! return only after a flush that covers them. Concurrent callers share flushes (group
-//! commit, `commit`): one flush acknowledges every write that completed before it began.
-//! Readers only see flushed records, so an offset once read is never reused after a
-//! crash. [`Durability`] says what a flush survives: a crash of the process (default,
-//! sled's `sync_file_range`) or also a power loss (`fdatasync`). Keyspace writes are
-//! not flushed one by one: they are durable after [`Store::flush`] or sled's own flush
-//! every 500 ms (Redis `appendfsync everysec`). Only one process may open a directory at
-//! a time ([`StorageError::Locked`]).
+//! [`ConsumerOffsets::commit`], lease changes and [`Store::flush`] return only after a
+//! flush that covers them; concurrent callers share flushes (group commit, `commit`): one
+//! flush acknowledges every write that completed before it began. [`Topic::append`]
+//! returns once its records are written to their segment file, which a crash of the
+//! process cannot take back; readers see them only then, so an offset once read is never
+//! reused after a crash. [`Durability`] says what an acknowledged write survives: a crash
+//! of the process (default: sled's `sync_file_range`, the OS page cache for segments) or
+//! also a power loss (`fdatasync` of sled's log and of the segment files written, shared
+//! by group commit). Keyspace writes are not flushed one by one: they are durable after
+//! [`Store::flush`] or sled's own flush every 500 ms (Redis `appendfsync everysec`). Only
+//! one process may open a directory at a time ([`StorageError::Locked`]).
 //!
 //! # Layout
 //!
-//! One engine tree per keyspace (`keyspace/<name>`) and per topic (`topic/<name>`), plus
-//! `panoptes/expiry`, `panoptes/topics`, `panoptes/consumer_offsets` and
-//! `panoptes/leases`. Every value is a versioned bincode envelope `{ version,
-//! expires_at_ms, payload }` (see `codec`), so the format can change later; an unknown
-//! version or garbage is [`StorageError::Corrupt`] with the place named, never garbage
-//! handed back. Topic records are stored in chunks of at most 7 KiB (or 1000 records),
-//! one engine value per chunk keyed by (partition, base offset), written in batches of
-//! ~256 KiB with one small summary per batch that start-up, retention and stats read
-//! instead of the records (`topic::layout` says why these sizes). At start-up, a corrupt
-//! summary is rebuilt from its chunks; reads skip a corrupt chunk and log where it is.
+//! One engine tree per keyspace (`keyspace/<name>`) and per topic (`topic/<name>`, its
+//! partitions' log start), plus `panoptes/expiry`, `panoptes/topics`,
+//! `panoptes/consumer_offsets` and `panoptes/leases`. Every value is a versioned bincode
+//! envelope `{ version, expires_at_ms, payload }` (see `codec`), so the format can change
+//! later; an unknown version or garbage is [`StorageError::Corrupt`] with the place named,
+//! never garbage handed back. A topic partition is a directory of segment files of CRC'd
+//! frames (`topic::layout` has the format and says why files): start-up indexes the frame
+//! headers and cuts off a torn tail of the last segment; reads check each frame's CRC
+//! and skip (and log) a corrupt one; retention hides frames at once and deletes a segment
+//! file once all its frames are gone. A log of the first builds (chunks in the engine
+//! tree) is moved into segment files when its topic is opened.
 //!
 //! All calls are blocking; handles are `Send + Sync + Clone`, for use from
 //! `tokio::task::spawn_blocking`.
@@ -52,6 +58,7 @@ mod codec;
 mod commit;
 mod engine;
 mod error;
+mod files;
 mod keyspace;
 mod lease;
 mod offsets;

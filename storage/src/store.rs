@@ -15,7 +15,7 @@ use crate::engine::{Engine, KvEngine, Tree};
 use crate::keyspace::{expiry, stripes::Stripes, KeyspaceShared, KEYSPACE_TREE_PREFIX};
 use crate::lease::{Leases, LeasesShared};
 use crate::stats::{KeyspaceStats, PartitionStats, StoreStats};
-use crate::topic::TopicShared;
+use crate::topic::{LogConfig, TopicShared};
 use crate::{ConsumerOffsets, Keyspace, StorageError, Topic};
 
 /// Internal trees. Keyspace and topic trees are prefixed `keyspace/` and `topic/`, so
@@ -69,6 +69,8 @@ struct Shared {
     offsets: Tree,
     leases: Arc<LeasesShared>,
     stripes: Arc<Stripes>,
+    /// Where and how topics keep their records.
+    log: LogConfig,
     /// One writer state per topic in the process, whatever the number of handles.
     topics: Mutex<HashMap<String, Arc<TopicShared>>>,
     /// One set of counts per keyspace in the process.
@@ -132,6 +134,11 @@ impl Store {
                 Arc::clone(&committer),
             )),
             committer,
+            log: LogConfig {
+                files: engine.files(),
+                durability: engine.durability(),
+                segment_bytes: crate::topic::layout::SEGMENT_BYTES,
+            },
             engine,
             stripes: Arc::new(Stripes::new()),
             topics: Mutex::new(HashMap::new()),
@@ -141,6 +148,20 @@ impl Store {
             shared: Arc::new(shared),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store with segments of `bytes` (before any topic is opened), for tests
+    /// of segment rolling and deletion.
+    pub(crate) fn with_segment_bytes(self, bytes: u64) -> Store {
+        let mut shared = match Arc::try_unwrap(self.shared) {
+            Ok(shared) => shared,
+            Err(shared) => return Store { shared, ..self },
+        };
+        shared.log.segment_bytes = bytes;
+        Store {
+            shared: Arc::new(shared),
+            clock: self.clock,
+        }
     }
 
     /// The engine, for `testing` (which builds a new store on it: a restart of a
@@ -205,6 +226,7 @@ impl Store {
         };
         let shared = Arc::new(TopicShared::open(
             &self.shared.engine,
+            self.shared.log.clone(),
             Arc::clone(&self.shared.committer),
             name,
             partitions,
@@ -234,12 +256,25 @@ impl Store {
     pub fn delete_topic(&self, name: &str) -> Result<bool, StorageError> {
         check_name("topic", name)?;
         let mut topics = lock(&self.shared.topics);
-        let existed =
-            topics.remove(name).is_some() | self.shared.topic_meta.get(name.as_bytes())?.is_some();
+        let open = topics.remove(name);
+        if let Some(shared) = &open {
+            shared.mark_deleted();
+        }
+        let existed = open.is_some() | self.shared.topic_meta.get(name.as_bytes())?.is_some();
         if !existed {
             return Ok(false);
         }
         self.shared.topic_meta.remove(name.as_bytes())?;
+        let dir = crate::topic::layout::topic_dir(name);
+        self.shared
+            .log
+            .files
+            .remove_all(&dir)
+            .map_err(|e| StorageError::Engine {
+                op: "delete the segment files",
+                tree: format!("topic {name:?}"),
+                source: Box::new(e),
+            })?;
         let tree = self
             .shared
             .engine
@@ -298,8 +333,9 @@ impl Store {
         self.shared.committer.wait_durable()
     }
 
+    /// Bytes on disk: the database and the topics' segment files.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
-        self.shared.engine.size_on_disk()
+        Ok(self.shared.engine.size_on_disk()? + self.shared.log.files.size_on_disk())
     }
 
     /// Sizes of every keyspace and topic partition, disk use and flush counts.
@@ -351,7 +387,7 @@ impl Store {
             engine: self.shared.engine.kind(),
             keyspaces,
             topics,
-            disk_bytes: self.shared.engine.size_on_disk()?,
+            disk_bytes: self.size_on_disk()?,
             flushes: commits.flushes,
             durable_writes: commits.durable_writes,
         })

@@ -7,24 +7,24 @@ use std::time::Duration;
 use crate::engine::memory::MemoryEngine;
 use crate::{Keyspace, Leases, StorageError, Store, Topic};
 
-/// A batch of chunks of a partition (the unit retention removes), as its summary
-/// describes it.
+/// A frame of a partition (a piece of an append, the unit retention removes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchInfo {
     pub base_offset: u64,
     pub records: u64,
-    /// Encoded size of its chunks, what retention by bytes counts.
+    /// Bytes of the frame, header included: what retention by bytes counts.
     pub bytes: u64,
-    /// (base offset, records) of each of its chunks.
+    /// (base offset, records) of the frame (one entry; kept as a list for tests written
+    /// when a batch held several chunks).
     pub chunks: Vec<(u64, u64)>,
 }
 
-/// The batches of `partition`, in offset order.
+/// The frames of `partition` from its log start, in offset order.
 pub fn batches(topic: &Topic, partition: u32) -> Result<Vec<BatchInfo>, StorageError> {
     topic.batch_infos(partition)
 }
 
-/// (base offset, records) of every chunk of `partition`, in offset order.
+/// (base offset, records) of every frame of `partition`, in offset order.
 pub fn chunks(topic: &Topic, partition: u32) -> Result<Vec<(u64, u64)>, StorageError> {
     Ok(batches(topic, partition)?
         .into_iter()
@@ -32,29 +32,31 @@ pub fn chunks(topic: &Topic, partition: u32) -> Result<Vec<(u64, u64)>, StorageE
         .collect())
 }
 
-/// Replaces the stored bytes of the chunk at `base_offset` with `raw`.
-pub fn write_raw_chunk(
+/// Overwrites bytes of the frame holding `offset`, `at` bytes into it (0 is the start of
+/// its header; its payload starts at [`FRAME_HEADER_BYTES`]).
+pub fn write_raw_frame(
     topic: &Topic,
     partition: u32,
-    base_offset: u64,
+    offset: u64,
+    at: u64,
     raw: &[u8],
 ) -> Result<(), StorageError> {
-    topic.write_raw_chunk(partition, base_offset, raw)
-}
-
-/// Replaces the stored bytes of the summary of the batch at `base_offset` with `raw`.
-pub fn write_raw_summary(
-    topic: &Topic,
-    partition: u32,
-    base_offset: u64,
-    raw: &[u8],
-) -> Result<(), StorageError> {
-    topic.write_raw_summary(partition, base_offset, raw)
+    topic.write_raw_frame(partition, offset, at, raw)
 }
 
 /// Replaces the stored bytes of a partition's meta entry (its log start) with `raw`.
 pub fn write_raw_meta(topic: &Topic, partition: u32, raw: &[u8]) -> Result<(), StorageError> {
     topic.write_raw_meta(partition, raw)
+}
+
+/// The base offsets of the segment files of `partition`.
+pub fn segments(topic: &Topic, partition: u32) -> Result<Vec<u64>, StorageError> {
+    topic.segment_bases(partition)
+}
+
+/// The same store with segment files of `bytes` (call before opening any topic).
+pub fn with_segment_bytes(store: Store, bytes: u64) -> Store {
+    store.with_segment_bytes(bytes)
 }
 
 /// Stores `raw` as the stored bytes of `key`, bypassing the envelope.
@@ -86,8 +88,8 @@ pub fn memory_with_flush_delay(delay: Duration) -> Store {
     }
 }
 
-/// Chunking limits, for models of the topic log that mirror how appends are cut.
-pub const CHUNK_MAX_RECORDS: usize = crate::topic::layout::MAX_CHUNK_RECORDS;
-pub const CHUNK_MAX_BYTES: usize = crate::topic::layout::MAX_CHUNK_BYTES;
-pub const CHUNK_RECORD_OVERHEAD: usize = crate::topic::layout::RECORD_OVERHEAD;
-pub const BATCH_MAX_BYTES: usize = crate::topic::layout::MAX_BATCH_BYTES;
+/// Framing limits, for models of the topic log that mirror how appends are cut.
+pub const FRAME_MAX_RECORDS: usize = crate::topic::layout::MAX_FRAME_RECORDS;
+pub const FRAME_MAX_BYTES: usize = crate::topic::layout::MAX_FRAME_BYTES;
+pub const FRAME_RECORD_OVERHEAD: usize = crate::topic::layout::RECORD_OVERHEAD;
+pub const FRAME_HEADER_BYTES: usize = crate::topic::layout::HEADER_BYTES;

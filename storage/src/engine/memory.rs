@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::{Batch, Bytes, KeyValue, KvEngine, KvTree, RangeIter};
-use crate::StorageError;
+use crate::files::{Files, MemFiles};
+use crate::{Durability, StorageError};
 
 type Map = BTreeMap<Vec<u8>, Arc<[u8]>>;
 
@@ -22,6 +23,8 @@ pub(crate) struct MemoryEngine {
     trees: Mutex<HashMap<String, Arc<MemoryTree>>>,
     /// How long each flush takes (tests of group commit).
     flush_delay: Option<Duration>,
+    /// The topics' segment files.
+    files: Arc<MemFiles>,
 }
 
 impl MemoryEngine {
@@ -64,6 +67,20 @@ impl KvEngine for MemoryEngine {
 
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         Ok(0)
+    }
+
+    fn files(&self) -> Arc<dyn Files> {
+        Arc::clone(&self.files) as Arc<dyn Files>
+    }
+
+    /// An engine with a slow flush stands for a disk that syncs: appends then wait for
+    /// flushes, as with `Durability::PowerLoss` on disk (tests of group commit).
+    fn durability(&self) -> Durability {
+        if self.flush_delay.is_some() {
+            Durability::PowerLoss
+        } else {
+            Durability::Process
+        }
     }
 
     fn kind(&self) -> &'static str {

@@ -72,6 +72,12 @@ pub(crate) trait KvEngine: Send + Sync {
 
     /// A short name for logs and `/metrics` ("sled", "memory").
     fn kind(&self) -> &'static str;
+
+    /// Where the topics' segment files go: beside the database on disk, or in memory.
+    fn files(&self) -> Arc<dyn crate::files::Files>;
+
+    /// How far an acknowledged write must be durable.
+    fn durability(&self) -> crate::Durability;
 }
 
 /// An ordered map from bytes to bytes.
@@ -126,6 +132,14 @@ impl Engine {
 
     pub(crate) fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    pub(crate) fn files(&self) -> Arc<dyn crate::files::Files> {
+        self.inner.files()
+    }
+
+    pub(crate) fn durability(&self) -> crate::Durability {
+        self.inner.durability()
     }
 }
 

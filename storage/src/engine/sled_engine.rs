@@ -4,8 +4,8 @@
 //! `flush` (sled also flushes every 500 ms by itself); tiny values cost several times
 //! their size on disk; a tree page (a leaf holds up to ~16 entries) bigger than a quarter
 //! of a segment (128 KiB) is written to a separate blob file that sled does not fsync, and
-//! huge batches balloon the resident memory. So topic chunks are kept small (see
-//! `topic::layout`) and batches bounded.
+//! huge batches balloon the resident memory. So batches are kept bounded, and topic
+//! records live in segment files instead (see `topic::layout`).
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Batch, Bytes, KvEngine, KvTree, RangeIter};
+use crate::files::{DiskFiles, Files};
 use crate::{Durability, StorageError};
 
 /// Page cache size. sled's default is 1 GiB, far more than a collector needs resident.
@@ -70,11 +71,27 @@ fn open_dirs() -> &'static Mutex<HashMap<PathBuf, Weak<sled::Db>>> {
     OPEN.get_or_init(Default::default)
 }
 
+/// The directory, under the store's, that holds the topics' segment files.
+const TOPICS_DIR: &str = "topics";
+
 pub(crate) struct SledEngine {
     db: Arc<sled::Db>,
     /// sled's log file, opened again so that `flush` can `fdatasync` it (see `flush`),
     /// with [`Durability::PowerLoss`].
     log_file: Option<std::fs::File>,
+    durability: Durability,
+    files: Arc<DiskFiles>,
+    /// Removes a temporary store's directory; last, so it goes after the database.
+    _temporary: Option<TemporaryDir>,
+}
+
+/// A directory removed on drop.
+struct TemporaryDir(PathBuf);
+
+impl Drop for TemporaryDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl SledEngine {
@@ -137,19 +154,37 @@ impl SledEngine {
             }
         };
         open.insert(key, Arc::downgrade(&db));
-        Ok(SledEngine { db, log_file })
+        Ok(SledEngine {
+            db,
+            log_file,
+            durability,
+            files: Arc::new(DiskFiles::new(dir.join(TOPICS_DIR))),
+            _temporary: None,
+        })
     }
 
     /// A database in a temporary directory that is removed on drop.
     pub(crate) fn temporary() -> Result<SledEngine, StorageError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         tune_allocator();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("panoptes-store-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::Directory {
+            path: dir.clone(),
+            source,
+        })?;
+        let guard = TemporaryDir(dir.clone());
         sled::Config::new()
             .temporary(true)
+            .path(dir.join("db"))
             .cache_capacity(CACHE_CAPACITY_BYTES)
             .open()
             .map(|db| SledEngine {
                 db: Arc::new(db),
                 log_file: None,
+                durability: Durability::Process,
+                files: Arc::new(DiskFiles::new(dir.join(TOPICS_DIR))),
+                _temporary: Some(guard),
             })
             .map_err(|e| engine_error("open a temporary database", "(temporary)", e))
     }
@@ -204,6 +239,14 @@ impl KvEngine for SledEngine {
 
     fn kind(&self) -> &'static str {
         "sled"
+    }
+
+    fn files(&self) -> Arc<dyn Files> {
+        Arc::clone(&self.files) as Arc<dyn Files>
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
     }
 }
 

@@ -1,15 +1,16 @@
-//! Cutting an append into chunks, and the chunk value format.
+//! Cutting an append into frames, and the frame payload format (the records in the
+//! versioned envelope of `codec`).
 
-use super::layout::{MAX_CHUNK_BYTES, MAX_CHUNK_RECORDS, RECORD_OVERHEAD};
+use super::layout::{MAX_FRAME_BYTES, MAX_FRAME_RECORDS, RECORD_OVERHEAD};
 use crate::codec;
 use crate::{Record, StorageError};
 
-/// The largest record accepted. Well under the codec's limit, so that a chunk holding one
+/// The largest record accepted. Well under the codec's limit, so that a frame holding one
 /// such record (plus framing) always encodes.
 pub(crate) const MAX_RECORD_BYTES: usize = 32 * 1024 * 1024;
 
-/// Splits `records` into consecutive runs of at most [`MAX_CHUNK_RECORDS`] records and
-/// [`MAX_CHUNK_BYTES`] bytes (by [`Record::size_bytes`] plus [`RECORD_OVERHEAD`]); a
+/// Splits `records` into consecutive runs of at most [`MAX_FRAME_RECORDS`] records and
+/// [`MAX_FRAME_BYTES`] bytes (by [`Record::size_bytes`] plus [`RECORD_OVERHEAD`]); a
 /// record bigger than that alone makes a chunk.
 pub(crate) fn split(records: &[Record]) -> Vec<&[Record]> {
     let mut chunks = Vec::new();
@@ -17,7 +18,7 @@ pub(crate) fn split(records: &[Record]) -> Vec<&[Record]> {
     let mut bytes = 0;
     for (i, record) in records.iter().enumerate() {
         let size = record.size_bytes().saturating_add(RECORD_OVERHEAD);
-        if i > start && (i - start == MAX_CHUNK_RECORDS || bytes + size > MAX_CHUNK_BYTES) {
+        if i > start && (i - start == MAX_FRAME_RECORDS || bytes + size > MAX_FRAME_BYTES) {
             chunks.push(&records[start..i]);
             start = i;
             bytes = 0;
@@ -77,14 +78,14 @@ mod tests {
 
     #[test]
     fn splits_by_count_and_by_bytes() {
-        let many: Vec<Record> = (0..2500).map(|_| record(0)).collect();
+        let many: Vec<Record> = (0..10_000).map(|_| record(0)).collect();
         let lens: Vec<usize> = split(&many).iter().map(|c| c.len()).collect();
         // 16 bytes each: by bytes before by count.
-        let per = MAX_CHUNK_BYTES / RECORD_OVERHEAD;
-        assert_eq!(lens[0], per.min(MAX_CHUNK_RECORDS));
-        assert_eq!(lens.iter().sum::<usize>(), 2500);
+        let per = MAX_FRAME_BYTES / RECORD_OVERHEAD;
+        assert_eq!(lens[0], per.min(MAX_FRAME_RECORDS));
+        assert_eq!(lens.iter().sum::<usize>(), 10_000);
 
-        let third = MAX_CHUNK_BYTES / 3 - RECORD_OVERHEAD;
+        let third = MAX_FRAME_BYTES / 3 - RECORD_OVERHEAD;
         let big: Vec<Record> = (0..5).map(|_| record(third)).collect();
         let lens: Vec<usize> = split(&big).iter().map(|c| c.len()).collect();
         assert_eq!(lens, vec![3, 2]);
@@ -92,7 +93,7 @@ mod tests {
         let lens: Vec<usize> = split(&over).iter().map(|c| c.len()).collect();
         assert_eq!(lens, vec![2, 2, 1]);
 
-        let huge = vec![record(2 * MAX_CHUNK_BYTES), record(1)];
+        let huge = vec![record(2 * MAX_FRAME_BYTES), record(1)];
         let lens: Vec<usize> = split(&huge).iter().map(|c| c.len()).collect();
         assert_eq!(lens, vec![1, 1]);
         assert!(split(&[]).is_empty());
@@ -111,7 +112,7 @@ mod tests {
             .collect();
         for piece in split(&records) {
             let bytes = encode(piece, String::new).unwrap().len();
-            assert!(bytes <= MAX_CHUNK_BYTES + 64, "{bytes}");
+            assert!(bytes <= MAX_FRAME_BYTES + 64, "{bytes}");
         }
     }
 

@@ -1,30 +1,34 @@
 //! Topics: append-only partitioned logs with offsets (what Kafka's log did).
 //!
-//! See [`layout`] for how a topic sits in its engine tree. Offsets of a partition start at
-//! 0 and are consecutive. Writers (appends, retention) of a topic are serialized by one
-//! mutex; readers take no lock and see records up to the *published* high watermark,
-//! which moves only after the records are flushed, so a consumer never sees a record that
-//! a crash could take back (and whose offset could then be reused).
+//! See [`layout`] for how a topic sits in its segment files and its engine tree. Offsets
+//! of a partition start at 0 and are consecutive. Writers (appends, retention) of a
+//! partition are serialized by its log's lock; readers hold it only to find the frames
+//! they want and read them unlocked, seeing records up to the *published* high
+//! watermark, which moves only once the records are as durable as the store promises
+//! (see [`Topic::append`]), so a consumer never sees a record that a crash could take
+//! back (and whose offset could then be reused).
 
 mod append;
 mod chunk;
 pub(crate) mod layout;
+mod legacy;
+mod log;
 mod read;
 mod retention;
-mod summary;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::codec;
 use crate::commit::Committer;
 use crate::engine::{Engine, Tree};
-use crate::{Record, StorageError, StoredRecord};
+use crate::files::Files;
+use crate::{Durability, Record, StorageError, StoredRecord};
 use layout::PartitionMeta;
 
-/// The engine tree holding topic `name`.
+/// The engine tree holding topic `name`'s partition metadata.
 pub(crate) fn topic_tree_name(name: &str) -> String {
     format!("topic/{name}")
 }
@@ -46,62 +50,86 @@ impl std::fmt::Debug for Topic {
     }
 }
 
+/// Where and how a store keeps its topics' records.
+#[derive(Clone)]
+pub(crate) struct LogConfig {
+    pub files: Arc<dyn Files>,
+    pub durability: Durability,
+    /// A segment takes no more frames past this size.
+    pub segment_bytes: u64,
+}
+
 /// State of one topic shared by all its handles.
 pub(crate) struct TopicShared {
     name: String,
+    /// Partition metadata (the log start).
     tree: Tree,
+    config: LogConfig,
     committer: Arc<Committer>,
-    /// What readers may see; written only by writers holding `writer` (or, for `high`,
-    /// by appenders after their flush, with `fetch_max`).
+    /// What readers may see, published by the writers; lock-free for stats.
     cursors: Vec<Cursor>,
-    writer: Mutex<Vec<PartitionState>>,
+    logs: Vec<RwLock<log::Log>>,
+    /// Set by `Store::delete_topic`: handles still held read nothing, append nothing.
+    deleted: AtomicBool,
 }
 
 /// The published watermarks of a partition, and its size for `Store::stats`.
 struct Cursor {
     low: AtomicU64,
     high: AtomicU64,
-    /// Encoded bytes of the partition's chunks (`PartitionState::bytes`, copied).
+    /// Bytes of the partition's frames from the log start (`Log::bytes`, copied).
     bytes: AtomicU64,
 }
 
-/// The writer's view of a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PartitionState {
-    /// The offset the next appended record gets.
-    next_offset: u64,
-    log_start: u64,
-    /// Sum of the encoded sizes of the partition's chunks.
-    bytes: u64,
-}
-
 impl TopicShared {
-    /// Loads the state of every partition from the tree.
+    /// Opens every partition's segments (see [`log::open`] for the start-up checks), and
+    /// moves a log of the first builds out of the engine tree first (see [`legacy`]).
     pub(crate) fn open(
         engine: &Engine,
+        config: LogConfig,
         committer: Arc<Committer>,
         name: &str,
         partitions: u32,
     ) -> Result<TopicShared, StorageError> {
         let tree = engine.tree(&topic_tree_name(name))?;
-        let states = (0..partitions)
-            .map(|p| load_partition(&tree, name, p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let cursors = states
+        let dir = layout::topic_dir(name);
+        let mut logs = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            let meta = load_meta(&tree, name, p)?;
+            let place = || format!("topic {name:?} partition {p}");
+            let (log, repairs) =
+                log::open(&*config.files, layout::partition_dir(&dir, p), meta, place)?;
+            for (path, pos, cut, why) in &repairs.truncated {
+                tracing::warn!(topic = name, partition = p, segment = %path, position = pos, bytes = cut, reason = %why,
+                    "cut a torn or corrupt tail off the topic log (a write the crash interrupted: never acknowledged)");
+            }
+            for (path, pos, why) in &repairs.unreadable {
+                tracing::error!(topic = name, partition = p, segment = %path, position = pos, reason = %why,
+                    "a segment of the topic log is corrupt from this position on; its later records are skipped");
+            }
+            logs.push(log);
+        }
+        let cursors = logs
             .iter()
-            .map(|s| Cursor {
-                low: AtomicU64::new(s.log_start),
-                high: AtomicU64::new(s.next_offset),
-                bytes: AtomicU64::new(s.bytes),
+            .map(|l| Cursor {
+                low: AtomicU64::new(l.log_start),
+                high: AtomicU64::new(l.next_offset),
+                bytes: AtomicU64::new(l.bytes),
             })
             .collect();
-        Ok(TopicShared {
+        let topic = TopicShared {
             name: name.to_owned(),
             tree,
+            config,
             committer,
             cursors,
-            writer: Mutex::new(states),
-        })
+            logs: logs.into_iter().map(RwLock::new).collect(),
+            deleted: AtomicBool::new(false),
+        };
+        for p in 0..partitions {
+            legacy::migrate(&topic, p)?;
+        }
+        Ok(topic)
     }
 
     fn cursor(&self, partition: u32) -> Result<&Cursor, StorageError> {
@@ -120,16 +148,22 @@ impl TopicShared {
         u32::try_from(self.cursors.len()).unwrap_or(u32::MAX)
     }
 
-    /// The writer lock. Poisoning is ignored: writer state is updated only after the
-    /// engine writes it describes succeeded, so a panic cannot leave it ahead of the tree.
-    fn lock_writer(&self) -> MutexGuard<'_, Vec<PartitionState>> {
-        self.writer
-            .lock()
+    /// A partition's log for reading. Poisoning is ignored: the log is updated only
+    /// after the file writes it describes succeeded.
+    fn read_log(&self, partition: u32) -> RwLockReadGuard<'_, log::Log> {
+        self.logs[partition as usize]
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_log(&self, partition: u32) -> RwLockWriteGuard<'_, log::Log> {
+        self.logs[partition as usize]
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// (records, bytes, low watermark, high watermark) of every partition, from the
-    /// published counters: no engine access, no lock.
+    /// published counters: no file access, no lock.
     pub(crate) fn partition_stats(&self) -> Vec<(u64, u64, u64, u64)> {
         self.cursors
             .iter()
@@ -145,9 +179,19 @@ impl TopicShared {
         &self.name
     }
 
-    fn chunk_place(&self, partition: u32, base_offset: u64) -> String {
+    /// Marks the topic deleted (`Store::delete_topic`): handles still held read
+    /// nothing from now on, and their appends fail.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    fn frame_place(&self, partition: u32, base_offset: u64) -> String {
         format!(
-            "topic {:?} partition {partition} chunk at offset {base_offset}",
+            "topic {:?} partition {partition} frame at offset {base_offset}",
             self.name
         )
     }
@@ -157,60 +201,19 @@ fn meta_place(topic: &str, partition: u32) -> String {
     format!("topic {topic:?} partition {partition} meta")
 }
 
-/// Reads a partition's state: the log start from its meta entry, the high watermark and
-/// size from its batch summaries. These are the start-up checks of the log:
-///
-/// - a corrupt meta entry is logged and the log start taken from the first batch;
-/// - a corrupt summary is rebuilt from its chunks and written back (see
-///   [`summary::rebuild`]), so neither reads nor retention ever stop at it.
-fn load_partition(
-    tree: &Tree,
-    topic: &str,
-    partition: u32,
-) -> Result<PartitionState, StorageError> {
-    let log_start = match tree.get(&layout::meta_key(partition))? {
+/// The stored log start of a partition; a corrupt entry is logged and ignored (the log
+/// start is then the first frame's offset).
+fn load_meta(tree: &Tree, topic: &str, partition: u32) -> Result<Option<u64>, StorageError> {
+    Ok(match tree.get(&layout::meta_key(partition))? {
         Some(raw) => match codec::decode::<PartitionMeta>(&raw, || meta_place(topic, partition)) {
-            Ok(meta) => meta.payload.log_start,
+            Ok(meta) => Some(meta.payload.log_start),
             Err(e) => {
                 tracing::error!(error = %e, "ignoring a corrupt partition meta entry at start-up");
-                0
+                None
             }
         },
-        None => 0,
-    };
-    let mut state = PartitionState {
-        next_offset: log_start,
-        log_start,
-        bytes: 0,
-    };
-    let mut first = true;
-    let mut entries = summary::summaries(tree, topic, partition).peekable();
-    while let Some(entry) = entries.next() {
-        let (base, decoded) = entry?;
-        let batch = match decoded {
-            Ok(batch) => batch,
-            Err(e) => {
-                let next_base = match entries.peek() {
-                    Some(Ok((next, _))) => Some(*next),
-                    _ => None,
-                };
-                let rebuilt = summary::rebuild(tree, topic, partition, base, next_base)?;
-                tracing::warn!(
-                    error = %e,
-                    records = rebuilt.records,
-                    "rebuilt a corrupt batch summary from its chunks"
-                );
-                rebuilt
-            }
-        };
-        if first {
-            state.log_start = base;
-            first = false;
-        }
-        state.next_offset = state.next_offset.max(base + batch.records);
-        state.bytes += batch.bytes;
-    }
-    Ok(state)
+        None => None,
+    })
 }
 
 impl Topic {
@@ -231,11 +234,13 @@ impl Topic {
     }
 
     /// Appends `records` to `partition` with consecutive offsets and returns the offset of
-    /// the first one (the high watermark if `records` is empty). The records are flushed
-    /// to disk before this returns, by a flush shared with every other append, offset
-    /// commit and lease change waiting at the same time (group commit). The records of
-    /// one call stay together and in order; concurrent appends to one partition get
-    /// offsets in the order they reach the writer lock.
+    /// the first one (the high watermark if `records` is empty). Before this returns, the
+    /// records are written to the partition's segment file, which a crash of the process
+    /// cannot take back (they are in the OS); with [`Durability::PowerLoss`] they are also
+    /// synced to the disk, by an `fdatasync` shared with every other append, offset commit
+    /// and lease change waiting at the same time (group commit). The records of one call
+    /// stay together and in order; concurrent appends to one partition get offsets in the
+    /// order they reach the partition's lock.
     ///
     /// On error, none of the records are visible to readers; some may become visible with
     /// a later successful append (the producer's retry then duplicates them:
@@ -249,7 +254,7 @@ impl Topic {
     /// whatever its size, so a consumer can always make progress. Empty if
     /// `max_records` is 0 or nothing is at or after `from_offset`. Reading below the low
     /// watermark starts at the low watermark (the first offset returned tells). A corrupt
-    /// chunk is logged and skipped.
+    /// frame (CRC mismatch) is logged and skipped.
     pub fn read(
         &self,
         partition: u32,
@@ -271,11 +276,13 @@ impl Topic {
         Ok(self.shared.cursor(partition)?.low.load(Ordering::Acquire))
     }
 
-    /// Removes whole chunks from the front of every partition while the oldest chunk was
-    /// appended more than `max_age` ago or the partition holds more than
-    /// `max_bytes_per_partition` (encoded size). Returns how many records were removed.
-    /// The newest chunk is not spared: an old enough partition is emptied, and its offsets
-    /// carry on from where they were.
+    /// Removes whole frames (the pieces appends were cut into) from the front of every
+    /// partition while the oldest was appended more than `max_age` ago or the partition
+    /// holds more than `max_bytes_per_partition` (frame bytes, headers included). Returns
+    /// how many records were removed. The newest frame is not spared: an old enough
+    /// partition is emptied, and its offsets carry on from where they were. Readers stop
+    /// seeing the frames at once; a segment file is deleted once all its frames are gone
+    /// (never the one being appended to), so the disk follows a segment at a time.
     pub fn apply_retention(
         &self,
         max_age: Option<Duration>,
@@ -289,43 +296,34 @@ impl Topic {
         )
     }
 
-    /// The batches of a partition as their summaries describe them, for tests (see
-    /// [`crate::testing`]).
+    /// The frames of a partition from its log start, for tests (see [`crate::testing`]).
     pub(crate) fn batch_infos(
         &self,
         partition: u32,
     ) -> Result<Vec<crate::testing::BatchInfo>, StorageError> {
         self.shared.cursor(partition)?;
-        summary::summaries(&self.shared.tree, &self.shared.name, partition)
-            .map(|entry| {
-                let (base_offset, batch) = entry?;
-                let batch = batch?;
-                Ok(crate::testing::BatchInfo {
-                    base_offset,
-                    records: batch.records,
-                    bytes: batch.bytes,
-                    chunks: batch
-                        .chunk_bases(base_offset)
-                        .zip(&batch.chunk_records)
-                        .map(|(base, &records)| (base, u64::from(records)))
-                        .collect(),
-                })
+        let log = self.shared.read_log(partition);
+        Ok(log
+            .live_frames()
+            .map(|(_, f)| crate::testing::BatchInfo {
+                base_offset: f.base,
+                records: u64::from(f.records),
+                bytes: f.bytes(),
+                chunks: vec![(f.base, u64::from(f.records))],
             })
-            .collect()
+            .collect())
     }
 
-    /// Overwrites a batch summary with raw bytes, for tests of corruption.
-    pub(crate) fn write_raw_summary(
-        &self,
-        partition: u32,
-        base_offset: u64,
-        raw: &[u8],
-    ) -> Result<(), StorageError> {
+    /// The base offsets of a partition's segment files, for tests.
+    pub(crate) fn segment_bases(&self, partition: u32) -> Result<Vec<u64>, StorageError> {
         self.shared.cursor(partition)?;
-        self.shared
-            .tree
-            .insert(&layout::summary_key(partition, base_offset), raw.to_vec())?;
-        Ok(())
+        Ok(self
+            .shared
+            .read_log(partition)
+            .segments
+            .iter()
+            .map(|s| s.base)
+            .collect())
     }
 
     /// Overwrites the partition meta entry with raw bytes, for tests of corruption.
@@ -337,17 +335,35 @@ impl Topic {
         Ok(())
     }
 
-    /// Overwrites a chunk value with raw bytes, for tests of corruption.
-    pub(crate) fn write_raw_chunk(
+    /// Overwrites bytes of the frame holding `offset`, from `at` bytes into it (its
+    /// header starts at 0), for tests of corruption.
+    pub(crate) fn write_raw_frame(
         &self,
         partition: u32,
-        base_offset: u64,
+        offset: u64,
+        at: u64,
         raw: &[u8],
     ) -> Result<(), StorageError> {
         self.shared.cursor(partition)?;
-        self.shared
-            .tree
-            .insert(&layout::chunk_key(partition, base_offset), raw.to_vec())?;
-        Ok(())
+        let log = self.shared.read_log(partition);
+        let found = log
+            .segments
+            .iter()
+            .flat_map(|s| s.frames.iter().map(move |f| (s, f)))
+            .find(|(_, f)| f.base <= offset && offset < f.end());
+        let Some((segment, frame)) = found else {
+            return Err(StorageError::InvalidArgument {
+                what: format!("offset {offset}"),
+                reason: "no frame holds it".into(),
+            });
+        };
+        segment
+            .file
+            .write_at(frame.pos + at, raw)
+            .map_err(|e| StorageError::Engine {
+                op: "write",
+                tree: segment.path.clone(),
+                source: Box::new(e),
+            })
     }
 }

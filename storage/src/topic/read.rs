@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{chunk, layout, TopicShared};
+use super::{chunk, log, TopicShared};
 use crate::{StorageError, StoredRecord};
 
 /// See [`super::Topic::read`].
@@ -15,42 +15,35 @@ pub(super) fn read(
 ) -> Result<Vec<StoredRecord>, StorageError> {
     let cursor = topic.cursor(partition)?;
     let high = cursor.high.load(Ordering::Acquire);
-    // Below the low watermark, start at it (retention removes the chunks there, but a
-    // read racing with it could otherwise see some of them).
+    // Below the low watermark, start at it (retention hides the frames there at once).
     let from_offset = from_offset.max(cursor.low.load(Ordering::Acquire));
     let mut out = Vec::new();
-    if from_offset >= high || max_records == 0 {
+    if from_offset >= high || max_records == 0 || topic.is_deleted() {
         return Ok(out);
     }
-    // The chunk holding `from_offset` is the last one starting at or before it.
-    let containing = topic
-        .tree
-        .range(layout::chunk_key(partition, 0)..=layout::chunk_key(partition, from_offset))
-        .next_back()
-        .transpose()?;
-    let start = match containing {
-        Some((key, _)) => key.to_vec(),
-        None => layout::chunk_key(partition, from_offset),
-    };
-    let end = layout::chunk_key(partition, u64::MAX);
+    // The lock is held only to find the frames; the reads go to the files unlocked (a
+    // segment deleted meanwhile stays readable through the open handle).
+    let frames = topic
+        .read_log(partition)
+        .frames_from(from_offset, high, max_records, max_bytes);
 
     let mut bytes = 0usize;
-    for entry in topic.tree.range(start..=end) {
-        let (key, raw) = entry?;
-        let Some(base) = layout::base_offset(&key) else {
-            continue;
-        };
-        if base >= high {
-            break;
-        }
-        let records = match chunk::decode(&raw, || topic.chunk_place(partition, base)) {
+    for (file, frame) in frames {
+        let place = || topic.frame_place(partition, frame.base);
+        let records = match log::read_frame(&*file, &frame)
+            .map_err(|reason| StorageError::Corrupt {
+                place: place(),
+                reason,
+            })
+            .and_then(|payload| chunk::decode(&payload, place))
+        {
             Ok(records) => records,
             Err(e) => {
-                tracing::warn!(error = %e, "read skipped a corrupt chunk");
+                tracing::warn!(error = %e, "read skipped a corrupt frame");
                 continue;
             }
         };
-        for (offset, record) in (base..).zip(records) {
+        for (offset, record) in (frame.base..).zip(records) {
             if offset < from_offset {
                 continue;
             }

@@ -55,6 +55,13 @@ impl Fixture {
         }
     }
 
+    /// The same fixture with segment files of `bytes` until the next reopen.
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Fixture {
+        let store = self.store.take().unwrap();
+        self.store = Some(testing::with_segment_bytes(store, bytes));
+        self
+    }
+
     pub fn store(&self) -> &Store {
         self.store.as_ref().unwrap()
     }

@@ -3,18 +3,27 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use panoptes_storage::{testing, Record, Store};
+use panoptes_storage::{testing, Durability, Record, Store};
 
 use crate::fixture::{engine_tests, Kind};
 
 engine_tests!(concurrent_producers_share_flushes_and_keep_their_order);
 
-/// A store whose flush is slow enough that concurrent producers overlap: sled's own, or
-/// the memory engine with a 2 ms flush.
-fn store(kind: Kind) -> Store {
+/// A store whose appends wait for flushes slow enough that concurrent producers overlap:
+/// sled with `Durability::PowerLoss` (an `fdatasync` per flush), or the memory engine
+/// with a 2 ms flush. (With `Durability::Process`, appends are acknowledged once written
+/// to their segment file and never wait for a flush.)
+fn store(kind: Kind) -> (Store, Option<tempfile::TempDir>) {
     match kind {
-        Kind::Sled => Store::temporary().unwrap(),
-        Kind::Memory => testing::memory_with_flush_delay(Duration::from_millis(2)),
+        Kind::Sled => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open_with(dir.path(), Durability::PowerLoss).unwrap();
+            (store, Some(dir))
+        }
+        Kind::Memory => (
+            testing::memory_with_flush_delay(Duration::from_millis(2)),
+            None,
+        ),
     }
 }
 
@@ -37,7 +46,7 @@ fn concurrent_producers_share_flushes_and_keep_their_order(kind: Kind) {
     const PRODUCERS: u64 = 8;
     const APPENDS: u64 = 25;
     const BATCH: u64 = 3;
-    let store = store(kind);
+    let (store, _dir) = store(kind);
     let topic = store.topic("t", 2).unwrap();
     let before = store.stats().unwrap();
     let threads: Vec<_> = (0..PRODUCERS)

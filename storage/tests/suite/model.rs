@@ -85,16 +85,16 @@ impl ModelPartition {
     }
 }
 
-/// How an append is cut into chunks, as documented: a chunk closes before it would pass
-/// `CHUNK_MAX_RECORDS` records or `CHUNK_MAX_BYTES` bytes, counting each record as its
-/// size plus `CHUNK_RECORD_OVERHEAD`. The test checks the chunks it sees against this.
+/// How an append is cut into frames, as documented: a frame closes before it would pass
+/// `FRAME_MAX_RECORDS` records or `FRAME_MAX_BYTES` bytes, counting each record as its
+/// size plus `FRAME_RECORD_OVERHEAD`. The test checks the chunks it sees against this.
 fn model_split(records: &[Record]) -> Vec<&[Record]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, r) in records.iter().enumerate() {
-        let size = r.size_bytes() + testing::CHUNK_RECORD_OVERHEAD;
+        let size = r.size_bytes() + testing::FRAME_RECORD_OVERHEAD;
         let full =
-            i - start == testing::CHUNK_MAX_RECORDS || bytes + size > testing::CHUNK_MAX_BYTES;
+            i - start == testing::FRAME_MAX_RECORDS || bytes + size > testing::FRAME_MAX_BYTES;
         if i > start && full {
             out.push(&records[start..i]);
             (start, bytes) = (i, 0);
@@ -143,19 +143,15 @@ fn run(kind: Kind, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let m = &mut model[partition as usize];
                 let base = topic.append(partition, &records).unwrap();
                 prop_assert_eq!(base, m.high);
-                if !records.is_empty() {
-                    let size: usize = records.iter().map(|r| r.size_bytes()).sum();
-                    prop_assert!(size < testing::BATCH_MAX_BYTES / 2);
+                // One frame per piece of the append, as documented.
+                for piece in model_split(&records) {
                     m.chunks.push_back(ModelBatch {
                         base: m.high,
-                        chunks: model_split(&records)
-                            .iter()
-                            .map(|c| c.len() as u64)
-                            .collect(),
-                        records: records.clone(),
+                        chunks: vec![piece.len() as u64],
+                        records: piece.to_vec(),
                         appended_at_ms: now,
                     });
-                    m.high += records.len() as u64;
+                    m.high += piece.len() as u64;
                 }
             }
             Op::Read {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::fixture::{engine_tests, record, records, Kind};
+use crate::fixture::{engine_tests, record, records, Fixture, Kind};
 use panoptes_storage::{testing, StorageError, StoredRecord};
 
 engine_tests!(
@@ -13,6 +13,7 @@ engine_tests!(
     max_bytes_and_max_records_bound_a_read,
     retention_by_age_removes_whole_old_chunks_from_the_front,
     retention_by_bytes_keeps_each_partition_under_the_limit,
+    segments_roll_and_retention_deletes_the_ones_it_empties,
     concurrent_appends_never_share_an_offset,
 );
 
@@ -81,29 +82,25 @@ fn an_existing_topic_keeps_its_partition_count_and_state(kind: Kind) {
 fn large_appends_are_chunked_and_read_across_chunk_boundaries(kind: Kind) {
     let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
-    topic.append(0, &records(0, 2500, 0)).unwrap();
-    topic.append(0, &records(2500, 10, 0)).unwrap();
+    topic.append(0, &records(0, 10_000, 0)).unwrap();
+    topic.append(0, &records(10_000, 10, 0)).unwrap();
     let chunks = testing::chunks(&topic, 0).unwrap();
     assert!(chunks.len() > 3, "{chunks:?}");
     // Consecutive, covering every offset once; an append starts a chunk of its own.
     let mut next = 0;
     for &(base, records) in &chunks {
         assert_eq!(base, next);
-        assert!(records >= 1 && records as usize <= testing::CHUNK_MAX_RECORDS);
+        assert!(records >= 1 && records as usize <= testing::FRAME_MAX_RECORDS);
         next += records;
     }
-    assert_eq!(next, 2510);
-    assert!(chunks.iter().any(|&(base, _)| base == 2500));
-    // Each append is one batch (both are well under the batch size).
-    let batches = testing::batches(&topic, 0).unwrap();
-    let shape: Vec<(u64, u64)> = batches.iter().map(|b| (b.base_offset, b.records)).collect();
-    assert_eq!(shape, vec![(0, 2500), (2500, 10)]);
+    assert_eq!(next, 10_010);
+    assert_eq!(chunks.last(), Some(&(10_000, 10)));
 
     // From the middle of a chunk, across two boundaries.
     let second = chunks[1].0;
     let fourth = chunks[3].0;
     let read = topic.read(0, second - 1, usize::MAX, usize::MAX).unwrap();
-    assert_eq!(offsets(&read), (second - 1..2510).collect::<Vec<_>>());
+    assert_eq!(offsets(&read), (second - 1..10_010).collect::<Vec<_>>());
     let read = topic
         .read(0, second - 1, (fourth - second + 2) as usize, usize::MAX)
         .unwrap();
@@ -117,22 +114,22 @@ fn large_appends_are_chunked_and_read_across_chunk_boundaries(kind: Kind) {
         vec![second]
     );
     assert_eq!(
-        offsets(&topic.read(0, 2509, 10, usize::MAX).unwrap()),
-        vec![2509]
+        offsets(&topic.read(0, 10_009, 10, usize::MAX).unwrap()),
+        vec![10_009]
     );
     // Everything.
     let all = topic.read(0, 0, usize::MAX, usize::MAX).unwrap();
-    assert_eq!(offsets(&all), (0..2510).collect::<Vec<_>>());
+    assert_eq!(offsets(&all), (0..10_010).collect::<Vec<_>>());
 }
 
 fn chunks_are_cut_by_bytes_too(kind: Kind) {
     let (store, _clock) = kind.manual_store(0);
     let topic = store.topic("t", 1).unwrap();
     // Three of these fit in a chunk, four do not.
-    let quarter = testing::CHUNK_MAX_BYTES / 4;
+    let quarter = testing::FRAME_MAX_BYTES / 4;
     topic.append(0, &records(0, 5, quarter)).unwrap();
     // A record bigger than a chunk gets one of its own.
-    let huge = 3 * testing::CHUNK_MAX_BYTES;
+    let huge = 3 * testing::FRAME_MAX_BYTES;
     topic.append(0, &records(5, 2, huge)).unwrap();
     let per_chunk: Vec<u64> = testing::chunks(&topic, 0)
         .unwrap()
@@ -236,6 +233,41 @@ fn retention_by_bytes_keeps_each_partition_under_the_limit(kind: Kind) {
     assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 8);
     assert_eq!(topic.low_watermark(0).unwrap(), 24);
     assert!(testing::batches(&topic, 0).unwrap().is_empty());
+}
+
+fn segments_roll_and_retention_deletes_the_ones_it_empties(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0).with_segment_bytes(2048);
+    {
+        let store = fixture.store();
+        let topic = store.topic("t", 1).unwrap();
+        for i in 0..10 {
+            topic.append(0, &records(i * 2, 2, 500)).unwrap();
+        }
+        // ~1 KB frames: two per segment.
+        assert_eq!(testing::segments(&topic, 0).unwrap(), vec![0, 4, 8, 12, 16]);
+        let disk = store.size_on_disk().unwrap();
+        // Hide the first three frames: the first segment goes, the second stays (one of
+        // its frames is still live).
+        let frames = testing::batches(&topic, 0).unwrap();
+        let keep: u64 = frames[3..].iter().map(|f| f.bytes).sum();
+        assert_eq!(topic.apply_retention(None, Some(keep)).unwrap(), 6);
+        assert_eq!(testing::segments(&topic, 0).unwrap(), vec![4, 8, 12, 16]);
+        if kind == Kind::Sled {
+            assert!(store.size_on_disk().unwrap() < disk);
+        }
+        // Emptied: every segment but the last goes; offsets carry on after a restart.
+        assert_eq!(topic.apply_retention(None, Some(0)).unwrap(), 14);
+        assert_eq!(testing::segments(&topic, 0).unwrap(), vec![16]);
+    }
+    let topic = fixture.reopen().topic("t", 1).unwrap();
+    assert_eq!(topic.low_watermark(0).unwrap(), 20);
+    assert_eq!(topic.append(0, &records(20, 1, 0)).unwrap(), 20);
+    assert_eq!(
+        offsets(&topic.read(0, 0, 10, usize::MAX).unwrap()),
+        vec![20]
+    );
+    // (The default segment size after the reopen: the last segment takes it.)
+    assert_eq!(testing::segments(&topic, 0).unwrap(), vec![16]);
 }
 
 fn concurrent_appends_never_share_an_offset(kind: Kind) {

@@ -1,0 +1,302 @@
+//! Where topic segment files live: a directory on disk beside sled's database, or a map
+//! in memory for the memory engine. The topic log (`topic::segment`) reads and writes
+//! through these two small traits only, so every test of the log runs against both.
+//!
+//! Paths are relative to the store, `/`-separated, and built by the topic log from
+//! names it has escaped (see `topic::segment::topic_dir`), never from raw input.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// A directory tree of segment files.
+pub(crate) trait Files: Send + Sync {
+    /// The names of the files directly in `dir` (empty if it does not exist).
+    fn list(&self, dir: &str) -> io::Result<Vec<String>>;
+
+    /// Opens `path` for reading and writing, creating it (and its directories) if
+    /// `create`; `NotFound` otherwise when it does not exist.
+    fn open(&self, path: &str, create: bool) -> io::Result<Arc<dyn SegmentFile>>;
+
+    /// Removes the file `path`. Handles already open on it keep working until dropped.
+    fn remove(&self, path: &str) -> io::Result<()>;
+
+    /// Removes `dir` and everything under it; nothing if it does not exist.
+    fn remove_all(&self, dir: &str) -> io::Result<()>;
+
+    /// Bytes of every file, for `Store::stats` (0 in memory: nothing is on disk).
+    fn size_on_disk(&self) -> u64;
+}
+
+/// One segment file: positioned reads and writes, no shared cursor, so readers and the
+/// one writer of a partition never disturb each other.
+pub(crate) trait SegmentFile: Send + Sync {
+    fn write_at(&self, pos: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Fills `buf` from `pos`; `UnexpectedEof` if the file ends first.
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn truncate(&self, len: u64) -> io::Result<()>;
+    /// `fdatasync`: the written bytes survive a power loss.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// Segment files in a directory on disk (`topics/` in the store's directory).
+pub(crate) struct DiskFiles {
+    root: PathBuf,
+}
+
+impl DiskFiles {
+    pub(crate) fn new(root: PathBuf) -> DiskFiles {
+        DiskFiles { root }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+}
+
+impl Files for DiskFiles {
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let entries = match std::fs::read_dir(self.path(dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn open(&self, path: &str, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let path = self.path(path);
+        if create {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
+        Ok(Arc::new(DiskFile(file)))
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        match std::fs::remove_file(self.path(path)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn remove_all(&self, dir: &str) -> io::Result<()> {
+        match std::fs::remove_dir_all(self.path(dir)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        dir_size(&self.root)
+    }
+}
+
+/// Bytes of the files under `dir`; what cannot be read counts 0.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+struct DiskFile(std::fs::File);
+
+impl SegmentFile for DiskFile {
+    fn write_at(&self, pos: u64, bytes: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, bytes, pos)
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.0, buf, pos)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// Segment files in memory, kept by the memory engine so that a "restart" of a memory
+/// store (`testing::reopen`) finds them again.
+#[derive(Default)]
+pub(crate) struct MemFiles {
+    files: Mutex<BTreeMap<String, Arc<MemFile>>>,
+}
+
+impl MemFiles {
+    fn files(&self) -> MutexGuard<'_, BTreeMap<String, Arc<MemFile>>> {
+        // Only inserted into and removed from whole: a panic cannot leave it half-changed.
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Files for MemFiles {
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .files()
+            .keys()
+            .filter_map(|path| path.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn open(&self, path: &str, create: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        let mut files = self.files();
+        match files.get(path) {
+            Some(file) => Ok(Arc::clone(file) as Arc<dyn SegmentFile>),
+            None if create => {
+                let file = Arc::new(MemFile::default());
+                files.insert(path.to_owned(), Arc::clone(&file));
+                Ok(file)
+            }
+            None => Err(io::Error::new(io::ErrorKind::NotFound, path.to_owned())),
+        }
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.files().remove(path);
+        Ok(())
+    }
+
+    fn remove_all(&self, dir: &str) -> io::Result<()> {
+        let prefix = format!("{dir}/");
+        self.files().retain(|path, _| !path.starts_with(&prefix));
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+}
+
+#[derive(Default)]
+struct MemFile {
+    bytes: RwLock<Vec<u8>>,
+}
+
+impl SegmentFile for MemFile {
+    fn write_at(&self, pos: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut data = self
+            .bytes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let start = usize::try_from(pos).map_err(io::Error::other)?;
+        let end = start + bytes.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let data = self
+            .bytes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let start = usize::try_from(pos).map_err(io::Error::other)?;
+        match data.get(start..start.saturating_add(buf.len())) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        }
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let data = self
+            .bytes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(data.len() as u64)
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        let mut data = self
+            .bytes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        data.resize(usize::try_from(len).map_err(io::Error::other)?, 0);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(files: &dyn Files) {
+        assert!(files.list("t/0").unwrap().is_empty());
+        assert!(files.open("t/0/a.log", false).is_err());
+        let f = files.open("t/0/a.log", true).unwrap();
+        f.write_at(0, b"hello").unwrap();
+        f.write_at(3, b"p!").unwrap();
+        let mut buf = [0u8; 5];
+        f.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"help!");
+        assert_eq!(f.len().unwrap(), 5);
+        assert_eq!(
+            f.read_at(3, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        f.truncate(2).unwrap();
+        assert_eq!(f.len().unwrap(), 2);
+        files.open("t/0/b.log", true).unwrap();
+        files.open("t/1/c.log", true).unwrap();
+        let mut names = files.list("t/0").unwrap();
+        names.sort();
+        assert_eq!(names, vec!["a.log", "b.log"]);
+        files.remove("t/0/a.log").unwrap();
+        assert_eq!(files.list("t/0").unwrap(), vec!["b.log"]);
+        files.remove_all("t").unwrap();
+        assert!(files.list("t/0").unwrap().is_empty());
+        assert!(files.list("t/1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn memory_files_behave_as_files_on_disk() {
+        exercise(&MemFiles::default());
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&DiskFiles::new(dir.path().to_path_buf()));
+    }
+}
