@@ -142,6 +142,9 @@ where
         .context("starting the SNMP engine")?;
     tracing::debug!(config = ?snmp.config(), "SNMP engine started");
     let telemetry = Arc::new(Telemetry::default());
+    // Listeners are bound before any actor starts: a taken port is then a plain error,
+    // not an error while the actors are being torn down.
+    let kafka = start_kafka(&settings, &store, &telemetry)?;
     let bus = if settings.kafka.brokers.is_empty() {
         Bus::new(store.clone(), settings.kafka.partitions)
     } else {
@@ -310,8 +313,6 @@ where
     .await
     .context("starting the InfluxDB sink")?;
     consumers.extend(influx.consumers.iter().cloned());
-
-    let kafka = start_kafka(&settings, &store, &telemetry)?;
 
     let mut sections = metrics_sections(
         &pool_stats,

@@ -268,14 +268,29 @@ impl MetricsGroup {
     /// `<resource_id>|<group_type>|<dim>|<value>|...`, dimensions sorted by name: the Kafka
     /// partitioning key, and the prefix of rate-state keys (spec §4.6).
     pub fn partition_key(&self) -> String {
+        // Built in one buffer: it is computed twice per group and poll (rates, publish).
         let mut dims: Vec<&Dimension> = self.dimensions.iter().collect();
         dims.sort_by(|a, b| a.dimension_name.cmp(&b.dimension_name));
-        let mut key = format!("{}|{}|", self.resource.id, self.metrics_group_type);
-        let parts: Vec<String> = dims
+        let len = dims
             .iter()
-            .map(|d| format!("{}|{}", d.dimension_name, d.dimension_value))
-            .collect();
-        key.push_str(&parts.join("|"));
+            .map(|d| d.dimension_name.len() + d.dimension_value.len() + 2)
+            .sum::<usize>()
+            + self.resource.id.len()
+            + self.metrics_group_type.len()
+            + 2;
+        let mut key = String::with_capacity(len);
+        key.push_str(&self.resource.id);
+        key.push('|');
+        key.push_str(&self.metrics_group_type);
+        key.push('|');
+        for (i, d) in dims.iter().enumerate() {
+            if i > 0 {
+                key.push('|');
+            }
+            key.push_str(&d.dimension_name);
+            key.push('|');
+            key.push_str(&d.dimension_value);
+        }
         key
     }
 
