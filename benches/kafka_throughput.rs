@@ -1,5 +1,5 @@
 //! Kafka wire benchmark: produce and consume throughput of the embedded broker (1 KB
-//! messages, acks=all, on the sled store with its group-commit flushes) and end-to-end
+//! messages, acks=all, on the store on disk: segment files) and end-to-end
 //! latency produce -> consume, through the Kafka protocol over loopback TCP.
 //!
 //! Prints figures; it is not a timed test. Run:
@@ -143,7 +143,7 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "kafka_throughput: {messages} x 1 KB messages, batches of {per_batch}, acks=all, {producers} producers (one partition each), sled store"
+        "kafka_throughput: {messages} x 1 KB messages, batches of {per_batch}, acks=all, {producers} producers (one partition each), store on disk"
     );
     rt.block_on(async {
         // Produce.

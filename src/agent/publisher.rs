@@ -6,7 +6,8 @@
 //! and each append was its own engine batch. Here a poll hands its messages to one thread,
 //! which takes everything queued (up to [`MAX_BATCH_BYTES`]), waits at most [`LINGER`]
 //! for more (like a Kafka producer's `linger.ms`), appends each topic's messages in one
-//! call and flushes once, then answers every poll in the batch with the result. A poll's
+//! call (few, large frames in the segment files), then answers every poll in the batch
+//! with the result. A poll's
 //! messages stay together and in order; nothing is acknowledged before it is durable.
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
-//! Produce and InitProducerId. Records are acknowledged only after the storage flush
-//! that covers them (`Topic::append` returns then), for acks=1 and acks=-1 alike.
+//! Produce and InitProducerId. Records are acknowledged only once `Topic::append` returns
+//! (they are in the partition's segment file, and synced with `Durability::PowerLoss`),
+//! for acks=1 and acks=-1 alike.
 //!
 //! Idempotent producers: a batch whose producer id, epoch and first sequence equal one of
 //! the last five batches of that producer on that partition is a retry; it is answered

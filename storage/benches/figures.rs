@@ -3,8 +3,9 @@
 //! bytes per stored byte. Prints a table; takes about two minutes.
 //!
 //! Run: `cargo bench -p panoptes-storage --bench figures`. Every store lives in a
-//! temporary directory under `TMPDIR` (put it on the disk you want to measure), on sled,
-//! so append figures include real flushes (fsync). `FIGURES_SECONDS` sets the time spent
+//! temporary directory under `TMPDIR` (put it on the disk you want to measure), on disk:
+//! appends write segment files (and with `PowerLoss` wait for a shared `fdatasync`;
+//! "appends/flush" counts how many one flush served, and is meaningful only there). `FIGURES_SECONDS` sets the time spent
 //! per measurement (default 1.5). Sections: `append group reads keyspace stats space`;
 //! name some after `--` to run only those.
 

@@ -27,6 +27,9 @@ pub(crate) trait Files: Send + Sync {
 
     /// Bytes of every file, for `Store::stats` (0 in memory: nothing is on disk).
     fn size_on_disk(&self) -> u64;
+
+    /// Whether the files are on disk (their sizes count as disk use).
+    fn on_disk(&self) -> bool;
 }
 
 /// One segment file: positioned reads and writes, no shared cursor, so readers and the
@@ -105,6 +108,10 @@ impl Files for DiskFiles {
 
     fn size_on_disk(&self) -> u64 {
         dir_size(&self.root)
+    }
+
+    fn on_disk(&self) -> bool {
+        true
     }
 }
 
@@ -201,6 +208,10 @@ impl Files for MemFiles {
 
     fn size_on_disk(&self) -> u64 {
         0
+    }
+
+    fn on_disk(&self) -> bool {
+        false
     }
 }
 

@@ -179,6 +179,16 @@ impl TopicShared {
         &self.name
     }
 
+    /// Bytes of the topic's segment files, from the index (no file system call).
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        (0..self.partition_count())
+            .map(|p| {
+                let log = self.read_log(p);
+                log.segments.iter().map(|s| s.end).sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Marks the topic deleted (`Store::delete_topic`): handles still held read
     /// nothing from now on, and their appends fail.
     pub(crate) fn mark_deleted(&self) {
