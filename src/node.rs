@@ -478,7 +478,7 @@ async fn start_demo(settings: &Settings) -> Result<SimulatorHandle> {
 }
 
 /// TTL sweeps every 5 s; topic retention every 10 s (a big fleet appends tens of MB a
-/// second); the rate state's sweep and a malloc trim every minute.
+/// second); the rate state's sweep every minute.
 async fn housekeeping(
     store: Store,
     rates: Arc<crate::transform::RateStore>,

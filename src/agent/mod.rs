@@ -11,7 +11,7 @@ pub mod resources;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::Recipient;
 use md5::{Digest, Md5};
@@ -78,12 +78,7 @@ pub fn finish_run(
     .emit(&shared.telemetry);
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::model::now_ms;
 
 /// The original's plugin signature: hex MD5 of the normalised name and the Python repr of
 /// the plugin data (the resource's serialization key, or `None` for discovery).

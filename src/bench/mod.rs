@@ -408,9 +408,7 @@ async fn watch(
         .unwrap_or_default();
     let polls = log.polls.load(Relaxed);
     let cpu = me1.cpu_s - me0.cpu_s;
-    let latency = log
-        .latency_ms()
-        .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max });
+    let latency = log.latency_ms().map(Latency::from);
     let steady = steady_start
         .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
         .map(|(cpu0, polls0, job0, varbinds0)| {
@@ -438,10 +436,7 @@ async fn watch(
             errors: e.errors.load(Relaxed) + e.timeouts.load(Relaxed),
             poller_thread_cpu_s: cpu_s,
             poller_thread_ms_per_run: (runs > 0).then(|| cpu_s * 1000.0 / runs as f64),
-            latency_ms: e
-                .latency_ms()
-                .map(|[p50, p90, p99, max]| Latency { p50, p90, p99, max })
-                .unwrap_or_default(),
+            latency_ms: e.latency_ms().map(Latency::from).unwrap_or_default(),
             runs_per_second: e.per_second(),
         }
     };

@@ -12,6 +12,13 @@ pub struct Latency {
     pub max: f64,
 }
 
+impl From<[f64; 4]> for Latency {
+    /// From `PollLog::latency_ms`'s p50, p90, p99, max.
+    fn from([p50, p90, p99, max]: [f64; 4]) -> Latency {
+        Latency { p50, p90, p99, max }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct RssMb {
     pub start: f64,

@@ -113,7 +113,7 @@ pub async fn produce(
     let acks = request.acks;
     let b = Arc::clone(broker);
     let responses = blocking(move || {
-        let now_ms = now_ms();
+        let now_ms = crate::model::now_ms();
         let mut appended: Vec<(&'static str, u64)> = Vec::new();
         let mut out = Vec::new();
         for topic_data in request.topic_data {
@@ -206,11 +206,4 @@ fn compression_name(c: kafka_protocol::records::Compression) -> &'static str {
         Compression::Lz4 => "lz4",
         Compression::Zstd => "zstd",
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

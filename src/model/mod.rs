@@ -15,7 +15,7 @@ pub use metrics::{
 pub use resource::{
     CreationTimestamp, Resource, ResourceSet, DEFAULT_RESOURCE_TTL, RESOURCE_SET_SCHEMA_VERSION,
 };
-pub use time::{now_epoch, round3};
+pub use time::{now_epoch, now_ms, round3};
 
 /// A value or name the model refuses, with the field it was for.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -8,6 +8,14 @@ pub fn now_epoch() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Wall-clock Unix milliseconds (0 before 1970), for TTLs, expiries and record timestamps.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Round to 3 decimals, as the original does for metric and group timestamps.
 pub fn round3(t: f64) -> f64 {
     (t * 1000.0).round() / 1000.0

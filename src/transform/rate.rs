@@ -35,7 +35,7 @@ pub trait RateState {
             .iter()
             .map(|(name, sample)| {
                 let key = format!("{group_key}|{name}");
-                let value = format!("{}|{}", sample.value, sample.ts);
+                let value = format_sample(sample);
                 Ok(self.get_set(&key, &value, ttl)?.and_then(|previous| {
                     let parsed = parse_sample(&previous);
                     if parsed.is_none() {
@@ -208,6 +208,12 @@ fn counter_delta(prev: MetricValue, cur: MetricValue, report: &mut TransformRepo
     }
 }
 
+/// A sample as the spec's rate state stores it: `<value>|<timestamp>`.
+pub(super) fn format_sample(sample: &Sample) -> String {
+    format!("{}|{}", sample.value, sample.ts)
+}
+
+/// The sample of a stored `<value>|<timestamp>`.
 pub(super) fn parse_sample(s: &str) -> Option<Sample> {
     let (v, ts) = s.split_once('|')?;
     let value = match v.parse::<i128>() {

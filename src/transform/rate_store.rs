@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use panoptes_storage::{Keyspace, StorageError};
 
 use super::rate::{RateState, Sample};
-use crate::model::MetricValue;
+use crate::model::{now_ms, MetricValue};
 
 const SHARDS: usize = 64;
 
@@ -215,13 +215,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// FNV-1a, 64 bits: stable across builds and processes (the snapshot keeps the hashes).
 /// At 500,000 groups the chance of any two colliding is about 1 in 10^8.
 fn hash64(bytes: &[u8]) -> u64 {
@@ -246,7 +239,7 @@ impl RateState for RateStore {
             .into_iter()
             .next()
             .flatten()
-            .map(|s| format!("{}|{}", s.value, s.ts)))
+            .map(|s| super::rate::format_sample(&s)))
     }
 
     fn get_set_group(

@@ -19,6 +19,7 @@ use crate::{Durability, Record, StorageError};
 struct Encoded {
     records: u32,
     payload: Vec<u8>,
+    payload_len: u32,
     crc: crc32fast::Hasher,
 }
 
@@ -38,10 +39,7 @@ pub(super) fn append(
     }
     let place = || format!("append to topic {:?} partition {partition}", topic.name);
     chunk::check_sizes(records, place)?;
-    let frames = chunk::split(records)
-        .into_iter()
-        .map(|piece| encode(piece, place))
-        .collect::<Result<Vec<_>, StorageError>>()?;
+    let frames = encode_frames(records, place)?;
     let (base, end, written) = write(topic, partition, None, clock.now_ms(), frames)?;
     if topic.config.durability == Durability::PowerLoss {
         topic.committer.wait_synced(written)?;
@@ -55,23 +53,37 @@ pub(super) fn append(
     Ok(base)
 }
 
-pub(super) fn deleted(topic: &TopicShared) -> StorageError {
+fn deleted(topic: &TopicShared) -> StorageError {
     StorageError::InvalidArgument {
         what: format!("topic {:?}", topic.name),
         reason: "it was deleted; open it again to create it anew".into(),
     }
 }
 
-fn encode(records: &[Record], place: impl Fn() -> String) -> Result<Encoded, StorageError> {
-    let payload = chunk::encode(records, place)?;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&payload);
-    Ok(Encoded {
-        // A frame holds at most MAX_FRAME_RECORDS records.
-        records: u32::try_from(records.len()).unwrap_or(u32::MAX),
-        payload,
-        crc,
-    })
+/// Cuts `records` into frames and encodes each, with its payload's CRC.
+fn encode_frames(
+    records: &[Record],
+    place: impl Fn() -> String,
+) -> Result<Vec<Encoded>, StorageError> {
+    chunk::split(records)
+        .into_iter()
+        .map(|piece| {
+            let payload = chunk::encode(piece, &place)?;
+            let payload_len = u32::try_from(payload.len()).map_err(|_| StorageError::Encode {
+                place: place(),
+                reason: "a frame payload over 4 GiB".into(),
+            })?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&payload);
+            Ok(Encoded {
+                // A frame holds at most MAX_FRAME_RECORDS records.
+                records: u32::try_from(piece.len()).unwrap_or(u32::MAX),
+                payload,
+                payload_len,
+                crc,
+            })
+        })
+        .collect()
 }
 
 /// (first offset, end offset, the files written) of a write.
@@ -98,13 +110,16 @@ fn write(
     for frame in frames {
         let segment = segment_for(topic, &mut log)?;
         let offset = log.next_offset;
-        let header = log::header(offset, frame.records, now_ms, &frame.payload, &frame.crc)
-            .map_err(|_| StorageError::Encode {
-                place: topic.frame_place(partition, offset),
-                reason: "a frame payload over 4 GiB".into(),
-            })?;
         let segment = &mut log.segments[segment];
-        let pos = segment.end;
+        let indexed = Frame {
+            base: offset,
+            records: frame.records,
+            pos: segment.end,
+            payload_len: frame.payload_len,
+            appended_at_ms: now_ms,
+        };
+        let header = log::header(&indexed, &frame.crc);
+        let pos = indexed.pos;
         let result = segment.file.write_at(pos, &header).and_then(|()| {
             segment
                 .file
@@ -115,13 +130,6 @@ fn write(
             let _ = segment.file.truncate(pos);
             return Err(io_error("write", &segment.path, e));
         }
-        let indexed = Frame {
-            base: offset,
-            records: frame.records,
-            pos,
-            payload_len: header_len(&frame.payload),
-            appended_at_ms: now_ms,
-        };
         segment.end += indexed.bytes();
         segment.frames.push(indexed);
         if !written.iter().any(|f| Arc::ptr_eq(f, &segment.file)) {
@@ -132,11 +140,6 @@ fn write(
         cursor.bytes.store(log.bytes, Ordering::Relaxed);
     }
     Ok((base, log.next_offset, written))
-}
-
-fn header_len(payload: &[u8]) -> u32 {
-    // `log::header` refused payloads over u32::MAX already.
-    u32::try_from(payload.len()).unwrap_or(u32::MAX)
 }
 
 /// The index of the segment the next frame goes to: the last one, or a new one starting
@@ -186,11 +189,7 @@ pub(super) fn append_at(
     appended_at_ms: u64,
     records: &[Record],
 ) -> Result<(), StorageError> {
-    let place = || topic.frame_place(partition, base);
-    let frames = chunk::split(records)
-        .into_iter()
-        .map(|piece| encode(piece, place))
-        .collect::<Result<Vec<_>, StorageError>>()?;
+    let frames = encode_frames(records, || topic.frame_place(partition, base))?;
     let (_, end, _) = write(topic, partition, Some(base), appended_at_ms, frames)?;
     let cursor = topic.cursor(partition)?;
     cursor.high.fetch_max(end, Ordering::Release);

@@ -59,26 +59,19 @@ pub(crate) struct Log {
     pub bytes: u64,
 }
 
-/// The header of a frame, with the CRC of its fields (the payload's is added).
-pub(crate) fn header(
-    base: u64,
-    records: u32,
-    appended_at_ms: u64,
-    payload: &[u8],
-    payload_crc: &crc32fast::Hasher,
-) -> Result<[u8; HEADER_BYTES], u32> {
-    let len = u32::try_from(payload.len()).map_err(|_| u32::MAX)?;
+/// The header of `frame`, with the CRC of its fields added to its payload's.
+pub(crate) fn header(frame: &Frame, payload_crc: &crc32fast::Hasher) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
     h[0..2].copy_from_slice(&MAGIC);
     h[2] = FORMAT;
-    h[4..8].copy_from_slice(&len.to_le_bytes());
-    h[12..20].copy_from_slice(&base.to_le_bytes());
-    h[20..24].copy_from_slice(&records.to_le_bytes());
-    h[24..32].copy_from_slice(&appended_at_ms.to_le_bytes());
+    h[4..8].copy_from_slice(&frame.payload_len.to_le_bytes());
+    h[12..20].copy_from_slice(&frame.base.to_le_bytes());
+    h[20..24].copy_from_slice(&frame.records.to_le_bytes());
+    h[24..32].copy_from_slice(&frame.appended_at_ms.to_le_bytes());
     let mut crc = payload_crc.clone();
     crc.update(&h[12..32]);
     h[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
-    Ok(h)
+    h
 }
 
 /// A header's fields, if it looks like one of ours.
@@ -347,7 +340,14 @@ mod tests {
         for (records, payload) in frames {
             let mut crc = crc32fast::Hasher::new();
             crc.update(payload);
-            let h = header(offset, *records, 7, payload, &crc).unwrap();
+            let frame = Frame {
+                base: offset,
+                records: *records,
+                pos,
+                payload_len: payload.len() as u32,
+                appended_at_ms: 7,
+            };
+            let h = header(&frame, &crc);
             file.write_at(pos, &h).unwrap();
             file.write_at(pos + HEADER_BYTES as u64, payload).unwrap();
             pos += (HEADER_BYTES + payload.len()) as u64;
