@@ -193,6 +193,16 @@ where
         n => n,
     };
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    // Each poller thread reads the replies to its own requests: no hop through the
+    // engine's thread (and no wake-up of it) per reply.
+    for arbiter in &arbiters {
+        let engine = snmp.clone();
+        arbiter.spawn(async move {
+            if let Err(e) = engine.serve_this_thread() {
+                tracing::warn!(error = %e, "poller thread keeps using the SNMP engine's shared sockets");
+            }
+        });
+    }
     let pool = PollerPool::new(
         PoolConfig {
             max_in_flight: settings.scheduler.max_in_flight,

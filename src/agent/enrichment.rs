@@ -67,17 +67,13 @@ async fn enrich(
     let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
     for group in set.groups {
         let key = format!("{}:{}", resource.id, group.namespace);
-        let value = group.to_stored().to_sorted_json();
+        let value = crate::model::encode_stored_enrichment(&group.to_stored().to_sorted_json());
         let entries = group.data.len();
         let keyspace = shared.enrichments.clone();
         let k = key.clone();
         blocking(move || {
             keyspace
-                .put(
-                    k.as_bytes(),
-                    value.as_bytes(),
-                    Some(Duration::from_secs(ttl)),
-                )
+                .put(k.as_bytes(), &value, Some(Duration::from_secs(ttl)))
                 .map_err(|e| e.to_string())
         })
         .await

@@ -19,7 +19,7 @@ use crate::config::Settings;
 use crate::node::{JobWrapper, JobWrappers, NodeView};
 
 pub use fleet::switch_recording;
-pub use polls::PollLog;
+pub use polls::{JobCpu, PollLog};
 pub use procstat::{sample, ProcSample};
 pub use report::{EnrichmentCost, Latency, Report, RssMb, Steady};
 
@@ -173,8 +173,9 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
     // Spread first polls over the interval, as a long-running node's would be.
     settings.scheduler.first_run_spread = interval_s;
 
-    let log = PollLog::new();
-    let enrichment_log = PollLog::new();
+    // Polls are many and alike: one in 8 metered is plenty. Enrichments: every one.
+    let log = PollLog::new(8);
+    let enrichment_log = PollLog::new(1);
     let wrapper = |log: &Arc<PollLog>| -> JobWrapper {
         let log = Arc::clone(log);
         Arc::new(move |job| log.wrap(job))
@@ -318,7 +319,7 @@ async fn watch(
     let interval_s = args.interval.as_secs();
     // CPU, polls and in-job CPU when the first interval ends: the first interval carries
     // the enrichment of every device and the rates' first samples; after it is steady state.
-    let mut steady_start: Option<(f64, u64, u64, u64)> = None;
+    let mut steady_start: Option<(f64, u64, JobCpu, u64)> = None;
     // RSS and CPU every 10 s, for the flatness figures.
     let mut trend = Trend::default();
     let mut next_trend = started + TREND_EVERY;
@@ -345,7 +346,7 @@ async fn watch(
             steady_start = Some((
                 now.cpu_s,
                 log.polls.load(Relaxed),
-                log.job_cpu_ns.load(Relaxed),
+                log.job_cpu(),
                 crate::snmp::varbinds_received(),
             ));
         }
@@ -413,7 +414,6 @@ async fn watch(
         .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
         .map(|(cpu0, polls0, job0, varbinds0)| {
             let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
-            let job_ms = (log.job_cpu_ns.load(Relaxed) - job0) as f64 / 1e6;
             let secs = wall - args.interval.as_secs_f64();
             Steady {
                 from_s: interval_s,
@@ -421,7 +421,7 @@ async fn watch(
                 device_polls_per_s: polls as f64 / secs,
                 collector_cpu_cores: cpu / secs,
                 cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
-                poller_thread_ms_per_poll: (polls > 0).then(|| job_ms / polls as f64),
+                poller_thread_ms_per_poll: log.job_cpu().ms_per_run_since(job0),
                 snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
                 rss_slope_mb_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.1),
                 cpu_slope_cores_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.2),
@@ -430,7 +430,7 @@ async fn watch(
     let enrichment_cost = {
         let e = &logs.enrichments;
         let runs = e.polls.load(Relaxed);
-        let cpu_s = e.job_cpu_ns.load(Relaxed) as f64 / 1e9;
+        let cpu_s = e.job_cpu().ns as f64 / 1e9;
         EnrichmentCost {
             runs,
             errors: e.errors.load(Relaxed) + e.timeouts.load(Relaxed),
@@ -463,8 +463,7 @@ async fn watch(
         shed: polling.runs.shed,
         enrichment_runs: enrichment.runs.completed,
         enrichment: enrichment_cost,
-        poller_thread_ms_per_poll: (polls > 0)
-            .then(|| log.job_cpu_ns.load(Relaxed) as f64 / 1e6 / polls as f64),
+        poller_thread_ms_per_poll: log.job_cpu().ms_per_run_since(JobCpu::default()),
         metrics_groups_published: (groups(&view) - groups0) as u64,
         metrics_groups_per_s: (groups(&view) - groups0) / wall,
         influxdb_points_per_s: (points(&view) - points0) / wall,

@@ -8,7 +8,11 @@ mod metrics;
 mod resource;
 mod time;
 
-pub use enrichment::{canonical, sorted, EnrichmentGroup, EnrichmentGroupSet, StoredEnrichment};
+pub use enrichment::{
+    canonical, decode_stored as decode_stored_enrichment,
+    encode_stored as encode_stored_enrichment, sorted, EnrichmentGroup, EnrichmentGroupSet,
+    StoredEnrichment,
+};
 pub use metrics::{
     Dimension, Metric, MetricType, MetricValue, MetricsGroup, METRICS_GROUP_SCHEMA_VERSION,
 };

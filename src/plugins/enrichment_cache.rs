@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::config::Preload;
-use crate::model::StoredEnrichment;
+use crate::model::{decode_stored_enrichment, StoredEnrichment};
 
-/// Read access to the enrichment keyspace (`<resource_id>:<namespace>` -> stored JSON).
+/// Read access to the enrichment keyspace (`<resource_id>:<namespace>` -> stored JSON,
+/// zstd-compressed or plain: see [`decode_stored_enrichment`]).
 pub trait EnrichmentSource {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String>;
@@ -94,7 +95,8 @@ impl EnrichmentCache {
                 match source.get(&key)? {
                     None => cache.missing.push(key),
                     Some(bytes) => {
-                        let text = String::from_utf8_lossy(&bytes);
+                        let text = decode_stored_enrichment(&bytes)
+                            .map_err(|e| format!("enrichment `{key}`: {e}"))?;
                         let stored = StoredEnrichment::parse(&text)
                             .map_err(|e| format!("enrichment `{key}`: {e}"))?;
                         let ns = key.split_once(':').map(|(_, ns)| ns).unwrap_or_default();
