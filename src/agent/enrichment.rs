@@ -19,7 +19,7 @@ pub use crate::plugins::runner::DEFAULT_ENRICHMENT_TTL;
 pub struct EnrichmentJob {
     pub shared: Arc<Shared>,
     pub plugin: Arc<PluginConfig>,
-    pub resource: Resource,
+    pub resource: Arc<Resource>,
 }
 
 impl Job for EnrichmentJob {

@@ -12,7 +12,7 @@ use crate::config::PluginConfig;
 use crate::model::Resource;
 
 /// Builds the job of one plugin on one resource.
-pub type JobFactory = Arc<dyn Fn(Arc<PluginConfig>, Resource) -> Arc<dyn Job> + Send + Sync>;
+pub type JobFactory = Arc<dyn Fn(Arc<PluginConfig>, Arc<Resource>) -> Arc<dyn Job> + Send + Sync>;
 
 /// How long a polling run may wait for its `self` enrichment before it runs anyway (and
 /// reports ENRICHMENT_FAILURE, as the original would).
@@ -46,13 +46,15 @@ impl Planner for ResourcePlanner {
                 return Box::pin(async { Vec::new() });
             }
         };
+        // One copy of each resource, shared by every job made for it (a job per plugin).
+        let resources: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
         let now = Instant::now();
         let mut items = Vec::new();
         for plugin in self.plugins.iter().filter(|p| p.execute_frequency > 0) {
             let Some(filter) = &plugin.resource_filter else {
                 continue;
             };
-            for resource in resources.iter().filter(|r| filter.matches(*r)) {
+            for resource in resources.iter().filter(|r| filter.matches(&***r)) {
                 let key = format!(
                     "{}:{}:{}",
                     plugin.kind.as_str(),
@@ -74,7 +76,7 @@ impl Planner for ResourcePlanner {
                     device: format!("{}:{port}", resource.endpoint),
                     interval: Duration::from_secs(plugin.execute_frequency),
                     hold_until,
-                    job: (self.factory)(Arc::clone(plugin), resource.clone()),
+                    job: (self.factory)(Arc::clone(plugin), Arc::clone(resource)),
                 });
             }
         }

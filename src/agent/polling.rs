@@ -21,7 +21,7 @@ use crate::transform::{apply_transforms, TransformReport};
 pub struct PollingJob {
     pub shared: Arc<Shared>,
     pub plugin: Arc<PluginConfig>,
-    pub resource: Resource,
+    pub resource: Arc<Resource>,
     /// Read from the plugin file by the interface polling plugin itself; kept so the
     /// node builds jobs the same way for every plugin.
     pub include_interface_index: bool,

@@ -180,6 +180,8 @@ fn rate(
         gauges.push(gauge);
         report.rates += 1;
     }
+    // Exactly: doubling the list for the gauges left a third of it unused in every group.
+    group.metrics.reserve_exact(gauges.len());
     for gauge in gauges {
         group.add_metric(gauge).map_err(|e| e.to_string())?;
     }

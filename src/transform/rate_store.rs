@@ -6,8 +6,9 @@
 //! and ≈1.5 MB of sled log per poll (it filled the disk at 10,000 devices). Here a group's
 //! samples are one record of ≈7 bytes per counter, found by a 64-bit hash of the group's
 //! partition key, with TTLs kept exactly as the per-key layout would: a sample not
-//! refreshed within its TTL is gone. At 10,000 48-port devices that is ≈480,000 records,
-//! ≈90 MB.
+//! refreshed within its TTL is gone. At 10,000 48-port devices that is ≈480,000 records
+//! of ≈170 bytes (large counters take 7-byte varints) in 64 KiB chunks, ≈95 MB with the
+//! index.
 //!
 //! What is given up: the state lives in the process. A clean shutdown saves it to the
 //! store and the next start loads it (see [`RateStore::save`] / [`RateStore::load`]), so
@@ -28,7 +29,7 @@ const SHARDS: usize = 64;
 /// Every counter's previous sample. Shared by all pollers (`Arc`); each group's record is
 /// read and rewritten under its shard's lock, so `get_set_group` is atomic per group.
 pub struct RateStore {
-    shards: Box<[Mutex<HashMap<u64, Record>>]>,
+    shards: Box<[Mutex<Shard>]>,
     /// Metric names by id: records hold ids, not names.
     names: RwLock<Names>,
 }
@@ -39,12 +40,149 @@ struct Names {
     list: Vec<String>,
 }
 
-/// One group's samples.
-struct Record {
+/// Some of the groups: their records side by side in a few large chunks, found by an
+/// index.
+///
+/// Why not a heap block per record: at 10,000 devices that is ≈480,000 long-lived blocks
+/// of ≈170 bytes, each replaced every poll and interleaved with the poll's short-lived
+/// allocations, so the allocator could hand few pages back (and paid size-class rounding
+/// and a pointer per record). In chunks a record is rewritten in place each poll (it
+/// keeps a little room to grow), and a shard grows by whole chunks, never by copying
+/// itself into a buffer twice its size.
+#[derive(Default)]
+struct Shard {
+    index: HashMap<u64, Loc>,
+    chunks: Vec<Vec<u8>>,
+    /// Bytes of the chunks no record uses (left by records that moved or went away, and
+    /// the unfillable ends of chunks).
+    dead: usize,
+}
+
+/// Where a group's record is.
+#[derive(Clone, Copy)]
+struct Loc {
+    chunk: u32,
+    at: u32,
+    len: u32,
+    /// Bytes reserved for it (`len` plus room).
+    cap: u32,
     /// The latest expiry of its samples (ms since the epoch): past it, the record is dead.
     expires_ms: u64,
-    /// See [`encode`].
-    data: Box<[u8]>,
+}
+
+/// Spare bytes given to a record when it is placed.
+const RECORD_ROOM: u32 = 4;
+
+/// Size of a chunk (a record larger than this gets a chunk of its own size).
+const CHUNK_BYTES: usize = 64 * 1024;
+
+impl Shard {
+    fn record(&self, hash: u64) -> Option<&[u8]> {
+        let loc = self.index.get(&hash)?;
+        let at = loc.at as usize;
+        self.chunks
+            .get(loc.chunk as usize)?
+            .get(at..at + loc.len as usize)
+    }
+
+    /// Stores `encoded` as the record of `hash`: in place when it fits its room.
+    fn put(&mut self, hash: u64, expires_ms: u64, encoded: &[u8]) -> Result<(), String> {
+        let len = u32::try_from(encoded.len()).map_err(|_| "rate record over 4 GiB")?;
+        if let Some(loc) = self.index.get_mut(&hash) {
+            if len <= loc.cap {
+                if let Some(chunk) = self.chunks.get_mut(loc.chunk as usize) {
+                    let at = loc.at as usize;
+                    chunk[at..at + encoded.len()].copy_from_slice(encoded);
+                    loc.len = len;
+                    loc.expires_ms = expires_ms;
+                    return Ok(());
+                }
+            }
+            self.dead += loc.cap as usize;
+        }
+        // Room for a few values to grow by a varint byte before the record must move.
+        let cap = len.saturating_add(RECORD_ROOM);
+        let loc = self.reserve(cap)?;
+        let chunk = &mut self.chunks[loc.0 as usize];
+        chunk.extend_from_slice(encoded);
+        chunk.resize(loc.1 as usize + cap as usize, 0);
+        self.index.insert(
+            hash,
+            Loc {
+                chunk: loc.0,
+                at: loc.1,
+                len,
+                cap,
+                expires_ms,
+            },
+        );
+        self.compact_if_sparse();
+        Ok(())
+    }
+
+    /// (chunk, offset) of `cap` free bytes at the end of the last chunk, or of a new one.
+    fn reserve(&mut self, cap: u32) -> Result<(u32, u32), String> {
+        let fits = |c: &Vec<u8>| c.capacity() - c.len() >= cap as usize;
+        match self.chunks.last() {
+            Some(last) if fits(last) => {}
+            last => {
+                self.dead += last.map_or(0, |c| c.capacity() - c.len());
+                self.chunks
+                    .push(Vec::with_capacity(CHUNK_BYTES.max(cap as usize)));
+            }
+        }
+        let chunk = u32::try_from(self.chunks.len() - 1).map_err(|_| "too many chunks")?;
+        let at = self.chunks.last().map_or(0, Vec::len);
+        Ok((chunk, u32::try_from(at).map_err(|_| "chunk over 4 GiB")?))
+    }
+
+    /// Drops the records whose every sample has expired; returns how many.
+    fn sweep(&mut self, now: u64) -> usize {
+        let before = self.index.len();
+        let mut dead = 0;
+        self.index.retain(|_, loc| {
+            let live = loc.expires_ms > now;
+            if !live {
+                dead += loc.cap as usize;
+            }
+            live
+        });
+        self.dead += dead;
+        self.compact_if_sparse();
+        before - self.index.len()
+    }
+
+    /// Moves the live records into fresh chunks once half of the bytes are dead.
+    fn compact_if_sparse(&mut self) {
+        let total: usize = self.chunks.iter().map(Vec::capacity).sum();
+        if self.chunks.len() < 2 || self.dead * 2 < total {
+            return;
+        }
+        let old = std::mem::take(&mut self.chunks);
+        self.dead = 0;
+        let mut locs: Vec<(u64, Loc)> = self.index.iter().map(|(&h, &l)| (h, l)).collect();
+        locs.sort_unstable_by_key(|(_, l)| (l.chunk, l.at));
+        for (hash, loc) in locs {
+            let at = loc.at as usize;
+            let Some(bytes) = old
+                .get(loc.chunk as usize)
+                .and_then(|c| c.get(at..at + loc.cap as usize))
+            else {
+                self.index.remove(&hash);
+                continue;
+            };
+            // Cannot fail: the new chunks hold less than the old ones did.
+            let Ok((chunk, at)) = self.reserve(loc.cap) else {
+                self.index.remove(&hash);
+                continue;
+            };
+            self.chunks[chunk as usize].extend_from_slice(bytes);
+            if let Some(l) = self.index.get_mut(&hash) {
+                l.chunk = chunk;
+                l.at = at;
+            }
+        }
+    }
 }
 
 /// One decoded sample of a record.
@@ -64,27 +202,20 @@ impl Default for RateStore {
 impl RateStore {
     pub fn new() -> RateStore {
         RateStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             names: RwLock::default(),
         }
     }
 
     /// Groups held (live or not yet swept).
     pub fn groups(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).index.len()).sum()
     }
 
     /// Drops the groups whose every sample has expired; returns how many.
     pub fn sweep(&self) -> usize {
         let now = now_ms();
-        let mut removed = 0;
-        for shard in self.shards.iter() {
-            let mut map = lock(shard);
-            let before = map.len();
-            map.retain(|_, r| r.expires_ms > now);
-            removed += before - map.len();
-        }
-        removed
+        self.shards.iter().map(|s| lock(s).sweep(now)).sum()
     }
 
     fn name_id(&self, name: &str) -> u32 {
@@ -108,7 +239,7 @@ impl RateStore {
         id
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<HashMap<u64, Record>> {
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
         &self.shards[(hash % SHARDS as u64) as usize]
     }
 }
@@ -133,11 +264,15 @@ impl RateStore {
         for (i, shard) in self.shards.iter().enumerate() {
             let mut out = Vec::new();
             let mut expires = now;
-            for (hash, r) in lock(shard).iter().filter(|(_, r)| r.expires_ms > now) {
+            let shard = lock(shard);
+            for (&hash, loc) in shard.index.iter().filter(|(_, l)| l.expires_ms > now) {
+                let Some(data) = shard.record(hash) else {
+                    continue;
+                };
                 out.extend_from_slice(&hash.to_le_bytes());
-                put_varint(&mut out, r.data.len() as u64);
-                out.extend_from_slice(&r.data);
-                expires = expires.max(r.expires_ms);
+                put_varint(&mut out, data.len() as u64);
+                out.extend_from_slice(data);
+                expires = expires.max(loc.expires_ms);
                 saved += 1;
             }
             if !out.is_empty() {
@@ -199,11 +334,10 @@ impl RateStore {
             let Some(expires_ms) = entries.iter().map(|e| e.expires_ms).max() else {
                 continue;
             };
-            let record = Record {
-                expires_ms,
-                data: encode(&entries),
-            };
-            lock(self.shard(hash)).entry(hash).or_insert(record);
+            let mut shard = lock(self.shard(hash));
+            if !shard.index.contains_key(&hash) {
+                shard.put(hash, expires_ms, &encode(&entries))?;
+            }
             loaded += 1;
         }
         Ok(loaded)
@@ -252,9 +386,9 @@ impl RateState for RateStore {
         let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         let ids: Vec<u32> = samples.iter().map(|(n, _)| self.name_id(n)).collect();
         let hash = hash64(group_key.as_bytes());
-        let mut map = lock(self.shard(hash));
-        let mut entries = match map.get(&hash) {
-            Some(r) => decode(&r.data).map_err(|e| format!("rate state of {group_key:?}: {e}"))?,
+        let mut shard = lock(self.shard(hash));
+        let mut entries = match shard.record(hash) {
+            Some(r) => decode(r).map_err(|e| format!("rate state of {group_key:?}: {e}"))?,
             None => Vec::new(),
         };
         entries.retain(|e| e.expires_ms > now);
@@ -273,11 +407,8 @@ impl RateState for RateStore {
                 }
             }
         }
-        let record = Record {
-            expires_ms: entries.iter().map(|e| e.expires_ms).max().unwrap_or(0),
-            data: encode(&entries),
-        };
-        map.insert(hash, record);
+        let expires_ms = entries.iter().map(|e| e.expires_ms).max().unwrap_or(0);
+        shard.put(hash, expires_ms, &encode(&entries))?;
         Ok(previous)
     }
 }
@@ -418,6 +549,50 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_rewrites_in_place_moves_what_outgrows_and_compacts() {
+        let mut shard = Shard::default();
+        let record = |h: u64, n: usize| vec![(h % 251) as u8; n];
+        // Enough 200-byte records for several chunks.
+        for h in 0..2_000u64 {
+            shard.put(h, 10, &record(h, 200)).unwrap();
+        }
+        assert!(shard.chunks.len() > 1);
+        let loc = |s: &Shard, h: u64| s.index.get(&h).map(|l| (l.chunk, l.at)).unwrap();
+        // Same size, or within the room: rewritten where it is.
+        let before = (loc(&shard, 7), shard.dead);
+        shard
+            .put(7, 20, &record(7, 200 + RECORD_ROOM as usize))
+            .unwrap();
+        assert_eq!((loc(&shard, 7), shard.dead), before);
+        assert_eq!(shard.record(7).unwrap().len(), 200 + RECORD_ROOM as usize);
+        // Larger: moved to the end; its old place is dead.
+        shard.put(8, 20, &record(8, 300)).unwrap();
+        assert_ne!(loc(&shard, 8), before.0);
+        assert!(shard.dead >= 204, "{}", shard.dead);
+        assert_eq!(shard.record(8).unwrap(), &record(8, 300)[..]);
+        // Expiring most records leaves the chunks sparse: they are compacted, and what
+        // is left still reads back.
+        for h in (0..2_000u64).filter(|h| h % 4 != 0 && *h != 7) {
+            shard.put(h, 5, &record(h, 200)).unwrap();
+        }
+        let chunks_before = shard.chunks.len();
+        assert_eq!(shard.sweep(6), 1_500 - 1);
+        // Compacted: only the unfillable ends of the new chunks are dead.
+        assert!(shard.dead < 200 * shard.chunks.len(), "{}", shard.dead);
+        assert!(shard.chunks.len() < chunks_before);
+        for h in (0..2_000u64).filter(|h| h % 4 == 0 && *h != 8) {
+            assert_eq!(shard.record(h).unwrap(), &record(h, 200)[..], "record {h}");
+        }
+        assert_eq!(shard.record(8).unwrap(), &record(8, 300)[..]);
+        assert_eq!(
+            shard.record(7).unwrap().len(),
+            204,
+            "7 was refreshed (expiry 20)"
+        );
+        assert_eq!(shard.index.len(), 501);
+    }
 
     fn s(value: MetricValue, ts: f64) -> Sample {
         Sample { value, ts }
