@@ -296,8 +296,8 @@ struct Inner {
 /// Sockets of one thread (see [`SnmpEngine::serve_this_thread`]), by engine.
 struct LocalSlots {
     engine: std::sync::Weak<Inner>,
-    v4: Arc<Slot>,
-    v6: Option<Arc<Slot>>,
+    v4: Vec<Arc<Slot>>,
+    v6: Vec<Arc<Slot>>,
 }
 
 thread_local! {
@@ -313,9 +313,26 @@ pub struct SnmpEngine {
 
 static GLOBAL: OnceLock<SnmpEngine> = OnceLock::new();
 
+/// Receive buffer asked for each socket (the kernel caps it at `net.core.rmem_max`).
+/// With the default ≈208 KiB a socket holds ≈90 replies: a thread busy for a few
+/// milliseconds while hundreds of requests are in flight would see the rest dropped.
+const RECEIVE_BUFFER_BYTES: libc::c_int = 4 << 20;
+
 fn bind(ip: IpAddr) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
     socket.set_nonblocking(true)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads one c_int we own, on a socket we own. A refusal only
+    // leaves the default size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&RECEIVE_BUFFER_BYTES as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     Ok(socket)
 }
 
@@ -385,17 +402,22 @@ impl SnmpEngine {
     /// them; other threads keep using the engine's shared sockets. Calling it again on
     /// the same thread does nothing. The receive task ends with the engine.
     pub fn serve_this_thread(&self) -> io::Result<()> {
-        if self.local_slots().is_some() {
+        if self.has_local_slots() {
             return Ok(());
         }
-        let v4 = Arc::new(Slot::new(UdpSocket::from_std(bind_v4(
-            &self.inner.config,
-        )?)?));
-        let v6 = match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
-            Ok(socket) => Some(Arc::new(Slot::new(UdpSocket::from_std(socket)?))),
-            Err(_) => None,
-        };
-        for slot in std::iter::once(&v4).chain(v6.as_ref()) {
+        // As many as the engine's own: each holds replies while the thread is busy.
+        let count = self.inner.config.sockets.max(1);
+        let mut v4 = Vec::with_capacity(count);
+        let mut v6 = Vec::with_capacity(count);
+        for _ in 0..count {
+            v4.push(Arc::new(Slot::new(UdpSocket::from_std(bind_v4(
+                &self.inner.config,
+            )?)?)));
+            if let Ok(socket) = bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
+                v6.push(Arc::new(Slot::new(UdpSocket::from_std(socket)?)));
+            }
+        }
+        for slot in v4.iter().chain(&v6) {
             self.inner.shared.register(slot);
             let mut stop = self.inner.stop_local.subscribe();
             let receiving = receive(Arc::clone(slot), Arc::clone(&self.inner.shared));
@@ -418,15 +440,24 @@ impl SnmpEngine {
         Ok(())
     }
 
-    /// This thread's own sockets for this engine, if it has any.
-    fn local_slots(&self) -> Option<(Arc<Slot>, Option<Arc<Slot>>)> {
+    fn has_local_slots(&self) -> bool {
         let me = Arc::as_ptr(&self.inner);
         LOCAL.with(|local| {
             local
                 .borrow()
                 .iter()
-                .find(|l| std::ptr::eq(l.engine.as_ptr(), me))
-                .map(|l| (Arc::clone(&l.v4), l.v6.clone()))
+                .any(|l| std::ptr::eq(l.engine.as_ptr(), me))
+        })
+    }
+
+    /// One of this thread's own sockets of the family, in turn, if it has any.
+    fn local_slot(&self, v4: bool, turn: usize) -> Option<Arc<Slot>> {
+        let me = Arc::as_ptr(&self.inner);
+        LOCAL.with(|local| {
+            let local = local.borrow();
+            let mine = local.iter().find(|l| std::ptr::eq(l.engine.as_ptr(), me))?;
+            let family = if v4 { &mine.v4 } else { &mine.v6 };
+            family.get(turn % family.len().max(1)).cloned()
         })
     }
 
@@ -534,19 +565,15 @@ impl SnmpEngine {
     /// of the family, else one of the engine's in turn. `None`: no socket of that
     /// family at all (sending then fails and says so).
     fn slot_for(&self, peer: SocketAddr) -> Option<Arc<Slot>> {
-        if let Some((v4, v6)) = self.local_slots() {
-            match peer {
-                SocketAddr::V4(_) => return Some(v4),
-                SocketAddr::V6(_) if v6.is_some() => return v6,
-                SocketAddr::V6(_) => {}
-            }
+        let turn = self.inner.next_socket.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.local_slot(peer.is_ipv4(), turn) {
+            return Some(slot);
         }
         let family = if peer.is_ipv4() {
             &self.inner.v4
         } else {
             &self.inner.v6
         };
-        let turn = self.inner.next_socket.fetch_add(1, Ordering::Relaxed);
         family.get(turn % family.len().max(1)).cloned()
     }
 
@@ -822,13 +849,16 @@ mod tests {
             .run_until(async move {
                 on_thread.serve_this_thread().unwrap();
                 on_thread.serve_this_thread().unwrap(); // a second call adds nothing
-                let own = on_thread.local_slots().unwrap().0;
+                let own: Vec<u16> = (0..4)
+                    .filter_map(|turn| on_thread.local_slot(true, turn))
+                    .map(|slot| slot.socket.local_addr().unwrap().port())
+                    .collect();
                 let mut exchange = on_thread.begin(agent_addr, None).await.unwrap();
                 let id = exchange.new_id();
                 exchange.send(b"hello").await.unwrap();
                 let mut buf = [0u8; 64];
                 let (_, client) = agent.recv_from(&mut buf).await.unwrap();
-                assert_eq!(client.port(), own.socket.local_addr().unwrap().port());
+                assert!(own.contains(&client.port()), "{own:?} {client}");
                 agent.send_to(&response(id), client).await.unwrap();
                 let got = exchange
                     .recv_until(Instant::now() + Duration::from_secs(5))
@@ -853,7 +883,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(async move {
-                    assert!(other.local_slots().is_none());
+                    assert!(!other.has_local_slots());
                     let mut exchange = other.begin(agent_addr, None).await.unwrap();
                     exchange.new_id();
                     exchange.send(b"hello").await.unwrap();
