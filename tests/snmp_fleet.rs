@@ -205,7 +205,13 @@ async fn dead_and_slow_devices_do_not_delay_the_healthy_ones() {
     let slow_walk = slow_walk.await.unwrap();
 
     for walked in alone.iter().chain(&with_bad) {
-        assert_eq!(walked.result.as_ref().ok(), Some(&rows));
+        assert_eq!(
+            walked.result.as_ref().ok(),
+            Some(&rows),
+            "a healthy walk failed after {:?}: {:?}",
+            walked.took,
+            walked.result
+        );
     }
     // The bad devices cost their own deadline ...
     assert!(
