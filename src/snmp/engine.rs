@@ -348,22 +348,27 @@ fn bind_v4(config: &EngineConfig) -> io::Result<std::net::UdpSocket> {
     })
 }
 
+/// `config.sockets` IPv4 sockets, then as many IPv6 ones as the host allows (IPv6 is
+/// optional: a host without it still polls IPv4 devices); and how many are IPv4.
+fn bind_all(config: &EngineConfig) -> io::Result<(Vec<std::net::UdpSocket>, usize)> {
+    let count = config.sockets.max(1);
+    let mut sockets = Vec::with_capacity(count * 2);
+    for _ in 0..count {
+        sockets.push(bind_v4(config)?);
+    }
+    for _ in 0..count {
+        match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
+            Ok(socket) => sockets.push(socket),
+            Err(_) => break,
+        }
+    }
+    Ok((sockets, count))
+}
+
 impl SnmpEngine {
     /// Binds the sockets and starts the receive thread.
     pub fn new(config: EngineConfig) -> io::Result<SnmpEngine> {
-        let count = config.sockets.max(1);
-        let mut std_sockets = Vec::with_capacity(count * 2);
-        for _ in 0..count {
-            std_sockets.push(bind_v4(&config)?);
-        }
-        let v4_count = std_sockets.len();
-        // IPv6 is optional: a host without it still polls IPv4 devices.
-        for _ in 0..count {
-            match bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
-                Ok(socket) => std_sockets.push(socket),
-                Err(_) => break,
-            }
-        }
+        let (std_sockets, v4_count) = bind_all(&config)?;
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             slots: Mutex::new(Vec::new()),
@@ -396,27 +401,22 @@ impl SnmpEngine {
         })
     }
 
-    /// Gives the calling thread sockets of its own (one IPv4, one IPv6 when the host
-    /// has it) whose replies are read on this thread, by a task spawned on its
+    /// Gives the calling thread sockets of its own (as many as the engine's: each holds
+    /// replies while the thread is busy) whose replies are read on this thread, by a task
+    /// spawned on its
     /// `LocalSet` (an Actix arbiter has one). Requests begun on this thread then use
     /// them; other threads keep using the engine's shared sockets. Calling it again on
     /// the same thread does nothing. The receive task ends with the engine.
     pub fn serve_this_thread(&self) -> io::Result<()> {
-        if self.has_local_slots() {
+        if self.with_local_slots(|_| ()).is_some() {
             return Ok(());
         }
-        // As many as the engine's own: each holds replies while the thread is busy.
-        let count = self.inner.config.sockets.max(1);
-        let mut v4 = Vec::with_capacity(count);
-        let mut v6 = Vec::with_capacity(count);
-        for _ in 0..count {
-            v4.push(Arc::new(Slot::new(UdpSocket::from_std(bind_v4(
-                &self.inner.config,
-            )?)?)));
-            if let Ok(socket) = bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)) {
-                v6.push(Arc::new(Slot::new(UdpSocket::from_std(socket)?)));
-            }
-        }
+        let (sockets, v4_count) = bind_all(&self.inner.config)?;
+        let mut v4 = sockets
+            .into_iter()
+            .map(|socket| Ok(Arc::new(Slot::new(UdpSocket::from_std(socket)?))))
+            .collect::<io::Result<Vec<_>>>()?;
+        let v6 = v4.split_off(v4_count);
         for slot in v4.iter().chain(&v6) {
             self.inner.shared.register(slot);
             let mut stop = self.inner.stop_local.subscribe();
@@ -440,25 +440,25 @@ impl SnmpEngine {
         Ok(())
     }
 
-    fn has_local_slots(&self) -> bool {
+    /// `f` of this thread's own sockets for this engine; `None` if it has none.
+    fn with_local_slots<R>(&self, f: impl FnOnce(&LocalSlots) -> R) -> Option<R> {
         let me = Arc::as_ptr(&self.inner);
         LOCAL.with(|local| {
+            let local = local.borrow();
             local
-                .borrow()
                 .iter()
-                .any(|l| std::ptr::eq(l.engine.as_ptr(), me))
+                .find(|l| std::ptr::eq(l.engine.as_ptr(), me))
+                .map(f)
         })
     }
 
     /// One of this thread's own sockets of the family, in turn, if it has any.
     fn local_slot(&self, v4: bool, turn: usize) -> Option<Arc<Slot>> {
-        let me = Arc::as_ptr(&self.inner);
-        LOCAL.with(|local| {
-            let local = local.borrow();
-            let mine = local.iter().find(|l| std::ptr::eq(l.engine.as_ptr(), me))?;
+        self.with_local_slots(|mine| {
             let family = if v4 { &mine.v4 } else { &mine.v6 };
             family.get(turn % family.len().max(1)).cloned()
         })
+        .flatten()
     }
 
     /// The process-wide engine every [`super::SnmpClient::connect`] uses,
@@ -883,7 +883,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(async move {
-                    assert!(!other.has_local_slots());
+                    assert!(other.with_local_slots(|_| ()).is_none());
                     let mut exchange = other.begin(agent_addr, None).await.unwrap();
                     exchange.new_id();
                     exchange.send(b"hello").await.unwrap();
