@@ -613,11 +613,18 @@ fn metrics_sections(
             let mut runs = Vec::new();
             let mut polls = Vec::new();
             let mut keys = Vec::new();
+            let mut plans = Vec::new();
+            let mut plan_seconds = Vec::new();
             for addr in schedulers {
                 let Ok(stats) = addr.send(GetSchedulerStats).await else {
                     continue;
                 };
                 keys.push((vec![("kind", stats.name.clone())], stats.keys as f64));
+                plans.push((vec![("kind", stats.name.clone())], stats.plans as f64));
+                plan_seconds.push((
+                    vec![("kind", stats.name.clone())],
+                    stats.plan_us as f64 / 1e6,
+                ));
                 for (plugin, g) in &stats.groups {
                     for (outcome, n) in [
                         ("succeeded", g.runs.succeeded),
@@ -667,6 +674,20 @@ fn metrics_sections(
                 "panoptes_scheduled_work",
                 "Plugin x resource pairs scheduled, by kind.",
                 &keys,
+            );
+            render_family(
+                &mut out,
+                "panoptes_scheduler_plans_total",
+                "Schedules built from the resource store (periodic rescans and changes).",
+                "counter",
+                &plans,
+            );
+            render_family(
+                &mut out,
+                "panoptes_scheduler_plan_seconds_total",
+                "Time spent building and applying schedules, by kind.",
+                "counter",
+                &plan_seconds,
             );
             out
         })

@@ -13,7 +13,7 @@
 //! crowd into the end of the interval forever.
 //!
 //! Planning is synchronous work on the scheduler's thread (a big fleet costs tens of ms),
-//! and rescans are asked for by every enrichment that lands: a plan starts at most once
+//! and rescans are asked for by every new enrichment that lands: a plan starts at most once
 //! per [`PLAN_GAP_FACTOR`] times the cost of the previous one, so planning takes a bounded
 //! share of a core however often it is asked for.
 
@@ -144,6 +144,10 @@ impl Scheduler {
             let started = Instant::now();
             act.apply_plan(items, started);
             let cost = cost + started.elapsed();
+            act.stats.plan_us = act
+                .stats
+                .plan_us
+                .saturating_add(u64::try_from(cost.as_micros()).unwrap_or(u64::MAX));
             act.next_plan_at = Some(Instant::now() + (cost * PLAN_GAP_FACTOR).min(MAX_PLAN_GAP));
             if std::mem::take(&mut act.replan) {
                 act.plan(ctx);

@@ -142,6 +142,9 @@ pub struct SchedulerStats {
     pub in_flight: usize,
     /// Plans applied.
     pub plans: u64,
+    /// Time spent planning (building and applying plans), in microseconds: it runs on the
+    /// scheduler's thread, so this is CPU time of the node.
+    pub plan_us: u64,
     /// Runs handed to the pool.
     pub submitted: u64,
     /// Submissions refused because the pool's mailbox was full (retried next tick).

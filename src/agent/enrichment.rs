@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job};
 
-use super::{blocking, finish_run, Shared};
+use super::{finish_run, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
 use crate::model::{now_epoch, Resource};
@@ -32,6 +32,8 @@ impl Job for EnrichmentJob {
             let result = enrich(&shared, &plugin, &resource)
                 .await
                 .map_err(|e| e.to_string());
+            let new = matches!(result, Ok(true));
+            let result = result.map(|_| ());
             finish_run(
                 &shared,
                 "enrichment",
@@ -40,7 +42,10 @@ impl Job for EnrichmentJob {
                 started,
                 &result,
             );
-            if result.is_ok() {
+            // Only a new enrichment can lift a polling run's hold: a re-run (the usual
+            // case, every execute_frequency) changes no schedule, and at 10,000 devices a
+            // plan per re-run cost ≈10% of a core while the re-runs came in.
+            if new {
                 Shared::rescan(&shared.polling_scheduler);
             }
             result
@@ -48,11 +53,12 @@ impl Job for EnrichmentJob {
     }
 }
 
+/// Runs the plugin and stores its groups; `true` when one of them was not stored before.
 async fn enrich(
     shared: &Shared,
     plugin: &PluginConfig,
     resource: &Resource,
-) -> Result<(), PluginError> {
+) -> Result<bool, PluginError> {
     let builtin = BuiltIn::resolve(plugin).map_err(|e| PluginError::Config(e.to_string()))?;
     let set = runner::enrich(RunContext {
         plugin,
@@ -65,19 +71,20 @@ async fn enrich(
     })
     .await?;
     let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
+    let mut new = false;
     for group in set.groups {
         let key = format!("{}:{}", resource.id, group.namespace);
         let value = crate::model::encode_stored_enrichment(&group.to_stored().to_sorted_json());
         let entries = group.data.len();
-        let keyspace = shared.enrichments.clone();
-        let k = key.clone();
-        blocking(move || {
-            keyspace
-                .put(k.as_bytes(), &value, Some(Duration::from_secs(ttl)))
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(PluginError::Internal)?;
+        // On this thread: one put of a few compressed KB is an insert into the store's
+        // memory (its log is written by the store's flusher). Through `spawn_blocking`,
+        // enrichments spread over the interval kept a dozen extra threads alive, each
+        // with its own allocator heap.
+        new |= !super::enrichment_stored(&shared.enrichments, &key);
+        shared
+            .enrichments
+            .put(key.as_bytes(), &value, Some(Duration::from_secs(ttl)))
+            .map_err(|e| PluginError::Internal(format!("storing enrichment {key}: {e}")))?;
         EnrichmentStored {
             resource: &resource.id,
             namespace: &group.namespace,
@@ -85,5 +92,5 @@ async fn enrich(
         }
         .emit(&shared.telemetry);
     }
-    Ok(())
+    Ok(new)
 }

@@ -56,6 +56,17 @@ impl Shared {
     }
 }
 
+/// Whether an enrichment is stored under `key` (an unreadable store counts as stored, so
+/// nothing waits on it forever). Stored enrichments carry a TTL: reading it touches only
+/// the value's header, where `get` would copy and decode a whole enrichment (KBs per
+/// device).
+pub fn enrichment_stored(enrichments: &Keyspace, key: &str) -> bool {
+    match enrichments.ttl_remaining(key.as_bytes()) {
+        Ok(Some(_)) => true,
+        _ => !matches!(enrichments.get(key.as_bytes()), Ok(None)),
+    }
+}
+
 /// Logs how a plugin run ended and records when the plugin last ran.
 pub fn finish_run(
     shared: &Shared,

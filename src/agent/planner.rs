@@ -95,14 +95,7 @@ impl ResourcePlanner {
             .filter(|p| p.resource == "self" && p.namespace != "*")
             .any(|p| {
                 let key = format!("{}:{}", resource.id, p.namespace);
-                // Stored enrichments carry a TTL: reading it touches only the value's
-                // header, where `get` would copy and decode a whole enrichment (KBs per
-                // device, every device, every plan).
-                let enriches = &self.shared.enrichments;
-                match enriches.ttl_remaining(key.as_bytes()) {
-                    Ok(Some(_)) => false,
-                    _ => matches!(enriches.get(key.as_bytes()), Ok(None)),
-                }
+                !super::enrichment_stored(&self.shared.enrichments, &key)
             })
     }
 }

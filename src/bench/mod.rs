@@ -21,7 +21,7 @@ use crate::node::{JobWrapper, JobWrappers, NodeView};
 pub use fleet::switch_recording;
 pub use polls::{JobCpu, PollLog};
 pub use procstat::{sample, ProcSample};
-pub use report::{EnrichmentCost, Latency, Report, RssMb, Steady};
+pub use report::{EnrichmentCost, Latency, Planning, Report, RssMb, Steady};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -282,6 +282,18 @@ struct Logs {
 }
 
 /// Samples once a second while the node runs, prints progress, and builds the report.
+/// Plans made by the node's schedulers so far and the time they took (µs).
+async fn planning(view: &NodeView) -> (u64, u64) {
+    let mut total = (0, 0);
+    for addr in [&view.discovery, &view.enrichment, &view.polling] {
+        if let Ok(s) = addr.send(panoptes_actors::GetSchedulerStats).await {
+            total.0 += s.plans;
+            total.1 += s.plan_us;
+        }
+    }
+    total
+}
+
 async fn watch(
     args: &BenchArgs,
     view: NodeView,
@@ -312,6 +324,7 @@ async fn watch(
             .get("panoptes_influxdb_points_written_total", &[])
     };
     let (groups0, points0) = (groups(&view), points(&view));
+    let planning0 = planning(&view).await;
     let mut peak = me0;
     let every = progress_every(args.duration);
     let mut next_progress = started + every;
@@ -440,9 +453,14 @@ async fn watch(
             runs_per_second: e.per_second(),
         }
     };
+    let planning1 = planning(&view).await;
     Report {
         steady,
         aborted,
+        planning: Planning {
+            plans: planning1.0 - planning0.0,
+            cpu_s: (planning1.1 - planning0.1) as f64 / 1e6,
+        },
         data_mb: dir_bytes(data_dir) as f64 / (1024.0 * 1024.0),
         devices: args.devices,
         interval_s,

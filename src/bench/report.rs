@@ -61,6 +61,15 @@ pub struct EnrichmentCost {
     pub runs_per_second: Vec<u64>,
 }
 
+/// The schedulers' planning over the window (each reads every resource and rebuilds the
+/// schedule: on every rescan interval and when resources or new enrichments land).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Planning {
+    pub plans: u64,
+    /// Time spent building and applying them (on the schedulers' thread: CPU of the node).
+    pub cpu_s: f64,
+}
+
 /// Everything measured over the benchmark's window (the node's startup is not counted).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
@@ -96,6 +105,7 @@ pub struct Report {
     pub shed: u64,
     pub enrichment_runs: u64,
     pub enrichment: EnrichmentCost,
+    pub planning: Planning,
     /// CPU inside the polling jobs on the poller threads, per poll, whole run.
     pub poller_thread_ms_per_poll: Option<f64>,
     pub metrics_groups_published: u64,
@@ -205,6 +215,11 @@ impl Report {
                 .map_or("-".to_string(), |c| format!("{c:.1} ms")),
             e.latency_ms.p50,
             e.latency_ms.p99
+        );
+        let _ = writeln!(
+            o,
+            "  planning            {} schedules built, {:.2} s",
+            self.planning.plans, self.planning.cpu_s
         );
         let _ = writeln!(
             o,
