@@ -3,14 +3,21 @@
 //!
 //! Cadence: a new key's first run is spread over `[0, min(interval, first_run_spread)]`
 //! with random jitter (so keys planned together do not all fire at once), and never before
-//! its `hold_until`. After that a run is due `interval` after the previous run's START, so
-//! the spread is kept. A key whose run is still in flight is never submitted again; if a run
-//! overran its interval, the next one starts as soon as it finishes. A run the pool shed
-//! (its queue was full) is retried after a fresh first-run jitter. A key held (waiting for
-//! its enrichment) when it was planned gets a fresh jitter when the hold lifts: the lifts
-//! bunch up (enrichment runs are spread too, and a key runs at the later of the two), and
-//! runs keep the phase of their first one, so without this the whole fleet's polls would
-//! crowd into the end of the interval forever.
+//! its `hold_until`. After that a run is due `interval` after the previous run's START (or
+//! a little sooner, see "Phases" below). A key whose run is still in flight is never
+//! submitted again; if a run overran its interval, the next one starts as soon as it
+//! finishes. A run the pool shed (its queue was full) is retried after a fresh first-run
+//! jitter. A key held (waiting for its enrichment) when it was planned gets a fresh jitter
+//! when the hold lifts: the lifts bunch up (enrichment runs are spread too, and a key runs
+//! at the later of the two).
+//!
+//! Phases: runs that start together (a fleet planned at once with a short
+//! `first_run_spread`, held keys lifted together) would stay together forever, a burst at
+//! every interval boundary. So each key has its own place in the interval (a hash of its
+//! key), and each run brings the next one toward it: the next run is due up to half an
+//! interval early (never late), so a key reaches its place within two runs and the fleet's
+//! runs spread evenly over the interval whatever the first-run spread. A run that starts on
+//! its place (the steady state) is due exactly `interval` later.
 //!
 //! Planning is synchronous work on the scheduler's thread (a big fleet costs tens of ms),
 //! and rescans are asked for by every new enrichment that lands: a plan starts at most once
@@ -91,6 +98,8 @@ pub struct Scheduler {
     plan_deferred: bool,
     stats: SchedulerStats,
     overload: Overload,
+    /// Where the keys' phases are counted from (see [`toward_phase`]).
+    origin: Instant,
 }
 
 impl Scheduler {
@@ -117,6 +126,7 @@ impl Scheduler {
             next_plan_at: None,
             plan_deferred: false,
             overload: Overload::default(),
+            origin: Instant::now(),
         }
     }
 
@@ -176,13 +186,15 @@ impl Scheduler {
                         }
                         // Not run yet: a changed hold_until still applies to the first run.
                         None => entry.next_due = hold(entry.first_due, item.hold_until),
-                        Some(start) => entry.next_due = start + item.interval,
+                        Some(start) => {
+                            entry.next_due = due_after(self.origin, &item.key, item.interval, start)
+                        }
                     }
                     entry.item = item;
                     entry
                 }
                 None => {
-                    let first_due = now + jitter(item.interval, self.config.first_run_spread);
+                    let first_due = now + self.first_delay(&item.key, item.interval, now);
                     Entry {
                         first_due,
                         next_due: hold(first_due, item.hold_until),
@@ -199,6 +211,25 @@ impl Scheduler {
             .extend(old.into_iter().filter(|(_, e)| e.in_flight).map(|(k, _)| k));
         self.stats.plans += 1;
         tracing::debug!(scheduler = %self.name, keys = self.entries.len(), "schedule replaced");
+    }
+
+    /// When a new key's first run is due after `now`: on the key's place in the interval
+    /// when the first runs may spread over a whole interval (so they start where they will
+    /// stay), else a random moment within `first_run_spread` (and the runs after it move
+    /// to the key's place).
+    fn first_delay(&self, key: &str, interval: Duration, now: Instant) -> Duration {
+        let spread = self.config.first_run_spread;
+        if spread < interval {
+            return jitter(interval, spread);
+        }
+        // Now is `past` beyond the key's place: the place comes again after the rest of
+        // the interval.
+        let past = past_place(key, interval, now.saturating_duration_since(self.origin));
+        if past.is_zero() {
+            Duration::ZERO
+        } else {
+            interval - past
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -229,6 +260,7 @@ impl Scheduler {
         let Some(entry) = self.entries.get_mut(key) else {
             return true;
         };
+        let next_due = due_after(self.origin, key, entry.item.interval, now);
         let msg = Execute {
             key: entry.item.key.clone(),
             group: entry.item.group.clone(),
@@ -242,7 +274,7 @@ impl Scheduler {
                 entry.in_flight = true;
                 entry.overran = false;
                 entry.last_start = Some(now);
-                entry.next_due = now + entry.item.interval;
+                entry.next_due = next_due;
                 self.stats.submitted += 1;
                 self.overload.relieved(&self.name, "poller pool mailbox");
                 return true;
@@ -281,6 +313,43 @@ fn jitter(interval: Duration, spread: Duration) -> Duration {
     interval
         .min(spread)
         .mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+}
+
+/// When the run after one of `key` that started at `start` is due (`origin`: the
+/// scheduler's, where phases are counted from).
+fn due_after(origin: Instant, key: &str, interval: Duration, start: Instant) -> Instant {
+    start + interval - toward_phase(key, interval, start.saturating_duration_since(origin))
+}
+
+/// How much sooner than `interval` the next run of `key` should be due, when this one
+/// started `since_origin` after the scheduler's origin: enough to land the next run on the
+/// key's own place in the interval (a hash of the key), at most half an interval, so a key
+/// moves to its place within two runs and runs never come closer than half an interval.
+fn toward_phase(key: &str, interval: Duration, since_origin: Duration) -> Duration {
+    // A run that starts a little early is far past its place.
+    past_place(key, interval, since_origin).min(interval / 2)
+}
+
+/// How far a moment `since_origin` after the scheduler's origin is past the key's place in
+/// the interval (the place: the key's hash, modulo the interval, counted from the origin),
+/// in `[0, interval)`.
+fn past_place(key: &str, interval: Duration, since_origin: Duration) -> Duration {
+    let period = interval.as_micros();
+    if period < 2 {
+        return Duration::ZERO;
+    }
+    let place = u128::from(fnv1a(key.as_bytes())) % period;
+    let now = since_origin.as_micros() % period;
+    let past = (now + period - place) % period;
+    Duration::from_micros(u64::try_from(past).unwrap_or(u64::MAX))
+}
+
+/// FNV-1a, 64 bits: a key's place must not change between plans (std's hasher is seeded
+/// per process, which would be fine, but this one is also the same across restarts).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn hold(due: Instant, hold_until: Option<Instant>) -> Instant {
@@ -424,5 +493,92 @@ mod tests {
         let c = s.entries["c"].next_due;
         assert!(c >= lifted && c <= lifted + Duration::from_secs(2));
         assert!(!s.entries.contains_key("b"));
+    }
+
+    /// Runs of a fleet planned together, each started the moment it is due: where in the
+    /// interval each run falls, run after run.
+    fn phases_of_runs(keys: usize, interval: Duration, runs: usize) -> Vec<Vec<Duration>> {
+        let origin = Instant::now();
+        let period = interval.as_micros();
+        let mut starts: Vec<Instant> = vec![origin + Duration::from_millis(3); keys];
+        let mut out = Vec::new();
+        for _ in 0..runs {
+            let mut phases = Vec::new();
+            for (k, start) in starts.iter_mut().enumerate() {
+                let key = format!("polling:interface:10.0.{}.{}", k / 256, k % 256);
+                let next = due_after(origin, &key, interval, *start);
+                let gap = next - *start;
+                assert!(gap >= interval / 2 && gap <= interval, "{key}: gap {gap:?}");
+                let phase = (*start - origin).as_micros() % period;
+                phases.push(Duration::from_micros(phase as u64));
+                *start = next;
+            }
+            out.push(phases);
+        }
+        out
+    }
+
+    #[test]
+    fn runs_started_together_spread_over_the_interval_within_two_runs() {
+        let interval = Duration::from_secs(60);
+        let runs = phases_of_runs(1000, interval, 5);
+        // Each tenth of the interval holds ≈100 of the 1,000 runs.
+        let deciles = |phases: &[Duration]| {
+            let mut n = [0usize; 10];
+            for p in phases {
+                n[(p.as_secs_f64() / 6.0) as usize] += 1;
+            }
+            n
+        };
+        assert_eq!(deciles(&runs[0])[0], 1000, "all started together");
+        for run in &runs[2..] {
+            let n = deciles(run);
+            assert!(n.iter().all(|&c| (60..=140).contains(&c)), "{n:?}");
+        }
+        // In place, a key stays there: the runs after the second are a whole interval apart.
+        assert_eq!(runs[3], runs[4]);
+    }
+
+    #[actix_rt::test]
+    async fn first_runs_spread_over_a_whole_interval_start_on_their_place() {
+        let pool = PollerPool::new(PoolConfig::default(), Vec::new()).start();
+        let interval = Duration::from_secs(60);
+        let config = SchedulerConfig {
+            first_run_spread: interval,
+            ..SchedulerConfig::default()
+        };
+        let mut s = Scheduler::new("t", NoPlan, pool, config);
+        let now = s.origin + Duration::from_millis(1234);
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        s.apply_plan(keys.iter().map(|k| item(k, interval, None)).collect(), now);
+        for k in &keys {
+            let due = s.entries[k.as_str()].next_due;
+            assert!(due >= now && due < now + interval, "{k}");
+            // On its place: a run started then is due exactly one interval later.
+            assert_eq!(due_after(s.origin, k, interval, due), due + interval, "{k}");
+        }
+    }
+
+    #[test]
+    fn a_run_on_its_place_is_due_a_whole_interval_later() {
+        let interval = Duration::from_millis(500);
+        let key = "k";
+        let place = Duration::from_micros(fnv1a(key.as_bytes()) % 500_000);
+        assert_eq!(toward_phase(key, interval, place), Duration::ZERO);
+        assert_eq!(
+            toward_phase(key, interval, place + interval * 3),
+            Duration::ZERO
+        );
+        // Late by 10 ms (the tick): the next run makes it up.
+        assert_eq!(
+            toward_phase(key, interval, place + Duration::from_millis(10)),
+            Duration::from_millis(10)
+        );
+        // Never more than half the interval; nothing for intervals too short to matter.
+        assert!(toward_phase(key, interval, place + Duration::from_millis(499)) <= interval / 2);
+        assert_eq!(
+            toward_phase(key, Duration::from_micros(1), place),
+            Duration::ZERO
+        );
     }
 }
