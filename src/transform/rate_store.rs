@@ -4,11 +4,15 @@
 //! Why not the store: a 48-port interface poll has 816 counters under rate. Writing each as
 //! its own key (the original's Redis layout) cost ≈60% of the collector's CPU per poll
 //! and ≈1.5 MB of sled log per poll (it filled the disk at 10,000 devices). Here a group's
-//! samples are one record of ≈7 bytes per counter, found by a 64-bit hash of the group's
-//! partition key, with TTLs kept exactly as the per-key layout would: a sample not
-//! refreshed within its TTL is gone. At 10,000 48-port devices that is ≈480,000 records
-//! of ≈170 bytes (large counters take 7-byte varints) in 64 KiB chunks, ≈95 MB with the
-//! index.
+//! samples are one record, found by a 64-bit hash of the group's partition key, with TTLs
+//! kept exactly as the per-key layout would: a sample not refreshed within its TTL is gone.
+//!
+//! A record is the samples' common timestamp and expiry and then, for the usual group (every
+//! value a non-negative integer, one timestamp, one expiry), only the values as varints:
+//! which metric each value belongs to is a *layout* (the list of metric names in order)
+//! that every group of the same shape shares. Other groups spell out each sample's name and
+//! kind. At 10,000 48-port devices that is ≈480,000 records of ≈130 bytes in 64 KiB chunks,
+//! plus a 12-byte index entry each.
 //!
 //! What is given up: the state lives in the process. A clean shutdown saves it to the
 //! store and the next start loads it (see [`RateStore::save`] / [`RateStore::load`]), so
@@ -16,6 +20,7 @@
 //! counter is treated as a first one), never a wrong rate.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -32,6 +37,8 @@ pub struct RateStore {
     shards: Box<[Mutex<Shard>]>,
     /// Metric names by id: records hold ids, not names.
     names: RwLock<Names>,
+    /// Layouts by id (taken inside a shard's lock, never the other way round).
+    layouts: RwLock<Layouts>,
 }
 
 #[derive(Default)]
@@ -40,110 +47,198 @@ struct Names {
     list: Vec<String>,
 }
 
+/// The metric ids of a usual group, in order; a record of that shape holds only its values.
+/// Id 0 is "no layout": the record names each sample.
+#[derive(Default)]
+struct Layouts {
+    ids: HashMap<Box<[u32]>, u32>,
+    list: Vec<Box<[u32]>>,
+}
+
+/// Plugins give a few shapes of group; a stream of ever new shapes (a bug, or a plugin
+/// naming metrics after data) stops getting layouts here and is stored name by name.
+const MAX_LAYOUTS: usize = 4096;
+
+impl Layouts {
+    fn names(&self, id: u32) -> Option<&[u32]> {
+        self.list
+            .get(usize::try_from(id).ok()?.checked_sub(1)?)
+            .map(|b| &**b)
+    }
+}
+
 /// Some of the groups: their records side by side in a few large chunks, found by an
 /// index.
 ///
 /// Why not a heap block per record: at 10,000 devices that is ≈480,000 long-lived blocks
-/// of ≈170 bytes, each replaced every poll and interleaved with the poll's short-lived
+/// of ≈130 bytes, each replaced every poll and interleaved with the poll's short-lived
 /// allocations, so the allocator could hand few pages back (and paid size-class rounding
 /// and a pointer per record). In chunks a record is rewritten in place each poll (it
 /// keeps a little room to grow), and a shard grows by whole chunks, never by copying
 /// itself into a buffer twice its size.
+///
+/// A record in a chunk: its room (`cap`, u32 LE), its length (u32 LE), then `cap` bytes of
+/// which the first `len` are the record. The index maps a group's hash to the record's
+/// place (chunk << 16 | offset): 12 bytes an entry, where a `u64` key and a full location
+/// took 32, in a table that is between half and seven eighths full.
 #[derive(Default)]
 struct Shard {
-    index: HashMap<u64, Loc>,
+    index: HashMap<Key, u32, BuildHasherDefault<Mix>>,
     chunks: Vec<Vec<u8>>,
     /// Bytes of the chunks no record uses (left by records that moved or went away, and
     /// the unfillable ends of chunks).
     dead: usize,
 }
 
-/// Where a group's record is.
-#[derive(Clone, Copy)]
-struct Loc {
-    chunk: u32,
-    at: u32,
-    len: u32,
-    /// Bytes reserved for it (`len` plus room).
-    cap: u32,
-    /// The latest expiry of its samples (ms since the epoch): past it, the record is dead.
-    expires_ms: u64,
+/// A group's 64-bit hash as two halves: 4-byte aligned, so an index entry is 12 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u32; 2]);
+
+impl Key {
+    fn of(hash: u64) -> Key {
+        Key([(hash >> 32) as u32, hash as u32])
+    }
+
+    fn hash64(self) -> u64 {
+        u64::from(self.0[0]) << 32 | u64::from(self.0[1])
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash64());
+    }
+}
+
+/// The keys are hashes already: one multiply spreads them over the table (std's SipHash
+/// would hash them again, for nothing).
+#[derive(Default)]
+struct Mix(u64);
+
+impl Hasher for Mix {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn finish(&self) -> u64 {
+        // High bits of the product depend on every bit of the key; fold them down, where
+        // the table takes its bucket from.
+        let x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^ (x >> 32)
+    }
 }
 
 /// Spare bytes given to a record when it is placed.
 const RECORD_ROOM: u32 = 4;
 
-/// Size of a chunk (a record larger than this gets a chunk of its own size).
+/// A record's header in its chunk: room and length, u32 LE each.
+const HEADER: usize = 8;
+
+/// Size of a chunk (a record larger than this gets a chunk of its own size). A place in a
+/// chunk is 16 bits.
 const CHUNK_BYTES: usize = 64 * 1024;
 
+/// Chunks a shard may hold (16 bits of a place): 4 GiB of records per shard.
+const MAX_CHUNKS: usize = 1 << 16;
+
+fn u32_at(chunk: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
+}
+
 impl Shard {
+    /// The chunk and offset of a record's header.
+    fn place(pos: u32) -> (usize, usize) {
+        ((pos >> 16) as usize, (pos & 0xffff) as usize)
+    }
+
+    /// (offset, room, length) of the record at `pos` in its chunk.
+    fn header(&self, pos: u32) -> Option<(&Vec<u8>, usize, u32, u32)> {
+        let (c, at) = Shard::place(pos);
+        let chunk = self.chunks.get(c)?;
+        Some((chunk, at, u32_at(chunk, at)?, u32_at(chunk, at + 4)?))
+    }
+
+    fn body(&self, pos: u32) -> Option<&[u8]> {
+        let (chunk, at, _, len) = self.header(pos)?;
+        chunk.get(at + HEADER..at + HEADER + len as usize)
+    }
+
     fn record(&self, hash: u64) -> Option<&[u8]> {
-        let loc = self.index.get(&hash)?;
-        let at = loc.at as usize;
-        self.chunks
-            .get(loc.chunk as usize)?
-            .get(at..at + loc.len as usize)
+        self.body(*self.index.get(&Key::of(hash))?)
     }
 
     /// Stores `encoded` as the record of `hash`: in place when it fits its room.
-    fn put(&mut self, hash: u64, expires_ms: u64, encoded: &[u8]) -> Result<(), String> {
+    fn put(&mut self, hash: u64, encoded: &[u8]) -> Result<(), String> {
         let len = u32::try_from(encoded.len()).map_err(|_| "rate record over 4 GiB")?;
-        if let Some(loc) = self.index.get_mut(&hash) {
-            if len <= loc.cap {
-                if let Some(chunk) = self.chunks.get_mut(loc.chunk as usize) {
-                    let at = loc.at as usize;
-                    chunk[at..at + encoded.len()].copy_from_slice(encoded);
-                    loc.len = len;
-                    loc.expires_ms = expires_ms;
+        let key = Key::of(hash);
+        if let Some(&pos) = self.index.get(&key) {
+            if let Some((_, at, cap, _)) = self.header(pos) {
+                if len <= cap {
+                    let chunk = &mut self.chunks[Shard::place(pos).0];
+                    chunk[at + 4..at + HEADER].copy_from_slice(&len.to_le_bytes());
+                    chunk[at + HEADER..at + HEADER + encoded.len()].copy_from_slice(encoded);
                     return Ok(());
                 }
+                self.dead += HEADER + cap as usize;
             }
-            self.dead += loc.cap as usize;
         }
         // Room for a few values to grow by a varint byte before the record must move.
         let cap = len.saturating_add(RECORD_ROOM);
-        let loc = self.reserve(cap)?;
-        let chunk = &mut self.chunks[loc.0 as usize];
+        let (c, at) = self.reserve(HEADER + cap as usize)?;
+        let chunk = &mut self.chunks[c];
+        chunk.extend_from_slice(&cap.to_le_bytes());
+        chunk.extend_from_slice(&len.to_le_bytes());
         chunk.extend_from_slice(encoded);
-        chunk.resize(loc.1 as usize + cap as usize, 0);
-        self.index.insert(
-            hash,
-            Loc {
-                chunk: loc.0,
-                at: loc.1,
-                len,
-                cap,
-                expires_ms,
-            },
-        );
+        chunk.resize(at + HEADER + cap as usize, 0);
+        self.index.insert(key, pos_of(c, at));
         self.compact_if_sparse();
         Ok(())
     }
 
-    /// (chunk, offset) of `cap` free bytes at the end of the last chunk, or of a new one.
-    fn reserve(&mut self, cap: u32) -> Result<(u32, u32), String> {
-        let fits = |c: &Vec<u8>| c.capacity() - c.len() >= cap as usize;
+    /// (chunk, offset) of `size` free bytes at the end of the last chunk, or of a new one.
+    fn reserve(&mut self, size: usize) -> Result<(usize, usize), String> {
+        let fits = |c: &Vec<u8>| c.capacity() - c.len() >= size && c.len() < CHUNK_BYTES;
         match self.chunks.last() {
             Some(last) if fits(last) => {}
             last => {
+                if self.chunks.len() >= MAX_CHUNKS {
+                    return Err(format!(
+                        "rate state full: a shard holds {MAX_CHUNKS} chunks of {CHUNK_BYTES} bytes"
+                    ));
+                }
                 self.dead += last.map_or(0, |c| c.capacity() - c.len());
-                self.chunks
-                    .push(Vec::with_capacity(CHUNK_BYTES.max(cap as usize)));
+                self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(size)));
             }
         }
-        let chunk = u32::try_from(self.chunks.len() - 1).map_err(|_| "too many chunks")?;
-        let at = self.chunks.last().map_or(0, Vec::len);
-        Ok((chunk, u32::try_from(at).map_err(|_| "chunk over 4 GiB")?))
+        let c = self.chunks.len() - 1;
+        Ok((c, self.chunks[c].len()))
     }
 
     /// Drops the records whose every sample has expired; returns how many.
     fn sweep(&mut self, now: u64) -> usize {
         let before = self.index.len();
         let mut dead = 0;
-        self.index.retain(|_, loc| {
-            let live = loc.expires_ms > now;
+        let chunks = &self.chunks;
+        self.index.retain(|_, pos| {
+            let (c, at) = Shard::place(*pos);
+            let Some(chunk) = chunks.get(c) else {
+                return false;
+            };
+            let (Some(cap), Some(len)) = (u32_at(chunk, at), u32_at(chunk, at + 4)) else {
+                return false;
+            };
+            let live = chunk
+                .get(at + HEADER..at + HEADER + len as usize)
+                .and_then(|body| record_expiry(body).ok())
+                .is_some_and(|expires| expires > now);
             if !live {
-                dead += loc.cap as usize;
+                dead += HEADER + cap as usize;
             }
             live
         });
@@ -160,29 +255,34 @@ impl Shard {
         }
         let old = std::mem::take(&mut self.chunks);
         self.dead = 0;
-        let mut locs: Vec<(u64, Loc)> = self.index.iter().map(|(&h, &l)| (h, l)).collect();
-        locs.sort_unstable_by_key(|(_, l)| (l.chunk, l.at));
-        for (hash, loc) in locs {
-            let at = loc.at as usize;
-            let Some(bytes) = old
-                .get(loc.chunk as usize)
-                .and_then(|c| c.get(at..at + loc.cap as usize))
-            else {
-                self.index.remove(&hash);
-                continue;
-            };
-            // Cannot fail: the new chunks hold less than the old ones did.
-            let Ok((chunk, at)) = self.reserve(loc.cap) else {
-                self.index.remove(&hash);
-                continue;
-            };
-            self.chunks[chunk as usize].extend_from_slice(bytes);
-            if let Some(l) = self.index.get_mut(&hash) {
-                l.chunk = chunk;
-                l.at = at;
+        let mut places: Vec<(Key, u32)> = self.index.iter().map(|(&k, &p)| (k, p)).collect();
+        places.sort_unstable_by_key(|&(_, p)| p);
+        for (key, pos) in places {
+            let (c, at) = Shard::place(pos);
+            let bytes = old.get(c).and_then(|chunk| {
+                let cap = u32_at(chunk, at)? as usize;
+                chunk.get(at..at + HEADER + cap)
+            });
+            // Cannot fail to fit: the new chunks hold less than the old ones did.
+            let moved = bytes.and_then(|bytes| Some((bytes, self.reserve(bytes.len()).ok()?)));
+            match moved {
+                Some((bytes, (c, at))) => {
+                    self.chunks[c].extend_from_slice(bytes);
+                    self.index.insert(key, pos_of(c, at));
+                }
+                None => {
+                    self.index.remove(&key);
+                }
             }
         }
     }
+}
+
+/// The index's form of a place (`reserve` keeps chunks under [`MAX_CHUNKS`] and offsets
+/// under [`CHUNK_BYTES`]).
+fn pos_of(chunk: usize, at: usize) -> u32 {
+    debug_assert!(chunk < MAX_CHUNKS && at < CHUNK_BYTES);
+    ((chunk as u32) << 16) | (at as u32 & 0xffff)
 }
 
 /// One decoded sample of a record.
@@ -204,6 +304,7 @@ impl RateStore {
         RateStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             names: RwLock::default(),
+            layouts: RwLock::default(),
         }
     }
 
@@ -239,8 +340,71 @@ impl RateStore {
         id
     }
 
+    /// The layout of these metric ids, made if new (0 when the table is full).
+    fn layout_id(&self, names: &[u32]) -> u32 {
+        let read = |l: &Layouts| l.ids.get(names).copied();
+        if let Some(id) = read(&self.layouts.read().unwrap_or_else(|p| p.into_inner())) {
+            return id;
+        }
+        let mut layouts = self.layouts.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = read(&layouts) {
+            return id;
+        }
+        if layouts.list.len() >= MAX_LAYOUTS {
+            return 0;
+        }
+        layouts.list.push(names.into());
+        let id = u32::try_from(layouts.list.len()).unwrap_or(0);
+        layouts.ids.insert(names.into(), id);
+        id
+    }
+
+    /// The record of `entries`: by layout when they have the usual shape.
+    fn encode(&self, entries: &[Entry]) -> Vec<u8> {
+        if usual_shape(entries) {
+            let names: Vec<u32> = entries.iter().map(|e| e.name).collect();
+            let layout = self.layout_id(&names);
+            if layout != 0 {
+                return encode_by_layout(entries, layout);
+            }
+        }
+        let mut out = Vec::with_capacity(17 + entries.len() * 9);
+        encode_named(entries, &mut out, true);
+        out
+    }
+
+    fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, String> {
+        let mut r = Reader::new(record);
+        let (ts, expires_ms) = (
+            f64::from_le_bytes(r.array()?),
+            u64::from_le_bytes(r.array()?),
+        );
+        let layout = u32::try_from(r.varint()?).map_err(|_| "layout id out of range")?;
+        if layout == 0 {
+            return decode_named(r, ts, expires_ms);
+        }
+        let layouts = self.layouts.read().unwrap_or_else(|p| p.into_inner());
+        let names = layouts
+            .names(layout)
+            .ok_or_else(|| format!("unknown layout {layout}"))?;
+        names
+            .iter()
+            .map(|&name| {
+                Ok(Entry {
+                    name,
+                    sample: Sample {
+                        value: MetricValue::Int(i128::from(r.varint()?)),
+                        ts,
+                    },
+                    expires_ms,
+                })
+            })
+            .collect()
+    }
+
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[(hash % SHARDS as u64) as usize]
+        // The high bits: the index's buckets come from the (mixed) low ones.
+        &self.shards[(hash >> 58) as usize % SHARDS]
     }
 }
 
@@ -251,6 +415,7 @@ const SNAPSHOT_SHARD: &str = "snapshot/shard/";
 impl RateStore {
     /// Saves every live group to `keyspace` (one value per shard, plus the metric names),
     /// each expiring with its latest sample; for a clean shutdown. Returns the groups saved.
+    /// Snapshots name every sample (no layouts), so any version reads them.
     pub fn save(&self, keyspace: &Keyspace) -> Result<usize, StorageError> {
         let now = now_ms();
         let names = self
@@ -265,14 +430,23 @@ impl RateStore {
             let mut out = Vec::new();
             let mut expires = now;
             let shard = lock(shard);
-            for (&hash, loc) in shard.index.iter().filter(|(_, l)| l.expires_ms > now) {
-                let Some(data) = shard.record(hash) else {
+            let mut record = Vec::new();
+            for (key, &pos) in shard.index.iter() {
+                let Some(entries) = shard.body(pos).and_then(|b| self.decode(b).ok()) else {
                     continue;
                 };
-                out.extend_from_slice(&hash.to_le_bytes());
-                put_varint(&mut out, data.len() as u64);
-                out.extend_from_slice(data);
-                expires = expires.max(loc.expires_ms);
+                let Some(latest) = entries.iter().map(|e| e.expires_ms).max() else {
+                    continue;
+                };
+                if latest <= now {
+                    continue;
+                }
+                record.clear();
+                encode_named(&entries, &mut record, false);
+                out.extend_from_slice(&key.hash64().to_le_bytes());
+                put_varint(&mut out, record.len() as u64);
+                out.extend_from_slice(&record);
+                expires = expires.max(latest);
                 saved += 1;
             }
             if !out.is_empty() {
@@ -313,7 +487,7 @@ impl RateStore {
     }
 
     fn load_shard(&self, raw: &[u8], ids: &[u32], now: u64) -> Result<usize, String> {
-        let mut r = Reader { data: raw, at: 0 };
+        let mut r = Reader::new(raw);
         let mut loaded = 0;
         while r.at < raw.len() {
             let hash = u64::from_le_bytes(r.array()?);
@@ -323,7 +497,12 @@ impl RateStore {
                 .get(r.at..r.at.saturating_add(len))
                 .ok_or("record longer than the snapshot")?;
             r.at += len;
-            let mut entries = decode(data)?;
+            let mut d = Reader::new(data);
+            let (ts, exp) = (
+                f64::from_le_bytes(d.array()?),
+                u64::from_le_bytes(d.array()?),
+            );
+            let mut entries = decode_named(d, ts, exp)?;
             entries.retain(|e| e.expires_ms > now);
             for e in &mut entries {
                 e.name = *usize::try_from(e.name)
@@ -331,12 +510,12 @@ impl RateStore {
                     .and_then(|i| ids.get(i))
                     .ok_or("a sample names an unknown metric")?;
             }
-            let Some(expires_ms) = entries.iter().map(|e| e.expires_ms).max() else {
+            if entries.is_empty() {
                 continue;
-            };
+            }
             let mut shard = lock(self.shard(hash));
-            if !shard.index.contains_key(&hash) {
-                shard.put(hash, expires_ms, &encode(&entries))?;
+            if !shard.index.contains_key(&Key::of(hash)) {
+                shard.put(hash, &self.encode(&entries))?;
             }
             loaded += 1;
         }
@@ -388,7 +567,9 @@ impl RateState for RateStore {
         let hash = hash64(group_key.as_bytes());
         let mut shard = lock(self.shard(hash));
         let mut entries = match shard.record(hash) {
-            Some(r) => decode(r).map_err(|e| format!("rate state of {group_key:?}: {e}"))?,
+            Some(r) => self
+                .decode(r)
+                .map_err(|e| format!("rate state of {group_key:?}: {e}"))?,
             None => Vec::new(),
         };
         entries.retain(|e| e.expires_ms > now);
@@ -407,15 +588,17 @@ impl RateState for RateStore {
                 }
             }
         }
-        let expires_ms = entries.iter().map(|e| e.expires_ms).max().unwrap_or(0);
-        shard.put(hash, expires_ms, &encode(&entries))?;
+        shard.put(hash, &self.encode(&entries))?;
         Ok(previous)
     }
 }
 
-// Record format: the record's first sample's timestamp (f64 LE) and expiry (u64 LE), then
-// per sample: name id (varint), a tag byte, the value, then the sample's own timestamp and
-// expiry when they differ from the record's (flag bits of the tag).
+// A record: the first sample's timestamp (f64 LE) and expiry (u64 LE), then a layout id
+// (varint). Layout 0: per sample its name id (varint), a tag byte, the value, then the
+// sample's own timestamp and expiry when they differ from the first's (flag bits of the
+// tag). Any other layout: the layout's values, varints, all with the first timestamp and
+// expiry. A snapshot's record is the layout-0 form without the layout id (the format of
+// older versions).
 const TAG_UINT: u8 = 0; // varint
 const TAG_NEG: u8 = 1; // varint of -(v + 1)
 const TAG_FLOAT: u8 = 2; // f64 LE
@@ -423,15 +606,45 @@ const TAG_BIG: u8 = 3; // i128 LE
 const FLAG_OWN_TS: u8 = 0x10;
 const FLAG_OWN_EXPIRY: u8 = 0x20;
 
-fn encode(entries: &[Entry]) -> Box<[u8]> {
+/// Every value a non-negative integer in 64 bits, one timestamp and one expiry.
+fn usual_shape(entries: &[Entry]) -> bool {
+    let Some(first) = entries.first() else {
+        return false;
+    };
+    entries.iter().all(|e| {
+        matches!(e.sample.value, MetricValue::Int(i) if (0..=i128::from(u64::MAX)).contains(&i))
+            && e.sample.ts.to_bits() == first.sample.ts.to_bits()
+            && e.expires_ms == first.expires_ms
+    })
+}
+
+fn encode_by_layout(entries: &[Entry], layout: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + entries.len() * 7);
+    if let Some(first) = entries.first() {
+        out.extend_from_slice(&first.sample.ts.to_le_bytes());
+        out.extend_from_slice(&first.expires_ms.to_le_bytes());
+    }
+    put_varint(&mut out, u64::from(layout));
+    for e in entries {
+        if let MetricValue::Int(i) = e.sample.value {
+            put_varint(&mut out, u64::try_from(i).unwrap_or(0));
+        }
+    }
+    out
+}
+
+/// The named form; with `layout_id`, as a record (layout 0), without, as in a snapshot.
+fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
     let (ts0, exp0) = entries
         .first()
         .map_or((0.0, 0), |e| (e.sample.ts, e.expires_ms));
-    let mut out = Vec::with_capacity(16 + entries.len() * 8);
     out.extend_from_slice(&ts0.to_le_bytes());
     out.extend_from_slice(&exp0.to_le_bytes());
+    if layout_id {
+        out.push(0);
+    }
     for e in entries {
-        put_varint(&mut out, u64::from(e.name));
+        put_varint(out, u64::from(e.name));
         let mut flags = 0;
         if e.sample.ts.to_bits() != ts0.to_bits() {
             flags |= FLAG_OWN_TS;
@@ -442,11 +655,11 @@ fn encode(entries: &[Entry]) -> Box<[u8]> {
         match e.sample.value {
             MetricValue::Int(i) if (0..=i128::from(u64::MAX)).contains(&i) => {
                 out.push(TAG_UINT | flags);
-                put_varint(&mut out, i as u64);
+                put_varint(out, i as u64);
             }
             MetricValue::Int(i) if (i128::from(i64::MIN)..0).contains(&i) => {
                 out.push(TAG_NEG | flags);
-                put_varint(&mut out, (-(i + 1)) as u64);
+                put_varint(out, (-(i + 1)) as u64);
             }
             MetricValue::Int(i) => {
                 out.push(TAG_BIG | flags);
@@ -461,18 +674,16 @@ fn encode(entries: &[Entry]) -> Box<[u8]> {
             out.extend_from_slice(&e.sample.ts.to_le_bytes());
         }
         if flags & FLAG_OWN_EXPIRY != 0 {
-            put_varint(&mut out, e.expires_ms);
+            put_varint(out, e.expires_ms);
         }
     }
-    out.into_boxed_slice()
 }
 
-fn decode(data: &[u8]) -> Result<Vec<Entry>, String> {
-    let mut r = Reader { data, at: 0 };
-    let ts0 = f64::from_le_bytes(r.array()?);
-    let exp0 = u64::from_le_bytes(r.array()?);
+/// The samples of the named form, read from after the first timestamp and expiry (`ts0`,
+/// `exp0`) to the end.
+fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, String> {
     let mut out = Vec::new();
-    while r.at < data.len() {
+    while r.at < r.data.len() {
         let name = u32::try_from(r.varint()?).map_err(|_| "name id out of range")?;
         let tag = r.byte()?;
         let value = match tag & 0x0f {
@@ -501,6 +712,24 @@ fn decode(data: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
+/// When a record's last sample expires (ms since the epoch), without the layouts: a
+/// layout's samples share the first one's expiry.
+fn record_expiry(record: &[u8]) -> Result<u64, String> {
+    let mut r = Reader::new(record);
+    let (ts, exp) = (
+        f64::from_le_bytes(r.array()?),
+        u64::from_le_bytes(r.array()?),
+    );
+    if r.varint()? != 0 {
+        return Ok(exp);
+    }
+    Ok(decode_named(r, ts, exp)?
+        .iter()
+        .map(|e| e.expires_ms)
+        .max()
+        .unwrap_or(0))
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -512,6 +741,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 struct Reader<'a> {
     data: &'a [u8],
     at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8]) -> Reader<'a> {
+        Reader { data, at: 0 }
+    }
 }
 
 impl Reader<'_> {
@@ -550,48 +785,76 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    /// A layout-0 record of `n` samples (value `h % 100`) expiring at `exp`: 17 + 3n bytes.
+    fn body(h: u64, n: usize, exp: u64) -> Vec<u8> {
+        let entries: Vec<Entry> = (0..n)
+            .map(|i| Entry {
+                name: i as u32,
+                sample: s(MetricValue::Int(i128::from(h % 100)), 1.0),
+                expires_ms: exp,
+            })
+            .collect();
+        let mut out = Vec::new();
+        encode_named(&entries, &mut out, true);
+        out
+    }
+
     #[test]
     fn a_shard_rewrites_in_place_moves_what_outgrows_and_compacts() {
         let mut shard = Shard::default();
-        let record = |h: u64, n: usize| vec![(h % 251) as u8; n];
         // Enough 200-byte records for several chunks.
         for h in 0..2_000u64 {
-            shard.put(h, 10, &record(h, 200)).unwrap();
+            shard.put(h, &body(h, 61, 10)).unwrap();
         }
         assert!(shard.chunks.len() > 1);
-        let loc = |s: &Shard, h: u64| s.index.get(&h).map(|l| (l.chunk, l.at)).unwrap();
+        let pos = |s: &Shard, h: u64| s.index[&Key::of(h)];
         // Same size, or within the room: rewritten where it is.
-        let before = (loc(&shard, 7), shard.dead);
-        shard
-            .put(7, 20, &record(7, 200 + RECORD_ROOM as usize))
-            .unwrap();
-        assert_eq!((loc(&shard, 7), shard.dead), before);
-        assert_eq!(shard.record(7).unwrap().len(), 200 + RECORD_ROOM as usize);
+        let before = (pos(&shard, 7), shard.dead);
+        shard.put(7, &body(7, 62, 20)).unwrap();
+        assert_eq!((pos(&shard, 7), shard.dead), before);
+        assert_eq!(shard.record(7).unwrap(), &body(7, 62, 20)[..]);
         // Larger: moved to the end; its old place is dead.
-        shard.put(8, 20, &record(8, 300)).unwrap();
-        assert_ne!(loc(&shard, 8), before.0);
-        assert!(shard.dead >= 204, "{}", shard.dead);
-        assert_eq!(shard.record(8).unwrap(), &record(8, 300)[..]);
+        shard.put(8, &body(8, 100, 20)).unwrap();
+        assert_ne!(pos(&shard, 8), before.0);
+        assert!(shard.dead >= 212, "{}", shard.dead);
+        assert_eq!(shard.record(8).unwrap(), &body(8, 100, 20)[..]);
         // Expiring most records leaves the chunks sparse: they are compacted, and what
         // is left still reads back.
         for h in (0..2_000u64).filter(|h| h % 4 != 0 && *h != 7) {
-            shard.put(h, 5, &record(h, 200)).unwrap();
+            shard.put(h, &body(h, 61, 5)).unwrap();
         }
         let chunks_before = shard.chunks.len();
         assert_eq!(shard.sweep(6), 1_500 - 1);
         // Compacted: only the unfillable ends of the new chunks are dead.
-        assert!(shard.dead < 200 * shard.chunks.len(), "{}", shard.dead);
+        assert!(shard.dead < 212 * shard.chunks.len(), "{}", shard.dead);
         assert!(shard.chunks.len() < chunks_before);
         for h in (0..2_000u64).filter(|h| h % 4 == 0 && *h != 8) {
-            assert_eq!(shard.record(h).unwrap(), &record(h, 200)[..], "record {h}");
+            assert_eq!(shard.record(h).unwrap(), &body(h, 61, 10)[..], "record {h}");
         }
-        assert_eq!(shard.record(8).unwrap(), &record(8, 300)[..]);
+        assert_eq!(shard.record(8).unwrap(), &body(8, 100, 20)[..]);
         assert_eq!(
-            shard.record(7).unwrap().len(),
-            204,
-            "7 was refreshed (expiry 20)"
+            shard.record(7).unwrap(),
+            &body(7, 62, 20)[..],
+            "7 was refreshed"
         );
         assert_eq!(shard.index.len(), 501);
+        // Past the records' expiry, all go, and the chunks with them.
+        assert_eq!(shard.sweep(21), 501);
+        assert!(shard.chunks.len() <= 1);
+    }
+
+    #[test]
+    fn a_record_larger_than_a_chunk_gets_one_of_its_own() {
+        let mut shard = Shard::default();
+        shard.put(1, &body(1, 10, 10)).unwrap();
+        let big = body(2, 30_000, 10);
+        assert!(big.len() > CHUNK_BYTES);
+        shard.put(2, &big).unwrap();
+        shard.put(3, &body(3, 10, 10)).unwrap();
+        assert_eq!(shard.chunks.len(), 3);
+        assert_eq!(shard.record(2).unwrap(), &big[..]);
+        assert_eq!(shard.record(3).unwrap(), &body(3, 10, 10)[..]);
+        assert_eq!(shard.record(1).unwrap(), &body(1, 10, 10)[..]);
     }
 
     fn s(value: MetricValue, ts: f64) -> Sample {
@@ -619,9 +882,49 @@ mod tests {
                 expires_ms: if i % 2 == 0 { 10 } else { 1 << 40 },
             })
             .collect();
-        assert_eq!(decode(&encode(&entries)).unwrap(), entries);
-        assert_eq!(decode(&encode(&[])).unwrap(), vec![]);
-        assert!(decode(&[1, 2, 3]).is_err());
+        let store = RateStore::new();
+        assert_eq!(store.decode(&store.encode(&entries)).unwrap(), entries);
+        assert_eq!(store.decode(&store.encode(&[])).unwrap(), vec![]);
+        assert!(store.decode(&[1, 2, 3]).is_err());
+        // The usual shape goes by layout: only the values, and the layout is shared.
+        let usual: Vec<Entry> = (0..17u32)
+            .map(|i| Entry {
+                name: i,
+                sample: s(MetricValue::Int(1 << 40), 1.5),
+                expires_ms: 1 << 41,
+            })
+            .collect();
+        let record = store.encode(&usual);
+        assert_eq!(record.len(), 16 + 1 + 17 * 6);
+        assert_eq!(store.decode(&record).unwrap(), usual);
+        assert_eq!(record_expiry(&record), Ok(1 << 41));
+        assert_eq!(store.encode(&usual), record);
+        assert_eq!(store.layouts.read().unwrap().list.len(), 1);
+        assert!(store.decode(&record[..record.len() - 1]).is_err());
+        // An unknown layout is an error, not a panic.
+        let mut unknown = record.clone();
+        unknown[16] = 9;
+        assert!(store.decode(&unknown).is_err());
+        assert_eq!(
+            record_expiry(&store.encode(&entries)),
+            Ok(1 << 40),
+            "the latest sample's"
+        );
+    }
+
+    #[test]
+    fn layouts_stop_at_their_limit_and_records_still_round_trip() {
+        let store = RateStore::new();
+        for n in 0..(MAX_LAYOUTS as u32 + 10) {
+            let entries = [Entry {
+                name: n,
+                sample: s(MetricValue::Int(5), 1.0),
+                expires_ms: 9,
+            }];
+            let record = store.encode(&entries);
+            assert_eq!(store.decode(&record).unwrap(), entries);
+        }
+        assert_eq!(store.layouts.read().unwrap().list.len(), MAX_LAYOUTS);
     }
 
     #[test]
