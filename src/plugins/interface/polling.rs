@@ -2,7 +2,7 @@
 //! group per interface with the spec's metric and dimension names (spec §8.2), plus the
 //! `status` group with `interface_polling_status`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -39,8 +39,27 @@ pub struct Options {
     pub include_interface_index: bool,
 }
 
-/// What one poll walked: column name -> rows.
-type Walked = BTreeMap<&'static str, Column>;
+/// What one poll walked: the rows of each of [`COLUMNS`], in its order.
+type Walked = Vec<Column>;
+
+/// The position of a column in [`COLUMNS`] (at compile time: a typo does not build).
+const fn col(name: &str) -> usize {
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        let (a, b) = (COLUMNS[i].0.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a polled column")
+}
 
 const COLUMNS: [(&str, &str, u32); 21] = [
     ("dot3StatsAlignmentErrors", DOT3_STATS_TABLE, 2),
@@ -104,22 +123,18 @@ async fn poll(
             resource.id
         ))
     })?;
-    let mut walked = Walked::new();
-    for (name, table, column) in COLUMNS {
-        walked.insert(name, walk_column(client, table, column).await?);
+    let mut walked = Walked::with_capacity(COLUMNS.len());
+    for (_, table, column) in COLUMNS {
+        walked.push(walk_column(client, table, column).await?);
     }
-    let if_x: BTreeSet<String> = COLUMNS
+    let if_x: BTreeSet<&str> = COLUMNS
         .iter()
-        .filter(|(_, table, _)| *table == IF_X_TABLE)
-        .flat_map(|(name, _, _)| {
-            walked
-                .get(name)
-                .map(|c| c.keys().cloned().collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
+        .zip(&walked)
+        .filter(|((_, table, _), _)| *table == IF_X_TABLE)
+        .flat_map(|(_, rows)| rows.keys().map(String::as_str))
         .collect();
-    let mut groups = Vec::new();
-    for index in &if_x {
+    let mut groups = Vec::with_capacity(if_x.len() + 1);
+    for index in if_x.iter().copied() {
         let Some(Value::Object(fields)) = interfaces.get(index) else {
             tracing::warn!(resource = %resource.id, index = %index, "interface has no enrichment yet: skipped this poll");
             status.failure("interface", DeviceStatus::EnrichmentFailure);
@@ -136,7 +151,7 @@ async fn poll(
     Ok(groups)
 }
 
-fn number(walked: &Walked, column: &str, index: &str) -> i128 {
+fn number(walked: &Walked, column: usize, index: &str) -> i128 {
     walked
         .get(column)
         .and_then(|c| c.get(index))
@@ -153,58 +168,55 @@ fn interface_group(
     now: f64,
 ) -> Result<MetricsGroup, ModelError> {
     let mut g = MetricsGroup::new(resource.clone(), GROUP_TYPE, options.interval, now)?;
-    let n = |c: &str| number(walked, c, index);
-    let sum = |cs: [&str; 3]| {
-        let v: Vec<i128> = cs.iter().map(|c| n(c)).collect();
-        if v.contains(&-1) {
+    // Each column's value for this interface, read once (-1: missing or not a number).
+    let v: [i128; COLUMNS.len()] = std::array::from_fn(|c| number(walked, c, index));
+    let n = |c: usize| v[c];
+    let sum = |cs: [usize; 3]| {
+        if cs.iter().any(|&c| n(c) == -1) {
             -1
         } else {
-            v.iter().sum()
+            cs.iter().map(|&c| n(c)).sum()
         }
     };
-    let times8 = |c: &str| match n(c) {
+    let times8 = |c: usize| match n(c) {
         -1 => -1,
         v => v * 8,
     };
-    let admin = n("ifAdminStatus");
-    let oper = n("ifOperStatus");
+    let admin = n(const { col("ifAdminStatus") });
+    let oper = n(const { col("ifOperStatus") });
     let configured = match enrichment.get("configured_speed") {
         Some(Value::Number(x)) => x.as_i64().map(i128::from).unwrap_or(-1),
         Some(Value::String(s)) => s.parse().unwrap_or(-1),
         _ => -1,
     };
+    const IN: [usize; 3] = [
+        col("ifHCInUcastPkts"),
+        col("ifHCInMulticastPkts"),
+        col("ifHCInBroadcastPkts"),
+    ];
+    const OUT: [usize; 3] = [
+        col("ifHCOutUcastPkts"),
+        col("ifHCOutMulticastPkts"),
+        col("ifHCOutBroadcastPkts"),
+    ];
     let counters: [(&str, i128); 19] = [
-        ("bits_in", times8("ifHCInOctets")),
-        ("bits_out", times8("ifHCOutOctets")),
-        ("unicast_packets_in", n("ifHCInUcastPkts")),
-        ("unicast_packets_out", n("ifHCOutUcastPkts")),
-        ("multicast_packets_in", n("ifHCInMulticastPkts")),
-        ("multicast_packets_out", n("ifHCOutMulticastPkts")),
-        ("broadcast_packets_in", n("ifHCInBroadcastPkts")),
-        ("broadcast_packets_out", n("ifHCOutBroadcastPkts")),
-        (
-            "total_packets_in",
-            sum([
-                "ifHCInUcastPkts",
-                "ifHCInMulticastPkts",
-                "ifHCInBroadcastPkts",
-            ]),
-        ),
-        (
-            "total_packets_out",
-            sum([
-                "ifHCOutUcastPkts",
-                "ifHCOutMulticastPkts",
-                "ifHCOutBroadcastPkts",
-            ]),
-        ),
-        ("errors_in", n("ifInErrors")),
-        ("errors_out", n("ifOutErrors")),
-        ("discards_in", n("ifInDiscards")),
-        ("discards_out", n("ifOutDiscards")),
-        ("errors_frame", n("dot3StatsAlignmentErrors")),
-        ("errors_crc", n("dot3StatsFCSErrors")),
-        ("errors_giants", n("dot3StatsFrameTooLongs")),
+        ("bits_in", times8(const { col("ifHCInOctets") })),
+        ("bits_out", times8(const { col("ifHCOutOctets") })),
+        ("unicast_packets_in", n(IN[0])),
+        ("unicast_packets_out", n(OUT[0])),
+        ("multicast_packets_in", n(IN[1])),
+        ("multicast_packets_out", n(OUT[1])),
+        ("broadcast_packets_in", n(IN[2])),
+        ("broadcast_packets_out", n(OUT[2])),
+        ("total_packets_in", sum(IN)),
+        ("total_packets_out", sum(OUT)),
+        ("errors_in", n(const { col("ifInErrors") })),
+        ("errors_out", n(const { col("ifOutErrors") })),
+        ("discards_in", n(const { col("ifInDiscards") })),
+        ("discards_out", n(const { col("ifOutDiscards") })),
+        ("errors_frame", n(const { col("dot3StatsAlignmentErrors") })),
+        ("errors_crc", n(const { col("dot3StatsFCSErrors") })),
+        ("errors_giants", n(const { col("dot3StatsFrameTooLongs") })),
         ("admin_state", admin),
         ("oper_state", oper),
     ];
@@ -218,7 +230,7 @@ fn interface_group(
     }
     let gauges: [(&str, i128); 3] = [
         ("oper_admin_state_mismatch", i128::from(oper != admin)),
-        ("mtu", n("ifMtu")),
+        ("mtu", n(const { col("ifMtu") })),
         ("configured_speed", configured),
     ];
     for (name, value) in gauges {
