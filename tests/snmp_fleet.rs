@@ -144,11 +144,10 @@ async fn dead_and_slow_devices_do_not_delay_the_healthy_ones() {
     let (healthy, slow) = (&addrs[..HEALTHY], addrs[HEALTHY]);
     // The slow device answers, but after 300 ms, every time.
     simulator.set_reply_delay(HEALTHY, Duration::from_millis(300));
-    // The dead one: nothing listens there.
-    let dead: SocketAddr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // The dead one: a socket nobody reads. Held for the whole test: a port freed at once
+    // could be bound by another test's simulator meanwhile, and answer (it did, once).
+    let dead_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead: SocketAddr = dead_socket.local_addr().unwrap();
     let engine = SnmpEngine::new(EngineConfig::default()).unwrap();
     let if_descr: Oid = "1.3.6.1.2.1.2.2.1.2".parse().unwrap();
     let rows = recording
@@ -239,5 +238,6 @@ async fn dead_and_slow_devices_do_not_delay_the_healthy_ones() {
     );
     let stats = engine.stats();
     assert!(stats.timeouts >= 1 && stats.retries >= 1, "{stats:?}");
+    drop(dead_socket);
     simulator.shutdown().await;
 }
