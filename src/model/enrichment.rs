@@ -185,10 +185,36 @@ pub fn encode_stored(json: &str) -> Vec<u8> {
     zstd::bulk::compress(json.as_bytes(), 3).unwrap_or_else(|_| json.as_bytes().to_vec())
 }
 
+thread_local! {
+    /// Reused by every read on this thread (`None` if zstd could not make one).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
 /// The JSON text of a stored enrichment, from either stored form.
 pub fn decode_stored(bytes: &[u8]) -> Result<String, ModelError> {
     let invalid = |why: String| ModelError::invalid("stored enrichment".to_string(), why);
     if bytes.starts_with(&ZSTD_MAGIC) {
+        // The usual frame (ours) states its size: decompress it in one call with this
+        // thread's decompression context. A fresh streaming decoder per read allocated
+        // and zeroed its ≈130 KB window every poll.
+        if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(bytes) {
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|&n| n <= MAX_STORED_ENRICHMENT_BYTES)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "decompresses to more than {MAX_STORED_ENRICHMENT_BYTES} bytes"
+                    ))
+                })?;
+            let json = DECOMPRESSOR
+                .with(|d| match &mut *d.borrow_mut() {
+                    Some(d) => d.decompress(bytes, size),
+                    None => zstd::bulk::decompress(bytes, size),
+                })
+                .map_err(|e| invalid(format!("cannot decompress: {e}")))?;
+            return String::from_utf8(json).map_err(|e| invalid(format!("not UTF-8: {e}")));
+        }
         let mut json = Vec::new();
         zstd::stream::read::Decoder::new(bytes)
             .and_then(|d| {
@@ -242,6 +268,22 @@ mod tests {
         let mut garbage = ZSTD_MAGIC.to_vec();
         garbage.extend_from_slice(b"not a frame at all");
         assert!(decode_stored(&garbage).is_err());
+        // A frame that claims 100 MiB is refused before anything is allocated for it.
+        let mut huge = ZSTD_MAGIC.to_vec();
+        huge.push(0xe0); // single segment, 8-byte content size
+        huge.extend_from_slice(&(100u64 << 20).to_le_bytes());
+        huge.extend_from_slice(&[1, 0, 0]); // a last, empty raw block
+        let e = decode_stored(&huge).unwrap_err().to_string();
+        assert!(e.contains("more than"), "{e}");
+        // A frame that does not state its size (a streaming writer's) still reads.
+        let streamed = zstd::stream::encode_all(json.as_bytes(), 3).unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&streamed),
+            Ok(None)
+        ));
+        assert_eq!(decode_stored(&streamed).unwrap(), json);
+        // Read again on the same thread: the reused context starts clean.
+        assert_eq!(decode_stored(&stored).unwrap(), json);
     }
 
     #[test]
