@@ -2,14 +2,15 @@
 //! the poller pool when it is due.
 //!
 //! Cadence: a new key's first run is spread over `[0, min(interval, first_run_spread)]`
-//! with random jitter (so keys planned together do not all fire at once), and never before
-//! its `hold_until`. After that a run is due `interval` after the previous run's START (or
+//! with random jitter (so keys planned together do not all fire at once; when the spread
+//! covers the interval, on the key's own place, see "Phases"), and never before its
+//! `hold_until`. After that a run is due `interval` after the previous run's START (or
 //! a little sooner, see "Phases" below). A key whose run is still in flight is never
 //! submitted again; if a run overran its interval, the next one starts as soon as it
 //! finishes. A run the pool shed (its queue was full) is retried after a fresh first-run
-//! jitter. A key held (waiting for its enrichment) when it was planned gets a fresh jitter
-//! when the hold lifts: the lifts bunch up (enrichment runs are spread too, and a key runs
-//! at the later of the two).
+//! jitter. A key held (waiting for its enrichment) when it was planned gets a fresh first
+//! run when the hold lifts, as if new: the lifts bunch up (enrichment runs are spread too,
+//! and a key runs at the later of the two).
 //!
 //! Phases: runs that start together (a fleet planned at once with a short
 //! `first_run_spread`, held keys lifted together) would stay together forever, a burst at
@@ -177,11 +178,10 @@ impl Scheduler {
             let entry = match old.remove(&item.key) {
                 Some(mut entry) => {
                     match entry.last_start {
-                        // Held when planned and lifted now: a fresh jitter from now (see
+                        // Held when planned and lifted now: a fresh first run from now (see
                         // the module's doc).
                         None if entry.item.hold_until.is_some() && item.hold_until.is_none() => {
-                            entry.first_due =
-                                now + jitter(item.interval, self.config.first_run_spread);
+                            entry.first_due = now + self.first_delay(&item.key, item.interval, now);
                             entry.next_due = entry.first_due;
                         }
                         // Not run yet: a changed hold_until still applies to the first run.
@@ -557,6 +557,15 @@ mod tests {
             // On its place: a run started then is due exactly one interval later.
             assert_eq!(due_after(s.origin, k, interval, due), due + interval, "{k}");
         }
+        // A held key whose hold lifts starts on its place too, not at once.
+        let held = "held";
+        let later = now + Duration::from_secs(600);
+        s.apply_plan(vec![item(held, interval, Some(later))], now);
+        let lifted = now + Duration::from_millis(7);
+        s.apply_plan(vec![item(held, interval, None)], lifted);
+        let due = s.entries[held].next_due;
+        assert!(due >= lifted && due < lifted + interval);
+        assert_eq!(due_after(s.origin, held, interval, due), due + interval);
     }
 
     #[test]
