@@ -151,26 +151,27 @@ fn u32_at(chunk: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// The record at `pos` in `chunks`: its chunk, its offset there, its room and its length.
+fn header_at(chunks: &[Vec<u8>], pos: u32) -> Option<(&[u8], usize, u32, u32)> {
+    let (c, at) = Shard::place(pos);
+    let chunk = chunks.get(c)?;
+    Some((chunk, at, u32_at(chunk, at)?, u32_at(chunk, at + 4)?))
+}
+
+/// The record at `pos` in `chunks`, without its header.
+fn body_at(chunks: &[Vec<u8>], pos: u32) -> Option<&[u8]> {
+    let (chunk, at, _, len) = header_at(chunks, pos)?;
+    chunk.get(at + HEADER..at + HEADER + len as usize)
+}
+
 impl Shard {
     /// The chunk and offset of a record's header.
     fn place(pos: u32) -> (usize, usize) {
         ((pos >> 16) as usize, (pos & 0xffff) as usize)
     }
 
-    /// (offset, room, length) of the record at `pos` in its chunk.
-    fn header(&self, pos: u32) -> Option<(&Vec<u8>, usize, u32, u32)> {
-        let (c, at) = Shard::place(pos);
-        let chunk = self.chunks.get(c)?;
-        Some((chunk, at, u32_at(chunk, at)?, u32_at(chunk, at + 4)?))
-    }
-
-    fn body(&self, pos: u32) -> Option<&[u8]> {
-        let (chunk, at, _, len) = self.header(pos)?;
-        chunk.get(at + HEADER..at + HEADER + len as usize)
-    }
-
     fn record(&self, hash: u64) -> Option<&[u8]> {
-        self.body(*self.index.get(&Key::of(hash))?)
+        body_at(&self.chunks, *self.index.get(&Key::of(hash))?)
     }
 
     /// Stores `encoded` as the record of `hash`: in place when it fits its room.
@@ -178,7 +179,7 @@ impl Shard {
         let len = u32::try_from(encoded.len()).map_err(|_| "rate record over 4 GiB")?;
         let key = Key::of(hash);
         if let Some(&pos) = self.index.get(&key) {
-            if let Some((_, at, cap, _)) = self.header(pos) {
+            if let Some((_, at, cap, _)) = header_at(&self.chunks, pos) {
                 if len <= cap {
                     let chunk = &mut self.chunks[Shard::place(pos).0];
                     chunk[at + 4..at + HEADER].copy_from_slice(&len.to_le_bytes());
@@ -225,16 +226,11 @@ impl Shard {
         let before = self.index.len();
         let mut dead = 0;
         let chunks = &self.chunks;
-        self.index.retain(|_, pos| {
-            let (c, at) = Shard::place(*pos);
-            let Some(chunk) = chunks.get(c) else {
+        self.index.retain(|_, &mut pos| {
+            let Some((_, _, cap, _)) = header_at(chunks, pos) else {
                 return false;
             };
-            let (Some(cap), Some(len)) = (u32_at(chunk, at), u32_at(chunk, at + 4)) else {
-                return false;
-            };
-            let live = chunk
-                .get(at + HEADER..at + HEADER + len as usize)
+            let live = body_at(chunks, pos)
                 .and_then(|body| record_expiry(body).ok())
                 .is_some_and(|expires| expires > now);
             if !live {
@@ -258,11 +254,8 @@ impl Shard {
         let mut places: Vec<(Key, u32)> = self.index.iter().map(|(&k, &p)| (k, p)).collect();
         places.sort_unstable_by_key(|&(_, p)| p);
         for (key, pos) in places {
-            let (c, at) = Shard::place(pos);
-            let bytes = old.get(c).and_then(|chunk| {
-                let cap = u32_at(chunk, at)? as usize;
-                chunk.get(at..at + HEADER + cap)
-            });
+            let bytes = header_at(&old, pos)
+                .and_then(|(chunk, at, cap, _)| chunk.get(at..at + HEADER + cap as usize));
             // Cannot fail to fit: the new chunks hold less than the old ones did.
             let moved = bytes.and_then(|bytes| Some((bytes, self.reserve(bytes.len()).ok()?)));
             match moved {
@@ -375,10 +368,7 @@ impl RateStore {
 
     fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, String> {
         let mut r = Reader::new(record);
-        let (ts, expires_ms) = (
-            f64::from_le_bytes(r.array()?),
-            u64::from_le_bytes(r.array()?),
-        );
+        let (ts, expires_ms) = r.head()?;
         let layout = u32::try_from(r.varint()?).map_err(|_| "layout id out of range")?;
         if layout == 0 {
             return decode_named(r, ts, expires_ms);
@@ -432,7 +422,8 @@ impl RateStore {
             let shard = lock(shard);
             let mut record = Vec::new();
             for (key, &pos) in shard.index.iter() {
-                let Some(entries) = shard.body(pos).and_then(|b| self.decode(b).ok()) else {
+                let Some(entries) = body_at(&shard.chunks, pos).and_then(|b| self.decode(b).ok())
+                else {
                     continue;
                 };
                 let Some(latest) = entries.iter().map(|e| e.expires_ms).max() else {
@@ -498,10 +489,7 @@ impl RateStore {
                 .ok_or("record longer than the snapshot")?;
             r.at += len;
             let mut d = Reader::new(data);
-            let (ts, exp) = (
-                f64::from_le_bytes(d.array()?),
-                u64::from_le_bytes(d.array()?),
-            );
+            let (ts, exp) = d.head()?;
             let mut entries = decode_named(d, ts, exp)?;
             entries.retain(|e| e.expires_ms > now);
             for e in &mut entries {
@@ -621,8 +609,7 @@ fn usual_shape(entries: &[Entry]) -> bool {
 fn encode_by_layout(entries: &[Entry], layout: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(17 + entries.len() * 7);
     if let Some(first) = entries.first() {
-        out.extend_from_slice(&first.sample.ts.to_le_bytes());
-        out.extend_from_slice(&first.expires_ms.to_le_bytes());
+        put_head(&mut out, first.sample.ts, first.expires_ms);
     }
     put_varint(&mut out, u64::from(layout));
     for e in entries {
@@ -638,8 +625,7 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
     let (ts0, exp0) = entries
         .first()
         .map_or((0.0, 0), |e| (e.sample.ts, e.expires_ms));
-    out.extend_from_slice(&ts0.to_le_bytes());
-    out.extend_from_slice(&exp0.to_le_bytes());
+    put_head(out, ts0, exp0);
     if layout_id {
         out.push(0);
     }
@@ -716,10 +702,7 @@ fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, St
 /// layout's samples share the first one's expiry.
 fn record_expiry(record: &[u8]) -> Result<u64, String> {
     let mut r = Reader::new(record);
-    let (ts, exp) = (
-        f64::from_le_bytes(r.array()?),
-        u64::from_le_bytes(r.array()?),
-    );
+    let (ts, exp) = r.head()?;
     if r.varint()? != 0 {
         return Ok(exp);
     }
@@ -728,6 +711,12 @@ fn record_expiry(record: &[u8]) -> Result<u64, String> {
         .map(|e| e.expires_ms)
         .max()
         .unwrap_or(0))
+}
+
+/// A record's first sample's timestamp (f64 LE) and expiry (u64 LE); see [`Reader::head`].
+fn put_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
+    out.extend_from_slice(&ts.to_le_bytes());
+    out.extend_from_slice(&expires_ms.to_le_bytes());
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -750,6 +739,14 @@ impl<'a> Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// A record's first sample's timestamp and expiry (see [`put_head`]).
+    fn head(&mut self) -> Result<(f64, u64), String> {
+        Ok((
+            f64::from_le_bytes(self.array()?),
+            u64::from_le_bytes(self.array()?),
+        ))
+    }
+
     fn byte(&mut self) -> Result<u8, String> {
         let b = *self
             .data
