@@ -281,7 +281,6 @@ struct Logs {
     enrichments: Arc<PollLog>,
 }
 
-/// Samples once a second while the node runs, prints progress, and builds the report.
 /// Plans made by the node's schedulers so far and the time they took (µs).
 async fn planning(view: &NodeView) -> (u64, u64) {
     let mut total = (0, 0);
@@ -294,6 +293,7 @@ async fn planning(view: &NodeView) -> (u64, u64) {
     total
 }
 
+/// Samples once a second while the node runs, prints progress, and builds the report.
 async fn watch(
     args: &BenchArgs,
     view: NodeView,

@@ -403,10 +403,9 @@ impl SnmpEngine {
 
     /// Gives the calling thread sockets of its own (as many as the engine's: each holds
     /// replies while the thread is busy) whose replies are read on this thread, by a task
-    /// spawned on its
-    /// `LocalSet` (an Actix arbiter has one). Requests begun on this thread then use
-    /// them; other threads keep using the engine's shared sockets. Calling it again on
-    /// the same thread does nothing. The receive task ends with the engine.
+    /// spawned on its `LocalSet` (an Actix arbiter has one). Requests begun on this
+    /// thread then use them; other threads keep using the engine's shared sockets. Calling
+    /// it again on the same thread does nothing. The receive task ends with the engine.
     pub fn serve_this_thread(&self) -> io::Result<()> {
         if self.with_local_slots(|_| ()).is_some() {
             return Ok(());
