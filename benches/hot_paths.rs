@@ -118,6 +118,7 @@ fn rate(c: &mut Criterion) {
         (0..48).map(|i| interface_group(i, t, 0)).collect(),
         &state,
         t,
+        None,
         &mut report,
     );
     let clock = std::cell::Cell::new(t);
@@ -130,7 +131,7 @@ fn rate(c: &mut Criterion) {
                     .map(|i| interface_group(i, now, (now as i128) * 1000))
                     .collect::<Vec<_>>()
             },
-            |groups| apply_transforms(&spec, groups, &state, clock.get(), &mut report),
+            |groups| apply_transforms(&spec, groups, &state, clock.get(), None, &mut report),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -77,7 +77,8 @@ async fn poll_case(dir: &str) {
     };
     let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     let mut actual = serde_json::to_value(&groups).unwrap();
     strip_volatile(&mut actual);
     let expected: Value = serde_json::from_str(
@@ -122,7 +123,8 @@ async fn unreachable_device_yields_only_the_status_group() {
     };
     let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].metrics_group_type, "status");
     assert_eq!(
@@ -142,7 +144,8 @@ async fn unreachable_device_yields_only_the_status_group() {
     .unwrap();
     let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
         .await
-        .unwrap();
+        .unwrap()
+        .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(
         groups[0].metrics[0].metric_value,
@@ -162,7 +165,8 @@ async fn unreachable_device_yields_only_the_status_group() {
         FROZEN,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(
         groups[0].metrics[0].metric_value,

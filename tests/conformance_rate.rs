@@ -1,14 +1,17 @@
-//! rate_transform/*: the original's 8-step counter sequence through our rate transform.
+//! rate_transform/*: the original's 8-step counter sequence through our rate transform,
+//! against both rate states: the spec's one-key-per-sample layout and the node's store.
 
 use std::path::PathBuf;
 
 use panoptes::config::{PluginConfig, PluginKind};
 use panoptes::model::{MetricType, MetricValue, MetricsGroup};
-use panoptes::transform::{apply_transforms, MemoryRateState, TransformReport};
+use panoptes::transform::{
+    apply_transforms, MemoryRateState, RateState, RateStore, TransformReport,
+};
 
 fn case(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/rate_transform")
+        .join("tests/conformance/rate_transform")
         .join(rel)
 }
 
@@ -28,14 +31,26 @@ fn value(g: &MetricsGroup, name: &str, kind: MetricType) -> Option<MetricValue> 
 /// (step, expected gauges (uptime, extra), expected counters (uptime, extra)).
 type Step = (usize, Option<(i128, i128)>, (i128, i128));
 
+fn states() -> [(&'static str, Box<dyn RateState>); 2] {
+    [
+        ("MemoryRateState", Box::new(MemoryRateState::default())),
+        ("RateStore", Box::new(RateStore::new())),
+    ]
+}
+
 #[test]
 fn interface_counter_sequence_matches_the_readme_table() {
+    for (name, state) in states() {
+        sequence(name, &*state);
+    }
+}
+
+fn sequence(name: &str, state: &dyn RateState) {
     let plugin = PluginConfig::load(
         &case("interface_counter_sequence/plugin.conf"),
         PluginKind::Polling,
     )
     .unwrap();
-    let state = MemoryRateState::default();
     let mut report = TransformReport::default();
     // (step, expected gauges (uptime, extra), expected counters (uptime, extra))
     let table: [Step; 8] = [
@@ -52,11 +67,12 @@ fn interface_counter_sequence_matches_the_readme_table() {
         let out = apply_transforms(
             &plugin.transforms,
             vec![input(step)],
-            &state,
+            state,
             1.0,
+            None,
             &mut report,
         );
-        assert_eq!(out.len(), 1, "step {step}: one message published");
+        assert_eq!(out.len(), 1, "{name} step {step}: one message published");
         let g = &out[0];
         let c = (
             value(g, "test_system_uptime", MetricType::Counter),
@@ -68,7 +84,7 @@ fn interface_counter_sequence_matches_the_readme_table() {
                 Some(MetricValue::Int(counters.0)),
                 Some(MetricValue::Int(counters.1))
             ),
-            "step {step} counters"
+            "{name} step {step} counters"
         );
         let got = (
             value(g, "test_system_uptime", MetricType::Gauge),
@@ -77,9 +93,9 @@ fn interface_counter_sequence_matches_the_readme_table() {
         let want = gauges
             .map(|(a, b)| (Some(MetricValue::Int(a)), Some(MetricValue::Int(b))))
             .unwrap_or((None, None));
-        assert_eq!(got, want, "step {step} gauges");
+        assert_eq!(got, want, "{name} step {step} gauges");
     }
-    assert_eq!(report.rates, 6);
+    assert_eq!(report.rates, 6, "{name}");
 }
 
 #[test]
@@ -97,6 +113,7 @@ fn unknown_transform_type_publishes_nothing() {
             vec![input(step)],
             &state,
             1.0,
+            None,
             &mut report,
         );
         assert!(out.is_empty(), "step {step}");

@@ -61,7 +61,7 @@ async fn poll_and_publish(
     let ping = SystemPing {
         timeout: PING_TIMEOUT,
     };
-    let groups = runner::poll(RunContext {
+    let polled = runner::poll(RunContext {
         plugin,
         builtin,
         resource,
@@ -72,18 +72,17 @@ async fn poll_and_publish(
     })
     .await
     .map_err(|e| e.to_string())?;
-    let status = device_status(&groups);
+    let status = device_status(&polled.groups);
 
     let mut report = TransformReport::default();
-    let groups = {
-        apply_transforms(
-            &plugin.transforms,
-            groups,
-            &*shared.rates,
-            now_epoch(),
-            &mut report,
-        )
-    };
+    let groups = apply_transforms(
+        &plugin.transforms,
+        polled.groups,
+        &*shared.rates,
+        now_epoch(),
+        polled.sys_uptime,
+        &mut report,
+    );
     RatesComputed { report: &report }.emit(&shared.telemetry);
     publish(shared, plugin, &groups).await?;
     match status {

@@ -96,12 +96,27 @@ impl<'de> Deserialize<'de> for MetricValue {
     }
 }
 
+/// The width of the SNMP counter a metric was read from, which decides what a decrease
+/// means to the rate transform: only a Counter32 wraps (at 2^32); a Counter64 or a value of
+/// unknown origin that goes down was reset. Not part of the JSON: it travels with the metric
+/// from the poll to the transform, in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CounterWidth {
+    /// Not read straight from an SNMP counter (computed, or parsed from JSON).
+    #[default]
+    Unknown,
+    Bits32,
+    Bits64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metric {
     pub metric_name: String,
     pub metric_value: MetricValue,
     pub metric_type: MetricType,
     pub metric_creation_timestamp: f64,
+    #[serde(skip)]
+    pub counter_width: CounterWidth,
 }
 
 impl Metric {
@@ -130,7 +145,14 @@ impl Metric {
             metric_value: value,
             metric_type: kind,
             metric_creation_timestamp: round3(created),
+            counter_width: CounterWidth::Unknown,
         })
+    }
+
+    /// The same metric, marked as read from an SNMP counter of this width.
+    pub fn with_counter_width(mut self, width: CounterWidth) -> Metric {
+        self.counter_width = width;
+        self
     }
 }
 

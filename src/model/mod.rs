@@ -14,7 +14,8 @@ pub use enrichment::{
     StoredEnrichment,
 };
 pub use metrics::{
-    Dimension, Metric, MetricType, MetricValue, MetricsGroup, METRICS_GROUP_SCHEMA_VERSION,
+    CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup,
+    METRICS_GROUP_SCHEMA_VERSION,
 };
 pub use resource::{
     CreationTimestamp, Resource, ResourceSet, DEFAULT_RESOURCE_TTL, RESOURCE_SET_SCHEMA_VERSION,

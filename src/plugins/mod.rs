@@ -206,3 +206,39 @@ pub fn snmp_target(
         non_repeaters: plugin.snmp.non_repeaters.unwrap_or(site.non_repeaters),
     })
 }
+
+/// What a polling plugin returns: its metrics groups and, when it read it, the device's
+/// sysUpTime (hundredths of a second), by which the rate transform tells a restart.
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub groups: Vec<crate::model::MetricsGroup>,
+    pub sys_uptime: Option<u32>,
+}
+
+impl From<Vec<crate::model::MetricsGroup>> for Polled {
+    fn from(groups: Vec<crate::model::MetricsGroup>) -> Polled {
+        Polled {
+            groups,
+            sys_uptime: None,
+        }
+    }
+}
+
+/// SNMPv2-MIB::sysUpTime.0.
+const SYS_UP_TIME: [u32; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+
+/// The device's sysUpTime, or `None` when it has none (an agent answering noSuchName or a
+/// value that is not TimeTicks). A timeout or network failure is the poll's failure.
+pub async fn sys_uptime(
+    client: &mut crate::snmp::SnmpClient,
+) -> Result<Option<u32>, crate::snmp::SnmpError> {
+    let oid = crate::snmp::Oid::from(&SYS_UP_TIME[..]);
+    match client.get(std::slice::from_ref(&oid)).await {
+        Ok(varbinds) => Ok(varbinds.first().and_then(|vb| match vb.value {
+            crate::snmp::SnmpValue::TimeTicks(t) => Some(t),
+            _ => None,
+        })),
+        Err(crate::snmp::SnmpError::ErrorStatus { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

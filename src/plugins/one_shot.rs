@@ -202,11 +202,12 @@ pub async fn run_cli(
         ping: &ping,
         now,
     };
-    let json = match plugin.kind {
+    match plugin.kind {
         PluginKind::Polling => {
             let groups = runner::poll(ctx)
                 .await
-                .with_context(|| format!("plugin `{}` failed", plugin.name))?;
+                .with_context(|| format!("plugin `{}` failed", plugin.name))?
+                .groups;
             if let Some(code) = status_code(&groups) {
                 if code != 0 {
                     eprintln!(
@@ -216,14 +217,18 @@ pub async fn run_cli(
                     );
                 }
             }
-            serde_json::to_value(&groups)?
+            // Straight from the groups, not through `serde_json::Value`, which cannot hold
+            // an integer past 64 bits (bits_in of a Counter64 near its top).
+            serde_json::to_writer_pretty(&mut *out, &groups)?;
         }
-        _ => runner::enrich(ctx)
-            .await
-            .with_context(|| format!("plugin `{}` failed", plugin.name))?
-            .to_json(),
-    };
-    serde_json::to_writer_pretty(&mut *out, &json)?;
+        _ => {
+            let json = runner::enrich(ctx)
+                .await
+                .with_context(|| format!("plugin `{}` failed", plugin.name))?
+                .to_json();
+            serde_json::to_writer_pretty(&mut *out, &json)?;
+        }
+    }
     writeln!(out)?;
     Ok(())
 }

@@ -2,12 +2,12 @@
 //! `panoptes plugin run` both come through here, so they behave the same.
 
 use crate::config::PluginConfig;
-use crate::model::{EnrichmentGroupSet, MetricsGroup, Resource};
+use crate::model::{EnrichmentGroupSet, Resource};
 use crate::snmp::{SnmpClient, SnmpTarget};
 
 use super::enrichment_cache::{EnrichmentCache, EnrichmentSource};
 use super::status::{confirm_with_ping, Ping};
-use super::{device_metrics, generic_snmp, heartbeat, interface, BuiltIn, PluginError};
+use super::{device_metrics, generic_snmp, heartbeat, interface, BuiltIn, PluginError, Polled};
 
 /// Used when a plugin file gives no `enrichment_ttl`.
 pub const DEFAULT_ENRICHMENT_TTL: u64 = 900;
@@ -49,9 +49,9 @@ impl RunContext<'_> {
 
 /// Runs a polling plugin. Device trouble is reported in the status group, not as an
 /// error; an error means the plugin could not produce metrics groups at all.
-pub async fn poll(ctx: RunContext<'_>) -> Result<Vec<MetricsGroup>, PluginError> {
+pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
     let model = |e: crate::model::ModelError| PluginError::Internal(e.to_string());
-    let mut groups = match ctx.builtin {
+    let mut polled: Polled = match ctx.builtin {
         BuiltIn::InterfacePolling => {
             let options = interface::polling::Options {
                 interval: ctx.plugin.execute_frequency,
@@ -98,6 +98,7 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Vec<MetricsGroup>, PluginError>
             )
             .await
             .map_err(model)?
+            .into()
         }
         BuiltIn::HeartbeatPolling => {
             let cache = ctx.cache().ok();
@@ -108,6 +109,7 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Vec<MetricsGroup>, PluginError>
                 ctx.now,
             )
             .map_err(model)?
+            .into()
         }
         other => {
             return Err(PluginError::Config(format!(
@@ -116,8 +118,8 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Vec<MetricsGroup>, PluginError>
             )))
         }
     };
-    confirm_with_ping(&mut groups, &ctx.resource.endpoint, ctx.ping).await;
-    Ok(groups)
+    confirm_with_ping(&mut polled.groups, &ctx.resource.endpoint, ctx.ping).await;
+    Ok(polled)
 }
 
 /// Runs an enrichment plugin and returns what it found for the resource.

@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use super::{ascii_text, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
 use crate::model::{
-    Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
+    CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
 };
 use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::status::{DeviceStatus, StatusTracker};
-use crate::plugins::PluginError;
+use crate::plugins::{sys_uptime, PluginError, Polled};
 use crate::snmp::{SnmpClient, SnmpValue};
 
 pub const GROUP_TYPE: &str = "interface";
@@ -86,25 +86,31 @@ const COLUMNS: [(&str, &str, u32); 21] = [
 ];
 
 /// Polls the device. Always returns at least the status group: a failure shows up there,
-/// not as an empty result.
+/// not as an empty result. The device's sysUpTime goes along, for the rate transform to
+/// tell a restart from a counter reset.
 pub async fn run(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
     enrichment: Result<&EnrichmentCache, PluginError>,
     options: Options,
     now: f64,
-) -> Result<Vec<MetricsGroup>, ModelError> {
+) -> Result<Polled, ModelError> {
     let mut status = StatusTracker::default();
-    let mut groups = Vec::new();
+    let mut polled = Polled::default();
     match poll(client, resource, enrichment, options, now, &mut status).await {
-        Ok(mut interface_groups) => groups.append(&mut interface_groups),
+        Ok((mut interface_groups, uptime)) => {
+            polled.groups.append(&mut interface_groups);
+            polled.sys_uptime = uptime;
+        }
         Err(e) => {
             tracing::warn!(resource = %resource.id, endpoint = %resource.endpoint, error = %e, "interface polling failed");
             status.failure("interface", DeviceStatus::of_error(&e));
         }
     }
-    groups.push(status.group(resource, STATUS_METRIC, options.interval, now)?);
-    Ok(groups)
+    polled
+        .groups
+        .push(status.group(resource, STATUS_METRIC, options.interval, now)?);
+    Ok(polled)
 }
 
 async fn poll(
@@ -114,7 +120,7 @@ async fn poll(
     options: Options,
     now: f64,
     status: &mut StatusTracker,
-) -> Result<Vec<MetricsGroup>, PluginError> {
+) -> Result<(Vec<MetricsGroup>, Option<u32>), PluginError> {
     let client = client?;
     let enrichment = enrichment?;
     let interfaces = enrichment.enrichment("self", "interface").ok_or_else(|| {
@@ -123,6 +129,7 @@ async fn poll(
             resource.id
         ))
     })?;
+    let uptime = sys_uptime(client).await?;
     let mut walked = Walked::with_capacity(COLUMNS.len());
     for (_, table, column) in COLUMNS {
         walked.push(walk_column(client, table, column).await?);
@@ -148,15 +155,30 @@ async fn poll(
     if if_x.is_empty() {
         status.failure("interface", DeviceStatus::MissingMetrics);
     }
-    Ok(groups)
+    Ok((groups, uptime))
 }
 
-fn number(walked: &Walked, column: usize, index: &str) -> i128 {
-    walked
-        .get(column)
-        .and_then(|c| c.get(index))
-        .and_then(SnmpValue::as_i128)
-        .unwrap_or(-1)
+/// A column's value for one interface (-1: missing or not a number) and the width of the
+/// counter it came from.
+fn number(walked: &Walked, column: usize, index: &str) -> (i128, CounterWidth) {
+    let value = walked.get(column).and_then(|c| c.get(index));
+    let width = match value {
+        Some(SnmpValue::Counter32(_)) => CounterWidth::Bits32,
+        Some(SnmpValue::Counter64(_)) => CounterWidth::Bits64,
+        _ => CounterWidth::Unknown,
+    };
+    (value.and_then(SnmpValue::as_i128).unwrap_or(-1), width)
+}
+
+/// The width of a counter computed from others: a sum or multiple of 64-bit counters still
+/// never wraps, while one of 32-bit counters wraps at a modulus no agent reports, so a
+/// decrease there is taken as a reset.
+fn derived_width(widths: impl IntoIterator<Item = CounterWidth>) -> CounterWidth {
+    if widths.into_iter().all(|w| w == CounterWidth::Bits64) {
+        CounterWidth::Bits64
+    } else {
+        CounterWidth::Unknown
+    }
 }
 
 fn interface_group(
@@ -169,18 +191,21 @@ fn interface_group(
 ) -> Result<MetricsGroup, ModelError> {
     let mut g = MetricsGroup::new(resource.clone(), GROUP_TYPE, options.interval, now)?;
     // Each column's value for this interface, read once (-1: missing or not a number).
-    let v: [i128; COLUMNS.len()] = std::array::from_fn(|c| number(walked, c, index));
-    let n = |c: usize| v[c];
+    let v: [(i128, CounterWidth); COLUMNS.len()] =
+        std::array::from_fn(|c| number(walked, c, index));
+    let n = |c: usize| v[c].0;
+    let direct = |c: usize| v[c];
     let sum = |cs: [usize; 3]| {
+        let width = derived_width(cs.iter().map(|&c| v[c].1));
         if cs.iter().any(|&c| n(c) == -1) {
-            -1
+            (-1, width)
         } else {
-            cs.iter().map(|&c| n(c)).sum()
+            (cs.iter().map(|&c| n(c)).sum(), width)
         }
     };
     let times8 = |c: usize| match n(c) {
-        -1 => -1,
-        v => v * 8,
+        -1 => (-1, derived_width([v[c].1])),
+        x => (x * 8, derived_width([v[c].1])),
     };
     let admin = n(const { col("ifAdminStatus") });
     let oper = n(const { col("ifOperStatus") });
@@ -199,34 +224,42 @@ fn interface_group(
         col("ifHCOutMulticastPkts"),
         col("ifHCOutBroadcastPkts"),
     ];
-    let counters: [(&str, i128); 19] = [
+    let counters: [(&str, (i128, CounterWidth)); 19] = [
         ("bits_in", times8(const { col("ifHCInOctets") })),
         ("bits_out", times8(const { col("ifHCOutOctets") })),
-        ("unicast_packets_in", n(IN[0])),
-        ("unicast_packets_out", n(OUT[0])),
-        ("multicast_packets_in", n(IN[1])),
-        ("multicast_packets_out", n(OUT[1])),
-        ("broadcast_packets_in", n(IN[2])),
-        ("broadcast_packets_out", n(OUT[2])),
+        ("unicast_packets_in", direct(IN[0])),
+        ("unicast_packets_out", direct(OUT[0])),
+        ("multicast_packets_in", direct(IN[1])),
+        ("multicast_packets_out", direct(OUT[1])),
+        ("broadcast_packets_in", direct(IN[2])),
+        ("broadcast_packets_out", direct(OUT[2])),
         ("total_packets_in", sum(IN)),
         ("total_packets_out", sum(OUT)),
-        ("errors_in", n(const { col("ifInErrors") })),
-        ("errors_out", n(const { col("ifOutErrors") })),
-        ("discards_in", n(const { col("ifInDiscards") })),
-        ("discards_out", n(const { col("ifOutDiscards") })),
-        ("errors_frame", n(const { col("dot3StatsAlignmentErrors") })),
-        ("errors_crc", n(const { col("dot3StatsFCSErrors") })),
-        ("errors_giants", n(const { col("dot3StatsFrameTooLongs") })),
-        ("admin_state", admin),
-        ("oper_state", oper),
+        ("errors_in", direct(const { col("ifInErrors") })),
+        ("errors_out", direct(const { col("ifOutErrors") })),
+        ("discards_in", direct(const { col("ifInDiscards") })),
+        ("discards_out", direct(const { col("ifOutDiscards") })),
+        (
+            "errors_frame",
+            direct(const { col("dot3StatsAlignmentErrors") }),
+        ),
+        ("errors_crc", direct(const { col("dot3StatsFCSErrors") })),
+        (
+            "errors_giants",
+            direct(const { col("dot3StatsFrameTooLongs") }),
+        ),
+        ("admin_state", (admin, CounterWidth::Unknown)),
+        ("oper_state", (oper, CounterWidth::Unknown)),
     ];
-    for (name, value) in counters {
+    for (name, (value, width)) in counters {
         let kind = if matches!(name, "admin_state" | "oper_state") {
             MetricType::Gauge
         } else {
             MetricType::Counter
         };
-        g.add_metric(Metric::new(name, MetricValue::Int(value), kind, now)?)?;
+        g.add_metric(
+            Metric::new(name, MetricValue::Int(value), kind, now)?.with_counter_width(width),
+        )?;
     }
     let gauges: [(&str, i128); 3] = [
         ("oper_admin_state_mismatch", i128::from(oper != admin)),
