@@ -26,7 +26,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/conformance/influxdb_consumer/basic/metrics_group.json"
+    "/tests/conformance/influxdb_consumer/basic/metrics_group.json"
 );
 
 fn fixture() -> Value {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 fn case(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
+        .join("tests/conformance")
         .join(rel)
 }
 

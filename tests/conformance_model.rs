@@ -1,4 +1,4 @@
-//! The Panoptes JSON in shared/conformance round-trips through our model unchanged.
+//! The Panoptes JSON in tests/conformance round-trips through our model unchanged.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 fn load(rel: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
+        .join("tests/conformance")
         .join(rel);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{json_lines, shared, NodeEnv};
+use support::{conformance, json_lines, NodeEnv};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -74,7 +74,7 @@ fn juniper_device_metrics_flow_from_enrichment_to_the_topic() {
     ] {
         env.set(&format!("PANOPTES__PLUGINS__{kind}"), dir.to_str().unwrap());
     }
-    let recording = shared("conformance/generic_polling/juniper_qfx/device.snmprec");
+    let recording = conformance("generic_polling/juniper_qfx/device.snmprec");
     env.set("PANOPTES__DEMO__RECORDING", recording.to_str().unwrap());
     let mut node = env.start();
     env.wait_for("/ready", 200, Duration::from_secs(30), &mut node);

@@ -1,5 +1,5 @@
 //! The line protocol for the conformance metrics group, byte for byte (spec §6,
-//! `shared/conformance/influxdb_consumer/basic`), and the exact HTTP requests the v1 and
+//! `tests/conformance/influxdb_consumer/basic`), and the exact HTTP requests the v1 and
 //! v2 writers send, captured by a tiny loopback HTTP server: the body after gzip, the
 //! query string, the headers. Also the fixture's second scenario: the first POST answered
 //! 400, then the point written alone.
@@ -21,7 +21,7 @@ use panoptes_actors::Sink;
 /// fixture's README says it has none; the bytes say otherwise): the body itself has no
 /// trailing newline, so that one is not part of the expectation.
 fn fixture() -> (Vec<u8>, String) {
-    let dir = support::shared("conformance/influxdb_consumer/basic");
+    let dir = support::conformance("influxdb_consumer/basic");
     let expected = std::fs::read_to_string(dir.join("expected_line.txt")).unwrap();
     let expected = expected.strip_suffix('\n').unwrap_or(&expected).to_string();
     assert!(!expected.contains('\n'), "one line expected");

@@ -16,7 +16,7 @@ use panoptes::snmp::{
 };
 use support::{normalise, parse_output, run_tool, run_tool_raw, Printed, NO_MIBS, NUMERIC_OUTPUT};
 
-const GENERIC: &str = "conformance/interface_enrichment/generic/device.snmprec";
+const GENERIC: &str = "interface_enrichment/generic/device.snmprec";
 
 fn load(path: &std::path::Path) -> Arc<Recording> {
     Arc::new(Recording::load(path).unwrap())
@@ -83,7 +83,7 @@ fn assert_same(got: &[Printed], want: &[Printed], what: &str) {
 
 #[tokio::test]
 async fn snmpbulkwalk_returns_generic_recording_in_order() {
-    let recording = load(&support::shared(GENERIC));
+    let recording = load(&support::conformance(GENERIC));
     let (handle, addr) = serve(Arc::clone(&recording), None).await;
     let got = walk("snmpbulkwalk", "-v2c", &addr, &["-Cr25"]).await;
     assert_same(
@@ -127,7 +127,7 @@ async fn small_response_limit_still_walks_everything() {
 
 #[tokio::test]
 async fn snmpget_exact_values_and_exceptions() {
-    let recording = load(&support::shared(GENERIC));
+    let recording = load(&support::conformance(GENERIC));
     let (_handle, addr) = serve(Arc::clone(&recording), None).await;
     let present: Vec<_> = recording.iter().step_by(37).take(10).collect();
     let mut args = vec!["-v2c", "-c", "public", "-t", "5", "-r", "1"];
@@ -201,7 +201,7 @@ async fn snmpbulkget_honours_non_repeaters_and_repetitions() {
 
 #[tokio::test]
 async fn wrong_community_is_ignored_and_counted() {
-    let recording = load(&support::shared(GENERIC));
+    let recording = load(&support::conformance(GENERIC));
     let (handle, addr) = serve(recording, None).await;
     let output = run_tool_raw(
         "snmpget",
@@ -300,9 +300,9 @@ async fn tool(
     parse_output(&run_tool(program, &args).await)
 }
 
-/// Every distinct non-empty recording under ../shared/conformance.
+/// Every distinct non-empty recording under tests/conformance.
 fn conformance_recordings() -> Vec<std::path::PathBuf> {
-    let root = support::shared("conformance");
+    let root = support::conformance("");
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     for case in std::fs::read_dir(&root).unwrap().flatten() {

@@ -402,8 +402,8 @@ async fn duplicated_replies_are_dropped_and_counted() {
 #[tokio::test]
 async fn client_reads_every_recorded_value_from_the_simulator() {
     let recording = Arc::new(
-        Recording::load(support::shared(
-            "conformance/interface_enrichment/juniper_mx/device.snmprec",
+        Recording::load(support::conformance(
+            "interface_enrichment/juniper_mx/device.snmprec",
         ))
         .unwrap(),
     );

@@ -80,7 +80,7 @@ async fn panoptes_walk_prints_like_snmpbulkwalk() {
     let recordings = [
         formats,
         support::resource("demo/switch48.snmprec"),
-        support::shared("conformance/interface_enrichment/juniper_mx/device.snmprec"),
+        support::conformance("interface_enrichment/juniper_mx/device.snmprec"),
     ];
     let user = UsmUser::parse_spec("ops:SHA-512:authpass-1:AES-256:privpass-1").unwrap();
     for path in recordings {

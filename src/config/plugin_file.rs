@@ -405,7 +405,7 @@ mod tests {
 
     fn shared(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/conformance")
+            .join("tests/conformance")
             .join(rel)
     }
 

@@ -440,9 +440,9 @@ mod tests {
 
     #[test]
     fn shared_conformance_recordings_parse() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/conformance");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance");
         let Ok(cases) = std::fs::read_dir(root) else {
-            panic!("{root} is missing: the shared/ fixtures must sit beside the crate");
+            panic!("{root} is missing: the conformance fixtures are part of the repository");
         };
         let mut parsed = 0;
         for case in cases.flatten() {

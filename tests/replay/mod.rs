@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 /// The original tests' frozen clock.
 pub const FROZEN: f64 = 1512629517.03121;
 
-/// A file of a conformance case (`shared/` sits beside the repository).
+/// A file of a conformance case (`tests/conformance/`).
 pub fn case(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance")
+        .join("tests/conformance")
         .join(rel)
 }
 

@@ -11,14 +11,10 @@ use std::time::Instant;
 
 use panoptes::snmp::{Oid, SnmpValue};
 
-/// A file under the shared fixtures, which sit beside the crate (`../shared`).
-pub fn shared(relative: &str) -> PathBuf {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(relative);
-    assert!(
-        path.exists(),
-        "fixture {} is missing: the shared/ folder must sit beside the repository clone",
-        path.display()
-    );
+/// A file under the project's conformance fixtures (`tests/conformance/`).
+pub fn conformance(relative: &str) -> PathBuf {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance")).join(relative);
+    assert!(path.exists(), "fixture {} is missing", path.display());
     path
 }
 
