@@ -49,9 +49,6 @@ impl Plugins {
             for dir in dirs {
                 for plugin in load_plugin_dir(dir, kind)? {
                     BuiltIn::resolve(&plugin)?;
-                    if kind == PluginKind::Polling {
-                        plugin.flag("dimension", "include_interface_index")?;
-                    }
                     if plugin.execute_frequency == 0 {
                         tracing::warn!(plugin = %plugin.name, file = %plugin.path.display(),
                             "execute_frequency is 0: plugin not scheduled");
@@ -237,9 +234,7 @@ where
         let shared = Arc::clone(&shared);
         Arc::new(
             move |plugin: Arc<PluginConfig>, resource| -> Arc<dyn panoptes_actors::Job> {
-                let include_interface_index = plugin
-                    .flag("dimension", "include_interface_index")
-                    .unwrap_or(false);
+                let include_interface_index = plugin.flag("dimension", "include_interface_index");
                 let job: Arc<dyn Job> = Arc::new(PollingJob {
                     shared: Arc::clone(&shared),
                     plugin,

@@ -73,7 +73,7 @@ async fn poll_case(dir: &str) {
     let cache = EnrichmentCache::load(&kv, &plugin.preload, "test_id").unwrap();
     let options = polling::Options {
         interval: plugin.execute_frequency,
-        include_interface_index: plugin.flag("dimension", "include_interface_index").unwrap(),
+        include_interface_index: plugin.flag("dimension", "include_interface_index"),
     };
     let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
         .await
@@ -91,6 +91,11 @@ async fn poll_case(dir: &str) {
 #[tokio::test]
 async fn interface_polling_default_matches_expected() {
     poll_case("interface_polling/default").await;
+}
+
+#[tokio::test]
+async fn interface_polling_without_a_dimension_section_matches_expected() {
+    poll_case("interface_polling/dimension_section_absent").await;
 }
 
 #[tokio::test]
@@ -171,5 +176,45 @@ async fn unreachable_device_yields_only_the_status_group() {
     assert_eq!(
         groups[0].metrics[0].metric_value,
         panoptes::model::MetricValue::Int(2)
+    );
+}
+
+/// A device without any ifXTable row: only the status group, and the poll is a success
+/// (the original reports SUCCESS when there is nothing to poll).
+#[tokio::test]
+async fn a_device_without_interfaces_is_polled_successfully() {
+    use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
+    use std::sync::Arc;
+    let recording = Arc::new(Recording::parse("1.3.6.1.2.1.1.3.0|67|100\n", "empty").unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    let sim = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    let mut c = SnmpClient::connect(&target).await.unwrap();
+    let kv = kv("interface_polling/default");
+    let cache = EnrichmentCache::load(
+        &kv,
+        &[Preload {
+            resource: "self".into(),
+            namespace: "interface".into(),
+        }],
+        "test_id",
+    )
+    .unwrap();
+    let options = polling::Options {
+        interval: 60,
+        include_interface_index: false,
+    };
+    let polled = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
+        .await
+        .unwrap();
+    assert_eq!(polled.sys_uptime, Some(100));
+    assert_eq!(polled.groups.len(), 1);
+    assert_eq!(polled.groups[0].metrics_group_type, "status");
+    assert_eq!(
+        polled.groups[0].metrics[0].metric_value,
+        panoptes::model::MetricValue::Int(0)
     );
 }

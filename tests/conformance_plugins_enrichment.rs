@@ -119,6 +119,11 @@ async fn cisco_ios_4948e() {
 }
 
 #[tokio::test]
+async fn cisco_ios_6509_e() {
+    check("cisco_ios_6509-E", resource("6509-E", "6509-E", true)).await;
+}
+
+#[tokio::test]
 async fn cisco_nxos_3048() {
     check("cisco_nxos_3048", resource("3048", "3048", true)).await;
 }
@@ -146,6 +151,11 @@ async fn juniper_ex4300() {
 #[tokio::test]
 async fn juniper_mx960() {
     check("juniper_mx960", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn juniper_mx2020_with_the_disk_group() {
+    check("juniper_mx2020", resource("test_id", "model", false)).await;
 }
 
 #[tokio::test]
@@ -400,4 +410,104 @@ async fn aruba_definition_enriches_then_polls_a_synthetic_device() {
     assert_eq!(value("environment", "fans_total"), Some(json!(2)));
     assert_eq!(value("environment", "power_units_total"), Some(json!(1)));
     assert_eq!(value("status", "polling_status"), Some(json!(0)));
+}
+
+/// `[main] enrichment_namespace`: the original's Juniper (like its IOS and NX-OS) plugin
+/// stores under `metrics` whatever it says; plugins built on the base class (ASA, Aruba,
+/// BGP) honour it.
+#[tokio::test]
+async fn enrichment_namespace_is_honoured_only_where_the_original_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = "generic_enrichment/juniper_qfx";
+    let conf = std::fs::read_to_string(case(&format!("{dir}/plugin.conf")))
+        .unwrap()
+        .replace("[main]\n", "[main]\nenrichment_namespace = custom\n");
+    std::fs::write(tmp.path().join("juniper.conf"), conf).unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("juniper.conf"), PluginKind::Enrichment).unwrap();
+    assert_eq!(plugin.get("main", "enrichment_namespace"), Some("custom"));
+    let set = enrich_with(
+        &plugin,
+        &case(&format!("{dir}/device.snmprec")),
+        resource("test_id", "model", false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.groups[0].namespace, "metrics");
+
+    std::fs::write(
+        tmp.path().join("asa.snmprec"),
+        "1.3.6.1.2.1.47.1.1.1.1.5.2|2|12\n1.3.6.1.2.1.47.1.1.1.1.7.2|4|CPU 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("asa.conf"),
+        "[Core]\nName = ASA\nModule = plugin_enrichment_cisco_asa_device_metrics\n[main]\nexecute_frequency = 60\nenrichment_ttl = 300\nresource_filter = resource_class = \"network\"\npolling_frequency = 300\nenrichment_namespace = custom\n",
+    )
+    .unwrap();
+    let plugin = PluginConfig::load(&tmp.path().join("asa.conf"), PluginKind::Enrichment).unwrap();
+    let set = enrich_with(
+        &plugin,
+        &tmp.path().join("asa.snmprec"),
+        resource("asa1", "ASA5525", false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.groups[0].namespace, "custom");
+}
+
+/// `n3k_models` as the original's tests wrote it (a Python list) gives the same document
+/// as the comma list: models are matched exactly, brackets and quotes ignored.
+#[tokio::test]
+async fn n3k_models_may_be_written_as_a_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = "generic_enrichment/cisco_nxos_n3k_3048T";
+    let original = std::fs::read_to_string(case(&format!("{dir}/plugin.conf"))).unwrap();
+    let conf = original.replace(
+        "n3k_models = 3048T, 3064-X, 3064",
+        "n3k_models = [\"3048T\", '3064-X', \"3064\"]",
+    );
+    assert_ne!(conf, original);
+    std::fs::write(tmp.path().join("plugin.conf"), conf).unwrap();
+    let plugin =
+        PluginConfig::load(&tmp.path().join("plugin.conf"), PluginKind::Enrichment).unwrap();
+    let set = enrich_with(
+        &plugin,
+        &case(&format!("{dir}/device.snmprec")),
+        resource("n3k_3048T", "3048T", true),
+    )
+    .await
+    .unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(canonical(&set.to_json()), canonical(&expected));
+}
+
+/// The original reads no temperature sensors on the 3560 models: a sensor row there that
+/// could not be scaled (no entSensorScale) changes nothing.
+#[tokio::test]
+async fn cisco_3560_ignores_temperature_sensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = "generic_enrichment/cisco_ios_3560G-48TS-S";
+    let mut rec = std::fs::read_to_string(case(&format!("{dir}/device.snmprec"))).unwrap();
+    assert!(!rec.contains("1.3.6.1.4.1.9.9.91.1.1.1.1.1.999|"));
+    rec.push_str("1.3.6.1.4.1.9.9.91.1.1.1.1.1.999|2|8\n");
+    let path = tmp.path().join("device.snmprec");
+    std::fs::write(&path, rec).unwrap();
+    let plugin =
+        PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Enrichment).unwrap();
+    let set = enrich_with(
+        &plugin,
+        &path,
+        resource("3560G-48TS-S", "3560G-48TS-S", true),
+    )
+    .await
+    .unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(canonical(&set.to_json()), canonical(&expected));
 }

@@ -93,6 +93,8 @@ cases! {
     cisco_ios_3560g_48ts_s_from_file => "cisco_ios_3560G-48TS-S_from_file",
     cisco_ios_4900m => "cisco_ios_4900M",
     cisco_ios_4948e => "cisco_ios_4948E",
+    cisco_ios_6509_e => "cisco_ios_6509-E",
+    cisco_ios_enrichment_both_present => "cisco_ios_enrichment_both_present",
     cisco_ios_enrichment_file_bad => "cisco_ios_enrichment_file_bad",
     cisco_ios_enrichment_missing => "cisco_ios_enrichment_missing",
     cisco_nxos_3048 => "cisco_nxos_3048",
@@ -103,6 +105,7 @@ cases! {
     juniper_bgp => "juniper_bgp",
     juniper_ex => "juniper_ex",
     juniper_mx960 => "juniper_mx960",
+    juniper_mx2020_with_the_disk_group => "juniper_mx2020",
     juniper_qfx => "juniper_qfx",
     juniper_srx1400 => "juniper_srx1400",
 }

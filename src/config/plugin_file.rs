@@ -98,23 +98,16 @@ impl PluginConfig {
             .map(String::as_str)
     }
 
-    /// A `0`/`1`/`true`/`false` flag; absent is `false`.
-    pub fn flag(&self, section: &str, key: &str) -> Result<bool, PluginFileError> {
-        match self
-            .get(section, key)
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
-            None => Ok(false),
-            Some(v) => match v.as_str() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" | "" => Ok(false),
-                _ => Err(self.error(
-                    section,
-                    key,
-                    format!("`{v}` is not a boolean (expected 0/1/true/false)"),
-                )),
-            },
-        }
+    /// A flag as the original reads one: any non-empty value is on (the original tested the
+    /// raw string's truthiness), except that `0`, `false`, `no` and `off` are off here too
+    /// (a deliberate difference: a user who writes `= 0` means off). Absent is off.
+    pub fn flag(&self, section: &str, key: &str) -> bool {
+        self.get(section, key).is_some_and(|v| {
+            !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "false" | "no" | "off"
+            )
+        })
     }
 
     /// The first transform for a group type (the original uses only the first).
@@ -409,6 +402,38 @@ mod tests {
             .join(rel)
     }
 
+    /// Any non-empty value turns a flag on, as the original's string truthiness did, but
+    /// for the words that plainly mean off.
+    #[test]
+    fn flags_follow_the_originals_truthiness_but_for_the_words_for_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.panoptes-plugin");
+        let mut text = String::from(
+            "[Core]\nName = P\nModule = plugin_polling_device_interface_metrics\n[main]\nexecute_frequency = 60\nresource_filter = resource_class = \"network\"\n[dimension]\n",
+        );
+        let cases = [
+            ("a", "1", true),
+            ("b", "True", true),
+            ("c", "yes", true),
+            ("d", "2", true),
+            ("e", "enabled", true),
+            ("f", "0", false),
+            ("g", " FALSE ", false),
+            ("h", "no", false),
+            ("i", "off", false),
+            ("j", "", false),
+        ];
+        for (key, value, _) in cases {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        let p = PluginConfig::load(&path, PluginKind::Polling).unwrap();
+        for (key, value, on) in cases {
+            assert_eq!(p.flag("dimension", key), on, "{key} = {value:?}");
+        }
+        assert!(!p.flag("dimension", "absent"));
+    }
+
     #[test]
     fn loads_the_originals_files_unchanged() {
         let p = PluginConfig::load(
@@ -426,7 +451,7 @@ mod tests {
             }]
         );
         assert_eq!(p.snmp.max_repetitions, Some(25));
-        assert!(!p.flag("dimension", "include_interface_index").unwrap());
+        assert!(!p.flag("dimension", "include_interface_index"));
 
         let d = PluginConfig::load(
             &shared("discovery/from_json_file/example_plugin.conf"),

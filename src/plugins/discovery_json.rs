@@ -42,6 +42,12 @@ pub fn discover(path: &Path, now: f64) -> Result<(ResourceSet, Vec<String>), Plu
     let mut rejected = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         match Resource::from_json(entry) {
+            // The original's resource set is a set: an entry identical to an earlier one
+            // in plugin, site, class, subclass, type, id and endpoint adds nothing.
+            Ok(r) if resources.iter().any(|k| same_entry(k, &r)) => {
+                tracing::debug!(file = %path.display(), entry = i + 1, resource = %r.id,
+                    "duplicate resource entry: the first is kept");
+            }
             Ok(r) => resources.push(r),
             Err(e) => rejected.push(format!("{} entry {}: {e}", path.display(), i + 1)),
         }
@@ -54,4 +60,54 @@ pub fn discover(path: &Path, now: f64) -> Result<(ResourceSet, Vec<String>), Plu
         )));
     }
     Ok((ResourceSet::new(resources, now), rejected))
+}
+
+/// The same entry by the original's serialization key (and identity).
+fn same_entry(a: &Resource, b: &Resource) -> bool {
+    a == b && a.plugin == b.plugin && a.endpoint == b.endpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_entries_collapse_to_the_first_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let r = |id: &str, endpoint: &str, model: &str| {
+            serde_json::json!({"resource_site": "s", "resource_class": "network",
+                "resource_subclass": "switch", "resource_type": "t", "resource_id": id,
+                "resource_endpoint": endpoint, "resource_plugin": "p",
+                "resource_metadata": {"model": model}})
+        };
+        let entries = serde_json::json!([
+            r("a", "10.0.0.1", "first"),
+            r("a", "10.0.0.1", "second"),
+            r("a", "10.0.0.2", "other endpoint"),
+            r("b", "10.0.0.1", "other id"),
+        ]);
+        std::fs::write(&path, entries.to_string()).unwrap();
+        let (set, rejected) = discover(&path, 1.0).unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let got: Vec<(&str, &str, &str)> = set
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    r.id.as_str(),
+                    r.endpoint.as_str(),
+                    r.metadata["model"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "10.0.0.1", "first"),
+                ("a", "10.0.0.2", "other endpoint"),
+                ("b", "10.0.0.1", "other id")
+            ]
+        );
+    }
 }

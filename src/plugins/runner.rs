@@ -55,10 +55,7 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
         BuiltIn::InterfacePolling => {
             let options = interface::polling::Options {
                 interval: ctx.plugin.execute_frequency,
-                include_interface_index: ctx
-                    .plugin
-                    .flag("dimension", "include_interface_index")
-                    .map_err(|e| PluginError::Config(e.to_string()))?,
+                include_interface_index: ctx.plugin.flag("dimension", "include_interface_index"),
             };
             let cache = ctx.cache();
             let mut client = ctx.client().await;

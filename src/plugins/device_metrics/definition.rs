@@ -24,6 +24,10 @@
 //! replaced by the expression's value, and an object or list item with a `"$when":
 //! "<expr>"` member is kept (without that member) only when the expression is true.
 //! Every other string is copied as is: those are the polling-time expressions.
+//!
+//! `"namespace": "metrics"` fixes the namespace the enrichment is stored under, whatever
+//! the plugin file's `[main] enrichment_namespace` says (the original's Cisco IOS, NX-OS
+//! and Juniper plugins ignore that key); without it, the key is honoured.
 
 use serde_json::Value as Json;
 
@@ -98,6 +102,8 @@ pub struct Definition {
     pub name: String,
     pub description: String,
     pub modules: Vec<String>,
+    /// The namespace the enrichment is always stored under, if the definition fixes one.
+    pub namespace: Option<String>,
     pub steps: Vec<Step>,
     pub document: Template,
 }
@@ -206,6 +212,11 @@ impl Definition {
                 .unwrap_or("")
                 .to_string(),
             modules,
+            namespace: match obj.get("namespace") {
+                None => None,
+                Some(Json::String(n)) if !n.trim().is_empty() => Some(n.trim().to_string()),
+                Some(_) => return Err(fail("namespace", "must be a non-empty string".into())),
+            },
             steps,
             document,
         })

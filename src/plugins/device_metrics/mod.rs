@@ -159,12 +159,15 @@ pub async fn run(
             run.plugin.name, def.name
         ))
     })?;
-    let namespace = run
-        .plugin
-        .get("main", "enrichment_namespace")
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE);
+    let namespace = match &def.namespace {
+        Some(fixed) => fixed.as_str(),
+        None => run
+            .plugin
+            .get("main", "enrichment_namespace")
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE),
+    };
     let mut group = EnrichmentGroup::new(namespace, run.ttl, run.plugin.execute_frequency, run.now);
     let Json::Object(fields) = doc else {
         return Err(PluginError::Internal(format!(

@@ -80,15 +80,16 @@ impl Options {
     }
 }
 
-/// Finds the DSL document for a device, failing the way the original does: both
-/// sources configured or an unusable one is an enrichment failure, none a config error.
+/// Finds the DSL document for a device, failing the way the original does: an unusable
+/// source is an enrichment failure, both sources or none a configuration error (status
+/// INTERNAL_FAILURE).
 pub fn load_document(
     options: &Options,
     cache: Result<&EnrichmentCache, PluginError>,
     resource: &Resource,
 ) -> Result<Json, PluginError> {
     match (options.from_store, &options.file) {
-        (true, Some(_)) => Err(PluginError::Enrichment(format!(
+        (true, Some(_)) => Err(PluginError::Config(format!(
             "plugin `{}`: the DSL document is configured both by [enrichment] preload and [enrichment] file; use one",
             options.plugin_name
         ))),
@@ -627,12 +628,6 @@ fn add_dimension(g: &mut MetricsGroup, name: &str, v: &Value) -> Result<bool, Mo
     };
     if s.is_empty() {
         return Ok(true);
-    }
-    if s.contains('|') {
-        return Err(ModelError::Invalid {
-            field: format!("dimension `{name}`"),
-            problem: format!("value `{s}` contains `|`"),
-        });
     }
     g.add_dimension(Dimension::new(name, s)?)?;
     Ok(false)

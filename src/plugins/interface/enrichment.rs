@@ -1,8 +1,9 @@
 //! Interface enrichment (`plugin_enrichment_interface` and its Arista, Cisco and Juniper
 //! variants): walks ifTable/ifXTable once per `execute_frequency` and stores, per
 //! interface index, the names, type and speeds that polling turns into dimensions
-//! (spec §8.1). The base variant stores the six fields its recorded output has; the
-//! vendor variants add the parent interface and the physical address.
+//! (spec §8.1): eleven fields per interface, for every variant (the original's current
+//! code; its oldest recorded output of the base variant has only six). The variants differ
+//! in port speeds and in how a parent interface is named.
 
 use std::collections::BTreeSet;
 
@@ -35,7 +36,7 @@ struct Walked {
     phys: Column,
 }
 
-async fn walk(client: &mut SnmpClient, vendor: Vendor) -> Result<Walked, PluginError> {
+async fn walk(client: &mut SnmpClient) -> Result<Walked, PluginError> {
     Ok(Walked {
         if_type: walk_column(client, IF_TABLE, 3).await?,
         descr: walk_column(client, IF_TABLE, 2).await?,
@@ -43,10 +44,7 @@ async fn walk(client: &mut SnmpClient, vendor: Vendor) -> Result<Walked, PluginE
         alias: walk_column(client, IF_X_TABLE, 18).await?,
         high_speed: walk_column(client, IF_X_TABLE, 15).await?,
         speed: walk_column(client, IF_TABLE, 5).await?,
-        phys: match vendor {
-            Vendor::Generic => Column::new(),
-            _ => walk_column(client, IF_TABLE, 6).await?,
-        },
+        phys: walk_column(client, IF_TABLE, 6).await?,
     })
 }
 
@@ -78,7 +76,7 @@ pub async fn run_vendor(
     execute_frequency: u64,
     now: f64,
 ) -> Result<EnrichmentGroupSet, PluginError> {
-    let walked = walk(client, vendor).await?;
+    let walked = walk(client).await?;
     let mut group = EnrichmentGroup::new(NAMESPACE, ttl, execute_frequency, now);
     let model = resource.metadata.get("model").map(String::as_str);
     for (index, fields) in interfaces(&walked, vendor, model) {
@@ -135,7 +133,9 @@ fn interfaces(
     let table: Vec<Interface> = numeric_order(indices)
         .into_iter()
         .map(|index| {
-            let text = |c: &Column| c.get(index).map(ascii_text).filter(|s| !s.is_empty());
+            // A missing name or description is `<not set>`, an empty one stays empty; an
+            // alias is `<not set>` either way (as the original).
+            let text = |c: &Column| c.get(index).map(ascii_text);
             let name = text(&w.name).unwrap_or_else(|| NOT_SET.into());
             let configured_speed = configured_speed(w.high_speed.get(index), w.speed.get(index));
             Interface {
@@ -150,7 +150,9 @@ fn interfaces(
                     .and_then(if_type_name)
                     .unwrap_or(NOT_SET)
                     .to_string(),
-                alias: text(&w.alias).unwrap_or_else(|| NOT_SET.into()),
+                alias: text(&w.alias)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| NOT_SET.into()),
                 configured_speed,
                 physical_address: physical_address(w.phys.get(index)),
             }
@@ -166,35 +168,34 @@ fn interfaces(
             f.insert("alias".into(), i.alias.clone().into());
             f.insert("configured_speed".into(), json_int(i.configured_speed));
             f.insert("port_speed".into(), json_int(i.port_speed));
-            if vendor != Vendor::Generic {
-                let parent = parent_name(vendor, &i.name);
-                let (media, configured, port) = match vendor {
-                    // Arista: the parent is a 4-lane port of which this is one lane.
-                    Vendor::Arista => {
-                        let speed = if parent == NOT_SET {
-                            -1
-                        } else {
-                            4 * i.configured_speed
-                        };
-                        (i.media_type.clone(), speed, speed)
-                    }
-                    // The parent is whichever interface bears that name (the first one).
-                    // A parent name of `<not set>` matches an interface without a name,
-                    // as in the original.
-                    _ => match table.iter().find(|p| p.name == parent) {
-                        Some(p) => (p.media_type.clone(), p.configured_speed, p.port_speed),
-                        None => (NOT_SET.to_string(), -1, -1),
-                    },
-                };
-                f.insert("parent_interface_name".into(), parent.into());
-                f.insert("parent_interface_media_type".into(), media.into());
-                f.insert(
-                    "parent_interface_configured_speed".into(),
-                    json_int(configured),
-                );
-                f.insert("parent_interface_port_speed".into(), json_int(port));
-                f.insert("physical_address".into(), i.physical_address.clone().into());
-            }
+            let parent = parent_name(vendor, &i.name);
+            let (media, configured, port) = match vendor {
+                // Arista: the parent is a 4-lane port of which this is one lane.
+                Vendor::Arista => {
+                    let speed = if parent == NOT_SET {
+                        -1
+                    } else {
+                        4 * i.configured_speed
+                    };
+                    (i.media_type.clone(), speed, speed)
+                }
+                // The parent is whichever interface bears that name (the first one).
+                // A parent name of `<not set>` matches an interface without a name,
+                // as in the original (so on a device with a nameless interface every
+                // interface without a parent takes that one's type and speeds).
+                _ => match table.iter().find(|p| p.name == parent) {
+                    Some(p) => (p.media_type.clone(), p.configured_speed, p.port_speed),
+                    None => (NOT_SET.to_string(), -1, -1),
+                },
+            };
+            f.insert("parent_interface_name".into(), parent.into());
+            f.insert("parent_interface_media_type".into(), media.into());
+            f.insert(
+                "parent_interface_configured_speed".into(),
+                json_int(configured),
+            );
+            f.insert("parent_interface_port_speed".into(), json_int(port));
+            f.insert("physical_address".into(), i.physical_address.clone().into());
             (i.index.clone(), f)
         })
         .collect()
@@ -325,9 +326,48 @@ mod tests {
         assert_eq!(lo["parent_interface_configured_speed"], -1);
         assert_eq!(lo["parent_interface_media_type"], "softwareLoopback");
         assert_eq!(lo["physical_address"], NOT_SET);
-        // The base variant keeps its six fields.
-        let base: Vec<(String, Map<String, Value>)> = interfaces(&w, Vendor::Generic, None);
-        assert!(base.iter().all(|(_, f)| f.len() == 6));
+        // The base variant writes all eleven fields too: no parent by name, a MAC address.
+        let base: std::collections::BTreeMap<String, Map<String, Value>> =
+            interfaces(&w, Vendor::Generic, None).into_iter().collect();
+        assert!(base.values().all(|f| f.len() == 11), "{base:?}");
+        assert_eq!(base["1"]["parent_interface_name"], NOT_SET);
+        assert_eq!(base["1"]["parent_interface_media_type"], NOT_SET);
+        assert_eq!(base["1"]["parent_interface_configured_speed"], -1);
+        assert_eq!(base["1"]["parent_interface_port_speed"], -1);
+        assert_eq!(base["1"]["physical_address"], "00:1C:73:01:02:03");
+    }
+
+    /// A missing name or description is `<not set>`; an empty one stays empty, and then
+    /// an interface without a parent does not take the nameless one's type and speeds.
+    /// A nameless interface (no ifName row) is what `<not set>` parents resolve to.
+    #[test]
+    fn missing_and_empty_names_differ() {
+        let col = |pairs: &[(&str, SnmpValue)]| -> Column {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let s = |t: &str| SnmpValue::OctetString(t.as_bytes().to_vec());
+        let w = Walked {
+            if_type: col(&[("1", SnmpValue::Integer(6)), ("2", SnmpValue::Integer(24))]),
+            descr: col(&[("1", s("")), ("2", s("lo"))]),
+            name: col(&[("1", s(""))]),
+            alias: col(&[("1", s(""))]),
+            high_speed: col(&[("1", SnmpValue::Gauge32(1000))]),
+            speed: Column::new(),
+            phys: Column::new(),
+        };
+        let rows: std::collections::BTreeMap<String, Map<String, Value>> =
+            interfaces(&w, Vendor::Generic, None).into_iter().collect();
+        assert_eq!(rows["1"]["interface_name"], "");
+        assert_eq!(rows["1"]["description"], "");
+        assert_eq!(rows["1"]["alias"], NOT_SET);
+        assert_eq!(rows["2"]["interface_name"], NOT_SET);
+        assert_eq!(rows["2"]["description"], "lo");
+        // Interface 2 has no name: every parent named `<not set>` is interface 2.
+        assert_eq!(rows["1"]["parent_interface_media_type"], "softwareLoopback");
+        assert_eq!(rows["1"]["parent_interface_configured_speed"], -1);
     }
 
     #[test]

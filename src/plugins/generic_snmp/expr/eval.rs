@@ -715,11 +715,66 @@ fn ip_text(bytes: &[u8]) -> Result<Value, EvalError> {
             bytes[0], bytes[1], bytes[2], bytes[3]
         ))),
         16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(bytes);
-            Ok(Value::Str(std::net::Ipv6Addr::from(a).to_string()))
+            let mut groups = [0u16; 8];
+            for (g, pair) in groups.iter_mut().zip(bytes.chunks_exact(2)) {
+                *g = u16::from_be_bytes([pair[0], pair[1]]);
+            }
+            Ok(Value::Str(ipv6_text(&groups)))
         }
         n => Err(EvalError::Value(format!("{n} bytes are not an IP address"))),
+    }
+}
+
+/// Python's `str(IPv6Address)` (before 3.13): hex groups without leading zeros, the first
+/// longest run of two or more zero groups as `::`, and no dotted IPv4 tail even for a
+/// mapped address (Rust's `Ipv6Addr` writes `::ffff:1.2.3.4`; Python `::ffff:102:304`).
+fn ipv6_text(groups: &[u16; 8]) -> String {
+    let (mut best, mut best_len) = (0, 0);
+    let mut i = 0;
+    while i < 8 {
+        let start = i;
+        while i < 8 && groups[i] == 0 {
+            i += 1;
+        }
+        if i - start > best_len {
+            (best, best_len) = (start, i - start);
+        }
+        i += 1;
+    }
+    let hex = |gs: &[u16]| {
+        gs.iter()
+            .map(|g| format!("{g:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best_len < 2 {
+        return hex(groups);
+    }
+    format!(
+        "{}::{}",
+        hex(&groups[..best]),
+        hex(&groups[best + best_len..])
+    )
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::ipv6_text;
+
+    #[test]
+    fn ipv6_is_written_as_python_writes_it() {
+        let cases: [([u16; 8], &str); 7] = [
+            ([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304], "::ffff:102:304"),
+            ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], "2001:db8::1"),
+            ([0; 8], "::"),
+            ([0, 0, 0, 0, 0, 0, 0, 1], "::1"),
+            ([1, 0, 0, 0, 0, 0, 0, 0], "1::"),
+            ([1, 0, 2, 0, 0, 3, 0, 0], "1:0:2::3:0:0"),
+            ([0x2001, 0xdb8, 1, 2, 3, 4, 5, 6], "2001:db8:1:2:3:4:5:6"),
+        ];
+        for (groups, want) in cases {
+            assert_eq!(ipv6_text(&groups), want, "{groups:x?}");
+        }
     }
 }
 

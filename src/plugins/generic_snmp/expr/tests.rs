@@ -359,3 +359,27 @@ proptest! {
         }
     }
 }
+
+/// Tables iterate in walk order (index 9 before 12), not string order ("12" < "9"), and
+/// dicts built from them keep it, so "first match" and "last one wins" pick the same row
+/// as the original's Python dicts did.
+#[test]
+fn tables_and_dicts_iterate_in_walk_order() {
+    assert_eq!(eval_at("[k for k in supplies][0]", None), Ok(s("9")));
+    assert_eq!(
+        eval_at("[k for (k, v) in power.items() if v == '2'][0]", None),
+        Ok(s("9"))
+    );
+    // 9 -> "2", 12 -> "6", 13 -> "2": the last row with "2" wins.
+    assert_eq!(
+        eval_at("{v: k for (k, v) in power.items()}['2']", None),
+        Ok(s("13"))
+    );
+    assert_eq!(
+        eval_at(
+            "list({k: v for (k, v) in power.items() if v != '6'}.keys())",
+            None
+        ),
+        Ok(Value::List(vec![s("9"), s("13")]))
+    );
+}

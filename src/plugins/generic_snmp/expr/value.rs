@@ -2,12 +2,12 @@
 //! equality across int and float, `int()`/`float()`/`str()` conversions and float `repr`.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// A table or dict: string key (an SNMP index, a static key) -> value.
-pub type Table = BTreeMap<String, Value>;
+/// A table or dict: string key (an SNMP index, a static key) -> value, in insertion order
+/// (a walked table in walk order), as Python's dicts iterate.
+pub type Table = indexmap::IndexMap<String, Value>;
 
 /// What an expression evaluates to. Tables are referred to by their slot in the
 /// evaluation environment, so values stay plain data without borrowing it.
