@@ -191,6 +191,32 @@ impl EnrichmentStored<'_> {
     }
 }
 
+/// A ping that could not tell whether the host answers (no `ping` program, a spawn
+/// error, ...). A missing program is logged at `warn` once per process.
+pub struct PingFailed<'a> {
+    pub error: &'a crate::plugins::ping::PingError,
+}
+
+impl PingFailed<'_> {
+    pub fn emit(self, t: Option<&Telemetry>) {
+        use crate::plugins::ping::PingError;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static MISSING_LOGGED: AtomicBool = AtomicBool::new(false);
+        if let Some(t) = t {
+            t.inc(
+                "panoptes_ping_errors_total",
+                &[("reason", self.error.reason())],
+            );
+        }
+        match self.error {
+            PingError::Missing { .. } if !MISSING_LOGGED.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(error = %self.error, "install iputils-ping (or put `ping` on the node's PATH): until then devices that time out are reported PING_FAILURE, and the ping plugin reports only ping_status 7");
+            }
+            _ => tracing::debug!(error = %self.error, "ping did not run"),
+        }
+    }
+}
+
 pub struct RatesComputed<'a> {
     pub report: &'a TransformReport,
 }
@@ -205,6 +231,7 @@ impl RatesComputed<'_> {
             ("reset", r.skipped_reset),
             ("wrap", r.wraps),
             ("state_error", r.state_errors),
+            ("device_restart", r.skipped_restart),
         ] {
             if n > 0 {
                 t.add(
@@ -215,6 +242,12 @@ impl RatesComputed<'_> {
                     n as f64,
                 );
             }
+        }
+        if r.device_restarts > 0 {
+            t.add(
+                crate::telemetry::Series::new("panoptes_device_restarts_total", &[]),
+                r.device_restarts as f64,
+            );
         }
     }
 }

@@ -88,6 +88,14 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     ("panoptes_keys_expired_total", "Keys removed by TTL expiry."),
     (
+        "panoptes_ping_errors_total",
+        "Pings that could not tell whether a host answers, by reason (missing: no ping program).",
+    ),
+    (
+        "panoptes_device_restarts_total",
+        "Polls whose sysUpTime showed the device restarted since the previous poll (no rates that poll).",
+    ),
+    (
         "panoptes_http_requests_rejected_total",
         "HTTP API requests refused as invalid.",
     ),

@@ -1,7 +1,7 @@
 //! generic_enrichment/*: the device-metrics enrichment plugins (vendor definitions in
 //! resources/vendors/) against the original's recordings; the whole enrichment group set,
-//! DSL document included, compared with expected.json order-insensitively (timestamps
-//! frozen, nothing removed).
+//! DSL document included, compared with expected.json (timestamps frozen, nothing
+//! removed; sets in any order, the document's `metrics_groups` in the original's order).
 
 mod replay;
 
@@ -56,6 +56,11 @@ fn differences(actual: &Value, expected: &Value) -> String {
     }
     for g in ag.iter().filter(|g| !eg.contains(g)) {
         out.push_str(&format!("unexpected group {g}\n"));
+    }
+    if out.is_empty() && ag != eg {
+        out.push_str(&format!(
+            "metrics_groups in another order:\n  expected {eg:#?}\n  actual   {ag:#?}\n"
+        ));
     }
     out
 }

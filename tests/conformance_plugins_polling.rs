@@ -115,17 +115,24 @@ cases! {
 /// still produce their groups and the status is PING_FAILURE (7).
 #[tokio::test]
 async fn features_enrichment_from_file_no_service_active() {
+    use panoptes::plugins::ping::{PingError, PingFuture, PingStats};
     use panoptes::plugins::status::{confirm_with_ping, Ping};
-    use std::future::Future;
-    use std::pin::Pin;
 
+    /// A host that never answers: every echo request times out.
     struct NoReply;
     impl Ping for NoReply {
-        fn answers<'a>(
+        fn probe<'a>(
             &'a self,
-            _host: &'a str,
-        ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
-            Box::pin(async { Ok(false) })
+            host: &'a str,
+            _: u32,
+            deadline: Duration,
+        ) -> PingFuture<'a, PingStats> {
+            Box::pin(async move {
+                Err(PingError::TimedOut {
+                    host: host.to_string(),
+                    after: deadline,
+                })
+            })
         }
     }
 

@@ -27,6 +27,50 @@ fn dimension<'a>(group: &'a Value, name: &str) -> Option<&'a str> {
         .as_str()
 }
 
+/// Interface name -> ifIndex, from the demo recording.
+fn if_indices() -> std::collections::HashMap<String, u32> {
+    let text = std::fs::read_to_string(support::resource("demo/switch48.snmprec")).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let (oid, rest) = l.split_once('|')?;
+            let index = oid.strip_prefix("1.3.6.1.2.1.31.1.1.1.1.")?;
+            Some((rest.split_once('|')?.1.to_string(), index.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The simulator moves every counter at a fixed per-OID speed
+/// (`simulate::counters::rate_in`): each rate the node publishes must be that speed
+/// (bits = 8 x octets), within the few percent that the poll's own timing adds.
+fn check_rates_against_the_simulators_slopes(groups: &[Value]) {
+    use panoptes::simulate::counters::{rate_in, OCTET_RATE, OTHER_RATE};
+    let indices = if_indices();
+    let mut checked = 0;
+    for g in groups {
+        let name = dimension(g, "interface_name").unwrap();
+        let index = indices[name];
+        for (metric_name, column, factor, range) in [
+            ("bits_in", 6, 8, OCTET_RATE),
+            ("bits_out", 10, 8, OCTET_RATE),
+            ("unicast_packets_in", 7, 1, OTHER_RATE),
+            ("broadcast_packets_out", 13, 1, OTHER_RATE),
+        ] {
+            let oid = [1, 3, 6, 1, 2, 1, 31, 1, 1, 1, column, index];
+            let want = (factor * rate_in(&oid, range)) as f64;
+            let got = metric(g, metric_name, "gauge")
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("{name}: no {metric_name} rate in {g}"));
+            let error = (got - want).abs() / want;
+            assert!(
+                error < 0.05,
+                "{name} {metric_name}: published {got}/s, the simulator moves it {want}/s"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked} rates checked");
+}
+
 #[test]
 fn demo_switch_end_to_end_and_restart() {
     let env = NodeEnv::demo(2);
@@ -163,6 +207,7 @@ fn demo_switch_end_to_end_and_restart() {
         busy > 0,
         "the simulated counters advance, so some bits_in rate is positive"
     );
+    check_rates_against_the_simulators_slopes(&with_rates);
 
     let resources = env.cli(&["resources", "list", "--json"], Duration::from_secs(20));
     let listed = json_lines(&resources.stdout);

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use panoptes_actors::{BoxFuture, Job};
 
@@ -26,9 +26,6 @@ pub struct PollingJob {
     /// node builds jobs the same way for every plugin.
     pub include_interface_index: bool,
 }
-
-/// How long a device that timed out gets to answer a ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Job for PollingJob {
     fn run(&self) -> BoxFuture<Result<(), String>> {
@@ -58,9 +55,7 @@ async fn poll_and_publish(
     resource: &Resource,
 ) -> Result<(), String> {
     let builtin = BuiltIn::resolve(plugin).map_err(|e| e.to_string())?;
-    let ping = SystemPing {
-        timeout: PING_TIMEOUT,
-    };
+    let ping = SystemPing::new(Some(Arc::clone(&shared.telemetry)));
     let polled = runner::poll(RunContext {
         plugin,
         builtin,

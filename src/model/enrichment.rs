@@ -146,22 +146,39 @@ pub fn sorted(v: &Value) -> Value {
     }
 }
 
-/// The order-insensitive form the conformance cases compare in: every object's keys
-/// sorted and every array sorted by its text (arrays are sets in Panoptes JSON).
+/// The form golden comparisons compare in: every object's keys sorted, and an array
+/// sorted (by its text) only where the original holds a set: a list of metrics groups,
+/// a group's `metrics` and `dimensions`, a set's `enrichment` groups and their `data`, a
+/// resource set's `resources`. Every other array keeps its order, which the original
+/// defines (a DSL document's `metrics_groups`, lists in its tables).
 pub fn canonical(v: &Value) -> Value {
+    canonical_in(v, true)
+}
+
+/// Keys whose arrays are sets in the original's JSON.
+const SET_KEYS: [&str; 5] = ["metrics", "dimensions", "enrichment", "data", "resources"];
+
+fn canonical_in(v: &Value, is_set: bool) -> Value {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
             Value::Object(
                 keys.into_iter()
-                    .map(|k| (k.clone(), canonical(&m[k])))
+                    .map(|k| {
+                        (
+                            k.clone(),
+                            canonical_in(&m[k], SET_KEYS.contains(&k.as_str())),
+                        )
+                    })
                     .collect(),
             )
         }
         Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_key(|i| i.to_string());
+            let mut items: Vec<Value> = items.iter().map(|i| canonical_in(i, false)).collect();
+            if is_set {
+                items.sort_by_key(|i| i.to_string());
+            }
             Value::Array(items)
         }
         other => other.clone(),

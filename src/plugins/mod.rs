@@ -8,6 +8,7 @@ pub mod generic_snmp;
 pub mod heartbeat;
 pub mod interface;
 pub mod one_shot;
+pub mod ping;
 pub mod runner;
 pub mod status;
 
@@ -26,6 +27,8 @@ pub enum BuiltIn {
     GenericSnmpPolling,
     HeartbeatEnrichment,
     HeartbeatPolling,
+    /// `plugin_polling_ping`: packet loss and round-trip times from the system's `ping`.
+    PingPolling,
     /// A built-in vendor definition (its position in `device_metrics::embedded()`).
     DeviceMetricsEnrichment(usize),
     /// `plugin_enrichment_device_metrics`: the definition named by `[main] vendor_definition`.
@@ -112,6 +115,11 @@ const REGISTRY: &[(PluginKind, &[&str], BuiltIn)] = {
             Polling,
             &["plugin_polling_heartbeat", "heartbeat_polling"],
             HeartbeatPolling,
+        ),
+        (
+            Polling,
+            &["plugin_polling_ping", "ping_polling"],
+            PingPolling,
         ),
     ]
 };

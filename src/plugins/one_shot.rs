@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -190,9 +189,7 @@ pub async fn run_cli(
         }
     }
     let now = args.now.unwrap_or_else(now_epoch);
-    let ping = SystemPing {
-        timeout: Duration::from_secs(2),
-    };
+    let ping = SystemPing::new(None);
     let ctx = RunContext {
         plugin: &plugin,
         builtin,

@@ -108,6 +108,9 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
             .map_err(model)?
             .into()
         }
+        BuiltIn::PingPolling => super::ping::polling(ctx.plugin, ctx.resource, ctx.ping, ctx.now)
+            .await?
+            .into(),
         other => {
             return Err(PluginError::Config(format!(
                 "plugin `{}`: {other:?} is not a polling plugin",

@@ -1,8 +1,6 @@
 //! The polling-status metrics group every SNMP polling plugin appends (spec §2.4).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use crate::model::{Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource};
@@ -117,66 +115,14 @@ impl DeviceStatus {
     }
 }
 
-/// Whether a host answers ICMP echo. The original pings a device whose poll ended in
-/// TIMEOUT or NETWORK_FAILURE and reports PING_FAILURE when it does not answer.
-pub trait Ping: Send + Sync {
-    /// `Ok(false)`: no reply (100% loss); `Err`: the ping itself failed.
-    fn answers<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
-}
+pub use super::ping::{NoPing, Ping, SystemPing};
 
-/// Runs the system's `ping -c 1 -W <timeout> <host>`.
-#[derive(Debug, Clone)]
-pub struct SystemPing {
-    pub timeout: Duration,
-}
-
-impl Ping for SystemPing {
-    fn answers<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
-        Box::pin(async move {
-            let secs = self.timeout.as_secs().max(1).to_string();
-            let child = tokio::process::Command::new("ping")
-                .args(["-c", "1", "-W", &secs, "--", host])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .status();
-            match tokio::time::timeout(self.timeout + Duration::from_secs(2), child).await {
-                Err(_) => Ok(false),
-                // No `ping` on this machine: we cannot tell, so we do not claim a failure.
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-                Ok(Err(e)) => Err(format!("cannot run ping: {e}")),
-                Ok(Ok(status)) => match status.code() {
-                    Some(0) => Ok(true),
-                    Some(1) => Ok(false),
-                    other => Err(format!("ping {host} exited with {other:?}")),
-                },
-            }
-        })
-    }
-}
-
-/// Pinging disabled: every host "answers".
-#[derive(Debug, Clone, Copy)]
-pub struct NoPing;
-
-impl Ping for NoPing {
-    fn answers<'a>(
-        &'a self,
-        _host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
-        Box::pin(async { Ok(true) })
-    }
-}
+/// How long a device that timed out gets to answer one echo request.
+pub const CONFIRM_DEADLINE: Duration = Duration::from_secs(2);
 
 /// If the status group says TIMEOUT or NETWORK_FAILURE, pings the host and turns the
-/// status into PING_FAILURE when it does not answer (spec §2.4).
+/// status into PING_FAILURE when it does not answer, or when the ping cannot be made at
+/// all (spec §2.4; the original counts any ping error as a failure too).
 pub async fn confirm_with_ping(groups: &mut [MetricsGroup], host: &str, ping: &dyn Ping) {
     let Some(metric) = groups
         .iter_mut()
@@ -191,10 +137,10 @@ pub async fn confirm_with_ping(groups: &mut [MetricsGroup], host: &str, ping: &d
     if !matches!(metric.metric_value, MetricValue::Int(v) if v == timeout || v == network) {
         return;
     }
-    let unreachable = match ping.answers(host).await {
+    let unreachable = match ping.answers(host, CONFIRM_DEADLINE).await {
         Ok(answered) => !answered,
         Err(e) => {
-            tracing::warn!(host, error = %e, "ping failed");
+            tracing::debug!(host, error = %e, "ping failed: PING_FAILURE");
             true
         }
     };
@@ -207,12 +153,14 @@ pub async fn confirm_with_ping(groups: &mut [MetricsGroup], host: &str, ping: &d
 mod tests {
     use super::*;
 
-    struct Answers(Result<bool, String>);
+    use crate::plugins::ping::{PingError, PingFuture, PingStats};
+
+    struct Answers(Result<bool, PingError>);
     impl Ping for Answers {
-        fn answers<'a>(
-            &'a self,
-            _host: &'a str,
-        ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        fn probe<'a>(&'a self, _: &'a str, _: u32, _: Duration) -> PingFuture<'a, PingStats> {
+            Box::pin(async { Err(PingError::Disabled) })
+        }
+        fn answers<'a>(&'a self, _host: &'a str, _: Duration) -> PingFuture<'a, bool> {
             let r = self.0.clone();
             Box::pin(async move { r })
         }
@@ -235,7 +183,9 @@ mod tests {
             (DeviceStatus::Timeout, Ok(false), DeviceStatus::PingFailure),
             (
                 DeviceStatus::NetworkFailure,
-                Err("x".to_string()),
+                Err(PingError::Missing {
+                    host: "192.0.2.1".into(),
+                }),
                 DeviceStatus::PingFailure,
             ),
             (DeviceStatus::Timeout, Ok(true), DeviceStatus::Timeout),

@@ -103,6 +103,10 @@ pub struct Printed {
 pub fn parse_output(text: &str) -> Vec<Printed> {
     let mut lines: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
+        // SNMPv1 snmpwalk ends a walk that reached the end of the MIB with this line.
+        if line == "End of MIB" {
+            continue;
+        }
         match line.split_once(" = ") {
             Some((oid, value)) if oid.starts_with('.') && !oid.contains(' ') => {
                 lines.push((oid.to_string(), value.to_string()));
