@@ -174,6 +174,38 @@ async fn juniper_srx1400() {
 }
 
 #[tokio::test]
+async fn juniper_srx_functional_metrics() {
+    check(
+        "juniper_srx_functional_metrics",
+        resource("test_id", "model", false),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn aruba_wap() {
+    check("aruba_wap", resource("test_id", "model", false)).await;
+}
+
+#[tokio::test]
+async fn ciena_waveserver_device() {
+    check(
+        "ciena_waveserver_device",
+        resource("test_id", "model", false),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ciena_waveserver_light() {
+    check(
+        "ciena_waveserver_light",
+        resource("test_id", "model", false),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn juniper_srx_functional_base_class_enriches_nothing() {
     check("juniper_srx_functional", resource("test_id", "model", true)).await;
 }

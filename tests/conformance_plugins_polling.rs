@@ -108,6 +108,10 @@ cases! {
     juniper_mx2020_with_the_disk_group => "juniper_mx2020",
     juniper_qfx => "juniper_qfx",
     juniper_srx1400 => "juniper_srx1400",
+    juniper_srx_functional_metrics => "juniper_srx_functional_metrics",
+    aruba_wap => "aruba_wap",
+    ciena_waveserver_device => "ciena_waveserver_device",
+    ciena_waveserver_light => "ciena_waveserver_light",
 }
 
 /// The device does not answer (a silent socket stands in for 192.0.2.1, 1 s timeout in

@@ -49,6 +49,22 @@ const EMBEDDED: &[(&str, &str)] = &[
         "aruba",
         include_str!("../../../resources/vendors/aruba.json"),
     ),
+    (
+        "aruba_wap",
+        include_str!("../../../resources/vendors/aruba_wap.json"),
+    ),
+    (
+        "juniper_srx_functional",
+        include_str!("../../../resources/vendors/juniper_srx_functional.json"),
+    ),
+    (
+        "ciena_waveserver_device",
+        include_str!("../../../resources/vendors/ciena_waveserver_device.json"),
+    ),
+    (
+        "ciena_waveserver_light",
+        include_str!("../../../resources/vendors/ciena_waveserver_light.json"),
+    ),
 ];
 
 /// Default namespace of the stored document (`[main] enrichment_namespace` overrides).

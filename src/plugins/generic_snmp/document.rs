@@ -200,16 +200,24 @@ impl Document {
             };
             match method {
                 "static" => {
-                    let values = def
-                        .get("values")
-                        .and_then(Json::as_object)
-                        .ok_or_else(|| err(&place, "method `static` needs a `values` object"))?;
                     let mut table = Table::new();
-                    for (k, v) in values {
-                        table.insert(
-                            k.clone(),
-                            json_value(v).map_err(|p| err(format!("{place}.values.{k}"), p))?,
-                        );
+                    match def.get("values") {
+                        Some(Json::Object(values)) => {
+                            for (k, v) in values {
+                                table.insert(
+                                    k.clone(),
+                                    json_value(v)
+                                        .map_err(|p| err(format!("{place}.values.{k}"), p))?,
+                                );
+                            }
+                        }
+                        None => return Err(err(&place, "method `static` needs `values`")),
+                        // The original accepts any JSON here (its Aruba WAP enrichment
+                        // stores a count as a bare string); nothing can be looked up in
+                        // it, so it is an empty table.
+                        Some(other) => {
+                            tracing::debug!(table = %name, values = %other, "static values are not an object: an empty table");
+                        }
                     }
                     tables.push(TableDef {
                         name: name.clone(),

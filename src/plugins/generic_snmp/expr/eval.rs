@@ -597,6 +597,22 @@ impl<'a> Env<'a> {
                 }
             }
             Builtin::List => Ok(Value::List(self.iterate(first)?)),
+            Builtin::Zip => {
+                let columns = args
+                    .into_iter()
+                    .map(|a| self.iterate(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let len = columns.iter().map(Vec::len).min().unwrap_or(0);
+                let mut columns: Vec<std::vec::IntoIter<Value>> =
+                    columns.into_iter().map(Vec::into_iter).collect();
+                Ok(Value::List(
+                    (0..len)
+                        .map(|_| {
+                            Value::Tuple(columns.iter_mut().filter_map(Iterator::next).collect())
+                        })
+                        .collect(),
+                ))
+            }
             Builtin::Any => Ok(Value::Bool(
                 self.iterate(first)?.iter().any(|v| self.truthy(v)),
             )),

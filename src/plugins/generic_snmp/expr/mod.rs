@@ -18,7 +18,7 @@
 //! | table/dict views | `T.values()`, `T.keys()`, `T.items()`, `T.get(k[, d])`, `for k in T` (keys) | |
 //! | subscripts, slices | `xs[0]`, `xs[-1]`, `xs[2:6]`, `s[:3]` | no step |
 //! | string methods | `s.split([sep])`, `s.replace(a, b)`, `s.startswith(p)`, `s.endswith(p)`, `s.strip([chars])`, `sep.join(xs)`, `s.lower()`, `s.upper()` | |
-//! | built-ins | `len int long float str round abs min max sum bool sorted list any all` | `round(x, n)` rounds ties to even (Python 3) |
+//! | built-ins | `len int long float str round abs min max sum bool sorted list any all zip` | `round(x, n)` rounds ties to even (Python 3) |
 //! | vendor built-ins | `match(pattern, s)` (`re.match`), `merge(d1, d2)`, `ip_from_octets(s)`, `ipv6_from_index(s)`, `config(section, key[, default])`, `meta(key[, default])` | `config`/`meta` exist only while a vendor definition runs |
 //! | transform | `lambda x: round((x * 1.8) + 32, 2) if x != 0 else 0.0` | only as a target's whole `transform`; its body sees only `x` |
 //!

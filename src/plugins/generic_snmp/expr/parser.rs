@@ -126,6 +126,8 @@ pub enum Builtin {
     List,
     Any,
     All,
+    /// `zip(a, b, ...)`: tuples of the items at the same position, as long as the shortest.
+    Zip,
     /// `config(section, key[, default])`: a value of the running plugin's file.
     Config,
     /// `meta(key[, default])`: a resource metadata value.
@@ -156,6 +158,7 @@ impl Builtin {
             "list" => Builtin::List,
             "any" => Builtin::Any,
             "all" => Builtin::All,
+            "zip" => Builtin::Zip,
             "config" => Builtin::Config,
             "meta" => Builtin::Meta,
             "merge" => Builtin::Merge,
@@ -672,7 +675,7 @@ fn check_arity(f: Builtin, name: &str, n: usize, at: usize) -> Result<(), Compil
         Builtin::Len | Builtin::Abs | Builtin::Sum => n == 1,
         Builtin::Int | Builtin::Float | Builtin::Str | Builtin::Bool => n == 1,
         Builtin::Round => n == 1 || n == 2,
-        Builtin::Min | Builtin::Max => n >= 1,
+        Builtin::Min | Builtin::Max | Builtin::Zip => n >= 1,
         Builtin::Match | Builtin::Merge => n == 2,
         Builtin::Sorted | Builtin::List | Builtin::Any | Builtin::All => n == 1,
         Builtin::IpFromOctets | Builtin::Ipv6FromIndex => n == 1,

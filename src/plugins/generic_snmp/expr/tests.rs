@@ -383,3 +383,21 @@ fn tables_and_dicts_iterate_in_walk_order() {
         Ok(Value::List(vec![s("9"), s("13")]))
     );
 }
+
+/// `zip` pairs by position, as long as the shortest input (the Aruba WAP plugin pairs AP
+/// addresses and names this way, shifting names when a row is missing).
+#[test]
+fn zip_pairs_by_position() {
+    assert_eq!(
+        eval_at(
+            "{k: n for (k, ip, n) in zip(supplies.keys(), power.values(), types.values())}",
+            None
+        ),
+        eval_at("{'9': '1', '12': '1'}", None)
+    );
+    assert_eq!(
+        eval_at("len(zip(supplies, power))", None),
+        Ok(Value::Int(2))
+    );
+    assert_eq!(eval_at("zip([1, 2], [])", None), Ok(Value::List(vec![])));
+}
