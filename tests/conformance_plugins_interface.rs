@@ -1,4 +1,4 @@
-//! interface_enrichment/{cisco,juniper_mx,juniper_qfx}: the vendor variants of interface
+//! interface_enrichment/{arista,cisco,juniper_mx,juniper_qfx}: the vendor variants of interface
 //! enrichment against the original's recordings, compared with expected.json
 //! order-insensitively (timestamps frozen, nothing removed).
 
@@ -67,6 +67,22 @@ async fn check(dir: &str, vendor: Vendor, resource: Resource) {
         let extra: Vec<&String> = a.iter().filter(|x| !e.contains(x)).collect();
         panic!("{dir}: differs\nmissing: {missing:#?}\nunexpected: {extra:#?}\nactual: {actual}");
     }
+}
+
+#[tokio::test]
+async fn arista_interface_enrichment_matches_expected() {
+    check(
+        "interface_enrichment/arista",
+        Vendor::Arista,
+        resource(
+            "switch",
+            "arista",
+            "switch1",
+            "switch_discovery_plugin",
+            "model",
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -168,3 +168,49 @@ async fn features_enrichment_from_file_no_service_active() {
     assert_eq!(summary(&canonical(&actual)), summary(&canonical(&expected)));
     assert_eq!(canonical(&actual), canonical(&expected));
 }
+
+/// The original's Ciena light-level polling example preloads `self:lightlevel_metrics`
+/// but reads namespace `metrics`: its cache loads a namespace it is asked for on a miss,
+/// and so does ours, with the same output as the case (which preloads `metrics`).
+#[tokio::test]
+async fn the_namespace_read_is_loaded_even_when_preload_names_another() {
+    use panoptes::plugins::runner::{self, RunContext};
+    use panoptes::plugins::status::NoPing;
+    use panoptes::plugins::BuiltIn;
+    let dir = "generic_polling/ciena_waveserver_light";
+    let tmp = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(case(&format!("{dir}/plugin.conf"))).unwrap();
+    let conf = original.replace(
+        "preload = self:metrics",
+        "preload = self:lightlevel_metrics",
+    );
+    assert_ne!(conf, original);
+    let path = tmp.path().join("plugin.panoptes-plugin");
+    std::fs::write(&path, conf).unwrap();
+    let plugin = PluginConfig::load(&path, PluginKind::Polling).unwrap();
+    let sim = serve(dir).await;
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    let source = MapSource::parse_kv(
+        &std::fs::read_to_string(case(&format!("{dir}/enrichment_data.kv"))).unwrap(),
+    );
+    let resource = test_resource();
+    let polled = runner::poll(RunContext {
+        plugin: &plugin,
+        builtin: BuiltIn::resolve(&plugin).unwrap(),
+        resource: &resource,
+        target: Ok(target),
+        enrichments: &source,
+        ping: &NoPing,
+        now: FROZEN,
+    })
+    .await
+    .unwrap();
+    let mut actual = serde_json::to_value(&polled.groups).unwrap();
+    strip_volatile(&mut actual);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(canonical(&actual), canonical(&expected));
+}

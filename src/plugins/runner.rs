@@ -1,7 +1,7 @@
 //! Runs one plugin once on one resource, whichever built-in it is: the node's agents and
 //! `panoptes plugin run` both come through here, so they behave the same.
 
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, Preload};
 use crate::model::{EnrichmentGroupSet, Resource};
 use crate::snmp::{SnmpClient, SnmpTarget};
 
@@ -37,9 +37,21 @@ impl RunContext<'_> {
 
     /// The enrichment cache the plugin's `[enrichment] preload` names.
     fn cache(&self) -> Result<EnrichmentCache, PluginError> {
-        let cache =
-            EnrichmentCache::load(self.enrichments, &self.plugin.preload, &self.resource.id)
-                .map_err(PluginError::Enrichment)?;
+        self.cache_with(None)
+    }
+
+    /// The preloaded cache, plus `also` when the preload does not name it: the original's
+    /// cache loads a namespace it is asked for on a miss (the Ciena light-level example
+    /// preloads one namespace and reads another).
+    fn cache_with(&self, also: Option<Preload>) -> Result<EnrichmentCache, PluginError> {
+        let mut preload = self.plugin.preload.clone();
+        if let Some(p) = also {
+            if !preload.contains(&p) {
+                preload.push(p);
+            }
+        }
+        let cache = EnrichmentCache::load(self.enrichments, &preload, &self.resource.id)
+            .map_err(PluginError::Enrichment)?;
         for key in &cache.missing {
             tracing::debug!(plugin = %self.plugin.name, key = %key, "preloaded enrichment not found");
         }
@@ -74,7 +86,10 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
         BuiltIn::GenericSnmpPolling => {
             let options = generic_snmp::polling::Options::from_plugin(ctx.plugin);
             let cache = if options.from_store {
-                ctx.cache()
+                ctx.cache_with(Some(Preload {
+                    resource: "self".into(),
+                    namespace: options.namespace.clone(),
+                }))
             } else {
                 Ok(EnrichmentCache::default())
             };
