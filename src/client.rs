@@ -13,9 +13,22 @@ pub struct NodeClient {
     agent: ureq::Agent,
 }
 
-enum Fetch {
-    Found(Value),
+enum Fetch<T> {
+    Found(T),
     NotFound,
+}
+
+/// One page of `/api/topics/{name}/records`, the values left as the node sent them.
+#[derive(serde::Deserialize)]
+struct RecordsPage {
+    partitions: Option<u64>,
+    next_offset: Option<u64>,
+    records: Vec<RawRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawRecord {
+    value: Box<serde_json::value::RawValue>,
 }
 
 impl NodeClient {
@@ -30,7 +43,7 @@ impl NodeClient {
         }
     }
 
-    fn get(&self, path: &str) -> Result<Fetch> {
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Fetch<T>> {
         let url = format!("{}{path}", self.base);
         match self.agent.get(&url).call() {
             Ok(resp) => Ok(Fetch::Found(resp.into_json().with_context(|| format!("reading {url}"))?)),
@@ -81,7 +94,7 @@ impl NodeClient {
                     "/api/topics/{}/records?partition={p}&offset={offset}&max=500&wait_ms={wait}",
                     urlencode(topic)
                 );
-                let page = match self.get(&path)? {
+                let page: RecordsPage = match self.get(&path)? {
                     Fetch::Found(v) => v,
                     Fetch::NotFound => {
                         if !warned {
@@ -92,16 +105,13 @@ impl NodeClient {
                         continue;
                     }
                 };
-                let count = page["partitions"].as_u64().unwrap_or(1).max(1) as usize;
+                let count = page.partitions.unwrap_or(1).max(1) as usize;
                 if count > next.len() {
                     next.resize(count, None);
                 }
-                for record in page["records"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
-                    writeln!(out, "{}", serde_json::to_string(&record["value"])?)?;
+                for record in &page.records {
+                    // The value as the node sent it: integers past 64 bits stay exact.
+                    writeln!(out, "{}", record.value.get())?;
                     printed += 1;
                     if max.is_some_and(|m| printed >= m) {
                         out.flush()?;
@@ -109,7 +119,7 @@ impl NodeClient {
                     }
                 }
                 out.flush()?;
-                next[p] = page["next_offset"].as_u64().or(next[p]);
+                next[p] = page.next_offset.or(next[p]);
             }
         }
     }

@@ -166,3 +166,57 @@ fn failures_exit_non_zero_with_a_clear_message() {
     ]);
     assert!(!out.status.success());
 }
+
+/// An interface whose 64-bit octet counter is near its top: `bits_in` (octets x 8) passes
+/// 64 bits and is printed as the exact integer, and the poll keeps every other metric.
+#[test]
+fn counters_past_64_bits_are_printed_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = "interface_polling/default";
+    let recording = std::fs::read_to_string(case(&format!("{dir}/device.snmprec")))
+        .unwrap()
+        .replace(
+            "1.3.6.1.2.1.31.1.1.1.6.5|70|0",
+            "1.3.6.1.2.1.31.1.1.1.6.5|70|18446744073709551000",
+        );
+    assert!(recording.contains("18446744073709551000"));
+    let rec_path = tmp.path().join("big.snmprec");
+    std::fs::write(&rec_path, recording).unwrap();
+    let resource = write_resource(tmp.path(), &test_resource("test_id", json!({})));
+    let out = panoptes(&[
+        "plugin",
+        "run",
+        "--plugin",
+        case(&format!("{dir}/plugin.conf")).to_str().unwrap(),
+        "--resource",
+        resource.to_str().unwrap(),
+        "--snmprec",
+        rec_path.to_str().unwrap(),
+        "--enrichment",
+        case(&format!("{dir}/enrichment_data.kv")).to_str().unwrap(),
+        "--now",
+        FROZEN,
+    ]);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 18446744073709551000 x 8, as an integer (a float would print 1.4757395258967641e20).
+    assert!(
+        text.contains("\"metric_value\": 147573952589676408000"),
+        "{text}"
+    );
+    let groups: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(case(&format!("{dir}/expected.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        groups.as_array().unwrap().len(),
+        expected.as_array().unwrap().len(),
+        "every group is there"
+    );
+}

@@ -158,28 +158,68 @@ pub async fn records(
         };
         if !batch.is_empty() || Instant::now() >= deadline {
             let next = batch.last().map(|r| r.offset + 1).unwrap_or(from);
-            let records: Vec<Value> = batch
+            let records: Vec<RecordOut> = batch
                 .into_iter()
-                .map(|r| {
-                    let value = serde_json::from_slice::<Value>(&r.record.value).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&r.record.value).into_owned())
-                    });
-                    json!({
-                        "offset": r.offset,
-                        "timestamp_ms": r.record.timestamp_ms,
-                        "key": r.record.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                        "value": value,
-                    })
+                .map(|r| RecordOut {
+                    offset: r.offset,
+                    timestamp_ms: r.record.timestamp_ms,
+                    key: r
+                        .record
+                        .key
+                        .as_ref()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value: record_value(&r.record.value),
                 })
                 .collect();
-            return HttpResponse::Ok().json(json!({
-                "topic": name,
-                "partition": p,
-                "partitions": topic.partitions(),
-                "next_offset": next,
-                "records": records,
-            }));
+            return HttpResponse::Ok().json(Page {
+                topic: &name,
+                partition: p,
+                partitions: topic.partitions(),
+                next_offset: next,
+                records,
+            });
         }
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One page of `/api/topics/{name}/records`.
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    topic: &'a str,
+    partition: u32,
+    partitions: u32,
+    next_offset: u64,
+    records: Vec<RecordOut>,
+}
+
+#[derive(serde::Serialize)]
+struct RecordOut {
+    offset: u64,
+    timestamp_ms: u64,
+    key: Option<String>,
+    value: Box<serde_json::value::RawValue>,
+}
+
+/// A record's value: the record itself when it is JSON, kept as its bytes (so an integer
+/// past 64 bits, such as `bits_in` of a Counter64 near its top, stays exact), else its
+/// text as a JSON string.
+fn record_value(bytes: &[u8]) -> Box<serde_json::value::RawValue> {
+    let text = String::from_utf8_lossy(bytes);
+    serde_json::value::RawValue::from_string(text.trim().to_string())
+        .or_else(|_| serde_json::value::to_raw_value(&text))
+        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
+}
+
+#[cfg(test)]
+mod record_value_tests {
+    use super::record_value;
+
+    #[test]
+    fn json_records_pass_through_exactly_and_others_become_text() {
+        let big = br#"{"metric_value": 147573952589676408000}"#;
+        assert_eq!(record_value(big).get(), std::str::from_utf8(big).unwrap());
+        assert_eq!(record_value(b"not json").get(), r#""not json""#);
+        assert_eq!(record_value(b"\xff\"").get(), "\"\u{fffd}\\\"\"");
     }
 }
