@@ -16,6 +16,9 @@ command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need_apt+=(infl
 # Real Kafka clients for the embedded broker's tests: kcat (librdkafka) from Debian,
 # kafka-python and confluent-kafka from PyPI (below).
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# HTTPS tests: certificates made with openssl, requests made with curl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The ping plugin and the PING_FAILURE check run the system's ping.
 command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +13,8 @@ use serde_json::Value;
 pub struct NodeClient {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` header value when the node asks for a token.
+    authorization: Option<String>,
 }
 
 enum Fetch<T> {
@@ -32,20 +36,41 @@ struct RawRecord {
 }
 
 impl NodeClient {
-    pub fn new(listen: SocketAddr) -> NodeClient {
-        let agent = ureq::AgentBuilder::new()
+    /// A client of the node that `http` (the same settings the node runs with) describes:
+    /// its token, and HTTPS trusting the node's own certificate chain (and the usual
+    /// public roots) when it serves HTTPS.
+    pub fn new(http: &crate::config::HttpSettings) -> Result<NodeClient> {
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(3))
-            .timeout_read(Duration::from_secs(40))
-            .build();
-        NodeClient {
-            base: format!("http://{listen}"),
-            agent,
-        }
+            .timeout_read(Duration::from_secs(40));
+        let base = if http.tls() {
+            builder = builder.tls_config(Arc::new(client_tls(Path::new(http.tls_cert.trim()))?));
+            // The certificate names the host, not an address: a loopback or unspecified
+            // listener is reached as `localhost`.
+            let host = if http.listen.ip().is_loopback() || http.listen.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                http.listen.ip().to_string()
+            };
+            format!("https://{host}:{}", http.listen.port())
+        } else {
+            format!("http://{}", connect_addr(http.listen))
+        };
+        Ok(NodeClient {
+            base,
+            agent: builder.build(),
+            authorization: (!http.token.is_empty())
+                .then(|| format!("Bearer {}", http.token.expose())),
+        })
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Fetch<T>> {
         let url = format!("{}{path}", self.base);
-        match self.agent.get(&url).call() {
+        let mut request = self.agent.get(&url);
+        if let Some(auth) = &self.authorization {
+            request = request.set("Authorization", auth);
+        }
+        match request.call() {
             Ok(resp) => Ok(Fetch::Found(resp.into_json().with_context(|| format!("reading {url}"))?)),
             Err(ureq::Error::Status(404, _)) => Ok(Fetch::NotFound),
             Err(ureq::Error::Status(code, resp)) => {
@@ -202,4 +227,38 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Where to connect for a listener: an unspecified address (`0.0.0.0`) is reached on
+/// loopback.
+fn connect_addr(listen: SocketAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        let ip = match listen {
+            SocketAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        };
+        SocketAddr::new(ip, listen.port())
+    } else {
+        listen
+    }
+}
+
+/// TLS for the CLI: the public roots plus every certificate of the node's own chain, so a
+/// self-signed certificate is trusted by the node's own CLI.
+fn client_tls(chain: &Path) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let pem = std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.with_context(|| format!("reading {}", chain.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}: not a usable certificate", chain.display()))?;
+    }
+    #[allow(deprecated)] // ring's provider: see http::tls
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }

@@ -217,6 +217,28 @@ impl PingFailed<'_> {
     }
 }
 
+/// An HTTP request refused before any handler ran (no or a wrong token), or a long poll
+/// refused for lack of room. Never logs what the client sent.
+pub struct HttpRequestRefused<'a> {
+    pub reason: &'static str,
+    pub path: &'a str,
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl HttpRequestRefused<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        static LIMIT: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new(10);
+        t.inc(
+            "panoptes_http_requests_rejected_total",
+            &[("reason", self.reason)],
+        );
+        if let Some(suppressed) = LIMIT.allow(crate::model::now_ms() / 1000) {
+            tracing::warn!(reason = self.reason, path = self.path, peer = ?self.peer, suppressed,
+                "HTTP request refused (further refusals in the next 10 s are only counted)");
+        }
+    }
+}
+
 pub struct RatesComputed<'a> {
     pub report: &'a TransformReport,
 }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod filter;
 pub mod http;
 pub mod kafka;
+pub mod log_limit;
 pub mod logging;
 pub mod memory;
 pub mod model;

@@ -60,7 +60,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::Topic { command } => {
-            let client = NodeClient::new(settings.http.listen);
+            let client = NodeClient::new(&settings.http)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             match command {
@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resources {
             command: ResourcesCommand::List { json },
         } => {
-            let client = NodeClient::new(settings.http.listen);
+            let client = NodeClient::new(&settings.http)?;
             client.resources(json, &mut std::io::stdout().lock())
         }
     }

@@ -116,6 +116,8 @@ where
     );
     let store = Store::open(&settings.data_dir)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+    // Fail before anything starts when the HTTPS files are unusable.
+    http_listener(&settings.http)?;
     let system = actix::System::new();
     let result = system.block_on(async move {
         run_node(settings, plugins, store, started, wrappers, until).await
@@ -135,6 +137,12 @@ where
     F: FnOnce(NodeView) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    // Every append (pipeline or Kafka producer) wakes the HTTP API's long polls.
+    let appended = Arc::new(tokio::sync::Notify::new());
+    {
+        let appended = Arc::clone(&appended);
+        store.on_append(Arc::new(move || appended.notify_waiters()));
+    }
     let snmp = crate::snmp::SnmpEngine::init_global(settings.snmp.engine_config())
         .context("starting the SNMP engine")?;
     tracing::debug!(config = ?snmp.config(), "SNMP engine started");
@@ -338,8 +346,11 @@ where
         telemetry: Arc::clone(&telemetry),
         ready: Arc::clone(&shared.ready),
         metrics_sections: sections,
+        token: settings.http.token.clone(),
+        appended: Arc::clone(&appended),
+        long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
     });
-    let server = crate::http::serve(state, settings.http.listen)?;
+    let server = crate::http::serve(state, http_listener(&settings.http)?)?;
     let http = server.handle();
     actix::spawn(server);
     let housekeeping = actix::spawn(housekeeping(
@@ -816,4 +827,27 @@ fn metrics_sections(
         })
     }));
     sections
+}
+
+/// How the HTTP listener is served, from `http.*`; warns about an open non-loopback one.
+fn http_listener(http: &crate::config::HttpSettings) -> Result<crate::http::Listener> {
+    let tls = if http.tls() {
+        Some(
+            crate::http::tls::server_config(
+                std::path::Path::new(http.tls_cert.trim()),
+                std::path::Path::new(http.tls_key.trim()),
+            )
+            .context("http.tls_cert / http.tls_key")?,
+        )
+    } else {
+        None
+    };
+    if !http.listen.ip().is_loopback() && http.token.is_empty() {
+        tracing::warn!(listen = %http.listen, "the HTTP API listens beyond loopback with no token (http.allow_insecure): anyone who reaches it can read it");
+    }
+    Ok(crate::http::Listener {
+        listen: http.listen,
+        tls,
+        max_connections: http.max_connections,
+    })
 }

@@ -11,7 +11,7 @@ use crate::snmp::{
 };
 
 /// Environment variables whose values are strings whatever they look like.
-const VERBATIM_ENV: [(&str, &str); 13] = [
+const VERBATIM_ENV: [(&str, &str); 17] = [
     ("PANOPTES__SITE", "site"),
     ("PANOPTES__DATA_DIR", "data_dir"),
     ("PANOPTES__SNMP__COMMUNITY", "snmp.community"),
@@ -23,12 +23,46 @@ const VERBATIM_ENV: [(&str, &str); 13] = [
     ),
     ("PANOPTES__LOG__LEVEL", "log.level"),
     ("PANOPTES__INFLUXDB__TOKEN", "influxdb.token"),
+    (
+        "PANOPTES__SNMP__V3_AUTH_PASSPHRASE",
+        "snmp.v3_auth_passphrase",
+    ),
+    (
+        "PANOPTES__SNMP__V3_PRIV_PASSPHRASE",
+        "snmp.v3_priv_passphrase",
+    ),
+    ("PANOPTES__SNMP__V3_USER", "snmp.v3_user"),
+    ("PANOPTES__HTTP__TOKEN", "http.token"),
     ("PANOPTES__INFLUXDB__PASSWORD", "influxdb.password"),
     ("PANOPTES__INFLUXDB__USERNAME", "influxdb.username"),
     ("PANOPTES__INFLUXDB__DATABASE", "influxdb.database"),
     ("PANOPTES__INFLUXDB__ORG", "influxdb.org"),
     ("PANOPTES__INFLUXDB__BUCKET", "influxdb.bucket"),
 ];
+
+/// One site's table of the secrets file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteSecrets {
+    community: Option<Community>,
+    v3_auth_passphrase: Option<Secret>,
+    v3_priv_passphrase: Option<Secret>,
+    http_token: Option<Secret>,
+}
+
+/// A TOML error by line and column, without the text of the line: the file may hold
+/// secrets, and the error goes to logs and terminals.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
 
 /// The defaults, embedded so the binary runs from any directory.
 pub const DEFAULT_CONFIG: &str = include_str!("../../conf/panoptes.toml");
@@ -64,6 +98,25 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Bearer token asked of every request but `/health` and `/ready`; empty: none, which
+    /// is allowed on a loopback address only (unless `allow_insecure`). The secrets file's
+    /// `http_token` overrides it.
+    pub token: Secret,
+    /// PEM certificate chain and private key: when both are set the listener speaks HTTPS.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Allows a non-loopback `listen` without a token (warned about at start).
+    pub allow_insecure: bool,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests waiting for new records (`wait_ms`) at once; more are answered at once.
+    pub max_long_polls: usize,
+}
+
+impl HttpSettings {
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.trim().is_empty() || !self.tls_key.trim().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,10 +208,11 @@ impl SnmpSettings {
         Ok(Some(user))
     }
 
-    /// Overrides secrets with the `[<site>]` table of `secrets_file`, if set.
-    fn load_secrets(&mut self, site: &str) -> Result<(), SettingsError> {
+    /// Overrides secrets with the `[<site>]` table of `secrets_file`, if set, and returns
+    /// its HTTP token if it has one.
+    fn load_secrets(&mut self, site: &str) -> Result<Option<Secret>, SettingsError> {
         if self.secrets_file.trim().is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let path = Path::new(self.secrets_file.trim());
         let fail = |message: String| SettingsError::Load {
@@ -167,17 +221,11 @@ impl SnmpSettings {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail(format!("cannot read the SNMP secrets file: {e}")))?;
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct SiteSecrets {
-            community: Option<Community>,
-            v3_auth_passphrase: Option<Secret>,
-            v3_priv_passphrase: Option<Secret>,
-        }
         let mut sites: std::collections::HashMap<String, SiteSecrets> = toml::from_str(&text)
             .map_err(|e| {
                 fail(format!(
-                    "not a valid secrets file (a [site] table per site): {e}"
+                    "not a valid secrets file (a [site] table per site): {}",
+                    toml_error(&text, &e)
                 ))
             })?;
         let Some(secrets) = sites.remove(site) else {
@@ -192,7 +240,7 @@ impl SnmpSettings {
         if let Some(pass) = secrets.v3_priv_passphrase {
             self.v3_priv_passphrase = pass;
         }
-        Ok(())
+        Ok(secrets.http_token)
     }
 
     /// The SNMP engine these settings ask for.
@@ -327,6 +375,18 @@ impl Settings {
                 });
             }
             origin = path.display().to_string();
+            // Checked here first: the `config` crate's TOML errors quote the offending
+            // line, which may hold a secret.
+            let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Load {
+                source_name: origin.clone(),
+                message: format!("cannot read: {e}"),
+            })?;
+            if let Err(e) = toml::from_str::<toml::Table>(&text) {
+                return Err(SettingsError::Load {
+                    source_name: origin,
+                    message: format!("not valid TOML: {}", toml_error(&text, &e)),
+                });
+            }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
         // Names and secrets stay exactly as given: parsing would make a password `0123`
@@ -363,7 +423,9 @@ impl Settings {
             message: e.to_string(),
         })?;
         let site = settings.site.clone();
-        settings.snmp.load_secrets(&site)?;
+        if let Some(token) = settings.snmp.load_secrets(&site)? {
+            settings.http.token = token;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -400,6 +462,7 @@ impl Settings {
             });
         }
         self.snmp.usm_user()?;
+        self.validate_http()?;
         if let Err(problem) = self.kafka.listen_addr() {
             return Err(SettingsError::Invalid {
                 key: "kafka.listen",
@@ -492,6 +555,35 @@ impl Settings {
                 key: "log.format",
                 problem: format!("`{}`: expected \"human\" or \"json\"", self.log.format),
             });
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), SettingsError> {
+        let h = &self.http;
+        let invalid = |key, problem: String| Err(SettingsError::Invalid { key, problem });
+        if h.tls_cert.trim().is_empty() != h.tls_key.trim().is_empty() {
+            return invalid(
+                "http.tls_cert",
+                "set both http.tls_cert and http.tls_key for HTTPS, or neither".into(),
+            );
+        }
+        if !h.listen.ip().is_loopback() && h.token.is_empty() && !h.allow_insecure {
+            return invalid(
+                "http.listen",
+                format!(
+                    "{} is not a loopback address and no http.token is set: anyone who reaches it \
+                     could read the node's API. Set http.token (or http_token in the secrets file), \
+                     or http.allow_insecure = true to serve it open anyway",
+                    h.listen
+                ),
+            );
+        }
+        if h.max_connections == 0 || h.max_long_polls == 0 {
+            return invalid(
+                "http.max_connections",
+                "http.max_connections and http.max_long_polls must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -700,6 +792,112 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+
+    #[test]
+    fn http_listen_off_loopback_needs_a_token_or_allow_insecure() {
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__HTTP__LISTEN", "0.0.0.0:8080")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("configuration key `http.listen`: 0.0.0.0:8080 is not a loopback address and no http.token is set"),
+            "{e}"
+        );
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__HTTP__LISTEN", "0.0.0.0:8080"),
+                ("PANOPTES__HTTP__TOKEN", "0042"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.http.token.expose(),
+            "0042",
+            "taken verbatim, not as a number"
+        );
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__HTTP__LISTEN", "0.0.0.0:8080"),
+                ("PANOPTES__HTTP__ALLOW_INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.http.allow_insecure && s.http.token.is_empty());
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__HTTP__TLS_CERT", "/x.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("set both http.tls_cert and http.tls_key"), "{e}");
+    }
+
+    /// A TOML error names the file, line and column, never the text of the line: it may
+    /// hold a secret.
+    #[test]
+    fn toml_errors_name_the_line_not_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(&secrets, "[local]\ncommunity = \"hunter2-secret\" extra\n").unwrap();
+        let e = Settings::load_with_env(
+            None,
+            env(&[("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("secrets.toml") && e.contains("line 2, column"),
+            "{e}"
+        );
+
+        let config = dir.path().join("panoptes.toml");
+        std::fs::write(
+            &config,
+            "site = \"dc1\"\n[snmp]\ncommunity = \"hunter2-secret\n",
+        )
+        .unwrap();
+        let e = Settings::load_with_env(Some(&config), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("panoptes.toml") && e.contains("not valid TOML: line 3, column"),
+            "{e}"
+        );
+
+        std::fs::write(
+            &secrets,
+            "[local]\nhttp_token = \"t0k3n\"\ncommunity = \"c\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(
+            None,
+            env(&[("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(s.http.token.expose(), "t0k3n");
+        assert_eq!(s.snmp.community.expose(), "c");
+    }
+
+    /// v3 passphrases from the environment are taken as written, even when they look
+    /// like numbers.
+    #[test]
+    fn v3_passphrases_from_the_environment_are_verbatim() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__SNMP__VERSION", "3"),
+                ("PANOPTES__SNMP__V3_USER", "0001"),
+                ("PANOPTES__SNMP__V3_AUTH_PROTOCOL", "SHA"),
+                ("PANOPTES__SNMP__V3_AUTH_PASSPHRASE", "00012345678"),
+                ("PANOPTES__SNMP__V3_PRIV_PROTOCOL", "AES"),
+                ("PANOPTES__SNMP__V3_PRIV_PASSPHRASE", "1e100000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.snmp.v3_user, "0001");
+        assert_eq!(s.snmp.v3_auth_passphrase.expose(), "00012345678");
+        assert_eq!(s.snmp.v3_priv_passphrase.expose(), "1e100000");
     }
 
     #[test]

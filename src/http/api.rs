@@ -1,5 +1,6 @@
 //! JSON API over the node's state, for the CLI and for people.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{error, web, HttpRequest, HttpResponse};
@@ -148,7 +149,33 @@ pub async fn records(
     };
     let max = q.max.unwrap_or(100).clamp(1, MAX_RECORDS);
     let deadline = Instant::now() + Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
+    // A long poll holds a place among `http.max_long_polls`; without one the request is
+    // answered at once with what there is.
+    let place = match q.wait_ms {
+        Some(w) if w > 0 => match Arc::clone(&state.long_polls).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                crate::events::HttpRequestRefused {
+                    reason: "long_polls",
+                    path: &name,
+                    peer: None,
+                }
+                .emit(&state.telemetry);
+                None
+            }
+        },
+        _ => None,
+    };
+    let deadline = if place.is_some() {
+        deadline
+    } else {
+        Instant::now()
+    };
     loop {
+        // Registered before reading, so an append between the read and the wait wakes it.
+        let appended = state.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
         let t = topic.clone();
         let read = web::block(move || t.read(p, from, max, 4 << 20)).await;
         let batch = match read {
@@ -179,7 +206,8 @@ pub async fn records(
                 records,
             });
         }
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(remaining, appended).await;
     }
 }
 

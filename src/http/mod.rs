@@ -3,8 +3,10 @@
 //! process per database).
 
 mod api;
+mod auth;
 mod health;
 mod metrics;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -29,16 +31,31 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     pub ready: Arc<AtomicBool>,
     pub metrics_sections: Vec<MetricsSection>,
+    /// `http.token` (empty: none).
+    pub token: crate::secret::Secret,
+    /// Woken by every append to the topic log: long polls of the records API wait on it.
+    pub appended: Arc<tokio::sync::Notify>,
+    /// Room for requests waiting for new records (`http.max_long_polls`).
+    pub long_polls: Arc<tokio::sync::Semaphore>,
+}
+
+/// How the listener is served: `http.*` settings the server itself needs.
+pub struct Listener {
+    pub listen: SocketAddr,
+    pub tls: Option<rustls::ServerConfig>,
+    pub max_connections: usize,
 }
 
 /// Binds the listener (so a taken port fails at start, with the address) and returns the
 /// server future to run.
-pub fn serve(state: Arc<AppState>, listen: SocketAddr) -> std::io::Result<actix_web::dev::Server> {
+pub fn serve(state: Arc<AppState>, listener: Listener) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::from(state);
+    let listen = listener.listen;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::QueryConfig::default().error_handler(api::query_error))
+            .wrap(actix_web::middleware::from_fn(auth::require_token))
             .route("/health", web::get().to(health::health))
             .route("/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics::metrics))
@@ -47,11 +64,17 @@ pub fn serve(state: Arc<AppState>, listen: SocketAddr) -> std::io::Result<actix_
             .route("/api/topics/{topic}/records", web::get().to(api::records))
     })
     .workers(1)
+    .max_connections(listener.max_connections)
+    // A client that connects and says nothing gets 5 s for its first request.
+    .client_request_timeout(std::time::Duration::from_secs(5))
     .disable_signals()
-    .shutdown_timeout(2)
-    .bind(listen)
-    .map_err(|e| {
+    .shutdown_timeout(2);
+    let fail = |e: std::io::Error| {
         std::io::Error::new(e.kind(), format!("cannot listen for HTTP on {listen}: {e}"))
-    })?;
+    };
+    let server = match listener.tls {
+        Some(tls) => server.bind_rustls_0_23(listen, tls).map_err(fail)?,
+        None => server.bind(listen).map_err(fail)?,
+    };
     Ok(server.run())
 }

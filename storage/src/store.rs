@@ -138,6 +138,7 @@ impl Store {
                 files: engine.files(),
                 durability: engine.durability(),
                 segment_bytes: crate::topic::layout::SEGMENT_BYTES,
+                appended: Arc::default(),
             },
             engine,
             stripes: Arc::new(Stripes::new()),
@@ -329,6 +330,12 @@ impl Store {
 
     /// Makes every write so far durable (keyspace writes included), sharing the flush
     /// with concurrent appends.
+    /// Runs `hook` after every successful append to any topic of this store, on the
+    /// appending thread (so it must be quick: waking waiters of new records, say).
+    pub fn on_append(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+        self.shared.log.appended.add(hook);
+    }
+
     pub fn flush(&self) -> Result<(), StorageError> {
         self.shared.committer.wait_durable()
     }

@@ -57,6 +57,33 @@ pub(crate) struct LogConfig {
     pub durability: Durability,
     /// A segment takes no more frames past this size.
     pub segment_bytes: u64,
+    /// Called after every successful append (see [`crate::Store::on_append`]).
+    pub appended: Arc<AppendHooks>,
+}
+
+/// Callbacks run after each successful append, on the appending thread: they must be
+/// quick (wake a waiter, bump a counter).
+#[derive(Default)]
+pub(crate) struct AppendHooks(std::sync::RwLock<Vec<Arc<dyn Fn() + Send + Sync>>>);
+
+impl AppendHooks {
+    pub fn add(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    fn run(&self) {
+        for hook in self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            hook();
+        }
+    }
 }
 
 /// State of one topic shared by all its handles.
@@ -256,7 +283,9 @@ impl Topic {
     /// a later successful append (the producer's retry then duplicates them:
     /// at-least-once, as with Kafka without idempotence).
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, StorageError> {
-        append::append(&self.shared, &*self.clock, partition, records)
+        let base = append::append(&self.shared, &*self.clock, partition, records)?;
+        self.shared.config.appended.run();
+        Ok(base)
     }
 
     /// Records of `partition` from `from_offset` on: at most `max_records`, and at most
