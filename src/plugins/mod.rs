@@ -5,6 +5,7 @@ pub mod device_metrics;
 pub mod discovery_json;
 pub mod enrichment_cache;
 pub mod generic_snmp;
+pub mod group_set;
 pub mod heartbeat;
 pub mod interface;
 pub mod one_shot;
