@@ -2,9 +2,11 @@
 //! unchanged, and the context they run in.
 
 pub mod device_metrics;
+pub mod device_polling;
 pub mod discovery_json;
 pub mod enrichment_cache;
 pub mod generic_snmp;
+pub mod group_set;
 pub mod heartbeat;
 pub mod interface;
 pub mod one_shot;
@@ -35,6 +37,11 @@ pub enum BuiltIn {
     DeviceMetricsFromFile,
     /// `plugin_enrichment_generic_snmp`: the original's base class, which enriches nothing.
     GenericSnmpEnrichment,
+    /// `plugin_polling_arista_device_metrics`: Arista EOS CPU, memory, environment, storage.
+    AristaDevicePolling,
+    /// `plugin_polling_asr_device_metrics`: Cisco ASR 1000 CPU, memory, environment,
+    /// crypto engines, QFP load.
+    AsrDevicePolling,
 }
 
 /// `[Core] Module` names (the original's, then ours) for each built-in.
@@ -121,6 +128,19 @@ const REGISTRY: &[(PluginKind, &[&str], BuiltIn)] = {
             &["plugin_polling_ping", "ping_polling"],
             PingPolling,
         ),
+        (
+            Polling,
+            &[
+                "plugin_polling_arista_device_metrics",
+                "arista_device_polling",
+            ],
+            AristaDevicePolling,
+        ),
+        (
+            Polling,
+            &["plugin_polling_asr_device_metrics", "asr_device_polling"],
+            AsrDevicePolling,
+        ),
     ]
 };
 
@@ -133,7 +153,7 @@ impl BuiltIn {
             }
             _ => None,
         };
-        REGISTRY
+        let builtin = REGISTRY
             .iter()
             .find(|(kind, names, _)| {
                 *kind == plugin.kind && names.contains(&plugin.module.as_str())
@@ -151,7 +171,20 @@ impl BuiltIn {
                         Self::known(plugin.kind).join(", ")
                     ),
                 )
-            })
+            })?;
+        builtin.check(plugin)?;
+        Ok(builtin)
+    }
+
+    /// Settings a built-in cannot run without, checked when the plugin file is loaded so
+    /// a bad file stops the node at start rather than failing every poll.
+    fn check(self, plugin: &PluginConfig) -> Result<(), PluginFileError> {
+        match self {
+            BuiltIn::AsrDevicePolling => {
+                device_polling::asr::Options::from_plugin(plugin).map(drop)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The original's module names of every built-in of a kind.

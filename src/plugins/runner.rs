@@ -7,7 +7,10 @@ use crate::snmp::{SnmpClient, SnmpTarget};
 
 use super::enrichment_cache::{EnrichmentCache, EnrichmentSource};
 use super::status::{confirm_with_ping, Ping};
-use super::{device_metrics, generic_snmp, heartbeat, interface, BuiltIn, PluginError, Polled};
+use super::{
+    device_metrics, device_polling, generic_snmp, heartbeat, interface, BuiltIn, PluginError,
+    Polled,
+};
 
 /// Used when a plugin file gives no `enrichment_ttl`.
 pub const DEFAULT_ENRICHMENT_TTL: u64 = 900;
@@ -126,6 +129,37 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
         BuiltIn::PingPolling => super::ping::polling(ctx.plugin, ctx.resource, ctx.ping, ctx.now)
             .await?
             .into(),
+        BuiltIn::AristaDevicePolling => {
+            let options = device_polling::arista::Options::from_plugin(ctx.plugin);
+            let mut client = ctx.client().await;
+            device_polling::arista::poll(
+                client.as_mut().map_err(take_error),
+                ctx.resource,
+                &options,
+                ctx.now,
+            )
+            .await
+            .map_err(model)?
+            .groups
+            .into()
+        }
+        BuiltIn::AsrDevicePolling => {
+            // A missing status metric name fails before anything is polled, as in the
+            // original (and already when the plugin file is loaded).
+            let options = device_polling::asr::Options::from_plugin(ctx.plugin)
+                .map_err(|e| PluginError::Config(e.to_string()))?;
+            let mut client = ctx.client().await;
+            device_polling::asr::poll(
+                client.as_mut().map_err(take_error),
+                ctx.resource,
+                &options,
+                ctx.now,
+            )
+            .await
+            .map_err(model)?
+            .groups
+            .into()
+        }
         other => {
             return Err(PluginError::Config(format!(
                 "plugin `{}`: {other:?} is not a polling plugin",

@@ -141,8 +141,10 @@ pub fn definition_from_plugin(plugin: &PluginConfig) -> Result<Arc<Definition>, 
 }
 
 /// A walked value as an expression sees it during enrichment: octet strings keep every
-/// byte (as characters U+0000..U+00FF) so addresses can be decoded.
-fn probe_text(v: &SnmpValue) -> String {
+/// byte (as characters U+0000..U+00FF) so addresses can be decoded. This is the original's
+/// easysnmp string (latin-1 decoded), which the hand-written device polling plugins read
+/// too.
+pub(crate) fn probe_text(v: &SnmpValue) -> String {
     match v {
         SnmpValue::OctetString(b) | SnmpValue::Opaque(b) => {
             b.iter().map(|&c| char::from(c)).collect()

@@ -13,6 +13,7 @@ use crate::model::{
     Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
 };
 use crate::plugins::enrichment_cache::EnrichmentCache;
+use crate::plugins::group_set::GroupSet;
 use crate::plugins::status::{DeviceStatus, StatusTracker};
 use crate::plugins::PluginError;
 use crate::snmp::{Oid, SnmpClient, SnmpError, SnmpValue};
@@ -164,38 +165,7 @@ pub async fn run(
         status.failure("device", DeviceStatus::of_error(&e));
     }
     out.add(status.group(resource, &options.status_metric, options.interval, now)?);
-    Ok(out.0)
-}
-
-/// Metrics groups with the original's set semantics: a group equal to one already
-/// present (same resource, metrics and dimensions, whatever its type) is not added.
-#[derive(Default)]
-struct GroupSet(Vec<MetricsGroup>);
-
-impl GroupSet {
-    fn add(&mut self, g: MetricsGroup) {
-        if !self.0.iter().any(|x| same_group(x, &g)) {
-            self.0.push(g);
-        }
-    }
-}
-
-fn same_group(a: &MetricsGroup, b: &MetricsGroup) -> bool {
-    let same_metric = |x: &Metric, y: &Metric| {
-        x.metric_name == y.metric_name
-            && x.metric_type == y.metric_type
-            && match (x.metric_value, y.metric_value) {
-                (MetricValue::Int(i), MetricValue::Int(j)) => i == j,
-                (p, q) => p.as_f64() == q.as_f64(),
-            }
-    };
-    a.resource == b.resource
-        && a.metrics.len() == b.metrics.len()
-        && a.dimensions.len() == b.dimensions.len()
-        && a.metrics
-            .iter()
-            .all(|m| b.metrics.iter().any(|n| same_metric(m, n)))
-        && a.dimensions.iter().all(|d| b.dimensions.contains(d))
+    Ok(out.into_vec())
 }
 
 /// What the tables hold after fetching: by slot, as the document numbers them.
@@ -693,7 +663,7 @@ mod tests {
             )
             .unwrap();
         }
-        (out.0, status.overall())
+        (out.into_vec(), status.overall())
     }
 
     fn value_of(g: &MetricsGroup, name: &str) -> Option<MetricValue> {

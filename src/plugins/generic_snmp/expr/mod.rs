@@ -44,7 +44,7 @@ mod value;
 
 pub use eval::{binary, Env, EvalContext};
 pub use parser::{compile, compile_lambda, BinOp, Builtin, CmpOp, Expr, Lambda, Names, NoNames};
-pub use value::{float_repr, round_float, EvalError, Num, Table, Value};
+pub use value::{float_repr, parse_py_int, round_float, EvalError, Num, Table, Value};
 
 /// An expression this language does not accept, with the byte offset where it went wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

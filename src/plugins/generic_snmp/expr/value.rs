@@ -263,7 +263,7 @@ impl fmt::Display for Value {
 }
 
 /// `int("  -42 ")`; digits may be separated by single underscores, as Python allows.
-fn parse_py_int(s: &str) -> Option<i128> {
+pub fn parse_py_int(s: &str) -> Option<i128> {
     let t = s.trim();
     let (neg, digits) = match t.as_bytes().first()? {
         b'-' => (true, &t[1..]),
