@@ -44,7 +44,11 @@ impl NodeClient {
             .timeout_connect(Duration::from_secs(3))
             .timeout_read(Duration::from_secs(40));
         let base = if http.tls() {
-            builder = builder.tls_config(Arc::new(client_tls(Path::new(http.tls_cert.trim()))?));
+            // The public roots plus the node's own chain: its own self-signed certificate
+            // is trusted by its own CLI.
+            let tls = crate::http::tls::client_config(Some(Path::new(http.tls_cert.trim())))
+                .context("http.tls_cert")?;
+            builder = builder.tls_config(Arc::new(tls));
             // The certificate names the host, not an address: a loopback or unspecified
             // listener is reached as `localhost`.
             let host = if http.listen.ip().is_loopback() || http.listen.ip().is_unspecified() {
@@ -241,24 +245,4 @@ fn connect_addr(listen: SocketAddr) -> SocketAddr {
     } else {
         listen
     }
-}
-
-/// TLS for the CLI: the public roots plus every certificate of the node's own chain, so a
-/// self-signed certificate is trusted by the node's own CLI.
-fn client_tls(chain: &Path) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let pem = std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        let cert = cert.with_context(|| format!("reading {}", chain.display()))?;
-        roots
-            .add(cert)
-            .with_context(|| format!("{}: not a usable certificate", chain.display()))?;
-    }
-    #[allow(deprecated)] // ring's provider: see http::tls
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }

@@ -335,6 +335,9 @@ pub struct InfluxSettings {
     pub timeout: u64,
     /// Longest pause (seconds) between retries while InfluxDB is unreachable.
     pub retry_backoff_max: u64,
+    /// A PEM file of certificates trusted for an https `url` besides the public roots (a
+    /// private CA, a self-signed server). Empty: the public roots only.
+    pub tls_ca: String,
 }
 
 impl InfluxSettings {
@@ -614,17 +617,21 @@ impl Settings {
             return Ok(());
         }
         let url = i.url.trim();
-        if url.starts_with("https://") {
-            return invalid(
-                "influxdb.url",
-                &format!("`{url}`: https is not supported by this build; use http:// (e.g. through a local TLS proxy)"),
-            );
-        }
-        let host = url.strip_prefix("http://").unwrap_or_default();
+        let shown = crate::secret::redact_url(url);
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .unwrap_or_default();
         if host.is_empty() || host.starts_with('/') {
             return invalid(
                 "influxdb.url",
-                &format!("`{url}`: expected http://HOST:PORT, e.g. http://127.0.0.1:8086"),
+                &format!("`{shown}`: expected http://HOST:PORT or https://HOST:PORT, e.g. http://127.0.0.1:8086"),
+            );
+        }
+        if !i.tls_ca.trim().is_empty() && !url.starts_with("https://") {
+            return invalid(
+                "influxdb.tls_ca",
+                &format!("is set but influxdb.url `{shown}` is not https"),
             );
         }
         match i.api {
@@ -744,8 +751,11 @@ mod tests {
         assert!(!printed.contains("s3cr3t"), "{printed}");
         for (vars, key) in [
             (
-                vec![("PANOPTES__INFLUXDB__URL", "https://x:8086")],
-                "influxdb.url",
+                vec![
+                    ("PANOPTES__INFLUXDB__URL", "http://x:8086"),
+                    ("PANOPTES__INFLUXDB__TLS_CA", "/ca.pem"),
+                ],
+                "influxdb.tls_ca",
             ),
             (
                 vec![("PANOPTES__INFLUXDB__URL", "127.0.0.1:8086")],

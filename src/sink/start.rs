@@ -24,22 +24,70 @@ pub const GROUP: &str = "panoptes_influxdb_consumer_raw_metrics";
 pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> {
     let url = settings.url.trim();
     let timeout = Duration::from_secs(settings.timeout);
+    let ca = settings.tls_ca.trim();
+    let ca = (!ca.is_empty()).then(|| std::path::Path::new(ca));
+    let https = url.starts_with("https://");
+    let has_secret = !settings.token.is_empty() || !settings.password.is_empty();
+    if !https && has_secret && !plain_host_is_loopback(url) {
+        tracing::warn!(url = %crate::secret::redact_url(url), "the InfluxDB token or password goes over plain http: use https:// (influxdb.url)");
+    }
     Ok(match settings.api {
-        InfluxApi::V1 => Arc::new(V1Writer::new(
-            url,
-            &settings.database,
-            &settings.username,
-            &settings.password,
-            timeout,
-        )),
-        InfluxApi::V2 => Arc::new(V2Writer::new(
-            url,
-            &settings.org,
-            &settings.bucket,
-            &settings.token,
-            timeout,
-        )?),
+        InfluxApi::V1 => {
+            let tls = if https {
+                Some(Arc::new(
+                    crate::http::tls::client_config(ca)
+                        .map_err(|e| format!("influxdb.tls_ca: {e}"))?,
+                ))
+            } else {
+                None
+            };
+            Arc::new(V1Writer::new(
+                url,
+                &settings.database,
+                &settings.username,
+                &settings.password,
+                timeout,
+                tls,
+            ))
+        }
+        InfluxApi::V2 => {
+            let roots = match ca {
+                Some(path) => crate::http::tls::certificates(path)
+                    .map_err(|e| format!("influxdb.tls_ca: {e}"))?
+                    .into_iter()
+                    .map(|c| c.to_vec())
+                    .collect(),
+                None => Vec::new(),
+            };
+            Arc::new(V2Writer::new(
+                url,
+                &settings.org,
+                &settings.bucket,
+                &settings.token,
+                timeout,
+                &roots,
+            )?)
+        }
     })
+}
+
+/// Whether an http URL's host is a loopback name or address (secrets sent there do not
+/// cross a network).
+fn plain_host_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map_or_else(
+            || host.rsplit_once(':').map_or(host, |(h, _)| h),
+            |(h, _)| h,
+        );
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The consumer settings for the sink: the original's batching, our retry policy.
