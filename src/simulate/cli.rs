@@ -20,7 +20,12 @@ pub struct SimulateArgs {
     pub listen: SocketAddr,
     /// Community the simulated device accepts; others get no answer. Better given in the
     /// environment than on the command line, where other users of the machine see it.
-    #[arg(long, env = "PANOPTES_SIMULATE_COMMUNITY", default_value = "public", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PANOPTES_SIMULATE_COMMUNITY",
+        default_value = "public",
+        hide_env_values = true
+    )]
     pub community: String,
     /// Serve counters exactly as recorded instead of advancing them with time.
     #[arg(long)]
@@ -73,9 +78,7 @@ fn users_from_lines(text: &str, source: &str) -> anyhow::Result<Vec<UsmUser>> {
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim()))
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .map(|(n, l)| {
-            UsmUser::parse_spec(l).map_err(|e| anyhow::anyhow!("{source} line {n}: {e}"))
-        })
+        .map(|(n, l)| UsmUser::parse_spec(l).map_err(|e| anyhow::anyhow!("{source} line {n}: {e}")))
         .collect()
 }
 
@@ -294,7 +297,11 @@ mod tests {
     fn v3_users_come_from_a_file_and_the_environment_too() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("users");
-        std::fs::write(&file, "# ops team\nops:SHA-256:authpass1:AES:privpass1\n\nro\n").unwrap();
+        std::fs::write(
+            &file,
+            "# ops team\nops:SHA-256:authpass1:AES:privpass1\n\nro\n",
+        )
+        .unwrap();
         let cli = Cli::try_parse_from([
             "simulate",
             "--v3-user",
@@ -306,7 +313,11 @@ mod tests {
         .unwrap();
         let mut args = cli.simulate;
         args.v3_users_env = Some("env1:SHA:envpass12\n".into());
-        let names: Vec<String> = all_users(&args).unwrap().into_iter().map(|u| u.name).collect();
+        let names: Vec<String> = all_users(&args)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
         assert_eq!(names, ["first", "ops", "ro", "env1"]);
         // A bad line is named by file and line, without its text.
         std::fs::write(&file, "ok\nops:SHA:short-secret-x:NOPE:privpass1\n").unwrap();

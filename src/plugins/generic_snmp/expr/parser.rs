@@ -218,9 +218,48 @@ struct Parser {
     tokens: Vec<(usize, Token)>,
     pos: usize,
     end: usize,
+    /// Nesting of the recursive rules now being parsed (see [`MAX_DEPTH`]).
+    depth: usize,
 }
 
+/// How deeply an expression may nest (parentheses, brackets, `not`, unary signs, calls,
+/// and each link of a chain such as `a + b + c`, which builds a nested tree): far past any
+/// real document (the vendor definitions nest 6 deep at most), and short of the
+/// recursion that would overflow a 2 MiB thread stack in parsing, evaluation or dropping
+/// the tree, even in a debug build (≈25 KiB of stack per level there).
+pub const MAX_DEPTH: usize = 32;
+
 impl Parser {
+    /// Runs one nested rule, refusing past [`MAX_DEPTH`].
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, CompileError>,
+    ) -> Result<T, CompileError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(CompileError::at(
+                self.here(),
+                format!("expression nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        self.depth += 1;
+        let result = rule(self);
+        self.depth -= 1;
+        result
+    }
+
+    /// One more link of a left-nested chain; the caller gives `links` back when done.
+    fn link(&mut self, links: &mut usize) -> Result<(), CompileError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(CompileError::at(
+                self.here(),
+                format!("expression nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        self.depth += 1;
+        *links += 1;
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos).map(|(_, t)| t)
     }
@@ -280,6 +319,10 @@ impl Parser {
 
     // test: or_test ['if' or_test 'else' test]
     fn test(&mut self) -> Result<Expr, CompileError> {
+        self.nested(Self::test_here)
+    }
+
+    fn test_here(&mut self) -> Result<Expr, CompileError> {
         if self.is_kw("lambda") {
             return Err(CompileError::at(
                 self.here(),
@@ -300,27 +343,44 @@ impl Parser {
         Ok(value)
     }
 
+    /// Runs a chain-building rule and gives back the depth its links took.
+    fn chained(
+        &mut self,
+        rule: impl FnOnce(&mut Self, &mut usize) -> Result<Expr, CompileError>,
+    ) -> Result<Expr, CompileError> {
+        let mut links = 0;
+        let result = rule(self, &mut links);
+        self.depth -= links;
+        result
+    }
+
     fn or_test(&mut self) -> Result<Expr, CompileError> {
-        let mut left = self.and_test()?;
-        while self.eat_kw("or") {
-            let right = self.and_test()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.chained(|p, links| {
+            let mut left = p.and_test()?;
+            while p.eat_kw("or") {
+                p.link(links)?;
+                let right = p.and_test()?;
+                left = Expr::Or(Box::new(left), Box::new(right));
+            }
+            Ok(left)
+        })
     }
 
     fn and_test(&mut self) -> Result<Expr, CompileError> {
-        let mut left = self.not_test()?;
-        while self.eat_kw("and") {
-            let right = self.not_test()?;
-            left = Expr::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.chained(|p, links| {
+            let mut left = p.not_test()?;
+            while p.eat_kw("and") {
+                p.link(links)?;
+                let right = p.not_test()?;
+                left = Expr::And(Box::new(left), Box::new(right));
+            }
+            Ok(left)
+        })
     }
 
     fn not_test(&mut self) -> Result<Expr, CompileError> {
         if self.eat_kw("not") {
-            return Ok(Expr::Not(Box::new(self.not_test()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not_test)?)));
         }
         self.comparison()
     }
@@ -368,45 +428,51 @@ impl Parser {
     }
 
     fn arith(&mut self) -> Result<Expr, CompileError> {
-        let mut left = self.term()?;
-        loop {
-            let op = if self.eat_op("+") {
-                BinOp::Add
-            } else if self.eat_op("-") {
-                BinOp::Sub
-            } else {
-                return Ok(left);
-            };
-            let right = self.term()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
+        self.chained(|p, links| {
+            let mut left = p.term()?;
+            loop {
+                let op = if p.eat_op("+") {
+                    BinOp::Add
+                } else if p.eat_op("-") {
+                    BinOp::Sub
+                } else {
+                    return Ok(left);
+                };
+                p.link(links)?;
+                let right = p.term()?;
+                left = Expr::Binary(op, Box::new(left), Box::new(right));
+            }
+        })
     }
 
     fn term(&mut self) -> Result<Expr, CompileError> {
-        let mut left = self.factor()?;
-        loop {
-            let op = if self.eat_op("*") {
-                BinOp::Mul
-            } else if self.eat_op("//") {
-                BinOp::FloorDiv
-            } else if self.eat_op("/") {
-                BinOp::Div
-            } else if self.eat_op("%") {
-                BinOp::Mod
-            } else {
-                return Ok(left);
-            };
-            let right = self.factor()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
+        self.chained(|p, links| {
+            let mut left = p.factor()?;
+            loop {
+                let op = if p.eat_op("*") {
+                    BinOp::Mul
+                } else if p.eat_op("//") {
+                    BinOp::FloorDiv
+                } else if p.eat_op("/") {
+                    BinOp::Div
+                } else if p.eat_op("%") {
+                    BinOp::Mod
+                } else {
+                    return Ok(left);
+                };
+                p.link(links)?;
+                let right = p.factor()?;
+                left = Expr::Binary(op, Box::new(left), Box::new(right));
+            }
+        })
     }
 
     fn factor(&mut self) -> Result<Expr, CompileError> {
         if self.eat_op("-") {
-            return Ok(Expr::Neg(Box::new(self.factor()?)));
+            return Ok(Expr::Neg(Box::new(self.nested(Self::factor)?)));
         }
         if self.eat_op("+") {
-            return Ok(Expr::Pos(Box::new(self.factor()?)));
+            return Ok(Expr::Pos(Box::new(self.nested(Self::factor)?)));
         }
         self.power()
     }
@@ -414,15 +480,22 @@ impl Parser {
     fn power(&mut self) -> Result<Expr, CompileError> {
         let base = self.postfix()?;
         if self.eat_op("**") {
-            let exp = self.factor()?;
+            let exp = self.nested(Self::factor)?;
             return Ok(Expr::Binary(BinOp::Pow, Box::new(base), Box::new(exp)));
         }
         Ok(base)
     }
 
     fn postfix(&mut self) -> Result<Expr, CompileError> {
+        self.chained(Self::postfix_chain)
+    }
+
+    fn postfix_chain(&mut self, links: &mut usize) -> Result<Expr, CompileError> {
         let mut e = self.atom()?;
         loop {
+            if self.is_op(".") || self.is_op("[") {
+                self.link(links)?;
+            }
             if self.eat_op(".") {
                 match self.next() {
                     Some(Token::Index) => e = Expr::Subscript(Box::new(e), Box::new(Expr::Index)),
@@ -697,6 +770,7 @@ fn parse_tokens(src: &str) -> Result<Parser, CompileError> {
         tokens: tokenize(src)?,
         pos: 0,
         end: src.len(),
+        depth: 0,
     })
 }
 
