@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod filter;
+pub mod fleet;
 pub mod http;
 pub mod kafka;
 pub mod log_limit;

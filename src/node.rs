@@ -169,6 +169,7 @@ where
         publisher: crate::agent::publisher::Publisher::start(bus.clone())
             .context("starting the publisher thread")?,
         telemetry: Arc::clone(&telemetry),
+        fleet: Arc::default(),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),

@@ -98,37 +98,46 @@ impl Bus {
 
     /// Appends messages to a topic, one durable append per partition. Blocking: call it
     /// from `spawn_blocking` in async code.
+    /// Appends `messages` to `topic`, each to the partition its partition key picks, and
+    /// returns where each landed (partition, offset), in the order given; `None` for every
+    /// message on an external cluster (its offsets are not tracked here).
     pub fn publish(
         &self,
         topic: &str,
         messages: &[Message],
         now_ms: u64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<Option<(u32, u64)>>, StorageError> {
         if let Some(cluster) = &self.external {
-            return cluster
+            cluster
                 .publish_blocking(topic, messages, now_ms)
                 .map_err(|reason| StorageError::InvalidArgument {
                     what: format!("publishing to topic {topic:?} on the external Kafka cluster"),
                     reason,
-                });
+                })?;
+            return Ok(vec![None; messages.len()]);
         }
         let t = self.topic(topic)?;
-        let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-        for m in messages {
-            by_partition
+        let mut by_partition: BTreeMap<u32, (Vec<Record>, Vec<usize>)> = BTreeMap::new();
+        for (i, m) in messages.iter().enumerate() {
+            let (records, indices) = by_partition
                 .entry(partition_for(m.partition_key.as_bytes(), t.partitions()))
-                .or_default()
-                .push(Record {
-                    key: Some(m.key.as_bytes().to_vec()),
-                    value: m.value.clone(),
-                    timestamp_ms: now_ms,
-                    headers: Vec::new(),
-                });
+                .or_default();
+            records.push(Record {
+                key: Some(m.key.as_bytes().to_vec()),
+                value: m.value.clone(),
+                timestamp_ms: now_ms,
+                headers: Vec::new(),
+            });
+            indices.push(i);
         }
-        for (partition, records) in by_partition {
-            t.append(partition, &records)?;
+        let mut landed = vec![None; messages.len()];
+        for (partition, (records, indices)) in by_partition {
+            let base = t.append(partition, &records)?;
+            for (j, i) in indices.into_iter().enumerate() {
+                landed[i] = Some((partition, base + j as u64));
+            }
         }
-        Ok(())
+        Ok(landed)
     }
 
     pub fn store(&self) -> &Store {
