@@ -59,6 +59,7 @@ mod commit;
 mod engine;
 mod error;
 mod files;
+mod health;
 mod keyspace;
 mod lease;
 mod offsets;
@@ -71,6 +72,7 @@ mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineSource, StorageError};
+pub use health::Health;
 pub use keyspace::{Entry, Keyspace};
 pub use lease::{Lease, Leases};
 pub use offsets::ConsumerOffsets;

@@ -12,6 +12,7 @@ use crate::commit::Committer;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::sled_engine::SledEngine;
 use crate::engine::{Engine, KvEngine, Tree};
+use crate::health::{Health, HealthState};
 use crate::keyspace::{expiry, stripes::Stripes, KeyspaceShared, KEYSPACE_TREE_PREFIX};
 use crate::lease::{Leases, LeasesShared};
 use crate::stats::{KeyspaceStats, PartitionStats, StoreStats};
@@ -28,6 +29,14 @@ const LEASES_TREE: &str = "panoptes/leases";
 /// Keyspace and topic names are at most this long (the expiry index stores the length
 /// in one byte).
 const MAX_NAME_BYTES: usize = 255;
+
+/// The file `Store::check` writes while writes fail, under the topics' root: no topic's
+/// directory can have this name (`topic::layout::topic_dir` writes `~` as `%7E`).
+const PROBE_FILE: &str = "~write-probe";
+
+/// As large as the largest frame (header included): a probe that fits says a frame does.
+const PROBE_BYTES: usize =
+    crate::topic::layout::MAX_FRAME_BYTES + crate::topic::layout::HEADER_BYTES;
 
 /// How far a write acknowledged after a flush (an append, an offset commit, a lease
 /// change, `Store::flush`) is durable on the sled engine.
@@ -124,7 +133,8 @@ impl Store {
     }
 
     pub(crate) fn with_engine_handle(engine: Engine) -> Result<Store, StorageError> {
-        let committer = Arc::new(Committer::new(engine.clone()));
+        let health = Arc::new(HealthState::default());
+        let committer = Arc::new(Committer::new(engine.clone(), Arc::clone(&health)));
         let shared = Shared {
             expiry: engine.tree(EXPIRY_TREE)?,
             topic_meta: engine.tree(TOPICS_TREE)?,
@@ -137,6 +147,7 @@ impl Store {
             log: LogConfig {
                 files: engine.files(),
                 durability: engine.durability(),
+                health,
                 segment_bytes: crate::topic::layout::SEGMENT_BYTES,
             },
             engine,
@@ -162,6 +173,29 @@ impl Store {
             shared: Arc::new(shared),
             clock: self.clock,
         }
+    }
+
+    /// The same store with its topic log's configuration changed by `change`, for
+    /// `testing` (fault injection). Refused once the store is shared or a topic is open:
+    /// they would keep the old configuration.
+    pub(crate) fn with_log(
+        self,
+        change: impl FnOnce(&mut LogConfig),
+    ) -> Result<Store, StorageError> {
+        let refused = |reason: &str| StorageError::InvalidArgument {
+            what: "changing the topic log of a store".into(),
+            reason: reason.into(),
+        };
+        let mut shared =
+            Arc::try_unwrap(self.shared).map_err(|_| refused("the store has other handles"))?;
+        if !lock(&shared.topics).is_empty() {
+            return Err(refused("topics are open"));
+        }
+        change(&mut shared.log);
+        Ok(Store {
+            shared: Arc::new(shared),
+            clock: self.clock,
+        })
     }
 
     /// The engine, for `testing` (which builds a new store on it: a restart of a
@@ -275,6 +309,14 @@ impl Store {
                 tree: format!("topic {name:?}"),
                 source: Box::new(e),
             })?;
+        if self.shared.log.durability == Durability::PowerLoss {
+            // Or a power loss could bring the files back under a topic created anew.
+            if let Err(e) = self.shared.log.files.sync_dir("") {
+                let what = format!("fsync of directory {}", crate::topic::layout::shown(""));
+                return Err(self.shared.log.health.fail_io(what, &e));
+            }
+            self.shared.log.health.count_fsync();
+        }
         let tree = self
             .shared
             .engine
@@ -333,6 +375,39 @@ impl Store {
         self.shared.committer.wait_durable()
     }
 
+    /// What the store can do now: [`Health::Ok`], writes to the topic log failing (with
+    /// the error and the file, until one succeeds), or failed for good (restart the
+    /// process). Cheap: for every `/ready`.
+    pub fn health(&self) -> Health {
+        self.shared.log.health.health(self.shared.engine.failure())
+    }
+
+    /// Housekeeping for a timer (the node runs it every second): keeps the engine's
+    /// space reserved ahead of a full disk, and while writes are failing, writes a probe
+    /// as large as the largest frame (then removes it), so that the condition clears once
+    /// space is back even if nothing else writes. Returns the health after.
+    pub fn check(&self) -> Health {
+        self.shared.engine.reserve_space();
+        if self.shared.log.health.writes_failing() {
+            self.probe_write();
+        }
+        self.health()
+    }
+
+    /// See [`Store::check`]. A failing probe leaves the reason as the real write gave it.
+    fn probe_write(&self) {
+        let files = &self.shared.log.files;
+        let bytes = vec![0u8; PROBE_BYTES];
+        let result = files
+            .open(PROBE_FILE, true)
+            .and_then(|f| f.write_at(0, &bytes).and_then(|()| f.truncate(0)));
+        let _ = files.remove(PROBE_FILE);
+        match result {
+            Ok(()) => self.shared.log.health.write_succeeded(),
+            Err(e) => tracing::debug!(error = %e, "the write probe still fails"),
+        }
+    }
+
     /// Bytes on disk: the database and the topics' segment files.
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         Ok(self.shared.engine.size_on_disk()? + self.shared.log.files.size_on_disk())
@@ -385,6 +460,7 @@ impl Store {
         }
 
         let commits = self.shared.committer.counts();
+        let faults = self.shared.log.health.counts();
         Ok(StoreStats {
             engine: self.shared.engine.kind(),
             keyspaces,
@@ -399,6 +475,12 @@ impl Store {
                 },
             flushes: commits.flushes,
             durable_writes: commits.durable_writes,
+            durability: self.shared.log.durability,
+            write_errors: faults.write_errors,
+            quarantined_segments: faults.quarantined_segments,
+            quarantined_bytes: faults.quarantined_bytes,
+            corrupt_frames_read: faults.corrupt_frames_read,
+            fsyncs: faults.fsyncs,
         })
     }
 }
