@@ -163,6 +163,16 @@ impl HealthState {
         Health::Ok
     }
 
+    /// A segment's tail moved to a side file at start-up.
+    pub(crate) fn count_quarantine(&self, bytes: u64) {
+        self.counters
+            .quarantined_segments
+            .fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .quarantined_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// A read skipped a frame whose CRC or header did not match.
     pub(crate) fn count_corrupt_read(&self) {
         self.counters

@@ -103,12 +103,24 @@ impl TopicShared {
             let (log, repairs) =
                 log::open(&*config.files, layout::partition_dir(&dir, p), meta, place)?;
             for (path, pos, cut, why) in &repairs.truncated {
-                tracing::warn!(topic = name, partition = p, segment = %path, position = pos, bytes = cut, reason = %why,
-                    "cut a torn or corrupt tail off the topic log (a write the crash interrupted: never acknowledged)");
+                tracing::warn!(topic = name, partition = p, segment = %layout::shown(path), position = pos, bytes = cut, reason = %why,
+                    "cut a torn tail off the topic log (a write a crash interrupted: never acknowledged)");
             }
-            for (path, pos, why) in &repairs.unreadable {
-                tracing::error!(topic = name, partition = p, segment = %path, position = pos, reason = %why,
-                    "a segment of the topic log is corrupt from this position on; its later records are skipped");
+            for q in &repairs.quarantined {
+                config.health.count_quarantine(q.bytes);
+                tracing::error!(
+                    topic = name,
+                    partition = p,
+                    segment = %layout::shown(&q.segment),
+                    position = q.position,
+                    bytes = q.bytes,
+                    side_file = %layout::shown(&q.side_file),
+                    offsets = %format!("{}..{}", q.from_offset, q.skipped_until),
+                    reason = %q.reason,
+                    "corrupt frame in a segment of the topic log: moved the segment from it to its end \
+                     into a side file; the records before it stay readable, the offsets of what was \
+                     moved are not used again"
+                );
             }
             logs.push(log);
         }
