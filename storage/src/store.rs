@@ -155,10 +155,62 @@ impl Store {
             topics: Mutex::new(HashMap::new()),
             keyspaces: Mutex::new(HashMap::new()),
         };
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(shared),
             clock: Arc::new(SystemClock),
-        })
+        };
+        store.clamp_committed_offsets()?;
+        Ok(store)
+    }
+
+    /// Moves every committed offset that is past its partition's high watermark back to
+    /// it, and says so in the log.
+    ///
+    /// Why: the log can end before a committed offset after a restart (a torn tail cut
+    /// off, a power loss that took the last writes with `Durability::Process`). The next
+    /// records appended get the offsets from the log's end, and a group left past them
+    /// would skip them without a trace. Run at open, before any handle is handed out;
+    /// offsets of topics that do not exist are left alone.
+    fn clamp_committed_offsets(&self) -> Result<(), StorageError> {
+        let mut batch = crate::engine::Batch::default();
+        let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
+        for commit in crate::offsets::all(&self.shared.offsets)? {
+            let topic = match topics.get(&commit.topic) {
+                Some(topic) => topic.clone(),
+                None => {
+                    let topic = match self.existing_topic(&commit.topic) {
+                        Ok(topic) => topic,
+                        Err(e) => {
+                            tracing::warn!(topic = %commit.topic, error = %e,
+                                "cannot open a topic to check the offsets committed on it");
+                            None
+                        }
+                    };
+                    topics.insert(commit.topic.clone(), topic.clone());
+                    topic
+                }
+            };
+            let Some(high) = topic.and_then(|t| t.high_watermark(commit.partition).ok()) else {
+                continue;
+            };
+            if commit.offset > high {
+                tracing::warn!(
+                    group = %commit.group,
+                    topic = %commit.topic,
+                    partition = commit.partition,
+                    committed = commit.offset,
+                    high_watermark = high,
+                    "a committed offset was past the end of its partition (the log lost its \
+                     tail): moved back to the end, so the group reads what is appended next"
+                );
+                batch.insert(&commit.key, crate::offsets::encode(&commit, high)?);
+            }
+        }
+        if !batch.is_empty() {
+            self.shared.offsets.apply(batch)?;
+            self.shared.committer.wait_durable()?;
+        }
+        Ok(())
     }
 
     /// The same store with segments of `bytes` (before any topic is opened), for tests
