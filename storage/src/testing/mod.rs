@@ -2,11 +2,13 @@
 //! injecting I/O faults). Not part of the API.
 
 mod faults;
+mod tmpfs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use faults::Faults;
+pub use tmpfs::Tmpfs;
 
 use crate::engine::memory::MemoryEngine;
 use crate::{Durability, Keyspace, Leases, StorageError, Store, Topic};
