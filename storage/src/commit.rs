@@ -102,7 +102,12 @@ impl Committer {
     /// error, so trying again could "succeed" without the data. Nothing is retried.
     fn flush(&self) -> Result<(), StorageError> {
         if let Err(e) = self.engine.flush() {
-            return Err(self.health.fail(format!("flushing the database: {e}")));
+            // The engine's own account first: sled's says a restart is needed.
+            let reason = self
+                .engine
+                .failure()
+                .unwrap_or_else(|| format!("flushing the database: {e}"));
+            return Err(self.health.fail(reason));
         }
         let files = std::mem::take(&mut *lock_files(&self.unsynced));
         for (path, file) in &files {

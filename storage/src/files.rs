@@ -50,6 +50,26 @@ pub(crate) trait SegmentFile: Send + Sync {
     fn sync(&self) -> io::Result<()>;
 }
 
+/// The file [`probe`] writes, under the topics' root: no topic's directory can have
+/// this name (`topic::layout::topic_dir` writes `~` as `%7E`).
+const PROBE_FILE: &str = "~write-probe";
+
+/// As large as the largest frame (header included): a probe that fits says a frame does.
+const PROBE_BYTES: usize =
+    crate::topic::layout::MAX_FRAME_BYTES + crate::topic::layout::HEADER_BYTES;
+
+/// Whether a frame can be written now: writes [`PROBE_BYTES`] to a file of their own,
+/// then removes it. What ends "writes failing" (see `health`): a small write can succeed
+/// on a full disk (into the last, partly used block of a file), so it alone does not.
+pub(crate) fn probe(files: &dyn Files) -> io::Result<()> {
+    let bytes = vec![0u8; PROBE_BYTES];
+    let result = files
+        .open(PROBE_FILE, true)
+        .and_then(|f| f.write_at(0, &bytes).and_then(|()| f.truncate(0)));
+    let _ = files.remove(PROBE_FILE);
+    result
+}
+
 /// Segment files in a directory on disk (`topics/` in the store's directory).
 pub(crate) struct DiskFiles {
     root: PathBuf,

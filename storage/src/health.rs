@@ -5,9 +5,10 @@
 //!
 //! - **Writes failing** (disk full, an I/O error on a write): the write is refused with
 //!   its error, nothing of it is kept or acknowledged, and the store carries on. The
-//!   condition clears with the next write that succeeds (an append, or the probe that
-//!   [`Store::check`](crate::Store::check) writes while it lasts), so a node recovers
-//!   by itself once space is back.
+//!   condition clears once a frame-sized write succeeds: the probe that
+//!   [`Store::check`](crate::Store::check) writes while it lasts, or that an append
+//!   which succeeded writes after itself (a small write can succeed on a full disk, into
+//!   a file's last, partly used block), so a node recovers by itself once space is back.
 //! - **Failed** (an `fsync` that failed, the engine refusing every write, a failed
 //!   write that could not be cut off again): the store no longer knows what reached the
 //!   disk. After a failed `fsync` Linux may drop the dirty pages and clear the error, so

@@ -146,7 +146,12 @@ fn write(
             return Err(e);
         }
     }
-    topic.config.health.write_succeeded();
+    // While writes fail, a write that succeeds (a small one can, into a file's last
+    // block, on a full disk) ends the condition only if a frame-sized probe does too.
+    let health = &topic.config.health;
+    if health.writes_failing() && crate::files::probe(&*topic.config.files).is_ok() {
+        health.write_succeeded();
+    }
     cursor.bytes.store(log.bytes, Ordering::Relaxed);
     Ok((base, log.next_offset, written))
 }
