@@ -114,7 +114,8 @@ where
         polling = plugins.polling.len(),
         "plugins loaded"
     );
-    let store = Store::open(&settings.data_dir)
+    let durability = settings.storage.durability.durability();
+    let store = Store::open_with(&settings.data_dir, durability)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let system = actix::System::new();
     let result = system.block_on(async move {
