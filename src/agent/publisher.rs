@@ -169,6 +169,41 @@ mod tests {
         assert_eq!(values, vec![(0, b"v2".to_vec())]);
     }
 
+    /// With `fsync` durability a publish is acknowledged only after the `fdatasync`
+    /// covering it: one that fails is answered with the store's failure.
+    #[tokio::test]
+    async fn with_fsync_durability_a_publish_waits_for_its_fdatasync() {
+        let (store, faults) = panoptes_storage::testing::with_faults(
+            Store::memory(),
+            panoptes_storage::Durability::PowerLoss,
+        )
+        .unwrap();
+        let bus = Bus::new(store.clone(), 1);
+        let publisher = Publisher::start(bus).unwrap();
+        publisher
+            .publish(vec![("t".to_string(), vec![message(0)])])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.stats().unwrap().fsyncs,
+            4,
+            "three directories and the segment"
+        );
+        faults.fail_syncs(5);
+        let failed = publisher
+            .publish(vec![("t".to_string(), vec![message(1)])])
+            .await;
+        assert_eq!(
+            failed,
+            Err(
+                "storage failed and acknowledges no more writes (restart the process): \
+                 fdatasync of topics/t/0/00000000000000000000.log failed: \
+                 Input/output error (os error 5)"
+                    .to_string()
+            )
+        );
+    }
+
     #[tokio::test]
     async fn concurrent_polls_land_together_and_in_order() {
         let bus = Bus::new(Store::temporary().unwrap(), 1);

@@ -166,7 +166,14 @@ impl SledEngine {
         if durability == Durability::PowerLoss {
             // The names of the directory, of `topics/` and of sled's files, which the
             // open may just have created: later `fsync`s of files do not cover them.
-            for d in [Some(dir), dir.parent()].into_iter().flatten() {
+            // Canonical: the parent of a relative `data` is `""`, not a directory.
+            let full = dir
+                .canonicalize()
+                .map_err(|source| StorageError::Directory {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            for d in [Some(full.as_path()), full.parent()].into_iter().flatten() {
                 sync_dir(d)?;
             }
         }
