@@ -92,7 +92,7 @@ fn encode_frames(
         .collect()
 }
 
-/// (first offset, end offset, the files written) of a write.
+/// (first offset, end offset, the files written: with `PowerLoss`, to sync) of a write.
 type Written = (u64, u64, Vec<Unsynced>);
 
 /// Where a partition's log stood before an append, to undo it.
@@ -187,7 +187,9 @@ fn write_frame(
         .map_err(|e| write_error(&segment.path, e))?;
     segment.end += indexed.bytes();
     segment.frames.push(indexed);
-    if !written.iter().any(|(_, f)| Arc::ptr_eq(f, &segment.file)) {
+    // Only `PowerLoss` syncs them: `Process` appends skip the path's allocation.
+    let to_sync = topic.config.durability == Durability::PowerLoss;
+    if to_sync && !written.iter().any(|(_, f)| Arc::ptr_eq(f, &segment.file)) {
         written.push((layout::shown(&segment.path), Arc::clone(&segment.file)));
     }
     log.next_offset = indexed.end();
