@@ -387,3 +387,31 @@ impl InfluxRecordSkipped<'_> {
         );
     }
 }
+
+/// The store's health changed, as the node's watch saw it (`store_watch`). The store
+/// logs the failures themselves; this is what they mean for the node.
+pub struct StoreHealthChanged<'a> {
+    pub to: &'a panoptes_storage::Health,
+}
+
+impl StoreHealthChanged<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        use panoptes_storage::Health;
+        let state = match self.to {
+            Health::Ok => "ok",
+            Health::WritesFailing { .. } => "writes_failing",
+            Health::Failed { .. } => "failed",
+        };
+        t.inc("panoptes_store_health_changes_total", &[("to", state)]);
+        match self.to {
+            Health::Ok => {
+                tracing::info!("storage writes succeed again: ready as far as storage goes")
+            }
+            Health::WritesFailing { reason } => tracing::warn!(reason = %reason,
+                "storage writes fail: /ready answers 503 until one succeeds (the node keeps running)"),
+            Health::Failed { reason } => tracing::error!(reason = %reason,
+                exit_status = crate::store_watch::EXIT_STORAGE_FAILED,
+                "storage failed: stopping the node for its service manager to restart it"),
+        }
+    }
+}

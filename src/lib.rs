@@ -23,5 +23,6 @@ pub mod secret;
 pub mod simulate;
 pub mod sink;
 pub mod snmp;
+pub mod store_watch;
 pub mod telemetry;
 pub mod transform;

@@ -16,7 +16,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("panoptes: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<panoptes::store_watch::StorageFailed>()
+                .is_some()
+            {
+                ExitCode::from(panoptes::store_watch::EXIT_STORAGE_FAILED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -114,7 +114,8 @@ where
         polling = plugins.polling.len(),
         "plugins loaded"
     );
-    let store = Store::open(&settings.data_dir)
+    let durability = settings.storage.durability.durability();
+    let store = Store::open_with(&settings.data_dir, durability)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     // Fail before anything starts when the HTTPS files are unusable.
     http_listener(&settings.http)?;
@@ -345,7 +346,10 @@ where
         bus: bus.clone(),
         resources: shared.resources.clone(),
         telemetry: Arc::clone(&telemetry),
-        ready: Arc::clone(&shared.ready),
+        readiness: vec![
+            first_poll_readiness(Arc::clone(&shared.ready)),
+            crate::store_watch::readiness(store.clone()),
+        ],
         metrics_sections: sections,
         token: settings.http.token.clone(),
         appended: Arc::clone(&appended),
@@ -371,15 +375,18 @@ where
         "panoptes is running"
     );
 
-    until(NodeView {
+    let view = NodeView {
         pool: Arc::clone(&pool_stats),
         discovery: discovery.clone(),
         enrichment: enrichment.clone(),
         polling: polling.clone(),
         telemetry: Arc::clone(&telemetry),
         bus: bus.clone(),
-    })
-    .await;
+    };
+    let failed = tokio::select! {
+        () = until(view) => None,
+        failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
+    };
     tracing::info!("shutting down: letting running plugin runs finish");
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
@@ -408,7 +415,19 @@ where
     }
     actix::System::current().stop();
     tracing::info!("stopped");
-    Ok(())
+    match failed {
+        Some(failed) => Err(failed.into()),
+        None => Ok(()),
+    }
+}
+
+/// `/ready` before the first poll finished (a node with no polling plugin is ready at
+/// once).
+fn first_poll_readiness(done: Arc<AtomicBool>) -> crate::http::Readiness {
+    Box::new(move || {
+        (!done.load(std::sync::atomic::Ordering::Acquire))
+            .then(|| "first poll cycle not completed yet".to_owned())
+    })
 }
 
 /// The embedded Kafka broker on `kafka.listen`, unless it is empty.
@@ -728,11 +747,11 @@ fn metrics_sections(
         Box::pin(async move {
             let stats = tokio::task::spawn_blocking(move || {
                 let resources = shared.resources.all().map(|r| r.len()).unwrap_or(0);
-                (resources, store.stats())
+                (resources, store.stats(), store.health())
             })
             .await;
             let mut out = String::new();
-            let Ok((resources, Ok(stats))) = stats else {
+            let Ok((resources, Ok(stats), health)) = stats else {
                 return out;
             };
             render_gauge(
@@ -741,89 +760,7 @@ fn metrics_sections(
                 "Resources held by the resource manager.",
                 &[(vec![], resources as f64)],
             );
-            let part = |p: &panoptes_storage::PartitionStats| {
-                vec![
-                    ("topic", p.topic.clone()),
-                    ("partition", p.partition.to_string()),
-                ]
-            };
-            let series = |f: &dyn Fn(&panoptes_storage::PartitionStats) -> u64| {
-                stats
-                    .topics
-                    .iter()
-                    .map(|p| (part(p), f(p) as f64))
-                    .collect::<Vec<_>>()
-            };
-            render_gauge(
-                &mut out,
-                "panoptes_topic_high_watermark",
-                "Next offset to be written, per topic partition.",
-                &series(&|p| p.high),
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_topic_low_watermark",
-                "First offset still stored, per topic partition.",
-                &series(&|p| p.low),
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_topic_bytes",
-                "Encoded bytes stored per topic partition.",
-                &series(&|p| p.bytes),
-            );
-            let ks: Vec<_> = stats
-                .keyspaces
-                .iter()
-                .map(|k| (vec![("keyspace", k.name.clone())], k.keys as f64))
-                .collect();
-            render_gauge(
-                &mut out,
-                "panoptes_keyspace_keys",
-                "Keys stored per keyspace (expired ones count until swept).",
-                &ks,
-            );
-            let kb: Vec<_> = stats
-                .keyspaces
-                .iter()
-                .map(|k| (vec![("keyspace", k.name.clone())], k.bytes as f64))
-                .collect();
-            render_gauge(
-                &mut out,
-                "panoptes_keyspace_bytes",
-                "Logical bytes stored per keyspace.",
-                &kb,
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_store_disk_bytes",
-                "Bytes the embedded store uses on disk.",
-                &[(vec![], stats.disk_bytes as f64)],
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_store_space_amplification",
-                "Disk bytes per logical byte stored.",
-                &stats
-                    .space_amplification()
-                    .map(|a| (vec![], a))
-                    .into_iter()
-                    .collect::<Vec<_>>(),
-            );
-            render_family(
-                &mut out,
-                "panoptes_store_flushes_total",
-                "Engine flushes since start.",
-                "counter",
-                &[(vec![], stats.flushes as f64)],
-            );
-            render_family(
-                &mut out,
-                "panoptes_store_durable_writes_total",
-                "Writes acknowledged after a flush since start (group commit: several per flush).",
-                "counter",
-                &[(vec![], stats.durable_writes as f64)],
-            );
+            crate::http::render_store(&mut out, &stats, &health);
             out
         })
     }));

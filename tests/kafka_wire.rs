@@ -1,6 +1,7 @@
 //! The embedded Kafka broker, byte for byte and under bad input: oversized, malformed,
 //! unknown and stalled requests get an error or a closed connection and a counter, never
-//! a panic or a stuck listener; idempotent retries, acks=0 and mid-batch fetches.
+//! a panic or a stuck listener; idempotent retries, acks=0 and mid-batch fetches; a full
+//! disk or a failed fsync answered with KAFKA_STORAGE_ERROR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use kafka_protocol::records::{
 use panoptes::kafka::client::Connection;
 use panoptes::kafka::{Broker, BrokerConfig, KafkaServer};
 use panoptes::telemetry::Telemetry;
-use panoptes_storage::Store;
+use panoptes_storage::{Durability, Store};
 
 fn config() -> BrokerConfig {
     BrokerConfig {
@@ -38,7 +39,10 @@ struct Fixture {
 }
 
 fn start(config: BrokerConfig) -> Fixture {
-    let store = Store::memory();
+    start_on(Store::memory(), config)
+}
+
+fn start_on(store: Store, config: BrokerConfig) -> Fixture {
     let telemetry = Arc::new(Telemetry::default());
     let broker = Broker::new(config, store.clone(), Arc::clone(&telemetry));
     let server = KafkaServer::start("127.0.0.1:0".parse().unwrap(), broker).unwrap();
@@ -186,6 +190,115 @@ fn frame<R: kafka_protocol::protocol::Request>(
     out.put_i32(body.len() as i32);
     out.put_slice(&body);
     out.to_vec()
+}
+
+/// A produce the store cannot write (disk full, injected under the topic log) is
+/// answered KAFKA_STORAGE_ERROR (56, retriable) with the store's message, on the same
+/// connection; nothing of it is kept, and once space is back the retry lands at the
+/// offset the refused produce would have had. After a failed fsync (`fsync`
+/// durability) the answer is the same error, for good.
+#[tokio::test]
+async fn a_produce_the_store_cannot_write_is_answered_with_a_storage_error() {
+    let (store, faults) =
+        panoptes_storage::testing::with_faults(Store::memory(), Durability::PowerLoss).unwrap();
+    let f = start_on(store, config());
+    let mut c = f.connect().await;
+    // Produce v8 and later carry the error message.
+    let ok = c
+        .call(
+            produce(
+                "full",
+                0,
+                batch(&[("k", "v0")], -1, 0, Compression::None),
+                -1,
+            ),
+            9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.responses[0].partition_responses[0].error_code, 0);
+
+    faults.fail_writes(28);
+    let refused = c
+        .call(
+            produce(
+                "full",
+                0,
+                batch(&[("k", "v1")], -1, 0, Compression::None),
+                -1,
+            ),
+            9,
+        )
+        .await
+        .unwrap();
+    let p = &refused.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (56, -1));
+    assert_eq!(
+        p.error_message.as_ref().map(|m| m.to_string()).as_deref(),
+        Some(
+            "No space left on device (os error 28) writing topics/full/0/00000000000000000000.log"
+        )
+    );
+    assert_eq!(
+        f.telemetry.get(
+            "panoptes_kafka_produce_refused_total",
+            &[("reason", "storage")]
+        ),
+        1.0
+    );
+
+    faults.heal();
+    let retried = c
+        .call(
+            produce(
+                "full",
+                0,
+                batch(&[("k", "v1")], -1, 0, Compression::None),
+                -1,
+            ),
+            9,
+        )
+        .await
+        .unwrap();
+    let p = &retried.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 1));
+    let fetched = c.call(fetch("full", 0, 0), 11).await.unwrap();
+    assert_eq!(
+        values(fetched.responses[0].partitions[0].records.clone()),
+        vec![(0, "v0".to_string()), (1, "v1".to_string())]
+    );
+
+    faults.fail_syncs(5);
+    for value in ["v2", "v3"] {
+        let failed = c
+            .call(
+                produce(
+                    "full",
+                    0,
+                    batch(&[("k", value)], -1, 0, Compression::None),
+                    -1,
+                ),
+                9,
+            )
+            .await
+            .unwrap();
+        let p = &failed.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 56);
+        let message = p
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.starts_with("storage failed and acknowledges no more writes (restart the process): fdatasync of topics/full/0/00000000000000000000.log failed: Input/output error (os error 5)"),
+            "{message}"
+        );
+        faults.heal();
+    }
+    assert!(matches!(
+        f.store.health(),
+        panoptes_storage::Health::Failed { .. }
+    ));
 }
 
 #[tokio::test]

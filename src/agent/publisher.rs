@@ -183,6 +183,76 @@ mod tests {
         }
     }
 
+    /// A publish the store cannot write is answered with the store's error (the poll
+    /// counts it as a failed publish) and leaves nothing behind; the next one lands.
+    #[tokio::test]
+    async fn a_publish_the_store_refuses_fails_with_its_error_and_leaves_nothing() {
+        let (store, faults) = panoptes_storage::testing::with_faults(
+            Store::memory(),
+            panoptes_storage::Durability::Process,
+        )
+        .unwrap();
+        let bus = Bus::new(store, 1);
+        let publisher = Publisher::start(bus.clone()).unwrap();
+        faults.fail_writes(28);
+        let refused = publisher
+            .publish(vec![("t".to_string(), vec![message(0), message(1)])])
+            .await;
+        assert_eq!(
+            refused,
+            Err(
+                "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log"
+                    .to_string()
+            )
+        );
+        faults.heal();
+        publisher
+            .publish(vec![("t".to_string(), vec![message(2)])])
+            .await
+            .unwrap();
+        let records = bus.topic("t").unwrap().read(0, 0, 10, usize::MAX).unwrap();
+        let values: Vec<(u64, Vec<u8>)> = records
+            .into_iter()
+            .map(|r| (r.offset, r.record.value))
+            .collect();
+        assert_eq!(values, vec![(0, b"v2".to_vec())]);
+    }
+
+    /// With `fsync` durability a publish is acknowledged only after the `fdatasync`
+    /// covering it: one that fails is answered with the store's failure.
+    #[tokio::test]
+    async fn with_fsync_durability_a_publish_waits_for_its_fdatasync() {
+        let (store, faults) = panoptes_storage::testing::with_faults(
+            Store::memory(),
+            panoptes_storage::Durability::PowerLoss,
+        )
+        .unwrap();
+        let bus = Bus::new(store.clone(), 1);
+        let publisher = Publisher::start(bus).unwrap();
+        publisher
+            .publish(vec![("t".to_string(), vec![message(0)])])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.stats().unwrap().fsyncs,
+            4,
+            "three directories and the segment"
+        );
+        faults.fail_syncs(5);
+        let failed = publisher
+            .publish(vec![("t".to_string(), vec![message(1)])])
+            .await;
+        assert_eq!(
+            failed,
+            Err(
+                "storage failed and acknowledges no more writes (restart the process): \
+                 fdatasync of topics/t/0/00000000000000000000.log failed: \
+                 Input/output error (os error 5)"
+                    .to_string()
+            )
+        );
+    }
+
     #[tokio::test]
     async fn concurrent_polls_land_together_and_in_order() {
         let bus = Bus::new(Store::temporary().unwrap(), 1);

@@ -89,6 +89,7 @@ pub struct Settings {
     pub snmp: SnmpSettings,
     pub scheduler: SchedulerSettings,
     pub kafka: KafkaSettings,
+    pub storage: StorageSettings,
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
@@ -294,6 +295,48 @@ impl KafkaSettings {
         listen.parse().map(Some).map_err(|e| {
             format!("kafka.listen = {listen:?} is not an address like 127.0.0.1:9092: {e}")
         })
+    }
+}
+
+/// The `[storage]` section: how the embedded store keeps what it acknowledges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub durability: DurabilitySetting,
+}
+
+/// `storage.durability`: what a write must survive before it is acknowledged (a Kafka
+/// Produce answered, a poll's metrics groups published, an offset committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DurabilitySetting {
+    /// A crash of the process: acknowledged once the write is in the OS (the page
+    /// cache). A power loss can take the last seconds of acknowledged writes.
+    Process,
+    /// Also a power loss: acknowledged after an `fsync` (`fdatasync`) that covers it,
+    /// shared by every writer waiting at the same time.
+    Fsync,
+}
+
+impl TryFrom<String> for DurabilitySetting {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.trim() {
+            "process" => Ok(DurabilitySetting::Process),
+            "fsync" => Ok(DurabilitySetting::Fsync),
+            other => Err(format!("{other:?}: expected \"process\" or \"fsync\"")),
+        }
+    }
+}
+
+impl DurabilitySetting {
+    /// The store's name for it.
+    pub fn durability(self) -> panoptes_storage::Durability {
+        match self {
+            DurabilitySetting::Process => panoptes_storage::Durability::Process,
+            DurabilitySetting::Fsync => panoptes_storage::Durability::PowerLoss,
+        }
     }
 }
 
@@ -779,6 +822,30 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{vars:?}: {e}");
         }
+    }
+
+    #[test]
+    fn storage_durability_is_process_by_default_and_fsync_on_request() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.storage.durability, DurabilitySetting::Process);
+        assert_eq!(
+            s.storage.durability.durability(),
+            panoptes_storage::Durability::Process
+        );
+        let s = Settings::load_with_env(None, env(&[("PANOPTES__STORAGE__DURABILITY", "fsync")]))
+            .unwrap();
+        assert_eq!(
+            s.storage.durability.durability(),
+            panoptes_storage::Durability::PowerLoss
+        );
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__STORAGE__DURABILITY", "always")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "configuration defaults (+ PANOPTES__* environment): \"always\": expected \"process\" \
+             or \"fsync\" for key `storage.durability`"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ mod health;
 mod metrics;
 pub mod tls;
 
+pub use health::Readiness;
+pub use metrics::render_store;
+
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
@@ -29,7 +31,8 @@ pub struct AppState {
     pub bus: Bus,
     pub resources: ResourceStore,
     pub telemetry: Arc<Telemetry>,
-    pub ready: Arc<AtomicBool>,
+    /// What `/ready` asks (see [`Readiness`]).
+    pub readiness: Vec<Readiness>,
     pub metrics_sections: Vec<MetricsSection>,
     /// `http.token` (empty: none).
     pub token: crate::secret::Secret,

@@ -186,5 +186,7 @@ pub mod code {
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_REQUEST: i16 = 42;
+    /// The log cannot be written (Kafka: a disk failed); retriable.
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const TOPIC_DELETION_DISABLED: i16 = 73;
 }

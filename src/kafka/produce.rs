@@ -1,6 +1,8 @@
 //! Produce and InitProducerId. Records are acknowledged only once `Topic::append` returns
-//! (they are in the partition's segment file, and synced with `Durability::PowerLoss`),
-//! for acks=1 and acks=-1 alike.
+//! (they are in the partition's segment file, and with `storage.durability = "fsync"`
+//! covered by an `fdatasync`), for acks=1 and acks=-1 alike. An append the store refuses
+//! (disk full, I/O error, the store failed) is answered KAFKA_STORAGE_ERROR with the
+//! store's message for that partition, and nothing of it is kept: the client retries.
 //!
 //! Idempotent producers: a batch whose producer id, epoch and first sequence equal one of
 //! the last five batches of that producer on that partition is a retry; it is answered
@@ -146,6 +148,7 @@ pub async fn produce(
                     }
                 };
                 let mut base: Option<u64> = None;
+                let mut refused = None;
                 for batch in batches {
                     let dedup_key = (batch.producer_id, name.clone(), partition);
                     if batch.producer_id >= 0 {
@@ -157,12 +160,29 @@ pub async fn produce(
                         }
                     }
                     let n = batch.records.len() as u64;
-                    let offset = topic.append(partition, &batch.records).map_err(|e| e.to_string())?;
+                    let offset = match topic.append(partition, &batch.records) {
+                        Ok(offset) => offset,
+                        Err(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    };
                     appended.push((compression_name(batch.compression), n));
                     if batch.producer_id >= 0 {
                         b.producers.remember(dedup_key, batch.producer_epoch, batch.base_sequence, offset);
                     }
                     base.get_or_insert(offset);
+                }
+                if let Some(e) = refused {
+                    // Kafka's answer for a log that cannot be written: retriable, so a
+                    // client retries (and the node recovers by itself once space is back).
+                    tracing::warn!(topic = name, partition, error = %e, "refused a produce: the topic log cannot be written");
+                    b.telemetry.inc("panoptes_kafka_produce_refused_total", &[("reason", "storage")]);
+                    p.error_code = code::KAFKA_STORAGE_ERROR;
+                    p.error_message = Some(StrBytes::from_string(e.to_string()));
+                    p.base_offset = -1;
+                    t.partition_responses.push(p);
+                    continue;
                 }
                 p.base_offset = match base {
                     Some(o) => o as i64,
