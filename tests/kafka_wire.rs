@@ -11,23 +11,30 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use panoptes::kafka::acl::Authorizer;
 use panoptes::kafka::client::Connection;
-use panoptes::kafka::{Broker, BrokerConfig, KafkaServer};
+use panoptes::kafka::{Broker, BrokerConfig, KafkaServer, Limits};
 use panoptes::telemetry::Telemetry;
 use panoptes_storage::Store;
 
 fn config() -> BrokerConfig {
     BrokerConfig {
-        advertised_host: String::new(),
-        advertised_port: 0,
         auto_create_topics: true,
         default_partitions: 2,
-        max_frame_bytes: 1 << 20,
-        protected_topics: vec!["local-processed".into()],
         cluster_id: "test".into(),
-        idle_timeout: Duration::from_secs(30),
-        frame_timeout: Duration::from_millis(500),
-        max_connections: 400,
+        limits: Limits {
+            max_frame_bytes: 1 << 20,
+            idle_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_millis(500),
+            max_connections: 400,
+            max_connections_per_ip: 400,
+            ..Limits::default()
+        },
+        authorizer: Authorizer::open(
+            vec!["local-processed".into(), "local-resources".into()],
+            vec!["resource_manager_group".into()],
+        ),
+        ..BrokerConfig::default()
     }
 }
 
@@ -63,6 +70,11 @@ impl Fixture {
     fn bad(&self, reason: &str) -> f64 {
         self.telemetry
             .get("panoptes_kafka_bad_frames_total", &[("reason", reason)])
+    }
+
+    fn refused(&self, reason: &str) -> f64 {
+        self.telemetry
+            .get("panoptes_kafka_refused_total", &[("reason", reason)])
     }
 }
 
@@ -426,8 +438,26 @@ async fn topics_are_created_listed_and_deleted_with_kafkas_errors() {
     ];
     let answer = c.call(d, 5).await.unwrap();
     let codes: Vec<i16> = answer.responses.iter().map(|r| r.error_code).collect();
-    assert_eq!(codes, vec![0, 73, 3]);
+    assert_eq!(
+        codes,
+        vec![0, 29, 3],
+        "TOPIC_AUTHORIZATION_FAILED for the pipeline's topic"
+    );
+    assert_eq!(
+        answer.responses[1]
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .as_deref(),
+        Some(
+            "User:ANONYMOUS may not admin on topic \"local-processed\": it belongs to this \
+             node's pipeline, and only a user named in a [[kafka.acl]] entry allowing admin on \
+             it may"
+        )
+    );
     assert!(f.store.existing_topic("made").unwrap().is_none());
+    assert!(f.store.existing_topic("local-processed").unwrap().is_some());
+    assert_eq!(f.refused("topic_authorization"), 1.0);
 }
 
 mod fuzz {
