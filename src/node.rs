@@ -418,6 +418,16 @@ fn start_kafka(
         return Ok(None);
     }
     let k = &settings.kafka;
+    // Every connection is a file descriptor: room for all of them, and for the store's.
+    let wanted = k.max_connections as u64 + 1024;
+    let limit = crate::simulate::fdlimit::raise_open_files(wanted);
+    if limit < wanted {
+        tracing::warn!(
+            limit,
+            wanted,
+            "the open-files limit is below kafka.max_connections + 1024: connections past it fail to be accepted"
+        );
+    }
     let security = kafka_listener_security(k)?;
     for warning in crate::kafka::security::check_exposure(
         listen,
