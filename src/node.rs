@@ -153,6 +153,16 @@ where
         )?;
         Bus::external(store.clone(), settings.kafka.partitions, cluster)
     };
+    if !bus.is_external() {
+        // The pipeline's topics exist from the start, so a Kafka consumer can subscribe
+        // before the first poll (auto-creation is off, and the pipeline's names are
+        // protected from clients anyway).
+        let (b, topics) = (bus.clone(), published_topics(&settings, &plugins));
+        tokio::task::spawn_blocking(move || topics.iter().try_for_each(|t| b.topic(t).map(drop)))
+            .await
+            .context("creating the pipeline's topics")?
+            .context("creating the pipeline's topics")?;
+    }
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         resources: ResourceStore::new(store.keyspace("resources")?),
@@ -500,6 +510,20 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
             let topic = format!("{}-{suffix}", settings.site);
             if !topics.contains(&topic) {
                 topics.push(topic);
+            }
+        }
+    }
+    topics
+}
+
+/// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
+/// them for this site), and the resources topic.
+fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
+    let mut topics = vec![settings.resources_topic()];
+    for plugin in &plugins.polling {
+        for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &settings.site) {
+            if !topics.contains(&t) {
+                topics.push(t);
             }
         }
     }

@@ -519,13 +519,9 @@ impl Settings {
             ),
             (
                 "kafka.max_inflated_bytes",
-                (1024..=k.max_bytes_in_flight).contains(&k.max_inflated_bytes),
-                "must be 1 KiB..kafka.max_bytes_in_flight",
-            ),
-            (
-                "kafka.max_bytes_in_flight",
-                k.max_bytes_in_flight >= 8 << 20,
-                "must be at least 8 MiB (a zstd batch holds an 8 MiB window while it inflates)",
+                k.max_inflated_bytes >= 1024
+                    && k.max_inflated_bytes + (8 << 20) <= k.max_bytes_in_flight,
+                "must be at least 1 KiB, and 8 MiB (a zstd window) less than kafka.max_bytes_in_flight at most",
             ),
             (
                 "kafka.max_connections",

@@ -65,11 +65,19 @@ pub enum BatchError {
 }
 
 /// What one Produce request may still inflate, and the memory its inflated records hold.
+///
+/// The first compressed batch of a request reserves the whole limit (and a zstd window)
+/// from the memory budget at once, waiting briefly for it; what was not used is given
+/// back when decoding ends. Reserving piecemeal instead would let many requests each
+/// hold part of the budget and all wait for the rest.
 #[derive(Debug)]
 pub struct Inflation {
     limit: usize,
     inflated: usize,
+    /// Capacity of the inflated buffers, all batches together: the memory they hold.
+    used: usize,
     memory: Option<(Budget, Duration)>,
+    reserved: bool,
     /// Budget held by the inflated records, until the request is answered.
     pub held: Held,
     /// Why inflating stopped, when it did (the codec's own error hides it).
@@ -77,41 +85,52 @@ pub struct Inflation {
 }
 
 impl Inflation {
-    /// At most `limit` inflated bytes, each also taken from `memory` (waiting at most the
-    /// given time for room) when there is one.
+    /// At most `limit` inflated bytes, reserved from `memory` (waiting at most the given
+    /// time for room) when there is one.
     pub fn new(limit: usize, memory: Option<(Budget, Duration)>) -> Inflation {
         Inflation {
             limit,
             inflated: 0,
+            used: 0,
             memory,
+            reserved: false,
             held: Held::default(),
             stopped: None,
         }
     }
 
-    /// Takes `n` bytes of working memory from the budget into `held`.
-    fn reserve(&mut self, held: &mut Held, n: usize) -> anyhow::Result<()> {
+    /// Reserves the request's limit and a zstd window, once.
+    fn reserve(&mut self) -> anyhow::Result<()> {
+        if self.reserved {
+            return Ok(());
+        }
         if let Some((budget, wait)) = &self.memory {
-            if let Err(e) = budget.take_blocking(held, n, *wait) {
+            let wanted = self.limit + (1 << ZSTD_WINDOW_LOG_MAX);
+            if let Err(e) = budget.take_blocking(&mut self.held, wanted, *wait) {
                 let message = e.to_string();
                 self.stopped = Some(BatchError::OverBudget(e));
                 anyhow::bail!(message);
             }
         }
+        self.reserved = true;
         Ok(())
     }
 
     /// Accounts `len` more inflated bytes, held in `grow` more bytes of capacity.
     fn charge(&mut self, len: usize, grow: usize) -> anyhow::Result<()> {
         self.inflated = self.inflated.saturating_add(len);
-        if self.inflated > self.limit {
+        self.used = self.used.saturating_add(grow);
+        if self.inflated > self.limit || self.used > self.limit.saturating_mul(2) {
             self.stopped = Some(BatchError::TooLarge { limit: self.limit });
             anyhow::bail!("records inflate to more than {} bytes", self.limit);
         }
-        let mut held = std::mem::take(&mut self.held);
-        let taken = self.reserve(&mut held, grow);
-        self.held = held;
-        taken
+        Ok(())
+    }
+
+    /// Gives back the reservation's unused part: the inflated records keep what they
+    /// hold until the request is answered.
+    pub fn release_unused(&mut self) {
+        self.held.shrink_to(self.used);
     }
 }
 
@@ -235,14 +254,15 @@ fn inflate(
     inflation: &mut Inflation,
 ) -> anyhow::Result<Bytes> {
     let input = data.copy_to_bytes(data.remaining());
+    if compression != Compression::None {
+        inflation.reserve()?;
+    }
     let out = match compression {
         Compression::None => return Ok(input),
         Compression::Gzip => drain(flate2::read::GzDecoder::new(input.reader()), inflation)?,
         Compression::Zstd => {
             // The decoder's window is memory too: bounded (levels up to 19 stay within
-            // it), and held in the budget while the batch inflates.
-            let mut window = Held::default();
-            inflation.reserve(&mut window, 1 << ZSTD_WINDOW_LOG_MAX)?;
+            // it), and part of the request's reservation.
             let mut decoder = zstd::stream::read::Decoder::new(input.reader())?;
             decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
             drain(decoder, inflation)?
@@ -465,7 +485,10 @@ mod tests {
                     all.extend_from_slice(&one);
                 }
                 let r = decode_batches(all.freeze(), &mut i, 0).map(|b| b.len());
-                (r, i.held.bytes())
+                let reserved = i.held.bytes();
+                i.release_unused();
+                assert!(i.held.bytes() < reserved, "the unused part is given back");
+                (r, reserved)
             }))
             .unwrap();
         assert!(
@@ -473,6 +496,10 @@ mod tests {
             "{result:?}"
         );
         assert!(held >= inflated * 3, "{held} bytes held for {inflated} x 3");
+        assert!(
+            held <= (inflated * 3 + inflated / 2) + (1 << ZSTD_WINDOW_LOG_MAX),
+            "{held}"
+        );
         assert_eq!(budget.in_use(), 0, "given back with the Inflation");
     }
 

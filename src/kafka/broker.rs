@@ -60,7 +60,7 @@ impl Default for Limits {
         Limits {
             max_frame_bytes: 8 << 20,
             max_bytes_in_flight: 64 << 20,
-            max_inflated_bytes: 32 << 20,
+            max_inflated_bytes: 16 << 20,
             budget_wait: Duration::from_secs(5),
             max_connections: 1024,
             max_connections_per_ip: 256,

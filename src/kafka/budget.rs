@@ -39,6 +39,16 @@ impl Held {
         self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
 
+    /// Gives back all but `bytes` of what is held.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if let Some(p) = &mut self.permit {
+            let extra = p.num_permits().saturating_sub(bytes);
+            if extra > 0 {
+                drop(p.split(extra));
+            }
+        }
+    }
+
     fn merge(&mut self, more: OwnedSemaphorePermit) {
         match &mut self.permit {
             Some(p) => p.merge(more),

@@ -259,6 +259,7 @@ pub async fn produce(
             }
             plans.push((t, parts));
         }
+        inflation.release_unused();
         // Second pass: append, unless the request was refused as a whole.
         let mut appended: Vec<(&'static str, u64)> = Vec::new();
         let mut appended_bytes = 0u64;

@@ -273,7 +273,11 @@ impl ServerExchange {
         if binding != self.first.gs2_header.as_bytes() {
             return Err(malformed("channel binding differs from the GS2 header"));
         }
-        if attribute(&attrs, 'r')? != self.nonce {
+        // librdkafka writes its own nonce again in front of the agreed one
+        // (`r=<client nonce><client nonce><server part>`); Kafka's broker accepts a nonce
+        // that ends with the agreed one, and so do we: the server part still binds it.
+        let nonce = attribute(&attrs, 'r')?;
+        if !(nonce.starts_with(&self.first.nonce) && nonce.ends_with(&self.nonce)) {
             return Err(malformed("the nonce differs from the one agreed"));
         }
         let proof = B64
