@@ -291,7 +291,7 @@ async fn request(
         api,
         header,
         body,
-    } = decoded;
+    } = *decoded;
     let answer = |response: ResponseKind| match encode(p, api, response) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
@@ -421,7 +421,7 @@ struct Request {
 }
 
 enum Decoded {
-    Request(Request),
+    Request(Box<Request>),
     /// Answered without decoding (an API or version we do not serve).
     Answer(Bytes),
 }
@@ -476,12 +476,12 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
     let decoded = RequestHeader::decode(&mut buf, api.request_header_version(p.api_version))
         .and_then(|header| Ok((header, RequestKind::decode(api, &mut buf, p.api_version)?)));
     match decoded {
-        Ok((header, body)) => Ok(Decoded::Request(Request {
+        Ok((header, body)) => Ok(Decoded::Request(Box::new(Request {
             peek: p,
             api,
             header,
             body,
-        })),
+        }))),
         Err(e) => {
             let error = format!("malformed {api:?} v{} request: {e:#}", p.api_version);
             bad("malformed", &error);
