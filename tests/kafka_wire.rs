@@ -735,19 +735,25 @@ async fn groups_and_their_members_are_capped() {
             .unwrap();
         b.call(join_request("g1"), 7).await.map(|r| r.error_code)
     });
+    // Once the second member is in (its join waits for the first to rejoin), a third is
+    // one too many.
     let mut c = f.connect().await;
-    let mut third = None;
-    for _ in 0..200 {
-        let r = c.call(join_request("g1"), 7).await.unwrap();
-        if r.error_code == 81 {
-            third = Some(r);
+    for _ in 0..500 {
+        let mut d = DescribeGroupsRequest::default();
+        d.groups = vec![GroupId(s("g1"))];
+        let described = c.call(d, 5).await.unwrap();
+        if described.groups[0].members.len() == 2 {
             break;
         }
-        // Until the second member is in, a third one is a second one.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let third = third.expect("GROUP_MAX_SIZE_REACHED");
-    assert_eq!(third.generation_id, -1);
+    let third = Some(c.call(join_request("g1"), 7).await.unwrap());
+    let third = third.expect("an answer");
+    assert_eq!(
+        (third.error_code, third.generation_id),
+        (81, -1),
+        "GROUP_MAX_SIZE_REACHED"
+    );
     assert_eq!(a.call(join_request("g2"), 7).await.unwrap().error_code, 0);
     let r = c.call(join_request("g3"), 7).await.unwrap();
     assert_eq!(

@@ -918,6 +918,75 @@ mod tests {
     }
 
     #[test]
+    fn kafka_security_settings_hang_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(
+            &secrets,
+            "[local]\nkafka_client_password = \"client-s3cret\"\n[local.kafka_users]\ningest = \"ingest-s3cret\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            "[kafka]\nsecurity = \"sasl_plaintext\"\nsasl_mechanisms = [\"SCRAM-SHA-256\"]\n\n[[kafka.acl]]\nprincipal = \"ingest\"\noperations = [\"produce\"]\ntopics = [\"local-*\"]\n",
+        )
+        .unwrap();
+        let path = secrets.to_str().unwrap();
+        let s =
+            Settings::load_with_env(Some(&file), env(&[("PANOPTES__SNMP__SECRETS_FILE", path)]))
+                .unwrap();
+        assert_eq!(s.kafka.security, SecurityProtocol::SaslPlaintext);
+        assert_eq!(s.kafka.sasl_mechanisms, vec![Mechanism::ScramSha256]);
+        assert_eq!(s.kafka.users["ingest"].expose(), "ingest-s3cret");
+        assert_eq!(s.kafka.client_password.expose(), "client-s3cret");
+        assert_eq!(s.kafka.acl.len(), 1);
+        assert!(!s.kafka.auto_create_topics, "off by default");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+
+        let refused = |vars: &[(&str, &str)]| {
+            Settings::load_with_env(None, env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(&[("PANOPTES__KAFKA__LISTEN", "0.0.0.0:9092")]);
+        assert!(
+            e.starts_with("configuration key `kafka.listen`: kafka.listen = 0.0.0.0:9092 is not a loopback address"),
+            "{e}"
+        );
+        Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__KAFKA__LISTEN", "0.0.0.0:9092"),
+                ("PANOPTES__KAFKA__ALLOW_INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        let e = refused(&[("PANOPTES__KAFKA__SECURITY", "sasl_ssl")]);
+        assert!(
+            e.contains("there are none: add a [local.kafka_users] table"),
+            "{e}"
+        );
+        let e = refused(&[("PANOPTES__KAFKA__SECURITY", "ssl")]);
+        assert!(e.contains("needs kafka.tls_cert and kafka.tls_key"), "{e}");
+        let e = refused(&[
+            ("PANOPTES__KAFKA__BROKERS", "k1:9092"),
+            ("PANOPTES__KAFKA__CLIENT_SECURITY", "sasl_ssl"),
+        ]);
+        assert!(e.contains("kafka.client_username"), "{e}");
+        let e = refused(&[("PANOPTES__KAFKA__SASL_MECHANISMS", "GSSAPI")]);
+        assert!(
+            e.contains("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            "{e}"
+        );
+        let e = refused(&[("PANOPTES__KAFKA__MAX_PARTITIONS_PER_TOPIC", "2147483647")]);
+        assert!(e.contains("kafka.max_partitions_per_topic"), "{e}");
+        let e = refused(&[("PANOPTES__KAFKA__MAX_FRAME_BYTES", "134217728")]);
+        assert!(e.contains("kafka.max_bytes_in_flight"), "{e}");
+    }
+
+    #[test]
     fn snmp_v3_settings_and_secrets_file() {
         let dir = tempfile::tempdir().unwrap();
         let secrets = dir.path().join("secrets.toml");
