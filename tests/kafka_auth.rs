@@ -425,5 +425,9 @@ async fn a_connection_that_never_authenticates_is_closed_after_the_first_request
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(f.refused("first_request_timeout"), 1.0);
-    assert!(c.call(metadata("x"), 12).await.is_err(), "closed");
+    let closed = c.call(metadata("x"), 12).await.unwrap_err().to_string();
+    assert!(
+        closed.starts_with(&format!("Kafka broker {}: ", f.addr())),
+        "{closed}"
+    );
 }

@@ -508,10 +508,22 @@ mod tests {
         let good = encode(&records(3), Compression::None);
         let mut lying = good.to_vec();
         lying[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(decode_batches(Bytes::from(lying), &mut Inflation::new(1 << 20, None), 0).is_err());
+        let err = decode_batches(Bytes::from(lying), &mut Inflation::new(1 << 20, None), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("record batch 0: 2147483647 records cannot fit in "),
+            "{err}"
+        );
         let mut long = good.to_vec();
         long[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
-        assert!(decode_batches(Bytes::from(long), &mut Inflation::new(1 << 20, None), 0).is_err());
+        let err = decode_batches(Bytes::from(long), &mut Inflation::new(1 << 20, None), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("record batch 0: batch length 1000000 does not fit the "),
+            "{err}"
+        );
         let mut flipped = good.to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;

@@ -150,8 +150,12 @@ mod tests {
             err.to_string(),
             "20 bytes more would exceed kafka.max_bytes_in_flight = 100 bytes (in use by requests in flight) for longer than 1ms"
         );
-        assert!(
-            b.take(&mut c, 101, Duration::ZERO).await.is_err(),
+        assert_eq!(
+            b.take(&mut c, 101, Duration::ZERO)
+                .await
+                .unwrap_err()
+                .wanted,
+            101,
             "never fits"
         );
         drop(a);
@@ -164,7 +168,7 @@ mod tests {
                 b.take_blocking(&mut d, 10, Duration::from_millis(1))
             })
         };
-        assert!(blocking.await.unwrap().is_err());
+        assert_eq!(blocking.await.unwrap().unwrap_err().total, 100);
         drop(c);
         let b2 = b.clone();
         let ok = tokio::task::spawn_blocking(move || {

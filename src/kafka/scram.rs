@@ -455,12 +455,18 @@ mod tests {
             ClientFirst::parse(b"n,,n=a=4,r=x").unwrap_err(),
             malformed("a user name with a bad `=` escape")
         );
-        assert!(ClientFirst::parse(b"garbage").is_err());
+        assert_eq!(
+            ClientFirst::parse(b"garbage").unwrap_err(),
+            malformed("no GS2 header")
+        );
         let (mut client, _) = ClientExchange::start(ScramHash::Sha256, "u", "p");
         assert_eq!(
             client.respond(b"e=unknown-user").unwrap_err(),
             ScramError::Server("unknown-user".into())
         );
-        assert!(client.respond(b"r=other,s=AA==,i=1").is_err());
+        assert_eq!(
+            client.respond(b"r=other,s=AA==,i=1").unwrap_err(),
+            malformed("the server's nonce does not extend ours")
+        );
     }
 }
