@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -46,9 +45,11 @@ impl NodeClient {
         let base = if http.tls() {
             // The public roots plus the node's own chain: its own self-signed certificate
             // is trusted by its own CLI.
-            let tls = crate::http::tls::client_config(Some(Path::new(http.tls_cert.trim())))
-                .context("http.tls_cert")?;
-            builder = builder.tls_config(Arc::new(tls));
+            let tls = crate::tls::client_config(crate::tls::Trust::Public(Some((
+                "http.tls_cert",
+                Path::new(http.tls_cert.trim()),
+            ))))?;
+            builder = builder.tls_config(tls);
             // The certificate names the host, not an address: a loopback or unspecified
             // listener is reached as `localhost`.
             let host = if http.listen.ip().is_loopback() || http.listen.ip().is_unspecified() {

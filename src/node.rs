@@ -150,17 +150,28 @@ where
     let telemetry = Arc::new(Telemetry::default());
     // Listeners are bound before any actor starts: a taken port is then a plain error,
     // not an error while the actors are being torn down.
-    let kafka = start_kafka(&settings, &store, &telemetry)?;
+    let kafka = start_kafka(&settings, &plugins, &store, &telemetry)?;
     let bus = if settings.kafka.brokers.is_empty() {
         Bus::new(store.clone(), settings.kafka.partitions)
     } else {
-        tracing::info!(brokers = ?settings.kafka.brokers, "topics are on an external Kafka cluster (kafka.brokers)");
+        tracing::info!(brokers = ?settings.kafka.brokers, security = settings.kafka.client_security.name(), "topics are on an external Kafka cluster (kafka.brokers)");
         let cluster = crate::kafka::ExternalCluster::start(
             settings.kafka.brokers.clone(),
             &format!("panoptes-{}", settings.site),
+            kafka_client_security(&settings.kafka)?,
         )?;
         Bus::external(store.clone(), settings.kafka.partitions, cluster)
     };
+    if !bus.is_external() {
+        // The pipeline's topics exist from the start, so a Kafka consumer can subscribe
+        // before the first poll (auto-creation is off, and the pipeline's names are
+        // protected from clients anyway).
+        let (b, topics) = (bus.clone(), published_topics(&settings, &plugins));
+        tokio::task::spawn_blocking(move || topics.iter().try_for_each(|t| b.topic(t).map(drop)))
+            .await
+            .context("creating the pipeline's topics")?
+            .context("creating the pipeline's topics")?;
+    }
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         resources: ResourceStore::new(store.keyspace("resources")?),
@@ -433,6 +444,7 @@ fn first_poll_readiness(done: Arc<AtomicBool>) -> crate::http::Readiness {
 /// The embedded Kafka broker on `kafka.listen`, unless it is empty.
 fn start_kafka(
     settings: &Settings,
+    plugins: &Plugins,
     store: &Store,
     telemetry: &Arc<Telemetry>,
 ) -> Result<Option<crate::kafka::KafkaServer>> {
@@ -447,28 +459,157 @@ fn start_kafka(
         return Ok(None);
     }
     let k = &settings.kafka;
+    // Every connection is a file descriptor: room for all of them, and for the store's.
+    let wanted = k.max_connections as u64 + 1024;
+    let limit = crate::simulate::fdlimit::raise_open_files(wanted);
+    if limit < wanted {
+        tracing::warn!(
+            limit,
+            wanted,
+            "the open-files limit is below kafka.max_connections + 1024: connections past it fail to be accepted"
+        );
+    }
+    let security = kafka_listener_security(k)?;
+    for warning in crate::kafka::security::check_exposure(
+        listen,
+        k.security,
+        &k.sasl_mechanisms,
+        k.allow_insecure,
+    )
+    .map_err(anyhow::Error::new)?
+    {
+        tracing::warn!("{warning}");
+    }
     let config = crate::kafka::BrokerConfig {
         advertised_host: k.advertised_host.clone(),
         advertised_port: k.advertised_port,
         auto_create_topics: k.auto_create_topics,
+        auto_create_prefix: k.auto_create_prefix.clone(),
         default_partitions: k.partitions,
-        max_frame_bytes: k.max_frame_bytes,
-        protected_topics: vec![settings.resources_topic(), settings.processed_topic()],
         cluster_id: format!("panoptes-{}", settings.site),
-        idle_timeout: Duration::from_secs(k.idle_timeout),
-        frame_timeout: Duration::from_secs(30),
-        max_connections: k.max_connections,
+        limits: crate::kafka::Limits {
+            max_frame_bytes: k.max_frame_bytes,
+            max_bytes_in_flight: k.max_bytes_in_flight,
+            max_inflated_bytes: k.max_inflated_bytes,
+            budget_wait: Duration::from_secs(5),
+            max_connections: k.max_connections,
+            max_connections_per_ip: k.max_connections_per_ip,
+            first_request_timeout: Duration::from_secs(k.first_request_timeout),
+            idle_timeout: Duration::from_secs(k.idle_timeout),
+            frame_timeout: Duration::from_secs(30),
+            max_topics: k.max_topics,
+            max_partitions_per_topic: k.max_partitions_per_topic,
+            max_partitions: k.max_partitions,
+            max_data_bytes: k.max_data_bytes,
+            max_groups: k.max_groups,
+            max_members_per_group: k.max_members_per_group,
+            max_producer_states: k.max_producer_states,
+            max_request_partitions: k.max_request_partitions,
+        },
+        authorizer: crate::kafka::acl::Authorizer {
+            acl: k.acl.clone(),
+            default_operations: k.default_operations.clone(),
+            protected_topics: pipeline_topics(settings, plugins),
+            protected_groups: vec![
+                crate::agent::resources::GROUP.to_owned(),
+                crate::sink::GROUP.to_owned(),
+            ],
+        },
+        security,
     };
+    tracing::debug!(
+        protected_topics = ?config.authorizer.protected_topics,
+        protected_groups = ?config.authorizer.protected_groups,
+        "Kafka authorization"
+    );
     let broker = crate::kafka::Broker::new(config, store.clone(), Arc::clone(telemetry));
     let server = crate::kafka::KafkaServer::start(listen, broker)?;
-    tracing::info!(listen = %server.local_addr, "Kafka listener started");
+    tracing::info!(listen = %server.local_addr, security = k.security.name(), "Kafka listener started");
     Ok(Some(server))
+}
+
+/// The topics this node's pipeline writes and reads: only a named principal with an ACL
+/// may write to them over the wire.
+fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
+    let mut topics = vec![
+        settings.resources_topic(),
+        settings.processed_topic(),
+        settings.kafka.global_topic_name.clone(),
+    ];
+    for plugin in &plugins.polling {
+        for suffix in &plugin.processed_topics {
+            let topic = format!("{}-{suffix}", settings.site);
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+    }
+    topics
+}
+
+/// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
+/// them for this site), and the resources topic.
+fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
+    let mut topics = vec![settings.resources_topic()];
+    for plugin in &plugins.polling {
+        for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &settings.site) {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
+    }
+    topics
+}
+
+/// The listener's TLS and SASL, from the settings and the secrets file.
+fn kafka_listener_security(
+    k: &crate::config::KafkaSettings,
+) -> Result<crate::kafka::security::ListenerSecurity> {
+    let tls = if k.security.tls() {
+        Some(crate::tls::server_config(
+            std::path::Path::new(k.tls_cert.trim()),
+            std::path::Path::new(k.tls_key.trim()),
+            ("kafka.tls_cert", "kafka.tls_key"),
+        )?)
+    } else {
+        None
+    };
+    let sasl = k.security.sasl().then(|| {
+        Arc::new(crate::kafka::sasl::SaslServer::new(
+            k.sasl_mechanisms.clone(),
+            &k.users,
+        ))
+    });
+    Ok(crate::kafka::security::ListenerSecurity {
+        protocol: k.security,
+        tls,
+        sasl,
+    })
+}
+
+/// Our client's TLS and SASL towards `kafka.brokers`.
+fn kafka_client_security(k: &crate::config::KafkaSettings) -> Result<crate::kafka::ClientSecurity> {
+    let tls = if k.client_security.tls() {
+        Some(crate::tls::client_config(crate::tls::Trust::Only(
+            "kafka.client_tls_ca",
+            std::path::Path::new(k.client_tls_ca.trim()),
+        ))?)
+    } else {
+        None
+    };
+    let sasl = k.client_security.sasl().then(|| crate::kafka::ClientSasl {
+        mechanism: k.client_sasl_mechanism,
+        username: k.client_username.trim().to_owned(),
+        password: k.client_password.clone(),
+    });
+    Ok(crate::kafka::ClientSecurity { tls, sasl })
 }
 
 /// `/metrics`: open Kafka connections (the counters are in the telemetry section).
 fn kafka_metrics_section(broker: Arc<crate::kafka::Broker>) -> MetricsSection {
     Box::new(move || {
         let open = broker.open_connections() as f64;
+        let in_flight = broker.budget.in_use() as f64;
         Box::pin(async move {
             let mut out = String::new();
             crate::telemetry::render_gauge(
@@ -476,6 +617,12 @@ fn kafka_metrics_section(broker: Arc<crate::kafka::Broker>) -> MetricsSection {
                 "panoptes_kafka_open_connections",
                 "Client connections open on the Kafka listener.",
                 &[(vec![], open)],
+            );
+            crate::telemetry::render_gauge(
+                &mut out,
+                "panoptes_kafka_bytes_in_flight",
+                "Bytes of Kafka requests held in memory (frames and inflated records), of kafka.max_bytes_in_flight.",
+                &[(vec![], in_flight)],
             );
             out
         })
@@ -770,13 +917,11 @@ fn metrics_sections(
 /// How the HTTP listener is served, from `http.*`; warns about an open non-loopback one.
 fn http_listener(http: &crate::config::HttpSettings) -> Result<crate::http::Listener> {
     let tls = if http.tls() {
-        Some(
-            crate::http::tls::server_config(
-                std::path::Path::new(http.tls_cert.trim()),
-                std::path::Path::new(http.tls_key.trim()),
-            )
-            .context("http.tls_cert / http.tls_key")?,
-        )
+        Some(Arc::unwrap_or_clone(crate::tls::server_config(
+            std::path::Path::new(http.tls_cert.trim()),
+            std::path::Path::new(http.tls_key.trim()),
+            ("http.tls_cert", "http.tls_key"),
+        )?))
     } else {
         None
     };

@@ -82,6 +82,8 @@ fn metric_sum(env: &NodeEnv, name: &str) -> f64 {
 fn a_full_disk_makes_the_node_not_ready_until_space_is_back() {
     let fs = Tmpfs::mount(64);
     let mut env = NodeEnv::demo(1);
+    // The tests produce to a topic of their own, created on first use.
+    env.set("PANOPTES__KAFKA__AUTO_CREATE_TOPICS", "true");
     env.set(
         "PANOPTES__DATA_DIR",
         fs.path().join("data").to_str().unwrap(),
@@ -253,6 +255,8 @@ fn build_fsync_shim(dir: &Path) -> PathBuf {
 #[test]
 fn a_failed_fsync_stops_the_node_with_exit_status_74() {
     let mut env = NodeEnv::demo(1);
+    // The tests produce to a topic of their own, created on first use.
+    env.set("PANOPTES__KAFKA__AUTO_CREATE_TOPICS", "true");
     let shim = build_fsync_shim(env.dir.path());
     let flag = env.dir.path().join("fail-fsync");
     env.set("PANOPTES__STORAGE__DURABILITY", "fsync");

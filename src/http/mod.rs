@@ -6,7 +6,6 @@ mod api;
 mod auth;
 mod health;
 mod metrics;
-pub mod tls;
 
 pub use health::Readiness;
 pub use metrics::render_store;

@@ -10,6 +10,10 @@
 //! offsets to the cluster's group coordinator as "simple" commits (no group membership):
 //! each node reads every partition of its own site's topics.
 //!
+//! With `kafka.client_security` every connection is TLS (verified against
+//! `kafka.client_tls_ca`) and/or authenticated with SASL PLAIN or SCRAM, as the
+//! cluster's listeners require.
+//!
 //! The client runs on a runtime thread of its own; calls from any runtime (or a blocking
 //! thread) are sent to it. One lock serializes requests: fetches do not wait on the
 //! broker (max_wait 0), the pipeline's consumers poll instead.
@@ -25,7 +29,7 @@ use panoptes_storage::{Record, StoredRecord};
 use tokio::sync::Mutex;
 
 use super::batch::encode_records;
-use super::client::Connection;
+use super::client::{ClientSecurity, Connection};
 use crate::bus::{partition_for, Item, Message};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +57,8 @@ impl Drop for RuntimeThread {
 struct Inner {
     bootstrap: Vec<String>,
     client_id: String,
+    /// TLS and SASL for every connection (`kafka.client_security`).
+    security: ClientSecurity,
     /// Broker id -> "host:port", from Metadata.
     brokers: HashMap<i32, String>,
     connections: HashMap<String, Connection>,
@@ -70,8 +76,12 @@ fn kafka_error(what: &str, code: i16) -> String {
 }
 
 impl ExternalCluster {
-    /// Starts the client's runtime thread; connects lazily.
-    pub fn start(bootstrap: Vec<String>, client_id: &str) -> anyhow::Result<ExternalCluster> {
+    /// Starts the client's runtime thread; connects lazily, with `security`.
+    pub fn start(
+        bootstrap: Vec<String>,
+        client_id: &str,
+        security: ClientSecurity,
+    ) -> anyhow::Result<ExternalCluster> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("kafka-client")
@@ -90,6 +100,7 @@ impl ExternalCluster {
             inner: Arc::new(Mutex::new(Inner {
                 bootstrap,
                 client_id: client_id.to_owned(),
+                security,
                 brokers: HashMap::new(),
                 connections: HashMap::new(),
                 leaders: HashMap::new(),
@@ -244,7 +255,7 @@ impl Inner {
 
     async fn connection(&mut self, addr: &str) -> Result<&mut Connection, String> {
         if !self.connections.contains_key(addr) {
-            let c = Connection::connect(addr, &self.client_id, TIMEOUT)
+            let c = Connection::connect_with(addr, &self.client_id, TIMEOUT, &self.security)
                 .await
                 .map_err(|e| e.to_string())?;
             self.connections.insert(addr.to_owned(), c);

@@ -34,10 +34,12 @@ pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> 
     Ok(match settings.api {
         InfluxApi::V1 => {
             let tls = if https {
-                Some(Arc::new(
-                    crate::http::tls::client_config(ca)
-                        .map_err(|e| format!("influxdb.tls_ca: {e}"))?,
-                ))
+                Some(
+                    crate::tls::client_config(crate::tls::Trust::Public(
+                        ca.map(|path| ("influxdb.tls_ca", path)),
+                    ))
+                    .map_err(|e| e.to_string())?,
+                )
             } else {
                 None
             };
@@ -52,8 +54,8 @@ pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> 
         }
         InfluxApi::V2 => {
             let roots = match ca {
-                Some(path) => crate::http::tls::certificates(path)
-                    .map_err(|e| format!("influxdb.tls_ca: {e}"))?
+                Some(path) => crate::tls::certificates("influxdb.tls_ca", path)
+                    .map_err(|e| e.to_string())?
                     .into_iter()
                     .map(|c| c.to_vec())
                     .collect(),

@@ -88,7 +88,7 @@ pub use lease::{Lease, Leases};
 pub use offsets::ConsumerOffsets;
 pub use record::{Record, StoredRecord};
 pub use stats::{KeyspaceStats, PartitionStats, StoreStats};
-pub use store::{Durability, Store};
+pub use store::{Durability, Store, MAX_PARTITIONS};
 pub use topic::Topic;
 
 #[cfg(test)]

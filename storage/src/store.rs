@@ -26,6 +26,11 @@ const TOPICS_TREE: &str = "panoptes/topics";
 const OFFSETS_TREE: &str = "panoptes/consumer_offsets";
 const LEASES_TREE: &str = "panoptes/leases";
 
+/// The most partitions a topic may have, when created and when opened: each costs an
+/// open log and its index in memory, so a count stored by a bad request (or an older
+/// version that did not check) is refused with an error instead of allocating for it.
+pub const MAX_PARTITIONS: u32 = 65_536;
+
 /// Keyspace and topic names are at most this long (the expiry index stores the length
 /// in one byte).
 const MAX_NAME_BYTES: usize = 255;
@@ -282,28 +287,41 @@ impl Store {
     /// The topic `name`, created with `partitions` partitions if it does not exist. An
     /// existing topic keeps its partition count, whatever `partitions` says: read it
     /// from [`Topic::partitions`].
+    ///
+    /// A new topic's metadata is saved only after its partitions were opened: a creation
+    /// that fails leaves nothing behind. At most [`MAX_PARTITIONS`] partitions, whether
+    /// asked for or stored.
     pub fn topic(&self, name: &str, partitions: u32) -> Result<Topic, StorageError> {
         check_name("topic", name)?;
-        if partitions == 0 {
-            return Err(StorageError::InvalidArgument {
+        let count = |partitions: u32, stored: bool| {
+            if (1..=MAX_PARTITIONS).contains(&partitions) {
+                return Ok(partitions);
+            }
+            Err(StorageError::InvalidArgument {
                 what: format!("topic {name:?}"),
-                reason: "a topic needs at least 1 partition".into(),
-            });
-        }
+                reason: if stored {
+                    format!(
+                        "its metadata says {partitions} partitions, not 1 to {MAX_PARTITIONS}: it is not opened (delete the topic, or its entry in the data directory)"
+                    )
+                } else {
+                    format!("{partitions} partitions: a topic has 1 to {MAX_PARTITIONS}")
+                },
+            })
+        };
         let mut topics = lock(&self.shared.topics);
         if let Some(shared) = topics.get(name) {
             return Ok(Topic::new(Arc::clone(shared), Arc::clone(&self.clock)));
         }
         let place = || format!("metadata of topic {name:?}");
-        let partitions = match self.shared.topic_meta.get(name.as_bytes())? {
-            Some(raw) => codec::decode::<TopicMeta>(&raw, place)?.payload.partitions,
-            None => {
-                let meta = codec::encode(None, &TopicMeta { partitions }, place)?;
-                self.shared.topic_meta.insert(name.as_bytes(), meta)?;
-                // Creating a topic is rare and a producer may be told it exists: make it last.
-                self.shared.committer.wait_durable()?;
-                partitions
-            }
+        let (partitions, new) = match self.shared.topic_meta.get(name.as_bytes())? {
+            Some(raw) => (
+                count(
+                    codec::decode::<TopicMeta>(&raw, place)?.payload.partitions,
+                    true,
+                )?,
+                false,
+            ),
+            None => (count(partitions, false)?, true),
         };
         let shared = Arc::new(TopicShared::open(
             &self.shared.engine,
@@ -312,6 +330,12 @@ impl Store {
             name,
             partitions,
         )?);
+        if new {
+            let meta = codec::encode(None, &TopicMeta { partitions }, place)?;
+            self.shared.topic_meta.insert(name.as_bytes(), meta)?;
+            // Creating a topic is rare and a producer may be told it exists: make it last.
+            self.shared.committer.wait_durable()?;
+        }
         topics.insert(name.to_owned(), Arc::clone(&shared));
         Ok(Topic::new(shared, Arc::clone(&self.clock)))
     }
@@ -564,5 +588,36 @@ fn clear_tree(tree: &Tree) -> Result<(), StorageError> {
             return Ok(());
         }
         tree.apply(batch)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data directory from before the bound, holding a topic with 2^32-1 partitions: it
+    /// is listed, and refused with an error when opened, not allocated for.
+    #[test]
+    fn a_stored_absurd_partition_count_is_refused_on_open() {
+        let store = Store::memory();
+        let place = || "test".to_string();
+        let meta = codec::encode(
+            None,
+            &TopicMeta {
+                partitions: u32::MAX,
+            },
+            place,
+        )
+        .unwrap();
+        store.shared.topic_meta.insert(b"old", meta).unwrap();
+        assert_eq!(store.topic_names().unwrap(), vec!["old"]);
+        let err = store.existing_topic("old").err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "invalid argument for topic \"old\": its metadata says 4294967295 partitions, not 1 to 65536: it is not opened (delete the topic, or its entry in the data directory)"
+        );
+        assert!(store.stats().is_err(), "reported, not opened");
+        assert!(store.delete_topic("old").unwrap(), "and it can be deleted");
+        assert!(store.topic_names().unwrap().is_empty());
     }
 }

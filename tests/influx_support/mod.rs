@@ -88,8 +88,10 @@ impl Server {
     fn with(kind: Kind, tls: Option<(PathBuf, PathBuf)>) -> Server {
         let mut agent = ureq::AgentBuilder::new();
         if let Some((cert, _)) = &tls {
-            let config = panoptes::http::tls::client_config(Some(cert)).unwrap();
-            agent = agent.tls_config(std::sync::Arc::new(config));
+            let config =
+                panoptes::tls::client_config(panoptes::tls::Trust::Public(Some(("ca", cert))))
+                    .unwrap();
+            agent = agent.tls_config(config);
         }
         let mut server = Server {
             kind,
