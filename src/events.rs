@@ -239,6 +239,26 @@ impl HttpRequestRefused<'_> {
     }
 }
 
+/// A request of our client of the external Kafka cluster failed (the broker's error
+/// included). Counted always, logged at most once per operation per 10 s.
+pub struct KafkaClientFailed<'a> {
+    pub op: &'static str,
+    pub error: &'a str,
+}
+
+impl KafkaClientFailed<'_> {
+    pub fn emit(self, t: Option<&Telemetry>) {
+        static LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+        if let Some(t) = t {
+            t.inc("panoptes_kafka_client_errors_total", &[("op", self.op)]);
+        }
+        if let Some(left_out) = LOG.admit(self.op, std::time::Instant::now()) {
+            tracing::warn!(op = self.op, error = self.error, left_out,
+                "external Kafka cluster (kafka.brokers): request failed; retrying (more failures of this kind in the next 10 s are only counted)");
+        }
+    }
+}
+
 pub struct RatesComputed<'a> {
     pub report: &'a TransformReport,
 }

@@ -159,6 +159,7 @@ where
             settings.kafka.brokers.clone(),
             &format!("panoptes-{}", settings.site),
             kafka_client_security(&settings.kafka)?,
+            Some(Arc::clone(&telemetry)),
         )?;
         Bus::external(store.clone(), settings.kafka.partitions, cluster)
     };
@@ -360,6 +361,7 @@ where
         readiness: vec![
             first_poll_readiness(Arc::clone(&shared.ready)),
             crate::store_watch::readiness(store.clone()),
+            external_readiness(&bus),
         ],
         metrics_sections: sections,
         token: settings.http.token.clone(),
@@ -434,6 +436,12 @@ where
 
 /// `/ready` before the first poll finished (a node with no polling plugin is ready at
 /// once).
+/// Not ready while the external cluster (if any) keeps failing.
+fn external_readiness(bus: &Bus) -> crate::http::Readiness {
+    let health = bus.external_health();
+    Box::new(move || health.as_ref().and_then(|h| h.not_ready()))
+}
+
 fn first_poll_readiness(done: Arc<AtomicBool>) -> crate::http::Readiness {
     Box::new(move || {
         (!done.load(std::sync::atomic::Ordering::Acquire))

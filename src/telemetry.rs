@@ -88,6 +88,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     ("panoptes_keys_expired_total", "Keys removed by TTL expiry."),
     (
+        "panoptes_kafka_client_errors_total",
+        "Requests of the client of the external Kafka cluster (kafka.brokers) that failed, by operation.",
+    ),
+    (
         "panoptes_ping_errors_total",
         "Pings that could not tell whether a host answers, by reason (missing: no ping program).",
     ),

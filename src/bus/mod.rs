@@ -54,6 +54,11 @@ impl Bus {
         self.external.is_some()
     }
 
+    /// The external cluster client's health, if the bus is on one.
+    pub fn external_health(&self) -> Option<Arc<crate::kafka::ClientHealth>> {
+        self.external.as_ref().map(|c| Arc::clone(&c.health))
+    }
+
     /// One consumer-group source per partition of `topic`, on the embedded log or the
     /// external cluster.
     pub async fn sources(&self, topic: &str, group: &str) -> Result<Vec<PartitionSource>, String> {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use panoptes_storage::{Record, StoredRecord};
 use tokio::sync::Mutex;
@@ -38,6 +38,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct ExternalCluster {
     inner: Arc<Mutex<Inner>>,
+    pub health: Arc<ClientHealth>,
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     handle: tokio::runtime::Handle,
     _runtime: Arc<RuntimeThread>,
 }
@@ -65,22 +67,68 @@ struct Inner {
     /// Topic -> leader of each partition.
     leaders: HashMap<String, Vec<i32>>,
     coordinators: HashMap<String, String>,
+    /// The highest version of an API a broker answered usefully, once it answered a
+    /// higher one with an error or nothing (see [`Inner::fetch_once`]).
+    ceilings: HashMap<(String, i16), i16>,
 }
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
 
+/// A broker's error code with its name and Kafka's description of it.
 fn kafka_error(what: &str, code: i16) -> String {
-    format!("{what}: Kafka error code {code}")
+    match kafka_protocol::error::ResponseError::try_from_code(code) {
+        Some(e) => format!("{what}: {e:?} ({code}): {e}"),
+        None => format!("{what}: Kafka error code {code}"),
+    }
+}
+
+/// How the client is doing, for `/ready` and `/metrics`: the first failure of the current
+/// run of failures (cleared by any success).
+#[derive(Default)]
+pub struct ClientHealth {
+    failing: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// How long the client may fail before the node says it is not ready: a broker that
+/// fails over, or a rebalance, is seconds.
+pub const NOT_READY_AFTER: Duration = Duration::from_secs(10);
+
+impl ClientHealth {
+    fn ok(&self) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn failed(&self, error: &str) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match f.as_mut() {
+            Some((_, last)) => *last = error.to_owned(),
+            None => *f = Some((std::time::Instant::now(), error.to_owned())),
+        }
+    }
+
+    /// Why the pipeline cannot use the cluster, once it has failed for `NOT_READY_AFTER`.
+    pub fn not_ready(&self) -> Option<String> {
+        let f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let (since, error) = f.as_ref()?;
+        (since.elapsed() >= NOT_READY_AFTER).then(|| {
+            format!(
+                "external Kafka (kafka.brokers) failing for {}s: {error}",
+                since.elapsed().as_secs()
+            )
+        })
+    }
 }
 
 impl ExternalCluster {
-    /// Starts the client's runtime thread; connects lazily, with `security`.
+    /// Starts the client's runtime thread; connects lazily, with `security`. Failures
+    /// are counted in `telemetry` when given.
     pub fn start(
         bootstrap: Vec<String>,
         client_id: &str,
         security: ClientSecurity,
+        telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     ) -> anyhow::Result<ExternalCluster> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -105,7 +153,10 @@ impl ExternalCluster {
                 connections: HashMap::new(),
                 leaders: HashMap::new(),
                 coordinators: HashMap::new(),
+                ceilings: HashMap::new(),
             })),
+            health: Arc::default(),
+            telemetry,
             handle,
             _runtime: Arc::new(RuntimeThread { stop: Some(tx) }),
         })
@@ -115,11 +166,20 @@ impl ExternalCluster {
     /// connections and metadata so the next call starts over.
     fn spawn(&self, op: Op) -> tokio::task::JoinHandle<Result<Reply, String>> {
         let inner = Arc::clone(&self.inner);
+        let health = Arc::clone(&self.health);
+        let telemetry = self.telemetry.clone();
         self.handle.spawn(async move {
+            let name = op.name();
             let mut inner = inner.lock().await;
             let result = inner.exec(op).await;
-            if result.is_err() {
-                inner.forget();
+            match &result {
+                Ok(_) => health.ok(),
+                Err(e) => {
+                    inner.forget();
+                    health.failed(e);
+                    crate::events::KafkaClientFailed { op: name, error: e }
+                        .emit(telemetry.as_deref());
+                }
             }
             result
         })
@@ -213,6 +273,19 @@ enum Op {
     /// group, topic, partition
     Committed(String, String, u32),
     Commit(String, String, u32, u64),
+}
+
+impl Op {
+    /// The `op` label of `panoptes_kafka_client_errors_total`.
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Publish(..) => "produce",
+            Op::Partitions(..) => "metadata",
+            Op::Fetch(..) => "fetch",
+            Op::Committed(..) => "offset_fetch",
+            Op::Commit(..) => "offset_commit",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -422,7 +495,9 @@ impl Inner {
         Ok(Vec::new())
     }
 
-    /// `None`: OFFSET_OUT_OF_RANGE.
+    /// `None`: OFFSET_OUT_OF_RANGE. Asks at the highest Fetch version both sides serve;
+    /// a broker that answers that version without the partition asked for (or refuses
+    /// it) is asked again at older versions, and the one that worked is kept for it.
     async fn fetch_once(
         &mut self,
         topic: &str,
@@ -431,6 +506,68 @@ impl Inner {
         max: usize,
     ) -> Result<Option<Vec<(u64, Item)>>, String> {
         let addr = self.leader(topic, partition).await?;
+        let ceiling = self
+            .ceilings
+            .get(&(addr.clone(), FetchRequest::KEY))
+            .copied()
+            .unwrap_or(FETCH_VERSIONS[0]);
+        let mut last_problem = None;
+        for &version in FETCH_VERSIONS.iter().filter(|&&v| v <= ceiling) {
+            let answer = match self
+                .fetch_request(&addr, topic, partition, from, version)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    last_problem = Some(e);
+                    continue;
+                }
+            };
+            let part = answer
+                .responses
+                .iter()
+                .filter(|t| t.topic.0.as_str() == topic)
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index == partition as i32);
+            let Some(part) = part else {
+                last_problem = Some(format!(
+                    "fetching {topic}/{partition}: the broker's Fetch v{version} answer has no such partition{}",
+                    if answer.error_code != 0 {
+                        format!(" ({})", kafka_error("top-level error", answer.error_code))
+                    } else {
+                        String::new()
+                    }
+                ));
+                continue;
+            };
+            if version != ceiling {
+                tracing::info!(broker = %addr, version, "the broker answers Fetch at this version: using it from now on");
+                self.ceilings
+                    .insert((addr.clone(), FetchRequest::KEY), version);
+            }
+            if part.error_code == 1 {
+                return Ok(None);
+            }
+            if part.error_code != 0 {
+                return Err(kafka_error(
+                    &format!("fetching {topic}/{partition}"),
+                    part.error_code,
+                ));
+            }
+            return Ok(Some(decode_fetched(part, from, max)?));
+        }
+        Err(last_problem
+            .unwrap_or_else(|| format!("fetching {topic}/{partition}: no Fetch version to ask")))
+    }
+
+    async fn fetch_request(
+        &mut self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        version: i16,
+    ) -> Result<FetchResponse, String> {
         let mut p = fetch_request::FetchPartition::default();
         p.partition = partition as i32;
         p.fetch_offset = from as i64;
@@ -440,45 +577,20 @@ impl Inner {
         t.partitions = vec![p];
         let mut req = FetchRequest::default();
         req.replica_id = BrokerId(-1);
-        req.max_wait_ms = 0;
+        // 1 ms, not 0: Tansu answers a Fetch that may not wait with no partitions at all.
+        // A partition with records is answered at once either way.
+        req.max_wait_ms = 1;
         req.min_bytes = 1;
         req.max_bytes = 8 << 20;
         req.topics = vec![t];
-        let answer = self.call(&addr, req, 12).await?;
-        let Some(part) = answer.responses.first().and_then(|t| t.partitions.first()) else {
-            return Ok(Some(Vec::new()));
-        };
-        if part.error_code == 1 {
-            return Ok(None);
-        }
-        if part.error_code != 0 {
-            return Err(kafka_error(
-                &format!("fetching {topic}/{partition}"),
-                part.error_code,
-            ));
-        }
-        let mut bytes = part.records.clone().unwrap_or_default();
-        let mut out = Vec::new();
-        for set in RecordBatchDecoder::decode_all(&mut bytes)
-            .map_err(|e| format!("decoding fetched records: {e:#}"))?
-        {
-            for r in set.records {
-                let Ok(offset) = u64::try_from(r.offset) else {
-                    continue;
-                };
-                if offset < from || r.control || out.len() >= max {
-                    continue;
-                }
-                out.push((
-                    offset,
-                    (
-                        r.key.map(|k| k.to_vec()),
-                        r.value.map(|v| v.to_vec()).unwrap_or_default(),
-                    ),
-                ));
-            }
-        }
-        Ok(Some(out))
+        let connection = self.connection(addr).await?;
+        let version = connection
+            .version::<FetchRequest>(version)
+            .map_err(|e| e.to_string())?;
+        connection
+            .send(req, version)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn list_offset(
@@ -584,4 +696,38 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Fetch versions tried from the newest down: 12 (names, KIP-227 sessions off), 11, 7
+/// and 4, each a layout brokers have served for years.
+const FETCH_VERSIONS: [i16; 4] = [12, 11, 7, 4];
+
+/// The records of a fetched partition from `from` on, at most `max`.
+fn decode_fetched(
+    part: &fetch_response::PartitionData,
+    from: u64,
+    max: usize,
+) -> Result<Vec<(u64, Item)>, String> {
+    let mut bytes = part.records.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| format!("decoding fetched records: {e:#}"))?
+    {
+        for r in set.records {
+            let Ok(offset) = u64::try_from(r.offset) else {
+                continue;
+            };
+            if offset < from || r.control || out.len() >= max {
+                continue;
+            }
+            out.push((
+                offset,
+                (
+                    r.key.map(|k| k.to_vec()),
+                    r.value.map(|v| v.to_vec()).unwrap_or_default(),
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
