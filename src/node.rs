@@ -151,6 +151,12 @@ where
     // Listeners are bound before any actor starts: a taken port is then a plain error,
     // not an error while the actors are being torn down.
     let kafka = start_kafka(&settings, &plugins, &store, &telemetry)?;
+    let node_id = crate::cluster::node_id(&settings.cluster.node_id);
+    let ownership = Arc::new(if settings.cluster.enabled {
+        crate::cluster::Ownership::member()
+    } else {
+        crate::cluster::Ownership::alone()
+    });
     let bus = if settings.kafka.brokers.is_empty() {
         Bus::new(store.clone(), settings.kafka.partitions)
     } else {
@@ -183,6 +189,7 @@ where
             .context("starting the publisher thread")?,
         telemetry: Arc::clone(&telemetry),
         fleet: Arc::default(),
+        ownership: Arc::clone(&ownership),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
@@ -286,7 +293,17 @@ where
             polling_factory,
         ),
         pool.clone(),
-        scheduler_config.clone(),
+        SchedulerConfig {
+            // In a cluster a device that moves here is first polled on its place in the
+            // interval, where its previous owner polled it: one interval after its last
+            // poll, never twice in one.
+            first_run_spread: if ownership.is_cluster() {
+                Duration::from_secs(86_400)
+            } else {
+                scheduler_config.first_run_spread
+            },
+            ..scheduler_config.clone()
+        },
     )
     .start();
     let _ = shared
@@ -308,10 +325,43 @@ where
     )
     .start();
 
-    // The resource manager: one consumer per partition of `<site>-resources`.
+    // A node of a cluster joins its site's groups: what it owns follows the assignment.
+    let joined = match bus.external_cluster() {
+        Some(cluster) if ownership.is_cluster() => {
+            let schedulers = [discovery.clone(), enrichment.clone(), polling.clone()];
+            Some(
+                crate::cluster::start(
+                    crate::cluster::Joining {
+                        settings: &settings,
+                        cluster: &cluster,
+                        security: kafka_client_security(&settings.kafka)?,
+                        node: node_id.clone(),
+                        ownership: Arc::clone(&ownership),
+                        on_change: Box::new(move || {
+                            for s in &schedulers {
+                                s.do_send(panoptes_actors::Rescan);
+                            }
+                        }),
+                    },
+                    settings.influxdb.enabled(),
+                )
+                .await
+                .context("joining the site's cluster")?,
+            )
+        }
+        _ => None,
+    };
+
+    // The resource manager: one consumer per partition of `<site>-resources`. Every node
+    // of a cluster reads every resource set, so each has a group of its own.
+    let resource_group = if ownership.is_cluster() {
+        format!("{GROUP}.{node_id}")
+    } else {
+        GROUP.to_owned()
+    };
     let mut consumers = Vec::new();
     let sources = bus
-        .sources(&settings.resources_topic(), GROUP)
+        .sources(&settings.resources_topic(), &resource_group)
         .await
         .map_err(anyhow::Error::msg)
         .context("opening the resources topic")?;
@@ -336,19 +386,39 @@ where
         &bus,
         &settings.processed_topic(),
         &telemetry,
+        joined.as_ref().and_then(|j| j.sink.clone()),
     )
     .await
     .context("starting the InfluxDB sink")?;
-    consumers.extend(influx.consumers.iter().cloned());
+    let cluster_view = crate::cluster::ClusterView {
+        node: node_id.clone(),
+        ownership: Arc::clone(&ownership),
+        resources: shared.resources.clone(),
+        work: joined.as_ref().map(|j| j.work.clone()),
+        sink: joined.as_ref().and_then(|j| j.sink.clone()),
+        sink_running: influx.clone(),
+    };
 
     let mut sections = metrics_sections(
         &pool_stats,
         &[discovery.clone(), enrichment.clone(), polling.clone()],
         &consumers,
+        &influx,
         &shared,
         &store,
     );
     sections.push(crate::sink::metrics_section(influx));
+    {
+        let view = cluster_view.clone();
+        sections.push(Box::new(move || {
+            let view = view.clone();
+            Box::pin(async move {
+                let mut out = String::new();
+                view.render_metrics(&mut out).await;
+                out
+            })
+        }));
+    }
     if let Some(k) = &kafka {
         sections.push(kafka_metrics_section(Arc::clone(&k.broker)));
     }
@@ -367,6 +437,7 @@ where
         token: settings.http.token.clone(),
         appended: Arc::clone(&appended),
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
+        cluster: cluster_view,
     });
     let server = crate::http::serve(state, http_listener(&settings.http)?)?;
     let http = server.handle();
@@ -401,6 +472,10 @@ where
         failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
     };
     tracing::info!("shutting down: letting running plugin runs finish");
+    if let Some(j) = joined {
+        // First: the other nodes take this one's devices while it finishes its runs.
+        j.leave().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
     if let Some(k) = kafka {
@@ -740,6 +815,7 @@ fn metrics_sections(
     pool: &Arc<panoptes_actors::PoolStats>,
     schedulers: &[Addr<Scheduler>],
     consumers: &[Addr<Consumer<crate::agent::resources::Item>>],
+    sink: &crate::sink::Running,
     shared: &Arc<Shared>,
     store: &Store,
 ) -> Vec<MetricsSection> {
@@ -873,9 +949,14 @@ fn metrics_sections(
             out
         })
     }));
-    let consumers = consumers.to_vec();
+    let (consumers, sink) = (consumers.to_vec(), sink.clone());
     sections.push(Box::new(move || {
-        let consumers = consumers.clone();
+        // The sink's consumers change with its group's assignment.
+        let consumers: Vec<_> = consumers
+            .iter()
+            .cloned()
+            .chain(sink.current().into_iter().map(|(_, a)| a))
+            .collect();
         Box::pin(async move {
             let mut lag = Vec::new();
             for addr in consumers {

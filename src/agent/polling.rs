@@ -33,6 +33,9 @@ impl Job for PollingJob {
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
         Box::pin(async move {
+            if !shared.ownership.may_run(&resource.id) {
+                return Ok(());
+            }
             let started = Instant::now();
             let at_ms = crate::model::now_ms();
             let outcome = poll_and_publish(&shared, &plugin, &resource).await;

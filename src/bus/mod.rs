@@ -54,6 +54,11 @@ impl Bus {
         self.external.is_some()
     }
 
+    /// The external cluster, if the bus is on one.
+    pub fn external_cluster(&self) -> Option<crate::kafka::ExternalCluster> {
+        self.external.clone()
+    }
+
     /// The external cluster client's health, if the bus is on one.
     pub fn external_health(&self) -> Option<Arc<crate::kafka::ClientHealth>> {
         self.external.as_ref().map(|c| Arc::clone(&c.health))
@@ -71,6 +76,7 @@ impl Bus {
                         topic: topic.to_owned(),
                         partition,
                         group: group.to_owned(),
+                        member: None,
                     })
                 })
                 .collect());

@@ -92,6 +92,28 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
+/// consumer groups (see [`crate::cluster`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub enabled: bool,
+    /// This node's id in the group (empty: the host name); stable across restarts.
+    pub node_id: String,
+    /// Partitions of `<site>-work` when the node creates it: the units the fleet is split
+    /// into (more than nodes, for balance).
+    pub partitions: u32,
+    /// Partitions of `<site>-processed` when the node creates it: the units the InfluxDB
+    /// sink's work is split into.
+    pub sink_partitions: u32,
+    /// Seconds without a heartbeat before the group drops a member (its devices move).
+    pub session_timeout: u64,
+    pub heartbeat_interval: u64,
+    /// Seconds the members have to rejoin during a rebalance.
+    pub rebalance_timeout: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -596,6 +618,7 @@ impl Settings {
         }
         self.snmp.usm_user()?;
         self.validate_http()?;
+        self.validate_cluster()?;
         if let Err(problem) = self.kafka.listen_addr() {
             return Err(SettingsError::Invalid {
                 key: "kafka.listen",
@@ -739,6 +762,43 @@ impl Settings {
                 key: "log.format",
                 problem: format!("`{}`: expected \"human\" or \"json\"", self.log.format),
             });
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), SettingsError> {
+        let c = &self.cluster;
+        let invalid = |key, problem: String| Err(SettingsError::Invalid { key, problem });
+        if !c.enabled {
+            return Ok(());
+        }
+        if self.kafka.brokers.is_empty() {
+            return invalid(
+                "cluster.enabled",
+                "a cluster shares its fleet through an external Kafka cluster: set kafka.brokers"
+                    .into(),
+            );
+        }
+        if !(1..=10_000).contains(&c.partitions) {
+            return invalid("cluster.partitions", "must be 1..10000".into());
+        }
+        if !(1..=1_000).contains(&c.sink_partitions) {
+            return invalid("cluster.sink_partitions", "must be 1..1000".into());
+        }
+        if c.heartbeat_interval == 0 || c.heartbeat_interval * 3 > c.session_timeout {
+            return invalid(
+                "cluster.heartbeat_interval",
+                format!(
+                    "must be at least 1 s and at most a third of cluster.session_timeout ({} s)",
+                    c.session_timeout
+                ),
+            );
+        }
+        if c.rebalance_timeout < c.session_timeout {
+            return invalid(
+                "cluster.rebalance_timeout",
+                "must be at least cluster.session_timeout".into(),
+            );
         }
         Ok(())
     }
@@ -914,6 +974,12 @@ impl Settings {
     /// The topic discovery publishes resource sets of this site to.
     pub fn resources_topic(&self) -> String {
         format!("{}-resources", self.site)
+    }
+
+    /// The topic whose partitions a cluster's nodes split the site's fleet by (no
+    /// messages: its partitions are the units of work).
+    pub fn work_topic(&self) -> String {
+        format!("{}-work", self.site)
     }
 }
 

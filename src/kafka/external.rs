@@ -70,6 +70,8 @@ struct Inner {
     /// The highest version of an API a broker answered usefully, once it answered a
     /// higher one with an error or nothing (see [`Inner::fetch_once`]).
     ceilings: HashMap<(String, i16), i16>,
+    /// The newest Fetch version to ask any broker (see [`ExternalCluster::cap_fetch_version`]).
+    fetch_cap: i16,
 }
 
 fn s(text: &str) -> StrBytes {
@@ -154,6 +156,7 @@ impl ExternalCluster {
                 leaders: HashMap::new(),
                 coordinators: HashMap::new(),
                 ceilings: HashMap::new(),
+                fetch_cap: FETCH_VERSIONS[0],
             })),
             health: Arc::default(),
             telemetry,
@@ -247,22 +250,69 @@ impl ExternalCluster {
         }
     }
 
+    /// Commits `next` for `group` at `topic`/`partition`: as a member of the group's
+    /// generation when given (a group with members refuses other commits, and a member
+    /// the group has moved on from is refused: the partition is someone else's now), else
+    /// as a simple commit.
     pub async fn commit(
         &self,
         group: &str,
         topic: &str,
         partition: u32,
         next: u64,
+        member: Option<Generation>,
     ) -> Result<(), String> {
         self.call(Op::Commit(
             group.to_owned(),
             topic.to_owned(),
             partition,
             next,
+            member,
         ))
         .await
         .map(|_| ())
     }
+
+    /// Asks no broker a Fetch newer than `version` (one of 12, 11, 7, 4; the newest both
+    /// sides serve otherwise): for a broker that misbehaves at newer versions, and for the
+    /// interop tests, which read at each version the client may pick.
+    pub async fn cap_fetch_version(&self, version: i16) {
+        let mut inner = self.inner.lock().await;
+        inner.fetch_cap = version;
+        inner
+            .ceilings
+            .retain(|(_, key), _| *key != FetchRequest::KEY);
+    }
+
+    /// Creates `topic` with `partitions` partitions unless it exists; returns how many
+    /// partitions it has (an existing topic keeps its own count).
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+        match self
+            .call(Op::EnsureTopic(topic.to_owned(), partitions))
+            .await?
+        {
+            Reply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The offset the next record of `topic`/`partition` will get (its end).
+    pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, String> {
+        match self
+            .call(Op::HighWatermark(topic.to_owned(), partition))
+            .await?
+        {
+            Reply::Offset(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A consumer group member's credentials for a commit: its generation and member id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub id: i32,
+    pub member_id: String,
 }
 
 /// What the client's runtime is asked to do.
@@ -272,7 +322,10 @@ enum Op {
     Fetch(String, u32, u64, usize),
     /// group, topic, partition
     Committed(String, String, u32),
-    Commit(String, String, u32, u64),
+    Commit(String, String, u32, u64, Option<Generation>),
+    /// topic, partitions
+    EnsureTopic(String, u32),
+    HighWatermark(String, u32),
 }
 
 impl Op {
@@ -284,6 +337,8 @@ impl Op {
             Op::Fetch(..) => "fetch",
             Op::Committed(..) => "offset_fetch",
             Op::Commit(..) => "offset_commit",
+            Op::EnsureTopic(..) => "create_topics",
+            Op::HighWatermark(..) => "list_offsets",
         }
     }
 }
@@ -312,10 +367,14 @@ impl Inner {
             Op::Committed(group, topic, p) => {
                 Reply::Offset(self.committed(&group, &topic, p).await?)
             }
-            Op::Commit(group, topic, p, next) => {
-                self.commit(&group, &topic, p, next).await?;
+            Op::Commit(group, topic, p, next, member) => {
+                self.commit(&group, &topic, p, next, member).await?;
                 Reply::Done
             }
+            Op::EnsureTopic(topic, partitions) => {
+                Reply::Count(self.ensure_topic(&topic, partitions).await?)
+            }
+            Op::HighWatermark(topic, p) => Reply::Offset(self.list_offset(&topic, p, -1).await?),
         })
     }
 
@@ -510,7 +569,8 @@ impl Inner {
             .ceilings
             .get(&(addr.clone(), FetchRequest::KEY))
             .copied()
-            .unwrap_or(FETCH_VERSIONS[0]);
+            .unwrap_or(FETCH_VERSIONS[0])
+            .min(self.fetch_cap);
         let mut last_problem = None;
         for &version in FETCH_VERSIONS.iter().filter(|&&v| v <= ceiling) {
             let answer = match self
@@ -624,6 +684,26 @@ impl Inner {
         Ok(u64::try_from(p.offset).unwrap_or(0))
     }
 
+    async fn ensure_topic(&mut self, topic: &str, partitions: u32) -> Result<u32, String> {
+        const TOPIC_ALREADY_EXISTS: i16 = 36;
+        let addr = self.any().await?;
+        let mut t = create_topics_request::CreatableTopic::default();
+        t.name = TopicName(s(topic));
+        t.num_partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
+        // The broker's default replication.
+        t.replication_factor = -1;
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 10_000;
+        let answer = self.call(&addr, req, 7).await?;
+        let code = answer.topics.first().map_or(0, |t| t.error_code);
+        if code != 0 && code != TOPIC_ALREADY_EXISTS {
+            return Err(kafka_error(&format!("creating topic {topic:?}"), code));
+        }
+        self.leaders.remove(topic);
+        Ok(self.leaders_of(topic).await?.len() as u32)
+    }
+
     async fn coordinator(&mut self, group: &str) -> Result<String, String> {
         if let Some(addr) = self.coordinators.get(group) {
             return Ok(addr.clone());
@@ -671,6 +751,7 @@ impl Inner {
         topic: &str,
         partition: u32,
         next: u64,
+        member: Option<Generation>,
     ) -> Result<(), String> {
         let addr = self.coordinator(group).await?;
         let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
@@ -681,7 +762,13 @@ impl Inner {
         t.partitions = vec![p];
         let mut req = OffsetCommitRequest::default();
         req.group_id = GroupId(s(group));
-        req.generation_id_or_member_epoch = -1;
+        match member {
+            Some(m) => {
+                req.generation_id_or_member_epoch = m.id;
+                req.member_id = s(&m.member_id);
+            }
+            None => req.generation_id_or_member_epoch = -1,
+        }
         req.topics = vec![t];
         let answer = self.call(&addr, req, 8).await?;
         for t in &answer.topics {

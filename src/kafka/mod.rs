@@ -37,6 +37,6 @@ mod versions;
 pub use broker::{Broker, BrokerConfig, Caller, HandleError, Limits};
 pub use client::{ClientSasl, ClientSecurity};
 pub use connection::respond;
-pub use external::{ClientHealth, ExternalCluster};
+pub use external::{ClientHealth, ExternalCluster, Generation};
 pub use server::KafkaServer;
 pub use versions::SUPPORTED;

@@ -292,23 +292,42 @@ impl Server {
     /// (series key, timestamp) -> fields, plus how many samples there were (to see
     /// duplicates).
     pub fn vm_rows(&self, measurements: &[&str]) -> (Rows, usize) {
+        self.vm_rows_between(measurements, 0.0, None)
+    }
+
+    /// [`Self::vm_rows`] of the samples from `start` to `end` (seconds, both included).
+    pub fn vm_rows_between(
+        &self,
+        measurements: &[&str],
+        start: f64,
+        end: Option<f64>,
+    ) -> (Rows, usize) {
         self.flush();
         let pattern = measurements
             .iter()
             .map(|m| format!("{m}_.*"))
             .collect::<Vec<_>>()
             .join("|");
-        let body = self
-            .agent
-            .post(&format!("{}/api/v1/export", self.url()))
-            .timeout(Duration::from_secs(30))
-            .send_form(&[
-                ("match[]", &format!("{{__name__=~\"{pattern}\"}}")),
-                ("start", "0"),
-            ])
-            .unwrap()
-            .into_string()
-            .unwrap();
+        let mut form = vec![
+            ("match[]", format!("{{__name__=~\"{pattern}\"}}")),
+            ("start", format!("{start}")),
+        ];
+        if let Some(end) = end {
+            form.push(("end", format!("{end}")));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut body = String::new();
+        std::io::Read::read_to_string(
+            &mut self
+                .agent
+                .post(&format!("{}/api/v1/export", self.url()))
+                .timeout(Duration::from_secs(30))
+                .send_form(&form)
+                .unwrap()
+                .into_reader(),
+            &mut body,
+        )
+        .unwrap();
         let mut rows: Rows = BTreeMap::new();
         let mut samples = 0;
         for line in body.lines().filter(|l| !l.trim().is_empty()) {

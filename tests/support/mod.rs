@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod tansu;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
