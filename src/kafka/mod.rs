@@ -26,4 +26,7 @@ mod versions;
 pub use broker::{Broker, BrokerConfig};
 pub use external::ExternalCluster;
 pub use server::{respond, KafkaServer};
+// `respond` in steps, for the fuzz target (`crate::fuzzing`).
+pub(crate) use frame::read_frame;
+pub(crate) use server::{answer, decode, Decoded};
 pub use versions::SUPPORTED;

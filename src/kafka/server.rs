@@ -185,6 +185,30 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
 /// The framed answer to one request (`None`: the request wants none), or why the
 /// connection must close.
 pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>, String> {
+    match decode(broker, frame)? {
+        Decoded::Answered(bytes) => Ok(Some(bytes)),
+        Decoded::Request(request) => answer(broker, *request).await,
+    }
+}
+
+/// A request frame as far as the broker reads it before any handler runs.
+pub(crate) enum Decoded {
+    /// An API or version we do not serve, answered already.
+    Answered(Bytes),
+    Request(Box<Request>),
+}
+
+/// A decoded request of an API and version we serve.
+pub(crate) struct Request {
+    pub peek: Peek,
+    pub api: ApiKey,
+    pub header: RequestHeader,
+    pub kind: RequestKind,
+}
+
+/// Reads a frame's header and body (counting what is refused), or why the connection
+/// must close.
+pub(crate) fn decode(broker: &Broker, frame: Bytes) -> Result<Decoded, String> {
     let Some(p) = peek(&frame) else {
         return Err("frame shorter than a request header".into());
     };
@@ -194,7 +218,7 @@ pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>
             &[("reason", "unknown_api")],
         );
         tracing::debug!(api_key = p.api_key, "unknown Kafka API key");
-        return unsupported(p, 0).map(Some);
+        return unsupported(p, 0).map(Decoded::Answered);
     };
     if !is_supported(api, p.api_version) {
         tracing::debug!(api = ?api, version = p.api_version, "unsupported Kafka API or version");
@@ -210,35 +234,53 @@ pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>
             super::api_versions::answer(code::UNSUPPORTED_VERSION)
                 .encode(&mut body, 0)
                 .map_err(|e| e.to_string())?;
-            return framed(&body).map(Some);
+            return framed(&body).map(Decoded::Answered);
         }
         broker.telemetry.inc(
             "panoptes_kafka_bad_frames_total",
             &[("reason", "unsupported_version")],
         );
-        return unsupported(p, api.response_header_version(p.api_version)).map(Some);
+        return unsupported(p, api.response_header_version(p.api_version)).map(Decoded::Answered);
     }
-    let api_name = format!("{api:?}");
-    broker
-        .telemetry
-        .inc("panoptes_kafka_requests_total", &[("api", &api_name)]);
+    broker.telemetry.inc(
+        "panoptes_kafka_requests_total",
+        &[("api", &format!("{api:?}"))],
+    );
     let mut buf = frame;
     let decoded = RequestHeader::decode(&mut buf, api.request_header_version(p.api_version))
         .and_then(|header| Ok((header, RequestKind::decode(api, &mut buf, p.api_version)?)));
-    let (header, request) = match decoded {
-        Ok(d) => d,
+    match decoded {
+        Ok((header, kind)) => Ok(Decoded::Request(Box::new(Request {
+            peek: p,
+            api,
+            header,
+            kind,
+        }))),
         Err(e) => {
             broker.telemetry.inc(
                 "panoptes_kafka_bad_frames_total",
                 &[("reason", "malformed")],
             );
-            return Err(format!(
-                "malformed {api_name} v{} request: {e:#}",
+            Err(format!(
+                "malformed {api:?} v{} request: {e:#}",
                 p.api_version
-            ));
+            ))
         }
-    };
-    let Some(response) = broker.handle(&header, request).await? else {
+    }
+}
+
+/// Runs a decoded request's handler and frames its answer.
+pub(crate) async fn answer(
+    broker: &Arc<Broker>,
+    request: Request,
+) -> Result<Option<Bytes>, String> {
+    let Request {
+        peek: p,
+        api,
+        header,
+        kind,
+    } = request;
+    let Some(response) = broker.handle(&header, kind).await? else {
         return Ok(None);
     };
     let mut body = BytesMut::new();
@@ -248,7 +290,7 @@ pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>
         .map_err(|e| e.to_string())?;
     response
         .encode(&mut body, p.api_version)
-        .map_err(|e| format!("encoding the {api_name} v{} answer: {e:#}", p.api_version))?;
+        .map_err(|e| format!("encoding the {api:?} v{} answer: {e:#}", p.api_version))?;
     framed(&body).map(Some)
 }
 
