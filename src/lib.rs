@@ -9,6 +9,8 @@ pub mod client;
 pub mod config;
 pub mod events;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod kafka;
 pub mod log_limit;

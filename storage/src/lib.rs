@@ -59,6 +59,8 @@ mod commit;
 mod engine;
 mod error;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyspace;
 mod lease;
 mod offsets;
