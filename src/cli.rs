@@ -1,5 +1,5 @@
 //! The command line: `panoptes run | bench | simulate | walk | topic tail | topic list |
-//! resources list | plugin run`.
+//! resources list | cluster status | plugin run`.
 
 use std::path::PathBuf;
 
@@ -44,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ResourcesCommand,
     },
+    /// The running node's place in its site's cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Run plugins by hand.
     Plugin {
         #[command(subcommand)]
@@ -73,6 +78,16 @@ pub enum TopicCommand {
     },
     /// List topics with their partitions and offsets.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Members of the site's groups, what each owns (partitions, devices), generations
+    /// and the sink's lag (a table, or the `/api/cluster` JSON with --json).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -44,7 +43,13 @@ impl NodeClient {
             .timeout_connect(Duration::from_secs(3))
             .timeout_read(Duration::from_secs(40));
         let base = if http.tls() {
-            builder = builder.tls_config(Arc::new(client_tls(Path::new(http.tls_cert.trim()))?));
+            // The public roots plus the node's own chain: its own self-signed certificate
+            // is trusted by its own CLI.
+            let tls = crate::tls::client_config(crate::tls::Trust::Public(Some((
+                "http.tls_cert",
+                Path::new(http.tls_cert.trim()),
+            ))))?;
+            builder = builder.tls_config(tls);
             // The certificate names the host, not an address: a loopback or unspecified
             // listener is reached as `localhost`.
             let host = if http.listen.ip().is_loopback() || http.listen.ip().is_unspecified() {
@@ -216,6 +221,16 @@ impl NodeClient {
         writeln!(out, "{} resource(s)", list.len())?;
         Ok(())
     }
+
+    /// `panoptes cluster status`: the node's `/api/cluster`, as a table or as JSON.
+    pub fn cluster(&self, json: bool, out: &mut dyn Write) -> Result<()> {
+        let v = self.get_found("/api/cluster")?;
+        if json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            return Ok(());
+        }
+        render_cluster(&v, out)
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -243,22 +258,142 @@ fn connect_addr(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// TLS for the CLI: the public roots plus every certificate of the node's own chain, so a
-/// self-signed certificate is trusted by the node's own CLI.
-fn client_tls(chain: &Path) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let pem = std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        let cert = cert.with_context(|| format!("reading {}", chain.display()))?;
-        roots
-            .add(cert)
-            .with_context(|| format!("{}: not a usable certificate", chain.display()))?;
+/// The table `panoptes cluster status` prints for an `/api/cluster` answer.
+fn render_cluster(v: &Value, out: &mut dyn Write) -> Result<()> {
+    let node = v["node"].as_str().unwrap_or("-");
+    let (owned, total) = (
+        v["devices_owned"].as_u64().unwrap_or(0),
+        v["devices_total"].as_u64().unwrap_or(0),
+    );
+    if !v["enabled"].as_bool().unwrap_or(false) {
+        writeln!(
+            out,
+            "node {node} is not in a cluster (cluster.enabled = false): it polls all {total} device(s) of its site"
+        )?;
+        return Ok(());
     }
-    #[allow(deprecated)] // ring's provider: see http::tls
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    writeln!(
+        out,
+        "node {node}: owns {owned} of {total} device(s); runs discovery: {}",
+        yes(v["runs_discovery"].as_bool().unwrap_or(false))
+    )?;
+    for (title, key) in [("work", "work"), ("sink", "sink")] {
+        let g = &v[key];
+        if g.is_null() {
+            continue;
+        }
+        let members = g["members"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "\n{title} group {} on {} ({} partitions): {}, generation {}, {} member(s), {} rebalance(s) here",
+            g["group"].as_str().unwrap_or("-"),
+            g["topic"].as_str().unwrap_or("-"),
+            g["topic_partitions"],
+            g["state"].as_str().unwrap_or("-"),
+            g["generation"],
+            members.len(),
+            g["rebalances"],
+        )?;
+        if let Some(e) = g["last_error"].as_str() {
+            writeln!(out, "  last error: {e}")?;
+        }
+        writeln!(
+            out,
+            "  {:<24} {:<22} {:>10} {:>8}",
+            "NODE", "HTTP", "PARTITIONS", "DEVICES"
+        )?;
+        for m in members {
+            let me = m["member_id"] == g["member_id"];
+            let name = format!(
+                "{}{}",
+                m["node"].as_str().unwrap_or("-"),
+                if me { " *" } else { "" }
+            );
+            let devices = m["devices"]
+                .as_u64()
+                .map_or("-".to_owned(), |d| d.to_string());
+            writeln!(
+                out,
+                "  {:<24} {:<22} {:>10} {:>8}",
+                name,
+                m["http"].as_str().unwrap_or("-"),
+                m["partitions"].as_array().map_or(0, Vec::len),
+                devices
+            )?;
+        }
+    }
+    let lag = v["sink_lag"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !lag.is_empty() {
+        let parts: Vec<String> = lag
+            .iter()
+            .map(|p| {
+                let l = p["lag"].as_u64().map_or("?".to_owned(), |l| l.to_string());
+                format!("{}:{l}", p["partition"])
+            })
+            .collect();
+        writeln!(out, "\nsink lag (partition:records): {}", parts.join(" "))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod cluster_table_tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_status_prints_members_partitions_and_devices() {
+        let v = serde_json::json!({
+            "enabled": true, "node": "n1", "runs_discovery": true,
+            "devices_owned": 101, "devices_total": 300,
+            "work": {"group": "panoptes-local", "topic": "local-work", "state": "stable",
+                "generation": 3, "leader": true, "member_id": "m1", "partitions": [0, 1],
+                "topic_partitions": 64, "rebalances": 1, "last_error": null,
+                "members": [
+                    {"node": "n1", "http": "10.0.0.1:8080", "member_id": "m1", "partitions": [0, 1], "devices": 101},
+                    {"node": "n2", "http": "10.0.0.2:8080", "member_id": "m2", "partitions": [2], "devices": 99}
+                ]},
+            "sink": null,
+            "sink_lag": [{"partition": 4, "lag": 12, "delivery_failures": 0}]
+        });
+        let mut out = Vec::new();
+        render_cluster(&v, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("node n1: owns 101 of 300 device(s); runs discovery: yes\n"),
+            "{text}"
+        );
+        assert!(text.contains("work group panoptes-local on local-work (64 partitions): stable, generation 3, 2 member(s), 1 rebalance(s) here"), "{text}");
+        let n1 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("n1 *"))
+            .expect(&text);
+        assert!(
+            n1.contains("10.0.0.1:8080") && n1.trim_end().ends_with("2      101"),
+            "{n1}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("n2 ") && l.trim_end().ends_with("99")),
+            "{text}"
+        );
+        assert!(
+            text.contains("sink lag (partition:records): 4:12"),
+            "{text}"
+        );
+
+        let alone = serde_json::json!({"enabled": false, "node": "box", "devices_total": 7});
+        let mut out = Vec::new();
+        render_cluster(&alone, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "node box is not in a cluster (cluster.enabled = false): it polls all 7 device(s) of its site\n"
+        );
+    }
 }

@@ -227,14 +227,34 @@ pub struct HttpRequestRefused<'a> {
 
 impl HttpRequestRefused<'_> {
     pub fn emit(self, t: &Telemetry) {
-        static LIMIT: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::new(10);
+        static LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
         t.inc(
             "panoptes_http_requests_rejected_total",
             &[("reason", self.reason)],
         );
-        if let Some(suppressed) = LIMIT.allow(crate::model::now_ms() / 1000) {
+        if let Some(suppressed) = LOG.admit(self.reason, std::time::Instant::now()) {
             tracing::warn!(reason = self.reason, path = self.path, peer = ?self.peer, suppressed,
                 "HTTP request refused (further refusals in the next 10 s are only counted)");
+        }
+    }
+}
+
+/// A request of our client of the external Kafka cluster failed (the broker's error
+/// included). Counted always, logged at most once per operation per 10 s.
+pub struct KafkaClientFailed<'a> {
+    pub op: &'static str,
+    pub error: &'a str,
+}
+
+impl KafkaClientFailed<'_> {
+    pub fn emit(self, t: Option<&Telemetry>) {
+        static LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+        if let Some(t) = t {
+            t.inc("panoptes_kafka_client_errors_total", &[("op", self.op)]);
+        }
+        if let Some(left_out) = LOG.admit(self.op, std::time::Instant::now()) {
+            tracing::warn!(op = self.op, error = self.error, left_out,
+                "external Kafka cluster (kafka.brokers): request failed; retrying (more failures of this kind in the next 10 s are only counted)");
         }
     }
 }
@@ -384,6 +404,277 @@ impl InfluxRecordSkipped<'_> {
             key = self.key,
             reason = self.reason,
             "record skipped by the InfluxDB sink"
+        );
+    }
+}
+
+/// The store's health changed, as the node's watch saw it (`store_watch`). The store
+/// logs the failures themselves; this is what they mean for the node.
+pub struct StoreHealthChanged<'a> {
+    pub to: &'a panoptes_storage::Health,
+}
+
+impl StoreHealthChanged<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        use panoptes_storage::Health;
+        let state = match self.to {
+            Health::Ok => "ok",
+            Health::WritesFailing { .. } => "writes_failing",
+            Health::Failed { .. } => "failed",
+        };
+        t.inc("panoptes_store_health_changes_total", &[("to", state)]);
+        match self.to {
+            Health::Ok => {
+                tracing::info!("storage writes succeed again: ready as far as storage goes")
+            }
+            Health::WritesFailing { reason } => tracing::warn!(reason = %reason,
+                "storage writes fail: /ready answers 503 until one succeeds (the node keeps running)"),
+            Health::Failed { reason } => tracing::error!(reason = %reason,
+                exit_status = crate::store_watch::EXIT_STORAGE_FAILED,
+                "storage failed: stopping the node for its service manager to restart it"),
+        }
+    }
+}
+
+/// At most one log line per key per window, so a client that repeats a refused request
+/// thousands of times a second costs a counter, not the disk the logs are on. The line
+/// that opens a new window says how many lines the last one left out. Counters are never
+/// throttled: `/metrics` always has the whole count.
+pub struct LogThrottle {
+    window: Duration,
+    keys: std::sync::Mutex<std::collections::BTreeMap<&'static str, LogWindow>>,
+}
+
+struct LogWindow {
+    opened: std::time::Instant,
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    pub const fn new(window: Duration) -> LogThrottle {
+        LogThrottle {
+            window,
+            keys: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// `Some(lines left out since the last one)` when a line for `key` may be written at
+    /// `now`, `None` when it is to be left out.
+    pub fn admit(&self, key: &'static str, now: std::time::Instant) -> Option<u64> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        match keys.get_mut(key) {
+            Some(w) if now.saturating_duration_since(w.opened) < self.window => {
+                w.suppressed += 1;
+                None
+            }
+            Some(w) => {
+                let left_out = w.suppressed;
+                *w = LogWindow {
+                    opened: now,
+                    suppressed: 0,
+                };
+                Some(left_out)
+            }
+            None => {
+                keys.insert(
+                    key,
+                    LogWindow {
+                        opened: now,
+                        suppressed: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+}
+
+/// One line per reason per 10 s for the Kafka listener's refusals and bad frames.
+static KAFKA_REFUSALS_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+static KAFKA_BAD_FRAMES_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
+/// Why the Kafka listener refused a connection or a request: the `reason` label of
+/// `panoptes_kafka_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaRefusal {
+    /// Produce, CreateTopics or DeleteTopics on a topic the principal may not write
+    /// (TOPIC_AUTHORIZATION_FAILED).
+    TopicAuthorization,
+    /// A group API or offset commit on a group the principal may not use
+    /// (GROUP_AUTHORIZATION_FAILED).
+    GroupAuthorization,
+    /// A cluster-wide write (InitProducerId) by a principal that may produce nowhere
+    /// (CLUSTER_AUTHORIZATION_FAILED).
+    ClusterAuthorization,
+    /// Wrong user name or password, or a malformed SASL exchange
+    /// (SASL_AUTHENTICATION_FAILED).
+    SaslAuthentication,
+    /// A SASL mechanism the listener does not offer (UNSUPPORTED_SASL_MECHANISM).
+    SaslMechanism,
+    /// A request other than ApiVersions or SASL before authentication: the connection
+    /// is closed, as Kafka does.
+    SaslRequired,
+    /// A TLS handshake that failed or did not finish in time.
+    TlsHandshake,
+    /// `kafka.max_connections` reached and no connection still on probation to evict.
+    TooManyConnections,
+    /// `kafka.max_connections_per_ip` reached for the client's address.
+    TooManyConnectionsFromAddress,
+    /// A connection that had not yet completed a request (or authenticated) was closed
+    /// to make room for a new one at `kafka.max_connections`.
+    Evicted,
+    /// No complete first request (and authentication) within
+    /// `kafka.first_request_timeout`.
+    FirstRequestTimeout,
+    /// `kafka.max_bytes_in_flight` stayed exhausted for longer than a request may wait.
+    MemoryBudget,
+    /// A Produce request's batches inflate to more than `kafka.max_inflated_bytes`.
+    InflateBudget,
+    /// The data directory is over `kafka.max_data_bytes` (POLICY_VIOLATION).
+    DataBudget,
+    /// `kafka.max_topics` reached.
+    TooManyTopics,
+    /// `kafka.max_partitions` (all topics together) reached.
+    TooManyPartitions,
+    /// More partitions than `kafka.max_partitions_per_topic` asked (INVALID_PARTITIONS).
+    PartitionsPerTopic,
+    /// A topic a client asked for (Metadata, Produce) was not auto-created: auto-creation
+    /// is off or the name is outside `kafka.auto_create_prefix`.
+    AutoCreate,
+    /// `kafka.max_groups` reached.
+    TooManyGroups,
+    /// `kafka.max_members_per_group` reached (GROUP_MAX_SIZE_REACHED).
+    GroupFull,
+    /// The oldest idempotent producer's state was dropped at `kafka.max_producer_states`.
+    ProducerStateEvicted,
+    /// A request naming more partitions or topics than `kafka.max_request_partitions`.
+    RequestTooLarge,
+}
+
+impl KafkaRefusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            KafkaRefusal::TopicAuthorization => "topic_authorization",
+            KafkaRefusal::GroupAuthorization => "group_authorization",
+            KafkaRefusal::ClusterAuthorization => "cluster_authorization",
+            KafkaRefusal::SaslAuthentication => "sasl_authentication",
+            KafkaRefusal::SaslMechanism => "sasl_mechanism",
+            KafkaRefusal::SaslRequired => "sasl_required",
+            KafkaRefusal::TlsHandshake => "tls_handshake",
+            KafkaRefusal::TooManyConnections => "too_many_connections",
+            KafkaRefusal::TooManyConnectionsFromAddress => "too_many_connections_from_address",
+            KafkaRefusal::Evicted => "evicted",
+            KafkaRefusal::FirstRequestTimeout => "first_request_timeout",
+            KafkaRefusal::MemoryBudget => "memory_budget",
+            KafkaRefusal::InflateBudget => "inflate_budget",
+            KafkaRefusal::DataBudget => "data_budget",
+            KafkaRefusal::TooManyTopics => "too_many_topics",
+            KafkaRefusal::TooManyPartitions => "too_many_partitions",
+            KafkaRefusal::PartitionsPerTopic => "partitions_per_topic",
+            KafkaRefusal::AutoCreate => "auto_create",
+            KafkaRefusal::TooManyGroups => "too_many_groups",
+            KafkaRefusal::GroupFull => "group_full",
+            KafkaRefusal::ProducerStateEvicted => "producer_state_evicted",
+            KafkaRefusal::RequestTooLarge => "request_too_large",
+        }
+    }
+}
+
+/// The Kafka listener refused a connection or a request (or dropped state to stay within
+/// a bound): counted in `panoptes_kafka_refused_total{reason}` and logged at most once
+/// per reason per 10 s.
+pub struct KafkaRefused<'a> {
+    pub refusal: KafkaRefusal,
+    pub peer: Option<std::net::SocketAddr>,
+    /// The authenticated user, `ANONYMOUS`, or `None` before the connection got that far.
+    pub principal: Option<&'a str>,
+    /// What was refused and why, naming the setting that decided it. Never a secret.
+    pub detail: &'a str,
+}
+
+impl KafkaRefused<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let reason = self.refusal.label();
+        t.inc("panoptes_kafka_refused_total", &[("reason", reason)]);
+        if let Some(suppressed) = KAFKA_REFUSALS_LOG.admit(reason, std::time::Instant::now()) {
+            let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(
+                reason,
+                peer,
+                principal = self.principal.unwrap_or(""),
+                suppressed_since_last = suppressed,
+                "Kafka listener refused: {}",
+                self.detail
+            );
+        }
+    }
+}
+
+/// A frame or request the Kafka listener could not read or serve (oversized, malformed,
+/// unsupported, corrupt batch, stalled): counted in
+/// `panoptes_kafka_bad_frames_total{reason}`, logged at most once per reason per 10 s.
+pub struct KafkaBadFrame<'a> {
+    pub reason: &'static str,
+    pub peer: Option<std::net::SocketAddr>,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl KafkaBadFrame<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc(
+            "panoptes_kafka_bad_frames_total",
+            &[("reason", self.reason)],
+        );
+        if let Some(suppressed) = KAFKA_BAD_FRAMES_LOG.admit(self.reason, std::time::Instant::now())
+        {
+            let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(
+                reason = self.reason,
+                peer,
+                suppressed_since_last = suppressed,
+                "bad Kafka request: {}",
+                self.error
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_throttled_key_logs_once_per_window_and_counts_what_it_left_out() {
+        let t = LogThrottle::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(t.admit("a", t0), Some(0));
+        assert_eq!(t.admit("a", t0 + Duration::from_secs(1)), None);
+        assert_eq!(t.admit("a", t0 + Duration::from_secs(9)), None);
+        assert_eq!(
+            t.admit("b", t0 + Duration::from_secs(9)),
+            Some(0),
+            "keys apart"
+        );
+        assert_eq!(t.admit("a", t0 + Duration::from_secs(10)), Some(2));
+        assert_eq!(t.admit("a", t0 + Duration::from_secs(25)), Some(0));
+    }
+
+    #[test]
+    fn refusals_are_counted_even_when_their_log_line_is_left_out() {
+        let t = Telemetry::default();
+        for _ in 0..5 {
+            KafkaRefused {
+                refusal: KafkaRefusal::GroupFull,
+                peer: None,
+                principal: Some("ANONYMOUS"),
+                detail: "test",
+            }
+            .emit(&t);
+        }
+        assert_eq!(
+            t.get("panoptes_kafka_refused_total", &[("reason", "group_full")]),
+            5.0
         );
     }
 }

@@ -17,7 +17,8 @@ use kafka_protocol::messages::RequestKind;
 
 use crate::config::{PluginConfig, PluginKind};
 use crate::filter::ResourceFilter;
-use crate::kafka::{Broker, BrokerConfig};
+use crate::kafka::acl::Authorizer;
+use crate::kafka::{read_frame, respond_adjusted, Broker, BrokerConfig, FrameLimits};
 use crate::model::Resource;
 use crate::plugins::generic_snmp::document::TableSource;
 use crate::plugins::generic_snmp::expr::{
@@ -201,25 +202,23 @@ pub fn kafka_request(data: &[u8]) {
         panoptes_storage::Store::memory(),
         Arc::new(Telemetry::default()),
     ));
+    let limits = &broker.config.limits;
+    let frame_limits = FrameLimits {
+        max: limits.max_frame_bytes,
+        max_setting: "kafka.max_frame_bytes",
+        min: 8,
+        idle: Duration::from_secs(1),
+        body: Duration::from_secs(1),
+        budget_wait: Duration::from_millis(10),
+    };
     kafka_runtime().block_on(async {
         let mut rest = data;
-        while let Ok(frame) = crate::kafka::read_frame(
-            &mut rest,
-            broker.config.max_frame_bytes,
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        )
-        .await
-        {
-            let mut request = match crate::kafka::decode(&broker, frame) {
-                Ok(crate::kafka::Decoded::Answered(_)) => continue,
-                Ok(crate::kafka::Decoded::Request(request)) => *request,
-                Err(_) => break,
-            };
-            if let RequestKind::Fetch(fetch) = &mut request.kind {
-                fetch.max_wait_ms = 0;
-            }
-            let answer = crate::kafka::answer(&broker, request);
+        while let Ok(frame) = read_frame(&mut rest, &frame_limits, &broker.budget).await {
+            let answer = respond_adjusted(&broker, frame.bytes, |request| {
+                if let RequestKind::Fetch(fetch) = request {
+                    fetch.max_wait_ms = 0;
+                }
+            });
             tokio::pin!(answer);
             let answered = loop {
                 match tokio::time::timeout(Duration::from_millis(20), &mut answer).await {
@@ -237,18 +236,17 @@ pub fn kafka_request(data: &[u8]) {
     });
 }
 
+/// The listener's defaults (its bounds as shipped), with auto-creation on and one
+/// protected pipeline topic, so that those paths run too.
 fn kafka_config() -> BrokerConfig {
     BrokerConfig {
         advertised_host: "127.0.0.1".into(),
         advertised_port: 9092,
         auto_create_topics: true,
         default_partitions: 2,
-        max_frame_bytes: 1 << 20,
-        protected_topics: vec!["local-processed".into()],
         cluster_id: "fuzz".into(),
-        idle_timeout: Duration::from_secs(1),
-        frame_timeout: Duration::from_secs(1),
-        max_connections: 1,
+        authorizer: Authorizer::open(vec!["local-processed".into()], Vec::new()),
+        ..BrokerConfig::default()
     }
 }
 

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use panoptes::cli::{Cli, Command, PluginCommand, ResourcesCommand, TopicCommand};
+use panoptes::cli::{Cli, ClusterCommand, Command, PluginCommand, ResourcesCommand, TopicCommand};
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
 
@@ -16,7 +16,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("panoptes: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<panoptes::store_watch::StorageFailed>()
+                .is_some()
+            {
+                ExitCode::from(panoptes::store_watch::EXIT_STORAGE_FAILED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -91,6 +97,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let client = NodeClient::new(&settings.http)?;
             client.resources(json, &mut std::io::stdout().lock())
+        }
+        Command::Cluster {
+            command: ClusterCommand::Status { json },
+        } => {
+            let client = NodeClient::new(&settings.http)?;
+            client.cluster(json, &mut std::io::stdout().lock())
         }
     }
 }

@@ -114,7 +114,8 @@ where
         polling = plugins.polling.len(),
         "plugins loaded"
     );
-    let store = Store::open(&settings.data_dir)
+    let durability = settings.storage.durability.durability();
+    let store = Store::open_with(&settings.data_dir, durability)
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     // Fail before anything starts when the HTTPS files are unusable.
     http_listener(&settings.http)?;
@@ -149,17 +150,35 @@ where
     let telemetry = Arc::new(Telemetry::default());
     // Listeners are bound before any actor starts: a taken port is then a plain error,
     // not an error while the actors are being torn down.
-    let kafka = start_kafka(&settings, &store, &telemetry)?;
+    let kafka = start_kafka(&settings, &plugins, &store, &telemetry)?;
+    let node_id = crate::cluster::node_id(&settings.cluster.node_id);
+    let ownership = Arc::new(if settings.cluster.enabled {
+        crate::cluster::Ownership::member()
+    } else {
+        crate::cluster::Ownership::alone()
+    });
     let bus = if settings.kafka.brokers.is_empty() {
         Bus::new(store.clone(), settings.kafka.partitions)
     } else {
-        tracing::info!(brokers = ?settings.kafka.brokers, "topics are on an external Kafka cluster (kafka.brokers)");
+        tracing::info!(brokers = ?settings.kafka.brokers, security = settings.kafka.client_security.name(), "topics are on an external Kafka cluster (kafka.brokers)");
         let cluster = crate::kafka::ExternalCluster::start(
             settings.kafka.brokers.clone(),
             &format!("panoptes-{}", settings.site),
+            kafka_client_security(&settings.kafka)?,
+            Some(Arc::clone(&telemetry)),
         )?;
         Bus::external(store.clone(), settings.kafka.partitions, cluster)
     };
+    if !bus.is_external() {
+        // The pipeline's topics exist from the start, so a Kafka consumer can subscribe
+        // before the first poll (auto-creation is off, and the pipeline's names are
+        // protected from clients anyway).
+        let (b, topics) = (bus.clone(), published_topics(&settings, &plugins));
+        tokio::task::spawn_blocking(move || topics.iter().try_for_each(|t| b.topic(t).map(drop)))
+            .await
+            .context("creating the pipeline's topics")?
+            .context("creating the pipeline's topics")?;
+    }
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         resources: ResourceStore::new(store.keyspace("resources")?),
@@ -169,6 +188,8 @@ where
         publisher: crate::agent::publisher::Publisher::start(bus.clone())
             .context("starting the publisher thread")?,
         telemetry: Arc::clone(&telemetry),
+        fleet: Arc::default(),
+        ownership: Arc::clone(&ownership),
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
@@ -272,7 +293,17 @@ where
             polling_factory,
         ),
         pool.clone(),
-        scheduler_config.clone(),
+        SchedulerConfig {
+            // In a cluster a device that moves here is first polled on its place in the
+            // interval, where its previous owner polled it: one interval after its last
+            // poll, never twice in one.
+            first_run_spread: if ownership.is_cluster() {
+                Duration::from_secs(86_400)
+            } else {
+                scheduler_config.first_run_spread
+            },
+            ..scheduler_config.clone()
+        },
     )
     .start();
     let _ = shared
@@ -294,10 +325,43 @@ where
     )
     .start();
 
-    // The resource manager: one consumer per partition of `<site>-resources`.
+    // A node of a cluster joins its site's groups: what it owns follows the assignment.
+    let joined = match bus.external_cluster() {
+        Some(cluster) if ownership.is_cluster() => {
+            let schedulers = [discovery.clone(), enrichment.clone(), polling.clone()];
+            Some(
+                crate::cluster::start(
+                    crate::cluster::Joining {
+                        settings: &settings,
+                        cluster: &cluster,
+                        security: kafka_client_security(&settings.kafka)?,
+                        node: node_id.clone(),
+                        ownership: Arc::clone(&ownership),
+                        on_change: Box::new(move || {
+                            for s in &schedulers {
+                                s.do_send(panoptes_actors::Rescan);
+                            }
+                        }),
+                    },
+                    settings.influxdb.enabled(),
+                )
+                .await
+                .context("joining the site's cluster")?,
+            )
+        }
+        _ => None,
+    };
+
+    // The resource manager: one consumer per partition of `<site>-resources`. Every node
+    // of a cluster reads every resource set, so each has a group of its own.
+    let resource_group = if ownership.is_cluster() {
+        format!("{GROUP}.{node_id}")
+    } else {
+        GROUP.to_owned()
+    };
     let mut consumers = Vec::new();
     let sources = bus
-        .sources(&settings.resources_topic(), GROUP)
+        .sources(&settings.resources_topic(), &resource_group)
         .await
         .map_err(anyhow::Error::msg)
         .context("opening the resources topic")?;
@@ -322,19 +386,39 @@ where
         &bus,
         &settings.processed_topic(),
         &telemetry,
+        joined.as_ref().and_then(|j| j.sink.clone()),
     )
     .await
     .context("starting the InfluxDB sink")?;
-    consumers.extend(influx.consumers.iter().cloned());
+    let cluster_view = crate::cluster::ClusterView {
+        node: node_id.clone(),
+        ownership: Arc::clone(&ownership),
+        resources: shared.resources.clone(),
+        work: joined.as_ref().map(|j| j.work.clone()),
+        sink: joined.as_ref().and_then(|j| j.sink.clone()),
+        sink_running: influx.clone(),
+    };
 
     let mut sections = metrics_sections(
         &pool_stats,
         &[discovery.clone(), enrichment.clone(), polling.clone()],
         &consumers,
+        &influx,
         &shared,
         &store,
     );
     sections.push(crate::sink::metrics_section(influx));
+    {
+        let view = cluster_view.clone();
+        sections.push(Box::new(move || {
+            let view = view.clone();
+            Box::pin(async move {
+                let mut out = String::new();
+                view.render_metrics(&mut out).await;
+                out
+            })
+        }));
+    }
     if let Some(k) = &kafka {
         sections.push(kafka_metrics_section(Arc::clone(&k.broker)));
     }
@@ -344,11 +428,16 @@ where
         bus: bus.clone(),
         resources: shared.resources.clone(),
         telemetry: Arc::clone(&telemetry),
-        ready: Arc::clone(&shared.ready),
+        readiness: vec![
+            first_poll_readiness(Arc::clone(&shared.ready)),
+            crate::store_watch::readiness(store.clone()),
+            external_readiness(&bus),
+        ],
         metrics_sections: sections,
         token: settings.http.token.clone(),
         appended: Arc::clone(&appended),
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
+        cluster: cluster_view,
     });
     let server = crate::http::serve(state, http_listener(&settings.http)?)?;
     let http = server.handle();
@@ -370,16 +459,23 @@ where
         "panoptes is running"
     );
 
-    until(NodeView {
+    let view = NodeView {
         pool: Arc::clone(&pool_stats),
         discovery: discovery.clone(),
         enrichment: enrichment.clone(),
         polling: polling.clone(),
         telemetry: Arc::clone(&telemetry),
         bus: bus.clone(),
-    })
-    .await;
+    };
+    let failed = tokio::select! {
+        () = until(view) => None,
+        failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
+    };
     tracing::info!("shutting down: letting running plugin runs finish");
+    if let Some(j) = joined {
+        // First: the other nodes take this one's devices while it finishes its runs.
+        j.leave().await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(10), pool.send(Drain)).await;
     http.stop(true).await;
     if let Some(k) = kafka {
@@ -407,12 +503,31 @@ where
     }
     actix::System::current().stop();
     tracing::info!("stopped");
-    Ok(())
+    match failed {
+        Some(failed) => Err(failed.into()),
+        None => Ok(()),
+    }
+}
+
+/// `/ready` before the first poll finished (a node with no polling plugin is ready at
+/// once).
+/// Not ready while the external cluster (if any) keeps failing.
+fn external_readiness(bus: &Bus) -> crate::http::Readiness {
+    let health = bus.external_health();
+    Box::new(move || health.as_ref().and_then(|h| h.not_ready()))
+}
+
+fn first_poll_readiness(done: Arc<AtomicBool>) -> crate::http::Readiness {
+    Box::new(move || {
+        (!done.load(std::sync::atomic::Ordering::Acquire))
+            .then(|| "first poll cycle not completed yet".to_owned())
+    })
 }
 
 /// The embedded Kafka broker on `kafka.listen`, unless it is empty.
 fn start_kafka(
     settings: &Settings,
+    plugins: &Plugins,
     store: &Store,
     telemetry: &Arc<Telemetry>,
 ) -> Result<Option<crate::kafka::KafkaServer>> {
@@ -427,28 +542,157 @@ fn start_kafka(
         return Ok(None);
     }
     let k = &settings.kafka;
+    // Every connection is a file descriptor: room for all of them, and for the store's.
+    let wanted = k.max_connections as u64 + 1024;
+    let limit = crate::simulate::fdlimit::raise_open_files(wanted);
+    if limit < wanted {
+        tracing::warn!(
+            limit,
+            wanted,
+            "the open-files limit is below kafka.max_connections + 1024: connections past it fail to be accepted"
+        );
+    }
+    let security = kafka_listener_security(k)?;
+    for warning in crate::kafka::security::check_exposure(
+        listen,
+        k.security,
+        &k.sasl_mechanisms,
+        k.allow_insecure,
+    )
+    .map_err(anyhow::Error::new)?
+    {
+        tracing::warn!("{warning}");
+    }
     let config = crate::kafka::BrokerConfig {
         advertised_host: k.advertised_host.clone(),
         advertised_port: k.advertised_port,
         auto_create_topics: k.auto_create_topics,
+        auto_create_prefix: k.auto_create_prefix.clone(),
         default_partitions: k.partitions,
-        max_frame_bytes: k.max_frame_bytes,
-        protected_topics: vec![settings.resources_topic(), settings.processed_topic()],
         cluster_id: format!("panoptes-{}", settings.site),
-        idle_timeout: Duration::from_secs(k.idle_timeout),
-        frame_timeout: Duration::from_secs(30),
-        max_connections: k.max_connections,
+        limits: crate::kafka::Limits {
+            max_frame_bytes: k.max_frame_bytes,
+            max_bytes_in_flight: k.max_bytes_in_flight,
+            max_inflated_bytes: k.max_inflated_bytes,
+            budget_wait: Duration::from_secs(5),
+            max_connections: k.max_connections,
+            max_connections_per_ip: k.max_connections_per_ip,
+            first_request_timeout: Duration::from_secs(k.first_request_timeout),
+            idle_timeout: Duration::from_secs(k.idle_timeout),
+            frame_timeout: Duration::from_secs(30),
+            max_topics: k.max_topics,
+            max_partitions_per_topic: k.max_partitions_per_topic,
+            max_partitions: k.max_partitions,
+            max_data_bytes: k.max_data_bytes,
+            max_groups: k.max_groups,
+            max_members_per_group: k.max_members_per_group,
+            max_producer_states: k.max_producer_states,
+            max_request_partitions: k.max_request_partitions,
+        },
+        authorizer: crate::kafka::acl::Authorizer {
+            acl: k.acl.clone(),
+            default_operations: k.default_operations.clone(),
+            protected_topics: pipeline_topics(settings, plugins),
+            protected_groups: vec![
+                crate::agent::resources::GROUP.to_owned(),
+                crate::sink::GROUP.to_owned(),
+            ],
+        },
+        security,
     };
+    tracing::debug!(
+        protected_topics = ?config.authorizer.protected_topics,
+        protected_groups = ?config.authorizer.protected_groups,
+        "Kafka authorization"
+    );
     let broker = crate::kafka::Broker::new(config, store.clone(), Arc::clone(telemetry));
     let server = crate::kafka::KafkaServer::start(listen, broker)?;
-    tracing::info!(listen = %server.local_addr, "Kafka listener started");
+    tracing::info!(listen = %server.local_addr, security = k.security.name(), "Kafka listener started");
     Ok(Some(server))
+}
+
+/// The topics this node's pipeline writes and reads: only a named principal with an ACL
+/// may write to them over the wire.
+fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
+    let mut topics = vec![
+        settings.resources_topic(),
+        settings.processed_topic(),
+        settings.kafka.global_topic_name.clone(),
+    ];
+    for plugin in &plugins.polling {
+        for suffix in &plugin.processed_topics {
+            let topic = format!("{}-{suffix}", settings.site);
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+    }
+    topics
+}
+
+/// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
+/// them for this site), and the resources topic.
+fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
+    let mut topics = vec![settings.resources_topic()];
+    for plugin in &plugins.polling {
+        for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &settings.site) {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
+    }
+    topics
+}
+
+/// The listener's TLS and SASL, from the settings and the secrets file.
+fn kafka_listener_security(
+    k: &crate::config::KafkaSettings,
+) -> Result<crate::kafka::security::ListenerSecurity> {
+    let tls = if k.security.tls() {
+        Some(crate::tls::server_config(
+            std::path::Path::new(k.tls_cert.trim()),
+            std::path::Path::new(k.tls_key.trim()),
+            ("kafka.tls_cert", "kafka.tls_key"),
+        )?)
+    } else {
+        None
+    };
+    let sasl = k.security.sasl().then(|| {
+        Arc::new(crate::kafka::sasl::SaslServer::new(
+            k.sasl_mechanisms.clone(),
+            &k.users,
+        ))
+    });
+    Ok(crate::kafka::security::ListenerSecurity {
+        protocol: k.security,
+        tls,
+        sasl,
+    })
+}
+
+/// Our client's TLS and SASL towards `kafka.brokers`.
+fn kafka_client_security(k: &crate::config::KafkaSettings) -> Result<crate::kafka::ClientSecurity> {
+    let tls = if k.client_security.tls() {
+        Some(crate::tls::client_config(crate::tls::Trust::Only(
+            "kafka.client_tls_ca",
+            std::path::Path::new(k.client_tls_ca.trim()),
+        ))?)
+    } else {
+        None
+    };
+    let sasl = k.client_security.sasl().then(|| crate::kafka::ClientSasl {
+        mechanism: k.client_sasl_mechanism,
+        username: k.client_username.trim().to_owned(),
+        password: k.client_password.clone(),
+    });
+    Ok(crate::kafka::ClientSecurity { tls, sasl })
 }
 
 /// `/metrics`: open Kafka connections (the counters are in the telemetry section).
 fn kafka_metrics_section(broker: Arc<crate::kafka::Broker>) -> MetricsSection {
     Box::new(move || {
         let open = broker.open_connections() as f64;
+        let in_flight = broker.budget.in_use() as f64;
         Box::pin(async move {
             let mut out = String::new();
             crate::telemetry::render_gauge(
@@ -456,6 +700,12 @@ fn kafka_metrics_section(broker: Arc<crate::kafka::Broker>) -> MetricsSection {
                 "panoptes_kafka_open_connections",
                 "Client connections open on the Kafka listener.",
                 &[(vec![], open)],
+            );
+            crate::telemetry::render_gauge(
+                &mut out,
+                "panoptes_kafka_bytes_in_flight",
+                "Bytes of Kafka requests held in memory (frames and inflated records), of kafka.max_bytes_in_flight.",
+                &[(vec![], in_flight)],
             );
             out
         })
@@ -565,6 +815,7 @@ fn metrics_sections(
     pool: &Arc<panoptes_actors::PoolStats>,
     schedulers: &[Addr<Scheduler>],
     consumers: &[Addr<Consumer<crate::agent::resources::Item>>],
+    sink: &crate::sink::Running,
     shared: &Arc<Shared>,
     store: &Store,
 ) -> Vec<MetricsSection> {
@@ -698,9 +949,14 @@ fn metrics_sections(
             out
         })
     }));
-    let consumers = consumers.to_vec();
+    let (consumers, sink) = (consumers.to_vec(), sink.clone());
     sections.push(Box::new(move || {
-        let consumers = consumers.clone();
+        // The sink's consumers change with its group's assignment.
+        let consumers: Vec<_> = consumers
+            .iter()
+            .cloned()
+            .chain(sink.current().into_iter().map(|(_, a)| a))
+            .collect();
         Box::pin(async move {
             let mut lag = Vec::new();
             for addr in consumers {
@@ -727,11 +983,11 @@ fn metrics_sections(
         Box::pin(async move {
             let stats = tokio::task::spawn_blocking(move || {
                 let resources = shared.resources.all().map(|r| r.len()).unwrap_or(0);
-                (resources, store.stats())
+                (resources, store.stats(), store.health())
             })
             .await;
             let mut out = String::new();
-            let Ok((resources, Ok(stats))) = stats else {
+            let Ok((resources, Ok(stats), health)) = stats else {
                 return out;
             };
             render_gauge(
@@ -740,89 +996,7 @@ fn metrics_sections(
                 "Resources held by the resource manager.",
                 &[(vec![], resources as f64)],
             );
-            let part = |p: &panoptes_storage::PartitionStats| {
-                vec![
-                    ("topic", p.topic.clone()),
-                    ("partition", p.partition.to_string()),
-                ]
-            };
-            let series = |f: &dyn Fn(&panoptes_storage::PartitionStats) -> u64| {
-                stats
-                    .topics
-                    .iter()
-                    .map(|p| (part(p), f(p) as f64))
-                    .collect::<Vec<_>>()
-            };
-            render_gauge(
-                &mut out,
-                "panoptes_topic_high_watermark",
-                "Next offset to be written, per topic partition.",
-                &series(&|p| p.high),
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_topic_low_watermark",
-                "First offset still stored, per topic partition.",
-                &series(&|p| p.low),
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_topic_bytes",
-                "Encoded bytes stored per topic partition.",
-                &series(&|p| p.bytes),
-            );
-            let ks: Vec<_> = stats
-                .keyspaces
-                .iter()
-                .map(|k| (vec![("keyspace", k.name.clone())], k.keys as f64))
-                .collect();
-            render_gauge(
-                &mut out,
-                "panoptes_keyspace_keys",
-                "Keys stored per keyspace (expired ones count until swept).",
-                &ks,
-            );
-            let kb: Vec<_> = stats
-                .keyspaces
-                .iter()
-                .map(|k| (vec![("keyspace", k.name.clone())], k.bytes as f64))
-                .collect();
-            render_gauge(
-                &mut out,
-                "panoptes_keyspace_bytes",
-                "Logical bytes stored per keyspace.",
-                &kb,
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_store_disk_bytes",
-                "Bytes the embedded store uses on disk.",
-                &[(vec![], stats.disk_bytes as f64)],
-            );
-            render_gauge(
-                &mut out,
-                "panoptes_store_space_amplification",
-                "Disk bytes per logical byte stored.",
-                &stats
-                    .space_amplification()
-                    .map(|a| (vec![], a))
-                    .into_iter()
-                    .collect::<Vec<_>>(),
-            );
-            render_family(
-                &mut out,
-                "panoptes_store_flushes_total",
-                "Engine flushes since start.",
-                "counter",
-                &[(vec![], stats.flushes as f64)],
-            );
-            render_family(
-                &mut out,
-                "panoptes_store_durable_writes_total",
-                "Writes acknowledged after a flush since start (group commit: several per flush).",
-                "counter",
-                &[(vec![], stats.durable_writes as f64)],
-            );
+            crate::http::render_store(&mut out, &stats, &health);
             out
         })
     }));
@@ -832,13 +1006,11 @@ fn metrics_sections(
 /// How the HTTP listener is served, from `http.*`; warns about an open non-loopback one.
 fn http_listener(http: &crate::config::HttpSettings) -> Result<crate::http::Listener> {
     let tls = if http.tls() {
-        Some(
-            crate::http::tls::server_config(
-                std::path::Path::new(http.tls_cert.trim()),
-                std::path::Path::new(http.tls_key.trim()),
-            )
-            .context("http.tls_cert / http.tls_key")?,
-        )
+        Some(Arc::unwrap_or_clone(crate::tls::server_config(
+            std::path::Path::new(http.tls_cert.trim()),
+            std::path::Path::new(http.tls_key.trim()),
+            ("http.tls_cert", "http.tls_key"),
+        )?))
     } else {
         None
     };

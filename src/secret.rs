@@ -49,9 +49,31 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// `url` with any credentials in it (`scheme://user:password@host`) replaced by `***`,
+/// for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{redact_url, Secret};
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(redact_url("https://u:p@db:8086/x"), "https://***@db:8086/x");
+        assert_eq!(redact_url("http://token@db"), "http://***@db");
+        assert_eq!(redact_url("http://db:8086/a@b"), "http://db:8086/a@b");
+        assert_eq!(redact_url("http://db:8086"), "http://db:8086");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
 
     #[test]
     fn never_prints_itself() {

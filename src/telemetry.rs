@@ -88,6 +88,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     ("panoptes_keys_expired_total", "Keys removed by TTL expiry."),
     (
+        "panoptes_kafka_client_errors_total",
+        "Requests of the client of the external Kafka cluster (kafka.brokers) that failed, by operation.",
+    ),
+    (
         "panoptes_ping_errors_total",
         "Pings that could not tell whether a host answers, by reason (missing: no ping program).",
     ),
@@ -125,7 +129,11 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "panoptes_kafka_bad_frames_total",
-        "Kafka frames and requests refused (oversized, malformed, unsupported, corrupt batch, timeout, too many connections).",
+        "Kafka frames and requests that could not be read or served (oversized, malformed, unsupported, corrupt batch, timeout).",
+    ),
+    (
+        "panoptes_kafka_refused_total",
+        "Kafka connections and requests refused by policy or by a bound (authorization, authentication, connection, memory, data, topic, group and request limits), by reason.",
     ),
     (
         "panoptes_kafka_records_produced_total",

@@ -4,44 +4,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::NodeEnv;
 
 const TOKEN: &str = "t0ken-for-the-api-4711";
-
-/// A self-signed certificate for `localhost` / 127.0.0.1, made with the openssl CLI.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new(support::program("openssl", "openssl"))
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        // A server certificate, not a CA: rustls (the node's CLI) refuses a CA
-        // certificate as the server's own, where curl lets it pass.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
 
 /// curl's status code and body for `path` over HTTPS, with extra arguments.
 fn curl(port: u16, cert: &Path, path: &str, extra: &[&str]) -> (u16, String) {
@@ -81,7 +50,7 @@ fn wait_ready(env: &NodeEnv, cert: &Path, node: &mut support::Node) {
 #[test]
 fn https_with_a_bearer_token() {
     let mut env = NodeEnv::demo(2);
-    let (cert, key) = self_signed(env.dir.path());
+    let (cert, key) = support::self_signed(env.dir.path());
     env.set("PANOPTES__HTTP__TOKEN", TOKEN);
     env.set("PANOPTES__HTTP__TLS_CERT", cert.to_str().unwrap());
     env.set("PANOPTES__HTTP__TLS_KEY", key.to_str().unwrap());

@@ -184,6 +184,7 @@ async fn v1_posts_the_line_gzipped_with_precision_seconds_and_basic_auth() {
         "root",
         &Secret::new("root"),
         Duration::from_secs(5),
+        None,
     );
     let telemetry = Arc::new(Telemetry::default());
     let mut sink = InfluxSink::new(Arc::new(writer), Arc::clone(&telemetry));
@@ -210,6 +211,7 @@ async fn v1_after_a_400_writes_the_point_alone() {
         "",
         &Secret::default(),
         Duration::from_secs(5),
+        None,
     );
     let telemetry = Arc::new(Telemetry::default());
     let mut sink = InfluxSink::new(Arc::new(writer), Arc::clone(&telemetry));
@@ -238,6 +240,7 @@ async fn v2_posts_through_influxdb2_with_token_org_bucket_and_gzip() {
         "my bucket",
         &Secret::new("t0ken"),
         Duration::from_secs(5),
+        &[],
     )
     .unwrap();
     assert!(!writer.target().contains("t0ken"));

@@ -17,8 +17,28 @@ use support::json_lines;
 const DEMO_GROUPS_PER_POLL: usize = 49;
 
 fn demo_reaches_victoria_metrics(api: &str) {
-    let vm = Server::victoria_metrics();
+    demo_reaches(Server::victoria_metrics(), api, &[]);
+}
+
+/// The same over HTTPS: VictoriaMetrics with a self-signed certificate the node trusts
+/// through `influxdb.tls_ca`.
+fn demo_reaches_victoria_metrics_over_https(api: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = support::self_signed(dir.path());
+    let vm = Server::victoria_metrics_tls(&cert, &key);
+    assert!(vm.url().starts_with("https://localhost:"));
+    demo_reaches(
+        vm,
+        api,
+        &[("PANOPTES__INFLUXDB__TLS_CA", cert.to_str().unwrap())],
+    );
+}
+
+fn demo_reaches(vm: Server, api: &str, extra: &[(&str, &str)]) {
     let mut env = node_env(&vm, api, 2);
+    for (k, v) in extra {
+        env.set(k, v);
+    }
     env.set("PANOPTES__INFLUXDB__TOKEN", "sekret-token-do-not-print");
     let mut node = env.start();
     env.wait_for("/ready", 200, Duration::from_secs(60), &mut node);
@@ -119,6 +139,16 @@ fn demo_to_victoria_metrics_through_v1_write() {
 #[test]
 fn demo_to_victoria_metrics_through_v2_api() {
     demo_reaches_victoria_metrics("v2");
+}
+
+#[test]
+fn demo_to_victoria_metrics_over_https_through_v1_write() {
+    demo_reaches_victoria_metrics_over_https("v1");
+}
+
+#[test]
+fn demo_to_victoria_metrics_over_https_through_v2_api() {
+    demo_reaches_victoria_metrics_over_https("v2");
 }
 
 #[test]

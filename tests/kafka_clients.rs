@@ -49,6 +49,7 @@ fn kcat_lists_produces_and_reads_back_10000_keyed_messages_with_every_codec() {
     let mut env = NodeEnv::demo(60);
     // Auto-created topics get 3 partitions, so keys spread and order is per partition.
     env.set("PANOPTES__KAFKA__PARTITIONS", "3");
+    env.set("PANOPTES__KAFKA__AUTO_CREATE_TOPICS", "true");
     let node = started(&env);
     let broker = format!("127.0.0.1:{}", env.kafka_port);
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {

@@ -111,3 +111,50 @@ async fn damaged_replies_are_dropped_and_counted_and_the_answer_still_taken() {
     );
     responder.abort();
 }
+
+/// An agent that answers a walk with endless large strings stops at the client's byte
+/// budget for the poll, with an error naming the device, instead of filling memory; the
+/// budget spans every walk of one client (one poll of one device).
+#[tokio::test]
+async fn walks_stop_at_the_polls_byte_budget() {
+    use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
+    use std::sync::Arc;
+    let text: String = (1..=200)
+        .map(|i| format!("1.3.6.1.2.1.2.2.1.2.{i}|4|{}\n", "x".repeat(1000)))
+        .collect();
+    let recording = Arc::new(Recording::parse(&text, "big").unwrap());
+    let device = DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public");
+    let sim = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(device))
+        .await
+        .unwrap();
+    let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
+    target.port = sim.local_addrs()[0].port();
+    target.max_repetitions = 10;
+    let root: panoptes::snmp::Oid = "1.3.6.1.2.1.2.2.1.2".parse().unwrap();
+    // Room for about 120 rows: the first walk of 200 fails.
+    let mut client = SnmpClient::connect(&target)
+        .await
+        .unwrap()
+        .with_walk_bytes(120_000);
+    let err = client.bulk_walk(&root).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "walks on 127.0.0.1:{} returned more than 120000 bytes in one poll (stopped at 1.3.6.1.2.1.2.2.1.2): a runaway agent",
+            target.port
+        )
+    );
+    // Room for one walk: the second one, of the same client, runs out.
+    let mut client = SnmpClient::connect(&target)
+        .await
+        .unwrap()
+        .with_walk_bytes(300_000);
+    assert_eq!(client.bulk_walk(&root).await.unwrap().len(), 200);
+    assert!(client.bulk_walk(&root).await.is_err());
+    let err = client
+        .walk_rows(&root, 0, 10, 1000)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than 300000 bytes in one poll"), "{err}");
+}

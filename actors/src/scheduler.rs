@@ -18,7 +18,8 @@
 //! key), and each run brings the next one toward it: the next run is due up to half an
 //! interval early (never late), so a key reaches its place within two runs and the fleet's
 //! runs spread evenly over the interval whatever the first-run spread. A run that starts on
-//! its place (the steady state) is due exactly `interval` later.
+//! its place (the steady state) is due exactly `interval` later. Places are counted from
+//! midnight UTC (see [`Origin`]): the same in every process.
 //!
 //! Planning is synchronous work on the scheduler's thread (a big fleet costs tens of ms),
 //! and rescans are asked for by every new enrichment that lands: a plan starts at most once
@@ -100,7 +101,7 @@ pub struct Scheduler {
     stats: SchedulerStats,
     overload: Overload,
     /// Where the keys' phases are counted from (see [`toward_phase`]).
-    origin: Instant,
+    origin: Origin,
 }
 
 impl Scheduler {
@@ -127,7 +128,7 @@ impl Scheduler {
             next_plan_at: None,
             plan_deferred: false,
             overload: Overload::default(),
-            origin: Instant::now(),
+            origin: Origin::wall_clock(),
         }
     }
 
@@ -187,7 +188,8 @@ impl Scheduler {
                         // Not run yet: a changed hold_until still applies to the first run.
                         None => entry.next_due = hold(entry.first_due, item.hold_until),
                         Some(start) => {
-                            entry.next_due = due_after(self.origin, &item.key, item.interval, start)
+                            entry.next_due =
+                                due_after(&self.origin, &item.key, item.interval, start)
                         }
                     }
                     entry.item = item;
@@ -224,7 +226,7 @@ impl Scheduler {
         }
         // Now is `past` beyond the key's place: the place comes again after the rest of
         // the interval.
-        let past = past_place(key, interval, now.saturating_duration_since(self.origin));
+        let past = past_place(key, interval, self.origin.since(now));
         if past.is_zero() {
             Duration::ZERO
         } else {
@@ -260,7 +262,7 @@ impl Scheduler {
         let Some(entry) = self.entries.get_mut(key) else {
             return true;
         };
-        let next_due = due_after(self.origin, key, entry.item.interval, now);
+        let next_due = due_after(&self.origin, key, entry.item.interval, now);
         let msg = Execute {
             key: entry.item.key.clone(),
             group: entry.item.group.clone(),
@@ -315,10 +317,40 @@ fn jitter(interval: Duration, spread: Duration) -> Duration {
         .mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
 }
 
+/// Where phases are counted from: the last midnight UTC, so every scheduler (another
+/// process, a restarted node, another member of a cluster) puts a key on the same place
+/// of its interval, for every interval that divides a day (60 s, 300 s, ...). A device
+/// that moves to another node, or a node that restarts, then polls it one interval after
+/// the last poll, not sooner (with the clocks in sync, as NTP keeps them).
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    at: Instant,
+    /// How long after midnight UTC `at` was.
+    offset: Duration,
+}
+
+impl Origin {
+    fn wall_clock() -> Origin {
+        const DAY_US: u128 = 86_400_000_000;
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Origin {
+            at: Instant::now(),
+            offset: Duration::from_micros((since_epoch.as_micros() % DAY_US) as u64),
+        }
+    }
+
+    /// How long after the origin `t` is.
+    fn since(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.at) + self.offset
+    }
+}
+
 /// When the run after one of `key` that started at `start` is due (`origin`: the
 /// scheduler's, where phases are counted from).
-fn due_after(origin: Instant, key: &str, interval: Duration, start: Instant) -> Instant {
-    start + interval - toward_phase(key, interval, start.saturating_duration_since(origin))
+fn due_after(origin: &Origin, key: &str, interval: Duration, start: Instant) -> Instant {
+    start + interval - toward_phase(key, interval, origin.since(start))
 }
 
 /// How much sooner than `interval` the next run of `key` should be due, when this one
@@ -498,18 +530,21 @@ mod tests {
     /// Runs of a fleet planned together, each started the moment it is due: where in the
     /// interval each run falls, run after run.
     fn phases_of_runs(keys: usize, interval: Duration, runs: usize) -> Vec<Vec<Duration>> {
-        let origin = Instant::now();
+        let origin = Origin {
+            at: Instant::now(),
+            offset: Duration::ZERO,
+        };
         let period = interval.as_micros();
-        let mut starts: Vec<Instant> = vec![origin + Duration::from_millis(3); keys];
+        let mut starts: Vec<Instant> = vec![origin.at + Duration::from_millis(3); keys];
         let mut out = Vec::new();
         for _ in 0..runs {
             let mut phases = Vec::new();
             for (k, start) in starts.iter_mut().enumerate() {
                 let key = format!("polling:interface:10.0.{}.{}", k / 256, k % 256);
-                let next = due_after(origin, &key, interval, *start);
+                let next = due_after(&origin, &key, interval, *start);
                 let gap = next - *start;
                 assert!(gap >= interval / 2 && gap <= interval, "{key}: gap {gap:?}");
-                let phase = (*start - origin).as_micros() % period;
+                let phase = (*start - origin.at).as_micros() % period;
                 phases.push(Duration::from_micros(phase as u64));
                 *start = next;
             }
@@ -548,14 +583,18 @@ mod tests {
             ..SchedulerConfig::default()
         };
         let mut s = Scheduler::new("t", NoPlan, pool, config);
-        let now = s.origin + Duration::from_millis(1234);
+        let now = s.origin.at + Duration::from_millis(1234);
         let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
         s.apply_plan(keys.iter().map(|k| item(k, interval, None)).collect(), now);
         for k in &keys {
             let due = s.entries[k.as_str()].next_due;
             assert!(due >= now && due < now + interval, "{k}");
             // On its place: a run started then is due exactly one interval later.
-            assert_eq!(due_after(s.origin, k, interval, due), due + interval, "{k}");
+            assert_eq!(
+                due_after(&s.origin, k, interval, due),
+                due + interval,
+                "{k}"
+            );
         }
         // A held key whose hold lifts starts on its place too, not at once.
         let held = "held";
@@ -565,7 +604,7 @@ mod tests {
         s.apply_plan(vec![item(held, interval, None)], lifted);
         let due = s.entries[held].next_due;
         assert!(due >= lifted && due < lifted + interval);
-        assert_eq!(due_after(s.origin, held, interval, due), due + interval);
+        assert_eq!(due_after(&s.origin, held, interval, due), due + interval);
     }
 
     #[test]
@@ -588,6 +627,28 @@ mod tests {
         assert_eq!(
             toward_phase(key, Duration::from_micros(1), place),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn schedulers_started_apart_put_a_key_on_the_same_place() {
+        // Another node (or this one restarted) must poll a device on the same place of
+        // its interval, or a device that moves between nodes could be polled twice in one.
+        let interval = Duration::from_secs(60);
+        let first = Origin::wall_clock();
+        std::thread::sleep(Duration::from_millis(40));
+        let second = Origin::wall_clock();
+        let now = Instant::now();
+        for key in ["k", "polling:Interface Polling Plugin:sw1.example.net"] {
+            let a = past_place(key, interval, first.since(now));
+            let b = past_place(key, interval, second.since(now));
+            let apart = a.abs_diff(b).min(interval - a.abs_diff(b));
+            assert!(apart < Duration::from_millis(10), "{key}: {a:?} vs {b:?}");
+        }
+        // ... and the place is counted from midnight UTC, not from when each started.
+        assert!(
+            second.offset >= first.offset + Duration::from_millis(40)
+                || second.offset < first.offset
         );
     }
 }

@@ -24,6 +24,9 @@ impl Job for DiscoveryJob {
         let shared = Arc::clone(&self.shared);
         let plugin = Arc::clone(&self.plugin);
         Box::pin(async move {
+            if !shared.ownership.runs_discovery() {
+                return Ok(());
+            }
             let started = Instant::now();
             let result = discover_and_publish(&shared, &plugin).await;
             finish_run(
@@ -79,7 +82,8 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
     Ok(())
 }
 
-/// One work item per scheduled discovery plugin; the schedule never changes while running.
+/// One work item per scheduled discovery plugin, on the node that runs its site's discovery
+/// (every node alone; in a cluster, the owner of work partition 0).
 pub struct DiscoveryPlanner {
     pub shared: Arc<Shared>,
     pub plugins: Vec<Arc<PluginConfig>>,
@@ -87,6 +91,9 @@ pub struct DiscoveryPlanner {
 
 impl Planner for DiscoveryPlanner {
     fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
+        if !self.shared.ownership.runs_discovery() {
+            return Box::pin(async { Vec::new() });
+        }
         let items = self
             .plugins
             .iter()

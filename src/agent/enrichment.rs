@@ -28,6 +28,9 @@ impl Job for EnrichmentJob {
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
         Box::pin(async move {
+            if !shared.ownership.may_run(&resource.id) {
+                return Ok(());
+            }
             let started = Instant::now();
             let result = enrich(&shared, &plugin, &resource)
                 .await

@@ -40,6 +40,11 @@ pub struct Shared {
     /// Appends what polls publish, batched (see [`publisher`]).
     pub publisher: publisher::Publisher,
     pub telemetry: Arc<Telemetry>,
+    /// Every device's recent polls, for the status page.
+    pub fleet: Arc<crate::fleet::Fleet>,
+    /// Which resources this node enriches and polls (all, unless it shares its site's
+    /// fleet with other nodes).
+    pub ownership: Arc<crate::cluster::Ownership>,
     /// Set once the first poll finished: `/ready`.
     pub ready: Arc<AtomicBool>,
     pub enrichment_scheduler: OnceLock<Recipient<Rescan>>,

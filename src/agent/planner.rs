@@ -46,8 +46,14 @@ impl Planner for ResourcePlanner {
                 return Box::pin(async { Vec::new() });
             }
         };
-        // One copy of each resource, shared by every job made for it (a job per plugin).
-        let resources: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
+        // One copy of each resource this node owns, shared by every job made for it (a job
+        // per plugin).
+        let ownership = &self.shared.ownership;
+        let resources: Vec<Arc<Resource>> = resources
+            .into_iter()
+            .filter(|r| ownership.owns(&r.id))
+            .map(Arc::new)
+            .collect();
         let now = Instant::now();
         let mut items = Vec::new();
         for plugin in self.plugins.iter().filter(|p| p.execute_frequency > 0) {

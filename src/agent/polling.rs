@@ -33,8 +33,22 @@ impl Job for PollingJob {
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
         Box::pin(async move {
+            if !shared.ownership.may_run(&resource.id) {
+                return Ok(());
+            }
             let started = Instant::now();
-            let result = poll_and_publish(&shared, &plugin, &resource).await;
+            let at_ms = crate::model::now_ms();
+            let outcome = poll_and_publish(&shared, &plugin, &resource).await;
+            let result = match &outcome {
+                Ok(done) => match done.status {
+                    Some(0) | None => Ok(()),
+                    Some(code) => Err(format!(
+                        "device status {code} ({}), see the status metrics group",
+                        crate::fleet::status_name(code)
+                    )),
+                },
+                Err(e) => Err(e.clone()),
+            };
             finish_run(
                 &shared,
                 "polling",
@@ -43,17 +57,41 @@ impl Job for PollingJob {
                 started,
                 &result,
             );
+            let done = outcome.unwrap_or_default();
+            shared.fleet.record(
+                &resource.id,
+                crate::fleet::Poll {
+                    plugin: Arc::from(plugin.name.as_str()),
+                    at_ms,
+                    duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                    status: done.status,
+                    failed: result.is_err(),
+                    interfaces: done.interfaces,
+                    interval_s: u32::try_from(plugin.execute_frequency).unwrap_or(u32::MAX),
+                    locations: done.locations,
+                },
+            );
             shared.ready.store(true, Ordering::Release);
             result
         })
     }
 }
 
+/// What one poll published, for the status page.
+#[derive(Debug, Default)]
+struct Published {
+    /// The status gauge, when the plugin reported one (as the original's codes).
+    status: Option<u8>,
+    /// Interfaces with `oper_state` 1 (up) and the others, when it polled interfaces.
+    interfaces: Option<(u16, u16)>,
+    locations: Vec<crate::fleet::Location>,
+}
+
 async fn poll_and_publish(
     shared: &Arc<Shared>,
     plugin: &Arc<PluginConfig>,
     resource: &Resource,
-) -> Result<(), String> {
+) -> Result<Published, String> {
     let builtin = BuiltIn::resolve(plugin).map_err(|e| e.to_string())?;
     let ping = SystemPing::new(Some(Arc::clone(&shared.telemetry)));
     let polled = runner::poll(RunContext {
@@ -68,6 +106,7 @@ async fn poll_and_publish(
     .await
     .map_err(|e| e.to_string())?;
     let status = device_status(&polled.groups);
+    let interfaces = interface_states(&polled.groups);
 
     let mut report = TransformReport::default();
     let groups = apply_transforms(
@@ -79,13 +118,30 @@ async fn poll_and_publish(
         &mut report,
     );
     RatesComputed { report: &report }.emit(&shared.telemetry);
-    publish(shared, plugin, &groups).await?;
-    match status {
-        Some(0) | None => Ok(()),
-        Some(code) => Err(format!(
-            "device status {code} (see the status metrics group)"
-        )),
+    let locations = publish(shared, plugin, &groups).await?;
+    Ok(Published {
+        status: status.and_then(|s| u8::try_from(s).ok()),
+        interfaces,
+        locations,
+    })
+}
+
+/// Interfaces up (`oper_state` 1) and not, over the `interface` groups of a poll.
+fn interface_states(groups: &[MetricsGroup]) -> Option<(u16, u16)> {
+    let states: Vec<bool> = groups
+        .iter()
+        .filter(|g| g.metrics_group_type == crate::plugins::interface::polling::GROUP_TYPE)
+        .filter_map(|g| g.metric("oper_state", MetricType::Gauge))
+        .map(|m| m.metric_value == crate::model::MetricValue::Int(1))
+        .collect();
+    if states.is_empty() {
+        return None;
     }
+    let up = states.iter().filter(|u| **u).count();
+    Some((
+        u16::try_from(up).unwrap_or(u16::MAX),
+        u16::try_from(states.len() - up).unwrap_or(u16::MAX),
+    ))
 }
 
 /// The value of the polling-status gauge, whatever the plugin names it.
@@ -128,7 +184,7 @@ async fn publish(
     shared: &Arc<Shared>,
     plugin: &PluginConfig,
     groups: &[MetricsGroup],
-) -> Result<(), String> {
+) -> Result<Vec<crate::fleet::Location>, String> {
     let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
     for g in groups {
         // An interface group is ~4 KB of JSON: sized once rather than regrown ~6 times.
@@ -155,7 +211,7 @@ async fn publish(
         .map(|(t, m)| (t.clone(), m.len()))
         .collect();
     match shared.publisher.publish(per_topic).await {
-        Ok(()) => {
+        Ok(locations) => {
             for (topic, count) in &counts {
                 MetricsGroupsPublished {
                     topic,
@@ -163,13 +219,13 @@ async fn publish(
                 }
                 .emit(&shared.telemetry);
             }
+            Ok(locations)
         }
         Err(e) => {
             for (topic, _) in &counts {
                 PublishFailed { topic, error: &e }.emit(&shared.telemetry);
             }
-            return Err(e);
+            Err(e)
         }
     }
-    Ok(())
 }

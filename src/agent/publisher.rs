@@ -14,17 +14,20 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::now_ms;
 use crate::bus::{Bus, Message};
+use crate::fleet::Location;
 
 /// How long the producer waits for more polls after the first one of a batch.
 pub const LINGER: Duration = Duration::from_millis(20);
 /// A batch closes once it holds this many bytes of messages.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
-type Reply = oneshot::Sender<Result<(), String>>;
+type Reply = oneshot::Sender<Result<Vec<Location>, String>>;
 
 struct Request {
     per_topic: Vec<(String, Vec<Message>)>,
@@ -48,8 +51,12 @@ impl Publisher {
         Ok(Publisher { tx })
     }
 
-    /// Appends `per_topic` (topic, messages) and returns once they are durable.
-    pub async fn publish(&self, per_topic: Vec<(String, Vec<Message>)>) -> Result<(), String> {
+    /// Appends `per_topic` (topic, messages) and returns once they are durable, with
+    /// where they landed (runs of consecutive offsets; none on an external cluster).
+    pub async fn publish(
+        &self,
+        per_topic: Vec<(String, Vec<Message>)>,
+    ) -> Result<Vec<Location>, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { per_topic, reply })
@@ -87,38 +94,80 @@ fn run(bus: &Bus, rx: &mpsc::Receiver<Request>) {
     }
 }
 
+/// A request's messages for one topic: (topic, index of the first in that topic's list
+/// of the batch, count).
+type Span = (String, usize, usize);
+/// Where each message of a topic's list landed (partition, offset).
+type Landed = Vec<Option<(u32, u64)>>;
+
 /// Appends a batch, one call per topic in order of first appearance, and answers each
-/// request with the first failure among its topics (or success).
+/// request with the first failure among its topics, or where its messages landed.
 fn append(bus: &Bus, batch: Vec<Request>) {
     let mut order: Vec<String> = Vec::new();
     let mut messages: HashMap<String, Vec<Message>> = HashMap::new();
-    let mut replies: Vec<(Reply, Vec<String>)> = Vec::with_capacity(batch.len());
+    let mut replies: Vec<(Reply, Vec<Span>)> = Vec::with_capacity(batch.len());
     for request in batch {
-        let mut topics = Vec::new();
+        let mut spans = Vec::new();
         for (topic, list) in request.per_topic {
             if !messages.contains_key(&topic) {
                 order.push(topic.clone());
             }
-            messages.entry(topic.clone()).or_default().extend(list);
-            topics.push(topic);
+            let all = messages.entry(topic.clone()).or_default();
+            spans.push((topic, all.len(), list.len()));
+            all.extend(list);
         }
-        replies.push((request.reply, topics));
+        replies.push((request.reply, spans));
     }
     let now = now_ms();
     let mut failed: HashMap<String, String> = HashMap::new();
+    let mut landed: HashMap<String, (Arc<str>, Landed)> = HashMap::new();
     for topic in order {
         let list = messages.remove(&topic).unwrap_or_default();
-        if let Err(e) = bus.publish(&topic, &list, now) {
-            failed.insert(topic, e.to_string());
+        match bus.publish(&topic, &list, now) {
+            Ok(offsets) => {
+                landed.insert(topic.clone(), (Arc::from(topic.as_str()), offsets));
+            }
+            Err(e) => {
+                failed.insert(topic, e.to_string());
+            }
         }
     }
-    for (reply, topics) in replies {
-        let result = match topics.iter().find_map(|t| failed.get(t)) {
+    for (reply, spans) in replies {
+        let result = match spans.iter().find_map(|(t, _, _)| failed.get(t)) {
             Some(e) => Err(e.clone()),
-            None => Ok(()),
+            None => Ok(spans
+                .iter()
+                .filter_map(|(t, start, count)| {
+                    let (name, offsets) = landed.get(t)?;
+                    Some(runs(name, offsets.get(*start..start + count)?))
+                })
+                .flatten()
+                .collect()),
         };
         let _ = reply.send(result);
     }
+}
+
+/// Consecutive offsets of one partition as runs.
+fn runs(topic: &Arc<str>, offsets: &[Option<(u32, u64)>]) -> Vec<Location> {
+    let mut out: Vec<Location> = Vec::new();
+    for (partition, offset) in offsets.iter().flatten().copied() {
+        match out.last_mut() {
+            Some(run)
+                if run.partition == partition
+                    && run.first_offset + u64::from(run.count) == offset =>
+            {
+                run.count += 1;
+            }
+            _ => out.push(Location {
+                topic: Arc::clone(topic),
+                partition,
+                first_offset: offset,
+                count: 1,
+            }),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -134,6 +183,76 @@ mod tests {
         }
     }
 
+    /// A publish the store cannot write is answered with the store's error (the poll
+    /// counts it as a failed publish) and leaves nothing behind; the next one lands.
+    #[tokio::test]
+    async fn a_publish_the_store_refuses_fails_with_its_error_and_leaves_nothing() {
+        let (store, faults) = panoptes_storage::testing::with_faults(
+            Store::memory(),
+            panoptes_storage::Durability::Process,
+        )
+        .unwrap();
+        let bus = Bus::new(store, 1);
+        let publisher = Publisher::start(bus.clone()).unwrap();
+        faults.fail_writes(28);
+        let refused = publisher
+            .publish(vec![("t".to_string(), vec![message(0), message(1)])])
+            .await;
+        assert_eq!(
+            refused,
+            Err(
+                "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log"
+                    .to_string()
+            )
+        );
+        faults.heal();
+        publisher
+            .publish(vec![("t".to_string(), vec![message(2)])])
+            .await
+            .unwrap();
+        let records = bus.topic("t").unwrap().read(0, 0, 10, usize::MAX).unwrap();
+        let values: Vec<(u64, Vec<u8>)> = records
+            .into_iter()
+            .map(|r| (r.offset, r.record.value))
+            .collect();
+        assert_eq!(values, vec![(0, b"v2".to_vec())]);
+    }
+
+    /// With `fsync` durability a publish is acknowledged only after the `fdatasync`
+    /// covering it: one that fails is answered with the store's failure.
+    #[tokio::test]
+    async fn with_fsync_durability_a_publish_waits_for_its_fdatasync() {
+        let (store, faults) = panoptes_storage::testing::with_faults(
+            Store::memory(),
+            panoptes_storage::Durability::PowerLoss,
+        )
+        .unwrap();
+        let bus = Bus::new(store.clone(), 1);
+        let publisher = Publisher::start(bus).unwrap();
+        publisher
+            .publish(vec![("t".to_string(), vec![message(0)])])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.stats().unwrap().fsyncs,
+            4,
+            "three directories and the segment"
+        );
+        faults.fail_syncs(5);
+        let failed = publisher
+            .publish(vec![("t".to_string(), vec![message(1)])])
+            .await;
+        assert_eq!(
+            failed,
+            Err(
+                "storage failed and acknowledges no more writes (restart the process): \
+                 fdatasync of topics/t/0/00000000000000000000.log failed: \
+                 Input/output error (os error 5)"
+                    .to_string()
+            )
+        );
+    }
+
     #[tokio::test]
     async fn concurrent_polls_land_together_and_in_order() {
         let bus = Bus::new(Store::temporary().unwrap(), 1);
@@ -143,13 +262,23 @@ mod tests {
             let publisher = publisher.clone();
             polls.spawn(async move {
                 let list = (0..5).map(|i| message(p * 5 + i)).collect();
-                publisher.publish(vec![("t".to_string(), list)]).await
+                (p, publisher.publish(vec![("t".to_string(), list)]).await)
             });
         }
+        let mut located = Vec::new();
         while let Some(result) = polls.join_next().await {
-            result.unwrap().unwrap();
+            let (p, locations) = result.unwrap();
+            located.push((p, locations.unwrap()));
         }
         let topic = bus.topic("t").unwrap();
+        // Each poll is told where its five messages are: one run of five.
+        for (p, locations) in &located {
+            assert_eq!(locations.len(), 1, "poll {p}: {locations:?}");
+            let run = &locations[0];
+            assert_eq!((&*run.topic, run.partition, run.count), ("t", 0, 5));
+            let first = topic.read(0, run.first_offset, 1, usize::MAX).unwrap();
+            assert_eq!(first[0].record.value, format!("v{}", p * 5).into_bytes());
+        }
         let records = topic.read(0, 0, 1000, usize::MAX).unwrap();
         assert_eq!(records.len(), 100);
         // Each poll's five messages are consecutive and in order.

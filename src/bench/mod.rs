@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::Settings;
 use crate::node::{JobWrapper, JobWrappers, NodeView};
 
-pub use fleet::switch_recording;
+pub use fleet::{switch_recording, write_plugins};
 pub use polls::{JobCpu, PollLog};
 pub use procstat::{sample, ProcSample};
 pub use report::{EnrichmentCost, Latency, Planning, Report, RssMb, Steady};

@@ -32,7 +32,8 @@ impl FleetProcess {
             .arg("simulate")
             .args(["--devices", &devices.to_string()])
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--community", community])
+            // In the environment, not argv, where every user of the machine could read it.
+            .env("PANOPTES_SIMULATE_COMMUNITY", community)
             .args(["--threads", &threads.to_string()])
             .arg("--print-addresses")
             .arg(recording)

@@ -54,6 +54,16 @@ impl Bus {
         self.external.is_some()
     }
 
+    /// The external cluster, if the bus is on one.
+    pub fn external_cluster(&self) -> Option<crate::kafka::ExternalCluster> {
+        self.external.clone()
+    }
+
+    /// The external cluster client's health, if the bus is on one.
+    pub fn external_health(&self) -> Option<Arc<crate::kafka::ClientHealth>> {
+        self.external.as_ref().map(|c| Arc::clone(&c.health))
+    }
+
     /// One consumer-group source per partition of `topic`, on the embedded log or the
     /// external cluster.
     pub async fn sources(&self, topic: &str, group: &str) -> Result<Vec<PartitionSource>, String> {
@@ -66,6 +76,7 @@ impl Bus {
                         topic: topic.to_owned(),
                         partition,
                         group: group.to_owned(),
+                        member: None,
                     })
                 })
                 .collect());
@@ -98,37 +109,46 @@ impl Bus {
 
     /// Appends messages to a topic, one durable append per partition. Blocking: call it
     /// from `spawn_blocking` in async code.
+    /// Appends `messages` to `topic`, each to the partition its partition key picks, and
+    /// returns where each landed (partition, offset), in the order given; `None` for every
+    /// message on an external cluster (its offsets are not tracked here).
     pub fn publish(
         &self,
         topic: &str,
         messages: &[Message],
         now_ms: u64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<Option<(u32, u64)>>, StorageError> {
         if let Some(cluster) = &self.external {
-            return cluster
+            cluster
                 .publish_blocking(topic, messages, now_ms)
                 .map_err(|reason| StorageError::InvalidArgument {
                     what: format!("publishing to topic {topic:?} on the external Kafka cluster"),
                     reason,
-                });
+                })?;
+            return Ok(vec![None; messages.len()]);
         }
         let t = self.topic(topic)?;
-        let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-        for m in messages {
-            by_partition
+        let mut by_partition: BTreeMap<u32, (Vec<Record>, Vec<usize>)> = BTreeMap::new();
+        for (i, m) in messages.iter().enumerate() {
+            let (records, indices) = by_partition
                 .entry(partition_for(m.partition_key.as_bytes(), t.partitions()))
-                .or_default()
-                .push(Record {
-                    key: Some(m.key.as_bytes().to_vec()),
-                    value: m.value.clone(),
-                    timestamp_ms: now_ms,
-                    headers: Vec::new(),
-                });
+                .or_default();
+            records.push(Record {
+                key: Some(m.key.as_bytes().to_vec()),
+                value: m.value.clone(),
+                timestamp_ms: now_ms,
+                headers: Vec::new(),
+            });
+            indices.push(i);
         }
-        for (partition, records) in by_partition {
-            t.append(partition, &records)?;
+        let mut landed = vec![None; messages.len()];
+        for (partition, (records, indices)) in by_partition {
+            let base = t.append(partition, &records)?;
+            for (j, i) in indices.into_iter().enumerate() {
+                landed[i] = Some((partition, base + j as u64));
+            }
         }
-        Ok(())
+        Ok(landed)
     }
 
     pub fn store(&self) -> &Store {

@@ -83,12 +83,36 @@ impl Source for TopicSource {
     }
 }
 
-/// One partition of the external cluster, read for a consumer group with simple commits.
+/// One partition of the external cluster, read for a consumer group: with simple commits,
+/// or as a member of the group (`member`), whose commits carry its generation and stop
+/// once the partition is no longer assigned to it.
 pub struct ExternalSource {
     pub cluster: crate::kafka::ExternalCluster,
     pub topic: String,
     pub partition: u32,
     pub group: String,
+    pub member: Option<tokio::sync::watch::Receiver<crate::cluster::Membership>>,
+}
+
+impl ExternalSource {
+    /// The generation to commit in: `Ok(None)` for a simple commit, an error when this
+    /// member no longer owns the partition (its new owner commits from now on).
+    fn generation(&self) -> Result<Option<crate::kafka::Generation>, String> {
+        let Some(member) = &self.member else {
+            return Ok(None);
+        };
+        let m = member.borrow();
+        if !m.partitions.contains(&self.partition) {
+            return Err(format!(
+                "partition {} of {} is no longer assigned to this node (generation {}): not committing",
+                self.partition, self.topic, m.generation
+            ));
+        }
+        Ok(Some(crate::kafka::Generation {
+            id: m.generation,
+            member_id: m.member_id.clone(),
+        }))
+    }
 }
 
 impl Source for ExternalSource {
@@ -110,13 +134,17 @@ impl Source for ExternalSource {
     }
 
     fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+        let member = match self.generation() {
+            Ok(m) => m,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let (c, g, t, p) = (
             self.cluster.clone(),
             self.group.clone(),
             self.topic.clone(),
             self.partition,
         );
-        Box::pin(async move { c.commit(&g, &t, p, next_offset).await })
+        Box::pin(async move { c.commit(&g, &t, p, next_offset, member).await })
     }
 }
 

@@ -5,13 +5,17 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::kafka::acl::{AclEntry, Operation};
+use crate::kafka::sasl::Mechanism;
+use crate::kafka::security::SecurityProtocol;
+
 use crate::snmp::{
     AuthProtocol, Community, EngineConfig, PrivProtocol, ProtocolParseError, Secret, SnmpVersion,
     UsmUser,
 };
 
 /// Environment variables whose values are strings whatever they look like.
-const VERBATIM_ENV: [(&str, &str); 17] = [
+const VERBATIM_ENV: [(&str, &str); 19] = [
     ("PANOPTES__SITE", "site"),
     ("PANOPTES__DATA_DIR", "data_dir"),
     ("PANOPTES__SNMP__COMMUNITY", "snmp.community"),
@@ -38,17 +42,12 @@ const VERBATIM_ENV: [(&str, &str); 17] = [
     ("PANOPTES__INFLUXDB__DATABASE", "influxdb.database"),
     ("PANOPTES__INFLUXDB__ORG", "influxdb.org"),
     ("PANOPTES__INFLUXDB__BUCKET", "influxdb.bucket"),
+    ("PANOPTES__KAFKA__CLIENT_USERNAME", "kafka.client_username"),
+    (
+        "PANOPTES__KAFKA__AUTO_CREATE_PREFIX",
+        "kafka.auto_create_prefix",
+    ),
 ];
-
-/// One site's table of the secrets file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteSecrets {
-    community: Option<Community>,
-    v3_auth_passphrase: Option<Secret>,
-    v3_priv_passphrase: Option<Secret>,
-    http_token: Option<Secret>,
-}
 
 /// A TOML error by line and column, without the text of the line: the file may hold
 /// secrets, and the error goes to logs and terminals.
@@ -89,9 +88,32 @@ pub struct Settings {
     pub snmp: SnmpSettings,
     pub scheduler: SchedulerSettings,
     pub kafka: KafkaSettings,
+    pub storage: StorageSettings,
     pub retention: RetentionSettings,
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
+/// consumer groups (see [`crate::cluster`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub enabled: bool,
+    /// This node's id in the group (empty: the host name); stable across restarts.
+    pub node_id: String,
+    /// Partitions of `<site>-work` when the node creates it: the units the fleet is split
+    /// into (more than nodes, for balance).
+    pub partitions: u32,
+    /// Partitions of `<site>-processed` when the node creates it: the units the InfluxDB
+    /// sink's work is split into.
+    pub sink_partitions: u32,
+    /// Seconds without a heartbeat before the group drops a member (its devices move).
+    pub session_timeout: u64,
+    pub heartbeat_interval: u64,
+    /// Seconds the members have to rejoin during a rebalance.
+    pub rebalance_timeout: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,9 +179,10 @@ pub struct SnmpSettings {
     /// DES, AES, AES-192, AES-256; empty: no privacy.
     pub v3_priv_protocol: String,
     pub v3_priv_passphrase: Secret,
-    /// A TOML file with a table per site holding `community`,
-    /// `v3_auth_passphrase` and/or `v3_priv_passphrase`, which override the
-    /// values above for this node's site. Empty: none.
+    /// The node's secrets file: a TOML file with a table per site holding `community`,
+    /// `v3_auth_passphrase` and/or `v3_priv_passphrase` (which override the values
+    /// above for this node's site), and the Kafka listener's users and the Kafka
+    /// client's password (see [`SiteSecrets`]). Empty: none.
     pub secrets_file: String,
     /// UDP sockets the SNMP engine shares among all devices.
     pub sockets: usize,
@@ -208,39 +231,17 @@ impl SnmpSettings {
         Ok(Some(user))
     }
 
-    /// Overrides secrets with the `[<site>]` table of `secrets_file`, if set, and returns
-    /// its HTTP token if it has one.
-    fn load_secrets(&mut self, site: &str) -> Result<Option<Secret>, SettingsError> {
-        if self.secrets_file.trim().is_empty() {
-            return Ok(None);
+    /// Overrides secrets with those of this site's table of the secrets file.
+    fn apply_secrets(&mut self, secrets: &SiteSecrets) {
+        if let Some(community) = &secrets.community {
+            self.community = community.clone();
         }
-        let path = Path::new(self.secrets_file.trim());
-        let fail = |message: String| SettingsError::Load {
-            source_name: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| fail(format!("cannot read the SNMP secrets file: {e}")))?;
-        let mut sites: std::collections::HashMap<String, SiteSecrets> = toml::from_str(&text)
-            .map_err(|e| {
-                fail(format!(
-                    "not a valid secrets file (a [site] table per site): {}",
-                    toml_error(&text, &e)
-                ))
-            })?;
-        let Some(secrets) = sites.remove(site) else {
-            return Err(fail(format!("no [{site}] table for this node's site")));
-        };
-        if let Some(community) = secrets.community {
-            self.community = community;
+        if let Some(pass) = &secrets.v3_auth_passphrase {
+            self.v3_auth_passphrase = pass.clone();
         }
-        if let Some(pass) = secrets.v3_auth_passphrase {
-            self.v3_auth_passphrase = pass;
+        if let Some(pass) = &secrets.v3_priv_passphrase {
+            self.v3_priv_passphrase = pass.clone();
         }
-        if let Some(pass) = secrets.v3_priv_passphrase {
-            self.v3_priv_passphrase = pass;
-        }
-        Ok(secrets.http_token)
     }
 
     /// The SNMP engine these settings ask for.
@@ -254,6 +255,61 @@ impl SnmpSettings {
     }
 }
 
+/// One site's table of the secrets file (`snmp.secrets_file`):
+///
+/// ```toml
+/// [local]
+/// community = "..."
+/// v3_auth_passphrase = "..."
+/// v3_priv_passphrase = "..."
+/// kafka_client_password = "..."   # our client's password on an external cluster
+///
+/// [local.kafka_users]             # who may authenticate to the Kafka listener
+/// ingest = "..."
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSecrets {
+    pub community: Option<Community>,
+    pub v3_auth_passphrase: Option<Secret>,
+    pub v3_priv_passphrase: Option<Secret>,
+    pub kafka_client_password: Option<Secret>,
+    pub kafka_users: Option<std::collections::BTreeMap<String, Secret>>,
+    /// The HTTP API's bearer token (`http.token`).
+    pub http_token: Option<Secret>,
+}
+
+/// This site's table of the secrets file at `path`.
+fn read_secrets(path: &Path, site: &str) -> Result<SiteSecrets, SettingsError> {
+    let fail = |message: String| SettingsError::Load {
+        source_name: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(format!("cannot read the secrets file: {e}")))?;
+    let mut sites: HashMap<String, SiteSecrets> = toml::from_str(&text).map_err(|e| {
+        fail(format!(
+            "not a valid secrets file (a [site] table per site): {}",
+            toml_error(&text, &e)
+        ))
+    })?;
+    let secrets = sites
+        .remove(site)
+        .ok_or_else(|| fail(format!("no [{site}] table for this node's site")))?;
+    if let Some(bad) = secrets
+        .kafka_users
+        .iter()
+        .flatten()
+        .map(|(name, _)| name)
+        .find(|name| name.is_empty() || name.chars().any(|c| c.is_control() || c == ','))
+    {
+        return Err(fail(format!(
+            "[{site}.kafka_users]: user name {bad:?} must be non-empty, without commas or control characters"
+        )));
+    }
+    Ok(secrets)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerSettings {
@@ -264,6 +320,8 @@ pub struct SchedulerSettings {
     pub workers: usize,
 }
 
+/// The `[kafka]` section: topics, the embedded listener, its security and bounds, and
+/// our client of an external cluster. Passwords come from the secrets file only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
@@ -276,12 +334,53 @@ pub struct KafkaSettings {
     pub advertised_host: String,
     pub advertised_port: u16,
     pub auto_create_topics: bool,
+    /// Auto-creation makes only topics whose names start with this (empty: any).
+    pub auto_create_prefix: String,
     pub max_frame_bytes: usize,
+    pub max_bytes_in_flight: usize,
+    pub max_inflated_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Seconds.
+    pub first_request_timeout: u64,
     /// Seconds.
     pub idle_timeout: u64,
+    pub max_topics: usize,
+    pub max_partitions_per_topic: u32,
+    pub max_partitions: u64,
+    /// 0: no limit.
+    pub max_data_bytes: u64,
+    pub max_groups: usize,
+    pub max_members_per_group: usize,
+    pub max_producer_states: usize,
+    pub max_request_partitions: usize,
+    /// The listener's `security.protocol`.
+    pub security: SecurityProtocol,
+    pub sasl_mechanisms: Vec<Mechanism>,
+    /// PEM files of the listener's certificate chain and private key (`ssl`, `sasl_ssl`).
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Allows a listener off loopback that authenticates nobody.
+    pub allow_insecure: bool,
+    /// What every admitted principal may do on topics and groups that are not the
+    /// pipeline's own.
+    pub default_operations: Vec<Operation>,
+    pub acl: Vec<AclEntry>,
     /// An external cluster's bootstrap brokers; empty: the embedded log.
     pub brokers: Vec<String>,
+    /// Our client's `security.protocol` towards `brokers`.
+    pub client_security: SecurityProtocol,
+    pub client_sasl_mechanism: Mechanism,
+    pub client_username: String,
+    /// PEM file of the CA certificates the external brokers' certificates are checked
+    /// against.
+    pub client_tls_ca: String,
+    /// The listener's users, from the secrets file's `[<site>.kafka_users]`.
+    #[serde(skip)]
+    pub users: std::collections::BTreeMap<String, Secret>,
+    /// Our client's password, from the secrets file's `kafka_client_password`.
+    #[serde(skip)]
+    pub client_password: Secret,
 }
 
 impl KafkaSettings {
@@ -294,6 +393,48 @@ impl KafkaSettings {
         listen.parse().map(Some).map_err(|e| {
             format!("kafka.listen = {listen:?} is not an address like 127.0.0.1:9092: {e}")
         })
+    }
+}
+
+/// The `[storage]` section: how the embedded store keeps what it acknowledges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub durability: DurabilitySetting,
+}
+
+/// `storage.durability`: what a write must survive before it is acknowledged (a Kafka
+/// Produce answered, a poll's metrics groups published, an offset committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DurabilitySetting {
+    /// A crash of the process: acknowledged once the write is in the OS (the page
+    /// cache). A power loss can take the last seconds of acknowledged writes.
+    Process,
+    /// Also a power loss: acknowledged after an `fsync` (`fdatasync`) that covers it,
+    /// shared by every writer waiting at the same time.
+    Fsync,
+}
+
+impl TryFrom<String> for DurabilitySetting {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.trim() {
+            "process" => Ok(DurabilitySetting::Process),
+            "fsync" => Ok(DurabilitySetting::Fsync),
+            other => Err(format!("{other:?}: expected \"process\" or \"fsync\"")),
+        }
+    }
+}
+
+impl DurabilitySetting {
+    /// The store's name for it.
+    pub fn durability(self) -> panoptes_storage::Durability {
+        match self {
+            DurabilitySetting::Process => panoptes_storage::Durability::Process,
+            DurabilitySetting::Fsync => panoptes_storage::Durability::PowerLoss,
+        }
     }
 }
 
@@ -335,6 +476,9 @@ pub struct InfluxSettings {
     pub timeout: u64,
     /// Longest pause (seconds) between retries while InfluxDB is unreachable.
     pub retry_backoff_max: u64,
+    /// A PEM file of certificates trusted for an https `url` besides the public roots (a
+    /// private CA, a self-signed server). Empty: the public roots only.
+    pub tls_ca: String,
 }
 
 impl InfluxSettings {
@@ -404,7 +548,9 @@ impl Settings {
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling")
-            .with_list_parse_key("kafka.brokers");
+            .with_list_parse_key("kafka.brokers")
+            .with_list_parse_key("kafka.sasl_mechanisms")
+            .with_list_parse_key("kafka.default_operations");
         builder = builder.add_source(env);
         for (key, value) in verbatim {
             builder = builder
@@ -423,8 +569,17 @@ impl Settings {
             message: e.to_string(),
         })?;
         let site = settings.site.clone();
-        if let Some(token) = settings.snmp.load_secrets(&site)? {
-            settings.http.token = token;
+        let secrets_file = settings.snmp.secrets_file.trim().to_owned();
+        if !secrets_file.is_empty() {
+            let secrets = read_secrets(Path::new(&secrets_file), &site)?;
+            settings.snmp.apply_secrets(&secrets);
+            settings.kafka.users = secrets.kafka_users.unwrap_or_default();
+            if let Some(password) = secrets.kafka_client_password {
+                settings.kafka.client_password = password;
+            }
+            if let Some(token) = secrets.http_token {
+                settings.http.token = token;
+            }
         }
         settings.validate()?;
         Ok(settings)
@@ -463,6 +618,7 @@ impl Settings {
         }
         self.snmp.usm_user()?;
         self.validate_http()?;
+        self.validate_cluster()?;
         if let Err(problem) = self.kafka.listen_addr() {
             return Err(SettingsError::Invalid {
                 key: "kafka.listen",
@@ -478,25 +634,76 @@ impl Settings {
                 problem: format!("`{bad}` is not host:port"),
             });
         }
-        let checks: [(&'static str, bool, &str); 13] = [
+        self.validate_kafka_security()?;
+        let k = &self.kafka;
+        let checks: &[(&'static str, bool, &str)] = &[
             (
                 "kafka.max_frame_bytes",
-                (1024..=1 << 30).contains(&self.kafka.max_frame_bytes),
+                (1024..=1 << 30).contains(&k.max_frame_bytes),
                 "must be 1 KiB..1 GiB",
             ),
             (
+                "kafka.max_bytes_in_flight",
+                k.max_bytes_in_flight >= k.max_frame_bytes
+                    && k.max_bytes_in_flight <= u32::MAX as usize,
+                "must be at least kafka.max_frame_bytes (a frame must fit) and at most 4 GiB",
+            ),
+            (
+                "kafka.max_inflated_bytes",
+                k.max_inflated_bytes >= 1024
+                    && k.max_inflated_bytes + (8 << 20) <= k.max_bytes_in_flight,
+                "must be at least 1 KiB, and 8 MiB (a zstd window) less than kafka.max_bytes_in_flight at most",
+            ),
+            (
                 "kafka.max_connections",
-                self.kafka.max_connections >= 1,
+                k.max_connections >= 1,
                 "must be at least 1",
             ),
             (
-                "kafka.idle_timeout",
-                self.kafka.idle_timeout >= 1,
+                "kafka.max_connections_per_ip",
+                k.max_connections_per_ip >= 1,
+                "must be at least 1",
+            ),
+            (
+                "kafka.first_request_timeout",
+                k.first_request_timeout >= 1,
                 "must be at least 1 second",
             ),
             (
+                "kafka.idle_timeout",
+                k.idle_timeout >= 1,
+                "must be at least 1 second",
+            ),
+            ("kafka.max_topics", k.max_topics >= 1, "must be at least 1"),
+            (
+                "kafka.max_partitions_per_topic",
+                (1..=panoptes_storage::MAX_PARTITIONS).contains(&k.max_partitions_per_topic),
+                "must be 1..65536 (the most the topic log opens)",
+            ),
+            (
+                "kafka.max_partitions",
+                k.max_partitions >= u64::from(k.max_partitions_per_topic),
+                "must be at least kafka.max_partitions_per_topic",
+            ),
+            (
                 "kafka.partitions",
-                self.kafka.partitions >= 1,
+                (1..=k.max_partitions_per_topic).contains(&k.partitions),
+                "must be 1..kafka.max_partitions_per_topic",
+            ),
+            ("kafka.max_groups", k.max_groups >= 1, "must be at least 1"),
+            (
+                "kafka.max_members_per_group",
+                k.max_members_per_group >= 1,
+                "must be at least 1",
+            ),
+            (
+                "kafka.max_producer_states",
+                k.max_producer_states >= 1,
+                "must be at least 1",
+            ),
+            (
+                "kafka.max_request_partitions",
+                k.max_request_partitions >= 1,
                 "must be at least 1",
             ),
             (
@@ -541,7 +748,7 @@ impl Settings {
                 "must be at least 1 second",
             ),
         ];
-        for (key, ok, problem) in checks {
+        for &(key, ok, problem) in checks {
             if !ok {
                 return Err(SettingsError::Invalid {
                     key,
@@ -555,6 +762,43 @@ impl Settings {
                 key: "log.format",
                 problem: format!("`{}`: expected \"human\" or \"json\"", self.log.format),
             });
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), SettingsError> {
+        let c = &self.cluster;
+        let invalid = |key, problem: String| Err(SettingsError::Invalid { key, problem });
+        if !c.enabled {
+            return Ok(());
+        }
+        if self.kafka.brokers.is_empty() {
+            return invalid(
+                "cluster.enabled",
+                "a cluster shares its fleet through an external Kafka cluster: set kafka.brokers"
+                    .into(),
+            );
+        }
+        if !(1..=10_000).contains(&c.partitions) {
+            return invalid("cluster.partitions", "must be 1..10000".into());
+        }
+        if !(1..=1_000).contains(&c.sink_partitions) {
+            return invalid("cluster.sink_partitions", "must be 1..1000".into());
+        }
+        if c.heartbeat_interval == 0 || c.heartbeat_interval * 3 > c.session_timeout {
+            return invalid(
+                "cluster.heartbeat_interval",
+                format!(
+                    "must be at least 1 s and at most a third of cluster.session_timeout ({} s)",
+                    c.session_timeout
+                ),
+            );
+        }
+        if c.rebalance_timeout < c.session_timeout {
+            return invalid(
+                "cluster.rebalance_timeout",
+                "must be at least cluster.session_timeout".into(),
+            );
         }
         Ok(())
     }
@@ -588,6 +832,82 @@ impl Settings {
         Ok(())
     }
 
+    /// The listener's and the client's security settings hang together, and the
+    /// listener does not face the network without authentication unless told to.
+    fn validate_kafka_security(&self) -> Result<(), SettingsError> {
+        let k = &self.kafka;
+        let invalid =
+            |key: &'static str, problem: String| Err(SettingsError::Invalid { key, problem });
+        let listener = match k.listen_addr() {
+            Ok(Some(addr)) if k.brokers.is_empty() => Some(addr),
+            _ => None,
+        };
+        if let Some(listen) = listener {
+            if let Err(exposed) = crate::kafka::security::check_exposure(
+                listen,
+                k.security,
+                &k.sasl_mechanisms,
+                k.allow_insecure,
+            ) {
+                return invalid("kafka.listen", exposed.to_string());
+            }
+        }
+        if k.security.sasl() {
+            if k.sasl_mechanisms.is_empty() {
+                return invalid(
+                    "kafka.sasl_mechanisms",
+                    format!(
+                        "kafka.security = \"{}\" needs at least one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+                        k.security.name()
+                    ),
+                );
+            }
+            if k.users.is_empty() {
+                return invalid(
+                    "kafka.security",
+                    format!(
+                        "\"{}\" authenticates users, and there are none: add a [{}.kafka_users] table (name = \"password\") to the secrets file (snmp.secrets_file)",
+                        k.security.name(),
+                        self.site
+                    ),
+                );
+            }
+        }
+        if k.security.tls() && (k.tls_cert.trim().is_empty() || k.tls_key.trim().is_empty()) {
+            return invalid(
+                "kafka.tls_cert",
+                format!(
+                    "kafka.security = \"{}\" needs kafka.tls_cert and kafka.tls_key (PEM files)",
+                    k.security.name()
+                ),
+            );
+        }
+        if !k.brokers.is_empty() {
+            if k.client_security.sasl()
+                && (k.client_username.trim().is_empty() || k.client_password.is_empty())
+            {
+                return invalid(
+                    "kafka.client_username",
+                    format!(
+                        "kafka.client_security = \"{}\" needs kafka.client_username and a kafka_client_password in the [{}] table of the secrets file (snmp.secrets_file)",
+                        k.client_security.name(),
+                        self.site
+                    ),
+                );
+            }
+            if k.client_security.tls() && k.client_tls_ca.trim().is_empty() {
+                return invalid(
+                    "kafka.client_tls_ca",
+                    format!(
+                        "kafka.client_security = \"{}\" needs the CA certificates to check the brokers against (a PEM file)",
+                        k.client_security.name()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn validate_influxdb(&self) -> Result<(), SettingsError> {
         let i = &self.influxdb;
         let invalid = |key, problem: &str| {
@@ -614,17 +934,21 @@ impl Settings {
             return Ok(());
         }
         let url = i.url.trim();
-        if url.starts_with("https://") {
-            return invalid(
-                "influxdb.url",
-                &format!("`{url}`: https is not supported by this build; use http:// (e.g. through a local TLS proxy)"),
-            );
-        }
-        let host = url.strip_prefix("http://").unwrap_or_default();
+        let shown = crate::secret::redact_url(url);
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .unwrap_or_default();
         if host.is_empty() || host.starts_with('/') {
             return invalid(
                 "influxdb.url",
-                &format!("`{url}`: expected http://HOST:PORT, e.g. http://127.0.0.1:8086"),
+                &format!("`{shown}`: expected http://HOST:PORT or https://HOST:PORT, e.g. http://127.0.0.1:8086"),
+            );
+        }
+        if !i.tls_ca.trim().is_empty() && !url.starts_with("https://") {
+            return invalid(
+                "influxdb.tls_ca",
+                &format!("is set but influxdb.url `{shown}` is not https"),
             );
         }
         match i.api {
@@ -650,6 +974,12 @@ impl Settings {
     /// The topic discovery publishes resource sets of this site to.
     pub fn resources_topic(&self) -> String {
         format!("{}-resources", self.site)
+    }
+
+    /// The topic whose partitions a cluster's nodes split the site's fleet by (no
+    /// messages: its partitions are the units of work).
+    pub fn work_topic(&self) -> String {
+        format!("{}-work", self.site)
     }
 }
 
@@ -744,8 +1074,11 @@ mod tests {
         assert!(!printed.contains("s3cr3t"), "{printed}");
         for (vars, key) in [
             (
-                vec![("PANOPTES__INFLUXDB__URL", "https://x:8086")],
-                "influxdb.url",
+                vec![
+                    ("PANOPTES__INFLUXDB__URL", "http://x:8086"),
+                    ("PANOPTES__INFLUXDB__TLS_CA", "/ca.pem"),
+                ],
+                "influxdb.tls_ca",
             ),
             (
                 vec![("PANOPTES__INFLUXDB__URL", "127.0.0.1:8086")],
@@ -769,6 +1102,30 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{vars:?}: {e}");
         }
+    }
+
+    #[test]
+    fn storage_durability_is_process_by_default_and_fsync_on_request() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.storage.durability, DurabilitySetting::Process);
+        assert_eq!(
+            s.storage.durability.durability(),
+            panoptes_storage::Durability::Process
+        );
+        let s = Settings::load_with_env(None, env(&[("PANOPTES__STORAGE__DURABILITY", "fsync")]))
+            .unwrap();
+        assert_eq!(
+            s.storage.durability.durability(),
+            panoptes_storage::Durability::PowerLoss
+        );
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__STORAGE__DURABILITY", "always")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "configuration defaults (+ PANOPTES__* environment): \"always\": expected \"process\" \
+             or \"fsync\" for key `storage.durability`"
+        );
     }
 
     #[test]
@@ -898,6 +1255,75 @@ mod tests {
         assert_eq!(s.snmp.v3_user, "0001");
         assert_eq!(s.snmp.v3_auth_passphrase.expose(), "00012345678");
         assert_eq!(s.snmp.v3_priv_passphrase.expose(), "1e100000");
+    }
+
+    #[test]
+    fn kafka_security_settings_hang_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(
+            &secrets,
+            "[local]\nkafka_client_password = \"client-s3cret\"\n[local.kafka_users]\ningest = \"ingest-s3cret\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(
+            &file,
+            "[kafka]\nsecurity = \"sasl_plaintext\"\nsasl_mechanisms = [\"SCRAM-SHA-256\"]\n\n[[kafka.acl]]\nprincipal = \"ingest\"\noperations = [\"produce\"]\ntopics = [\"local-*\"]\n",
+        )
+        .unwrap();
+        let path = secrets.to_str().unwrap();
+        let s =
+            Settings::load_with_env(Some(&file), env(&[("PANOPTES__SNMP__SECRETS_FILE", path)]))
+                .unwrap();
+        assert_eq!(s.kafka.security, SecurityProtocol::SaslPlaintext);
+        assert_eq!(s.kafka.sasl_mechanisms, vec![Mechanism::ScramSha256]);
+        assert_eq!(s.kafka.users["ingest"].expose(), "ingest-s3cret");
+        assert_eq!(s.kafka.client_password.expose(), "client-s3cret");
+        assert_eq!(s.kafka.acl.len(), 1);
+        assert!(!s.kafka.auto_create_topics, "off by default");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+
+        let refused = |vars: &[(&str, &str)]| {
+            Settings::load_with_env(None, env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused(&[("PANOPTES__KAFKA__LISTEN", "0.0.0.0:9092")]);
+        assert!(
+            e.starts_with("configuration key `kafka.listen`: kafka.listen = 0.0.0.0:9092 is not a loopback address"),
+            "{e}"
+        );
+        Settings::load_with_env(
+            None,
+            env(&[
+                ("PANOPTES__KAFKA__LISTEN", "0.0.0.0:9092"),
+                ("PANOPTES__KAFKA__ALLOW_INSECURE", "true"),
+            ]),
+        )
+        .unwrap();
+        let e = refused(&[("PANOPTES__KAFKA__SECURITY", "sasl_ssl")]);
+        assert!(
+            e.contains("there are none: add a [local.kafka_users] table"),
+            "{e}"
+        );
+        let e = refused(&[("PANOPTES__KAFKA__SECURITY", "ssl")]);
+        assert!(e.contains("needs kafka.tls_cert and kafka.tls_key"), "{e}");
+        let e = refused(&[
+            ("PANOPTES__KAFKA__BROKERS", "k1:9092"),
+            ("PANOPTES__KAFKA__CLIENT_SECURITY", "sasl_ssl"),
+        ]);
+        assert!(e.contains("kafka.client_username"), "{e}");
+        let e = refused(&[("PANOPTES__KAFKA__SASL_MECHANISMS", "GSSAPI")]);
+        assert!(
+            e.contains("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            "{e}"
+        );
+        let e = refused(&[("PANOPTES__KAFKA__MAX_PARTITIONS_PER_TOPIC", "2147483647")]);
+        assert!(e.contains("kafka.max_partitions_per_topic"), "{e}");
+        let e = refused(&[("PANOPTES__KAFKA__MAX_FRAME_BYTES", "134217728")]);
+        assert!(e.contains("kafka.max_bytes_in_flight"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,12 @@ pub async fn resources(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `/api/cluster`: this node's place in its site's cluster (members, what each owns,
+/// generations, the sink's lag); `enabled: false` on a node alone.
+pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.cluster.status().await)
+}
+
 pub async fn topics(state: web::Data<AppState>) -> HttpResponse {
     let bus = state.bus.clone();
     let listed = web::block(move || -> Result<Vec<Value>, String> {

@@ -6,10 +6,11 @@ mod api;
 mod auth;
 mod health;
 mod metrics;
-pub mod tls;
+
+pub use health::Readiness;
+pub use metrics::render_store;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
@@ -29,7 +30,8 @@ pub struct AppState {
     pub bus: Bus,
     pub resources: ResourceStore,
     pub telemetry: Arc<Telemetry>,
-    pub ready: Arc<AtomicBool>,
+    /// What `/ready` asks (see [`Readiness`]).
+    pub readiness: Vec<Readiness>,
     pub metrics_sections: Vec<MetricsSection>,
     /// `http.token` (empty: none).
     pub token: crate::secret::Secret,
@@ -37,6 +39,8 @@ pub struct AppState {
     pub appended: Arc<tokio::sync::Notify>,
     /// Room for requests waiting for new records (`http.max_long_polls`).
     pub long_polls: Arc<tokio::sync::Semaphore>,
+    /// The node's place in its site's cluster (`/api/cluster`).
+    pub cluster: crate::cluster::ClusterView,
 }
 
 /// How the listener is served: `http.*` settings the server itself needs.
@@ -60,6 +64,7 @@ pub fn serve(state: Arc<AppState>, listener: Listener) -> std::io::Result<actix_
             .route("/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics::metrics))
             .route("/api/resources", web::get().to(api::resources))
+            .route("/api/cluster", web::get().to(api::cluster))
             .route("/api/topics", web::get().to(api::topics))
             .route("/api/topics/{topic}/records", web::get().to(api::records))
     })

@@ -3,10 +3,15 @@
 //! offset they asked for (so a fetch "in the middle of a batch" needs no special case).
 //!
 //! Decoding is bounded: each batch's header is checked before any record is decoded, a
-//! compressed batch may inflate to at most `max_inflated` bytes, and a batch may not claim
-//! more records than its bytes can hold (a record takes at least 7 bytes).
+//! batch may not claim more records than its bytes can hold (a record takes at least 7
+//! bytes), and everything one Produce request inflates, over all its batches and
+//! partitions, shares one [`Inflation`]: at most `kafka.max_inflated_bytes`, each byte
+//! taken from the listener's memory budget as it is produced. A compression bomb spread
+//! over many small batches is refused as soon as their sum passes the limit.
 
+use std::cell::RefCell;
 use std::io::Read;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::protocol::StrBytes;
@@ -15,6 +20,8 @@ use kafka_protocol::records::{
     RecordEncodeOptions, TimestampType,
 };
 use panoptes_storage::{Record, StoredRecord};
+
+use super::budget::{Budget, Held, OverBudget};
 
 /// The smallest encoding of a record: length, attributes, timestamp delta, offset delta,
 /// key length, value length and header count, one byte each.
@@ -25,6 +32,11 @@ const BATCH_PREFIX: usize = 12;
 const RECORD_COUNT_AT: usize = 57;
 /// Everything before the records.
 const BATCH_HEADER: usize = 61;
+/// Inflated bytes are produced (and accounted) this many at a time.
+const INFLATE_CHUNK: usize = 32 * 1024;
+/// The largest zstd window accepted (8 MiB: what compression levels up to 19 use; the
+/// library's own default allows 128 MiB).
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 /// One producer batch, decoded.
 #[derive(Debug)]
@@ -36,22 +48,103 @@ pub struct Batch {
     pub compression: Compression,
 }
 
-/// Why a producer's records were refused (answered as CORRUPT_MESSAGE).
+/// Why a producer's records were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
+    /// Answered CORRUPT_MESSAGE.
     #[error("record batch {index}: {reason}")]
     Invalid { index: usize, reason: String },
+    /// The request's records inflate past `kafka.max_inflated_bytes` (MESSAGE_TOO_LARGE).
+    #[error(
+        "the records of this request inflate to more than {limit} bytes (kafka.max_inflated_bytes)"
+    )]
+    TooLarge { limit: usize },
+    /// The listener's memory budget had no room for the inflated records.
+    #[error("inflating the records: {0}")]
+    OverBudget(#[from] OverBudget),
+}
+
+/// What one Produce request may still inflate, and the memory its inflated records hold.
+///
+/// The first compressed batch of a request reserves the whole limit (and a zstd window)
+/// from the memory budget at once, waiting briefly for it; what was not used is given
+/// back when decoding ends. Reserving piecemeal instead would let many requests each
+/// hold part of the budget and all wait for the rest.
+#[derive(Debug)]
+pub struct Inflation {
+    limit: usize,
+    inflated: usize,
+    /// Capacity of the inflated buffers, all batches together: the memory they hold.
+    used: usize,
+    memory: Option<(Budget, Duration)>,
+    reserved: bool,
+    /// Budget held by the inflated records, until the request is answered.
+    pub held: Held,
+    /// Why inflating stopped, when it did (the codec's own error hides it).
+    stopped: Option<BatchError>,
+}
+
+impl Inflation {
+    /// At most `limit` inflated bytes, reserved from `memory` (waiting at most the given
+    /// time for room) when there is one.
+    pub fn new(limit: usize, memory: Option<(Budget, Duration)>) -> Inflation {
+        Inflation {
+            limit,
+            inflated: 0,
+            used: 0,
+            memory,
+            reserved: false,
+            held: Held::default(),
+            stopped: None,
+        }
+    }
+
+    /// Reserves the request's limit and a zstd window, once.
+    fn reserve(&mut self) -> anyhow::Result<()> {
+        if self.reserved {
+            return Ok(());
+        }
+        if let Some((budget, wait)) = &self.memory {
+            let wanted = self.limit + (1 << ZSTD_WINDOW_LOG_MAX);
+            if let Err(e) = budget.take_blocking(&mut self.held, wanted, *wait) {
+                let message = e.to_string();
+                self.stopped = Some(BatchError::OverBudget(e));
+                anyhow::bail!(message);
+            }
+        }
+        self.reserved = true;
+        Ok(())
+    }
+
+    /// Accounts `len` more inflated bytes, held in `grow` more bytes of capacity.
+    fn charge(&mut self, len: usize, grow: usize) -> anyhow::Result<()> {
+        self.inflated = self.inflated.saturating_add(len);
+        self.used = self.used.saturating_add(grow);
+        if self.inflated > self.limit || self.used > self.limit.saturating_mul(2) {
+            self.stopped = Some(BatchError::TooLarge { limit: self.limit });
+            anyhow::bail!("records inflate to more than {} bytes", self.limit);
+        }
+        Ok(())
+    }
+
+    /// Gives back the reservation's unused part: the inflated records keep what they
+    /// hold until the request is answered.
+    pub fn release_unused(&mut self) {
+        self.held.shrink_to(self.used);
+    }
 }
 
 /// Decodes every batch of a Produce partition's `records`. Control batches (transaction
 /// markers) carry no data and are skipped. `now_ms` stands in for a missing timestamp.
+/// Call from a blocking thread: inflating may wait for room in the memory budget.
 pub fn decode_batches(
     mut bytes: Bytes,
-    max_inflated: usize,
+    inflation: &mut Inflation,
     now_ms: u64,
 ) -> Result<Vec<Batch>, BatchError> {
     let mut out = Vec::new();
     let mut index = 0;
+    let shared = RefCell::new(inflation);
     while bytes.has_remaining() {
         let invalid = |reason: String| BatchError::Invalid { index, reason };
         if bytes.len() < BATCH_HEADER {
@@ -94,8 +187,9 @@ pub fn decode_batches(
                 total - BATCH_HEADER
             )));
         }
-        let inflate = move |data: &mut Bytes, c: Compression| -> anyhow::Result<Bytes> {
-            let plain = inflate(data, c, max_inflated)?;
+        let inflate = |data: &mut Bytes, c: Compression| -> anyhow::Result<Bytes> {
+            let mut budget = shared.borrow_mut();
+            let plain = inflate(data, c, &mut budget)?;
             if count.saturating_mul(MIN_RECORD_BYTES) > plain.len() {
                 anyhow::bail!(
                     "{count} records cannot fit in {} inflated bytes",
@@ -104,8 +198,17 @@ pub fn decode_batches(
             }
             Ok(plain)
         };
-        let set = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(inflate))
-            .map_err(|e| invalid(format!("{e:#}")))?;
+        let decoded = RecordBatchDecoder::decode_with_custom_compression(&mut one, Some(inflate));
+        let set = match decoded {
+            Ok(set) => set,
+            Err(e) => {
+                return Err(shared
+                    .borrow_mut()
+                    .stopped
+                    .take()
+                    .unwrap_or_else(|| invalid(format!("{e:#}"))))
+            }
+        };
         let Some(first) = set.records.first() else {
             index += 1;
             continue;
@@ -144,52 +247,77 @@ fn to_record(r: KafkaRecord, now_ms: u64) -> Record {
     }
 }
 
-/// Inflates a batch's records, refusing to produce more than `limit` bytes.
-fn inflate(data: &mut Bytes, compression: Compression, limit: usize) -> anyhow::Result<Bytes> {
+/// Inflates a batch's records, charging `inflation` as they come out.
+fn inflate(
+    data: &mut Bytes,
+    compression: Compression,
+    inflation: &mut Inflation,
+) -> anyhow::Result<Bytes> {
     let input = data.copy_to_bytes(data.remaining());
-    let mut out = Vec::new();
-    let cap = limit as u64 + 1;
-    match compression {
+    if compression != Compression::None {
+        inflation.reserve()?;
+    }
+    let out = match compression {
         Compression::None => return Ok(input),
-        Compression::Gzip => {
-            flate2::read::GzDecoder::new(input.reader())
-                .take(cap)
-                .read_to_end(&mut out)?;
-        }
+        Compression::Gzip => drain(flate2::read::GzDecoder::new(input.reader()), inflation)?,
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(input.reader())?
-                .take(cap)
-                .read_to_end(&mut out)?;
+            // The decoder's window is memory too: bounded (levels up to 19 stay within
+            // it), and part of the request's reservation.
+            let mut decoder = zstd::stream::read::Decoder::new(input.reader())?;
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            drain(decoder, inflation)?
         }
-        Compression::Lz4 => {
-            lz4::Decoder::new(input.reader())?
-                .take(cap)
-                .read_to_end(&mut out)?;
-        }
-        Compression::Snappy => out = inflate_snappy(&input, limit)?,
-    }
-    if out.len() > limit {
-        anyhow::bail!("records inflate to more than {limit} bytes (kafka.max_frame_bytes)");
-    }
+        Compression::Lz4 => drain(lz4::Decoder::new(input.reader())?, inflation)?,
+        Compression::Snappy => inflate_snappy(&input, inflation)?,
+    };
     Ok(Bytes::from(out))
+}
+
+/// Reads a decoder to its end, a chunk at a time; capacity grows by doubling and every
+/// byte of it is charged before it is allocated.
+fn drain(mut decoder: impl Read, inflation: &mut Inflation) -> anyhow::Result<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; INFLATE_CHUNK];
+    loop {
+        let n = decoder.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        append(&mut out, &chunk[..n], inflation)?;
+    }
+}
+
+fn append(out: &mut Vec<u8>, more: &[u8], inflation: &mut Inflation) -> anyhow::Result<()> {
+    let need = out.len() + more.len();
+    let grow = if need > out.capacity() {
+        (out.capacity() * 2).max(need) - out.capacity()
+    } else {
+        0
+    };
+    inflation.charge(more.len(), grow)?;
+    out.reserve_exact(grow);
+    out.extend_from_slice(more);
+    Ok(())
 }
 
 /// Snappy as Kafka producers send it: the xerial framing (a magic header, then
 /// length-prefixed blocks) or, without the header, one raw block. Each block's declared
-/// size is checked against the limit before it is inflated.
-fn inflate_snappy(input: &[u8], limit: usize) -> anyhow::Result<Vec<u8>> {
+/// size is charged before it is inflated.
+fn inflate_snappy(input: &[u8], inflation: &mut Inflation) -> anyhow::Result<Vec<u8>> {
     const MAGIC: &[u8] = b"\x82SNAPPY\x00";
     let mut out = Vec::new();
-    let block = |raw: &[u8], out: &mut Vec<u8>| -> anyhow::Result<()> {
+    let block = |raw: &[u8], out: &mut Vec<u8>, inflation: &mut Inflation| -> anyhow::Result<()> {
         let size = snap::raw::decompress_len(raw)?;
-        if out.len().saturating_add(size) > limit {
-            anyhow::bail!("records inflate to more than {limit} bytes (kafka.max_frame_bytes)");
-        }
-        out.extend_from_slice(&snap::raw::Decoder::new().decompress_vec(raw)?);
+        inflation.charge(size, size)?;
+        let start = out.len();
+        out.reserve_exact(size);
+        out.resize(start + size, 0);
+        let n = snap::raw::Decoder::new().decompress(raw, &mut out[start..])?;
+        out.truncate(start + n);
         Ok(())
     };
     if !input.starts_with(MAGIC) {
-        block(input, &mut out)?;
+        block(input, &mut out, inflation)?;
         return Ok(out);
     }
     let mut rest = input.get(16..).unwrap_or_default();
@@ -202,7 +330,7 @@ fn inflate_snappy(input: &[u8], limit: usize) -> anyhow::Result<Vec<u8>> {
         let raw = rest
             .get(4..4 + len)
             .ok_or_else(|| anyhow::anyhow!("snappy block of {len} bytes cut short"))?;
-        block(raw, &mut out)?;
+        block(raw, &mut out, inflation)?;
         rest = &rest[4 + len..];
     }
     Ok(out)
@@ -302,7 +430,12 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let batches = decode_batches(encode(&records(50), c), 1 << 20, 0).unwrap();
+            let batches = decode_batches(
+                encode(&records(50), c),
+                &mut Inflation::new(1 << 20, None),
+                0,
+            )
+            .unwrap();
             assert_eq!(batches.len(), 1, "{c:?}");
             let b = &batches[0];
             assert_eq!(b.compression, c);
@@ -321,9 +454,53 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let err = decode_batches(encode(&records(200), c), 4096, 0).unwrap_err();
-            assert!(err.to_string().contains("more than 4096"), "{c:?}: {err}");
+            let err = decode_batches(encode(&records(200), c), &mut Inflation::new(4096, None), 0)
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the records of this request inflate to more than 4096 bytes (kafka.max_inflated_bytes)",
+                "{c:?}"
+            );
         }
+    }
+
+    /// The limit is the request's: batches that each fit are refused once their sum does
+    /// not, and the memory they hold is taken from the budget.
+    #[test]
+    fn the_limit_counts_every_batch_of_the_request() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let budget = Budget::new(64 << 20);
+        let one = encode(&records(50), Compression::Zstd);
+        let inflated = {
+            let mut i = Inflation::new(1 << 20, None);
+            decode_batches(one.clone(), &mut i, 0).unwrap();
+            i.inflated
+        };
+        let b = budget.clone();
+        let (result, held) = runtime
+            .block_on(runtime.spawn_blocking(move || {
+                let mut i = Inflation::new(inflated * 3 + inflated / 2, Some((b, Duration::ZERO)));
+                let mut all = BytesMut::new();
+                for _ in 0..4 {
+                    all.extend_from_slice(&one);
+                }
+                let r = decode_batches(all.freeze(), &mut i, 0).map(|b| b.len());
+                let reserved = i.held.bytes();
+                i.release_unused();
+                assert!(i.held.bytes() < reserved, "the unused part is given back");
+                (r, reserved)
+            }))
+            .unwrap();
+        assert!(
+            matches!(result, Err(BatchError::TooLarge { .. })),
+            "{result:?}"
+        );
+        assert!(held >= inflated * 3, "{held} bytes held for {inflated} x 3");
+        assert!(
+            held <= (inflated * 3 + inflated / 2) + (1 << ZSTD_WINDOW_LOG_MAX),
+            "{held}"
+        );
+        assert_eq!(budget.in_use(), 0, "given back with the Inflation");
     }
 
     #[test]
@@ -331,14 +508,27 @@ mod tests {
         let good = encode(&records(3), Compression::None);
         let mut lying = good.to_vec();
         lying[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(decode_batches(Bytes::from(lying), 1 << 20, 0).is_err());
+        let err = decode_batches(Bytes::from(lying), &mut Inflation::new(1 << 20, None), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("record batch 0: 2147483647 records cannot fit in "),
+            "{err}"
+        );
         let mut long = good.to_vec();
         long[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
-        assert!(decode_batches(Bytes::from(long), 1 << 20, 0).is_err());
+        let err = decode_batches(Bytes::from(long), &mut Inflation::new(1 << 20, None), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("record batch 0: batch length 1000000 does not fit the "),
+            "{err}"
+        );
         let mut flipped = good.to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
-        let err = decode_batches(Bytes::from(flipped), 1 << 20, 0).unwrap_err();
+        let err = decode_batches(Bytes::from(flipped), &mut Inflation::new(1 << 20, None), 0)
+            .unwrap_err();
         assert!(err.to_string().contains("Cyclic redundancy"), "{err}");
     }
 
@@ -367,7 +557,7 @@ mod tests {
         /// Whatever the bytes, decoding returns (an error or batches) and never panics.
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
-            let _ = decode_batches(Bytes::from(bytes), 1 << 16, 0);
+            let _ = decode_batches(Bytes::from(bytes), &mut Inflation::new(1 << 16, None), 0);
         }
 
         /// A valid batch with any one byte changed is refused or decoded, never a panic.
@@ -376,7 +566,7 @@ mod tests {
             let mut b = encode(&records(3), Compression::None).to_vec();
             let i = at % b.len();
             b[i] = to;
-            let _ = decode_batches(Bytes::from(b), 1 << 16, 0);
+            let _ = decode_batches(Bytes::from(b), &mut Inflation::new(1 << 16, None), 0);
         }
     }
 }

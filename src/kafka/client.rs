@@ -1,15 +1,23 @@
-//! A minimal Kafka client connection: typed requests over one TCP connection, answered
-//! in order. Used to publish to and consume from an external cluster (`external.rs`) and
-//! by the tests to speak to the embedded broker byte for byte.
+//! A minimal Kafka client connection: typed requests over one TCP connection (TLS and
+//! SASL when asked), answered in order. Used to publish to and consume from an external
+//! cluster (`external.rs`) and by the tests to speak to the embedded broker byte for byte.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::sasl::Mechanism;
+use super::scram::{ClientExchange, ScramHash};
+use crate::secret::Secret;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +42,55 @@ pub enum ClientError {
     Protocol { addr: String, what: String },
     #[error("Kafka broker {addr} serves no version of {api:?} this client speaks")]
     Unsupported { addr: String, api: ApiKey },
+    #[error("Kafka broker {addr}: TLS: {what}")]
+    Tls { addr: String, what: String },
+    #[error("Kafka broker {addr}: SASL {mechanism} authentication as {user:?} failed: {what}")]
+    Authentication {
+        addr: String,
+        mechanism: Mechanism,
+        user: String,
+        what: String,
+    },
 }
+
+/// What our client's connections require (`kafka.client_security` and friends).
+#[derive(Clone, Default)]
+pub struct ClientSecurity {
+    /// TLS, verifying brokers against these roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub sasl: Option<ClientSasl>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl)
+            .finish()
+    }
+}
+
+/// Who our client authenticates as.
+#[derive(Debug, Clone)]
+pub struct ClientSasl {
+    pub mechanism: Mechanism,
+    pub username: String,
+    pub password: Secret,
+}
+
+/// The largest answer read (our requests ask for at most 8 MiB of records): a broker
+/// claiming more is not believed.
+const MAX_ANSWER_BYTES: usize = 128 << 20;
+
+/// A byte stream to a broker: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One connection to one broker.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    peer: Option<SocketAddr>,
+    stream: Box<dyn Stream>,
     correlation: i32,
     client_id: String,
     timeout: Duration,
@@ -48,13 +99,24 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and asks the broker which versions it serves.
+    /// Connects without TLS or SASL and asks the broker which versions it serves.
     pub async fn connect(
         addr: &str,
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        Connection::connect_with(addr, client_id, timeout, &ClientSecurity::default()).await
+    }
+
+    /// Connects (with TLS when `security` says so), asks the broker which versions it
+    /// serves, and authenticates (with SASL when `security` says so).
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Connection, ClientError> {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Connect {
                 addr: addr.to_owned(),
@@ -64,9 +126,33 @@ impl Connection {
                 addr: addr.to_owned(),
                 source,
             })?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let peer = tcp.peer_addr().ok();
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let tls_error = |what: String| ClientError::Tls {
+                    addr: addr.to_owned(),
+                    what,
+                };
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .map_err(|e| tls_error(format!("{host:?} is not a server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| tls_error(format!("no handshake within {timeout:?}")))?
+                    .map_err(|e| tls_error(e.to_string()))?;
+                Box::new(tls)
+            }
+        };
         let mut c = Connection {
             addr: addr.to_owned(),
+            peer,
             stream,
             correlation: 0,
             client_id: client_id.to_owned(),
@@ -88,7 +174,81 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, k.min_version, k.max_version))
             .collect();
+        if let Some(sasl) = &security.sasl {
+            c.authenticate(sasl).await?;
+        }
         Ok(c)
+    }
+
+    /// SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate requests.
+    async fn authenticate(&mut self, sasl: &ClientSasl) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        let failed = |what: String| ClientError::Authentication {
+            addr: addr.clone(),
+            mechanism: sasl.mechanism,
+            user: sasl.username.clone(),
+            what,
+        };
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(sasl.mechanism.name());
+        let version = self.version::<SaslHandshakeRequest>(1)?;
+        if version < 1 {
+            return Err(failed(
+                "the broker offers only SaslHandshake v0 (bare tokens), which this client does not speak".into(),
+            ));
+        }
+        let answer = self.send(handshake, version).await?;
+        if answer.error_code != 0 {
+            let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "SaslHandshake error {} (the broker offers {offered:?})",
+                answer.error_code
+            )));
+        }
+        let password = sasl.password.expose();
+        match sasl.mechanism {
+            Mechanism::Plain => {
+                let token = format!("\0{}\0{password}", sasl.username);
+                self.sasl_token(token.into_bytes(), &failed).await?;
+            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let hash = if sasl.mechanism == Mechanism::ScramSha256 {
+                    ScramHash::Sha256
+                } else {
+                    ScramHash::Sha512
+                };
+                let (mut exchange, first) = ClientExchange::start(hash, &sasl.username, password);
+                let server_first = self.sasl_token(first, &failed).await?;
+                let last = exchange
+                    .respond(&server_first)
+                    .map_err(|e| failed(e.to_string()))?;
+                let server_final = self.sasl_token(last, &failed).await?;
+                exchange
+                    .verify(&server_final)
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SASL token sent, the broker's token back.
+    async fn sasl_token(
+        &mut self,
+        token: Vec<u8>,
+        failed: &impl Fn(String) -> ClientError,
+    ) -> Result<Vec<u8>, ClientError> {
+        let mut request = SaslAuthenticateRequest::default();
+        request.auth_bytes = Bytes::from(token);
+        let answer = self.call(request, 2).await?;
+        if answer.error_code != 0 {
+            let message = answer
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            return Err(failed(format!("error {}: {message}", answer.error_code)));
+        }
+        Ok(answer.auth_bytes.to_vec())
     }
 
     pub fn addr(&self) -> &str {
@@ -96,7 +256,7 @@ impl Connection {
     }
 
     pub fn peer(&self) -> Option<SocketAddr> {
-        self.stream.peer_addr().ok()
+        self.peer
     }
 
     fn protocol(&self, what: String) -> ClientError {
@@ -169,13 +329,17 @@ impl Connection {
         };
         let answer = tokio::time::timeout(timeout, async {
             self.stream.write_all(&frame).await.map_err(io)?;
+            self.stream.flush().await.map_err(io)?;
             let size = self.stream.read_i32().await.map_err(io)?;
-            let size = usize::try_from(size).map_err(|_| {
-                io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("answer size {size}"),
-                ))
-            })?;
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= MAX_ANSWER_BYTES)
+                .ok_or_else(|| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("answer size {size} (at most {MAX_ANSWER_BYTES} accepted)"),
+                    ))
+                })?;
             let mut buf = vec![0u8; size];
             self.stream.read_exact(&mut buf).await.map_err(io)?;
             Ok::<_, ClientError>(Bytes::from(buf))
@@ -211,13 +375,14 @@ impl Connection {
             source,
         };
         self.stream.write_all(bytes).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)?;
         let read = tokio::time::timeout(self.timeout, async {
             let size = match self.stream.read_i32().await {
                 Ok(s) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let mut buf = vec![0u8; usize::try_from(size).unwrap_or(0)];
+            let mut buf = vec![0u8; usize::try_from(size).unwrap_or(0).min(MAX_ANSWER_BYTES)];
             self.stream.read_exact(&mut buf).await?;
             Ok(Some(Bytes::from(buf)))
         })

@@ -261,14 +261,56 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
 }
 
-/// Every group of this broker.
-#[derive(Default)]
+/// What the groups' members may hold in memory at most, all groups together: their
+/// subscriptions (protocol metadata) and assignments. A join or an assignment past it is
+/// refused (GROUP_MAX_SIZE_REACHED).
+pub const MAX_STATE_BYTES: usize = 64 << 20;
+
+/// Every group of this broker, at most `max_groups` of at most `max_members` each.
 pub struct Coordinator {
     groups: Mutex<BTreeMap<String, Group>>,
     counter: AtomicU64,
+    max_groups: usize,
+    max_members: usize,
+}
+
+impl Default for Coordinator {
+    fn default() -> Coordinator {
+        Coordinator::new(1000, 100)
+    }
+}
+
+/// Bytes a member holds: ids, subscriptions and assignment.
+fn member_bytes(id: &str, m: &Member) -> usize {
+    id.len()
+        + m.client_id.len()
+        + m.client_host.len()
+        + m.assignment.len()
+        + m.protocols
+            .iter()
+            .map(|(n, md)| n.len() + md.len())
+            .sum::<usize>()
+}
+
+/// Bytes every member of every group holds.
+fn state_bytes(groups: &BTreeMap<String, Group>) -> usize {
+    groups
+        .values()
+        .flat_map(|g| g.members.iter())
+        .map(|(id, m)| member_bytes(id, m))
+        .sum()
 }
 
 impl Coordinator {
+    pub fn new(max_groups: usize, max_members: usize) -> Coordinator {
+        Coordinator {
+            groups: Mutex::default(),
+            counter: AtomicU64::new(0),
+            max_groups: max_groups.max(1),
+            max_members: max_members.max(1),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -283,6 +325,36 @@ impl Coordinator {
             return Outcome::Now(Joined::error(code::INVALID_SESSION_TIMEOUT, &req.member_id));
         }
         let mut groups = self.lock();
+        if !groups.contains_key(&req.group) && groups.len() >= self.max_groups {
+            // Room for a new group: forget an empty one (its committed offsets stay in
+            // the store), or refuse.
+            let empty = groups
+                .iter()
+                .find(|(_, g)| g.state == State::Empty && g.members.is_empty())
+                .map(|(name, _)| name.clone());
+            match empty {
+                Some(name) => {
+                    groups.remove(&name);
+                }
+                None => {
+                    return Outcome::Now(Joined::error(
+                        code::COORDINATOR_NOT_AVAILABLE,
+                        &req.member_id,
+                    ))
+                }
+            }
+        }
+        let incoming: usize = req.member_id.len()
+            + req.client_id.len()
+            + req.client_host.len()
+            + req
+                .protocols
+                .iter()
+                .map(|(n, md)| n.len() + md.len())
+                .sum::<usize>();
+        if state_bytes(&groups).saturating_add(incoming) > MAX_STATE_BYTES {
+            return Outcome::Now(Joined::error(code::GROUP_MAX_SIZE_REACHED, &req.member_id));
+        }
         let g = groups
             .entry(req.group.clone())
             .or_insert_with(|| Group::new(now));
@@ -299,6 +371,9 @@ impl Coordinator {
                 code::INCONSISTENT_GROUP_PROTOCOL,
                 &req.member_id,
             ));
+        }
+        if req.member_id.is_empty() && g.members.len() >= self.max_members {
+            return Outcome::Now(Joined::error(code::GROUP_MAX_SIZE_REACHED, &req.member_id));
         }
         let since = self.counter.fetch_add(1, Ordering::Relaxed);
         let member_id = if req.member_id.is_empty() {
@@ -389,6 +464,15 @@ impl Coordinator {
                 }))
             }
             State::CompletingRebalance if is_leader => {
+                let assigned: usize = assignments.iter().map(|(_, a)| a.len()).sum();
+                let held: usize = g.members.values().map(|m| m.assignment.len()).sum();
+                let others = state_bytes(&groups) - held;
+                if others.saturating_add(assigned) > MAX_STATE_BYTES {
+                    return Outcome::Now((code::GROUP_MAX_SIZE_REACHED, Bytes::new()));
+                }
+                let Some(g) = groups.get_mut(group) else {
+                    return Outcome::Now((code::UNKNOWN_MEMBER_ID, Bytes::new()));
+                };
                 let mut given: BTreeMap<String, Bytes> = assignments.into_iter().collect();
                 for (id, m) in g.members.iter_mut() {
                     m.assignment = given.remove(id).unwrap_or_default();

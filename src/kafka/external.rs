@@ -10,6 +10,10 @@
 //! offsets to the cluster's group coordinator as "simple" commits (no group membership):
 //! each node reads every partition of its own site's topics.
 //!
+//! With `kafka.client_security` every connection is TLS (verified against
+//! `kafka.client_tls_ca`) and/or authenticated with SASL PLAIN or SCRAM, as the
+//! cluster's listeners require.
+//!
 //! The client runs on a runtime thread of its own; calls from any runtime (or a blocking
 //! thread) are sent to it. One lock serializes requests: fetches do not wait on the
 //! broker (max_wait 0), the pipeline's consumers poll instead.
@@ -19,13 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use panoptes_storage::{Record, StoredRecord};
 use tokio::sync::Mutex;
 
 use super::batch::encode_records;
-use super::client::Connection;
+use super::client::{ClientSecurity, Connection};
 use crate::bus::{partition_for, Item, Message};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +38,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct ExternalCluster {
     inner: Arc<Mutex<Inner>>,
+    pub health: Arc<ClientHealth>,
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     handle: tokio::runtime::Handle,
     _runtime: Arc<RuntimeThread>,
 }
@@ -53,25 +59,79 @@ impl Drop for RuntimeThread {
 struct Inner {
     bootstrap: Vec<String>,
     client_id: String,
+    /// TLS and SASL for every connection (`kafka.client_security`).
+    security: ClientSecurity,
     /// Broker id -> "host:port", from Metadata.
     brokers: HashMap<i32, String>,
     connections: HashMap<String, Connection>,
     /// Topic -> leader of each partition.
     leaders: HashMap<String, Vec<i32>>,
     coordinators: HashMap<String, String>,
+    /// The highest version of an API a broker answered usefully, once it answered a
+    /// higher one with an error or nothing (see [`Inner::fetch_once`]).
+    ceilings: HashMap<(String, i16), i16>,
+    /// The newest Fetch version to ask any broker (see [`ExternalCluster::cap_fetch_version`]).
+    fetch_cap: i16,
 }
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
 
+/// A broker's error code with its name and Kafka's description of it.
 fn kafka_error(what: &str, code: i16) -> String {
-    format!("{what}: Kafka error code {code}")
+    match kafka_protocol::error::ResponseError::try_from_code(code) {
+        Some(e) => format!("{what}: {e:?} ({code}): {e}"),
+        None => format!("{what}: Kafka error code {code}"),
+    }
+}
+
+/// How the client is doing, for `/ready` and `/metrics`: the first failure of the current
+/// run of failures (cleared by any success).
+#[derive(Default)]
+pub struct ClientHealth {
+    failing: std::sync::Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// How long the client may fail before the node says it is not ready: a broker that
+/// fails over, or a rebalance, is seconds.
+pub const NOT_READY_AFTER: Duration = Duration::from_secs(10);
+
+impl ClientHealth {
+    fn ok(&self) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn failed(&self, error: &str) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match f.as_mut() {
+            Some((_, last)) => *last = error.to_owned(),
+            None => *f = Some((std::time::Instant::now(), error.to_owned())),
+        }
+    }
+
+    /// Why the pipeline cannot use the cluster, once it has failed for `NOT_READY_AFTER`.
+    pub fn not_ready(&self) -> Option<String> {
+        let f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let (since, error) = f.as_ref()?;
+        (since.elapsed() >= NOT_READY_AFTER).then(|| {
+            format!(
+                "external Kafka (kafka.brokers) failing for {}s: {error}",
+                since.elapsed().as_secs()
+            )
+        })
+    }
 }
 
 impl ExternalCluster {
-    /// Starts the client's runtime thread; connects lazily.
-    pub fn start(bootstrap: Vec<String>, client_id: &str) -> anyhow::Result<ExternalCluster> {
+    /// Starts the client's runtime thread; connects lazily, with `security`. Failures
+    /// are counted in `telemetry` when given.
+    pub fn start(
+        bootstrap: Vec<String>,
+        client_id: &str,
+        security: ClientSecurity,
+        telemetry: Option<Arc<crate::telemetry::Telemetry>>,
+    ) -> anyhow::Result<ExternalCluster> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("kafka-client")
@@ -90,11 +150,16 @@ impl ExternalCluster {
             inner: Arc::new(Mutex::new(Inner {
                 bootstrap,
                 client_id: client_id.to_owned(),
+                security,
                 brokers: HashMap::new(),
                 connections: HashMap::new(),
                 leaders: HashMap::new(),
                 coordinators: HashMap::new(),
+                ceilings: HashMap::new(),
+                fetch_cap: FETCH_VERSIONS[0],
             })),
+            health: Arc::default(),
+            telemetry,
             handle,
             _runtime: Arc::new(RuntimeThread { stop: Some(tx) }),
         })
@@ -104,11 +169,20 @@ impl ExternalCluster {
     /// connections and metadata so the next call starts over.
     fn spawn(&self, op: Op) -> tokio::task::JoinHandle<Result<Reply, String>> {
         let inner = Arc::clone(&self.inner);
+        let health = Arc::clone(&self.health);
+        let telemetry = self.telemetry.clone();
         self.handle.spawn(async move {
+            let name = op.name();
             let mut inner = inner.lock().await;
             let result = inner.exec(op).await;
-            if result.is_err() {
-                inner.forget();
+            match &result {
+                Ok(_) => health.ok(),
+                Err(e) => {
+                    inner.forget();
+                    health.failed(e);
+                    crate::events::KafkaClientFailed { op: name, error: e }
+                        .emit(telemetry.as_deref());
+                }
             }
             result
         })
@@ -176,22 +250,69 @@ impl ExternalCluster {
         }
     }
 
+    /// Commits `next` for `group` at `topic`/`partition`: as a member of the group's
+    /// generation when given (a group with members refuses other commits, and a member
+    /// the group has moved on from is refused: the partition is someone else's now), else
+    /// as a simple commit.
     pub async fn commit(
         &self,
         group: &str,
         topic: &str,
         partition: u32,
         next: u64,
+        member: Option<Generation>,
     ) -> Result<(), String> {
         self.call(Op::Commit(
             group.to_owned(),
             topic.to_owned(),
             partition,
             next,
+            member,
         ))
         .await
         .map(|_| ())
     }
+
+    /// Asks no broker a Fetch newer than `version` (one of 12, 11, 7, 4; the newest both
+    /// sides serve otherwise): for a broker that misbehaves at newer versions, and for the
+    /// interop tests, which read at each version the client may pick.
+    pub async fn cap_fetch_version(&self, version: i16) {
+        let mut inner = self.inner.lock().await;
+        inner.fetch_cap = version;
+        inner
+            .ceilings
+            .retain(|(_, key), _| *key != FetchRequest::KEY);
+    }
+
+    /// Creates `topic` with `partitions` partitions unless it exists; returns how many
+    /// partitions it has (an existing topic keeps its own count).
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+        match self
+            .call(Op::EnsureTopic(topic.to_owned(), partitions))
+            .await?
+        {
+            Reply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The offset the next record of `topic`/`partition` will get (its end).
+    pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, String> {
+        match self
+            .call(Op::HighWatermark(topic.to_owned(), partition))
+            .await?
+        {
+            Reply::Offset(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// A consumer group member's credentials for a commit: its generation and member id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub id: i32,
+    pub member_id: String,
 }
 
 /// What the client's runtime is asked to do.
@@ -201,7 +322,25 @@ enum Op {
     Fetch(String, u32, u64, usize),
     /// group, topic, partition
     Committed(String, String, u32),
-    Commit(String, String, u32, u64),
+    Commit(String, String, u32, u64, Option<Generation>),
+    /// topic, partitions
+    EnsureTopic(String, u32),
+    HighWatermark(String, u32),
+}
+
+impl Op {
+    /// The `op` label of `panoptes_kafka_client_errors_total`.
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Publish(..) => "produce",
+            Op::Partitions(..) => "metadata",
+            Op::Fetch(..) => "fetch",
+            Op::Committed(..) => "offset_fetch",
+            Op::Commit(..) => "offset_commit",
+            Op::EnsureTopic(..) => "create_topics",
+            Op::HighWatermark(..) => "list_offsets",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -228,10 +367,14 @@ impl Inner {
             Op::Committed(group, topic, p) => {
                 Reply::Offset(self.committed(&group, &topic, p).await?)
             }
-            Op::Commit(group, topic, p, next) => {
-                self.commit(&group, &topic, p, next).await?;
+            Op::Commit(group, topic, p, next, member) => {
+                self.commit(&group, &topic, p, next, member).await?;
                 Reply::Done
             }
+            Op::EnsureTopic(topic, partitions) => {
+                Reply::Count(self.ensure_topic(&topic, partitions).await?)
+            }
+            Op::HighWatermark(topic, p) => Reply::Offset(self.list_offset(&topic, p, -1).await?),
         })
     }
 
@@ -244,7 +387,7 @@ impl Inner {
 
     async fn connection(&mut self, addr: &str) -> Result<&mut Connection, String> {
         if !self.connections.contains_key(addr) {
-            let c = Connection::connect(addr, &self.client_id, TIMEOUT)
+            let c = Connection::connect_with(addr, &self.client_id, TIMEOUT, &self.security)
                 .await
                 .map_err(|e| e.to_string())?;
             self.connections.insert(addr.to_owned(), c);
@@ -411,7 +554,9 @@ impl Inner {
         Ok(Vec::new())
     }
 
-    /// `None`: OFFSET_OUT_OF_RANGE.
+    /// `None`: OFFSET_OUT_OF_RANGE. Asks at the highest Fetch version both sides serve;
+    /// a broker that answers that version without the partition asked for (or refuses
+    /// it) is asked again at older versions, and the one that worked is kept for it.
     async fn fetch_once(
         &mut self,
         topic: &str,
@@ -420,6 +565,69 @@ impl Inner {
         max: usize,
     ) -> Result<Option<Vec<(u64, Item)>>, String> {
         let addr = self.leader(topic, partition).await?;
+        let ceiling = self
+            .ceilings
+            .get(&(addr.clone(), FetchRequest::KEY))
+            .copied()
+            .unwrap_or(FETCH_VERSIONS[0])
+            .min(self.fetch_cap);
+        let mut last_problem = None;
+        for &version in FETCH_VERSIONS.iter().filter(|&&v| v <= ceiling) {
+            let answer = match self
+                .fetch_request(&addr, topic, partition, from, version)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    last_problem = Some(e);
+                    continue;
+                }
+            };
+            let part = answer
+                .responses
+                .iter()
+                .filter(|t| t.topic.0.as_str() == topic)
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index == partition as i32);
+            let Some(part) = part else {
+                last_problem = Some(format!(
+                    "fetching {topic}/{partition}: the broker's Fetch v{version} answer has no such partition{}",
+                    if answer.error_code != 0 {
+                        format!(" ({})", kafka_error("top-level error", answer.error_code))
+                    } else {
+                        String::new()
+                    }
+                ));
+                continue;
+            };
+            if version != ceiling {
+                tracing::info!(broker = %addr, version, "the broker answers Fetch at this version: using it from now on");
+                self.ceilings
+                    .insert((addr.clone(), FetchRequest::KEY), version);
+            }
+            if part.error_code == 1 {
+                return Ok(None);
+            }
+            if part.error_code != 0 {
+                return Err(kafka_error(
+                    &format!("fetching {topic}/{partition}"),
+                    part.error_code,
+                ));
+            }
+            return Ok(Some(decode_fetched(part, from, max)?));
+        }
+        Err(last_problem
+            .unwrap_or_else(|| format!("fetching {topic}/{partition}: no Fetch version to ask")))
+    }
+
+    async fn fetch_request(
+        &mut self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        version: i16,
+    ) -> Result<FetchResponse, String> {
         let mut p = fetch_request::FetchPartition::default();
         p.partition = partition as i32;
         p.fetch_offset = from as i64;
@@ -429,45 +637,20 @@ impl Inner {
         t.partitions = vec![p];
         let mut req = FetchRequest::default();
         req.replica_id = BrokerId(-1);
-        req.max_wait_ms = 0;
+        // 1 ms, not 0: Tansu answers a Fetch that may not wait with no partitions at all.
+        // A partition with records is answered at once either way.
+        req.max_wait_ms = 1;
         req.min_bytes = 1;
         req.max_bytes = 8 << 20;
         req.topics = vec![t];
-        let answer = self.call(&addr, req, 12).await?;
-        let Some(part) = answer.responses.first().and_then(|t| t.partitions.first()) else {
-            return Ok(Some(Vec::new()));
-        };
-        if part.error_code == 1 {
-            return Ok(None);
-        }
-        if part.error_code != 0 {
-            return Err(kafka_error(
-                &format!("fetching {topic}/{partition}"),
-                part.error_code,
-            ));
-        }
-        let mut bytes = part.records.clone().unwrap_or_default();
-        let mut out = Vec::new();
-        for set in RecordBatchDecoder::decode_all(&mut bytes)
-            .map_err(|e| format!("decoding fetched records: {e:#}"))?
-        {
-            for r in set.records {
-                let Ok(offset) = u64::try_from(r.offset) else {
-                    continue;
-                };
-                if offset < from || r.control || out.len() >= max {
-                    continue;
-                }
-                out.push((
-                    offset,
-                    (
-                        r.key.map(|k| k.to_vec()),
-                        r.value.map(|v| v.to_vec()).unwrap_or_default(),
-                    ),
-                ));
-            }
-        }
-        Ok(Some(out))
+        let connection = self.connection(addr).await?;
+        let version = connection
+            .version::<FetchRequest>(version)
+            .map_err(|e| e.to_string())?;
+        connection
+            .send(req, version)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn list_offset(
@@ -499,6 +682,26 @@ impl Inner {
             ));
         }
         Ok(u64::try_from(p.offset).unwrap_or(0))
+    }
+
+    async fn ensure_topic(&mut self, topic: &str, partitions: u32) -> Result<u32, String> {
+        const TOPIC_ALREADY_EXISTS: i16 = 36;
+        let addr = self.any().await?;
+        let mut t = create_topics_request::CreatableTopic::default();
+        t.name = TopicName(s(topic));
+        t.num_partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
+        // The broker's default replication.
+        t.replication_factor = -1;
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 10_000;
+        let answer = self.call(&addr, req, 7).await?;
+        let code = answer.topics.first().map_or(0, |t| t.error_code);
+        if code != 0 && code != TOPIC_ALREADY_EXISTS {
+            return Err(kafka_error(&format!("creating topic {topic:?}"), code));
+        }
+        self.leaders.remove(topic);
+        Ok(self.leaders_of(topic).await?.len() as u32)
     }
 
     async fn coordinator(&mut self, group: &str) -> Result<String, String> {
@@ -548,6 +751,7 @@ impl Inner {
         topic: &str,
         partition: u32,
         next: u64,
+        member: Option<Generation>,
     ) -> Result<(), String> {
         let addr = self.coordinator(group).await?;
         let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
@@ -558,7 +762,13 @@ impl Inner {
         t.partitions = vec![p];
         let mut req = OffsetCommitRequest::default();
         req.group_id = GroupId(s(group));
-        req.generation_id_or_member_epoch = -1;
+        match member {
+            Some(m) => {
+                req.generation_id_or_member_epoch = m.id;
+                req.member_id = s(&m.member_id);
+            }
+            None => req.generation_id_or_member_epoch = -1,
+        }
         req.topics = vec![t];
         let answer = self.call(&addr, req, 8).await?;
         for t in &answer.topics {
@@ -573,4 +783,38 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Fetch versions tried from the newest down: 12 (names, KIP-227 sessions off), 11, 7
+/// and 4, each a layout brokers have served for years.
+const FETCH_VERSIONS: [i16; 4] = [12, 11, 7, 4];
+
+/// The records of a fetched partition from `from` on, at most `max`.
+fn decode_fetched(
+    part: &fetch_response::PartitionData,
+    from: u64,
+    max: usize,
+) -> Result<Vec<(u64, Item)>, String> {
+    let mut bytes = part.records.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| format!("decoding fetched records: {e:#}"))?
+    {
+        for r in set.records {
+            let Ok(offset) = u64::try_from(r.offset) else {
+                continue;
+            };
+            if offset < from || r.control || out.len() >= max {
+                continue;
+            }
+            out.push((
+                offset,
+                (
+                    r.key.map(|k| k.to_vec()),
+                    r.value.map(|v| v.to_vec()).unwrap_or_default(),
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }

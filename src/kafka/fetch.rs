@@ -17,8 +17,9 @@ use kafka_protocol::messages::{
 };
 use panoptes_storage::Topic;
 
+use super::acl::{Operation, Resource};
 use super::batch::encode_records;
-use super::broker::{blocking, code, partition, Broker};
+use super::broker::{blocking, code, partition, Broker, Caller};
 
 /// Longest a fetch waits, whatever it asks (clients ask 100–500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -29,15 +30,24 @@ const MAX_RECORDS: usize = 10_000;
 
 struct Wanted {
     topic: String,
+    /// Why the caller may not read it, if it may not.
+    denied: Option<String>,
     partitions: Vec<(i32, i64, usize)>,
 }
 
-pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> Result<FetchResponse, String> {
+pub async fn fetch(
+    broker: &Arc<Broker>,
+    request: FetchRequest,
+    caller: &Caller,
+) -> Result<FetchResponse, String> {
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
         .map(|t| Wanted {
             topic: t.topic.0.to_string(),
+            denied: broker
+                .authorize(caller, Operation::Consume, Resource::Topic(&t.topic.0))
+                .err(),
             partitions: t
                 .partitions
                 .iter()
@@ -52,13 +62,26 @@ pub async fn fetch(broker: &Arc<Broker>, request: FetchRequest) -> Result<FetchR
         })
         .collect();
     let wanted = Arc::new(wanted);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    // An answer is at most one frame's worth, whatever the client asks (it asks again).
+    let max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, broker.config.limits.max_frame_bytes);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let topics: Arc<Vec<Option<Topic>>> = {
         let (b, w) = (Arc::clone(broker), Arc::clone(&wanted));
-        Arc::new(blocking(move || w.iter().map(|t| b.topic(&t.topic, false)).collect()).await?)
+        Arc::new(
+            blocking(move || {
+                w.iter()
+                    .map(|t| match t.denied {
+                        Some(_) => Ok(None),
+                        None => b.topic(&t.topic, None),
+                    })
+                    .collect()
+            })
+            .await?,
+        )
     };
     loop {
         let notified = broker.appended.notified();
@@ -123,6 +146,15 @@ fn read_all(
             p.partition_index = index;
             p.preferred_read_replica = BrokerId(-1);
             p.records = Some(Default::default());
+            if let Some(denied) = &w.denied {
+                p.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                p.high_watermark = -1;
+                p.last_stable_offset = -1;
+                p.log_start_offset = -1;
+                tracing::trace!(topic = w.topic, reason = denied.as_str(), "fetch refused");
+                t.partitions.push(p);
+                continue;
+            }
             let Some((topic, partition)) = partition(topic.as_ref(), index) else {
                 p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 p.high_watermark = -1;
@@ -166,14 +198,23 @@ pub async fn list_offsets(
     broker: &Arc<Broker>,
     request: ListOffsetsRequest,
     version: i16,
+    caller: &Caller,
 ) -> Result<ListOffsetsResponse, String> {
     let b = Arc::clone(broker);
+    let caller = caller.clone();
     let topics = blocking(move || {
         request
             .topics
             .into_iter()
             .map(|wanted| {
-                let topic = b.topic(&wanted.name.0, false)?;
+                let allowed = b
+                    .authorize(&caller, Operation::Consume, Resource::Topic(&wanted.name.0))
+                    .is_ok();
+                let topic = if allowed {
+                    b.topic(&wanted.name.0, None)?
+                } else {
+                    None
+                };
                 let mut t = ListOffsetsTopicResponse::default();
                 t.name = wanted.name.clone();
                 for q in wanted.partitions {
@@ -182,6 +223,7 @@ pub async fn list_offsets(
                     p.timestamp = -1;
                     p.offset = -1;
                     match partition(topic.as_ref(), q.partition_index) {
+                        None if !allowed => p.error_code = code::TOPIC_AUTHORIZATION_FAILED,
                         None => p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                         Some((topic, partition)) => {
                             let (offset, timestamp) = lookup(topic, partition, q.timestamp)?;

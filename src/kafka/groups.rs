@@ -19,8 +19,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::broker::{blocking, code, partition, Broker, NODE_ID};
+use super::acl::{Operation, Resource};
+use super::broker::{blocking, code, partition, Broker, Caller, NODE_ID};
 use super::coordinator::{Join, Outcome, State};
+use crate::events::KafkaRefusal;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
@@ -51,12 +53,27 @@ pub fn find_coordinator(
     r
 }
 
+/// Whether `caller` may use group `group`: GROUP_AUTHORIZATION_FAILED otherwise.
+fn may_use(broker: &Broker, caller: &Caller, group: &str) -> Result<(), i16> {
+    broker
+        .authorize(caller, Operation::Consume, Resource::Group(group))
+        .map_err(|_| code::GROUP_AUTHORIZATION_FAILED)
+}
+
 pub async fn join(
     broker: &Broker,
     request: JoinGroupRequest,
     version: i16,
     client_id: String,
+    caller: &Caller,
 ) -> JoinGroupResponse {
+    if let Err(error) = may_use(broker, caller, &request.group_id.0) {
+        let mut r = JoinGroupResponse::default();
+        r.error_code = error;
+        r.generation_id = -1;
+        r.member_id = request.member_id;
+        return r;
+    }
     let session_timeout = millis(request.session_timeout_ms);
     let rebalance_timeout = if version == 0 {
         session_timeout
@@ -67,7 +84,9 @@ pub async fn join(
         group: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
         client_id,
-        client_host: "/127.0.0.1".into(),
+        client_host: caller
+            .peer
+            .map_or_else(|| "/127.0.0.1".into(), |p| format!("/{}", p.ip())),
         session_timeout,
         rebalance_timeout,
         protocol_type: request.protocol_type.to_string(),
@@ -77,8 +96,31 @@ pub async fn join(
             .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
     };
+    let group = join.group.clone();
     let joined = match broker.groups.join(join, Instant::now()) {
-        Outcome::Now(j) => j,
+        Outcome::Now(j) => {
+            let refusal = match j.error {
+                code::GROUP_MAX_SIZE_REACHED => Some((
+                    KafkaRefusal::GroupFull,
+                    format!(
+                        "JoinGroup {group:?}: the group has kafka.max_members_per_group = {} members, or the groups' state reached its memory bound",
+                        broker.config.limits.max_members_per_group
+                    ),
+                )),
+                code::COORDINATOR_NOT_AVAILABLE => Some((
+                    KafkaRefusal::TooManyGroups,
+                    format!(
+                        "JoinGroup {group:?}: there are kafka.max_groups = {} groups, none of them empty",
+                        broker.config.limits.max_groups
+                    ),
+                )),
+                _ => None,
+            };
+            if let Some((refusal, detail)) = refusal {
+                broker.refuse(caller, refusal, &detail);
+            }
+            j
+        }
         Outcome::Later(rx) => match rx.await {
             Ok(j) => j,
             Err(_) => super::coordinator::Joined {
@@ -116,7 +158,16 @@ pub async fn join(
     r
 }
 
-pub async fn sync(broker: &Broker, request: SyncGroupRequest) -> SyncGroupResponse {
+pub async fn sync(
+    broker: &Broker,
+    request: SyncGroupRequest,
+    caller: &Caller,
+) -> SyncGroupResponse {
+    if let Err(error) = may_use(broker, caller, &request.group_id.0) {
+        let mut r = SyncGroupResponse::default();
+        r.error_code = error;
+        return r;
+    }
     let assignments = request
         .assignments
         .into_iter()
@@ -151,8 +202,12 @@ pub async fn sync(broker: &Broker, request: SyncGroupRequest) -> SyncGroupRespon
     r
 }
 
-pub fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(broker: &Broker, request: HeartbeatRequest, caller: &Caller) -> HeartbeatResponse {
     let mut r = HeartbeatResponse::default();
+    if let Err(error) = may_use(broker, caller, &request.group_id.0) {
+        r.error_code = error;
+        return r;
+    }
     r.error_code = broker.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
@@ -169,8 +224,17 @@ pub fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatRespons
     r
 }
 
-pub fn leave(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+    caller: &Caller,
+) -> LeaveGroupResponse {
     let mut r = LeaveGroupResponse::default();
+    if let Err(error) = may_use(broker, caller, &request.group_id.0) {
+        r.error_code = error;
+        return r;
+    }
     if version < 3 {
         let errors = broker.groups.leave(
             &request.group_id.0,
@@ -285,22 +349,41 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 pub async fn offset_commit(
     broker: &Arc<Broker>,
     request: OffsetCommitRequest,
+    caller: &Caller,
 ) -> Result<OffsetCommitResponse, String> {
     let group = request.group_id.0.to_string();
-    let allowed = broker.groups.may_commit(
-        &group,
-        request.generation_id_or_member_epoch,
-        &request.member_id,
-        Instant::now(),
-    );
+    // Authorization first: a refused caller learns nothing of the group's members.
+    let allowed = match may_use(broker, caller, &group) {
+        Err(error) => error,
+        Ok(()) => match broker.data_room(0) {
+            Err(why) => {
+                broker.refuse(caller, KafkaRefusal::DataBudget, &why);
+                code::POLICY_VIOLATION
+            }
+            Ok(()) => broker.groups.may_commit(
+                &group,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                Instant::now(),
+            ),
+        },
+    };
     let b = Arc::clone(broker);
+    let caller = caller.clone();
     let topics = blocking(move || {
         let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
         request
             .topics
             .into_iter()
             .map(|wanted| {
-                let topic = b.topic(&wanted.name.0, false)?;
+                let readable = allowed != code::NONE
+                    || b.authorize(&caller, Operation::Consume, Resource::Topic(&wanted.name.0))
+                        .is_ok();
+                let topic = if readable {
+                    b.topic(&wanted.name.0, None)?
+                } else {
+                    None
+                };
                 let mut t = OffsetCommitResponseTopic::default();
                 t.name = wanted.name.clone();
                 for p in wanted.partitions {
@@ -314,6 +397,7 @@ pub async fn offset_commit(
                                 .map_err(|e| e.to_string())?;
                             code::NONE
                         }
+                        (code::NONE, None, _) if !readable => code::TOPIC_AUTHORIZATION_FAILED,
                         (code::NONE, None, _) => code::UNKNOWN_TOPIC_OR_PARTITION,
                         (code::NONE, Some(_), Err(_)) => code::OFFSET_OUT_OF_RANGE,
                         (error, _, _) => error,
@@ -379,7 +463,7 @@ pub async fn offset_fetch(
                 for (name, indexes) in topics {
                     let mut t = OffsetFetchResponseTopic::default();
                     t.name = TopicName(s(&name));
-                    let topic = b.topic(&name, false)?;
+                    let topic = b.topic(&name, None)?;
                     for index in indexes {
                         let committed = match partition(topic.as_ref(), index) {
                             Some((topic, p)) => offsets

@@ -15,7 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::broker::{blocking, code, Broker, NODE_ID};
+use super::acl::{Operation, Resource};
+use super::broker::{blocking, code, Broker, Caller, CreateRefused, NODE_ID};
 
 /// Why `name` cannot be a topic (Kafka's rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or
 /// `..`), or `None` if it can.
@@ -47,9 +48,30 @@ pub fn topic_id(name: &str) -> Uuid {
     uuid::Builder::from_md5_bytes(digest).into_uuid()
 }
 
-/// ACL operation bits of a topic: READ (3), WRITE (4), CREATE (5), DELETE (6), ALTER (7),
-/// DESCRIBE (8), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11).
-const TOPIC_OPERATIONS: i32 = 0b1101_1111_1000;
+/// ACL operation bits (Kafka's `AclOperation` numbers) of a topic, as Metadata v8+
+/// reports them for the caller: READ (3) with consume, WRITE (4) with produce, CREATE (5),
+/// DELETE (6), ALTER (7) and ALTER_CONFIGS (11) with admin; DESCRIBE (8) and
+/// DESCRIBE_CONFIGS (10) always.
+fn topic_operations(broker: &Broker, caller: &Caller, topic: &str) -> i32 {
+    let may = |op| {
+        broker
+            .config
+            .authorizer
+            .check(&caller.principal, op, Resource::Topic(topic))
+            .is_ok()
+    };
+    let mut bits = (1 << 8) | (1 << 10);
+    if may(Operation::Consume) {
+        bits |= 1 << 3;
+    }
+    if may(Operation::Produce) {
+        bits |= 1 << 4;
+    }
+    if may(Operation::Admin) {
+        bits |= (1 << 5) | (1 << 6) | (1 << 7) | (1 << 11);
+    }
+    bits
+}
 
 /// ACL operation bits of the cluster: CREATE (5), ALTER (7), DESCRIBE (8),
 /// CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12).
@@ -63,6 +85,7 @@ pub async fn metadata(
     broker: &Arc<Broker>,
     request: MetadataRequest,
     version: i16,
+    caller: &Caller,
 ) -> Result<MetadataResponse, String> {
     let b = Arc::clone(broker);
     // v0: an empty list means every topic; v1+: a null list does.
@@ -77,6 +100,7 @@ pub async fn metadata(
     };
     // Before v4 a request could not say; the broker's setting decides.
     let allow_create = request.allow_auto_topic_creation || version < 4;
+    let caller = caller.clone();
     let topics = blocking(move || {
         let names = match wanted {
             Some(names) => names,
@@ -89,16 +113,26 @@ pub async fn metadata(
                 t.name = Some(TopicName(str_bytes(&name)));
                 t.topic_id = topic_id(&name);
                 if version >= 8 {
-                    // No authorizer: every topic operation (READ..ALTER_CONFIGS). Given
-                    // even unasked: kafka-python's admin client decodes the field anyway.
-                    t.topic_authorized_operations = TOPIC_OPERATIONS;
+                    // Given even unasked: kafka-python's admin client decodes the field
+                    // anyway.
+                    t.topic_authorized_operations = topic_operations(&b, &caller, &name);
                 }
                 if let Some(reason) = invalid_name(&name) {
                     tracing::debug!(reason, "metadata for an invalid topic name");
                     t.error_code = code::INVALID_TOPIC_EXCEPTION;
                     return Ok(t);
                 }
-                match b.topic(&name, allow_create)? {
+                // A topic the store refuses to open (a partition count past its bound,
+                // from an older data directory) is reported, not fatal to the answer.
+                let found = match b.topic(&name, allow_create.then_some(&caller)) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(topic = name, error = %e, "topic cannot be opened");
+                        t.error_code = code::UNKNOWN_SERVER_ERROR;
+                        return Ok(t);
+                    }
+                };
+                match found {
                     Some(topic) => {
                         t.partitions = (0..topic.partitions())
                             .map(|p| {
@@ -137,8 +171,10 @@ pub async fn metadata(
 pub async fn create(
     broker: &Arc<Broker>,
     request: CreateTopicsRequest,
+    caller: &Caller,
 ) -> Result<CreateTopicsResponse, String> {
     let b = Arc::clone(broker);
+    let caller = caller.clone();
     let topics = blocking(move || {
         request
             .topics
@@ -153,21 +189,13 @@ pub async fn create(
                     t.error_message = Some(StrBytes::from_string(message));
                     Ok(t)
                 };
-                if let Some(reason) = invalid_name(&name) {
-                    return fail(t, code::INVALID_TOPIC_EXCEPTION, reason);
+                if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name))
+                {
+                    return fail(t, code::TOPIC_AUTHORIZATION_FAILED, denied);
                 }
                 let partitions = match wanted.num_partitions {
                     -1 => b.config.default_partitions,
-                    n if n >= 1 => n as u32,
-                    n => {
-                        return fail(
-                            t,
-                            code::INVALID_PARTITIONS,
-                            format!(
-                                "{n} partitions: a topic needs at least 1 (or -1 for the default)"
-                            ),
-                        )
-                    }
+                    n => u32::try_from(n).unwrap_or(0),
                 };
                 if !matches!(wanted.replication_factor, -1 | 1) || !wanted.assignments.is_empty() {
                     return fail(
@@ -179,26 +207,26 @@ pub async fn create(
                         ),
                     );
                 }
-                if b.store
-                    .existing_topic(&name)
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-                {
-                    return fail(
-                        t,
-                        code::TOPIC_ALREADY_EXISTS,
-                        format!("topic {name:?} already exists"),
-                    );
+                if let Err(refused) = b.create_topic(&name, partitions, request.validate_only) {
+                    if let Some(refusal) = refused.refusal() {
+                        b.refuse(
+                            &caller,
+                            refusal,
+                            &format!("CreateTopics {name:?}: {refused}"),
+                        );
+                    }
+                    if let CreateRefused::Store(e) = &refused {
+                        tracing::error!(topic = name, error = %e, "creating a topic failed");
+                    }
+                    return fail(t, refused.code(), refused.to_string());
                 }
                 t.num_partitions = partitions as i32;
                 t.replication_factor = 1;
                 if !request.validate_only {
-                    b.store
-                        .topic(&name, partitions)
-                        .map_err(|e| e.to_string())?;
                     tracing::info!(
                         topic = name,
                         partitions,
+                        principal = %caller.principal,
                         "topic created by a CreateTopics request"
                     );
                 }
@@ -216,6 +244,7 @@ pub async fn delete(
     broker: &Arc<Broker>,
     request: DeleteTopicsRequest,
     version: i16,
+    caller: &Caller,
 ) -> Result<DeleteTopicsResponse, String> {
     let names: Vec<String> = if version >= 6 {
         request
@@ -231,6 +260,7 @@ pub async fn delete(
             .collect()
     };
     let b = Arc::clone(broker);
+    let caller = caller.clone();
     let responses = blocking(move || {
         names
             .into_iter()
@@ -238,7 +268,12 @@ pub async fn delete(
                 let mut t = DeletableTopicResult::default();
                 t.name = Some(TopicName(str_bytes(&name)));
                 t.topic_id = topic_id(&name);
-                if b.config.protected_topics.contains(&name) {
+                if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name)) {
+                    t.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                    t.error_message = Some(str_bytes(&denied));
+                    return Ok(t);
+                }
+                if b.config.authorizer.is_protected_topic(&name) {
                     t.error_code = code::TOPIC_DELETION_DISABLED;
                     t.error_message = Some(str_bytes(&format!(
                         "topic {name:?} is read by this node's pipeline and cannot be deleted while it runs"
@@ -250,7 +285,7 @@ pub async fn delete(
                 {
                     t.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 } else {
-                    tracing::info!(topic = name, "topic deleted by a DeleteTopics request");
+                    tracing::info!(topic = name, principal = %caller.principal, "topic deleted by a DeleteTopics request");
                 }
                 Ok(t)
             })

@@ -27,6 +27,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
 ];
 
+/// The SASL APIs, served (and advertised) only by a listener with SASL: the handshake
+/// v1 (v0: the bare tokens of KIP-43 that follow it) and its tokens in SaslAuthenticate.
+pub const SASL: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+];
+
 /// The lowest version ApiVersions *advertises* for `api`. Produce is advertised from
 /// v0 and Fetch from v2 although they are served from v3 and v4, for librdkafka before
 /// 2.10 (Debian's kcat uses 2.0.2): it sends gzip, snappy and lz4 batches only to a
@@ -42,10 +49,12 @@ pub fn advertised_min(api: ApiKey, served_min: i16) -> i16 {
     }
 }
 
-/// Whether `version` of `api` is served.
-pub fn is_supported(api: ApiKey, version: i16) -> bool {
+/// Whether `version` of `api` is served (the SASL APIs only with `sasl`).
+pub fn is_supported(api: ApiKey, version: i16, sasl: bool) -> bool {
+    let sasl_apis = if sasl { SASL } else { &[] };
     SUPPORTED
         .iter()
+        .chain(sasl_apis)
         .any(|(k, min, max)| *k == api && (*min..=*max).contains(&version))
 }
 
@@ -58,7 +67,7 @@ mod tests {
     /// Every advertised range lies inside what the crate can encode and decode.
     #[test]
     fn advertised_versions_are_within_the_crates_ranges() {
-        for (api, min, max) in SUPPORTED {
+        for (api, min, max) in SUPPORTED.iter().chain(SASL) {
             let range = match api {
                 ApiKey::Produce => ProduceRequest::VERSIONS,
                 ApiKey::Fetch => FetchRequest::VERSIONS,
@@ -77,6 +86,8 @@ mod tests {
                 ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
                 ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
                 ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+                ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+                ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
                 other => panic!("{other:?} has no range check"),
             };
             assert!(

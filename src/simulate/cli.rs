@@ -18,8 +18,14 @@ pub struct SimulateArgs {
     /// UDP address to answer SNMP on.
     #[arg(long, default_value = "127.0.0.1:1161")]
     pub listen: SocketAddr,
-    /// Community the simulated device accepts; others get no answer.
-    #[arg(long, default_value = "public")]
+    /// Community the simulated device accepts; others get no answer. Better given in the
+    /// environment than on the command line, where other users of the machine see it.
+    #[arg(
+        long,
+        env = "PANOPTES_SIMULATE_COMMUNITY",
+        default_value = "public",
+        hide_env_values = true
+    )]
     pub community: String,
     /// Serve counters exactly as recorded instead of advancing them with time.
     #[arg(long)]
@@ -27,8 +33,22 @@ pub struct SimulateArgs {
     /// A v3 user, NAME or NAME:AUTH:AUTHPASS or NAME:AUTH:AUTHPASS:PRIV:PRIVPASS
     /// (AUTH: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; PRIV: DES, AES,
     /// AES-192, AES-256). Repeatable. Without any, v3 requests are dropped.
+    /// Passphrases on the command line are visible to every user of the machine (`ps`):
+    /// prefer --v3-users-file or the environment.
     #[arg(long = "v3-user", value_name = "SPEC", value_parser = parse_user)]
     pub v3_users: Vec<UsmUser>,
+    /// A file of v3 users, one SPEC (as --v3-user) per line; `#` starts a comment.
+    #[arg(long = "v3-users-file", value_name = "FILE")]
+    pub v3_users_file: Option<PathBuf>,
+    /// v3 users, one SPEC per line, from the environment.
+    #[arg(
+        long = "v3-users-env",
+        env = "PANOPTES_SIMULATE_V3_USERS",
+        value_name = "SPECS",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub v3_users_env: Option<String>,
     /// Simulated devices: on consecutive ports from --listen (or consecutive
     /// addresses with --spread-addresses); port 0 gives each a free port.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -49,6 +69,31 @@ pub struct SimulateArgs {
 
 fn parse_user(spec: &str) -> Result<UsmUser, String> {
     UsmUser::parse_spec(spec).map_err(|e| e.to_string())
+}
+
+/// Users given one spec per line (a file or the environment): errors name the source and
+/// line, never the spec (it holds passphrases).
+fn users_from_lines(text: &str, source: &str) -> anyhow::Result<Vec<UsmUser>> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(n, l)| UsmUser::parse_spec(l).map_err(|e| anyhow::anyhow!("{source} line {n}: {e}")))
+        .collect()
+}
+
+/// Every v3 user: `--v3-user`, then the file, then the environment.
+fn all_users(args: &SimulateArgs) -> anyhow::Result<Vec<UsmUser>> {
+    let mut users = args.v3_users.clone();
+    if let Some(path) = &args.v3_users_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --v3-users-file {}", path.display()))?;
+        users.extend(users_from_lines(&text, &path.display().to_string())?);
+    }
+    if let Some(text) = &args.v3_users_env {
+        users.extend(users_from_lines(text, "PANOPTES_SIMULATE_V3_USERS")?);
+    }
+    Ok(users)
 }
 
 /// Where device `index` listens.
@@ -117,7 +162,7 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         );
     }
     let recording = Arc::new(recording);
-    let users = Arc::new(args.v3_users.clone());
+    let users = Arc::new(all_users(&args)?);
     let mut config = SimulatorConfig::new(mode);
     for index in 0..args.devices {
         config = config.with_device(
@@ -246,5 +291,39 @@ mod tests {
         let args = cli.simulate;
         let err = run_cli(args).await.unwrap_err().to_string();
         assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
+    }
+
+    #[test]
+    fn v3_users_come_from_a_file_and_the_environment_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(
+            &file,
+            "# ops team\nops:SHA-256:authpass1:AES:privpass1\n\nro\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--v3-user",
+            "first",
+            "--v3-users-file",
+            file.to_str().unwrap(),
+            "x",
+        ])
+        .unwrap();
+        let mut args = cli.simulate;
+        args.v3_users_env = Some("env1:SHA:envpass12\n".into());
+        let names: Vec<String> = all_users(&args)
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(names, ["first", "ops", "ro", "env1"]);
+        // A bad line is named by file and line, without its text.
+        std::fs::write(&file, "ok\nops:SHA:short-secret-x:NOPE:privpass1\n").unwrap();
+        args.v3_users_env = None;
+        let e = all_users(&args).unwrap_err().to_string();
+        assert!(e.contains("users line 2"), "{e}");
+        assert!(!e.contains("short-secret-x"), "{e}");
     }
 }

@@ -24,7 +24,7 @@ pub use line_protocol::{EncodeError, Encoder};
 pub use points_sink::{InfluxSink, Points};
 pub use record::GroupRecord;
 pub use secret::Secret;
-pub use start::{consumer_config, metrics_section, start, writer, Running, GROUP};
+pub use start::{consumer_config, metrics_section, start, writer, PartitionLag, Running, GROUP};
 pub use v1::V1Writer;
 pub use v2::V2Writer;
 pub use writer::{gzip, LineWriter, WriteError};

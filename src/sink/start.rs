@@ -1,18 +1,21 @@
 //! Starting the sink with the node: one consumer per partition of `<site>-processed` in
 //! the original's consumer group, and its `/metrics` section.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats};
+use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats, Stop};
 use panoptes_storage::Topic;
+use tokio::sync::watch;
 
 use super::points_sink::InfluxSink;
 use super::v1::V1Writer;
 use super::v2::V2Writer;
 use super::writer::LineWriter;
-use crate::bus::{Bus, Item};
+use crate::bus::{Bus, ExternalSource, Item, PartitionSource};
+use crate::cluster::Membership;
 use crate::config::{InfluxApi, InfluxSettings};
 use crate::http::MetricsSection;
 use crate::telemetry::{render_gauge, Telemetry};
@@ -24,22 +27,72 @@ pub const GROUP: &str = "panoptes_influxdb_consumer_raw_metrics";
 pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> {
     let url = settings.url.trim();
     let timeout = Duration::from_secs(settings.timeout);
+    let ca = settings.tls_ca.trim();
+    let ca = (!ca.is_empty()).then(|| std::path::Path::new(ca));
+    let https = url.starts_with("https://");
+    let has_secret = !settings.token.is_empty() || !settings.password.is_empty();
+    if !https && has_secret && !plain_host_is_loopback(url) {
+        tracing::warn!(url = %crate::secret::redact_url(url), "the InfluxDB token or password goes over plain http: use https:// (influxdb.url)");
+    }
     Ok(match settings.api {
-        InfluxApi::V1 => Arc::new(V1Writer::new(
-            url,
-            &settings.database,
-            &settings.username,
-            &settings.password,
-            timeout,
-        )),
-        InfluxApi::V2 => Arc::new(V2Writer::new(
-            url,
-            &settings.org,
-            &settings.bucket,
-            &settings.token,
-            timeout,
-        )?),
+        InfluxApi::V1 => {
+            let tls = if https {
+                Some(
+                    crate::tls::client_config(crate::tls::Trust::Public(
+                        ca.map(|path| ("influxdb.tls_ca", path)),
+                    ))
+                    .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            Arc::new(V1Writer::new(
+                url,
+                &settings.database,
+                &settings.username,
+                &settings.password,
+                timeout,
+                tls,
+            ))
+        }
+        InfluxApi::V2 => {
+            let roots = match ca {
+                Some(path) => crate::tls::certificates("influxdb.tls_ca", path)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|c| c.to_vec())
+                    .collect(),
+                None => Vec::new(),
+            };
+            Arc::new(V2Writer::new(
+                url,
+                &settings.org,
+                &settings.bucket,
+                &settings.token,
+                timeout,
+                &roots,
+            )?)
+        }
     })
+}
+
+/// Whether an http URL's host is a loopback name or address (secrets sent there do not
+/// cross a network).
+fn plain_host_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map_or_else(
+            || host.rsplit_once(':').map_or(host, |(h, _)| h),
+            |(h, _)| h,
+        );
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The consumer settings for the sink: the original's batching, our retry policy.
@@ -56,13 +109,15 @@ pub fn consumer_config(settings: &InfluxSettings) -> ConsumerConfig {
     }
 }
 
-/// Starts one consumer per partition of `topic` when the sink is configured; says so
-/// either way.
+/// Starts the sink when it is configured (says so either way): one consumer per
+/// partition of `topic`, or, on a node of a cluster (`group`), one per partition the
+/// sink's consumer group assigns to this node, following every rebalance.
 pub async fn start(
     settings: &InfluxSettings,
     bus: &Bus,
     topic: &str,
     telemetry: &Arc<Telemetry>,
+    group: Option<watch::Receiver<Membership>>,
 ) -> anyhow::Result<Running> {
     if !settings.enabled() {
         tracing::info!(
@@ -71,93 +126,214 @@ pub async fn start(
         return Ok(Running::default());
     }
     let writer = writer(settings).map_err(anyhow::Error::msg)?;
-    let sources = bus
-        .sources(topic, GROUP)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    // The embedded log's topic, for the lag gauge (the external cluster has its own tools).
-    let log = if bus.is_external() {
-        None
-    } else {
-        Some(bus.topic(topic)?)
+    let running = Running {
+        enabled: true,
+        // The embedded log's topic, for the lag gauge; the external cluster answers it
+        // with its high watermarks.
+        topic: if bus.is_external() {
+            None
+        } else {
+            Some(bus.topic(topic)?)
+        },
+        name: topic.to_owned(),
+        external: bus.external_cluster(),
+        consumers: Arc::default(),
     };
-    let mut consumers = Vec::new();
-    for (partition, source) in sources.into_iter().enumerate() {
-        let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(telemetry));
-        let consumer = Consumer::new(
-            format!("influxdb:{topic}:{partition}"),
-            source,
-            sink,
+    let start_one = {
+        let (writer, telemetry, config) = (
+            Arc::clone(&writer),
+            Arc::clone(telemetry),
             consumer_config(settings),
         );
-        consumers.push(consumer.start());
+        let topic = topic.to_owned();
+        move |partition: u32, source: PartitionSource| {
+            let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(&telemetry));
+            Consumer::new(
+                format!("influxdb:{topic}:{partition}"),
+                source,
+                sink,
+                config.clone(),
+            )
+            .start()
+        }
+    };
+    match (group, bus.external_cluster()) {
+        (Some(membership), Some(cluster)) => {
+            actix::spawn(follow_assignment(
+                membership,
+                cluster,
+                topic.to_owned(),
+                Arc::clone(&running.consumers),
+                start_one,
+            ));
+        }
+        _ => {
+            let sources = bus
+                .sources(topic, GROUP)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let mut consumers = running.lock();
+            for (partition, source) in sources.into_iter().enumerate() {
+                consumers.insert(partition as u32, start_one(partition as u32, source));
+            }
+        }
     }
     tracing::info!(
         target_db = %writer.target(),
         topic,
         group = GROUP,
-        partitions = consumers.len(),
+        partitions = %if running.lock().is_empty() { "as the group assigns them".to_owned() } else { running.lock().len().to_string() },
         batch_size = settings.batch_size,
         max_emit_interval_s = settings.max_emit_interval,
         "InfluxDB sink is on"
     );
-    Ok(Running {
-        topic: log,
-        consumers,
-    })
+    Ok(running)
 }
 
-/// The running sink: its topic and one consumer per partition (index = partition).
+/// Keeps one consumer per partition the sink's group assigns to this node: stops the
+/// consumers of partitions taken away (the batch they were writing is written again by the
+/// new owner, from the last commit: at least once), starts consumers for partitions gained
+/// (from the group's committed offsets).
+async fn follow_assignment(
+    mut membership: watch::Receiver<Membership>,
+    cluster: crate::kafka::ExternalCluster,
+    topic: String,
+    consumers: Arc<Mutex<BTreeMap<u32, Addr<Consumer<Item>>>>>,
+    start_one: impl Fn(u32, PartitionSource) -> Addr<Consumer<Item>>,
+) {
+    loop {
+        let wanted: BTreeSet<u32> = {
+            let m = membership.borrow_and_update();
+            if m.state == "stable" {
+                m.partitions.iter().copied().collect()
+            } else {
+                BTreeSet::new()
+            }
+        };
+        {
+            let mut running = consumers.lock().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<u32> = running
+                .keys()
+                .filter(|p| !wanted.contains(p))
+                .copied()
+                .collect();
+            for p in gone {
+                if let Some(addr) = running.remove(&p) {
+                    addr.do_send(Stop);
+                }
+            }
+            for &p in &wanted {
+                running.entry(p).or_insert_with(|| {
+                    start_one(
+                        p,
+                        PartitionSource::External(ExternalSource {
+                            cluster: cluster.clone(),
+                            topic: topic.clone(),
+                            partition: p,
+                            group: GROUP.to_owned(),
+                            member: Some(membership.clone()),
+                        }),
+                    )
+                });
+            }
+            tracing::info!(topic = %topic, partitions = ?wanted, "InfluxDB sink follows its group's assignment");
+        }
+        if membership.changed().await.is_err() {
+            // The membership ended (the node is stopping): so do the consumers.
+            let mut running = consumers.lock().unwrap_or_else(|p| p.into_inner());
+            for (_, addr) in std::mem::take(&mut *running) {
+                addr.do_send(Stop);
+            }
+            return;
+        }
+    }
+}
+
+/// The running sink: its topic and its consumers, by partition.
 #[derive(Clone, Default)]
 pub struct Running {
+    pub enabled: bool,
+    /// The embedded log's topic (None on an external cluster).
     pub topic: Option<Topic>,
-    pub consumers: Vec<Addr<Consumer<Item>>>,
+    pub name: String,
+    pub external: Option<crate::kafka::ExternalCluster>,
+    pub consumers: Arc<Mutex<BTreeMap<u32, Addr<Consumer<Item>>>>>,
 }
 
-/// `/metrics`: whether the sink runs, and its consumer lag per partition: the topic's
-/// high watermark minus the group's committed offset. (Not the source's own lag figure,
-/// which is only refreshed when the consumer reads, so it stands still while a batch is
-/// being retried in an outage, exactly when the lag matters.) Points written, batches,
-/// refused points and write errors are counters.
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Addr<Consumer<Item>>>> {
+        self.consumers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The consumers running now, by partition.
+    pub fn current(&self) -> Vec<(u32, Addr<Consumer<Item>>)> {
+        self.lock().iter().map(|(p, a)| (*p, a.clone())).collect()
+    }
+
+    /// Each running consumer's lag: the partition's high watermark minus the group's
+    /// committed offset (not the source's own lag figure, which is only refreshed when
+    /// the consumer reads, so it stands still while a batch is being retried in an
+    /// outage, exactly when the lag matters), with its delivery failures.
+    pub async fn lag(&self) -> Vec<PartitionLag> {
+        let mut out = Vec::new();
+        for (partition, addr) in self.current() {
+            let Ok(stats) = addr.send(GetConsumerStats).await else {
+                continue;
+            };
+            let high = if let Some(t) = &self.topic {
+                let t = t.clone();
+                tokio::task::spawn_blocking(move || t.high_watermark(partition))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else if let Some(c) = &self.external {
+                c.high_watermark(&self.name, partition).await.ok()
+            } else {
+                None
+            };
+            out.push(PartitionLag {
+                partition,
+                lag: high.zip(stats.committed).map(|(h, c)| h.saturating_sub(c)),
+                delivery_failures: stats.delivery_failures,
+            });
+        }
+        out
+    }
+}
+
+/// One sink partition's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionLag {
+    pub partition: u32,
+    pub lag: Option<u64>,
+    pub delivery_failures: u64,
+}
+
+/// `/metrics`: whether the sink runs, and its consumer lag per partition (see
+/// [`Running::lag`]). Points written, batches, refused points and write errors are
+/// counters.
 pub fn metrics_section(running: Running) -> MetricsSection {
     Box::new(move || {
         let running = running.clone();
         Box::pin(async move {
             let mut lag = Vec::new();
             let mut failures = Vec::new();
-            if let Some(topic) = &running.topic {
-                for (partition, addr) in running.consumers.iter().enumerate() {
-                    let Ok(stats) = addr.send(GetConsumerStats).await else {
-                        continue;
-                    };
-                    let (t, p) = (topic.clone(), partition as u32);
-                    let high = tokio::task::spawn_blocking(move || t.high_watermark(p))
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                    let labels = vec![
-                        ("topic", topic.name().to_string()),
-                        ("partition", partition.to_string()),
-                    ];
-                    if let (Some(high), Some(committed)) = (high, stats.committed) {
-                        lag.push((labels.clone(), high.saturating_sub(committed) as f64));
-                    }
-                    failures.push((labels, stats.delivery_failures as f64));
+            for p in running.lag().await {
+                let labels = vec![
+                    ("topic", running.name.clone()),
+                    ("partition", p.partition.to_string()),
+                ];
+                if let Some(l) = p.lag {
+                    lag.push((labels.clone(), l as f64));
                 }
+                failures.push((labels, p.delivery_failures as f64));
             }
             let mut out = String::new();
             render_gauge(
                 &mut out,
                 "panoptes_influxdb_sink_enabled",
                 "1 when the InfluxDB sink runs.",
-                &[(
-                    vec![],
-                    if running.consumers.is_empty() {
-                        0.0
-                    } else {
-                        1.0
-                    },
-                )],
+                &[(vec![], if running.enabled { 1.0 } else { 0.0 })],
             );
             render_gauge(
                 &mut out,

@@ -20,23 +20,28 @@ pub struct V1Writer {
 }
 
 impl V1Writer {
-    /// `url` is the server's base URL (`http://host:8086`, maybe with a path prefix).
+    /// `url` is the server's base URL (`http://host:8086` or `https://...`, maybe with a
+    /// path prefix); `tls` the client configuration for https.
     pub fn new(
         url: &str,
         database: &str,
         username: &str,
         password: &Secret,
         timeout: Duration,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     ) -> V1Writer {
         let authorization = (!username.is_empty()).then(|| {
             let pair = format!("{username}:{}", password.expose());
             Secret::new(format!("Basic {}", base64(pair.as_bytes())))
         });
+        let mut agent = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .max_idle_connections_per_host(4);
+        if let Some(tls) = tls {
+            agent = agent.tls_config(tls);
+        }
         V1Writer {
-            agent: ureq::AgentBuilder::new()
-                .timeout(timeout)
-                .max_idle_connections_per_host(4)
-                .build(),
+            agent: agent.build(),
             base: url.trim_end_matches('/').to_string(),
             database: database.to_string(),
             authorization,
@@ -115,7 +120,11 @@ impl LineWriter for V1Writer {
     }
 
     fn target(&self) -> String {
-        format!("{} (API v1, database `{}`)", self.base, self.database)
+        format!(
+            "{} (API v1, database `{}`)",
+            crate::secret::redact_url(&self.base),
+            self.database
+        )
     }
 }
 
@@ -169,10 +178,23 @@ mod tests {
             "admin",
             &Secret::new("hunter2"),
             Duration::from_secs(1),
+            None,
         );
         assert_eq!(
             w.target(),
             "http://127.0.0.1:8086 (API v1, database `panoptes`)"
+        );
+        let w = V1Writer::new(
+            "https://admin:hunter2@db.example:8086",
+            "panoptes",
+            "",
+            &Secret::new(""),
+            Duration::from_secs(1),
+            None,
+        );
+        assert_eq!(
+            w.target(),
+            "https://***@db.example:8086 (API v1, database `panoptes`)"
         );
         assert!(!format!("{:?}", w.authorization).contains("aHVudGVy"));
     }

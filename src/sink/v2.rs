@@ -22,21 +22,30 @@ pub struct V2Writer {
 }
 
 impl V2Writer {
-    /// `url` must be an absolute http URL (the crate panics on others, so we check first).
+    /// `url` must be an absolute http(s) URL (the crate panics on others, so we check
+    /// first); `extra_roots` are certificates trusted for https besides the public roots.
     pub fn new(
         url: &str,
         org: &str,
         bucket: &str,
         token: &Secret,
         timeout: Duration,
+        extra_roots: &[Vec<u8>],
     ) -> Result<V2Writer, String> {
-        reqwest::Url::parse(url).map_err(|e| format!("influxdb.url `{url}`: {e}"))?;
+        reqwest::Url::parse(url)
+            .map_err(|e| format!("influxdb.url `{}`: {e}", crate::secret::redact_url(url)))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        let builder = reqwest::ClientBuilder::new()
+        let mut builder = reqwest::ClientBuilder::new()
             .default_headers(headers)
             .timeout(timeout)
-            .connect_timeout(timeout);
+            .connect_timeout(timeout)
+            .use_rustls_tls();
+        for der in extra_roots {
+            let cert =
+                reqwest::Certificate::from_der(der).map_err(|e| format!("influxdb.tls_ca: {e}"))?;
+            builder = builder.add_root_certificate(cert);
+        }
         let client = influxdb2::ClientBuilder::with_builder(builder, url, org, token.expose())
             .build()
             .map_err(|e| format!("building the InfluxDB v2 client: {e}"))?;
@@ -77,7 +86,9 @@ impl LineWriter for V2Writer {
     fn target(&self) -> String {
         format!(
             "{} (API v2, org `{}`, bucket `{}`)",
-            self.base, self.org, self.bucket
+            crate::secret::redact_url(&self.base),
+            self.org,
+            self.bucket
         )
     }
 }

@@ -22,7 +22,7 @@ use super::message::{
 };
 use super::peer::PeerState;
 use super::usm::LocalizedKeys;
-use super::walk::{DoneReason, LimitExceeded, Step, Walk, DEFAULT_WALK_LIMIT};
+use super::walk::{DoneReason, LimitExceeded, Step, Walk, DEFAULT_WALK_BYTES, DEFAULT_WALK_LIMIT};
 use super::{Oid, SnmpError, SnmpTarget, SnmpVersion, Varbind};
 
 /// RFC 3416 error-status `tooBig`: the answer would not fit in one message.
@@ -52,6 +52,10 @@ pub struct SnmpClient {
     retries: u32,
     max_repetitions: u32,
     walk_limit: usize,
+    /// Bytes every walk of this client may still return together (one poll of one
+    /// device; see [`super::walk::DEFAULT_WALK_BYTES`]).
+    walk_bytes_left: usize,
+    walk_bytes_budget: usize,
     /// The poll's hard deadline, and the budget it was made from (for errors).
     deadline: Option<(Instant, Duration)>,
     requests_sent: u64,
@@ -154,6 +158,8 @@ impl SnmpClient {
             retries: target.retries,
             max_repetitions: target.max_repetitions.max(1),
             walk_limit: DEFAULT_WALK_LIMIT,
+            walk_bytes_left: DEFAULT_WALK_BYTES,
+            walk_bytes_budget: DEFAULT_WALK_BYTES,
             deadline: None,
             requests_sent: 0,
         })
@@ -162,6 +168,13 @@ impl SnmpClient {
     /// Replaces the row bound of the walks.
     pub fn with_walk_limit(mut self, limit: usize) -> SnmpClient {
         self.walk_limit = limit;
+        self
+    }
+
+    /// Replaces the bytes all this client's walks may return together.
+    pub fn with_walk_bytes(mut self, bytes: usize) -> SnmpClient {
+        self.walk_bytes_left = bytes;
+        self.walk_bytes_budget = bytes;
         self
     }
 
@@ -267,7 +280,7 @@ impl SnmpClient {
         if self.version == SnmpVersion::V1 {
             return self.getnext_walk(root).await;
         }
-        let mut walk = Walk::new(root, self.walk_limit);
+        let mut walk = Walk::with_bytes(root, self.walk_limit, self.walk_bytes_left);
         let mut repetitions = self.max_repetitions;
         loop {
             let batch = match self
@@ -293,13 +306,70 @@ impl SnmpClient {
         })
     }
 
+    /// Every row under `root` as (index after `root`, value), by GETBULK with the given
+    /// `non_repeaters` and `max_repetitions` as the original's plugins asked (no
+    /// `tooBig` retry, no v1 fallback). Stops at an exception value, a non-increasing
+    /// OID, the end of the subtree, or after `limit` rows (rows so far kept); the rows
+    /// count against this client's walk byte budget.
+    pub async fn walk_rows(
+        &mut self,
+        root: &Oid,
+        non_repeaters: u32,
+        max_repetitions: u32,
+        limit: usize,
+    ) -> Result<Vec<(String, super::SnmpValue)>, SnmpError> {
+        let mut rows = Vec::new();
+        let mut cursor = root.clone();
+        loop {
+            let batch = self
+                .get_bulk(
+                    std::slice::from_ref(&cursor),
+                    non_repeaters,
+                    max_repetitions,
+                )
+                .await?;
+            let mut advanced = false;
+            for vb in batch {
+                if vb.value.is_exception() || vb.oid <= cursor {
+                    return Ok(rows);
+                }
+                let Some(suffix) = vb.oid.suffix_after(root).filter(|s| !s.is_empty()) else {
+                    return Ok(rows);
+                };
+                let size = super::walk::varbind_bytes(&vb);
+                if size > self.walk_bytes_left {
+                    return Err(SnmpError::WalkBytes {
+                        target: self.label.clone(),
+                        root: root.clone(),
+                        limit: self.walk_bytes_budget,
+                    });
+                }
+                self.walk_bytes_left -= size;
+                let index = suffix
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                rows.push((index, vb.value));
+                cursor = vb.oid;
+                advanced = true;
+                if rows.len() >= limit {
+                    return Ok(rows);
+                }
+            }
+            if !advanced {
+                return Ok(rows);
+            }
+        }
+    }
+
     /// Every varbind under `root` by GETNEXT, one per request (any version).
     pub async fn next_walk(&mut self, root: &Oid) -> Result<Vec<Varbind>, SnmpError> {
         self.getnext_walk(root).await.map(|walked| walked.rows)
     }
 
     async fn getnext_walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
-        let mut walk = Walk::new(root, self.walk_limit);
+        let mut walk = Walk::with_bytes(root, self.walk_limit, self.walk_bytes_left);
         let mut end_of_mib = None;
         loop {
             let batch = match self.get_next(std::slice::from_ref(walk.cursor())).await {
@@ -324,12 +394,14 @@ impl SnmpClient {
 
     /// Feeds a batch to the walk; true when the walk is over.
     fn walk_step(
-        &self,
+        &mut self,
         walk: &mut Walk,
         root: &Oid,
         batch: Vec<Varbind>,
     ) -> Result<bool, SnmpError> {
-        match walk.accept(batch) {
+        let result = walk.accept(batch);
+        self.walk_bytes_left = walk.bytes_left();
+        match result {
             Ok(Step::Continue) => Ok(false),
             Ok(Step::Done(DoneReason::NotIncreasing { previous, returned })) => {
                 tracing::warn!(
@@ -339,10 +411,15 @@ impl SnmpClient {
                 Ok(true)
             }
             Ok(Step::Done(_)) => Ok(true),
-            Err(LimitExceeded) => Err(SnmpError::WalkLimit {
+            Err(LimitExceeded::Rows) => Err(SnmpError::WalkLimit {
                 target: self.label.clone(),
                 root: root.clone(),
                 limit: self.walk_limit,
+            }),
+            Err(LimitExceeded::Bytes) => Err(SnmpError::WalkBytes {
+                target: self.label.clone(),
+                root: root.clone(),
+                limit: self.walk_bytes_budget,
             }),
         }
     }

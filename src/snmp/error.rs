@@ -45,6 +45,13 @@ pub enum SnmpError {
         limit: usize,
     },
 
+    #[error("walks on {target} returned more than {limit} bytes in one poll (stopped at {root}): a runaway agent")]
+    WalkBytes {
+        target: String,
+        root: Oid,
+        limit: usize,
+    },
+
     #[error("SNMP {version} cannot be used with {target}: {reason}")]
     UnsupportedVersion {
         target: String,

@@ -6,6 +6,11 @@ use super::{Oid, SnmpValue, Varbind};
 /// MIB-2 is a few thousand rows, a big router's ifXTable some ten thousands.
 pub const DEFAULT_WALK_LIMIT: usize = 100_000;
 
+/// Bytes (OIDs and values, as held in memory) all the walks of one client may return
+/// together: one poll of one device. A 48-port switch's interface walks are ≈200 KB; an
+/// agent answering endlessly with large strings stops here instead of filling memory.
+pub const DEFAULT_WALK_BYTES: usize = 32 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Ask for more, starting after [`Walk::cursor`].
@@ -28,25 +33,49 @@ pub enum DoneReason {
     },
 }
 
+/// Which bound a walk ran into.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitExceeded;
+pub enum LimitExceeded {
+    Rows,
+    /// The client's byte budget (see [`DEFAULT_WALK_BYTES`]).
+    Bytes,
+}
+
+/// The memory a varbind takes, near enough: its OID's components and its value's bytes.
+pub fn varbind_bytes(v: &Varbind) -> usize {
+    let value = match &v.value {
+        SnmpValue::OctetString(b) | SnmpValue::Opaque(b) => b.len(),
+        SnmpValue::ObjectIdentifier(o) => o.components().len() * 4,
+        _ => 8,
+    };
+    v.oid.components().len() * 4 + value + 32
+}
 
 pub struct Walk {
     root: Oid,
     cursor: Oid,
     rows: Vec<Varbind>,
     limit: usize,
+    /// Bytes this walk may still take (see [`varbind_bytes`]).
+    bytes_left: usize,
     /// The name the agent gave its endOfMibView, when that ended the walk.
     end_of_mib: Option<Oid>,
 }
 
 impl Walk {
+    #[cfg(test)]
     pub fn new(root: &Oid, limit: usize) -> Walk {
+        Walk::with_bytes(root, limit, usize::MAX)
+    }
+
+    /// A walk that may also take at most `bytes` (see [`varbind_bytes`]).
+    pub fn with_bytes(root: &Oid, limit: usize, bytes: usize) -> Walk {
         Walk {
             root: root.clone(),
             cursor: root.clone(),
             rows: Vec::new(),
             limit,
+            bytes_left: bytes,
             end_of_mib: None,
         }
     }
@@ -82,12 +111,22 @@ impl Walk {
                 }));
             }
             if self.rows.len() >= self.limit {
-                return Err(LimitExceeded);
+                return Err(LimitExceeded::Rows);
             }
+            let size = varbind_bytes(&varbind);
+            if size > self.bytes_left {
+                return Err(LimitExceeded::Bytes);
+            }
+            self.bytes_left -= size;
             self.cursor = varbind.oid.clone();
             self.rows.push(varbind);
         }
         Ok(Step::Continue)
+    }
+
+    /// Bytes this walk may still take.
+    pub fn bytes_left(&self) -> usize {
+        self.bytes_left
     }
 
     /// The rows, and the endOfMibView's name if the walk ran off the MIB.
@@ -164,7 +203,23 @@ mod tests {
         let batch = (1..=3)
             .map(|i| vb(&format!("1.3.6.1.2.1.2.2.1.1.{i}"), i))
             .collect();
-        assert_eq!(walk.accept(batch), Err(LimitExceeded));
+        assert_eq!(walk.accept(batch), Err(LimitExceeded::Rows));
+    }
+
+    #[test]
+    fn the_byte_budget_is_an_error_too() {
+        let big = |i: u32| {
+            Varbind::new(
+                format!("1.3.6.1.2.1.2.2.1.2.{i}").parse().unwrap(),
+                SnmpValue::OctetString(vec![b'x'; 1000]),
+            )
+        };
+        let one = varbind_bytes(&big(1));
+        assert!(one > 1000 && one < 1200, "{one}");
+        let mut walk = Walk::with_bytes(&root(), 100, one * 2 + 10);
+        assert_eq!(walk.accept(vec![big(1), big(2)]), Ok(Step::Continue));
+        assert_eq!(walk.bytes_left(), 10);
+        assert_eq!(walk.accept(vec![big(3)]), Err(LimitExceeded::Bytes));
     }
 
     #[test]

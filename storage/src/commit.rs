@@ -12,6 +12,10 @@
 //! handed in since the last flush after flushing the engine, so one flush still serves
 //! every kind of writer.
 //!
+//! A flush that fails (the engine's, or an `fdatasync`) fails the store for good (see
+//! `health`): no waiting writer is acknowledged, nothing is retried, and every later
+//! wait returns the same error until the process restarts.
+//!
 //! Why the ticket is taken *after* the writes: the leader reads the highest ticket before
 //! it starts flushing, and every ticket up to that one belongs to writes that had already
 //! completed, so the flush covers them all.
@@ -21,10 +25,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::engine::Engine;
 use crate::files::SegmentFile;
+use crate::health::HealthState;
 use crate::StorageError;
+
+/// A segment file to sync, with its path for the error message.
+pub(crate) type Unsynced = (String, Arc<dyn SegmentFile>);
 
 pub(crate) struct Committer {
     engine: Engine,
+    health: Arc<HealthState>,
     /// The last ticket handed out.
     issued: AtomicU64,
     state: Mutex<State>,
@@ -32,7 +41,7 @@ pub(crate) struct Committer {
     /// Flushes run.
     flushes: AtomicU64,
     /// Segment files written since the last flush, to sync with it.
-    unsynced: Mutex<Vec<Arc<dyn SegmentFile>>>,
+    unsynced: Mutex<Vec<Unsynced>>,
 }
 
 #[derive(Default)]
@@ -54,9 +63,10 @@ pub(crate) struct CommitCounts {
 }
 
 impl Committer {
-    pub(crate) fn new(engine: Engine) -> Committer {
+    pub(crate) fn new(engine: Engine, health: Arc<HealthState>) -> Committer {
         Committer {
             engine,
+            health,
             issued: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             flushed: Condvar::new(),
@@ -67,11 +77,11 @@ impl Committer {
 
     /// [`Committer::wait_durable`] for writes to segment files: returns once `files`
     /// (and the engine) were synced by a flush that began after the call.
-    pub(crate) fn wait_synced(&self, files: Vec<Arc<dyn SegmentFile>>) -> Result<(), StorageError> {
+    pub(crate) fn wait_synced(&self, files: Vec<Unsynced>) -> Result<(), StorageError> {
         {
             let mut unsynced = lock_files(&self.unsynced);
             for file in files {
-                if !unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                if !unsynced.iter().any(|(_, f)| Arc::ptr_eq(f, &file.1)) {
                     unsynced.push(file);
                 }
             }
@@ -85,36 +95,44 @@ impl Committer {
         self.issued.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The leader's flush: the engine, then every segment file handed in so far. A file
-    /// whose sync failed stays in the list, for the next flush to try again.
+    /// The leader's flush: the engine, then every segment file handed in so far.
+    ///
+    /// A failure of either fails the store for good (see `health`): after a failed
+    /// `fsync` the kernel may have dropped the pages it could not write and cleared the
+    /// error, so trying again could "succeed" without the data. Nothing is retried.
     fn flush(&self) -> Result<(), StorageError> {
-        self.engine.flush()?;
+        if let Err(e) = self.engine.flush() {
+            // The engine's own account first: sled's says a restart is needed.
+            let reason = self
+                .engine
+                .failure()
+                .unwrap_or_else(|| format!("flushing the database: {e}"));
+            return Err(self.health.fail(reason));
+        }
         let files = std::mem::take(&mut *lock_files(&self.unsynced));
-        for (i, file) in files.iter().enumerate() {
+        for (path, file) in &files {
             if let Err(e) = file.sync() {
-                lock_files(&self.unsynced).extend(files[i..].iter().cloned());
-                return Err(StorageError::Engine {
-                    op: "fdatasync",
-                    tree: "a topic segment file".into(),
-                    source: Box::new(e),
-                });
+                return Err(self.health.fail_io(format!("fdatasync of {path}"), &e));
             }
+            self.health.count_fsync();
         }
         Ok(())
     }
 
     /// Returns once every write this thread completed before the call is durable.
     ///
-    /// If the flush this call led fails, the error is returned and the writes may or may
-    /// not be durable (a later flush may still save them). Waiting followers then retry
-    /// with a flush of their own, so each caller sees the result of a flush that covers it.
+    /// If the flush this call led fails, the store has failed (see [`Committer::flush`]):
+    /// this call and every waiting or later one return [`StorageError::Failed`], so
+    /// nothing the flush should have covered is acknowledged.
     pub(crate) fn wait_durable(&self) -> Result<(), StorageError> {
+        self.health.check_failed()?;
         let ticket = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let mut state = self.lock();
         loop {
             if state.durable >= ticket {
                 return Ok(());
             }
+            self.health.check_failed()?;
             if !state.flushing {
                 state.flushing = true;
                 let covers = self.issued.load(Ordering::SeqCst);
@@ -154,7 +172,7 @@ impl Committer {
 }
 
 /// The list is only pushed to and taken whole: a poisoned lock is taken anyway.
-fn lock_files(m: &Mutex<Vec<Arc<dyn SegmentFile>>>) -> MutexGuard<'_, Vec<Arc<dyn SegmentFile>>> {
+fn lock_files(m: &Mutex<Vec<Unsynced>>) -> MutexGuard<'_, Vec<Unsynced>> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -166,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_lone_writer_pays_one_flush_per_wait() {
-        let committer = Committer::new(Engine::new(Arc::new(MemoryEngine::new())));
+        let committer = Committer::new(Engine::new(Arc::new(MemoryEngine::new())), Arc::default());
         for _ in 0..3 {
             committer.wait_durable().unwrap();
         }
@@ -182,7 +200,10 @@ mod tests {
     #[test]
     fn concurrent_writers_share_flushes() {
         let engine = MemoryEngine::with_flush_delay(Duration::from_millis(5));
-        let committer = Arc::new(Committer::new(Engine::new(Arc::new(engine))));
+        let committer = Arc::new(Committer::new(
+            Engine::new(Arc::new(engine)),
+            Arc::default(),
+        ));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let committer = Arc::clone(&committer);

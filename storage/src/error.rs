@@ -59,6 +59,21 @@ pub enum StorageError {
         partitions: u32,
     },
 
+    /// A write to the topic log failed (disk full, I/O error). `path` is the file, under
+    /// the store's directory. Nothing of the append was kept: a retry does not duplicate.
+    #[error("{source} writing {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The store met a failure it cannot recover from in this process (a failed
+    /// `fsync`, the engine refusing every write) and acknowledges nothing more; see
+    /// `health`. Restarting the process reads back what really is on disk.
+    #[error("storage failed and acknowledges no more writes (restart the process): {reason}")]
+    Failed { reason: String },
+
     /// An argument outside what the call accepts (for example a topic with 0 partitions).
     #[error("invalid argument for {what}: {reason}")]
     InvalidArgument { what: String, reason: String },

@@ -1,9 +1,10 @@
 //! Where topic segment files live: a directory on disk beside sled's database, or a map
-//! in memory for the memory engine. The topic log (`topic::segment`) reads and writes
+//! in memory for the memory engine. The topic log (`topic::log`) reads and writes
 //! through these two small traits only, so every test of the log runs against both.
 //!
-//! Paths are relative to the store, `/`-separated, and built by the topic log from
-//! names it has escaped (see `topic::segment::topic_dir`), never from raw input.
+//! Paths are relative to the topics' root (`topics/` in the store's directory),
+//! `/`-separated, and built by the topic log from names it has escaped (see
+//! `topic::layout::topic_dir`), never from raw input.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,6 +26,11 @@ pub(crate) trait Files: Send + Sync {
     /// Removes `dir` and everything under it; nothing if it does not exist.
     fn remove_all(&self, dir: &str) -> io::Result<()>;
 
+    /// `fsync` of the directory `dir` (`""`: the root): the names created, renamed or
+    /// removed in it survive a power loss. A file's own `fdatasync` does not cover its
+    /// name.
+    fn sync_dir(&self, dir: &str) -> io::Result<()>;
+
     /// Bytes of every file, for `Store::stats` (0 in memory: nothing is on disk).
     fn size_on_disk(&self) -> u64;
 
@@ -42,6 +48,26 @@ pub(crate) trait SegmentFile: Send + Sync {
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// `fdatasync`: the written bytes survive a power loss.
     fn sync(&self) -> io::Result<()>;
+}
+
+/// The file [`probe`] writes, under the topics' root: no topic's directory can have
+/// this name (`topic::layout::topic_dir` writes `~` as `%7E`).
+const PROBE_FILE: &str = "~write-probe";
+
+/// As large as the largest frame (header included): a probe that fits says a frame does.
+const PROBE_BYTES: usize =
+    crate::topic::layout::MAX_FRAME_BYTES + crate::topic::layout::HEADER_BYTES;
+
+/// Whether a frame can be written now: writes [`PROBE_BYTES`] to a file of their own,
+/// then removes it. What ends "writes failing" (see `health`): a small write can succeed
+/// on a full disk (into the last, partly used block of a file), so it alone does not.
+pub(crate) fn probe(files: &dyn Files) -> io::Result<()> {
+    let bytes = vec![0u8; PROBE_BYTES];
+    let result = files
+        .open(PROBE_FILE, true)
+        .and_then(|f| f.write_at(0, &bytes).and_then(|()| f.truncate(0)));
+    let _ = files.remove(PROBE_FILE);
+    result
 }
 
 /// Segment files in a directory on disk (`topics/` in the store's directory).
@@ -104,6 +130,10 @@ impl Files for DiskFiles {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        std::fs::File::open(self.path(dir))?.sync_all()
     }
 
     fn size_on_disk(&self) -> u64 {
@@ -206,6 +236,10 @@ impl Files for MemFiles {
         Ok(())
     }
 
+    fn sync_dir(&self, _dir: &str) -> io::Result<()> {
+        Ok(())
+    }
+
     fn size_on_disk(&self) -> u64 {
         0
     }
@@ -299,6 +333,8 @@ mod tests {
         assert_eq!(names, vec!["a.log", "b.log"]);
         files.remove("t/0/a.log").unwrap();
         assert_eq!(files.list("t/0").unwrap(), vec!["b.log"]);
+        files.sync_dir("t/0").unwrap();
+        files.sync_dir("").unwrap();
         files.remove_all("t").unwrap();
         assert!(files.list("t/0").unwrap().is_empty());
         assert!(files.list("t/1").unwrap().is_empty());

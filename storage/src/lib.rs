@@ -36,6 +36,15 @@
 //! [`Store::flush`] or sled's own flush every 500 ms (Redis `appendfsync everysec`). Only
 //! one process may open a directory at a time ([`StorageError::Locked`]).
 //!
+//! # Faults
+//!
+//! [`Store::health`] says what the store can do: a write that fails (disk full, I/O
+//! error) is undone and refused ([`StorageError::Write`]) and the store reports writes
+//! failing until a frame-sized write succeeds again; a failed `fsync`, or sled keeping a
+//! write error, fails the store for good ([`StorageError::Failed`]): nothing more is
+//! acknowledged and the process must restart. [`Store::check`] is the housekeeping for a
+//! timer (sled's reserved space, the write probe).
+//!
 //! # Layout
 //!
 //! One engine tree per keyspace (`keyspace/<name>`) and per topic (`topic/<name>`, its
@@ -45,8 +54,9 @@
 //! later; an unknown version or garbage is [`StorageError::Corrupt`] with the place named,
 //! never garbage handed back. A topic partition is a directory of segment files of CRC'd
 //! frames (`topic::layout` has the format and says why files): start-up indexes the frame
-//! headers and cuts off a torn tail of the last segment; reads check each frame's CRC
-//! and skip (and log) a corrupt one; retention hides frames at once and deletes a segment
+//! headers, cuts off a torn tail of the last segment and moves a segment's rest from a
+//! corrupt frame on to a side file (its offsets never reused); reads check each frame's
+//! CRC and skip (log and count) a corrupt one; retention hides frames at once and deletes a segment
 //! file once all its frames are gone. A log of the first builds (chunks in the engine
 //! tree) is moved into segment files when its topic is opened.
 //!
@@ -61,6 +71,7 @@ mod error;
 mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+mod health;
 mod keyspace;
 mod lease;
 mod offsets;
@@ -73,12 +84,13 @@ mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineSource, StorageError};
+pub use health::Health;
 pub use keyspace::{Entry, Keyspace};
 pub use lease::{Lease, Leases};
 pub use offsets::ConsumerOffsets;
 pub use record::{Record, StoredRecord};
 pub use stats::{KeyspaceStats, PartitionStats, StoreStats};
-pub use store::{Durability, Store};
+pub use store::{Durability, Store, MAX_PARTITIONS};
 pub use topic::Topic;
 
 #[cfg(test)]

@@ -76,6 +76,54 @@ impl ConsumerOffsets {
     }
 }
 
+/// One stored commit, as [`all`] lists them.
+pub(crate) struct Commit {
+    pub key: Vec<u8>,
+    pub group: String,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Every committed offset of every group; malformed or corrupt entries are logged and
+/// left out.
+pub(crate) fn all(tree: &Tree) -> Result<Vec<Commit>, StorageError> {
+    let mut out = Vec::new();
+    for entry in tree.iter() {
+        let (key, raw) = entry?;
+        let parsed = key
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+            .and_then(|len| {
+                let group = std::str::from_utf8(key.get(2..2 + len)?).ok()?.to_owned();
+                let (topic, partition) = split_topic_partition(key.get(2 + len..)?)?;
+                Some((group, topic, partition))
+            });
+        let Some((group, topic, partition)) = parsed else {
+            tracing::warn!(key = %key.escape_ascii(), "skipping a malformed committed-offset key");
+            continue;
+        };
+        match codec::decode::<u64>(&raw, || place(&group, &topic, partition)) {
+            Ok(decoded) => out.push(Commit {
+                key: key.to_vec(),
+                group,
+                topic,
+                partition,
+                offset: decoded.payload,
+            }),
+            Err(e) => tracing::warn!(error = %e, "skipping a corrupt committed offset"),
+        }
+    }
+    Ok(out)
+}
+
+/// The stored value of `commit` moved to `offset`.
+pub(crate) fn encode(commit: &Commit, offset: u64) -> Result<Vec<u8>, StorageError> {
+    codec::encode(None, &offset, || {
+        place(&commit.group, &commit.topic, commit.partition)
+    })
+}
+
 /// Removes the committed offsets of every group for `topic` (the topic was deleted).
 pub(crate) fn forget_topic(tree: &Tree, topic: &str) -> Result<(), StorageError> {
     let mut batch = crate::engine::Batch::default();

@@ -46,6 +46,21 @@ pub struct StoreStats {
     /// `Store::flush`) since the store was opened. `durable_writes / flushes` is how many
     /// writers a flush served on average: above 1 when group commit is at work.
     pub durable_writes: u64,
+    /// What an acknowledged write survives (as the store was opened).
+    pub durability: crate::Durability,
+    /// Writes to the topic log that failed (disk full, I/O error) since open: each
+    /// refused an append (or a retry of one).
+    pub write_errors: u64,
+    /// Segments whose tail, from a corrupt frame on, was moved to a side file at
+    /// start-up, and the bytes moved (see `topic::log::open`).
+    pub quarantined_segments: u64,
+    pub quarantined_bytes: u64,
+    /// Frames that reads skipped because they failed their CRC (a frame read twice
+    /// counts twice).
+    pub corrupt_frames_read: u64,
+    /// `fdatasync`s of segment files and `fsync`s of their directories made for
+    /// acknowledgements (none with `Durability::Process`).
+    pub fsyncs: u64,
 }
 
 impl StoreStats {

@@ -59,6 +59,9 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     starts: u32,
+    /// HTTPS with this certificate and key (VictoriaMetrics only).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    agent: ureq::Agent,
 }
 
 impl Server {
@@ -70,20 +73,44 @@ impl Server {
         Server::new(Kind::InfluxDb1)
     }
 
+    /// VictoriaMetrics serving HTTPS with `cert` and `key` (for `localhost`).
+    pub fn victoria_metrics_tls(cert: &std::path::Path, key: &std::path::Path) -> Server {
+        Server::with(
+            Kind::VictoriaMetrics,
+            Some((cert.to_path_buf(), key.to_path_buf())),
+        )
+    }
+
     fn new(kind: Kind) -> Server {
+        Server::with(kind, None)
+    }
+
+    fn with(kind: Kind, tls: Option<(PathBuf, PathBuf)>) -> Server {
+        let mut agent = ureq::AgentBuilder::new();
+        if let Some((cert, _)) = &tls {
+            let config =
+                panoptes::tls::client_config(panoptes::tls::Trust::Public(Some(("ca", cert))))
+                    .unwrap();
+            agent = agent.tls_config(config);
+        }
         let mut server = Server {
             kind,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
             starts: 0,
+            tls,
+            agent: agent.build(),
         };
         server.start();
         server
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     fn log_path(&self) -> PathBuf {
@@ -114,6 +141,11 @@ impl Server {
                     .arg("-search.latencyOffset=0s")
                     .arg("-search.disableCache")
                     .arg("-loggerLevel=ERROR");
+                if let Some((cert, key)) = &self.tls {
+                    c.arg("-tls")
+                        .arg(format!("-tlsCertFile={}", cert.display()))
+                        .arg(format!("-tlsKeyFile={}", key.display()));
+                }
                 c
             }
             Kind::InfluxDb1 => {
@@ -143,7 +175,9 @@ impl Server {
         };
         let start = Instant::now();
         loop {
-            let answered = ureq::get(&format!("{}{path}", self.url()))
+            let answered = self
+                .agent
+                .get(&format!("{}{path}", self.url()))
                 .timeout(Duration::from_secs(2))
                 .call()
                 .is_ok();
@@ -192,7 +226,9 @@ impl Server {
     /// VictoriaMetrics: make what was written visible to exports.
     pub fn flush(&self) {
         if self.kind == Kind::VictoriaMetrics {
-            let _ = ureq::get(&format!("{}/internal/force_flush", self.url()))
+            let _ = self
+                .agent
+                .get(&format!("{}/internal/force_flush", self.url()))
                 .timeout(Duration::from_secs(10))
                 .call();
         }
@@ -200,7 +236,9 @@ impl Server {
 
     /// InfluxQL query (`epoch=s`), the `results` JSON.
     pub fn query(&self, db: &str, q: &str) -> Value {
-        let r = ureq::get(&format!("{}/query", self.url()))
+        let r = self
+            .agent
+            .get(&format!("{}/query", self.url()))
             .query("db", db)
             .query("epoch", "s")
             .query("q", q)
@@ -254,21 +292,42 @@ impl Server {
     /// (series key, timestamp) -> fields, plus how many samples there were (to see
     /// duplicates).
     pub fn vm_rows(&self, measurements: &[&str]) -> (Rows, usize) {
+        self.vm_rows_between(measurements, 0.0, None)
+    }
+
+    /// [`Self::vm_rows`] of the samples from `start` to `end` (seconds, both included).
+    pub fn vm_rows_between(
+        &self,
+        measurements: &[&str],
+        start: f64,
+        end: Option<f64>,
+    ) -> (Rows, usize) {
         self.flush();
         let pattern = measurements
             .iter()
             .map(|m| format!("{m}_.*"))
             .collect::<Vec<_>>()
             .join("|");
-        let body = ureq::post(&format!("{}/api/v1/export", self.url()))
-            .timeout(Duration::from_secs(30))
-            .send_form(&[
-                ("match[]", &format!("{{__name__=~\"{pattern}\"}}")),
-                ("start", "0"),
-            ])
-            .unwrap()
-            .into_string()
-            .unwrap();
+        let mut form = vec![
+            ("match[]", format!("{{__name__=~\"{pattern}\"}}")),
+            ("start", format!("{start}")),
+        ];
+        if let Some(end) = end {
+            form.push(("end", format!("{end}")));
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut body = String::new();
+        std::io::Read::read_to_string(
+            &mut self
+                .agent
+                .post(&format!("{}/api/v1/export", self.url()))
+                .timeout(Duration::from_secs(30))
+                .send_form(&form)
+                .unwrap()
+                .into_reader(),
+            &mut body,
+        )
+        .unwrap();
         let mut rows: Rows = BTreeMap::new();
         let mut samples = 0;
         for line in body.lines().filter(|l| !l.trim().is_empty()) {

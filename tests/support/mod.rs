@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+pub mod tansu;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -455,4 +458,83 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
+}
+
+/// A server certificate for `localhost` / 127.0.0.1 signed by a throwaway CA, and its
+/// key, in `dir`: (chain.pem: the certificate then the CA, key.pem). The chain is what a
+/// server serves and what a client may trust (it holds the CA).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (ca, cert, key) = tls_files(dir, "server");
+    let chain = dir.join("chain.pem");
+    let text = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&ca).unwrap();
+    std::fs::write(&chain, text).unwrap();
+    (chain, key)
+}
+
+// ---- Kafka security fixtures ----
+
+/// A throwaway CA and a broker certificate for `127.0.0.1` and `localhost`, written as PEM
+/// files into `dir`: `(ca.pem, broker.pem, broker.key)`. `tag` names the CA, so two CAs
+/// of one test differ.
+pub fn tls_files(dir: &Path, tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("panoptes test CA {tag}"));
+    ca.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join(format!("ca-{tag}.pem")),
+        dir.join(format!("broker-{tag}.pem")),
+        dir.join(format!("broker-{tag}.key")),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A secrets file for site `local` with these Kafka users (and optionally our client's
+/// password); returns its path.
+pub fn kafka_secrets(dir: &Path, users: &[(&str, &str)], client_password: Option<&str>) -> PathBuf {
+    let mut text = String::from("[local]\n");
+    if let Some(p) = client_password {
+        text.push_str(&format!("kafka_client_password = {p:?}\n"));
+    }
+    text.push_str("[local.kafka_users]\n");
+    for (user, password) in users {
+        text.push_str(&format!("{user:?} = {password:?}\n"));
+    }
+    let path = dir.join("secrets.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `VmRSS` of a process, in kB, from /proc.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }

@@ -290,36 +290,12 @@ async fn walk_raw(
     root: &Oid,
     max_repetitions: u32,
 ) -> Result<Table, PluginError> {
-    let mut table = Table::new();
-    let mut cursor = root.clone();
-    loop {
-        let batch = client
-            .get_bulk(std::slice::from_ref(&cursor), 0, max_repetitions)
-            .await?;
-        let mut advanced = false;
-        for vb in batch {
-            if vb.value.is_exception() || vb.oid <= cursor {
-                return Ok(table);
-            }
-            let Some(suffix) = vb.oid.suffix_after(root).filter(|s| !s.is_empty()) else {
-                return Ok(table);
-            };
-            let index = suffix
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(".");
-            table.insert(index, Value::Str(probe_text(&vb.value)));
-            cursor = vb.oid;
-            advanced = true;
-            if table.len() >= crate::snmp::DEFAULT_WALK_LIMIT {
-                return Ok(table);
-            }
-        }
-        if !advanced {
-            return Ok(table);
-        }
-    }
+    Ok(client
+        .walk_rows(root, 0, max_repetitions, crate::snmp::DEFAULT_WALK_LIMIT)
+        .await?
+        .into_iter()
+        .map(|(index, value)| (index, Value::Str(probe_text(&value))))
+        .collect())
 }
 
 /// Renders a template with the steps' values.

@@ -340,41 +340,18 @@ pub async fn walk(
     non_repeaters: u32,
     max_repetitions: u32,
 ) -> Result<Vec<(String, Value)>, SnmpError> {
-    let mut rows = Vec::new();
-    let mut cursor = root.clone();
-    // A broken agent must not keep us here forever.
-    let limit = crate::snmp::DEFAULT_WALK_LIMIT;
-    'outer: loop {
-        let batch = client
-            .get_bulk(
-                std::slice::from_ref(&cursor),
-                non_repeaters,
-                max_repetitions,
-            )
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        for vb in batch {
-            if vb.value.is_exception() || vb.oid <= cursor {
-                break 'outer;
-            }
-            let Some(suffix) = vb.oid.suffix_after(root).filter(|s| !s.is_empty()) else {
-                break 'outer;
-            };
-            let index = suffix
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(".");
-            rows.push((index, Value::Str(snmp_text(&vb.value))));
-            if rows.len() >= limit {
-                break 'outer;
-            }
-            cursor = vb.oid;
-        }
-    }
-    Ok(rows)
+    // A broken agent must not keep us here forever: the client's row and byte bounds.
+    Ok(client
+        .walk_rows(
+            root,
+            non_repeaters,
+            max_repetitions,
+            crate::snmp::DEFAULT_WALK_LIMIT,
+        )
+        .await?
+        .into_iter()
+        .map(|(index, value)| (index, Value::Str(snmp_text(&value))))
+        .collect())
 }
 
 /// A value as the original's SNMP layer handed it to expressions: text, decimal for

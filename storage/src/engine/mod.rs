@@ -78,6 +78,16 @@ pub(crate) trait KvEngine: Send + Sync {
 
     /// How far an acknowledged write must be durable.
     fn durability(&self) -> crate::Durability;
+
+    /// Why the engine refuses every write from now on, if it does (sled after a failed
+    /// write to its log, until the database is reopened). Cheap: read on every `/ready`.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    /// Keeps the engine's room to write ahead of a full disk (see the sled engine);
+    /// called by `Store::check`.
+    fn reserve_space(&self) {}
 }
 
 /// An ordered map from bytes to bytes.
@@ -140,6 +150,14 @@ impl Engine {
 
     pub(crate) fn durability(&self) -> crate::Durability {
         self.inner.durability()
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.inner.failure()
+    }
+
+    pub(crate) fn reserve_space(&self) {
+        self.inner.reserve_space()
     }
 }
 

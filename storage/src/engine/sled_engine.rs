@@ -74,12 +74,21 @@ fn open_dirs() -> &'static Mutex<HashMap<PathBuf, Weak<sled::Db>>> {
 /// The directory, under the store's, that holds the topics' segment files.
 const TOPICS_DIR: &str = "topics";
 
+/// Bytes kept allocated past the end of sled's log file (see [`SledEngine::reserve_space`]).
+const LOG_RESERVE_BYTES: u64 = 16 * 1024 * 1024;
+
 pub(crate) struct SledEngine {
     db: Arc<sled::Db>,
-    /// sled's log file, opened again so that `flush` can `fdatasync` it (see `flush`),
-    /// with [`Durability::PowerLoss`].
+    /// The configuration the database was opened with: it shares sled's global error
+    /// (see [`KvEngine::failure`]).
+    config: sled::Config,
+    /// sled's log file, opened again so that `flush` can `fdatasync` it (see `flush`)
+    /// with [`Durability::PowerLoss`], and to keep space reserved ahead of it. `None`
+    /// for a temporary store.
     log_file: Option<std::fs::File>,
     durability: Durability,
+    /// Whether the last `reserve_space` succeeded, to log changes only.
+    reserved: std::sync::atomic::AtomicBool,
     files: Arc<DiskFiles>,
     /// Removes a temporary store's directory; last, so it goes after the database.
     _temporary: Option<TemporaryDir>,
@@ -141,26 +150,45 @@ impl SledEngine {
                 Err(e) => return Err(engine_error("open the database", dir.display(), e)),
             }
         };
-        let log_file = match durability {
-            Durability::Process => None,
-            Durability::PowerLoss => {
-                let log_path = dir.join(SLED_LOG_FILE);
-                let file =
-                    std::fs::File::open(&log_path).map_err(|source| StorageError::Directory {
-                        path: log_path,
-                        source,
-                    })?;
-                Some(file)
+        let log_path = dir.join(SLED_LOG_FILE);
+        let log_file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_path)
+            .map_err(|source| StorageError::Directory {
+                path: log_path,
+                source,
+            })?;
+        let topics = dir.join(TOPICS_DIR);
+        std::fs::create_dir_all(&topics).map_err(|source| StorageError::Directory {
+            path: topics.clone(),
+            source,
+        })?;
+        if durability == Durability::PowerLoss {
+            // The names of the directory, of `topics/` and of sled's files, which the
+            // open may just have created: later `fsync`s of files do not cover them.
+            // Canonical: the parent of a relative `data` is `""`, not a directory.
+            let full = dir
+                .canonicalize()
+                .map_err(|source| StorageError::Directory {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            for d in [Some(full.as_path()), full.parent()].into_iter().flatten() {
+                sync_dir(d)?;
             }
-        };
+        }
         open.insert(key, Arc::downgrade(&db));
-        Ok(SledEngine {
+        let engine = SledEngine {
             db,
-            log_file,
+            config,
+            log_file: Some(log_file),
             durability,
-            files: Arc::new(DiskFiles::new(dir.join(TOPICS_DIR))),
+            reserved: std::sync::atomic::AtomicBool::new(true),
+            files: Arc::new(DiskFiles::new(topics)),
             _temporary: None,
-        })
+        };
+        engine.reserve_space();
+        Ok(engine)
     }
 
     /// A database in a temporary directory that is removed on drop.
@@ -174,15 +202,18 @@ impl SledEngine {
             source,
         })?;
         let guard = TemporaryDir(dir.clone());
-        sled::Config::new()
+        let config = sled::Config::new()
             .temporary(true)
             .path(dir.join("db"))
-            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .cache_capacity(CACHE_CAPACITY_BYTES);
+        config
             .open()
             .map(|db| SledEngine {
                 db: Arc::new(db),
+                config: config.clone(),
                 log_file: None,
                 durability: Durability::Process,
+                reserved: std::sync::atomic::AtomicBool::new(true),
                 files: Arc::new(DiskFiles::new(dir.join(TOPICS_DIR))),
                 _temporary: Some(guard),
             })
@@ -221,7 +252,7 @@ impl KvEngine for SledEngine {
         self.db
             .flush()
             .map_err(|e| engine_error("flush", "the database", e))?;
-        if let Some(file) = &self.log_file {
+        if let (Some(file), Durability::PowerLoss) = (&self.log_file, self.durability) {
             file.sync_data().map_err(|e| StorageError::Engine {
                 op: "fdatasync",
                 tree: format!("'{SLED_LOG_FILE}'"),
@@ -248,6 +279,84 @@ impl KvEngine for SledEngine {
     fn durability(&self) -> Durability {
         self.durability
     }
+
+    /// sled 0.34.7 keeps the first error of a write to its log (disk full, I/O error) as
+    /// a "global error" (`Config::set_global_error` in `pagecache/iobuf.rs`): from then
+    /// on every write, flush and log reservation returns it, and only a new open
+    /// (`PageCache::start` resets it) clears it, even once space is back. So this is
+    /// a failure of the process, not a condition to wait out. `Config::global_error` is
+    /// hidden from sled's documentation but public, and our `Config` shares the error
+    /// with the open database.
+    fn failure(&self) -> Option<String> {
+        self.config.global_error().err().map(|e| {
+            format!(
+                "the database (sled) refuses every write since one to its log failed ({e}); \
+                 sled keeps that error until the database is reopened"
+            )
+        })
+    }
+
+    /// Keeps [`LOG_RESERVE_BYTES`] allocated past the end of sled's log file
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`: the file's size does not change, sled
+    /// sees nothing). sled writes its log ahead into new blocks, and one failed write
+    /// stops it for good (see [`KvEngine::failure`]); the topic log, which fills the disk
+    /// far faster, then meets the full disk first and is refused and retried, while
+    /// sled's writes (offsets, rate state, leases) land in the reserve. Renewed by
+    /// `Store::check`, since sled shrinks its file when its last segments empty. A
+    /// no-op where `fallocate` is missing.
+    fn reserve_space(&self) {
+        let Some(file) = &self.log_file else {
+            return;
+        };
+        let result = reserve_after_end(file, LOG_RESERVE_BYTES);
+        let was = self
+            .reserved
+            .swap(result.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        match result {
+            Err(e) if was => tracing::warn!(error = %e, bytes = LOG_RESERVE_BYTES,
+                "cannot keep space reserved ahead of the database log: a full disk may stop the database"),
+            Ok(()) if !was => tracing::info!("space reserved ahead of the database log again"),
+            _ => {}
+        }
+    }
+}
+
+/// `fsync` of a directory.
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StorageError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Allocates `bytes` past the end of `file` without changing its size.
+#[cfg(target_os = "linux")]
+fn reserve_after_end(file: &std::fs::File, bytes: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let len = file.metadata()?.len();
+    let (Ok(offset), Ok(bytes)) = (libc::off_t::try_from(len), libc::off_t::try_from(bytes)) else {
+        return Ok(());
+    };
+    // SAFETY: `fallocate` on a descriptor `file` keeps open for the call; no memory is
+    // passed to the kernel.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, bytes) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        let e = std::io::Error::last_os_error();
+        // A file system without `fallocate`: nothing to reserve with.
+        match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) => Ok(()),
+            _ => Err(e),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve_after_end(_file: &std::fs::File, _bytes: u64) -> std::io::Result<()> {
+    Ok(())
 }
 
 struct SledTree {

@@ -4,6 +4,11 @@
 //! encode the frames' payloads and their CRCs (no lock: a payload does not depend on its
 //! offset), write them under the partition's lock (which assigns the offsets), then make
 //! them as durable as the store promises and publish the new high watermark.
+//!
+//! A write that fails (disk full, I/O error) is undone before the lock is released: the
+//! frames of the append already written are cut off their files and the index, so
+//! nothing of a refused append is kept, and its producer's retry does not duplicate it.
+//! The store reports the failure (`health`) until a write succeeds again.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use super::layout::HEADER_BYTES;
 use super::log::{self, Frame, Log, Segment};
 use super::{chunk, layout, TopicShared};
 use crate::clock::Clock;
-use crate::files::SegmentFile;
+use crate::commit::Unsynced;
 use crate::{Durability, Record, StorageError};
 
 /// A frame ready to be written but for its offsets.
@@ -34,6 +39,7 @@ pub(super) fn append(
     if topic.is_deleted() {
         return Err(deleted(topic));
     }
+    topic.config.health.check_failed()?;
     if records.is_empty() {
         return Ok(cursor.high.load(Ordering::Acquire));
     }
@@ -86,13 +92,33 @@ fn encode_frames(
         .collect()
 }
 
-/// (first offset, end offset, the files written) of a write.
-type Written = (u64, u64, Vec<Arc<dyn SegmentFile>>);
+/// (first offset, end offset, the files written: with `PowerLoss`, to sync) of a write.
+type Written = (u64, u64, Vec<Unsynced>);
+
+/// Where a partition's log stood before an append, to undo it.
+struct Mark {
+    segments: usize,
+    /// (end, frames) of the last segment, if there was one.
+    last: Option<(u64, usize)>,
+    next_offset: u64,
+    bytes: u64,
+}
+
+impl Mark {
+    fn of(log: &Log) -> Mark {
+        Mark {
+            segments: log.segments.len(),
+            last: log.segments.last().map(|s| (s.end, s.frames.len())),
+            next_offset: log.next_offset,
+            bytes: log.bytes,
+        }
+    }
+}
 
 /// Writes `frames` at the end of `partition` (at offset `at`, leaving a gap, if given and
 /// past the end: the migration of a first-builds log with a lost chunk) and indexes
-/// them. Returns (first offset, end offset, files written). The log follows each frame
-/// written, so it always matches the files even if a later frame fails.
+/// them. Returns (first offset, end offset, files written). On error nothing of it is
+/// left (see the module's doc).
 fn write(
     topic: &TopicShared,
     partition: u32,
@@ -102,49 +128,122 @@ fn write(
 ) -> Result<Written, StorageError> {
     let cursor = topic.cursor(partition)?;
     let mut log = topic.write_log(partition);
+    let mark = Mark::of(&log);
     if let Some(at) = at {
         log.next_offset = log.next_offset.max(at);
     }
     let base = log.next_offset;
-    let mut written: Vec<Arc<dyn SegmentFile>> = Vec::new();
+    let mut written: Vec<Unsynced> = Vec::new();
     for frame in frames {
-        let segment = segment_for(topic, &mut log)?;
-        let offset = log.next_offset;
-        let segment = &mut log.segments[segment];
-        let indexed = Frame {
-            base: offset,
-            records: frame.records,
-            pos: segment.end,
-            payload_len: frame.payload_len,
-            appended_at_ms: now_ms,
-        };
-        let header = log::header(&indexed, &frame.crc);
-        let pos = indexed.pos;
-        let result = segment.file.write_at(pos, &header).and_then(|()| {
+        if let Err(e) = write_frame(topic, &mut log, now_ms, &frame, &mut written) {
+            if let StorageError::Write { path, source } = &e {
+                topic
+                    .config
+                    .health
+                    .write_failed(format!("{source} writing {path}"));
+            }
+            undo(topic, &mut log, &mark)?;
+            return Err(e);
+        }
+    }
+    // While writes fail, a write that succeeds (a small one can, into a file's last
+    // block, on a full disk) ends the condition only if a frame-sized probe does too.
+    let health = &topic.config.health;
+    if health.writes_failing() && crate::files::probe(&*topic.config.files).is_ok() {
+        health.write_succeeded();
+    }
+    cursor.bytes.store(log.bytes, Ordering::Relaxed);
+    Ok((base, log.next_offset, written))
+}
+
+/// Writes one frame at the end of the log and indexes it.
+fn write_frame(
+    topic: &TopicShared,
+    log: &mut Log,
+    now_ms: u64,
+    frame: &Encoded,
+    written: &mut Vec<Unsynced>,
+) -> Result<(), StorageError> {
+    let segment = segment_for(topic, log)?;
+    let offset = log.next_offset;
+    let segment = &mut log.segments[segment];
+    let indexed = Frame {
+        base: offset,
+        records: frame.records,
+        pos: segment.end,
+        payload_len: frame.payload_len,
+        appended_at_ms: now_ms,
+    };
+    let header = log::header(&indexed, &frame.crc);
+    let pos = indexed.pos;
+    segment
+        .file
+        .write_at(pos, &header)
+        .and_then(|()| {
             segment
                 .file
                 .write_at(pos + HEADER_BYTES as u64, &frame.payload)
-        });
-        if let Err(e) = result {
-            // Best effort: the next append writes over whatever part got there anyway.
-            let _ = segment.file.truncate(pos);
-            return Err(io_error("write", &segment.path, e));
-        }
-        segment.end += indexed.bytes();
-        segment.frames.push(indexed);
-        if !written.iter().any(|f| Arc::ptr_eq(f, &segment.file)) {
-            written.push(Arc::clone(&segment.file));
-        }
-        log.next_offset = indexed.end();
-        log.bytes += indexed.bytes();
-        cursor.bytes.store(log.bytes, Ordering::Relaxed);
+        })
+        .map_err(|e| write_error(&segment.path, e))?;
+    segment.end += indexed.bytes();
+    segment.frames.push(indexed);
+    // Only `PowerLoss` syncs them: `Process` appends skip the path's allocation.
+    let to_sync = topic.config.durability == Durability::PowerLoss;
+    if to_sync && !written.iter().any(|(_, f)| Arc::ptr_eq(f, &segment.file)) {
+        written.push((layout::shown(&segment.path), Arc::clone(&segment.file)));
     }
-    Ok((base, log.next_offset, written))
+    log.next_offset = indexed.end();
+    log.bytes += indexed.bytes();
+    Ok(())
+}
+
+/// Puts the log and its files back where `mark` found them: segments the append created
+/// are dropped (their files removed), the last one before it is cut back to its end.
+///
+/// If a file cannot be cut back, the frames the append wrote stay in it, past what the
+/// index knows: the next append would write over them in part, and a restart could not
+/// tell the rest from data. The store fails instead (see `health`); the restart then
+/// finds them whole (never acknowledged, never read: at worst a duplicate of a retry).
+fn undo(topic: &TopicShared, log: &mut Log, mark: &Mark) -> Result<(), StorageError> {
+    for segment in log.segments.drain(mark.segments..) {
+        if let Err(e) = topic.config.files.remove(&segment.path) {
+            if let Err(e) = segment.file.truncate(0) {
+                let what = format!(
+                    "cutting back {} after a failed write",
+                    layout::shown(&segment.path)
+                );
+                return Err(topic.config.health.fail_io(what, &e));
+            }
+            tracing::warn!(error = %e, segment = %layout::shown(&segment.path),
+                "could not remove a segment file of a failed write (emptied instead)");
+        }
+    }
+    if let (Some((end, frames)), Some(segment)) = (mark.last, log.segments.last_mut()) {
+        // Also when the index did not move: the failed write may have left part of a
+        // frame past its end.
+        if let Err(e) = segment.file.truncate(end) {
+            let what = format!(
+                "cutting back {} after a failed write",
+                layout::shown(&segment.path)
+            );
+            return Err(topic.config.health.fail_io(what, &e));
+        }
+        segment.end = end;
+        segment.frames.truncate(frames);
+    }
+    log.next_offset = mark.next_offset;
+    log.bytes = mark.bytes;
+    Ok(())
 }
 
 /// The index of the segment the next frame goes to: the last one, or a new one starting
 /// at the next offset when there is none, the last is full, or the log moved past it
 /// (an emptied log whose offsets carry on, a gap).
+///
+/// With [`Durability::PowerLoss`] a new segment's name is made durable before any frame
+/// in it can be acknowledged: the directory is synced (and, for a partition's first
+/// segment, the directories above it, which may be new too). A failed sync fails the
+/// store, as a failed `fdatasync` does.
 fn segment_for(topic: &TopicShared, log: &mut Log) -> Result<usize, StorageError> {
     let next = log.next_offset;
     if let Some(last) = log.segments.last() {
@@ -159,9 +258,23 @@ fn segment_for(topic: &TopicShared, log: &mut Log) -> Result<usize, StorageError
         .config
         .files
         .open(&path, true)
-        .map_err(|e| io_error("create", &path, e))?;
+        .map_err(|e| write_error(&path, e))?;
     // A file left by a failed earlier attempt at this offset holds nothing indexed.
-    file.truncate(0).map_err(|e| io_error("create", &path, e))?;
+    file.truncate(0).map_err(|e| write_error(&path, e))?;
+    if topic.config.durability == Durability::PowerLoss {
+        let first = log.segments.is_empty();
+        let mut dirs = vec![log.dir.clone()];
+        if first {
+            dirs.extend(layout::parent_dirs(&log.dir));
+        }
+        for dir in dirs {
+            if let Err(e) = topic.config.files.sync_dir(&dir) {
+                let what = format!("fsync of directory {}", layout::shown(&dir));
+                return Err(topic.config.health.fail_io(what, &e));
+            }
+            topic.config.health.count_fsync();
+        }
+    }
     log.segments.push(Segment {
         base: next,
         path,
@@ -172,11 +285,11 @@ fn segment_for(topic: &TopicShared, log: &mut Log) -> Result<usize, StorageError
     Ok(log.segments.len() - 1)
 }
 
-pub(super) fn io_error(op: &'static str, path: &str, e: std::io::Error) -> StorageError {
-    StorageError::Engine {
-        op,
-        tree: format!("segment file '{path}'"),
-        source: Box::new(e),
+/// A failed write or creation of a segment file.
+pub(super) fn write_error(path: &str, source: std::io::Error) -> StorageError {
+    StorageError::Write {
+        path: layout::shown(path),
+        source,
     }
 }
 

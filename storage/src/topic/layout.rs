@@ -136,6 +136,29 @@ pub(crate) fn partition_dir(topic_dir: &str, partition: u32) -> String {
     format!("{topic_dir}/{partition}")
 }
 
+/// How a path under the topics' root is shown in errors and logs: as under the store's
+/// directory (`topics/<topic>/<partition>/<segment>`), where an operator finds it.
+pub(crate) fn shown(path: &str) -> String {
+    if path.is_empty() {
+        "topics".to_owned()
+    } else {
+        format!("topics/{path}")
+    }
+}
+
+/// The directories above `dir` up to the root (`""`), nearest first: for a partition's
+/// directory, its topic's directory and the root.
+pub(crate) fn parent_dirs(dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = dir;
+    while let Some((parent, _)) = rest.rsplit_once('/') {
+        out.push(parent.to_owned());
+        rest = parent;
+    }
+    out.push(String::new());
+    out
+}
+
 pub(crate) fn segment_name(base_offset: u64) -> String {
     format!("{base_offset:020}.log")
 }
@@ -177,6 +200,14 @@ mod tests {
         let (a, b) = (topic_dir(&long_a), topic_dir(&long_b));
         assert!(a.len() < 230 && b.len() < 230, "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn paths_are_shown_under_the_store_and_parents_listed_nearest_first() {
+        assert_eq!(shown("t/0/x.log"), "topics/t/0/x.log");
+        assert_eq!(shown(""), "topics");
+        assert_eq!(parent_dirs("t/0"), vec!["t".to_owned(), String::new()]);
+        assert_eq!(parent_dirs("t"), vec![String::new()]);
     }
 
     #[test]

@@ -87,8 +87,11 @@ pub(super) fn migrate(topic: &TopicShared, partition: u32) -> Result<(), Storage
             .collect()
     };
     for (path, file) in files {
-        file.sync()
-            .map_err(|e| append::io_error("fdatasync", &path, e))?;
+        if let Err(e) = file.sync() {
+            let what = format!("fdatasync of {}", layout::shown(&path));
+            return Err(topic.config.health.fail_io(what, &e));
+        }
+        topic.config.health.count_fsync();
     }
     loop {
         let mut batch = Batch::default();

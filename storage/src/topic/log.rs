@@ -136,23 +136,51 @@ fn check_crc(h: &[u8; HEADER_BYTES], payload: &[u8], crc: u32) -> Result<(), Str
     }
 }
 
-/// What opening a partition found wrong, for the caller to log.
+/// What opening a partition found wrong, for the caller to log and count.
 #[derive(Debug, Default)]
 pub(crate) struct Repairs {
-    /// (segment path, position, bytes cut, why) of torn or corrupt tails cut off.
+    /// (segment path, position, bytes cut, why) of torn tails cut off the last segment.
     pub truncated: Vec<(String, u64, u64, String)>,
-    /// (segment path, position, why) of older segments whose frames from there on could
-    /// not be indexed (kept on disk, unreadable).
-    pub unreadable: Vec<(String, u64, String)>,
+    /// Segment tails moved to side files.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// A segment's tail, from a bad frame to its end, moved to a side file.
+#[derive(Debug)]
+pub(crate) struct Quarantined {
+    pub segment: String,
+    pub side_file: String,
+    /// Where the bad frame starts in the segment, and the bytes moved from there.
+    pub position: u64,
+    pub bytes: u64,
+    /// The offset the bad frame should have started at.
+    pub from_offset: u64,
+    /// Offsets `from_offset..skipped_until` may have been handed out for the records
+    /// moved: the log never uses them again (see [`offsets_moved`]).
+    pub skipped_until: u64,
+    pub reason: String,
 }
 
 /// Opens a partition's segments and indexes their frames.
 ///
 /// Every frame header is checked (magic, format, lengths, offsets following on); the
 /// last segment, the only one a crash can have cut short, also has every frame's CRC
-/// checked, and is truncated at the first frame that fails: a write torn by a crash was
-/// never acknowledged. A bad frame in an older segment ends the index of that segment
-/// there (its later records become a gap) and is reported.
+/// checked (an older one has, once its headers show a problem, to find the first bad
+/// frame: a damaged record count looks fine but shifts every later offset).
+///
+/// At the first bad frame of a segment:
+/// - a **torn tail** of the last segment (a header cut short, a frame cut short, or
+///   zeros, with no readable frame after them: what a crash or a power loss leaves of
+///   a write never acknowledged) is cut off;
+/// - anything else (a bit flipped in a frame with readable frames after it, a damaged
+///   header, a complete frame failing its CRC) is **quarantined**: the bytes from the bad
+///   frame to the segment's end are moved to a side file next to it
+///   (`<segment>.quarantined-<offset>`, synced with its directory before the segment is
+///   cut), the frames before it stay readable, and the offsets the moved records may
+///   have had are never used again: in an older segment they are a gap up to the next
+///   segment; in the last one the log continues after them (an empty segment file named
+///   by the next offset keeps that across restarts). The side file stays for an
+///   operator (retention does not delete it).
 pub(crate) fn open(
     files: &dyn Files,
     dir: String,
@@ -174,18 +202,48 @@ pub(crate) fn open(
     let mut repairs = Repairs::default();
     let mut segments = Vec::with_capacity(bases.len());
     let count = bases.len();
+    // Where the offsets continue after a quarantine in the last segment.
+    let mut continue_at = None;
     for (i, base) in bases.into_iter().enumerate() {
         let path = format!("{dir}/{}", layout::segment_name(base));
         let file = files.open(&path, false).map_err(|e| io_error(&path, e))?;
         let len = file.len().map_err(|e| io_error(&path, e))?;
         let last = i + 1 == count;
-        let (frames, end, problem) = scan(&*file, base, len, last);
+        let (mut frames, mut end, mut problem) = scan(&*file, base, len, last);
+        if problem.is_some() && !last {
+            (frames, end, problem) = scan(&*file, base, len, true);
+        }
         if let Some(why) = problem {
-            if last {
+            let expected = frames.last().map_or(base, Frame::end);
+            let after = valid_frames_after(&*file, end + 1, len, expected)
+                .map_err(|e| io_error(&path, e))?;
+            let torn = last
+                && after.is_empty()
+                && is_torn(&*file, end, len, expected).map_err(|e| io_error(&path, e))?;
+            if torn {
                 file.truncate(end).map_err(|e| io_error(&path, e))?;
                 repairs.truncated.push((path.clone(), end, len - end, why));
             } else {
-                repairs.unreadable.push((path.clone(), end, why));
+                let bad =
+                    plausible_header(&*file, end, len, expected).map_err(|e| io_error(&path, e))?;
+                let skipped_until = offsets_moved(bad, &after, end, len, expected);
+                let side_file =
+                    side_file_name(files, &dir, base, expected).map_err(|e| io_error(&dir, e))?;
+                let next = (last && skipped_until > expected).then_some(skipped_until);
+                let created = quarantine(files, &dir, &*file, end, len, &side_file, next)
+                    .map_err(|e| io_error(&format!("quarantining {path}"), e))?;
+                if let Some(next) = next {
+                    continue_at = Some((next, created));
+                }
+                repairs.quarantined.push(Quarantined {
+                    segment: path.clone(),
+                    side_file,
+                    position: end,
+                    bytes: len - end,
+                    from_offset: expected,
+                    skipped_until,
+                    reason: why,
+                });
             }
         }
         segments.push(Segment {
@@ -194,6 +252,16 @@ pub(crate) fn open(
             file,
             end,
             frames,
+        });
+    }
+    let continue_offset = continue_at.as_ref().map_or(0, |(next, _)| *next);
+    if let Some((next, Some((path, file)))) = continue_at {
+        segments.push(Segment {
+            base: next,
+            path,
+            file,
+            end: 0,
+            frames: Vec::new(),
         });
     }
     let frames_end = segments
@@ -205,7 +273,10 @@ pub(crate) fn open(
     let first_base = segments
         .iter()
         .find_map(|s| s.frames.first().map(|f| f.base));
-    let next_offset = frames_end.max(last_base).max(meta_log_start.unwrap_or(0));
+    let next_offset = frames_end
+        .max(last_base)
+        .max(meta_log_start.unwrap_or(0))
+        .max(continue_offset);
     let log_start = match (meta_log_start, first_base) {
         (Some(meta), Some(first)) => meta.max(first),
         (Some(meta), None) => meta.min(next_offset),
@@ -221,6 +292,200 @@ pub(crate) fn open(
     };
     log.bytes = log.live_frames().map(|(_, f)| f.bytes()).sum();
     Ok((log, repairs))
+}
+
+/// Bytes read at a time when searching or copying a segment's tail.
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// The smallest a record can be in a payload (bincode: key tag, value length, timestamp
+/// and header count, one byte each): bytes of unknown content hold at most this many
+/// records per byte.
+const MIN_RECORD_BYTES: u64 = 4;
+
+/// The frame whose header is at `pos`, if that header is ours, continues the offsets
+/// (`expected`) and holds a possible record count (its payload may be cut short or fail
+/// its CRC): the offsets of such a frame were handed out.
+fn plausible_header(
+    file: &dyn SegmentFile,
+    pos: u64,
+    len: u64,
+    expected: u64,
+) -> std::io::Result<Option<Frame>> {
+    if len.saturating_sub(pos) < HEADER_BYTES as u64 {
+        return Ok(None);
+    }
+    let mut h = [0u8; HEADER_BYTES];
+    file.read_at(pos, &mut h)?;
+    Ok(parse_header(&h, pos)
+        .ok()
+        .map(|(f, _)| f)
+        .filter(|f| f.base == expected && f.records as usize <= layout::MAX_FRAME_RECORDS))
+}
+
+/// The frame at `pos`, if it is whole, passes its CRC, and starts at or after `min_base`.
+fn valid_frame_at(
+    file: &dyn SegmentFile,
+    pos: u64,
+    len: u64,
+    min_base: u64,
+) -> std::io::Result<Option<Frame>> {
+    if len.saturating_sub(pos) < HEADER_BYTES as u64 {
+        return Ok(None);
+    }
+    let mut h = [0u8; HEADER_BYTES];
+    file.read_at(pos, &mut h)?;
+    let Ok((frame, crc)) = parse_header(&h, pos) else {
+        return Ok(None);
+    };
+    if frame.base < min_base
+        || frame.records as usize > layout::MAX_FRAME_RECORDS
+        || pos + frame.bytes() > len
+    {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; frame.payload_len as usize];
+    file.read_at(pos + HEADER_BYTES as u64, &mut payload)?;
+    Ok(check_crc(&h, &payload, crc).is_ok().then_some(frame))
+}
+
+/// Every whole frame passing its CRC from `from` on, each starting at or after the end
+/// of the one before (and `min_base`): what follows a bad frame. Found by looking for
+/// a header's magic at every position, so a damaged header does not hide what is after.
+fn valid_frames_after(
+    file: &dyn SegmentFile,
+    from: u64,
+    len: u64,
+    min_base: u64,
+) -> std::io::Result<Vec<Frame>> {
+    let magic = [MAGIC[0], MAGIC[1], FORMAT];
+    let mut found: Vec<Frame> = Vec::new();
+    let mut buf = vec![0u8; WINDOW_BYTES];
+    let mut pos = from;
+    while len.saturating_sub(pos) >= HEADER_BYTES as u64 {
+        // Frames after a good one follow on: no search needed.
+        let min = found.last().map_or(min_base, Frame::end);
+        if let Some(frame) = valid_frame_at(file, pos, len, min)? {
+            pos += frame.bytes();
+            found.push(frame);
+            continue;
+        }
+        // The window is at least a header long: `n >= 32`.
+        let n = usize::try_from(len - pos).map_or(WINDOW_BYTES, |left| left.min(WINDOW_BYTES));
+        file.read_at(pos, &mut buf[..n])?;
+        let mut next = None;
+        for i in 0..n - magic.len() + 1 {
+            if buf[i..i + magic.len()] != magic {
+                continue;
+            }
+            let at = pos + i as u64;
+            let min = found.last().map_or(min_base, Frame::end);
+            if let Some(frame) = valid_frame_at(file, at, len, min)? {
+                next = Some(at + frame.bytes());
+                found.push(frame);
+                break;
+            }
+        }
+        // Without a find, the next window overlaps this one by a partial magic.
+        pos = next.unwrap_or(pos + (n - magic.len() + 1) as u64);
+    }
+    Ok(found)
+}
+
+/// Whether the tail of the last segment from `pos` is what a crash leaves of a write
+/// never acknowledged: part of a header, a frame cut short, or zeros (a power loss can
+/// leave a file longer than the data that reached it). The caller has checked that no
+/// readable frame follows.
+fn is_torn(file: &dyn SegmentFile, pos: u64, len: u64, expected: u64) -> std::io::Result<bool> {
+    if len - pos < HEADER_BYTES as u64 {
+        return Ok(true);
+    }
+    if let Some(frame) = plausible_header(file, pos, len, expected)? {
+        if pos + frame.bytes() > len {
+            return Ok(true);
+        }
+    }
+    let mut buf = vec![0u8; WINDOW_BYTES];
+    let mut at = pos;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(WINDOW_BYTES, |left| left.min(WINDOW_BYTES));
+        file.read_at(at, &mut buf[..n])?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// The end of the offsets the bytes `pos..len` may hold records for: the bad frame's
+/// own if its header is readable (`bad`), then those of the readable frames after it,
+/// and for bytes after the last of them that no frame accounts for, as many offsets as
+/// they could hold records. A gap of offsets is harmless; an offset handed out again for
+/// other data would mislead every consumer that read it.
+fn offsets_moved(bad: Option<Frame>, after: &[Frame], pos: u64, len: u64, expected: u64) -> u64 {
+    let (mut until, mut covered) = match bad {
+        Some(frame) => (frame.end(), (pos + frame.bytes()).min(len)),
+        None => (expected, pos),
+    };
+    for frame in after {
+        until = until.max(frame.end());
+        covered = covered.max(frame.pos + frame.bytes());
+    }
+    until + (len - covered.min(len)).div_ceil(MIN_RECORD_BYTES)
+}
+
+/// `<segment>.quarantined-<offset>` in `dir`, or with `-2`, `-3`, ... if taken (the same
+/// damage found again after a crash during an earlier quarantine).
+fn side_file_name(files: &dyn Files, dir: &str, base: u64, offset: u64) -> std::io::Result<String> {
+    let names = files.list(dir)?;
+    let stem = format!("{}.quarantined-{offset:020}", layout::segment_name(base));
+    let mut name = stem.clone();
+    let mut n = 1;
+    while names.contains(&name) {
+        n += 1;
+        name = format!("{stem}-{n}");
+    }
+    Ok(format!("{dir}/{name}"))
+}
+
+/// Copies `pos..len` of `file` to `side_file` and cuts `file` at `pos`, in an order that
+/// loses nothing across a crash: the copy (and the empty segment that keeps the offsets
+/// moving past the moved records, `next`) are synced with their directory before the
+/// segment is cut and synced. A crash before the cut finds the damage again and copies
+/// it again (to another name). Returns the segment created.
+fn quarantine(
+    files: &dyn Files,
+    dir: &str,
+    file: &dyn SegmentFile,
+    pos: u64,
+    len: u64,
+    side_file: &str,
+    next: Option<u64>,
+) -> std::io::Result<Option<(String, Arc<dyn SegmentFile>)>> {
+    let out = files.open(side_file, true)?;
+    out.truncate(0)?;
+    let mut buf = vec![0u8; WINDOW_BYTES];
+    let mut at = pos;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(WINDOW_BYTES, |left| left.min(WINDOW_BYTES));
+        file.read_at(at, &mut buf[..n])?;
+        out.write_at(at - pos, &buf[..n])?;
+        at += n as u64;
+    }
+    out.sync()?;
+    let created = match next {
+        Some(next) => {
+            let path = format!("{dir}/{}", layout::segment_name(next));
+            let segment = files.open(&path, true)?;
+            segment.truncate(0)?;
+            Some((path, segment))
+        }
+        None => None,
+    };
+    files.sync_dir(dir)?;
+    file.truncate(pos)?;
+    file.sync()?;
+    Ok(created)
 }
 
 /// Indexes the frames of one segment: (frames, where valid data ends, what stopped the
@@ -381,7 +646,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_crc_in_the_last_segment_truncates_and_elsewhere_is_caught_on_read() {
+    fn a_bad_crc_is_quarantined_in_the_last_segment_and_caught_on_read_elsewhere() {
         let files = MemFiles::default();
         write(&files, "d", 0, &[(1, b"x"), (1, b"y")]);
         write(&files, "d", 2, &[(1, b"z"), (1, b"w")]);
@@ -392,8 +657,31 @@ mod tests {
         old.write_at(second, b"Y").unwrap();
         new.write_at(second, b"W").unwrap();
         let (log, repairs) = open(&files, "d".into(), Some(0), String::new).unwrap();
-        assert_eq!(repairs.truncated.len(), 1);
-        assert_eq!(log.next_offset, 3);
+        // A whole frame failing its CRC is not a torn write: moved aside, its offset
+        // (3) not used again.
+        assert!(repairs.truncated.is_empty(), "{repairs:?}");
+        assert_eq!(repairs.quarantined.len(), 1, "{repairs:?}");
+        let q = &repairs.quarantined[0];
+        assert_eq!(
+            q.side_file,
+            "d/00000000000000000002.log.quarantined-00000000000000000003"
+        );
+        assert_eq!((q.position, q.bytes), (33, 33));
+        assert_eq!((q.from_offset, q.skipped_until), (3, 4));
+        assert!(q.reason.contains("CRC mismatch"), "{}", q.reason);
+        assert_eq!(log.next_offset, 4);
+        assert_eq!(new.len().unwrap(), 33);
+        let mut names = files.list("d").unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "00000000000000000000.log",
+                "00000000000000000002.log",
+                "00000000000000000002.log.quarantined-00000000000000000003",
+                "00000000000000000004.log",
+            ]
+        );
         assert_eq!(
             log.segments[0].frames.len(),
             2,
@@ -401,6 +689,33 @@ mod tests {
         );
         let err = read_frame(&*old, &log.segments[0].frames[1]).unwrap_err();
         assert!(err.contains("CRC"), "{err}");
+        // Opened again: nothing more to repair, and the offsets still carry on at 4.
+        let (log, repairs) = open(&files, "d".into(), Some(0), String::new).unwrap();
+        assert!(repairs.quarantined.is_empty() && repairs.truncated.is_empty());
+        assert_eq!(log.next_offset, 4);
+    }
+
+    #[test]
+    fn a_tail_that_no_frame_accounts_for_skips_as_many_offsets_as_it_could_hold() {
+        let frame = |base, records, payload_len| Frame {
+            base,
+            records,
+            pos: 0,
+            payload_len,
+            appended_at_ms: 0,
+        };
+        // The bad frame's header is readable and the frames after it account for the rest.
+        let bad = Frame {
+            pos: 100,
+            ..frame(10, 2, 8)
+        };
+        let after = [Frame {
+            pos: 140,
+            ..frame(12, 3, 8)
+        }];
+        assert_eq!(offsets_moved(Some(bad), &after, 100, 180, 10), 15);
+        // Nothing readable: 41 bytes could hold 11 records.
+        assert_eq!(offsets_moved(None, &[], 100, 141, 10), 21);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::codec;
 use crate::commit::Committer;
 use crate::engine::{Engine, Tree};
 use crate::files::Files;
+use crate::health::HealthState;
 use crate::{Durability, Record, StorageError, StoredRecord};
 use layout::PartitionMeta;
 
@@ -55,6 +56,8 @@ impl std::fmt::Debug for Topic {
 pub(crate) struct LogConfig {
     pub files: Arc<dyn Files>,
     pub durability: Durability,
+    /// Write failures and fault counts, shared by the whole store.
+    pub health: Arc<HealthState>,
     /// A segment takes no more frames past this size.
     pub segment_bytes: u64,
     /// Called after every successful append (see [`crate::Store::on_append`]).
@@ -127,12 +130,24 @@ impl TopicShared {
             let (log, repairs) =
                 log::open(&*config.files, layout::partition_dir(&dir, p), meta, place)?;
             for (path, pos, cut, why) in &repairs.truncated {
-                tracing::warn!(topic = name, partition = p, segment = %path, position = pos, bytes = cut, reason = %why,
-                    "cut a torn or corrupt tail off the topic log (a write the crash interrupted: never acknowledged)");
+                tracing::warn!(topic = name, partition = p, segment = %layout::shown(path), position = pos, bytes = cut, reason = %why,
+                    "cut a torn tail off the topic log (a write a crash interrupted: never acknowledged)");
             }
-            for (path, pos, why) in &repairs.unreadable {
-                tracing::error!(topic = name, partition = p, segment = %path, position = pos, reason = %why,
-                    "a segment of the topic log is corrupt from this position on; its later records are skipped");
+            for q in &repairs.quarantined {
+                config.health.count_quarantine(q.bytes);
+                tracing::error!(
+                    topic = name,
+                    partition = p,
+                    segment = %layout::shown(&q.segment),
+                    position = q.position,
+                    bytes = q.bytes,
+                    side_file = %layout::shown(&q.side_file),
+                    offsets = %format!("{}..{}", q.from_offset, q.skipped_until),
+                    reason = %q.reason,
+                    "corrupt frame in a segment of the topic log: moved the segment from it to its end \
+                     into a side file; the records before it stay readable, the offsets of what was \
+                     moved are not used again"
+                );
             }
             logs.push(log);
         }
@@ -279,9 +294,12 @@ impl Topic {
     /// stay together and in order; concurrent appends to one partition get offsets in the
     /// order they reach the partition's lock.
     ///
-    /// On error, none of the records are visible to readers; some may become visible with
-    /// a later successful append (the producer's retry then duplicates them:
-    /// at-least-once, as with Kafka without idempotence).
+    /// On error none of the records are kept: a write that fails (disk full, I/O error:
+    /// [`StorageError::Write`], also reported by [`Store::health`](crate::Store::health)
+    /// until a write succeeds again) is cut off the files before the partition's lock is
+    /// released, so a retry does not duplicate them. After a failed `fdatasync` the
+    /// store has failed ([`StorageError::Failed`]): the records may or may not be on
+    /// disk, and nothing more is acknowledged until the process restarts.
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, StorageError> {
         let base = append::append(&self.shared, &*self.clock, partition, records)?;
         self.shared.config.appended.run();
@@ -353,6 +371,16 @@ impl Topic {
             .collect())
     }
 
+    /// The topics' files and `partition`'s directory among them, for tests.
+    pub(crate) fn partition_dir(
+        &self,
+        partition: u32,
+    ) -> Result<(Arc<dyn Files>, String), StorageError> {
+        self.shared.cursor(partition)?;
+        let dir = self.shared.read_log(partition).dir.clone();
+        Ok((Arc::clone(&self.shared.config.files), dir))
+    }
+
     /// The base offsets of a partition's segment files, for tests.
     pub(crate) fn segment_bases(&self, partition: u32) -> Result<Vec<u64>, StorageError> {
         self.shared.cursor(partition)?;
@@ -374,6 +402,25 @@ impl Topic {
         Ok(())
     }
 
+    /// The segment file and frame holding `offset`, for tests of corruption.
+    fn frame_holding(
+        &self,
+        partition: u32,
+        offset: u64,
+    ) -> Result<(String, Arc<dyn crate::files::SegmentFile>, log::Frame), StorageError> {
+        self.shared.cursor(partition)?;
+        let log = self.shared.read_log(partition);
+        log.segments
+            .iter()
+            .flat_map(|s| s.frames.iter().map(move |f| (s, f)))
+            .find(|(_, f)| f.base <= offset && offset < f.end())
+            .map(|(s, f)| (s.path.clone(), Arc::clone(&s.file), *f))
+            .ok_or_else(|| StorageError::InvalidArgument {
+                what: format!("offset {offset}"),
+                reason: "no frame holds it".into(),
+            })
+    }
+
     /// Overwrites bytes of the frame holding `offset`, from `at` bytes into it (its
     /// header starts at 0), for tests of corruption.
     pub(crate) fn write_raw_frame(
@@ -383,26 +430,25 @@ impl Topic {
         at: u64,
         raw: &[u8],
     ) -> Result<(), StorageError> {
-        self.shared.cursor(partition)?;
-        let log = self.shared.read_log(partition);
-        let found = log
-            .segments
-            .iter()
-            .flat_map(|s| s.frames.iter().map(move |f| (s, f)))
-            .find(|(_, f)| f.base <= offset && offset < f.end());
-        let Some((segment, frame)) = found else {
-            return Err(StorageError::InvalidArgument {
-                what: format!("offset {offset}"),
-                reason: "no frame holds it".into(),
-            });
-        };
-        segment
-            .file
-            .write_at(frame.pos + at, raw)
+        let (path, file, frame) = self.frame_holding(partition, offset)?;
+        file.write_at(frame.pos + at, raw)
+            .map_err(|e| append::write_error(&path, e))
+    }
+
+    /// The bytes of the frame holding `offset`, header first, for tests of corruption.
+    pub(crate) fn read_raw_frame(
+        &self,
+        partition: u32,
+        offset: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let (path, file, frame) = self.frame_holding(partition, offset)?;
+        let mut buf = vec![0u8; usize::try_from(frame.bytes()).unwrap_or(0)];
+        file.read_at(frame.pos, &mut buf)
             .map_err(|e| StorageError::Engine {
-                op: "write",
-                tree: segment.path.clone(),
+                op: "read",
+                tree: layout::shown(&path),
                 source: Box::new(e),
-            })
+            })?;
+        Ok(buf)
     }
 }

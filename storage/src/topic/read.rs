@@ -39,7 +39,8 @@ pub(super) fn read(
         {
             Ok(records) => records,
             Err(e) => {
-                tracing::warn!(error = %e, "read skipped a corrupt frame");
+                topic.config.health.count_corrupt_read();
+                tracing::error!(error = %e, "read skipped a corrupt frame");
                 continue;
             }
         };

@@ -9,6 +9,8 @@ engine_tests!(
     a_corrupt_frame_is_skipped_by_reads,
     a_damaged_frame_header_is_skipped_by_reads,
     a_torn_last_frame_is_cut_off_at_start_up,
+    a_bit_flipped_in_the_middle_of_the_last_segment_quarantines_the_rest,
+    a_bit_flipped_in_the_middle_of_an_older_segment_quarantines_the_rest,
     a_corrupt_frame_in_an_older_segment_is_skipped_after_start_up,
     a_corrupt_partition_meta_does_not_stop_start_up,
     a_corrupt_frame_is_removed_by_retention,
@@ -120,15 +122,16 @@ fn offsets_of(topic: &panoptes_storage::Topic, partition: u32) -> Vec<u64> {
         .collect()
 }
 
-/// What a crash in the middle of a write leaves: the last frame cut short or with bytes
-/// that do not match its CRC. It was never acknowledged; start-up cuts it off.
+/// What a crash in the middle of a write leaves: the last frame cut short, or (after a
+/// power loss) zeros where it should be. It was never acknowledged; start-up cuts it off
+/// and its offsets are used again.
 fn a_torn_last_frame_is_cut_off_at_start_up(kind: Kind) {
     let mut fixture = Fixture::new(kind, 0);
     {
         let topic = fixture.store().topic("t", 1).unwrap();
         topic.append(0, &records(0, 5, 100)).unwrap();
         topic.append(0, &records(5, 5, 100)).unwrap();
-        testing::write_raw_frame(&topic, 0, 5, PAYLOAD + 40, b"torn").unwrap();
+        testing::cut_partition_end(&topic, 0, 40).unwrap();
     }
     let topic = fixture.reopen().topic("t", 1).unwrap();
     assert_eq!(topic.high_watermark(0).unwrap(), 5);
@@ -138,6 +141,168 @@ fn a_torn_last_frame_is_cut_off_at_start_up(kind: Kind) {
     for stored in topic.read(0, 5, 10, usize::MAX).unwrap() {
         assert_eq!(stored.record, record(stored.offset, 0));
     }
+    let zeros = testing::raw_frame(&topic, 0, 5).unwrap().len();
+    testing::write_raw_frame(&topic, 0, 5, 0, &vec![0; zeros]).unwrap();
+    drop(topic);
+    let store = fixture.reopen();
+    let topic = store.topic("t", 1).unwrap();
+    assert_eq!(topic.high_watermark(0).unwrap(), 5);
+    assert_eq!(offsets_of(&topic, 0), (0..5).collect::<Vec<_>>());
+    assert_eq!(store.stats().unwrap().quarantined_segments, 0);
+    assert_eq!(
+        testing::partition_files(&topic, 0).unwrap(),
+        vec!["00000000000000000000.log"]
+    );
+}
+
+/// One bit flipped in a frame in the middle of the last segment (disk rot, not a torn
+/// write): the frames before it stay readable, the segment from the bad frame to its
+/// end is moved to a side file (the records after it are kept there, not dropped), and
+/// the offsets of what was moved are never handed out again.
+fn a_bit_flipped_in_the_middle_of_the_last_segment_quarantines_the_rest(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    let (segment, tail) = {
+        let store = fixture.store();
+        let topic = store.topic("t", 1).unwrap();
+        for i in 0..4 {
+            topic.append(0, &records(i * 5, 5, 50)).unwrap();
+        }
+        store
+            .consumer_offsets()
+            .unwrap()
+            .commit("g", "t", 0, 20)
+            .unwrap();
+        let segment = testing::read_partition_file(&topic, 0, "00000000000000000000.log").unwrap();
+        let moved: usize = [5, 10, 15]
+            .iter()
+            .map(|&o| testing::raw_frame(&topic, 0, o).unwrap().len())
+            .sum();
+        let at = segment.len() - moved;
+        // A bit in a record's value in the frame at offset 5.
+        testing::flip_frame_bit(&topic, 0, 5, PAYLOAD + 30, 3).unwrap();
+        let mut tail = segment[at..].to_vec();
+        tail[PAYLOAD as usize + 30] ^= 1 << 3;
+        (segment, tail)
+    };
+    let store = fixture.reopen();
+    let topic = store.topic("t", 1).unwrap();
+    assert_eq!(offsets_of(&topic, 0), (0..5).collect::<Vec<_>>());
+    for stored in topic.read(0, 0, 10, usize::MAX).unwrap() {
+        assert_eq!(stored.record, record(stored.offset, 50));
+    }
+    // Offsets 5..20 were handed out: the log carries on at 20, and the group that had
+    // read them all is not moved back.
+    assert_eq!(topic.high_watermark(0).unwrap(), 20);
+    assert_eq!(
+        store
+            .consumer_offsets()
+            .unwrap()
+            .committed("g", "t", 0)
+            .unwrap(),
+        Some(20)
+    );
+    assert_eq!(
+        testing::partition_files(&topic, 0).unwrap(),
+        vec![
+            "00000000000000000000.log",
+            "00000000000000000000.log.quarantined-00000000000000000005",
+            "00000000000000000020.log",
+        ]
+    );
+    let side = testing::read_partition_file(
+        &topic,
+        0,
+        "00000000000000000000.log.quarantined-00000000000000000005",
+    )
+    .unwrap();
+    assert!(
+        side == tail,
+        "the side file holds the moved bytes, damage included"
+    );
+    assert!(
+        contains(&side, b"record-17"),
+        "later records are in the side file"
+    );
+    assert!(
+        testing::read_partition_file(&topic, 0, "00000000000000000000.log").unwrap()
+            == segment[..segment.len() - tail.len()],
+        "the segment keeps its bytes before the bad frame"
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.quarantined_segments, stats.quarantined_bytes),
+        (1, tail.len() as u64)
+    );
+    assert_eq!(topic.append(0, &records(20, 1, 0)).unwrap(), 20);
+    drop(topic);
+    // A second restart finds nothing more to repair and keeps the offsets moving on.
+    let store = fixture.reopen();
+    let topic = store.topic("t", 1).unwrap();
+    assert_eq!(store.stats().unwrap().quarantined_segments, 0);
+    assert_eq!(offsets_of(&topic, 0), vec![0, 1, 2, 3, 4, 20]);
+    assert_eq!(topic.append(0, &records(21, 1, 0)).unwrap(), 21);
+}
+
+/// A damaged header in the middle of an older segment (here: a flipped bit in a frame's
+/// record count, which shifts every offset after it) is found at start-up: that segment
+/// is quarantined from the bad frame on, its offsets are a gap up to the next segment,
+/// and every other segment reads as before. A flipped bit in an older segment's payload
+/// is found by the read that reaches it: that frame alone is skipped, and counted.
+fn a_bit_flipped_in_the_middle_of_an_older_segment_quarantines_the_rest(kind: Kind) {
+    // Segments of three frames of five records.
+    let frame_bytes = {
+        let (store, _) = kind.manual_store(0);
+        let topic = store.topic("t", 1).unwrap();
+        topic.append(0, &records(0, 5, 50)).unwrap();
+        testing::raw_frame(&topic, 0, 0).unwrap().len() as u64
+    };
+    let mut fixture = Fixture::new(kind, 0).with_segment_bytes(2 * frame_bytes + 1);
+    let moved = {
+        let topic = fixture.store().topic("t", 1).unwrap();
+        for i in 0..7 {
+            topic.append(0, &records(i * 5, 5, 50)).unwrap();
+        }
+        assert_eq!(testing::segments(&topic, 0).unwrap(), vec![0, 15, 30]);
+        // The record count of the frame at offset 5 (5 -> 7).
+        testing::flip_frame_bit(&topic, 0, 5, 20, 1).unwrap();
+        testing::read_partition_file(&topic, 0, "00000000000000000000.log")
+            .unwrap()
+            .len() as u64
+            - frame_bytes
+    };
+    let store = fixture.reopen();
+    let topic = store.topic("t", 1).unwrap();
+    let mut want: Vec<u64> = (0..5).collect();
+    want.extend(15..35);
+    assert_eq!(offsets_of(&topic, 0), want);
+    assert_eq!(topic.high_watermark(0).unwrap(), 35);
+    assert_eq!(
+        testing::partition_files(&topic, 0).unwrap(),
+        vec![
+            "00000000000000000000.log",
+            "00000000000000000000.log.quarantined-00000000000000000005",
+            "00000000000000000015.log",
+            "00000000000000000030.log",
+        ]
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.quarantined_segments, stats.quarantined_bytes),
+        (1, moved)
+    );
+
+    // A payload bit in the middle of the next (older) segment.
+    testing::flip_frame_bit(&topic, 0, 20, PAYLOAD + 30, 0).unwrap();
+    let mut want: Vec<u64> = (0..5).collect();
+    want.extend(15..20);
+    want.extend(25..35);
+    assert_eq!(offsets_of(&topic, 0), want);
+    assert_eq!(store.stats().unwrap().corrupt_frames_read, 1);
+    assert_eq!(topic.append(0, &records(35, 1, 0)).unwrap(), 35);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A frame damaged in an older segment (not one a crash can tear) is kept, skipped by

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use panoptes_storage::{testing, ManualClock, Record, Store};
+use panoptes_storage::testing::Faults;
+use panoptes_storage::{testing, Durability, ManualClock, Record, Store};
 use tempfile::TempDir;
 
 /// The engine a test runs against.
@@ -60,6 +61,15 @@ impl Fixture {
         let store = self.store.take().unwrap();
         self.store = Some(testing::with_segment_bytes(store, bytes));
         self
+    }
+
+    /// The same fixture with its topic files behind [`Faults`] and appends as durable
+    /// as `durability` says, until the next reopen (a restart comes back healthy).
+    pub fn with_faults(mut self, durability: Durability) -> (Fixture, Arc<Faults>) {
+        let store = self.store.take().unwrap();
+        let (store, faults) = testing::with_faults(store, durability).unwrap();
+        self.store = Some(store);
+        (self, faults)
     }
 
     pub fn store(&self) -> &Store {

@@ -4,6 +4,7 @@
 mod fixture;
 
 mod corrupt;
+mod faults;
 mod group_commit;
 mod keyspace;
 mod keyspace_model;

@@ -1,12 +1,61 @@
 //! Consumer group offsets: per group, topic and partition; durable on return.
 
-use crate::fixture::{engine_tests, Fixture, Kind};
+use crate::fixture::{engine_tests, record, records, Fixture, Kind};
+use panoptes_storage::testing;
 
 engine_tests!(
     offsets_are_per_group_topic_and_partition,
     concurrent_commits_of_many_groups_all_land,
     a_groups_offsets_are_listed_and_a_deleted_topic_takes_its_offsets_along,
+    committed_offsets_past_the_log_end_are_moved_back_at_open,
 );
+
+/// A log that ends before a committed offset after a restart (here: its last frame cut
+/// short, as a power loss with `Durability::Process` can leave acknowledged records)
+/// must not make the group skip the records appended next: at open the offset is moved
+/// back to the log's end, durably. Offsets within the log, and on topics that do not
+/// exist, stay as they are.
+fn committed_offsets_past_the_log_end_are_moved_back_at_open(kind: Kind) {
+    let mut fixture = Fixture::new(kind, 0);
+    {
+        let store = fixture.store();
+        let topic = store.topic("t", 2).unwrap();
+        topic.append(0, &records(0, 5, 100)).unwrap();
+        topic.append(0, &records(5, 5, 100)).unwrap();
+        topic.append(1, &records(0, 3, 0)).unwrap();
+        let offsets = store.consumer_offsets().unwrap();
+        offsets.commit("g", "t", 0, 10).unwrap();
+        offsets.commit("h", "t", 0, 4).unwrap();
+        offsets.commit("g", "t", 1, 3).unwrap();
+        offsets.commit("k", "t", 1, 7).unwrap();
+        offsets.commit("g", "elsewhere", 0, 99).unwrap();
+        testing::cut_partition_end(&topic, 0, 50).unwrap();
+    }
+    for _ in 0..2 {
+        let store = fixture.reopen();
+        let topic = store.topic("t", 2).unwrap();
+        assert_eq!(topic.high_watermark(0).unwrap(), 5);
+        let offsets = store.consumer_offsets().unwrap();
+        let committed = |g: &str, t: &str, p: u32| offsets.committed(g, t, p).unwrap();
+        assert_eq!(committed("g", "t", 0), Some(5));
+        assert_eq!(committed("h", "t", 0), Some(4));
+        assert_eq!(committed("g", "t", 1), Some(3));
+        assert_eq!(committed("k", "t", 1), Some(3));
+        assert_eq!(committed("g", "elsewhere", 0), Some(99));
+    }
+    // The group reads the next record appended.
+    let store = fixture.store();
+    let topic = store.topic("t", 2).unwrap();
+    assert_eq!(topic.append(0, &records(100, 1, 0)).unwrap(), 5);
+    let from = store
+        .consumer_offsets()
+        .unwrap()
+        .committed("g", "t", 0)
+        .unwrap()
+        .unwrap();
+    let next = topic.read(0, from, 10, usize::MAX).unwrap();
+    assert_eq!(next[0].record, record(100, 0));
+}
 
 fn offsets_are_per_group_topic_and_partition(kind: Kind) {
     let mut fixture = Fixture::new(kind, 0);
@@ -87,7 +136,13 @@ fn a_groups_offsets_are_listed_and_a_deleted_topic_takes_its_offsets_along(kind:
                 }],
             )
             .unwrap();
-        store.topic("kept", 1).unwrap();
+        // Ten records: the offsets committed below are within the log (a commit past
+        // its end would be moved back to it at the restart, see `committed_offsets_past_the_log_end_are_moved_back_at_open`).
+        store
+            .topic("kept", 1)
+            .unwrap()
+            .append(0, &crate::fixture::records(0, 10, 0))
+            .unwrap();
         let offsets = store.consumer_offsets().unwrap();
         offsets.commit("g", "doomed", 1, 1).unwrap();
         offsets.commit("g", "kept", 0, 4).unwrap();

@@ -8,6 +8,7 @@ use panoptes_storage::{testing, StorageError, StoredRecord};
 engine_tests!(
     appends_get_consecutive_offsets_per_partition,
     an_existing_topic_keeps_its_partition_count_and_state,
+    an_absurd_partition_count_is_refused_before_anything_is_stored,
     large_appends_are_chunked_and_read_across_chunk_boundaries,
     chunks_are_cut_by_bytes_too,
     max_bytes_and_max_records_bound_a_read,
@@ -77,6 +78,33 @@ fn an_existing_topic_keeps_its_partition_count_and_state(kind: Kind) {
         store.topic("", 1),
         Err(StorageError::InvalidName { .. })
     ));
+}
+
+fn an_absurd_partition_count_is_refused_before_anything_is_stored(kind: Kind) {
+    let mut f = Fixture::new(kind, 0);
+    let err = f
+        .store()
+        .topic("huge", i32::MAX as u32)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("invalid argument for topic \"huge\": 2147483647 partitions: a topic has 1 to 65536")
+    );
+    assert!(f.store().topic_names().unwrap().is_empty());
+    f.store()
+        .topic("ok", panoptes_storage::MAX_PARTITIONS)
+        .unwrap();
+    f.reopen();
+    assert_eq!(f.store().topic_names().unwrap(), vec!["ok"]);
+    assert_eq!(
+        f.store()
+            .existing_topic("ok")
+            .unwrap()
+            .unwrap()
+            .partitions(),
+        panoptes_storage::MAX_PARTITIONS
+    );
 }
 
 fn large_appends_are_chunked_and_read_across_chunk_boundaries(kind: Kind) {

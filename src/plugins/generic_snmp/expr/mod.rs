@@ -43,7 +43,9 @@ mod parser;
 mod value;
 
 pub use eval::{binary, Env, EvalContext};
-pub use parser::{compile, compile_lambda, BinOp, Builtin, CmpOp, Expr, Lambda, Names, NoNames};
+pub use parser::{
+    compile, compile_lambda, BinOp, Builtin, CmpOp, Expr, Lambda, Names, NoNames, MAX_DEPTH,
+};
 pub use value::{float_repr, parse_py_int, round_float, EvalError, Num, Table, Value};
 
 /// An expression this language does not accept, with the byte offset where it went wrong.

@@ -438,3 +438,42 @@ fn zip_pairs_by_position() {
     );
     assert_eq!(eval_at("zip([1, 2], [])", None), Ok(Value::List(vec![])));
 }
+
+/// Nesting is bounded when the expression is compiled, so that neither compiling,
+/// evaluating nor dropping a hostile expression can overflow the stack; the bound is far
+/// above what documents use.
+#[test]
+fn nesting_is_bounded_with_a_clear_error() {
+    let deep = |open: &str, inner: &str, close: &str, n: usize| {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    };
+    let expect_refused = |src: &str| {
+        let e = compile(src, &Doc).unwrap_err();
+        assert!(
+            e.message.contains(&format!(
+                "expression nested more than {MAX_DEPTH} levels deep"
+            )),
+            "{e}"
+        );
+    };
+    // Just inside the bound compiles and evaluates.
+    assert_eq!(eval_at(&deep("(", "1", ")", 30), None), Ok(Value::Int(1)));
+    assert_eq!(
+        eval_at(&vec!["1"; 30].join(" + "), None),
+        Ok(Value::Int(30))
+    );
+    for src in [
+        deep("(", "1", ")", 5000),
+        deep("[", "1", "]", 5000),
+        deep("not ", "True", "", 5000),
+        deep("-", "1", "", 5000),
+        vec!["1"; 5000].join(" + "),
+        vec!["1"; 5000].join(" * "),
+        vec!["True"; 5000].join(" and "),
+        vec!["2"; 5000].join(" ** "),
+        format!("uptime{}", "[0]".repeat(5000)),
+        deep("len(", "'x'", ")", 5000),
+    ] {
+        expect_refused(&src);
+    }
+}

@@ -1,0 +1,277 @@
+//! What the node knows of each device's recent polls, for the status page: the last poll
+//! (when, how long, its status), failures in the last hour, interfaces up and down, and
+//! where the last hour's metrics groups are in the topic log (so the device page reads
+//! them back from the log instead of this keeping them).
+//!
+//! Why so little: at 10,000 devices every byte per device is 10 KB of memory; a device
+//! costs ≈1 KB here (mostly the record locations), and the metrics stay in the topic log,
+//! which keeps them anyway.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// The original's polling status names, by code.
+pub const STATUS_NAMES: [&str; 9] = [
+    "SUCCESS",
+    "AUTHENTICATION_FAILURE",
+    "NETWORK_FAILURE",
+    "TIMEOUT",
+    "PARTIAL_METRIC_FAILURE",
+    "INTERNAL_FAILURE",
+    "MISSING_METRICS",
+    "PING_FAILURE",
+    "ENRICHMENT_FAILURE",
+];
+
+/// The name of a status code (`UNKNOWN` past the table).
+pub fn status_name(code: u8) -> &'static str {
+    STATUS_NAMES
+        .get(usize::from(code))
+        .copied()
+        .unwrap_or("UNKNOWN")
+}
+
+/// Where one poll's metrics groups went: a run of records in one partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub topic: Arc<str>,
+    pub partition: u32,
+    pub first_offset: u64,
+    pub count: u32,
+}
+
+/// One poll of one device by one plugin.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub plugin: Arc<str>,
+    /// When it started, Unix milliseconds.
+    pub at_ms: u64,
+    pub duration_ms: u32,
+    /// The polling status code, when the plugin reported one.
+    pub status: Option<u8>,
+    /// The run failed (an error, or a status other than SUCCESS).
+    pub failed: bool,
+    /// Interfaces up and down (`oper_state` 1 / anything else), when it polled any.
+    pub interfaces: Option<(u16, u16)>,
+    pub interval_s: u32,
+    pub locations: Vec<Location>,
+}
+
+/// Polls whose records are remembered per device: an hour at one poll a minute.
+const HISTORY: usize = 64;
+
+#[derive(Debug)]
+struct Device {
+    last: Option<Poll>,
+    /// Failed polls per minute of the last hour, by minute of the epoch mod 60, with
+    /// the minute each slot counts.
+    failures: [(u32, u16); 60],
+    interfaces: Option<(u16, u16)>,
+    /// Record locations of recent polls, oldest first, at most one per minute.
+    history: VecDeque<(u64, Vec<Location>)>,
+}
+
+impl Default for Device {
+    fn default() -> Device {
+        Device {
+            last: None,
+            failures: [(0, 0); 60],
+            interfaces: None,
+            history: VecDeque::new(),
+        }
+    }
+}
+
+/// What the status page shows of one device.
+#[derive(Debug, Clone)]
+pub struct DeviceView {
+    pub last: Option<Poll>,
+    pub failures_last_hour: u32,
+    pub interfaces: Option<(u16, u16)>,
+    /// When its next poll is due, Unix milliseconds (last start + interval).
+    pub next_ms: Option<u64>,
+}
+
+/// Every device's recent polls; cheap to share (`Arc`).
+#[derive(Default)]
+pub struct Fleet {
+    devices: Mutex<HashMap<Arc<str>, Device>>,
+}
+
+impl Fleet {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Device>> {
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a finished poll of `resource_id`.
+    pub fn record(&self, resource_id: &str, poll: Poll) {
+        let mut devices = self.lock();
+        let device = match devices.get_mut(resource_id) {
+            Some(d) => d,
+            None => devices.entry(Arc::from(resource_id)).or_default(),
+        };
+        let minute = u32::try_from(poll.at_ms / 60_000).unwrap_or(u32::MAX);
+        if poll.failed {
+            let slot = &mut device.failures[(minute % 60) as usize];
+            if slot.0 != minute {
+                *slot = (minute, 0);
+            }
+            slot.1 = slot.1.saturating_add(1);
+        }
+        if poll.interfaces.is_some() {
+            device.interfaces = poll.interfaces;
+        }
+        if !poll.locations.is_empty() {
+            let keep = device
+                .history
+                .back()
+                .is_none_or(|(at, _)| poll.at_ms >= at + 55_000);
+            if keep {
+                device
+                    .history
+                    .push_back((poll.at_ms, poll.locations.clone()));
+                while device.history.len() > HISTORY {
+                    device.history.pop_front();
+                }
+            }
+        }
+        device.last = Some(poll);
+    }
+
+    /// Forgets devices that are no longer resources.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.lock().retain(|id, _| keep(id));
+    }
+
+    /// The view of one device at `now_ms`.
+    pub fn view(&self, resource_id: &str, now_ms: u64) -> Option<DeviceView> {
+        self.lock().get(resource_id).map(|d| view(d, now_ms))
+    }
+
+    /// The views of every known device.
+    pub fn views(&self, now_ms: u64) -> HashMap<Arc<str>, DeviceView> {
+        self.lock()
+            .iter()
+            .map(|(id, d)| (Arc::clone(id), view(d, now_ms)))
+            .collect()
+    }
+
+    /// Where the metrics groups of `resource_id`'s polls since `since_ms` are, oldest
+    /// first, with each poll's time; the newest poll last.
+    pub fn locations(&self, resource_id: &str, since_ms: u64) -> Vec<(u64, Vec<Location>)> {
+        let devices = self.lock();
+        let Some(d) = devices.get(resource_id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(u64, Vec<Location>)> = d
+            .history
+            .iter()
+            .filter(|(at, _)| *at >= since_ms)
+            .cloned()
+            .collect();
+        if let Some(last) = &d.last {
+            if !last.locations.is_empty() && out.last().is_none_or(|(at, _)| *at != last.at_ms) {
+                out.push((last.at_ms, last.locations.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every device's newest poll's record locations (for `/metrics/devices`).
+    pub fn latest_locations(&self) -> Vec<(Arc<str>, Vec<Location>)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, d)| {
+                d.last
+                    .as_ref()
+                    .filter(|p| !p.locations.is_empty())
+                    .map(|p| (Arc::clone(id), p.locations.clone()))
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn view(d: &Device, now_ms: u64) -> DeviceView {
+    let minute = u32::try_from(now_ms / 60_000).unwrap_or(u32::MAX);
+    let failures_last_hour = d
+        .failures
+        .iter()
+        .filter(|(m, _)| minute.saturating_sub(*m) < 60)
+        .map(|(_, n)| u32::from(*n))
+        .sum();
+    DeviceView {
+        next_ms: d
+            .last
+            .as_ref()
+            .map(|p| p.at_ms + u64::from(p.interval_s) * 1000),
+        last: d.last.clone(),
+        failures_last_hour,
+        interfaces: d.interfaces,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(at_ms: u64, failed: bool, offset: u64) -> Poll {
+        Poll {
+            plugin: Arc::from("interface"),
+            at_ms,
+            duration_ms: 40,
+            status: Some(if failed { 3 } else { 0 }),
+            failed,
+            interfaces: Some((40, 8)),
+            interval_s: 60,
+            locations: vec![Location {
+                topic: Arc::from("local-processed"),
+                partition: 0,
+                first_offset: offset,
+                count: 49,
+            }],
+        }
+    }
+
+    #[test]
+    fn failures_count_for_an_hour_and_history_keeps_one_poll_a_minute() {
+        let fleet = Fleet::default();
+        let t0 = 1_700_000_000_000u64;
+        for i in 0..120u64 {
+            // A poll every 30 s for an hour; every 4th one failed.
+            fleet.record("sw1", poll(t0 + i * 30_000, i % 4 == 0, i * 49));
+        }
+        let now = t0 + 120 * 30_000;
+        let v = fleet.view("sw1", now).unwrap();
+        assert_eq!(v.last.as_ref().unwrap().at_ms, t0 + 119 * 30_000);
+        assert_eq!(v.next_ms, Some(t0 + 119 * 30_000 + 60_000));
+        // Failed polls in the minutes from now - 59 min to now: i = 4k with
+        // t0 + i*30 s within the last 60 minutes.
+        let want = (0..120u64)
+            .filter(|i| i % 4 == 0)
+            .filter(|i| (now / 60_000) - ((t0 + i * 30_000) / 60_000) < 60)
+            .count() as u32;
+        assert_eq!(v.failures_last_hour, want);
+        assert_eq!(v.interfaces, Some((40, 8)));
+        let locations = fleet.locations("sw1", now - 3_600_000);
+        assert!(
+            locations.len() <= 61 && locations.len() >= 59,
+            "{}",
+            locations.len()
+        );
+        assert!(locations.windows(2).all(|w| w[1].0 - w[0].0 >= 30_000));
+        assert_eq!(locations.last().unwrap().1[0].first_offset, 119 * 49);
+        assert_eq!(fleet.latest_locations().len(), 1);
+        fleet.retain(|id| id != "sw1");
+        assert!(fleet.is_empty());
+        assert_eq!(status_name(7), "PING_FAILURE");
+        assert_eq!(status_name(42), "UNKNOWN");
+    }
+}

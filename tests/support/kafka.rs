@@ -1,0 +1,110 @@
+//! A few Kafka requests for tests that talk to a running node's embedded broker with
+//! the project's own client (`panoptes::kafka::client`): produce one record, fetch a
+//! partition's values.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    fetch_request, produce_request, BrokerId, FetchRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use panoptes::kafka::client::Connection;
+
+/// The answer to one produce of one record to partition 0: (error code, base offset,
+/// error message).
+pub type Produced = (i16, i64, Option<String>);
+
+pub async fn connect(port: u16) -> Connection {
+    Connection::connect(
+        &format!("127.0.0.1:{port}"),
+        "test",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to the node's Kafka listener: {e}"))
+}
+
+/// Produces `value` to partition 0 of `topic` with acks=all; `Err` if the connection
+/// failed (the node went away).
+pub async fn produce(c: &mut Connection, topic: &str, value: &str) -> Result<Produced, String> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from(value.to_owned())),
+        headers: Default::default(),
+    };
+    let mut records = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut records,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut p = produce_request::PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(records.freeze());
+    let mut t = produce_request::TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    t.partition_data = vec![p];
+    let mut r = ProduceRequest::default();
+    r.acks = -1;
+    r.timeout_ms = 10_000;
+    r.topic_data = vec![t];
+    let answer = c.call(r, 9).await.map_err(|e| e.to_string())?;
+    let p = answer
+        .responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .ok_or("an answer without the partition")?;
+    Ok((
+        p.error_code,
+        p.base_offset,
+        p.error_message.as_ref().map(|m| m.to_string()),
+    ))
+}
+
+/// (offset, value) of the records of partition 0 of `topic` from offset 0 (up to 1 MiB).
+pub async fn fetch(c: &mut Connection, topic: &str) -> Vec<(i64, String)> {
+    let mut p = fetch_request::FetchPartition::default();
+    p.partition = 0;
+    p.fetch_offset = 0;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = fetch_request::FetchTopic::default();
+    t.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+    t.partitions = vec![p];
+    let mut r = FetchRequest::default();
+    r.max_wait_ms = 100;
+    r.min_bytes = 1;
+    r.max_bytes = 1 << 20;
+    r.replica_id = BrokerId(-1);
+    r.topics = vec![t];
+    let answer = c.call(r, 11).await.unwrap();
+    let mut bytes = answer.responses[0].partitions[0]
+        .records
+        .clone()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+        for r in set.records {
+            let value = r.value.map(|v| String::from_utf8_lossy(&v).into_owned());
+            out.push((r.offset, value.unwrap_or_default()));
+        }
+    }
+    out
+}
