@@ -11,6 +11,8 @@ pub mod config;
 pub mod events;
 pub mod filter;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod http;
 pub mod kafka;

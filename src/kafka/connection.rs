@@ -519,11 +519,22 @@ fn unsupported(p: Peek, header_version: i16) -> Result<Bytes, String> {
 /// without SASL (`None`: the request wants none), or why the connection must close. The
 /// connection's own path, without the socket: for tests and fuzzing.
 pub async fn respond(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Bytes>, HandleError> {
+    respond_adjusted(broker, frame, |_| {}).await
+}
+
+/// [`respond`], with the decoded request adjusted before it is handled: the fuzz target
+/// cuts a Fetch's wait to zero (`crate::fuzzing`).
+pub(crate) async fn respond_adjusted(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    adjust: impl FnOnce(&mut RequestKind),
+) -> Result<Option<Bytes>, HandleError> {
     let caller = Caller::anonymous();
-    let request = match decode(broker, &caller, frame, false)? {
+    let mut request = match decode(broker, &caller, frame, false)? {
         Decoded::Answer(bytes) => return Ok(Some(bytes)),
         Decoded::Request(r) => r,
     };
+    adjust(&mut request.body);
     if matches!(
         request.body,
         RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)

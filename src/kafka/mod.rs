@@ -37,6 +37,9 @@ mod versions;
 pub use broker::{Broker, BrokerConfig, Caller, HandleError, Limits};
 pub use client::{ClientSasl, ClientSecurity};
 pub use connection::respond;
+// For the fuzz target (`crate::fuzzing`): the listener's framing and answer, without a socket.
+pub(crate) use connection::respond_adjusted;
 pub use external::{ClientHealth, ExternalCluster, Generation};
+pub(crate) use frame::{read_frame, FrameLimits};
 pub use server::KafkaServer;
 pub use versions::SUPPORTED;

@@ -69,6 +69,8 @@ mod commit;
 mod engine;
 mod error;
 mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod keyspace;
 mod lease;

@@ -169,9 +169,9 @@ pub async fn run(
 }
 
 /// What the tables hold after fetching: by slot, as the document numbers them.
-struct Fetched {
-    tables: Vec<Table>,
-    scalars: Vec<Value>,
+pub(crate) struct Fetched {
+    pub tables: Vec<Table>,
+    pub scalars: Vec<Value>,
 }
 
 async fn poll(
@@ -192,8 +192,21 @@ async fn poll(
             options.plugin_name
         )));
     }
+    assemble(&doc, &fetched, resource, options, now, status, out)
+}
+
+/// Builds every metrics group of `doc` from the fetched tables (spec §9.2 steps 2-3).
+pub(crate) fn assemble(
+    doc: &Document,
+    fetched: &Fetched,
+    resource: &Resource,
+    options: &Options,
+    now: f64,
+    status: &mut StatusTracker,
+    out: &mut GroupSet,
+) -> Result<(), PluginError> {
     for group in &doc.groups {
-        process_group(group, &fetched, resource, options, now, status, out)?;
+        process_group(group, fetched, resource, options, now, status, out)?;
     }
     Ok(())
 }
@@ -292,7 +305,7 @@ async fn fetch(
 }
 
 /// Replaces device indices found in `index_transform` by their logical index.
-fn transform_indices(
+pub(crate) fn transform_indices(
     rows: Vec<(String, Value)>,
     index_transform: &BTreeMap<String, String>,
 ) -> Vec<(String, Value)> {
@@ -628,18 +641,16 @@ mod tests {
         };
         let mut status = StatusTracker::default();
         let mut out = GroupSet::default();
-        for g in &doc.groups {
-            process_group(
-                g,
-                &fetched,
-                &resource(),
-                &options(schema),
-                1.0,
-                &mut status,
-                &mut out,
-            )
-            .unwrap();
-        }
+        super::assemble(
+            &doc,
+            &fetched,
+            &resource(),
+            &options(schema),
+            1.0,
+            &mut status,
+            &mut out,
+        )
+        .unwrap();
         (out.into_vec(), status.overall())
     }
 

@@ -15,12 +15,71 @@ pub struct EvalContext {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Longest string or list a `*` may build: repetition is legal Python, but a document
-/// must not be able to make the poller allocate gigabytes.
+/// Largest value (by [`weight`]) one `*`, `.replace()` or `.join()` may build: repetition
+/// is legal Python, but a document must not be able to make the poller allocate gigabytes.
 const MAX_REPEAT_LEN: usize = 1 << 20;
 
+/// What one evaluation may build and copy in all, by [`weight`]: a comprehension that
+/// builds a big value for each of many items is as costly as one big value, and a poller
+/// thread must not be held for minutes (nor its memory grow) by one expression. The
+/// documents and vendor definitions we know spend well under 1% of it.
+const MAX_WORK: usize = 1 << 24;
+
+/// What building or copying a value costs: a unit, and a unit per byte of a string or per
+/// item of a list or tuple (a dict is shared, not copied).
+fn weight(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => 1 + s.len(),
+        Value::List(items) | Value::Tuple(items) => items
+            .iter()
+            .fold(1, |sum, item| sum.saturating_add(weight(item))),
+        _ => 1,
+    }
+}
+
+/// What reading a value through costs: its weight, or a table's or dict's length.
+fn size(env: &Env<'_>, v: &Value) -> usize {
+    match v {
+        Value::Table(_) | Value::Dict(_) => 1 + env.as_table(v).map_or(0, |t| t.len()),
+        other => weight(other),
+    }
+}
+
+/// Comprehension and lambda variables by slot, and the work done so far.
+#[derive(Default)]
+struct Locals {
+    slots: Vec<Value>,
+    work: usize,
+}
+
+impl Locals {
+    /// Counts `units` of work, failing past [`MAX_WORK`].
+    fn charge(&mut self, units: usize) -> Result<(), EvalError> {
+        self.work = self.work.saturating_add(units);
+        if self.work > MAX_WORK {
+            return Err(EvalError::Overflow(format!(
+                "the expression builds or copies more than {MAX_WORK} items and bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Locals {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.slots
+    }
+}
+
+impl std::ops::DerefMut for Locals {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.slots
+    }
+}
+
 /// What a comprehension does with each kept item.
-type ItemBody<'b, 'a> = dyn FnMut(&Env<'a>, &mut Vec<Value>) -> Result<(), EvalError> + 'b;
+type ItemBody<'b, 'a> = dyn FnMut(&Env<'a>, &mut Locals) -> Result<(), EvalError> + 'b;
 
 /// What an expression can see: the tables and `get` scalars by slot, and the index.
 pub struct Env<'a> {
@@ -32,12 +91,16 @@ pub struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn eval(&self, e: &Expr) -> Result<Value, EvalError> {
-        self.eval_in(e, &mut Vec::new())
+        self.eval_in(e, &mut Locals::default())
     }
 
     /// Applies a transform to a value (the lambda's parameter is local slot 0).
     pub fn apply(&self, f: &Lambda, x: Value) -> Result<Value, EvalError> {
-        self.eval_in(&f.body, &mut vec![x])
+        let mut locals = Locals {
+            slots: vec![x],
+            work: 0,
+        };
+        self.eval_in(&f.body, &mut locals)
     }
 
     fn table(&self, t: usize) -> Result<&Table, EvalError> {
@@ -59,7 +122,14 @@ impl<'a> Env<'a> {
         v.truthy(|t| self.tables.get(t).map(|x| x.len()).unwrap_or(0))
     }
 
-    fn eval_in(&self, e: &Expr, locals: &mut Vec<Value>) -> Result<Value, EvalError> {
+    /// Evaluates `e`, counting what its value cost to build or copy (see [`MAX_WORK`]).
+    fn eval_in(&self, e: &Expr, locals: &mut Locals) -> Result<Value, EvalError> {
+        let v = self.eval_node(e, locals)?;
+        locals.charge(weight(&v))?;
+        Ok(v)
+    }
+
+    fn eval_node(&self, e: &Expr, locals: &mut Locals) -> Result<Value, EvalError> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Index => self
@@ -96,7 +166,7 @@ impl<'a> Env<'a> {
             Expr::Slice(target, lo, hi) => {
                 let target = self.eval_in(target, locals)?;
                 let bound = |b: &Option<Box<Expr>>,
-                             locals: &mut Vec<Value>|
+                             locals: &mut Locals|
                  -> Result<Option<i128>, EvalError> {
                     match b {
                         None => Ok(None),
@@ -138,6 +208,12 @@ impl<'a> Env<'a> {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(self.eval_in(a, locals)?);
+                }
+                // Most built-ins read their arguments through (a table's keys, both
+                // dicts of a merge), whatever they return; `len` and `bool` of a table
+                // do not.
+                if !matches!(f, Builtin::Len | Builtin::Bool) {
+                    locals.charge(vals.iter().map(|v| size(self, v)).sum())?;
                 }
                 self.call(*f, vals)
             }
@@ -216,6 +292,7 @@ impl<'a> Env<'a> {
                 conds,
             } => {
                 let items = self.iterate(self.eval_in(iter, locals)?)?;
+                locals.charge(items.len())?;
                 let mut out = Table::new();
                 self.for_each(target, items, conds, locals, &mut |env, locals| {
                     let k = dict_key(env.eval_in(key, locals)?)?;
@@ -232,6 +309,7 @@ impl<'a> Env<'a> {
                 conds,
             } => {
                 let items = self.iterate(self.eval_in(iter, locals)?)?;
+                locals.charge(items.len())?;
                 let mut out = Vec::new();
                 self.for_each(target, items, conds, locals, &mut |env, locals| {
                     out.push(env.eval_in(elt, locals)?);
@@ -249,7 +327,7 @@ impl<'a> Env<'a> {
         target: &Target,
         items: Vec<Value>,
         conds: &[Expr],
-        locals: &mut Vec<Value>,
+        locals: &mut Locals,
         body: &mut ItemBody<'_, 'a>,
     ) -> Result<(), EvalError> {
         let depth = match target {
@@ -297,7 +375,7 @@ impl<'a> Env<'a> {
         Ok(())
     }
 
-    fn eval_all(&self, items: &[Expr], locals: &mut Vec<Value>) -> Result<Vec<Value>, EvalError> {
+    fn eval_all(&self, items: &[Expr], locals: &mut Locals) -> Result<Vec<Value>, EvalError> {
         items.iter().map(|i| self.eval_in(i, locals)).collect()
     }
 
@@ -377,7 +455,16 @@ impl<'a> Env<'a> {
                 };
                 Ok(Value::List(parts))
             }
-            Method::Replace => Ok(Value::Str(s.replace(arg_str(0)?, arg_str(1)?))),
+            Method::Replace => {
+                let (from, to) = (arg_str(0)?, arg_str(1)?);
+                let hits = if from.is_empty() {
+                    s.chars().count() + 1
+                } else {
+                    s.matches(from).count()
+                };
+                built_size(s.len().saturating_add(hits.saturating_mul(to.len())))?;
+                Ok(Value::Str(s.replace(from, to)))
+            }
             Method::StartsWith => Ok(Value::Bool(s.starts_with(arg_str(0)?))),
             Method::EndsWith => Ok(Value::Bool(s.ends_with(arg_str(0)?))),
             Method::Strip => Ok(Value::Str(match args.first() {
@@ -403,6 +490,8 @@ impl<'a> Env<'a> {
                         }
                     }
                 }
+                let len = parts.iter().map(String::len).sum::<usize>();
+                built_size(len.saturating_add(parts.len().saturating_mul(s.len())))?;
                 Ok(Value::Str(parts.join(s)))
             }
             _ => Err(EvalError::Type(format!(
@@ -835,7 +924,8 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, EvalError> {
         (BinOp::Mul, Value::List(v), n) | (BinOp::Mul, n, Value::List(v))
             if matches!(n, Value::Int(_) | Value::Bool(_)) =>
         {
-            let times = repeat_count(n, v.len())?;
+            // Nested lists count whole: `[[2] * 1000] * 1000` is a million items.
+            let times = repeat_count(n, v.iter().map(weight).sum())?;
             Ok(Value::List(
                 std::iter::repeat_n(v.iter().cloned(), times)
                     .flatten()
@@ -863,6 +953,16 @@ fn repeat_count(n: &Value, unit: usize) -> Result<usize, EvalError> {
         )));
     }
     Ok(times as usize)
+}
+
+/// Refuses to build a string of `len` bytes past [`MAX_REPEAT_LEN`].
+fn built_size(len: usize) -> Result<(), EvalError> {
+    if len > MAX_REPEAT_LEN {
+        return Err(EvalError::Overflow(format!(
+            "the string would be {len} bytes (limit {MAX_REPEAT_LEN})"
+        )));
+    }
+    Ok(())
 }
 
 fn op_symbol(op: BinOp) -> &'static str {

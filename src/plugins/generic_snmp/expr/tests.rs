@@ -193,6 +193,43 @@ fn python_operators() {
     ));
 }
 
+/// Found by the `expression` fuzz target: `[[6,1*[9*[2]*261]*6362]*23]` took more than
+/// 2 GB. Repetition bounded only the outer list's length, and 6,362 copies of a 2,349-item
+/// list, copied 23 times, are 340 million items. Nested items now count, each evaluation
+/// has a budget of what it builds and copies, and `.replace()` and `.join()` (whose
+/// result can be the product of their operands' sizes) are bounded like `*`.
+#[test]
+fn no_expression_builds_gigabytes() {
+    let overflow = |src: &str| match eval_at(src, None) {
+        Err(EvalError::Overflow(message)) => message,
+        Err(other) => panic!("{src}: {other}"),
+        Ok(_) => panic!("{src}: evaluated"),
+    };
+    assert!(overflow("[[6,1*[9*[2]*261]*6362]*23]").contains("repetition would build"));
+    assert!(overflow("[[2] * 1000] * 1100").contains("repetition would build"));
+    // Each item small enough, but many of them: the evaluation's budget.
+    for src in [
+        "[('a' * 1000000) for x in 'a' * 100]",
+        "len([[y for y in 'a' * 100000] for x in 'a' * 1000])",
+    ] {
+        assert!(
+            overflow(src).contains("builds or copies more than"),
+            "{src}"
+        );
+    }
+    assert!(overflow("('a' * 2000).replace('', 'b' * 1000)").contains("would be"));
+    assert!(overflow("('a' * 2000).join(['a'] * 1000)").contains("would be"));
+    // What vendor definitions do stays far from the bounds.
+    assert_eq!(
+        eval_at("len([x for x in [[1, 2]] * 1000 if len(x) == 2])", None),
+        Ok(Value::Int(1000))
+    );
+    assert_eq!(
+        eval_at("len('-'.join(['ab'] * 1000).replace('a', 'xyz'))", None),
+        Ok(Value::Int(4999))
+    );
+}
+
 #[test]
 fn vendor_definition_forms() {
     let d = |src: &str| eval_at(src, None).unwrap_or_else(|e| panic!("{src}: {e}"));
