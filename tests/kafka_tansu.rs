@@ -25,6 +25,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// Every record of `topic`, by partition, read from offset 0 in fetches of at most `max`.
+/// Under load Tansu sometimes answers a fetch with no records though they are there: an
+/// empty answer below the partition's high watermark is asked again (at most 100 times).
 fn read_all(
     c: &ExternalCluster,
     topic: &str,
@@ -35,9 +37,18 @@ fn read_all(
     for p in 0..n {
         let mut records = Vec::new();
         let mut from = 0;
+        let hw = block_on(c.high_watermark(topic, p)).unwrap();
+        let mut empty = 0;
         loop {
             let items = block_on(c.fetch(topic, p, from, max)).unwrap();
-            let Some((last, _)) = items.last() else { break };
+            let Some((last, _)) = items.last() else {
+                empty += 1;
+                if from < hw && empty < 100 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+                break;
+            };
             from = last + 1;
             for (offset, (key, value)) in items {
                 records.push((

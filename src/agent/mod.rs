@@ -24,7 +24,7 @@ use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
 use crate::transform::RateStore;
 
-pub use planner::ResourcePlanner;
+pub use planner::{JobFactory, ResourcePlanner};
 
 /// Everything the agents share: storage handles, the bus, counters, and who to tell when
 /// resources or enrichments change.

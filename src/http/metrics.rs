@@ -162,3 +162,223 @@ pub fn render_store(out: &mut String, stats: &StoreStats, health: &Health) {
         &["ok", "writes_failing", "failed"].map(|s| (vec![("state", s.to_string())], f64::from(u8::from(s == state)))),
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The node's sections of `/metrics`, each rendered from its typed stats (the node's
+// wiring gathers them: `crate::node::metrics`).
+
+/// The SNMP engine's sockets, requests and replies.
+pub fn render_snmp_engine(out: &mut String, stats: &crate::snmp::EngineStats) {
+    for (name, help, is_counter, value) in stats.metrics() {
+        let kind = if is_counter { "counter" } else { "gauge" };
+        let full = format!("panoptes_{name}");
+        out.push_str(&format!(
+            "# HELP {full} {help}\n# TYPE {full} {kind}\n{full} {value}\n"
+        ));
+    }
+}
+
+/// The poller pool: runs executing, waiting, shed.
+pub fn render_pool(out: &mut String, s: &panoptes_actors::PoolStatsSnapshot) {
+    render_gauge(
+        out,
+        "panoptes_pool_in_flight",
+        "Plugin runs executing now.",
+        &[(vec![], s.running as f64)],
+    );
+    render_gauge(
+        out,
+        "panoptes_pool_queue_depth",
+        "Plugin runs waiting for a free slot.",
+        &[(vec![], s.queued as f64)],
+    );
+    render_family(
+        out,
+        "panoptes_pool_shed_total",
+        "Plugin runs shed because the queue was full.",
+        "counter",
+        &[(vec![], s.shed as f64)],
+    );
+}
+
+/// Runs by outcome, as label rows.
+fn outcomes(r: &panoptes_actors::RunCounts) -> [(&'static str, u64); 4] {
+    [
+        ("succeeded", r.succeeded),
+        ("failed", r.failed),
+        ("timed_out", r.timed_out),
+        ("shed", r.shed),
+    ]
+}
+
+/// The schedulers (discovery, enrichment, polling): runs by plugin and outcome, polls,
+/// scheduled work, and the planning they did.
+pub fn render_schedulers(out: &mut String, schedulers: &[panoptes_actors::SchedulerStats]) {
+    let mut runs = Vec::new();
+    let mut polls = Vec::new();
+    let mut keys = Vec::new();
+    let mut plans = Vec::new();
+    let mut plan_seconds = Vec::new();
+    for stats in schedulers {
+        let kind = || vec![("kind", stats.name.clone())];
+        keys.push((kind(), stats.keys as f64));
+        plans.push((kind(), stats.plans as f64));
+        plan_seconds.push((kind(), stats.plan_us as f64 / 1e6));
+        for (plugin, g) in &stats.groups {
+            for (outcome, n) in outcomes(&g.runs) {
+                runs.push((
+                    vec![
+                        ("kind", stats.name.clone()),
+                        ("plugin", plugin.clone()),
+                        ("outcome", outcome.to_string()),
+                    ],
+                    n as f64,
+                ));
+            }
+        }
+        if stats.name == "polling" {
+            for (outcome, n) in outcomes(&stats.runs) {
+                polls.push((vec![("outcome", outcome.to_string())], n as f64));
+            }
+        }
+    }
+    render_family(
+        out,
+        "panoptes_plugin_runs_total",
+        "Plugin runs by kind, plugin and outcome.",
+        "counter",
+        &runs,
+    );
+    render_family(
+        out,
+        "panoptes_polls_total",
+        "Polls (polling plugin runs) by outcome.",
+        "counter",
+        &polls,
+    );
+    render_gauge(
+        out,
+        "panoptes_scheduled_work",
+        "Plugin x resource pairs scheduled, by kind.",
+        &keys,
+    );
+    render_family(
+        out,
+        "panoptes_scheduler_plans_total",
+        "Schedules built from the resource store (periodic rescans and changes).",
+        "counter",
+        &plans,
+    );
+    render_family(
+        out,
+        "panoptes_scheduler_plan_seconds_total",
+        "Time spent building and applying schedules, by kind.",
+        "counter",
+        &plan_seconds,
+    );
+}
+
+/// Records behind the end of the topic, per consumer.
+pub fn render_consumer_lag(out: &mut String, consumers: &[panoptes_actors::ConsumerStats]) {
+    let lag: Vec<_> = consumers
+        .iter()
+        .map(|s| {
+            (
+                vec![("consumer", s.name.clone())],
+                s.lag.unwrap_or(0) as f64,
+            )
+        })
+        .collect();
+    render_gauge(
+        out,
+        "panoptes_consumer_lag",
+        "Records behind the end of the topic, per consumer.",
+        &lag,
+    );
+}
+
+/// Resources held by the resource manager.
+pub fn render_resources(out: &mut String, resources: usize) {
+    render_gauge(
+        out,
+        "panoptes_resources",
+        "Resources held by the resource manager.",
+        &[(vec![], resources as f64)],
+    );
+}
+
+/// The embedded Kafka listener's open connections and request bytes held in memory (its
+/// counters are in the telemetry section).
+pub fn render_kafka_listener(out: &mut String, open_connections: usize, bytes_in_flight: usize) {
+    render_gauge(
+        out,
+        "panoptes_kafka_open_connections",
+        "Client connections open on the Kafka listener.",
+        &[(vec![], open_connections as f64)],
+    );
+    render_gauge(
+        out,
+        "panoptes_kafka_bytes_in_flight",
+        "Bytes of Kafka requests held in memory (frames and inflated records), of kafka.max_bytes_in_flight.",
+        &[(vec![], bytes_in_flight as f64)],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedulers_render_runs_by_plugin_and_polls_by_outcome() {
+        let mut polling = panoptes_actors::SchedulerStats {
+            name: "polling".into(),
+            keys: 3,
+            plans: 2,
+            plan_us: 1_500_000,
+            ..Default::default()
+        };
+        polling.runs.succeeded = 7;
+        polling.runs.timed_out = 1;
+        let mut group = panoptes_actors::GroupStats::default();
+        group.runs.succeeded = 7;
+        polling.groups.insert("interface".into(), group);
+        let discovery = panoptes_actors::SchedulerStats {
+            name: "discovery".into(),
+            keys: 1,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        render_schedulers(&mut out, &[discovery, polling]);
+        for line in [
+            "panoptes_polls_total{outcome=\"succeeded\"} 7",
+            "panoptes_polls_total{outcome=\"timed_out\"} 1",
+            "panoptes_plugin_runs_total{kind=\"polling\",plugin=\"interface\",outcome=\"succeeded\"} 7",
+            "panoptes_scheduled_work{kind=\"polling\"} 3",
+            "panoptes_scheduled_work{kind=\"discovery\"} 1",
+            "panoptes_scheduler_plan_seconds_total{kind=\"polling\"} 1.5",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line:?} missing from:\n{out}");
+        }
+        // Polls are the polling scheduler's only: discovery runs are not polls.
+        assert_eq!(out.matches("panoptes_polls_total{").count(), 4, "{out}");
+    }
+
+    #[test]
+    fn consumer_lag_counts_an_unknown_lag_as_zero() {
+        let stats = |name: &str, lag| panoptes_actors::ConsumerStats {
+            name: name.into(),
+            lag,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        render_consumer_lag(&mut out, &[stats("a:0", Some(12)), stats("b:1", None)]);
+        assert!(
+            out.contains("panoptes_consumer_lag{consumer=\"a:0\"} 12\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("panoptes_consumer_lag{consumer=\"b:1\"} 0\n"),
+            "{out}"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 mod api;
 mod auth;
 mod health;
-mod metrics;
+pub mod metrics;
 
 pub use health::Readiness;
 pub use metrics::render_store;

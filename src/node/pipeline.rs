@@ -1,0 +1,262 @@
+//! The pipeline's pieces, built from the settings: the state every stage shares, the
+//! poller pool, the three schedulers (discovery, enrichment, polling) and the resource
+//! manager's consumers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::{Actor, Addr, Arbiter};
+use anyhow::{Context, Result};
+use panoptes_actors::{
+    Consumer, ConsumerConfig, Job, PollerPool, PoolConfig, PoolStats, Scheduler, SchedulerConfig,
+};
+use panoptes_storage::Store;
+
+use super::{wrapped, JobWrappers, Plugins};
+use crate::agent::discovery::DiscoveryPlanner;
+use crate::agent::enrichment::EnrichmentJob;
+use crate::agent::polling::PollingJob;
+use crate::agent::resources::{ReconcileSink, GROUP};
+use crate::agent::{JobFactory, ResourcePlanner, Shared};
+use crate::bus::Bus;
+use crate::cluster::Ownership;
+use crate::config::{PluginConfig, Settings};
+use crate::resource_manager::ResourceStore;
+use crate::telemetry::Telemetry;
+
+/// The state every stage shares; the rate state of the previous run is loaded into it.
+pub(super) async fn shared_state(
+    settings: &Settings,
+    plugins: &Plugins,
+    bus: &Bus,
+    store: &Store,
+    telemetry: &Arc<Telemetry>,
+    ownership: &Arc<Ownership>,
+) -> Result<Arc<Shared>> {
+    let shared = Arc::new(Shared {
+        bus: bus.clone(),
+        resources: ResourceStore::new(store.keyspace("resources")?),
+        enrichments: store.keyspace("enrichments")?,
+        rate_state: store.keyspace("rate_state")?,
+        rates: Arc::default(),
+        publisher: crate::agent::publisher::Publisher::start(bus.clone())
+            .context("starting the publisher thread")?,
+        telemetry: Arc::clone(telemetry),
+        fleet: Arc::default(),
+        ownership: Arc::clone(ownership),
+        ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
+        enrichment_scheduler: OnceLock::new(),
+        polling_scheduler: OnceLock::new(),
+        settings: settings.clone(),
+    });
+    let (rates, rate_state) = (Arc::clone(&shared.rates), shared.rate_state.clone());
+    match tokio::task::spawn_blocking(move || rates.load(&rate_state)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(groups)) => tracing::info!(groups, "rate state of the previous run loaded"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not load the saved rate state"),
+        Err(e) => tracing::warn!(error = %e, "loading the saved rate state failed"),
+    }
+    Ok(shared)
+}
+
+/// The poller pool: jobs run on one arbiter per core (`scheduler.workers`), off the
+/// schedulers' thread.
+pub(super) struct Pool {
+    pub addr: Addr<PollerPool>,
+    pub stats: Arc<PoolStats>,
+    pub arbiters: Vec<Arbiter>,
+}
+
+impl Pool {
+    pub fn start(settings: &Settings, snmp: &'static crate::snmp::SnmpEngine) -> Pool {
+        let workers = match settings.scheduler.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        };
+        let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+        // Each poller thread reads the replies to its own requests: no hop through the
+        // engine's thread (and no wake-up of it) per reply.
+        for arbiter in &arbiters {
+            arbiter.spawn(async move {
+                if let Err(e) = snmp.serve_this_thread() {
+                    tracing::warn!(error = %e, "poller thread keeps using the SNMP engine's shared sockets");
+                }
+            });
+        }
+        let pool = PollerPool::new(
+            PoolConfig {
+                max_in_flight: settings.scheduler.max_in_flight,
+                per_device: settings.scheduler.per_device,
+                deadline: None,
+                queue_capacity: settings.scheduler.queue_capacity,
+                ..PoolConfig::default()
+            },
+            arbiters.iter().map(|a| a.handle()).collect(),
+        );
+        let stats = pool.stats();
+        Pool {
+            addr: pool.start(),
+            stats,
+            arbiters,
+        }
+    }
+
+    pub fn stop(self) {
+        for a in self.arbiters {
+            a.stop();
+        }
+    }
+}
+
+/// The three schedulers.
+#[derive(Clone)]
+pub(super) struct Schedulers {
+    pub discovery: Addr<Scheduler>,
+    pub enrichment: Addr<Scheduler>,
+    pub polling: Addr<Scheduler>,
+}
+
+impl Schedulers {
+    pub fn start(
+        settings: &Settings,
+        plugins: &Plugins,
+        shared: &Arc<Shared>,
+        pool: &Addr<PollerPool>,
+        wrappers: JobWrappers,
+    ) -> Schedulers {
+        let config = SchedulerConfig {
+            rescan_interval: Duration::from_secs(settings.plugins.scan_interval),
+            first_run_spread: Duration::from_secs(settings.scheduler.first_run_spread),
+            ..SchedulerConfig::default()
+        };
+        let planner = |plugins: &[Arc<PluginConfig>], factory| {
+            ResourcePlanner::new(Arc::clone(shared), plugins.to_vec(), factory)
+        };
+        let enrichment = Scheduler::new(
+            "enrichment",
+            planner(
+                &plugins.enrichment,
+                enrichment_jobs(shared, wrappers.enrichment),
+            ),
+            pool.clone(),
+            config.clone(),
+        )
+        .start();
+        let polling = Scheduler::new(
+            "polling",
+            planner(&plugins.polling, polling_jobs(shared, wrappers.polling)),
+            pool.clone(),
+            SchedulerConfig {
+                // In a cluster a device that moves here is first polled on its place in
+                // the interval, where its previous owner polled it: one interval after
+                // its last poll, never twice in one.
+                first_run_spread: if shared.ownership.is_cluster() {
+                    Duration::from_secs(86_400)
+                } else {
+                    config.first_run_spread
+                },
+                ..config.clone()
+            },
+        )
+        .start();
+        let _ = shared
+            .enrichment_scheduler
+            .set(enrichment.clone().recipient());
+        let _ = shared.polling_scheduler.set(polling.clone().recipient());
+        let discovery = Scheduler::new(
+            "discovery",
+            DiscoveryPlanner {
+                shared: Arc::clone(shared),
+                plugins: plugins.discovery.clone(),
+            },
+            pool.clone(),
+            // Discovery starts at once: everything else waits for its resources.
+            SchedulerConfig {
+                first_run_spread: Duration::ZERO,
+                ..config
+            },
+        )
+        .start();
+        Schedulers {
+            discovery,
+            enrichment,
+            polling,
+        }
+    }
+
+    pub fn all(&self) -> Vec<Addr<Scheduler>> {
+        vec![
+            self.discovery.clone(),
+            self.enrichment.clone(),
+            self.polling.clone(),
+        ]
+    }
+}
+
+fn enrichment_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFactory {
+    let shared = Arc::clone(shared);
+    Arc::new(move |plugin, resource| {
+        let job = Arc::new(EnrichmentJob {
+            shared: Arc::clone(&shared),
+            plugin,
+            resource,
+        });
+        wrapped(&wrap, job)
+    })
+}
+
+fn polling_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFactory {
+    let shared = Arc::clone(shared);
+    Arc::new(move |plugin: Arc<PluginConfig>, resource| {
+        let include_interface_index = plugin.flag("dimension", "include_interface_index");
+        let job: Arc<dyn Job> = Arc::new(PollingJob {
+            shared: Arc::clone(&shared),
+            plugin,
+            resource,
+            include_interface_index,
+        });
+        wrapped(&wrap, job)
+    })
+}
+
+/// The resource manager: one consumer per partition of `<site>-resources`. Every node
+/// of a cluster reads every resource set, so each has a group of its own.
+pub(super) async fn start_resource_manager(
+    settings: &Settings,
+    bus: &Bus,
+    shared: &Arc<Shared>,
+    node_id: &str,
+) -> Result<Vec<Addr<Consumer<crate::agent::resources::Item>>>> {
+    let group = if shared.ownership.is_cluster() {
+        format!("{GROUP}.{node_id}")
+    } else {
+        GROUP.to_owned()
+    };
+    let sources = bus
+        .sources(&settings.resources_topic(), &group)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("opening the resources topic")?;
+    let consumers = sources
+        .into_iter()
+        .enumerate()
+        .map(|(partition, source)| {
+            Consumer::new(
+                format!("resource_manager:{partition}"),
+                source,
+                ReconcileSink {
+                    shared: Arc::clone(shared),
+                },
+                ConsumerConfig {
+                    max_emit_interval: Duration::ZERO,
+                    ..ConsumerConfig::default()
+                },
+            )
+            .start()
+        })
+        .collect();
+    Ok(consumers)
+}
