@@ -3,14 +3,27 @@
 //! and Rust versions, unlike `DefaultHasher`; not for anything an attacker picks inputs
 //! of to collide.
 
-const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const PRIME: u64 = 0x0000_0100_0000_01b3;
+//!
+//! The implementation is the `fnv` crate's, used the same way by the actors crate (a
+//! key's place in its interval) and the storage crate (long topic names' directories).
+
+use std::hash::Hasher;
 
 /// FNV-1a of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// FNV-1a of several byte strings one after the other (the same as of their
+/// concatenation).
+pub fn fnv1a_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    for part in parts {
+        h.write(part);
+    }
+    h.finish()
 }
 
 #[cfg(test)]
@@ -21,5 +34,9 @@ mod tests {
         assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(super::fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            super::fnv1a_parts([&b"foo"[..], &b""[..], &b"bar"[..]]),
+            0x8594_4171_f739_67e8
+        );
     }
 }

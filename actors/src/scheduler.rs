@@ -376,12 +376,13 @@ fn past_place(key: &str, interval: Duration, since_origin: Duration) -> Duration
     Duration::from_micros(u64::try_from(past).unwrap_or(u64::MAX))
 }
 
-/// FNV-1a, 64 bits: a key's place must not change between plans (std's hasher is seeded
-/// per process, which would be fine, but this one is also the same across restarts).
+/// FNV-1a, 64 bits (the `fnv` crate's, as `panoptes::hash`): a key's place must not
+/// change between plans, restarts or nodes (std's hasher is seeded per process).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
 }
 
 fn hold(due: Instant, hold_until: Option<Instant>) -> Instant {

@@ -84,13 +84,8 @@ fn counter_rate(oid: &[u32], recorded: u64) -> Option<u64> {
 /// A rate in `[low, high]` picked by the OID's FNV-1a hash (stable across
 /// runs and Rust versions, unlike `DefaultHasher`).
 pub fn rate_in(oid: &[u32], (low, high): (u64, u64)) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for component in oid {
-        for byte in component.to_le_bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    let bytes: Vec<[u8; 4]> = oid.iter().map(|c| c.to_le_bytes()).collect();
+    let hash = crate::hash::fnv1a_parts(bytes.iter().map(|b| &b[..]));
     low + hash % (high - low + 1)
 }
 

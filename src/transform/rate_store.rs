@@ -519,12 +519,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// FNV-1a, 64 bits: stable across builds and processes (the snapshot keeps the hashes).
 /// At 500,000 groups the chance of any two colliding is about 1 in 10^8.
 fn hash64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::hash::fnv1a(bytes)
 }
 
 impl RateState for RateStore {

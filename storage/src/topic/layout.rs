@@ -120,9 +120,14 @@ pub(crate) fn topic_dir(name: &str) -> String {
         escaped = escaped.replace('.', "%2E");
     }
     if escaped.len() > 200 {
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        // FNV-1a (the `fnv` crate's, as `panoptes::hash`): stable across versions,
+        // since it names a directory on disk.
+        let hash = {
+            use std::hash::Hasher;
+            let mut h = fnv::FnvHasher::default();
+            h.write(name.as_bytes());
+            h.finish()
+        };
         escaped.truncate(180);
         while escaped.ends_with('%') || escaped.as_bytes()[escaped.len() - 2] == b'%' {
             escaped.pop();
