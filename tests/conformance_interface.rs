@@ -3,6 +3,7 @@
 //! JSON order-insensitively (volatile timestamps removed where the original removed them).
 
 mod replay;
+mod support;
 
 use std::time::Duration;
 
@@ -51,11 +52,7 @@ async fn generic_interface_enrichment_matches_expected() {
 #[tokio::test]
 async fn enrichment_against_a_closed_port_is_an_error() {
     let mut target = SnmpTarget::new("127.0.0.1", Community::new("public"));
-    target.port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    target.port = support::free_udp_port();
     target.timeout = Duration::from_millis(300);
     target.retries = 0;
     let mut c = SnmpClient::connect(&target).await.unwrap();

@@ -34,12 +34,8 @@ impl Snmpd {
     async fn start_with(extra: &str) -> Snmpd {
         let program = support::net_snmp("snmpd");
         let dir = tempfile::tempdir().unwrap();
-        // Ask the kernel for a free port, then hand it to snmpd.
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // A free port, handed to snmpd.
+        let port = support::free_udp_port();
         let config = dir.path().join("snmpd.conf");
         std::fs::write(
             &config,
@@ -292,11 +288,7 @@ async fn timeout_when_nothing_answers() {
 #[tokio::test]
 async fn closed_port_is_an_error_naming_the_target() {
     // Nothing listens there any more: the kernel answers ICMP port unreachable.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_udp_port();
     let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
     target.port = port;
     target.timeout = Duration::from_millis(300);

@@ -10,7 +10,6 @@
 pub mod node;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,31 +19,15 @@ use serde_json::Value;
 /// Stored or expected points: (series key, seconds) -> field values.
 pub type Rows = BTreeMap<(String, i64), BTreeMap<String, f64>>;
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The path of a server program; fails the test with how to install it.
+pub fn program(name: &str, package: &str) -> PathBuf {
+    crate::support::program(
+        name,
+        &format!("these tests need a real server: `apt-get install -y {package}` (Debian/Ubuntu)"),
+    )
 }
 
-/// The path of a server program; panics (fails the test) with how to install it.
-pub fn program(name: &str, package: &str) -> PathBuf {
-    let dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    dirs.into_iter()
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found: these tests need a real server. Install it with \
-                 `apt-get install -y {package}` (Debian/Ubuntu), or run ./scripts/test.sh, \
-                 which does"
-            )
-        })
-}
+use crate::support::free_tcp_port as free_port;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
