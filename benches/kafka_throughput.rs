@@ -7,15 +7,18 @@
 //! Environment: KAFKA_BENCH_MESSAGES (default 200000), KAFKA_BENCH_BATCH (default 500),
 //! KAFKA_BENCH_PRODUCERS (default 4), KAFKA_BENCH_LATENCY_SAMPLES (default 2000).
 
+// The tests' Kafka helpers: one record batch builder for both.
+#[allow(dead_code)]
+#[path = "../tests/support/kafka.rs"]
+mod kafka_support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use panoptes::kafka::client::Connection;
 use panoptes::kafka::{Broker, BrokerConfig, KafkaServer};
 use panoptes::telemetry::Telemetry;
@@ -32,53 +35,17 @@ fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
 
+/// `n` records of `size` bytes, keyed `key-<first + i>`.
 fn batch(first: usize, n: usize, size: usize) -> Bytes {
-    let value = Bytes::from(vec![b'x'; size]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(Bytes::from(format!("key-{}", first + i))),
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let value = "x".repeat(size);
+    let keys: Vec<String> = (first..first + n).map(|i| format!("key-{i}")).collect();
+    let records: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+    kafka_support::batch(&records, -1, 0, Compression::None)
 }
 
 fn produce(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
-    let mut p = produce_request::PartitionProduceData::default();
-    p.index = partition;
-    p.records = Some(records);
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(s(topic));
-    t.partition_data = vec![p];
-    let mut r = ProduceRequest::default();
-    r.acks = -1;
+    let mut r = kafka_support::produce_request(topic, partition, records, -1);
     r.timeout_ms = 30_000;
-    r.topic_data = vec![t];
     r
 }
 

@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use panoptes::kafka::acl::{AclEntry, Authorizer};
 use panoptes::kafka::client::{ClientError, Connection};
 use panoptes::kafka::sasl::{Mechanism, SaslServer};
@@ -140,41 +138,12 @@ fn metadata(topic: &str) -> MetadataRequest {
 }
 
 fn produce(topic: &str, value: &str) -> ProduceRequest {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from(value.to_owned())),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+    support::kafka::produce_request(
+        topic,
+        0,
+        support::kafka::batch(&[("k", value)], -1, 0, Compression::None),
+        -1,
     )
-    .unwrap();
-    let mut p = produce_request::PartitionProduceData::default();
-    p.records = Some(buf.freeze());
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(s(topic));
-    t.partition_data = vec![p];
-    let mut r = ProduceRequest::default();
-    r.acks = -1;
-    r.timeout_ms = 5000;
-    r.topic_data = vec![t];
-    r
 }
 
 fn frame<R: kafka_protocol::protocol::Request>(

@@ -200,48 +200,15 @@ fn create_topics_with_2147483647_partitions_is_refused_and_the_node_restarts_cle
 
 /// Bytes of a Produce with `batches` zstd batches of `each` zero bytes, to `topic`/0.
 fn bomb(topic: &str, batches: usize, each: usize) -> kafka_protocol::messages::ProduceRequest {
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::*;
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(vec![0u8; each])),
-        headers: Default::default(),
-    };
-    let mut one = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut one,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        },
-    )
-    .unwrap();
-    let mut all = BytesMut::new();
+    use kafka_protocol::records::Compression;
+    let zeros = "\0".repeat(each);
+    let one = support::kafka::batch(&[("k", &zeros)], -1, 0, Compression::Zstd);
+    let mut all = bytes::BytesMut::new();
     for _ in 0..batches {
         all.extend_from_slice(&one);
     }
-    let mut p = produce_request::PartitionProduceData::default();
-    p.records = Some(all.freeze());
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(StrBytes::from_string(topic.into()));
-    t.partition_data = vec![p];
-    let mut r = ProduceRequest::default();
-    r.acks = -1;
+    let mut r = support::kafka::produce_request(topic, 0, all.freeze(), -1);
     r.timeout_ms = 30_000;
-    r.topic_data = vec![t];
     r
 }
 

@@ -3,20 +3,21 @@
 //! a panic or a stuck listener; idempotent retries, acks=0 and mid-batch fetches; a full
 //! disk or a failed fsync answered with KAFKA_STORAGE_ERROR.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use panoptes::kafka::acl::Authorizer;
 use panoptes::kafka::client::Connection;
 use panoptes::kafka::{Broker, BrokerConfig, KafkaServer, Limits};
 use panoptes::telemetry::Telemetry;
 use panoptes_storage::{Durability, Store};
+use support::kafka::{batch, produce_request as produce};
 
 fn config() -> BrokerConfig {
     BrokerConfig {
@@ -92,62 +93,6 @@ fn metadata(topic: &str) -> MetadataRequest {
     let mut r = MetadataRequest::default();
     r.topics = Some(vec![t]);
     r.allow_auto_topic_creation = true;
-    r
-}
-
-fn batch(
-    records: &[(&str, &str)],
-    producer_id: i64,
-    sequence: i32,
-    compression: Compression,
-) -> Bytes {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: if producer_id >= 0 { 0 } else { -1 },
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if producer_id >= 0 {
-                sequence + i as i32
-            } else {
-                -1 + i as i32
-            },
-            timestamp: 1_700_000_000_000,
-            key: Some(Bytes::from(k.to_string())),
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    let mut p = produce_request::PartitionProduceData::default();
-    p.index = partition;
-    p.records = Some(records);
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(s(topic));
-    t.partition_data = vec![p];
-    let mut r = ProduceRequest::default();
-    r.acks = acks;
-    r.timeout_ms = 5000;
-    r.topic_data = vec![t];
     r
 }
 

@@ -14,6 +14,90 @@ use kafka_protocol::records::{
 };
 use panoptes::kafka::client::Connection;
 
+/// The one record batch builder of the tests and benchmarks: a v2 batch of `(key,
+/// value)` records as a client produces it, from `producer_id` (-1: not idempotent) at
+/// `sequence`, timestamped 2023-11-14.
+pub fn batch(
+    records: &[(&str, &str)],
+    producer_id: i64,
+    sequence: i32,
+    compression: Compression,
+) -> Bytes {
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: if producer_id >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if producer_id >= 0 {
+                sequence + i as i32
+            } else {
+                -1 + i as i32
+            },
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from(k.to_string())),
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    encode(&recs, compression)
+}
+
+/// A batch of one record without a key.
+fn keyless(value: &str) -> Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from(value.to_owned())),
+        headers: Default::default(),
+    };
+    encode(&[record], Compression::None)
+}
+
+fn encode(records: &[Record], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// A Produce of `records` to `topic`/`partition` with `acks`.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    let mut p = produce_request::PartitionProduceData::default();
+    p.index = partition;
+    p.records = Some(records);
+    let mut t = produce_request::TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_owned()));
+    t.partition_data = vec![p];
+    let mut r = ProduceRequest::default();
+    r.acks = acks;
+    r.timeout_ms = 10_000;
+    r.topic_data = vec![t];
+    r
+}
+
 /// The answer to one produce of one record to partition 0: (error code, base offset,
 /// error message).
 pub type Produced = (i16, i64, Option<String>);
@@ -31,41 +115,7 @@ pub async fn connect(port: u16) -> Connection {
 /// Produces `value` to partition 0 of `topic` with acks=all; `Err` if the connection
 /// failed (the node went away).
 pub async fn produce(c: &mut Connection, topic: &str, value: &str) -> Result<Produced, String> {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from(value.to_owned())),
-        headers: Default::default(),
-    };
-    let mut records = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut records,
-        &[record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let mut p = produce_request::PartitionProduceData::default();
-    p.index = 0;
-    p.records = Some(records.freeze());
-    let mut t = produce_request::TopicProduceData::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_owned()));
-    t.partition_data = vec![p];
-    let mut r = ProduceRequest::default();
-    r.acks = -1;
-    r.timeout_ms = 10_000;
-    r.topic_data = vec![t];
+    let r = produce_request(topic, 0, keyless(value), -1);
     let answer = c.call(r, 9).await.map_err(|e| e.to_string())?;
     let p = answer
         .responses
