@@ -168,13 +168,19 @@ pub(crate) fn segment_name(base_offset: u64) -> String {
     format!("{base_offset:020}.log")
 }
 
-/// The base offset of a segment file name; `None` for any other file.
+/// The largest offset a record may have: Kafka's offsets are `i64`. A frame, segment
+/// name or log start past it is damage, never something this store wrote, and the
+/// offset arithmetic of the log stays within `u64` because of it.
+pub(crate) const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// The base offset of a segment file name; `None` for any other file (a name past
+/// [`MAX_OFFSET`] included).
 pub(crate) fn segment_base(file_name: &str) -> Option<u64> {
     let digits = file_name.strip_suffix(".log")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&base| base <= MAX_OFFSET)
 }
 
 #[cfg(test)]
@@ -218,7 +224,9 @@ mod tests {
     #[test]
     fn segment_names_round_trip() {
         assert_eq!(segment_name(42), "00000000000000000042.log");
-        assert_eq!(segment_base(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(segment_base(&segment_name(MAX_OFFSET)), Some(MAX_OFFSET));
+        assert_eq!(segment_base(&segment_name(MAX_OFFSET + 1)), None);
+        assert_eq!(segment_base(&segment_name(u64::MAX)), None);
         assert_eq!(segment_base("42.log"), None);
         assert_eq!(segment_base("0000000000000000004x.log"), None);
         assert_eq!(segment_base("00000000000000000042.tmp"), None);

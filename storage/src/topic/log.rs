@@ -102,6 +102,12 @@ fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), String
     if frame.records == 0 {
         return Err("frame holds no records".into());
     }
+    if frame.base > layout::MAX_OFFSET - u64::from(frame.records) {
+        return Err(format!(
+            "frame's offsets {}+{} pass the largest Kafka offset",
+            frame.base, frame.records
+        ));
+    }
     Ok((frame, u32_at(8)))
 }
 
@@ -273,6 +279,8 @@ pub(crate) fn open(
     let first_base = segments
         .iter()
         .find_map(|s| s.frames.first().map(|f| f.base));
+    // A damaged meta entry may claim any log start: never past the largest offset.
+    let meta_log_start = meta_log_start.map(|m| m.min(layout::MAX_OFFSET));
     let next_offset = frames_end
         .max(last_base)
         .max(meta_log_start.unwrap_or(0))
@@ -431,7 +439,9 @@ fn offsets_moved(bad: Option<Frame>, after: &[Frame], pos: u64, len: u64, expect
         until = until.max(frame.end());
         covered = covered.max(frame.pos + frame.bytes());
     }
-    until + (len - covered.min(len)).div_ceil(MIN_RECORD_BYTES)
+    until
+        .saturating_add((len - covered.min(len)).div_ceil(MIN_RECORD_BYTES))
+        .min(layout::MAX_OFFSET)
 }
 
 /// `<segment>.quarantined-<offset>` in `dir`, or with `-2`, `-3`, ... if taken (the same
@@ -643,6 +653,44 @@ mod tests {
             .map(|(_, f)| f.base)
             .collect();
         assert_eq!(reads, vec![2, 5, 6]);
+    }
+
+    /// Found by the `segment_scan` fuzz target: a segment named near `u64::MAX` and a
+    /// damaged tail made the scan add past `u64` (a panic in a debug build, a wrapped
+    /// offset in a release one). Offsets stop at Kafka's largest (`i64::MAX`).
+    #[test]
+    fn offsets_past_the_largest_kafka_offset_are_damage_not_data() {
+        let files = MemFiles::default();
+        // A segment file named past i64::MAX is not one of ours: not opened.
+        write(&files, "d", u64::MAX - 3, &[(1, b"x")]);
+        let (log, _) = open(&files, "d".into(), None, String::new).unwrap();
+        assert!(log.segments.is_empty());
+        assert_eq!(log.next_offset, 0);
+        // A frame whose offsets would pass it is not a frame.
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(b"x");
+        let frame = Frame {
+            base: layout::MAX_OFFSET - 1,
+            records: 2,
+            pos: 0,
+            payload_len: 1,
+            appended_at_ms: 7,
+        };
+        let error = parse_header(&header(&frame, &crc), 0).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "frame's offsets {}+2 pass the largest Kafka offset",
+                layout::MAX_OFFSET - 1
+            )
+        );
+        // A log start claimed past it is clamped.
+        let files = MemFiles::default();
+        let (log, _) = open(&files, "e".into(), Some(u64::MAX), String::new).unwrap();
+        assert_eq!(
+            (log.log_start, log.next_offset),
+            (layout::MAX_OFFSET, layout::MAX_OFFSET)
+        );
     }
 
     #[test]
