@@ -341,7 +341,8 @@ pub struct InfluxBatchRejected<'a> {
 }
 
 impl InfluxBatchRejected<'_> {
-    pub fn emit(self, _t: &Telemetry) {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_influxdb_batches_rejected_total", &[]);
         tracing::warn!(
             target_db = self.target,
             points = self.points,
@@ -636,6 +637,72 @@ impl KafkaBadFrame<'_> {
                 self.error
             );
         }
+    }
+}
+
+/// An HTTP API request refused as invalid (a bad query string, partition or offset).
+pub struct HttpRequestRejected<'a> {
+    /// The `reason` label: `query`, `partition`, `offset`.
+    pub reason: &'static str,
+    pub message: &'a str,
+}
+
+impl HttpRequestRejected<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc(
+            "panoptes_http_requests_rejected_total",
+            &[("reason", self.reason)],
+        );
+        tracing::debug!(
+            reason = self.reason,
+            message = self.message,
+            "HTTP request refused"
+        );
+    }
+}
+
+/// A connection the Kafka listener accepted.
+pub struct KafkaConnectionAccepted {
+    pub peer: std::net::SocketAddr,
+}
+
+impl KafkaConnectionAccepted {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_kafka_connections_total", &[]);
+        tracing::debug!(peer = %self.peer, "Kafka connection accepted");
+    }
+}
+
+/// A Kafka request about to be served.
+pub struct KafkaRequestServed<'a> {
+    /// The API's name (`Produce`, `Fetch`, ...).
+    pub api: &'a str,
+    pub version: i16,
+}
+
+impl KafkaRequestServed<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_kafka_requests_total", &[("api", self.api)]);
+        tracing::trace!(api = self.api, version = self.version, "Kafka request");
+    }
+}
+
+/// A Produce partition refused because the topic log cannot be written (disk full, I/O
+/// error): answered KAFKA_STORAGE_ERROR, which clients retry.
+pub struct KafkaProduceRefused<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl KafkaProduceRefused<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc(
+            "panoptes_kafka_produce_refused_total",
+            &[("reason", "storage")],
+        );
+        tracing::warn!(topic = self.topic, partition = self.partition, error = %self.error,
+            "refused a produce: the topic log cannot be written");
     }
 }
 

@@ -140,6 +140,18 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Records Kafka producers appended to the topic log.",
     ),
     (
+        "panoptes_store_health_changes_total",
+        "Changes of the store's health, by the state it changed to (ok, writes_failing, failed).",
+    ),
+    (
+        "panoptes_kafka_produce_refused_total",
+        "Kafka Produce requests answered with an error because the topic log could not be written, by reason.",
+    ),
+    (
+        "panoptes_influxdb_batches_rejected_total",
+        "Batches InfluxDB refused as invalid (then written point by point to skip the bad ones).",
+    ),
+    (
         "panoptes_influxdb_records_skipped_total",
         "Topic records that gave no point (not a metrics group, or no field).",
     ),
@@ -147,6 +159,12 @@ pub const COUNTERS: &[(&str, &str)] = &[
 
 impl Telemetry {
     pub fn add(&self, series: Series, n: f64) {
+        // A counter not in `COUNTERS` would be counted and never shown.
+        debug_assert!(
+            COUNTERS.iter().any(|(name, _)| *name == series.name),
+            "counter {} is not registered in telemetry::COUNTERS",
+            series.name
+        );
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         *c.entry(series).or_insert(0.0) += n;
     }

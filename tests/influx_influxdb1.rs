@@ -194,6 +194,9 @@ fn refused_points_are_skipped_and_the_others_written() {
         telemetry.get("panoptes_influxdb_points_rejected_total", &[]),
         1.0
     );
+    // The batch with the bad point is refused (again, if a retry of the delivery
+    // wrote it again after a transient failure).
+    assert!(telemetry.get("panoptes_influxdb_batches_rejected_total", &[]) >= 1.0);
     assert_eq!(
         telemetry.get("panoptes_influxdb_records_skipped_total", &[]),
         1.0

@@ -69,6 +69,14 @@ fn metric(env: &NodeEnv, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} on /metrics"))
 }
 
+/// The value of one labelled series (`name{label="value"}`) on `/metrics`, 0 if absent.
+fn labelled(env: &NodeEnv, series: &str) -> f64 {
+    let (_, text) = env.http_get("/metrics").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The sum of every series of `name` on `/metrics`, whatever its labels.
 fn metric_sum(env: &NodeEnv, name: &str) -> f64 {
     let (_, text) = env.http_get("/metrics").unwrap();
@@ -162,6 +170,15 @@ fn a_full_disk_makes_the_node_not_ready_until_space_is_back() {
     assert_eq!((code, offset), (0, 3));
     acked.push((3, "after".to_owned()));
     assert_eq!(rt.block_on(kafka::fetch(&mut c, "acked")), acked);
+    // Both changes of health are counted (failing may be seen more than once while the
+    // disk fills), and the refused produce.
+    for series in [
+        "panoptes_store_health_changes_total{to=\"writes_failing\"}",
+        "panoptes_store_health_changes_total{to=\"ok\"}",
+        "panoptes_kafka_produce_refused_total{reason=\"storage\"}",
+    ] {
+        assert!(labelled(&env, series) >= 1.0, "{series} on /metrics");
+    }
     drop(c);
     let status = node.stop();
     assert!(status.success(), "{status}");

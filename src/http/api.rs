@@ -21,15 +21,26 @@ fn unavailable(message: String) -> HttpResponse {
     HttpResponse::InternalServerError().json(json!({"error": message}))
 }
 
+/// A JSON 400 naming the problem, counted by `reason`.
+fn rejected(state: &AppState, reason: &'static str, message: String) -> HttpResponse {
+    crate::events::HttpRequestRejected {
+        reason,
+        message: &message,
+    }
+    .emit(&state.telemetry);
+    bad_request(message)
+}
+
 /// Malformed query strings get a JSON 400 naming the problem.
 pub fn query_error(err: error::QueryPayloadError, req: &HttpRequest) -> error::Error {
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        state.telemetry.inc(
-            "panoptes_http_requests_rejected_total",
-            &[("reason", "query")],
-        );
-    }
     let message = err.to_string();
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        crate::events::HttpRequestRejected {
+            reason: "query",
+            message: &message,
+        }
+        .emit(&state.telemetry);
+    }
     error::InternalError::from_response(err, bad_request(format!("bad query string: {message}")))
         .into()
 }
@@ -115,15 +126,15 @@ pub async fn records(
         Err(e) => return unavailable(e.to_string()),
     };
     if q.partition >= topic.partitions() {
-        state.telemetry.inc(
-            "panoptes_http_requests_rejected_total",
-            &[("reason", "partition")],
+        return rejected(
+            &state,
+            "partition",
+            format!(
+                "partition {} does not exist: topic `{name}` has {} partition(s)",
+                q.partition,
+                topic.partitions()
+            ),
         );
-        return bad_request(format!(
-            "partition {} does not exist: topic `{name}` has {} partition(s)",
-            q.partition,
-            topic.partitions()
-        ));
     }
     let offset_spec = q.offset.unwrap_or_else(|| "end".into());
     let t = topic.clone();
@@ -143,13 +154,11 @@ pub async fn records(
         n => match n.parse::<u64>() {
             Ok(n) => n.max(low),
             Err(_) => {
-                state.telemetry.inc(
-                    "panoptes_http_requests_rejected_total",
-                    &[("reason", "offset")],
+                return rejected(
+                    &state,
+                    "offset",
+                    format!("offset `{n}`: expected a number, `beginning` or `end`"),
                 );
-                return bad_request(format!(
-                    "offset `{n}`: expected a number, `beginning` or `end`"
-                ));
             }
         },
     };

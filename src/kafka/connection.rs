@@ -62,9 +62,7 @@ enum Next {
 /// Serves one accepted connection until it closes, fails or is evicted.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, ticket: Ticket) {
     let _ = stream.set_nodelay(true);
-    broker
-        .telemetry
-        .inc("panoptes_kafka_connections_total", &[]);
+    crate::events::KafkaConnectionAccepted { peer }.emit(&broker.telemetry);
     let deadline = Instant::now() + broker.config.limits.first_request_timeout;
     let Some(tls) = broker.config.security.tls.clone() else {
         return session(stream, peer, broker, ticket, deadline).await;
@@ -468,10 +466,11 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
         );
         return unsupported(p, api.response_header_version(p.api_version)).map(Decoded::Answer);
     }
-    broker.telemetry.inc(
-        "panoptes_kafka_requests_total",
-        &[("api", &format!("{api:?}"))],
-    );
+    crate::events::KafkaRequestServed {
+        api: &format!("{api:?}"),
+        version: p.api_version,
+    }
+    .emit(&broker.telemetry);
     let mut buf = frame;
     let decoded = RequestHeader::decode(&mut buf, api.request_header_version(p.api_version))
         .and_then(|header| Ok((header, RequestKind::decode(api, &mut buf, p.api_version)?)));

@@ -326,11 +326,12 @@ pub async fn produce(
                             // Kafka's answer for a log that cannot be written: retriable, so a
                             // client retries (and the node recovers by itself once space is
                             // back), on the same connection.
-                            tracing::warn!(topic = name, partition, error = %e, "refused a produce: the topic log cannot be written");
-                            b.telemetry.inc(
-                                "panoptes_kafka_produce_refused_total",
-                                &[("reason", "storage")],
-                            );
+                            crate::events::KafkaProduceRefused {
+                                topic: &name,
+                                partition,
+                                error: &e,
+                            }
+                            .emit(&b.telemetry);
                             p.error_code = code::KAFKA_STORAGE_ERROR;
                             p.error_message = Some(StrBytes::from_string(e.to_string()));
                             p.base_offset = -1;

@@ -272,6 +272,7 @@ mod tests {
         let get = |name| telemetry.get(name, &[]);
         assert_eq!(get("panoptes_influxdb_points_written_total"), 2.0);
         assert_eq!(get("panoptes_influxdb_points_rejected_total"), 1.0);
+        assert_eq!(get("panoptes_influxdb_batches_rejected_total"), 1.0);
         assert_eq!(get("panoptes_influxdb_records_skipped_total"), 1.0);
     }
 
