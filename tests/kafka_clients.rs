@@ -4,8 +4,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::{program, repo, NodeEnv};
@@ -14,29 +13,7 @@ fn kcat() -> std::path::PathBuf {
     program("kcat", "install kcat (Debian: `apt-get install -y kcat`)")
 }
 
-/// Runs a command with a time limit, feeding `input`.
-fn run(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    drop(watchdog);
-    out
-}
+use support::run_limited as run;
 
 fn started(env: &NodeEnv) -> support::Node {
     let mut node = env.start();

@@ -8,7 +8,7 @@ mod support;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::{program, repo, NodeEnv};
@@ -17,25 +17,9 @@ fn kcat() -> std::path::PathBuf {
     program("kcat", "install kcat (Debian: `apt-get install -y kcat`)")
 }
 
-/// Runs a command with a time limit.
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(limit).is_err() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = tx.send(());
-    let _ = watchdog.join();
-    out
+/// Runs a command with a time limit (no stdin).
+fn run(cmd: Command, limit: Duration) -> Output {
+    support::run_limited(cmd, b"", limit)
 }
 
 /// Runs tests/kafka/secure.py; returns its JSON report.

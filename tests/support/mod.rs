@@ -247,6 +247,58 @@ pub fn free_udp_port() -> u16 {
     free_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
+/// Runs `cmd` with `input` on its stdin and a time limit; its output. Past the limit the
+/// process is killed through its handle (never by PID: it is not reaped yet, so its PID
+/// cannot belong to another process) and the test fails with what it printed.
+pub fn run_limited(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
+    use std::io::{Read, Write};
+    let program = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let drain = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = from.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out_reader = drain(Box::new(child.stdout.take().unwrap()));
+    let err_reader = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            let stdout = out_reader.join().unwrap_or_default();
+            let stderr = err_reader.join().unwrap_or_default();
+            panic!(
+                "{program} did not finish within {limit:?}; {} stdout lines; stderr: {}",
+                String::from_utf8_lossy(&stdout).lines().count(),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
 /// A node's environment: its own data dir, ports and plugin directories.
 pub struct NodeEnv {
     pub dir: tempfile::TempDir,
@@ -348,49 +400,7 @@ impl NodeEnv {
     /// Runs a CLI command with a time limit; returns its output. Output is drained while
     /// the command runs, so a large one never blocks on a full pipe.
     pub fn cli(&self, args: &[&str], limit: Duration) -> Output {
-        use std::io::Read;
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let out_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        let err_reader = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                child.kill().ok();
-                child.wait().ok();
-                let stdout = out_reader.join().unwrap_or_default();
-                let stderr = err_reader.join().unwrap_or_default();
-                panic!(
-                    "`panoptes {}` did not finish within {limit:?}; {} stdout lines; stderr: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&stdout).lines().count(),
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Output {
-            status,
-            stdout: out_reader.join().unwrap_or_default(),
-            stderr: err_reader.join().unwrap_or_default(),
-        }
+        run_limited(self.command(args), b"", limit)
     }
 
     pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
