@@ -75,8 +75,9 @@ async fn runs_each_key_about_every_interval() {
     );
     assert!(eventually(|| a.started() >= 5 && b.started() >= 5).await);
     // The scheduler submits a key `interval` after its previous submission; the job's own
-    // start may lag its submission by a varying delay, hence the halved bound. No upper
-    // bound is asserted: a busy machine may be late.
+    // start may lag its submission by a varying delay, hence the halved lower bound on
+    // each gap. Above, the mean gap as a ratio of the interval: a busy machine may be late
+    // by some, a key scheduled at a multiple of its interval (or never again) is not.
     for tracker in [&a, &b] {
         let starts = tracker.starts.lock().unwrap().clone();
         for pair in starts.windows(2) {
@@ -86,6 +87,13 @@ async fn runs_each_key_about_every_interval() {
                 pair[1] - pair[0]
             );
         }
+        let n = starts.len() as u32;
+        let mean = (starts[starts.len() - 1] - starts[0]) / (n - 1);
+        let ratio = mean.as_secs_f64() / interval.as_secs_f64();
+        assert!(
+            (0.5..=5.0).contains(&ratio),
+            "mean gap {mean:?} over {n} starts: {ratio:.2} intervals"
+        );
     }
     let s = stats(&scheduler).await;
     assert_eq!(s.keys, 2);
