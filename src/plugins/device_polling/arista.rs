@@ -12,11 +12,11 @@ use indexmap::IndexMap;
 use super::entity::{EntityClass, ENT_PHYSICAL_DESCR};
 use super::sensor::{fahrenheit, in_units};
 use super::{
-    connect_failure, difference, last_arc, product, py_int, sum, Device, Object, Outcome, Report,
-    SectionError,
+    connect_failure, difference, last_arc, product, py_int, sum, Device, Object, Outcome,
+    PowerSupplies, Report, SectionError,
 };
 use crate::config::PluginConfig;
-use crate::model::{Dimension, MetricValue, ModelError, Resource};
+use crate::model::{ModelError, Resource};
 use crate::plugins::PluginError;
 use crate::snmp::SnmpClient;
 
@@ -147,11 +147,6 @@ struct Temperature {
     fahrenheit: Option<f64>,
 }
 
-struct Power {
-    total: usize,
-    on: usize,
-}
-
 struct Fans {
     total: usize,
     ok: usize,
@@ -264,35 +259,15 @@ impl Arista<'_> {
             .map_err(|e| r.failure(ENVIRONMENT, e))
             .ok();
 
-        if !temperatures.is_empty() {
-            let built = temperatures.iter().try_for_each(|(entity, t)| {
-                let mut g = r.group("environment")?;
-                g.add_dimension(Dimension::new("sensor", &t.sensor)?)?;
-                let value = t.fahrenheit.ok_or_else(|| SectionError::Incomplete {
-                    what: format!("temperature sensor {entity} (`{}`)", t.sensor),
-                    why: "its reading failed, so it has no temperature".to_string(),
-                })?;
-                g.add_metric(r.gauge("temperature_fahrenheit", MetricValue::Float(value))?)?;
-                r.add(g);
-                r.success(ENVIRONMENT);
-                Ok(())
-            });
-            if let Err(e) = built {
-                r.failure(ENVIRONMENT, e);
-            }
-        }
+        r.temperatures(ENVIRONMENT, &temperatures, "sensor", |entity, t| {
+            let value = t.fahrenheit.ok_or_else(|| SectionError::Incomplete {
+                what: format!("temperature sensor {entity} (`{}`)", t.sensor),
+                why: "its reading failed, so it has no temperature".to_string(),
+            })?;
+            Ok((t.sensor.clone(), value))
+        });
         if let Some(p) = power {
-            let built = r
-                .gauges(
-                    "environment",
-                    &[],
-                    &[
-                        ("power_units_total", p.total as i128),
-                        ("power_units_on", p.on as i128),
-                    ],
-                )
-                .map(|g| r.add(g));
-            r.settle(ENVIRONMENT, built);
+            r.power_supplies(ENVIRONMENT, &p);
         }
         if let Some(f) = fans {
             let built = r
@@ -336,7 +311,7 @@ impl Arista<'_> {
 
     /// Power supplies (`PowerSupply` in any column): every match counts towards the total;
     /// a supply is on when its input current is above 0.
-    async fn power(&mut self) -> Result<Power, SectionError> {
+    async fn power(&mut self) -> Result<PowerSupplies, SectionError> {
         let entities = self.device.entities().await?;
         let supplies = entities.matching(EntityClass::PowerSupply, &["PowerSupply"])?;
         let mut on: IndexMap<&str, bool> = IndexMap::new();
@@ -349,7 +324,7 @@ impl Arista<'_> {
             let amps = sensors.int(&ENT_PHY_SENSOR_VALUE, &current.to_string())?;
             on.insert(entity, amps > 0);
         }
-        Ok(Power {
+        Ok(PowerSupplies {
             total: supplies.len(),
             on: on.values().filter(|on| **on).count(),
         })

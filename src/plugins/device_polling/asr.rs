@@ -14,10 +14,11 @@ use indexmap::IndexMap;
 use super::entity::{EntityClass, ENT_PHYSICAL_NAME};
 use super::sensor::{fahrenheit, in_units};
 use super::{
-    connect_failure, distinct, last_arc, py_int, sum, Device, Object, Outcome, Report, SectionError,
+    connect_failure, distinct, last_arc, py_int, sum, Device, Object, Outcome, PowerSupplies,
+    Report, SectionError,
 };
 use crate::config::{PluginConfig, PluginFileError};
-use crate::model::{is_identifier, CounterWidth, Dimension, MetricValue, ModelError, Resource};
+use crate::model::{is_identifier, CounterWidth, Dimension, ModelError, Resource};
 use crate::plugins::PluginError;
 use crate::snmp::SnmpClient;
 
@@ -331,11 +332,6 @@ struct Temperature {
     reading: Reading,
 }
 
-struct Power {
-    total: usize,
-    on: usize,
-}
-
 /// A crypto engine's packet counters with their SNMP widths.
 struct Crypto {
     name: String,
@@ -477,40 +473,22 @@ impl Asr<'_> {
             .await
             .map_err(|e| r.failure(ENVIRONMENT, e))
             .ok();
-        if let Some(temperatures) = temperatures.filter(|t| !t.is_empty()) {
-            let built = temperatures.iter().try_for_each(|(entity, t)| {
-                let mut g = r.group("environment")?;
-                g.add_dimension(Dimension::new("entity_name", &t.name)?)?;
-                let value = match t.reading {
-                    Reading::Fahrenheit(f) => f,
-                    Reading::NotCelsius(kind) => {
-                        return Err(SectionError::Incomplete {
-                            what: format!("temperature sensor {entity} (`{}`)", t.name),
-                            why: format!("entSensorType is {kind}, not celsius(8): no temperature"),
-                        })
-                    }
-                };
-                g.add_metric(r.gauge("temperature_fahrenheit", MetricValue::Float(value))?)?;
-                r.add(g);
-                r.success(ENVIRONMENT);
-                Ok(())
-            });
-            if let Err(e) = built {
-                r.failure(ENVIRONMENT, e);
-            }
+        if let Some(temperatures) = temperatures {
+            r.temperatures(
+                ENVIRONMENT,
+                &temperatures,
+                "entity_name",
+                |entity, t| match t.reading {
+                    Reading::Fahrenheit(f) => Ok((t.name.clone(), f)),
+                    Reading::NotCelsius(kind) => Err(SectionError::Incomplete {
+                        what: format!("temperature sensor {entity} (`{}`)", t.name),
+                        why: format!("entSensorType is {kind}, not celsius(8): no temperature"),
+                    }),
+                },
+            );
         }
         if let Some(p) = power {
-            let built = r
-                .gauges(
-                    "environment",
-                    &[],
-                    &[
-                        ("power_units_total", p.total as i128),
-                        ("power_units_on", p.on as i128),
-                    ],
-                )
-                .map(|g| r.add(g));
-            r.settle(ENVIRONMENT, built);
+            r.power_supplies(ENVIRONMENT, &p);
         }
     }
 
@@ -559,7 +537,7 @@ impl Asr<'_> {
     /// the total; a supply is on when cefcFRUPowerOperStatus is on(2). An entity matched
     /// in several columns is asked once (the original asks again and keeps the last
     /// answer, the same one).
-    async fn power(&mut self) -> Result<Power, SectionError> {
+    async fn power(&mut self) -> Result<PowerSupplies, SectionError> {
         let entities = self.device.entities().await?;
         let supplies = entities.matching(EntityClass::PowerSupply, &["Power Supply Module"])?;
         let mut on: IndexMap<&str, bool> = IndexMap::new();
@@ -576,7 +554,7 @@ impl Asr<'_> {
                 .int()?;
             on.insert(entity, status == POWER_ON);
         }
-        Ok(Power {
+        Ok(PowerSupplies {
             total: supplies.len(),
             on: on.values().filter(|on| **on).count(),
         })

@@ -429,6 +429,12 @@ pub struct Outcome {
     pub failures: Vec<Failure>,
 }
 
+/// A device's power supplies, counted.
+pub(crate) struct PowerSupplies {
+    pub total: usize,
+    pub on: usize,
+}
+
 /// The groups of one poll and the status per section: the original's
 /// `PanoptesMetricsGroupSet` and `PanoptesPollingStatus` together.
 pub(crate) struct Report<'a> {
@@ -519,6 +525,45 @@ impl<'a> Report<'a> {
             g.add_metric(self.gauge(name, MetricValue::Int(*value))?)?;
         }
         Ok(g)
+    }
+
+    /// One `environment` group per temperature sensor, its name under `dimension` and
+    /// its reading in Fahrenheit from `reading` (or why it has none): the section
+    /// succeeds with each, or fails at the first without.
+    pub fn temperatures<T>(
+        &mut self,
+        section: &'static str,
+        sensors: &IndexMap<String, T>,
+        dimension: &str,
+        reading: impl Fn(&str, &T) -> Result<(String, f64), SectionError>,
+    ) {
+        let built = sensors.iter().try_for_each(|(entity, t)| {
+            let (name, fahrenheit) = reading(entity, t)?;
+            let mut g = self.group("environment")?;
+            g.add_dimension(Dimension::new(dimension, &name)?)?;
+            g.add_metric(self.gauge("temperature_fahrenheit", MetricValue::Float(fahrenheit))?)?;
+            self.add(g);
+            self.success(section);
+            Ok(())
+        });
+        if let Err(e) = built {
+            self.failure(section, e);
+        }
+    }
+
+    /// The `environment` group of the power supplies: how many, and how many on.
+    pub fn power_supplies(&mut self, section: &'static str, power: &PowerSupplies) {
+        let built = self
+            .gauges(
+                "environment",
+                &[],
+                &[
+                    ("power_units_total", power.total as i128),
+                    ("power_units_on", power.on as i128),
+                ],
+            )
+            .map(|g| self.add(g));
+        self.settle(section, built);
     }
 
     /// `set.add(group)`: an equal group already in is not added twice.
