@@ -354,21 +354,9 @@ impl MetricsGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::CreationTimestamp;
 
     fn resource() -> Resource {
-        Resource::new(
-            "s",
-            "network",
-            "switch",
-            "generic",
-            "sw1",
-            "127.0.0.1",
-            Some("p"),
-            CreationTimestamp::Number(1.0),
-            900,
-        )
-        .unwrap()
+        crate::model::test_switch()
     }
 
     #[test]

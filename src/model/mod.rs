@@ -22,6 +22,23 @@ pub use resource::{
 };
 pub use time::{now_epoch, now_ms, round3};
 
+/// A switch `sw1` at 127.0.0.1 of site `s`, for unit tests of the model and what builds on it.
+#[cfg(test)]
+pub(crate) fn test_switch() -> Resource {
+    Resource::new(
+        "s",
+        "network",
+        "switch",
+        "generic",
+        "sw1",
+        "127.0.0.1",
+        Some("p"),
+        CreationTimestamp::Number(1.0),
+        900,
+    )
+    .unwrap()
+}
+
 /// A value or name the model refuses, with the field it was for.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {

@@ -99,21 +99,10 @@ fn same_group(a: &MetricsGroup, b: &MetricsGroup) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CreationTimestamp, Dimension, MetricType, Resource};
+    use crate::model::{Dimension, MetricType, Resource};
 
     fn resource() -> Resource {
-        Resource::new(
-            "s",
-            "network",
-            "switch",
-            "generic",
-            "sw1",
-            "127.0.0.1",
-            Some("p"),
-            CreationTimestamp::Number(1.0),
-            900,
-        )
-        .unwrap()
+        crate::model::test_switch()
     }
 
     fn group(kind: &str, value: MetricValue, dims: &[(&str, &str)], now: f64) -> MetricsGroup {
