@@ -208,26 +208,21 @@ impl SnmpClient {
     /// `NoSuchObject`/`NoSuchInstance` values (v2c/v3) or a `noSuchName`
     /// error (v1).
     pub async fn get(&mut self, oids: &[Oid]) -> Result<Vec<Varbind>, SnmpError> {
-        if oids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.request(Ask {
-            tag: PDU_GET,
-            oids,
-            a: 0,
-            b: 0,
-            expected: Expected::Exactly(oids.len()),
-        })
-        .await
+        self.one_per_oid(PDU_GET, oids).await
     }
 
     /// GETNEXT: the successor of each OID.
     pub async fn get_next(&mut self, oids: &[Oid]) -> Result<Vec<Varbind>, SnmpError> {
+        self.one_per_oid(PDU_GET_NEXT, oids).await
+    }
+
+    /// A GET or GETNEXT: one varbind back per OID asked.
+    async fn one_per_oid(&mut self, tag: u8, oids: &[Oid]) -> Result<Vec<Varbind>, SnmpError> {
         if oids.is_empty() {
             return Ok(Vec::new());
         }
         self.request(Ask {
-            tag: PDU_GET_NEXT,
+            tag,
             oids,
             a: 0,
             b: 0,
