@@ -285,15 +285,20 @@ mod tests {
         assert_eq!(configured_speed(None, None), -1);
     }
 
+    /// A walked column from (index, value) pairs.
+    fn col(pairs: &[(&str, SnmpValue)]) -> Column {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn s(t: &str) -> SnmpValue {
+        SnmpValue::OctetString(t.as_bytes().to_vec())
+    }
+
     #[test]
     fn arista_parents_are_four_lanes_of_their_own_port() {
-        let col = |pairs: &[(&str, SnmpValue)]| -> Column {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
-        };
-        let s = |t: &str| SnmpValue::OctetString(t.as_bytes().to_vec());
         let w = Walked {
             if_type: col(&[("1", SnmpValue::Integer(6)), ("2", SnmpValue::Integer(24))]),
             descr: col(&[("1", s("Ethernet49/1")), ("2", s("Loopback0"))]),
@@ -342,13 +347,6 @@ mod tests {
     /// A nameless interface (no ifName row) is what `<not set>` parents resolve to.
     #[test]
     fn missing_and_empty_names_differ() {
-        let col = |pairs: &[(&str, SnmpValue)]| -> Column {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
-        };
-        let s = |t: &str| SnmpValue::OctetString(t.as_bytes().to_vec());
         let w = Walked {
             if_type: col(&[("1", SnmpValue::Integer(6)), ("2", SnmpValue::Integer(24))]),
             descr: col(&[("1", s("")), ("2", s("lo"))]),
