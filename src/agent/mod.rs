@@ -105,13 +105,27 @@ pub fn signature(normalized_name: &str, data: Option<&str>) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs blocking storage work (sled flushes) off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("storage task failed: {e}"))?
+/// A blocking task that did not return its result: it panicked, or the runtime shut
+/// down under it.
+#[derive(Debug, thiserror::Error)]
+#[error("storage task failed: {0}")]
+pub struct TaskFailed(#[from] tokio::task::JoinError);
+
+/// Runs blocking storage work (sled flushes) off the async threads. Its error type says
+/// how a task that did not return counts among its own failures.
+pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<TaskFailed> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(TaskFailed)?
+}
+
+// Until every caller has a typed error: the callers still on `String` keep the message.
+impl From<TaskFailed> for String {
+    fn from(e: TaskFailed) -> String {
+        e.to_string()
+    }
 }
 
 /// A plugin run's hard deadline: 1.25 x its interval, as the original's task time limit.

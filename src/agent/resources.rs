@@ -57,7 +57,7 @@ impl Sink<Item> for ReconcileSink {
                     .emit(&worker.telemetry);
                     changed |= report.changed();
                 }
-                Ok(changed)
+                Ok::<_, String>(changed)
             })
             .await?;
             if changed {

@@ -494,7 +494,7 @@ impl Inner {
         }
         for (partition, records) in by_partition {
             // The same encoder the embedded broker answers fetches with.
-            let batch = encode_records(&records)?;
+            let batch = encode_records(&records).map_err(|e| e.to_string())?;
             let mut pd = produce_request::PartitionProduceData::default();
             pd.index = partition as i32;
             pd.records = Some(batch);
