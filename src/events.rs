@@ -243,7 +243,7 @@ impl HttpRequestRefused<'_> {
 /// included). Counted always, logged at most once per operation per 10 s.
 pub struct KafkaClientFailed<'a> {
     pub op: &'static str,
-    pub error: &'a str,
+    pub error: &'a crate::kafka::ExternalError,
 }
 
 impl KafkaClientFailed<'_> {
@@ -253,7 +253,7 @@ impl KafkaClientFailed<'_> {
             t.inc("panoptes_kafka_client_errors_total", &[("op", self.op)]);
         }
         if let Some(left_out) = LOG.admit(self.op, std::time::Instant::now()) {
-            tracing::warn!(op = self.op, error = self.error, left_out,
+            tracing::warn!(op = self.op, error = %self.error, left_out,
                 "external Kafka cluster (kafka.brokers): request failed; retrying (more failures of this kind in the next 10 s are only counted)");
         }
     }

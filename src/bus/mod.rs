@@ -68,7 +68,7 @@ impl Bus {
     /// external cluster.
     pub async fn sources(&self, topic: &str, group: &str) -> Result<Vec<PartitionSource>, String> {
         if let Some(cluster) = &self.external {
-            let n = cluster.partitions(topic).await?;
+            let n = cluster.partitions(topic).await.map_err(|e| e.to_string())?;
             return Ok((0..n)
                 .map(|partition| {
                     PartitionSource::External(ExternalSource {
@@ -121,9 +121,9 @@ impl Bus {
         if let Some(cluster) = &self.external {
             cluster
                 .publish_blocking(topic, messages, now_ms)
-                .map_err(|reason| StorageError::InvalidArgument {
+                .map_err(|e| StorageError::InvalidArgument {
                     what: format!("publishing to topic {topic:?} on the external Kafka cluster"),
-                    reason,
+                    reason: e.to_string(),
                 })?;
             return Ok(vec![None; messages.len()]);
         }

@@ -125,12 +125,12 @@ impl Source for ExternalSource {
             self.topic.clone(),
             self.partition,
         );
-        Box::pin(async move { c.committed(&g, &t, p).await })
+        Box::pin(async move { c.committed(&g, &t, p).await.map_err(|e| e.to_string()) })
     }
 
     fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
         let (c, t, p) = (self.cluster.clone(), self.topic.clone(), self.partition);
-        Box::pin(async move { c.fetch(&t, p, from, max).await })
+        Box::pin(async move { c.fetch(&t, p, from, max).await.map_err(|e| e.to_string()) })
     }
 
     fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
@@ -144,7 +144,11 @@ impl Source for ExternalSource {
             self.topic.clone(),
             self.partition,
         );
-        Box::pin(async move { c.commit(&g, &t, p, next_offset, member).await })
+        Box::pin(async move {
+            c.commit(&g, &t, p, next_offset, member)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
