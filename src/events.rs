@@ -374,7 +374,7 @@ impl InfluxPointRejected<'_> {
 pub struct InfluxWriteFailed<'a> {
     pub target: &'a str,
     pub points: usize,
-    pub error: &'a str,
+    pub error: &'a crate::sink::writer::WriteFailure,
 }
 
 impl InfluxWriteFailed<'_> {
@@ -385,7 +385,7 @@ impl InfluxWriteFailed<'_> {
         tracing::debug!(
             target_db = self.target,
             points = self.points,
-            error = self.error,
+            error = %self.error,
             "writing to InfluxDB failed: the points stay in the topic log and are retried"
         );
     }
@@ -394,7 +394,7 @@ impl InfluxWriteFailed<'_> {
 /// A record that gives no point (not a metrics group, or nothing to write): skipped.
 pub struct InfluxRecordSkipped<'a> {
     pub key: &'a str,
-    pub reason: &'a str,
+    pub reason: &'a crate::sink::points_sink::Skipped,
 }
 
 impl InfluxRecordSkipped<'_> {
@@ -402,7 +402,7 @@ impl InfluxRecordSkipped<'_> {
         t.inc("panoptes_influxdb_records_skipped_total", &[]);
         tracing::warn!(
             key = self.key,
-            reason = self.reason,
+            reason = %self.reason,
             "record skipped by the InfluxDB sink"
         );
     }
