@@ -7,15 +7,15 @@ use crate::telemetry::Telemetry;
 use crate::transform::TransformReport;
 
 /// How a plugin run ended, as the scheduler and pool saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunOutcome {
+#[derive(Debug, Clone, Copy)]
+pub enum RunOutcome<'a> {
     Succeeded,
-    Failed(String),
+    Failed(&'a crate::agent::RunError),
     TimedOut,
     Shed,
 }
 
-impl RunOutcome {
+impl RunOutcome<'_> {
     pub fn label(&self) -> &'static str {
         match self {
             RunOutcome::Succeeded => "succeeded",
@@ -30,7 +30,7 @@ pub struct PluginRunFinished<'a> {
     pub kind: &'a str,
     pub plugin: &'a str,
     pub work: &'a str,
-    pub outcome: RunOutcome,
+    pub outcome: RunOutcome<'a>,
     pub duration: Duration,
 }
 
@@ -38,7 +38,7 @@ impl PluginRunFinished<'_> {
     pub fn emit(self, t: &Telemetry) {
         // Run outcomes are counted by the scheduler (which also sees deadlines and shed
         // work); the job records when the plugin last ran and logs why a run failed.
-        if self.outcome != RunOutcome::Shed {
+        if !matches!(self.outcome, RunOutcome::Shed) {
             t.mark_run(self.kind, self.plugin);
         }
         let ms = self.duration.as_millis() as u64;
@@ -100,7 +100,7 @@ impl MetricsGroupsPublished<'_> {
 
 pub struct PublishFailed<'a> {
     pub topic: &'a str,
-    pub error: &'a str,
+    pub error: &'a crate::agent::publisher::PublishError,
 }
 
 impl PublishFailed<'_> {
@@ -108,7 +108,7 @@ impl PublishFailed<'_> {
         t.inc("panoptes_publish_errors_total", &[("topic", self.topic)]);
         tracing::error!(
             topic = self.topic,
-            error = self.error,
+            error = %self.error,
             "publishing to the topic log failed"
         );
     }

@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use panoptes_actors::{BoxFuture, Sink};
+use panoptes_actors::{BoxFuture, JobError, Sink};
 
 use super::line_protocol::{EncodeError, Encoder};
 use super::record::GroupRecord;
@@ -121,7 +121,7 @@ impl Points {
 }
 
 impl Sink<Item> for InfluxSink {
-    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), String>> {
+    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), JobError>> {
         let (writer, telemetry, target) = (
             Arc::clone(&self.writer),
             Arc::clone(&self.telemetry),
@@ -175,7 +175,7 @@ impl Sink<Item> for InfluxSink {
                 }
             }
             .await;
-            delivered.map_err(|e| e.to_string())
+            delivered.map_err(JobError::failed)
         })
     }
 }

@@ -174,10 +174,7 @@ pub async fn start(
             ));
         }
         _ => {
-            let sources = bus
-                .sources(topic, GROUP)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let sources = bus.sources(topic, GROUP).await?;
             let mut consumers = running.lock();
             for (partition, source) in sources.into_iter().enumerate() {
                 consumers.insert(partition as u32, start_one(partition as u32, source));
