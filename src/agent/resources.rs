@@ -10,7 +10,7 @@ use panoptes_storage::StorageError;
 use super::{blocking, Shared, TaskFailed};
 pub use crate::bus::{Item, TopicSource};
 use crate::events::{InputRejected, ResourcesReconciled};
-use crate::model::{ModelError, ResourceSet};
+use crate::model::{FromJsonError, ResourceSet};
 
 pub const GROUP: &str = "resource_manager_group";
 
@@ -21,15 +21,6 @@ pub enum ReconcileError {
     Store(#[from] StorageError),
     #[error(transparent)]
     Task(#[from] TaskFailed),
-}
-
-/// Why a message is not a resource set (it is counted, logged and skipped).
-#[derive(Debug, thiserror::Error)]
-enum NotAResourceSet {
-    #[error(transparent)]
-    Json(#[from] serde_json::Error),
-    #[error(transparent)]
-    Model(#[from] ModelError),
 }
 
 /// Reconciles resource sets; a message that is not a valid resource set is counted,
@@ -51,8 +42,8 @@ impl Sink<Item> for ReconcileSink {
                         .map(String::from_utf8_lossy)
                         .unwrap_or_default();
                     let set = serde_json::from_slice::<serde_json::Value>(value)
-                        .map_err(NotAResourceSet::from)
-                        .and_then(|v| ResourceSet::from_json(&v).map_err(NotAResourceSet::from));
+                        .map_err(FromJsonError::from)
+                        .and_then(|v| Ok(ResourceSet::from_json(&v)?));
                     let set = match set {
                         Ok(s) => s,
                         Err(e) => {
