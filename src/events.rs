@@ -7,15 +7,15 @@ use crate::telemetry::Telemetry;
 use crate::transform::TransformReport;
 
 /// How a plugin run ended, as the scheduler and pool saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunOutcome {
+#[derive(Debug, Clone, Copy)]
+pub enum RunOutcome<'a> {
     Succeeded,
-    Failed(String),
+    Failed(&'a crate::agent::RunError),
     TimedOut,
     Shed,
 }
 
-impl RunOutcome {
+impl RunOutcome<'_> {
     pub fn label(&self) -> &'static str {
         match self {
             RunOutcome::Succeeded => "succeeded",
@@ -30,7 +30,7 @@ pub struct PluginRunFinished<'a> {
     pub kind: &'a str,
     pub plugin: &'a str,
     pub work: &'a str,
-    pub outcome: RunOutcome,
+    pub outcome: RunOutcome<'a>,
     pub duration: Duration,
 }
 
@@ -38,7 +38,7 @@ impl PluginRunFinished<'_> {
     pub fn emit(self, t: &Telemetry) {
         // Run outcomes are counted by the scheduler (which also sees deadlines and shed
         // work); the job records when the plugin last ran and logs why a run failed.
-        if self.outcome != RunOutcome::Shed {
+        if !matches!(self.outcome, RunOutcome::Shed) {
             t.mark_run(self.kind, self.plugin);
         }
         let ms = self.duration.as_millis() as u64;
@@ -100,7 +100,7 @@ impl MetricsGroupsPublished<'_> {
 
 pub struct PublishFailed<'a> {
     pub topic: &'a str,
-    pub error: &'a str,
+    pub error: &'a crate::agent::publisher::PublishError,
 }
 
 impl PublishFailed<'_> {
@@ -108,7 +108,7 @@ impl PublishFailed<'_> {
         t.inc("panoptes_publish_errors_total", &[("topic", self.topic)]);
         tracing::error!(
             topic = self.topic,
-            error = self.error,
+            error = %self.error,
             "publishing to the topic log failed"
         );
     }
@@ -243,7 +243,7 @@ impl HttpRequestRefused<'_> {
 /// included). Counted always, logged at most once per operation per 10 s.
 pub struct KafkaClientFailed<'a> {
     pub op: &'static str,
-    pub error: &'a str,
+    pub error: &'a crate::kafka::ExternalError,
 }
 
 impl KafkaClientFailed<'_> {
@@ -253,7 +253,7 @@ impl KafkaClientFailed<'_> {
             t.inc("panoptes_kafka_client_errors_total", &[("op", self.op)]);
         }
         if let Some(left_out) = LOG.admit(self.op, std::time::Instant::now()) {
-            tracing::warn!(op = self.op, error = self.error, left_out,
+            tracing::warn!(op = self.op, error = %self.error, left_out,
                 "external Kafka cluster (kafka.brokers): request failed; retrying (more failures of this kind in the next 10 s are only counted)");
         }
     }
@@ -375,7 +375,7 @@ impl InfluxPointRejected<'_> {
 pub struct InfluxWriteFailed<'a> {
     pub target: &'a str,
     pub points: usize,
-    pub error: &'a str,
+    pub error: &'a crate::sink::writer::WriteFailure,
 }
 
 impl InfluxWriteFailed<'_> {
@@ -386,7 +386,7 @@ impl InfluxWriteFailed<'_> {
         tracing::debug!(
             target_db = self.target,
             points = self.points,
-            error = self.error,
+            error = %self.error,
             "writing to InfluxDB failed: the points stay in the topic log and are retried"
         );
     }
@@ -395,7 +395,7 @@ impl InfluxWriteFailed<'_> {
 /// A record that gives no point (not a metrics group, or nothing to write): skipped.
 pub struct InfluxRecordSkipped<'a> {
     pub key: &'a str,
-    pub reason: &'a str,
+    pub reason: &'a crate::sink::points_sink::Skipped,
 }
 
 impl InfluxRecordSkipped<'_> {
@@ -403,7 +403,7 @@ impl InfluxRecordSkipped<'_> {
         t.inc("panoptes_influxdb_records_skipped_total", &[]);
         tracing::warn!(
             key = self.key,
-            reason = self.reason,
+            reason = %self.reason,
             "record skipped by the InfluxDB sink"
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use panoptes_storage::{Keyspace, StorageError};
 
-use crate::model::{Resource, ResourceSet};
+use crate::model::{FromJsonError, Resource, ResourceSet};
 
 /// Resources as stored: serialization key -> resource JSON, with the resource's TTL.
 #[derive(Clone)]
@@ -44,8 +44,8 @@ impl ResourceStore {
         let mut out = Vec::new();
         for (key, value) in self.keyspace.scan_prefix(prefix.as_bytes())? {
             let parsed = serde_json::from_slice::<serde_json::Value>(&value)
-                .map_err(|e| e.to_string())
-                .and_then(|v| Resource::from_json(&v).map_err(|e| e.to_string()));
+                .map_err(FromJsonError::from)
+                .and_then(|v| Ok(Resource::from_json(&v)?));
             match parsed {
                 Ok(r) => out.push(r),
                 Err(e) => tracing::warn!(key = %String::from_utf8_lossy(&key), error = %e,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rand::Rng;
 
-use crate::job::{BoxFuture, Sink, Source};
+use crate::job::{BoxFuture, JobError, Sink, Source};
 use crate::stats::ConsumerStats;
 
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ impl<I: Send + Sync + Unpin + 'static> Consumer<I> {
     fn run<T: 'static>(
         &mut self,
         kind: Op,
-        op: BoxFuture<Result<T, String>>,
+        op: BoxFuture<Result<T, JobError>>,
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self, &mut Context<Self>, T) + 'static,
     ) {
@@ -238,7 +238,7 @@ impl<I: Send + Sync + Unpin + 'static> Consumer<I> {
         let op = async move {
             match tokio::time::timeout(deadline, op).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("timed out after {deadline:?}")),
+                Err(_) => Err(JobError::TimedOut(deadline)),
             }
         };
         ctx.spawn(op.into_actor(self).map(move |result, act, ctx| {
@@ -253,7 +253,7 @@ impl<I: Send + Sync + Unpin + 'static> Consumer<I> {
         }));
     }
 
-    fn failed(&mut self, kind: Op, error: String, ctx: &mut Context<Self>) {
+    fn failed(&mut self, kind: Op, error: JobError, ctx: &mut Context<Self>) {
         let what = match kind {
             Op::Position => {
                 self.stats.fetch_failures += 1;

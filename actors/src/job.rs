@@ -15,6 +15,37 @@ use std::time::{Duration, Instant};
 /// A boxed, sendable, `'static` future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Why a job's run, a source's read or commit, or a sink's delivery failed.
+///
+/// The runtime does nothing with a failure but count it, log it and retry, so it keeps
+/// the implementor's own typed error as it is (boxed: the runtime is generic over its
+/// implementors, and a caller that knows the implementor can downcast it) and adds only
+/// the failure it causes itself, the deadline.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The runtime dropped the operation at its deadline.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    /// The implementor's error.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl JobError {
+    /// The implementor's `error`, as the runtime carries it.
+    pub fn failed(error: impl std::error::Error + Send + Sync + 'static) -> JobError {
+        JobError::Failed(Box::new(error))
+    }
+
+    /// The implementor's error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            JobError::Failed(e) => e.downcast_ref(),
+            JobError::TimedOut(_) => None,
+        }
+    }
+}
+
 /// Items read from a `Source`, each with its offset.
 pub type Fetched<T> = Vec<(u64, T)>;
 
@@ -24,7 +55,7 @@ pub trait Job: Send + Sync + 'static {
     ///
     /// The future may be dropped at any await point when its deadline expires, so it must
     /// leave nothing half-done that a later run cannot cope with.
-    fn run(&self) -> BoxFuture<Result<(), String>>;
+    fn run(&self) -> BoxFuture<Result<(), JobError>>;
 }
 
 /// A job with the facts the scheduler and the pool need about it.
@@ -73,11 +104,11 @@ pub trait Source: Send + 'static {
     type Item: Send + Sync + 'static;
     /// The committed position: the offset of the next item to read. Called at start and
     /// after a restart.
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>>;
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>>;
     /// Up to `max` items with offset `>= from`, in offset order. Empty when caught up.
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Fetched<Self::Item>, String>>;
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Fetched<Self::Item>, JobError>>;
     /// Durably records that every item before `next_offset` was delivered.
-    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>>;
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>>;
     /// Items behind the end of the log, as last known. Must be cheap (no I/O).
     fn lag(&self) -> Option<u64> {
         None
@@ -91,5 +122,5 @@ pub trait Source: Send + 'static {
 pub trait Sink<I>: Send + 'static {
     /// Accepts the whole batch (`Ok`) or none of it (`Err`: it will be delivered again;
     /// a sink that may have written part of it must be idempotent).
-    fn deliver(&mut self, batch: Arc<[I]>) -> BoxFuture<Result<(), String>>;
+    fn deliver(&mut self, batch: Arc<[I]>) -> BoxFuture<Result<(), JobError>>;
 }

@@ -51,7 +51,7 @@ impl Default for PoolConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    /// The job returned an error (it logged it).
+    /// The job returned an error (it logged it); its message, for reports.
     Failed(String),
     /// The deadline expired and the job's future was dropped.
     TimedOut,
@@ -239,7 +239,7 @@ async fn run_job(
     // `job.run()` is called here, on the worker, so its synchronous part runs there too.
     let outcome = match tokio::time::timeout(deadline, job.run()).await {
         Ok(Ok(())) => Outcome::Succeeded,
-        Ok(Err(e)) => Outcome::Failed(e),
+        Ok(Err(e)) => Outcome::Failed(e.to_string()),
         Err(_) => Outcome::TimedOut,
     };
     report(outcome, started.elapsed());

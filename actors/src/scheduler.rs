@@ -461,13 +461,13 @@ impl Handler<GetSchedulerStats> for Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{BoxFuture, Job};
+    use crate::job::{BoxFuture, Job, JobError};
     use crate::pool::PoolConfig;
     use std::sync::Arc;
 
     struct Nop;
     impl Job for Nop {
-        fn run(&self) -> BoxFuture<Result<(), String>> {
+        fn run(&self) -> BoxFuture<Result<(), JobError>> {
             Box::pin(async { Ok(()) })
         }
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use common::eventually;
 use panoptes_actors::{
-    BoxFuture, Consumer, ConsumerConfig, ConsumerStats, GetConsumerStats, Sink, Source, Stop,
+    BoxFuture, Consumer, ConsumerConfig, ConsumerStats, GetConsumerStats, JobError, Sink, Source,
+    Stop,
 };
 
 /// The log, its committed position and what the sink accepted, shared by both ends so the
@@ -55,12 +56,12 @@ struct MemSource(Shared);
 impl Source for MemSource {
     type Item = u64;
 
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
         let committed = self.0.lock().unwrap().committed;
         Box::pin(async move { Ok(committed) })
     }
 
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, u64)>, String>> {
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, u64)>, JobError>> {
         let items: Vec<_> = self
             .0
             .lock()
@@ -74,7 +75,7 @@ impl Source for MemSource {
         Box::pin(async move { Ok(items) })
     }
 
-    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
         let mut w = self.0.lock().unwrap();
         let covered_but_not_accepted = w
             .log
@@ -97,6 +98,10 @@ impl Source for MemSource {
 
 struct MemSink(Shared);
 
+#[derive(Debug, thiserror::Error)]
+#[error("sink refused the batch")]
+struct Refused;
+
 /// Counts a delivery out even when its future is dropped at the deadline.
 struct Delivering(Shared);
 
@@ -107,7 +112,7 @@ impl Drop for Delivering {
 }
 
 impl Sink<u64> for MemSink {
-    fn deliver(&mut self, batch: Arc<[u64]>) -> BoxFuture<Result<(), String>> {
+    fn deliver(&mut self, batch: Arc<[u64]>) -> BoxFuture<Result<(), JobError>> {
         let world = Arc::clone(&self.0);
         Box::pin(async move {
             let (fail, hang) = {
@@ -127,7 +132,7 @@ impl Sink<u64> for MemSink {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             if fail {
-                return Err("sink refused the batch".into());
+                return Err(JobError::failed(Refused));
             }
             world.lock().unwrap().accepted.extend(batch.iter().copied());
             Ok(())
@@ -210,10 +215,10 @@ async fn a_failing_sink_loses_nothing_and_duplicates_nothing() {
     let consumer = start(&w, config(30));
     let s = wait_stats(&consumer, |s| s.delivery_failures >= 3).await;
     assert!(s.delivery_failures >= 3);
-    assert!(s
-        .last_error
-        .as_deref()
-        .is_some_and(|e| e.contains("sink refused")));
+    assert_eq!(
+        s.last_error.as_deref(),
+        Some("delivery: sink refused the batch")
+    );
     // Nothing is committed while the sink refuses, and the lag shows it.
     assert_eq!(s.committed, Some(0));
     assert_eq!(s.lag, Some(100));
@@ -244,10 +249,13 @@ async fn a_hanging_delivery_times_out_and_is_retried() {
     let s = wait_stats(&consumer, |s| s.committed == Some(10)).await;
     assert_eq!(s.committed, Some(10));
     assert_eq!(s.delivery_failures, 1);
-    assert!(s
-        .last_error
-        .as_deref()
-        .is_some_and(|e| e.contains("timed out")));
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("delivery: timed out after ")),
+        "{:?}",
+        s.last_error
+    );
     let w = w.lock().unwrap();
     assert_eq!(w.accepted, (0..10).collect::<Vec<_>>());
     assert_eq!(

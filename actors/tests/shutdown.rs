@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use common::{SleepJob, Tracker, PATIENCE};
 use panoptes_actors::{
-    BoxFuture, Consumer, ConsumerConfig, Planner, PollerPool, PoolConfig, Scheduler,
+    BoxFuture, Consumer, ConsumerConfig, JobError, Planner, PollerPool, PoolConfig, Scheduler,
     SchedulerConfig, Sink, Source, WorkItem,
 };
 
@@ -27,14 +27,14 @@ struct Endless;
 
 impl Source for Endless {
     type Item = u64;
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
         Box::pin(async { Ok(0) })
     }
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, u64)>, String>> {
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, u64)>, JobError>> {
         let items = (from..from + max as u64).map(|o| (o, o)).collect();
         Box::pin(async move { Ok(items) })
     }
-    fn commit(&mut self, _: u64) -> BoxFuture<Result<(), String>> {
+    fn commit(&mut self, _: u64) -> BoxFuture<Result<(), JobError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -42,7 +42,7 @@ impl Source for Endless {
 struct Slow;
 
 impl Sink<u64> for Slow {
-    fn deliver(&mut self, _: Arc<[u64]>) -> BoxFuture<Result<(), String>> {
+    fn deliver(&mut self, _: Arc<[u64]>) -> BoxFuture<Result<(), JobError>> {
         Box::pin(async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(())

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use panoptes_actors::{BoxFuture, Job, Planner, WorkItem};
+use panoptes_actors::{BoxFuture, Job, JobError, Planner, WorkItem};
 
-use super::{blocking, finish_run, now_ms, signature, Shared};
+use super::{blocking, finish_run, now_ms, signature, RunError, Shared};
 use crate::bus::Message;
 use crate::config::PluginConfig;
 use crate::events::InputRejected;
@@ -20,7 +20,7 @@ pub struct DiscoveryJob {
 }
 
 impl Job for DiscoveryJob {
-    fn run(&self) -> BoxFuture<Result<(), String>> {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let shared = Arc::clone(&self.shared);
         let plugin = Arc::clone(&self.plugin);
         Box::pin(async move {
@@ -37,16 +37,16 @@ impl Job for DiscoveryJob {
                 started,
                 &result,
             );
-            result
+            result.map_err(JobError::failed)
         })
     }
 }
 
-async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<(), String> {
-    let path = discovery_json::config_file(plugin).map_err(|e| e.to_string())?;
+async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<(), RunError> {
+    let path = discovery_json::config_file(plugin)?;
     let now = now_epoch();
     let (set, rejected) =
-        blocking(move || discovery_json::discover(&path, now).map_err(|e| e.to_string())).await?;
+        blocking(move || Ok::<_, RunError>(discovery_json::discover(&path, now)?)).await?;
     for reason in &rejected {
         InputRejected {
             source: "discovery",
@@ -67,7 +67,10 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
     for (site, resources) in by_site {
         let count = resources.len();
         let message = ResourceSet::new(resources, set.resource_set_creation_timestamp);
-        let value = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        let value = serde_json::to_vec(&message).map_err(|source| RunError::Json {
+            what: "a resource set",
+            source,
+        })?;
         let topic = format!("{site}-resources");
         let bus = shared.bus.clone();
         let msg = Message {
@@ -76,7 +79,7 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
             value,
         };
         let t = topic.clone();
-        blocking(move || bus.publish(&t, &[msg], now_ms()).map_err(|e| e.to_string())).await?;
+        blocking(move || Ok::<_, RunError>(bus.publish(&t, &[msg], now_ms())?)).await?;
         tracing::debug!(plugin = %plugin.name, topic = %topic, resources = count, "resource set published");
     }
     Ok(())

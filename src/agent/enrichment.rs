@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use panoptes_actors::{BoxFuture, Job};
+use panoptes_actors::{BoxFuture, Job, JobError};
 
-use super::{finish_run, Shared};
+use super::{finish_run, RunError, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
 use crate::model::{now_epoch, Resource};
@@ -23,7 +23,7 @@ pub struct EnrichmentJob {
 }
 
 impl Job for EnrichmentJob {
-    fn run(&self) -> BoxFuture<Result<(), String>> {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let shared = Arc::clone(&self.shared);
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
@@ -34,7 +34,7 @@ impl Job for EnrichmentJob {
             let started = Instant::now();
             let result = enrich(&shared, &plugin, &resource)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(RunError::Plugin);
             let new = matches!(result, Ok(true));
             let result = result.map(|_| ());
             finish_run(
@@ -51,7 +51,7 @@ impl Job for EnrichmentJob {
             if new {
                 Shared::rescan(&shared.polling_scheduler);
             }
-            result
+            result.map_err(JobError::failed)
         })
     }
 }

@@ -19,7 +19,8 @@ use panoptes_actors::Rescan;
 use panoptes_storage::Keyspace;
 
 use crate::bus::Bus;
-use crate::config::Settings;
+use crate::config::{PluginFileError, Settings};
+use crate::plugins::PluginError;
 use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
 use crate::transform::RateStore;
@@ -72,6 +73,52 @@ pub fn enrichment_stored(enrichments: &Keyspace, key: &str) -> bool {
     }
 }
 
+/// Why a plugin run (discovery, enrichment or polling) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plugin could not run, or produced nothing.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The plugin file names no plugin this binary has.
+    #[error(transparent)]
+    PluginFile(#[from] PluginFileError),
+    /// The poll ran, and the device status it reports (one of the original's codes) is
+    /// not OK.
+    #[error("device status {code} ({}), see the status metrics group", crate::fleet::status_name(*.code))]
+    DeviceStatus { code: u8 },
+    /// What the run produced could not be encoded as JSON.
+    #[error("encoding {what} as JSON: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The polls' publisher did not append the metrics groups.
+    #[error(transparent)]
+    Publish(#[from] publisher::PublishError),
+    /// Publishing a resource set failed.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
+
+impl RunError {
+    /// Whether the device timed out: an SNMP request without an answer, or a poll whose
+    /// status says TIMEOUT or PING_FAILURE (a device that then did not answer a ping
+    /// either).
+    pub fn is_device_timeout(&self) -> bool {
+        use crate::plugins::status::DeviceStatus;
+        match self {
+            RunError::Plugin(e) => DeviceStatus::of_error(e) == DeviceStatus::Timeout,
+            RunError::DeviceStatus { code } => [DeviceStatus::Timeout, DeviceStatus::PingFailure]
+                .iter()
+                .any(|s| *s as i128 == i128::from(*code)),
+            _ => false,
+        }
+    }
+}
+
 /// Logs how a plugin run ended and records when the plugin last ran.
 pub fn finish_run(
     shared: &Shared,
@@ -79,7 +126,7 @@ pub fn finish_run(
     plugin: &str,
     work: &str,
     started: std::time::Instant,
-    result: &Result<(), String>,
+    result: &Result<(), RunError>,
 ) {
     crate::events::PluginRunFinished {
         kind,
@@ -87,7 +134,7 @@ pub fn finish_run(
         work,
         outcome: match result {
             Ok(()) => crate::events::RunOutcome::Succeeded,
-            Err(e) => crate::events::RunOutcome::Failed(e.clone()),
+            Err(e) => crate::events::RunOutcome::Failed(e),
         },
         duration: started.elapsed(),
     }
@@ -105,13 +152,20 @@ pub fn signature(normalized_name: &str, data: Option<&str>) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs blocking storage work (sled flushes) off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("storage task failed: {e}"))?
+/// A blocking task that did not return its result: it panicked, or the runtime shut
+/// down under it.
+#[derive(Debug, thiserror::Error)]
+#[error("storage task failed: {0}")]
+pub struct TaskFailed(#[from] tokio::task::JoinError);
+
+/// Runs blocking storage work (sled flushes) off the async threads. Its error type says
+/// how a task that did not return counts among its own failures.
+pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<TaskFailed> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(TaskFailed)?
 }
 
 /// A plugin run's hard deadline: 1.25 x its interval, as the original's task time limit.

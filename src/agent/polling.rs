@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use panoptes_actors::{BoxFuture, Job};
+use panoptes_actors::{BoxFuture, Job, JobError};
 
-use super::{finish_run, Shared};
+use super::{finish_run, RunError, Shared};
 use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
@@ -28,7 +28,7 @@ pub struct PollingJob {
 }
 
 impl Job for PollingJob {
-    fn run(&self) -> BoxFuture<Result<(), String>> {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let shared = Arc::clone(&self.shared);
         let plugin = Arc::clone(&self.plugin);
         let resource = self.resource.clone();
@@ -38,16 +38,15 @@ impl Job for PollingJob {
             }
             let started = Instant::now();
             let at_ms = crate::model::now_ms();
-            let outcome = poll_and_publish(&shared, &plugin, &resource).await;
-            let result = match &outcome {
-                Ok(done) => match done.status {
-                    Some(0) | None => Ok(()),
-                    Some(code) => Err(format!(
-                        "device status {code} ({}), see the status metrics group",
-                        crate::fleet::status_name(code)
-                    )),
-                },
-                Err(e) => Err(e.clone()),
+            let (done, result) = match poll_and_publish(&shared, &plugin, &resource).await {
+                Ok(done) => {
+                    let result = match done.status {
+                        Some(0) | None => Ok(()),
+                        Some(code) => Err(RunError::DeviceStatus { code }),
+                    };
+                    (done, result)
+                }
+                Err(e) => (Published::default(), Err(e)),
             };
             finish_run(
                 &shared,
@@ -57,7 +56,6 @@ impl Job for PollingJob {
                 started,
                 &result,
             );
-            let done = outcome.unwrap_or_default();
             shared.fleet.record(
                 &resource.id,
                 crate::fleet::Poll {
@@ -72,7 +70,7 @@ impl Job for PollingJob {
                 },
             );
             shared.ready.store(true, Ordering::Release);
-            result
+            result.map_err(JobError::failed)
         })
     }
 }
@@ -91,8 +89,8 @@ async fn poll_and_publish(
     shared: &Arc<Shared>,
     plugin: &Arc<PluginConfig>,
     resource: &Resource,
-) -> Result<Published, String> {
-    let builtin = BuiltIn::resolve(plugin).map_err(|e| e.to_string())?;
+) -> Result<Published, RunError> {
+    let builtin = BuiltIn::resolve(plugin)?;
     let ping = SystemPing::new(Some(Arc::clone(&shared.telemetry)));
     let polled = runner::poll(RunContext {
         plugin,
@@ -103,8 +101,7 @@ async fn poll_and_publish(
         ping: &ping,
         now: now_epoch(),
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let status = device_status(&polled.groups);
     let interfaces = interface_states(&polled.groups);
 
@@ -184,12 +181,15 @@ async fn publish(
     shared: &Arc<Shared>,
     plugin: &PluginConfig,
     groups: &[MetricsGroup],
-) -> Result<Vec<crate::fleet::Location>, String> {
+) -> Result<Vec<crate::fleet::Location>, RunError> {
     let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
     for g in groups {
         // An interface group is ~4 KB of JSON: sized once rather than regrown ~6 times.
         let mut value = Vec::with_capacity(8192);
-        serde_json::to_writer(&mut value, g).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut value, g).map_err(|source| RunError::Json {
+            what: "a metrics group",
+            source,
+        })?;
         let message = Message {
             key: g.message_key(),
             partition_key: g.partition_key(),
@@ -225,7 +225,7 @@ async fn publish(
             for (topic, _) in &counts {
                 PublishFailed { topic, error: &e }.emit(&shared.telemetry);
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

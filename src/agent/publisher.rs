@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::now_ms;
-use crate::bus::{Bus, Message};
+use crate::bus::{Bus, BusError, Message};
 use crate::fleet::Location;
 
 /// How long the producer waits for more polls after the first one of a batch.
@@ -27,7 +27,20 @@ pub const LINGER: Duration = Duration::from_millis(20);
 /// A batch closes once it holds this many bytes of messages.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
-type Reply = oneshot::Sender<Result<Vec<Location>, String>>;
+/// Why a poll's messages were not published.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("the publisher thread has stopped")]
+    Stopped,
+    #[error("the publisher thread dropped the request")]
+    Dropped,
+    /// Appending to one of the poll's topics failed: every poll of the batch that
+    /// published to that topic is answered with this same failure.
+    #[error(transparent)]
+    Bus(Arc<BusError>),
+}
+
+type Reply = oneshot::Sender<Result<Vec<Location>, PublishError>>;
 
 struct Request {
     per_topic: Vec<(String, Vec<Message>)>,
@@ -56,14 +69,12 @@ impl Publisher {
     pub async fn publish(
         &self,
         per_topic: Vec<(String, Vec<Message>)>,
-    ) -> Result<Vec<Location>, String> {
+    ) -> Result<Vec<Location>, PublishError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { per_topic, reply })
-            .map_err(|_| "the publisher thread has stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the publisher thread dropped the request".to_string())?
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.map_err(|_| PublishError::Dropped)?
     }
 }
 
@@ -119,7 +130,7 @@ fn append(bus: &Bus, batch: Vec<Request>) {
         replies.push((request.reply, spans));
     }
     let now = now_ms();
-    let mut failed: HashMap<String, String> = HashMap::new();
+    let mut failed: HashMap<String, Arc<BusError>> = HashMap::new();
     let mut landed: HashMap<String, (Arc<str>, Landed)> = HashMap::new();
     for topic in order {
         let list = messages.remove(&topic).unwrap_or_default();
@@ -128,13 +139,13 @@ fn append(bus: &Bus, batch: Vec<Request>) {
                 landed.insert(topic.clone(), (Arc::from(topic.as_str()), offsets));
             }
             Err(e) => {
-                failed.insert(topic, e.to_string());
+                failed.insert(topic, Arc::new(e));
             }
         }
     }
     for (reply, spans) in replies {
         let result = match spans.iter().find_map(|(t, _, _)| failed.get(t)) {
-            Some(e) => Err(e.clone()),
+            Some(e) => Err(PublishError::Bus(Arc::clone(e))),
             None => Ok(spans
                 .iter()
                 .filter_map(|(t, start, count)| {
@@ -173,7 +184,7 @@ fn runs(topic: &Arc<str>, offsets: &[Option<(u32, u64)>]) -> Vec<Location> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use panoptes_storage::Store;
+    use panoptes_storage::{StorageError, Store};
 
     fn message(i: usize) -> Message {
         Message {
@@ -197,13 +208,15 @@ mod tests {
         faults.fail_writes(28);
         let refused = publisher
             .publish(vec![("t".to_string(), vec![message(0), message(1)])])
-            .await;
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, PublishError::Bus(e) if matches!(**e, BusError::Store(StorageError::Write { .. }))),
+            "{refused:?}"
+        );
         assert_eq!(
-            refused,
-            Err(
-                "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log"
-                    .to_string()
-            )
+            refused.to_string(),
+            "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log"
         );
         faults.heal();
         publisher
@@ -241,15 +254,13 @@ mod tests {
         faults.fail_syncs(5);
         let failed = publisher
             .publish(vec![("t".to_string(), vec![message(1)])])
-            .await;
+            .await
+            .unwrap_err();
         assert_eq!(
-            failed,
-            Err(
-                "storage failed and acknowledges no more writes (restart the process): \
-                 fdatasync of topics/t/0/00000000000000000000.log failed: \
-                 Input/output error (os error 5)"
-                    .to_string()
-            )
+            failed.to_string(),
+            "storage failed and acknowledges no more writes (restart the process): \
+             fdatasync of topics/t/0/00000000000000000000.log failed: \
+             Input/output error (os error 5)"
         );
     }
 

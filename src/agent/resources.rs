@@ -4,14 +4,24 @@
 
 use std::sync::Arc;
 
-use panoptes_actors::{BoxFuture, Sink};
+use panoptes_actors::{BoxFuture, JobError, Sink};
+use panoptes_storage::StorageError;
 
-use super::{blocking, Shared};
+use super::{blocking, Shared, TaskFailed};
 pub use crate::bus::{Item, TopicSource};
 use crate::events::{InputRejected, ResourcesReconciled};
-use crate::model::ResourceSet;
+use crate::model::{FromJsonError, ResourceSet};
 
 pub const GROUP: &str = "resource_manager_group";
+
+/// Why a batch of resource sets was not reconciled: it is delivered again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
 
 /// Reconciles resource sets; a message that is not a valid resource set is counted,
 /// logged and skipped (it can never become valid by retrying).
@@ -20,11 +30,11 @@ pub struct ReconcileSink {
 }
 
 impl Sink<Item> for ReconcileSink {
-    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), String>> {
+    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), JobError>> {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let worker = Arc::clone(&shared);
-            let changed = blocking(move || {
+            let changed = blocking(move || -> Result<bool, ReconcileError> {
                 let mut changed = false;
                 for (key, value) in batch.iter() {
                     let key = key
@@ -32,8 +42,8 @@ impl Sink<Item> for ReconcileSink {
                         .map(String::from_utf8_lossy)
                         .unwrap_or_default();
                     let set = serde_json::from_slice::<serde_json::Value>(value)
-                        .map_err(|e| e.to_string())
-                        .and_then(|v| ResourceSet::from_json(&v).map_err(|e| e.to_string()));
+                        .map_err(FromJsonError::from)
+                        .and_then(|v| Ok(ResourceSet::from_json(&v)?));
                     let set = match set {
                         Ok(s) => s,
                         Err(e) => {
@@ -46,10 +56,7 @@ impl Sink<Item> for ReconcileSink {
                             continue;
                         }
                     };
-                    let report = worker
-                        .resources
-                        .reconcile(&key, &set)
-                        .map_err(|e| e.to_string())?;
+                    let report = worker.resources.reconcile(&key, &set)?;
                     ResourcesReconciled {
                         message_key: &key,
                         report: &report,
@@ -59,7 +66,8 @@ impl Sink<Item> for ReconcileSink {
                 }
                 Ok(changed)
             })
-            .await?;
+            .await
+            .map_err(JobError::failed)?;
             if changed {
                 Shared::rescan(&shared.enrichment_scheduler);
                 Shared::rescan(&shared.polling_scheduler);

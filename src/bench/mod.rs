@@ -58,20 +58,34 @@ pub struct BenchArgs {
     pub simulator_threads: usize,
 }
 
+/// A duration argument that is not one (`text` as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{text:?}: expected a number with a unit, e.g. 60s or 5m")]
+    NoNumber { text: String },
+    #[error("{text:?}: unknown unit {unit:?} (ms, s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+}
+
 /// `90`, `90s`, `500ms`, `5m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number with a unit, e.g. 60s or 5m"))?;
+    let n: u64 = digits.parse().map_err(|_| DurationError::NoNumber {
+        text: text.to_owned(),
+    })?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m or h)")),
+        _ => {
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            })
+        }
     };
     Ok(d)
 }
@@ -511,7 +525,16 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5 minutes").is_err());
-        assert!(parse_duration("m").is_err());
+        assert_eq!(
+            parse_duration("5 minutes"),
+            Err(DurationError::UnknownUnit {
+                text: "5 minutes".into(),
+                unit: " minutes".into()
+            })
+        );
+        assert_eq!(
+            parse_duration("m").unwrap_err().to_string(),
+            "\"m\": expected a number with a unit, e.g. 60s or 5m"
+        );
     }
 }

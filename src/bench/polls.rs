@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use panoptes_actors::{BoxFuture, Job};
+use panoptes_actors::{BoxFuture, Job, JobError};
+
+use crate::agent::RunError;
 
 /// What the polls did since the benchmark started.
 #[derive(Debug)]
@@ -83,7 +85,7 @@ impl PollLog {
         })
     }
 
-    fn record(&self, took: Duration, result: &Result<(), String>) {
+    fn record(&self, took: Duration, result: &Result<(), JobError>) {
         self.polls.fetch_add(1, Relaxed);
         if let Err(e) = result {
             if is_timeout(e) {
@@ -102,8 +104,9 @@ impl PollLog {
         }
         inner.per_second[second] += 1;
         if let Err(e) = result {
-            if inner.samples.len() < ERROR_SAMPLES && !inner.samples.contains(e) {
-                inner.samples.push(e.clone());
+            let e = e.to_string();
+            if inner.samples.len() < ERROR_SAMPLES && !inner.samples.contains(&e) {
+                inner.samples.push(e);
             }
         }
     }
@@ -144,14 +147,13 @@ impl PollLog {
     }
 }
 
-/// A timed-out device: the SNMP error's wording, or the status the polling job reports
-/// for it (TIMEOUT, or PING_FAILURE when the device then did not answer a ping either).
-fn is_timeout(error: &str) -> bool {
-    use crate::plugins::status::DeviceStatus;
-    error.contains("timed out")
-        || [DeviceStatus::Timeout, DeviceStatus::PingFailure]
-            .iter()
-            .any(|s| error.starts_with(&format!("device status {} ", *s as i128)))
+/// A timed-out device: an SNMP request without an answer, or the status the polling job
+/// reports for it (TIMEOUT, or PING_FAILURE when the device then did not answer a ping
+/// either).
+fn is_timeout(error: &JobError) -> bool {
+    error
+        .downcast_ref::<RunError>()
+        .is_some_and(RunError::is_device_timeout)
 }
 
 /// Nearest-rank percentiles of microsecond samples, in milliseconds.
@@ -173,7 +175,7 @@ struct TimedJob {
 }
 
 impl Job for TimedJob {
-    fn run(&self) -> BoxFuture<Result<(), String>> {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let run = self.inner.run();
         let log = Arc::clone(&self.log);
         let meter = log.started_runs.fetch_add(1, Relaxed) % log.meter_every == 0;
@@ -202,12 +204,12 @@ impl Job for TimedJob {
 /// job hands to other threads (the store's appends on the blocking pool, the SNMP
 /// engine's receiver, sled's flushers) is not in it; the process's total is.
 struct Metered {
-    inner: BoxFuture<Result<(), String>>,
+    inner: BoxFuture<Result<(), JobError>>,
     cpu_ns: u64,
 }
 
 impl std::future::Future for Metered {
-    type Output = Result<(), String>;
+    type Output = Result<(), JobError>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -237,6 +239,8 @@ fn thread_cpu_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::PluginError;
+    use crate::snmp::SnmpError;
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -249,15 +253,22 @@ mod tests {
     #[test]
     fn outcomes_are_counted_apart() {
         let log = PollLog::new(1);
+        let failed = |e: RunError| Err(JobError::failed(e));
         log.record(Duration::from_millis(3), &Ok(()));
         log.record(
             Duration::from_millis(5),
-            &Err("SNMP request to x timed out after 5s with no answer".into()),
+            &failed(RunError::Plugin(PluginError::Snmp(SnmpError::Timeout {
+                target: "x".into(),
+                after: Duration::from_secs(5),
+            }))),
         );
-        log.record(Duration::from_millis(1), &Err("refused".into()));
         log.record(
             Duration::from_millis(1),
-            &Err("device status 7 (see the status metrics group)".into()),
+            &failed(RunError::Plugin(PluginError::Config("refused".into()))),
+        );
+        log.record(
+            Duration::from_millis(1),
+            &failed(RunError::DeviceStatus { code: 7 }),
         );
         assert_eq!(log.polls.load(Relaxed), 4);
         assert_eq!(log.timeouts.load(Relaxed), 2);

@@ -62,14 +62,16 @@ impl FleetProcess {
                 match line.parse::<SocketAddr>() {
                     Ok(a) => addrs.push(a),
                     Err(_) => {
-                        let _ = tx.send(Err(format!(
+                        let _ = tx.send(Err(anyhow::anyhow!(
                             "the simulator printed {line:?}, expected an address or `ready`"
                         )));
                         return;
                     }
                 }
             }
-            let _ = tx.send(Err("the simulator exited before it was ready".to_string()));
+            let _ = tx.send(Err(anyhow::anyhow!(
+                "the simulator exited before it was ready"
+            )));
         });
         let mut fleet = FleetProcess {
             child,
@@ -81,7 +83,7 @@ impl FleetProcess {
                 "the simulator started {} devices, {devices} were asked for",
                 addrs.len()
             ),
-            Ok(Err(e)) => bail!(e),
+            Ok(Err(e)) => return Err(e),
             Err(_) => bail!("the simulator was not ready within {ready_within:?}"),
         }
         Ok(fleet)

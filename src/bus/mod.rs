@@ -10,8 +10,40 @@ use std::sync::{Arc, Mutex};
 
 use panoptes_storage::{Record, StorageError, Store, Topic};
 
+use crate::agent::TaskFailed;
+use crate::kafka::ExternalError;
+
 pub use partition::{murmur2, partition_for};
 pub use source::{ExternalSource, Item, PartitionSource, TopicSource};
+
+/// Why the bus could not publish, read or commit.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The embedded log or the consumer offsets failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// The external cluster did not take messages published to `topic`.
+    #[error("publishing to topic {topic:?} on the external Kafka cluster: {source}")]
+    ExternalPublish {
+        topic: String,
+        #[source]
+        source: ExternalError,
+    },
+    /// A request to the external cluster failed.
+    #[error(transparent)]
+    External(#[from] ExternalError),
+    /// A member of a consumer group may commit only the partitions assigned to it: this
+    /// one is someone else's now, and its new owner commits from now on.
+    #[error("partition {partition} of {topic} is no longer assigned to this node (generation {generation}): not committing")]
+    NotAssigned {
+        topic: String,
+        partition: u32,
+        generation: i32,
+    },
+    /// The blocking task reading or committing did not return.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -66,7 +98,11 @@ impl Bus {
 
     /// One consumer-group source per partition of `topic`, on the embedded log or the
     /// external cluster.
-    pub async fn sources(&self, topic: &str, group: &str) -> Result<Vec<PartitionSource>, String> {
+    pub async fn sources(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Vec<PartitionSource>, BusError> {
         if let Some(cluster) = &self.external {
             let n = cluster.partitions(topic).await?;
             return Ok((0..n)
@@ -81,8 +117,8 @@ impl Bus {
                 })
                 .collect());
         }
-        let log = self.topic(topic).map_err(|e| e.to_string())?;
-        let offsets = self.store.consumer_offsets().map_err(|e| e.to_string())?;
+        let log = self.topic(topic)?;
+        let offsets = self.store.consumer_offsets()?;
         Ok((0..log.partitions())
             .map(|partition| {
                 PartitionSource::Local(TopicSource {
@@ -117,13 +153,13 @@ impl Bus {
         topic: &str,
         messages: &[Message],
         now_ms: u64,
-    ) -> Result<Vec<Option<(u32, u64)>>, StorageError> {
+    ) -> Result<Vec<Option<(u32, u64)>>, BusError> {
         if let Some(cluster) = &self.external {
             cluster
                 .publish_blocking(topic, messages, now_ms)
-                .map_err(|reason| StorageError::InvalidArgument {
-                    what: format!("publishing to topic {topic:?} on the external Kafka cluster"),
-                    reason,
+                .map_err(|source| BusError::ExternalPublish {
+                    topic: topic.to_owned(),
+                    source,
                 })?;
             return Ok(vec![None; messages.len()]);
         }

@@ -4,9 +4,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use panoptes_actors::{BoxFuture, Source};
+use panoptes_actors::{BoxFuture, JobError, Source};
 use panoptes_storage::{ConsumerOffsets, Topic};
 
+use super::BusError;
 use crate::agent::blocking;
 
 /// One partition of a topic, read for a consumer group.
@@ -26,7 +27,7 @@ pub type Item = (Option<Vec<u8>>, Vec<u8>);
 impl Source for TopicSource {
     type Item = Item;
 
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
         let (offsets, group, topic, p) = (
             self.offsets.clone(),
             self.group.clone(),
@@ -34,33 +35,30 @@ impl Source for TopicSource {
             self.partition,
         );
         let position = Arc::clone(&self.committed);
-        Box::pin(blocking(move || {
-            let committed = offsets
-                .committed(&group, topic.name(), p)
-                .map_err(|e| e.to_string())?;
-            let at = match committed {
+        let read = blocking(move || -> Result<u64, BusError> {
+            let at = match offsets.committed(&group, topic.name(), p)? {
                 Some(o) => o,
-                None => topic.low_watermark(p).map_err(|e| e.to_string())?,
+                None => topic.low_watermark(p)?,
             };
             position.store(at, Ordering::Relaxed);
             Ok(at)
-        }))
+        });
+        Box::pin(async move { read.await.map_err(JobError::failed) })
     }
 
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, JobError>> {
         let (topic, p) = (self.topic.clone(), self.partition);
-        Box::pin(blocking(move || {
-            let records = topic
-                .read(p, from, max, 8 << 20)
-                .map_err(|e| e.to_string())?;
+        let read = blocking(move || -> Result<_, BusError> {
+            let records = topic.read(p, from, max, 8 << 20)?;
             Ok(records
                 .into_iter()
                 .map(|r| (r.offset, (r.record.key, r.record.value)))
                 .collect())
-        }))
+        });
+        Box::pin(async move { read.await.map_err(JobError::failed) })
     }
 
-    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
         let (offsets, group, topic, p) = (
             self.offsets.clone(),
             self.group.clone(),
@@ -68,13 +66,12 @@ impl Source for TopicSource {
             self.partition,
         );
         let position = Arc::clone(&self.committed);
-        Box::pin(blocking(move || {
-            offsets
-                .commit(&group, topic.name(), p, next_offset)
-                .map_err(|e| e.to_string())?;
+        let commit = blocking(move || -> Result<(), BusError> {
+            offsets.commit(&group, topic.name(), p, next_offset)?;
             position.store(next_offset, Ordering::Relaxed);
             Ok(())
-        }))
+        });
+        Box::pin(async move { commit.await.map_err(JobError::failed) })
     }
 
     fn lag(&self) -> Option<u64> {
@@ -97,16 +94,17 @@ pub struct ExternalSource {
 impl ExternalSource {
     /// The generation to commit in: `Ok(None)` for a simple commit, an error when this
     /// member no longer owns the partition (its new owner commits from now on).
-    fn generation(&self) -> Result<Option<crate::kafka::Generation>, String> {
+    fn generation(&self) -> Result<Option<crate::kafka::Generation>, BusError> {
         let Some(member) = &self.member else {
             return Ok(None);
         };
         let m = member.borrow();
         if !m.partitions.contains(&self.partition) {
-            return Err(format!(
-                "partition {} of {} is no longer assigned to this node (generation {}): not committing",
-                self.partition, self.topic, m.generation
-            ));
+            return Err(BusError::NotAssigned {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                generation: m.generation,
+            });
         }
         Ok(Some(crate::kafka::Generation {
             id: m.generation,
@@ -115,28 +113,33 @@ impl ExternalSource {
     }
 }
 
+/// A failed request to the external cluster, as the consumer carries it.
+fn external(e: crate::kafka::ExternalError) -> JobError {
+    JobError::failed(BusError::External(e))
+}
+
 impl Source for ExternalSource {
     type Item = Item;
 
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
         let (c, g, t, p) = (
             self.cluster.clone(),
             self.group.clone(),
             self.topic.clone(),
             self.partition,
         );
-        Box::pin(async move { c.committed(&g, &t, p).await })
+        Box::pin(async move { c.committed(&g, &t, p).await.map_err(external) })
     }
 
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, JobError>> {
         let (c, t, p) = (self.cluster.clone(), self.topic.clone(), self.partition);
-        Box::pin(async move { c.fetch(&t, p, from, max).await })
+        Box::pin(async move { c.fetch(&t, p, from, max).await.map_err(external) })
     }
 
-    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
         let member = match self.generation() {
             Ok(m) => m,
-            Err(e) => return Box::pin(async move { Err(e) }),
+            Err(e) => return Box::pin(async move { Err(JobError::failed(e)) }),
         };
         let (c, g, t, p) = (
             self.cluster.clone(),
@@ -144,7 +147,11 @@ impl Source for ExternalSource {
             self.topic.clone(),
             self.partition,
         );
-        Box::pin(async move { c.commit(&g, &t, p, next_offset, member).await })
+        Box::pin(async move {
+            c.commit(&g, &t, p, next_offset, member)
+                .await
+                .map_err(external)
+        })
     }
 }
 
@@ -157,21 +164,21 @@ pub enum PartitionSource {
 impl Source for PartitionSource {
     type Item = Item;
 
-    fn committed(&mut self) -> BoxFuture<Result<u64, String>> {
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
         match self {
             PartitionSource::Local(s) => s.committed(),
             PartitionSource::External(s) => s.committed(),
         }
     }
 
-    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, String>> {
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, JobError>> {
         match self {
             PartitionSource::Local(s) => s.fetch(from, max),
             PartitionSource::External(s) => s.fetch(from, max),
         }
     }
 
-    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), String>> {
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
         match self {
             PartitionSource::Local(s) => s.commit(next_offset),
             PartitionSource::External(s) => s.commit(next_offset),

@@ -390,7 +390,6 @@ pub async fn start(j: Joining<'_>, sink: bool) -> anyhow::Result<Joined> {
             .cluster
             .ensure_topic(&topic, partitions)
             .await
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("creating topic {topic:?} on the Kafka cluster"))?;
         if n != partitions {
             tracing::info!(topic = %topic, partitions = n, configured = partitions,

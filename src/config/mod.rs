@@ -4,10 +4,11 @@ mod plugin_file;
 mod settings;
 
 pub use plugin_file::{
-    load_plugin_dir, PluginConfig, PluginFileError, PluginKind, Preload, RateTransform,
-    SnmpOverrides, TransformSpec,
+    load_plugin_dir, PluginConfig, PluginFileError, PluginKind, PluginSyntaxError, Preload,
+    RateTransform, SnmpOverrides, TransformSpec,
 };
 pub use settings::{
-    DemoSettings, HttpSettings, InfluxApi, InfluxSettings, KafkaSettings, LogSettings, PluginDirs,
-    RetentionSettings, SchedulerSettings, Settings, SettingsError, SnmpSettings, DEFAULT_CONFIG,
+    DemoSettings, HttpSettings, InfluxApi, InfluxSettings, KafkaSettings, ListenAddrError,
+    LogSettings, PluginDirs, RetentionSettings, SchedulerSettings, Settings, SettingsError,
+    SnmpSettings, UnknownDurability, DEFAULT_CONFIG,
 };

@@ -32,6 +32,34 @@ pub struct PluginFileError {
     pub problem: String,
 }
 
+/// What is wrong with a plugin file's text, or with a value that has a syntax of its own
+/// (`[enrichment] preload`, `[transforms]`). [`PluginFileError`] adds the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginSyntaxError {
+    #[error(transparent)]
+    Ini(#[from] ini::ParseError),
+    #[error("keys before the first [section]")]
+    KeysBeforeSection,
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error("`{0}` must be a [section] table")]
+    NotASection(String),
+    #[error("[{section}] {key}: unsupported value {value}")]
+    UnsupportedValue {
+        section: String,
+        key: String,
+        value: toml::Value,
+    },
+    #[error("`{0}`: expected <resource>:<namespace>, e.g. self:interface")]
+    PreloadForm(String),
+    #[error("`{0}`: resource and namespace must be non-empty")]
+    PreloadEmpty(String),
+    #[error("`{0}`: expected <kind>:<metrics_group_type>:<metric>,<metric>,...")]
+    TransformForm(String),
+    #[error("`{0}`: the group type and at least one metric are required")]
+    TransformEmpty(String),
+}
+
 /// `[enrichment] preload` entry: `<resource id or self>:<namespace or *>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preload {
@@ -132,9 +160,9 @@ impl PluginConfig {
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail("file", e.to_string()))?;
         let sections = if path.extension().is_some_and(|e| e == "toml") {
-            parse_toml(&text).map_err(|p| fail("syntax", p))?
+            parse_toml(&text).map_err(|p| fail("syntax", p.to_string()))?
         } else {
-            parse_ini(&text).map_err(|p| fail("syntax", p))?
+            parse_ini(&text).map_err(|p| fail("syntax", p.to_string()))?
         };
         Self::from_sections(path, kind, sections)
     }
@@ -205,13 +233,15 @@ impl PluginConfig {
         };
         let preload = match get("enrichment", "preload") {
             None => Vec::new(),
-            Some(text) => parse_preload(text).map_err(|p| fail("[enrichment] preload", p))?,
+            Some(text) => {
+                parse_preload(text).map_err(|p| fail("[enrichment] preload", p.to_string()))?
+            }
         };
         let mut transforms = Vec::new();
         if let Some(section) = sections.get("transforms") {
             for (tname, value) in section {
                 let spec = parse_transform(tname, value)
-                    .map_err(|p| fail(&format!("[transforms] {tname}"), p))?;
+                    .map_err(|p| fail(&format!("[transforms] {tname}"), p.to_string()))?;
                 transforms.push(spec);
             }
         }
@@ -291,18 +321,21 @@ fn unquote(v: &str) -> &str {
     v
 }
 
-fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+/// Sections by name, each key -> value.
+type Sections = BTreeMap<String, BTreeMap<String, String>>;
+
+fn parse_ini(text: &str) -> Result<Sections, PluginSyntaxError> {
     let opts = ini::ParseOption {
         enabled_quote: false,
         enabled_escape: false,
         ..Default::default()
     };
-    let parsed = ini::Ini::load_from_str_opt(text, opts).map_err(|e| e.to_string())?;
+    let parsed = ini::Ini::load_from_str_opt(text, opts)?;
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (section, props) in parsed.iter() {
         let Some(section) = section else {
             if props.iter().next().is_some() {
-                return Err("keys before the first [section]".into());
+                return Err(PluginSyntaxError::KeysBeforeSection);
             }
             continue;
         };
@@ -314,12 +347,12 @@ fn parse_ini(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, S
     Ok(out)
 }
 
-fn parse_toml(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+fn parse_toml(text: &str) -> Result<Sections, PluginSyntaxError> {
+    let table: toml::Table = text.parse()?;
     let mut out = BTreeMap::new();
     for (section, value) in table {
         let toml::Value::Table(props) = value else {
-            return Err(format!("`{section}` must be a [section] table"));
+            return Err(PluginSyntaxError::NotASection(section));
         };
         let mut entry = BTreeMap::new();
         for (k, v) in props {
@@ -336,7 +369,13 @@ fn parse_toml(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, 
                     })
                     .collect::<Vec<_>>()
                     .join(","),
-                other => return Err(format!("[{section}] {k}: unsupported value {other}")),
+                value => {
+                    return Err(PluginSyntaxError::UnsupportedValue {
+                        section,
+                        key: k,
+                        value,
+                    })
+                }
             };
             entry.insert(k, text);
         }
@@ -345,19 +384,17 @@ fn parse_toml(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, 
     Ok(out)
 }
 
-fn parse_preload(text: &str) -> Result<Vec<Preload>, String> {
+fn parse_preload(text: &str) -> Result<Vec<Preload>, PluginSyntaxError> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|entry| {
-            let (res, ns) = entry.split_once(':').ok_or_else(|| {
-                format!("`{entry}`: expected <resource>:<namespace>, e.g. self:interface")
-            })?;
+            let (res, ns) = entry
+                .split_once(':')
+                .ok_or_else(|| PluginSyntaxError::PreloadForm(entry.to_owned()))?;
             let (res, ns) = (res.trim(), ns.trim());
             if res.is_empty() || ns.is_empty() {
-                return Err(format!(
-                    "`{entry}`: resource and namespace must be non-empty"
-                ));
+                return Err(PluginSyntaxError::PreloadEmpty(entry.to_owned()));
             }
             Ok(Preload {
                 resource: res.to_string(),
@@ -367,12 +404,10 @@ fn parse_preload(text: &str) -> Result<Vec<Preload>, String> {
         .collect()
 }
 
-fn parse_transform(name: &str, value: &str) -> Result<TransformSpec, String> {
+fn parse_transform(name: &str, value: &str) -> Result<TransformSpec, PluginSyntaxError> {
     let parts: Vec<&str> = value.split(':').collect();
     if parts.len() != 3 {
-        return Err(format!(
-            "`{value}`: expected <kind>:<metrics_group_type>:<metric>,<metric>,..."
-        ));
+        return Err(PluginSyntaxError::TransformForm(value.to_owned()));
     }
     let inputs: Vec<String> = parts[2]
         .split(',')
@@ -380,9 +415,7 @@ fn parse_transform(name: &str, value: &str) -> Result<TransformSpec, String> {
         .filter(|s| !s.is_empty())
         .collect();
     if parts[1].trim().is_empty() || inputs.is_empty() {
-        return Err(format!(
-            "`{value}`: the group type and at least one metric are required"
-        ));
+        return Err(PluginSyntaxError::TransformEmpty(value.to_owned()));
     }
     Ok(TransformSpec {
         name: name.to_string(),

@@ -383,15 +383,24 @@ pub struct KafkaSettings {
     pub client_password: Secret,
 }
 
+/// `kafka.listen` is not a socket address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kafka.listen = {listen:?} is not an address like 127.0.0.1:9092: {source}")]
+pub struct ListenAddrError {
+    pub listen: String,
+    pub source: std::net::AddrParseError,
+}
+
 impl KafkaSettings {
     /// The embedded broker's address, if it is on.
-    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ListenAddrError> {
         let listen = self.listen.trim();
         if listen.is_empty() {
             return Ok(None);
         }
-        listen.parse().map(Some).map_err(|e| {
-            format!("kafka.listen = {listen:?} is not an address like 127.0.0.1:9092: {e}")
+        listen.parse().map(Some).map_err(|source| ListenAddrError {
+            listen: listen.to_owned(),
+            source,
         })
     }
 }
@@ -416,14 +425,19 @@ pub enum DurabilitySetting {
     Fsync,
 }
 
-impl TryFrom<String> for DurabilitySetting {
-    type Error = String;
+/// A `storage.durability` that is neither `process` nor `fsync`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected \"process\" or \"fsync\"")]
+pub struct UnknownDurability(pub String);
 
-    fn try_from(value: String) -> Result<Self, String> {
+impl TryFrom<String> for DurabilitySetting {
+    type Error = UnknownDurability;
+
+    fn try_from(value: String) -> Result<Self, UnknownDurability> {
         match value.trim() {
             "process" => Ok(DurabilitySetting::Process),
             "fsync" => Ok(DurabilitySetting::Fsync),
-            other => Err(format!("{other:?}: expected \"process\" or \"fsync\"")),
+            other => Err(UnknownDurability(other.to_owned())),
         }
     }
 }
@@ -622,7 +636,7 @@ impl Settings {
         if let Err(problem) = self.kafka.listen_addr() {
             return Err(SettingsError::Invalid {
                 key: "kafka.listen",
-                problem,
+                problem: problem.to_string(),
             });
         }
         if let Some(bad) = self.kafka.brokers.iter().find(|b| {

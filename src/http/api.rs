@@ -65,23 +65,25 @@ pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn topics(state: web::Data<AppState>) -> HttpResponse {
     let bus = state.bus.clone();
-    let listed = web::block(move || -> Result<Vec<Value>, String> {
-        let names = bus.store().topic_names().map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for name in names {
-            let t = bus.topic(&name).map_err(|e| e.to_string())?;
-            let mut parts = Vec::new();
-            for p in 0..t.partitions() {
-                parts.push(json!({
-                    "partition": p,
-                    "low_watermark": t.low_watermark(p).map_err(|e| e.to_string())?,
-                    "high_watermark": t.high_watermark(p).map_err(|e| e.to_string())?,
-                }));
+    let listed = web::block(
+        move || -> Result<Vec<Value>, panoptes_storage::StorageError> {
+            let names = bus.store().topic_names()?;
+            let mut out = Vec::new();
+            for name in names {
+                let t = bus.topic(&name)?;
+                let mut parts = Vec::new();
+                for p in 0..t.partitions() {
+                    parts.push(json!({
+                        "partition": p,
+                        "low_watermark": t.low_watermark(p)?,
+                        "high_watermark": t.high_watermark(p)?,
+                    }));
+                }
+                out.push(json!({"name": name, "partitions": parts}));
             }
-            out.push(json!({"name": name, "partitions": parts}));
-        }
-        Ok(out)
-    })
+            Ok(out)
+        },
+    )
     .await;
     match listed {
         Ok(Ok(list)) => HttpResponse::Ok().json(json!({"topics": list})),

@@ -85,21 +85,31 @@ impl Pattern {
     }
 }
 
-impl TryFrom<String> for Pattern {
-    type Error = String;
+/// Why a `[[kafka.acl]]` pattern or principal is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclError {
+    /// The pattern, without its trailing `*` if it had one.
+    #[error("pattern {0:?}: `*` may only end a pattern (a prefix)")]
+    StarInside(String),
+    #[error("an empty pattern matches nothing: use `*` for every name")]
+    EmptyPattern,
+    #[error("an empty principal: use a user name, `ANONYMOUS` or `*`")]
+    EmptyPrincipal,
+}
 
-    fn try_from(text: String) -> Result<Pattern, String> {
+impl TryFrom<String> for Pattern {
+    type Error = AclError;
+
+    fn try_from(text: String) -> Result<Pattern, AclError> {
         let (text, prefix) = match text.strip_suffix('*') {
             Some(head) => (head.to_owned(), true),
             None => (text, false),
         };
         if text.contains('*') {
-            return Err(format!(
-                "pattern {text:?}: `*` may only end a pattern (a prefix)"
-            ));
+            return Err(AclError::StarInside(text));
         }
         if text.is_empty() && !prefix {
-            return Err("an empty pattern matches nothing: use `*` for every name".into());
+            return Err(AclError::EmptyPattern);
         }
         Ok(Pattern { text, prefix })
     }
@@ -118,12 +128,12 @@ pub enum Grantee {
 }
 
 impl TryFrom<String> for Grantee {
-    type Error = String;
+    type Error = AclError;
 
-    fn try_from(text: String) -> Result<Grantee, String> {
+    fn try_from(text: String) -> Result<Grantee, AclError> {
         let name = text.strip_prefix("User:").unwrap_or(&text).trim();
         Ok(match name {
-            "" => return Err("an empty principal: use a user name, `ANONYMOUS` or `*`".into()),
+            "" => return Err(AclError::EmptyPrincipal),
             "*" => Grantee::Anyone,
             "ANONYMOUS" => Grantee::Anonymous,
             user => Grantee::User(user.to_owned()),
@@ -471,12 +481,17 @@ mod tests {
         assert!(p("abc").unwrap().matches("abc"));
         assert!(!p("abc").unwrap().matches("abcd"));
         assert_eq!(
-            p("a*b").unwrap_err(),
+            p("a*b").unwrap_err().to_string(),
             "pattern \"a*b\": `*` may only end a pattern (a prefix)"
         );
+        assert_eq!(p("a*b*").unwrap_err(), AclError::StarInside("a*b".into()));
         assert_eq!(
-            p("").unwrap_err(),
+            p("").unwrap_err().to_string(),
             "an empty pattern matches nothing: use `*` for every name"
+        );
+        assert_eq!(
+            Grantee::try_from("User: ".to_string()),
+            Err(AclError::EmptyPrincipal)
         );
         assert_eq!(
             Grantee::try_from("User:x".to_string()),

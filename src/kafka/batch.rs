@@ -336,8 +336,13 @@ fn inflate_snappy(input: &[u8], inflation: &mut Inflation) -> anyhow::Result<Vec
     Ok(out)
 }
 
+/// Stored records the wire format's encoder refused.
+#[derive(Debug, thiserror::Error)]
+#[error("encoding a record batch: {0:#}")]
+pub struct EncodeRecordsError(anyhow::Error);
+
 /// Encodes stored records (consecutive offsets) as one uncompressed v2 batch.
-pub fn encode_records(records: &[StoredRecord]) -> Result<Bytes, String> {
+pub fn encode_records(records: &[StoredRecord]) -> Result<Bytes, EncodeRecordsError> {
     let first = records.first().map_or(0, |r| r.offset);
     let kafka: Vec<KafkaRecord> = records
         .iter()
@@ -379,7 +384,7 @@ pub fn encode_records(records: &[StoredRecord]) -> Result<Bytes, String> {
             compression: Compression::None,
         },
     )
-    .map_err(|e| format!("encoding a record batch: {e:#}"))?;
+    .map_err(EncodeRecordsError)?;
     Ok(buf.freeze())
 }
 

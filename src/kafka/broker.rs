@@ -5,14 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
-use panoptes_storage::{Store, Topic};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use panoptes_storage::{StorageError, Store, Topic};
 use tokio::sync::Notify;
 
-use super::acl::{Authorizer, Operation, Principal, Resource};
+use super::acl::{Authorizer, Denied, Operation, Principal, Resource};
 use super::admission::Admission;
+use super::batch::EncodeRecordsError;
 use super::budget::Budget;
 use super::coordinator::Coordinator;
+use super::frame::TooLargeToFrame;
 use super::produce::ProducerState;
 use super::security::ListenerSecurity;
 use crate::events::{KafkaRefusal, KafkaRefused};
@@ -139,9 +141,43 @@ impl Caller {
 /// Why a request could not be answered: the connection closes.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// The store failed, or the request cannot be served.
-    #[error("{0}")]
-    Failed(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// The blocking task serving the request did not return.
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+    /// The next producer id could not be stored (InitProducerId).
+    #[error("storing the next producer id: {0}")]
+    ProducerId(#[source] StorageError),
+    #[error("frame shorter than a request header")]
+    ShortFrame,
+    #[error("malformed {api:?} v{version} request: {reason:#}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: anyhow::Error,
+    },
+    #[error("encoding the response header: {0:#}")]
+    EncodeHeader(anyhow::Error),
+    #[error("encoding the {api:?} v{version} answer: {reason:#}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: anyhow::Error,
+    },
+    /// Fetched records could not be encoded as a record batch.
+    #[error(transparent)]
+    Records(#[from] EncodeRecordsError),
+    #[error(transparent)]
+    Frame(#[from] TooLargeToFrame),
+    /// A decoded request of an API no handler serves (the listener dispatches only those
+    /// of `versions::SUPPORTED`).
+    #[error("no handler for API key {0}")]
+    NoHandler(i16),
+    /// A SASL request outside a connection (`respond`): SASL is the connection's.
+    #[error("SASL is the connection's")]
+    Sasl,
     /// Refused by a bound that has no error answer in the protocol (a request naming
     /// more partitions than any client can have, a memory budget exhausted); counted as
     /// a refusal by the connection.
@@ -152,14 +188,21 @@ pub enum HandleError {
     },
 }
 
-impl From<String> for HandleError {
-    fn from(e: String) -> HandleError {
-        HandleError::Failed(e)
-    }
+/// The data directory is at or over `kafka.max_data_bytes`: nothing more is written
+/// over the Kafka protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the data directory holds {used} bytes and kafka.max_data_bytes is {limit}: \
+     nothing more is written over the Kafka protocol until retention frees space \
+     (the node's own pipeline keeps writing)"
+)]
+pub struct DataBudgetFull {
+    pub used: u64,
+    pub limit: u64,
 }
 
 /// Why a topic was not created.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum CreateRefused {
     #[error("{0}")]
     InvalidName(String),
@@ -171,10 +214,10 @@ pub enum CreateRefused {
     TooManyTopics(String),
     #[error("{0}")]
     TooManyPartitions(String),
-    #[error("{0}")]
-    DataBudget(String),
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    DataBudget(#[from] DataBudgetFull),
+    #[error(transparent)]
+    Store(#[from] StorageError),
 }
 
 impl CreateRefused {
@@ -262,18 +305,16 @@ impl Broker {
         caller: &Caller,
         operation: Operation,
         resource: Resource<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Denied> {
         self.config
             .authorizer
             .check(&caller.principal, operation, resource)
-            .map_err(|denied| {
+            .inspect_err(|denied| {
                 let refusal = match resource {
                     Resource::Topic(_) => KafkaRefusal::TopicAuthorization,
                     Resource::Group(_) => KafkaRefusal::GroupAuthorization,
                 };
-                let text = denied.to_string();
-                self.refuse(caller, refusal, &text);
-                text
+                self.refuse(caller, refusal, &denied.to_string());
             })
     }
 
@@ -292,17 +333,13 @@ impl Broker {
     }
 
     /// Refuses adding `more` bytes to a data directory at or over `kafka.max_data_bytes`.
-    pub fn data_room(&self, more: u64) -> Result<(), String> {
+    pub fn data_room(&self, more: u64) -> Result<(), DataBudgetFull> {
         let limit = self.config.limits.max_data_bytes;
         let used = self.data_bytes.load(Ordering::Relaxed);
         if limit == 0 || used.saturating_add(more) <= limit {
             return Ok(());
         }
-        Err(format!(
-            "the data directory holds {used} bytes and kafka.max_data_bytes is {limit}: \
-             nothing more is written over the Kafka protocol until retention frees space \
-             (the node's own pipeline keeps writing)"
-        ))
+        Err(DataBudgetFull { used, limit })
     }
 
     /// Creates topic `name` with `partitions` partitions after every check passed: its
@@ -326,11 +363,10 @@ impl Broker {
             )));
         }
         let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        let store = |e: panoptes_storage::StorageError| CreateRefused::Store(e.to_string());
-        if self.store.existing_topic(name).map_err(store)?.is_some() {
+        if self.store.existing_topic(name)?.is_some() {
             return Err(CreateRefused::Exists(name.to_owned()));
         }
-        let names = self.store.topic_names().map_err(store)?;
+        let names = self.store.topic_names()?;
         if names.len() >= limits.max_topics {
             return Err(CreateRefused::TooManyTopics(format!(
                 "there are {} topics, the most kafka.max_topics allows",
@@ -351,21 +387,25 @@ impl Broker {
                 limits.max_partitions
             )));
         }
-        self.data_room(0).map_err(CreateRefused::DataBudget)?;
+        self.data_room(0)?;
         if dry_run {
             return Ok(None);
         }
-        self.store.topic(name, partitions).map(Some).map_err(store)
+        Ok(Some(self.store.topic(name, partitions)?))
     }
 
     /// The topic `name`: existing, or created when `create` says the request allows it,
     /// auto-creation is on, the name has `kafka.auto_create_prefix` and the caller may
     /// create it. `Ok(None)`: unknown (the answer is UNKNOWN_TOPIC_OR_PARTITION).
-    pub fn topic(&self, name: &str, create: Option<&Caller>) -> Result<Option<Topic>, String> {
+    pub fn topic(
+        &self,
+        name: &str,
+        create: Option<&Caller>,
+    ) -> Result<Option<Topic>, StorageError> {
         if super::topics::invalid_name(name).is_some() {
             return Ok(None);
         }
-        if let Some(t) = self.store.existing_topic(name).map_err(|e| e.to_string())? {
+        if let Some(t) = self.store.existing_topic(name)? {
             return Ok(Some(t));
         }
         let Some(caller) = create else {
@@ -397,9 +437,7 @@ impl Broker {
                 Ok(t)
             }
             // Created meanwhile by another request.
-            Err(CreateRefused::Exists(_)) => {
-                self.store.existing_topic(name).map_err(|e| e.to_string())
-            }
+            Err(CreateRefused::Exists(_)) => self.store.existing_topic(name),
             Err(e) => {
                 if let Some(refusal) = e.refusal() {
                     self.refuse(caller, refusal, &e.to_string());
@@ -520,17 +558,12 @@ impl Broker {
             }
             // The server dispatches only the APIs in `versions::SUPPORTED`; SASL is the
             // connection's.
-            _ => {
-                return Err(HandleError::Failed(format!(
-                    "no handler for API key {}",
-                    header.request_api_key
-                )))
-            }
+            _ => return Err(HandleError::NoHandler(header.request_api_key)),
         }))
     }
 }
 
-pub use crate::agent::blocking;
+pub use crate::agent::{blocking, TaskFailed};
 
 /// Partition `index` of `topic`, if the topic exists and has it: what every API checks
 /// before touching a partition a client named.

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::acl::Principal;
 use super::admission::Ticket;
 use super::broker::{code, Broker, Caller, HandleError};
-use super::frame::{framed, peek, read_frame, FrameError, FrameLimits, Peek};
+use super::frame::{framed, peek, read_frame, FrameError, FrameLimits, Peek, TooLargeToFrame};
 use super::sasl::{Exchange, SaslFailure, Step};
 use super::versions::is_supported;
 use crate::events::{KafkaBadFrame, KafkaRefusal};
@@ -380,7 +380,7 @@ async fn request(
                     broker.refuse(caller, refusal, &detail);
                     Next::Close
                 }
-                Err(HandleError::Failed(e)) => {
+                Err(e) => {
                     tracing::warn!(peer = ?caller.peer, error = %e, "closing a Kafka connection");
                     Next::Close
                 }
@@ -426,7 +426,12 @@ enum Decoded {
 
 /// Decodes a request frame, or answers it at once when its API or version is not
 /// served; `Err`: the connection must close.
-fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<Decoded, String> {
+fn decode(
+    broker: &Broker,
+    caller: &Caller,
+    frame: Bytes,
+    sasl: bool,
+) -> Result<Decoded, HandleError> {
     let bad = |reason: &'static str, error: &dyn std::fmt::Display| {
         KafkaBadFrame {
             reason,
@@ -436,14 +441,14 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
         .emit(&broker.telemetry)
     };
     let Some(p) = peek(&frame) else {
-        return Err("frame shorter than a request header".into());
+        return Err(HandleError::ShortFrame);
     };
     let Ok(api) = ApiKey::try_from(p.api_key) else {
         bad(
             "unknown_api",
             &format_args!("unknown API key {}", p.api_key),
         );
-        return unsupported(p, 0).map(Decoded::Answer);
+        return Ok(Decoded::Answer(unsupported(p, 0)?));
     };
     if !is_supported(api, p.api_version, sasl) {
         if api == ApiKey::ApiVersions {
@@ -454,17 +459,22 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
             ResponseHeader::default()
                 .with_correlation_id(p.correlation_id)
                 .encode(&mut body, 0)
-                .map_err(|e| e.to_string())?;
+                .map_err(HandleError::EncodeHeader)?;
             super::api_versions::answer(code::UNSUPPORTED_VERSION, sasl)
                 .encode(&mut body, 0)
-                .map_err(|e| e.to_string())?;
-            return framed(&body).map(Decoded::Answer);
+                .map_err(|reason| HandleError::Encode {
+                    api,
+                    version: 0,
+                    reason,
+                })?;
+            return Ok(Decoded::Answer(framed(&body)?));
         }
         bad(
             "unsupported_version",
             &format_args!("{api:?} v{} is not served", p.api_version),
         );
-        return unsupported(p, api.response_header_version(p.api_version)).map(Decoded::Answer);
+        let header_version = api.response_header_version(p.api_version);
+        return Ok(Decoded::Answer(unsupported(p, header_version)?));
     }
     crate::events::KafkaRequestServed {
         api: &format!("{api:?}"),
@@ -481,8 +491,12 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
             header,
             body,
         }))),
-        Err(e) => {
-            let error = format!("malformed {api:?} v{} request: {e:#}", p.api_version);
+        Err(reason) => {
+            let error = HandleError::Malformed {
+                api,
+                version: p.api_version,
+                reason,
+            };
             bad("malformed", &error);
             Err(error)
         }
@@ -490,21 +504,25 @@ fn decode(broker: &Broker, caller: &Caller, frame: Bytes, sasl: bool) -> Result<
 }
 
 /// The framed answer: response header, then the body at the request's version.
-fn encode(p: Peek, api: ApiKey, response: ResponseKind) -> Result<Bytes, String> {
+fn encode(p: Peek, api: ApiKey, response: ResponseKind) -> Result<Bytes, HandleError> {
     let mut body = BytesMut::new();
     ResponseHeader::default()
         .with_correlation_id(p.correlation_id)
         .encode(&mut body, api.response_header_version(p.api_version))
-        .map_err(|e| e.to_string())?;
+        .map_err(HandleError::EncodeHeader)?;
     response
         .encode(&mut body, p.api_version)
-        .map_err(|e| format!("encoding the {api:?} v{} answer: {e:#}", p.api_version))?;
-    framed(&body)
+        .map_err(|reason| HandleError::Encode {
+            api,
+            version: p.api_version,
+            reason,
+        })?;
+    Ok(framed(&body)?)
 }
 
 /// The answer to an API or version we do not serve: the response header, then
 /// UNSUPPORTED_VERSION where responses put their error code first.
-fn unsupported(p: Peek, header_version: i16) -> Result<Bytes, String> {
+fn unsupported(p: Peek, header_version: i16) -> Result<Bytes, TooLargeToFrame> {
     let mut body = BytesMut::new();
     body.put_i32(p.correlation_id);
     if header_version >= 1 {
@@ -538,15 +556,13 @@ pub(crate) async fn respond_adjusted(
         request.body,
         RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)
     ) {
-        return Err(HandleError::Failed("SASL is the connection's".into()));
+        return Err(HandleError::Sasl);
     }
     match broker
         .handle(&request.header, request.body, &caller)
         .await?
     {
-        Some(response) => encode(request.peek, request.api, response)
-            .map(Some)
-            .map_err(HandleError::Failed),
+        Some(response) => encode(request.peek, request.api, response).map(Some),
         None => Ok(None),
     }
 }

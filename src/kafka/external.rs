@@ -28,8 +28,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use panoptes_storage::{Record, StoredRecord};
 use tokio::sync::Mutex;
 
-use super::batch::encode_records;
-use super::client::{ClientSecurity, Connection};
+use super::batch::{encode_records, EncodeRecordsError};
+use super::client::{ClientError, ClientSecurity, Connection};
 use crate::bus::{partition_for, Item, Message};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,11 +78,132 @@ fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
 
+/// Why a request to the external cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    /// Connecting to a broker, or a request on the connection, failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The broker answered with an error code.
+    #[error("{asked}: {}", KafkaCode(*.code))]
+    Broker { asked: Asked, code: i16 },
+    #[error("kafka.brokers is empty")]
+    NoBrokers,
+    #[error("no connection to {addr}")]
+    NoConnection { addr: String },
+    #[error("no metadata for topic {topic:?}")]
+    NoMetadata { topic: String },
+    #[error("topic {topic:?} has no partition {partition}")]
+    NoSuchPartition { topic: String, partition: u32 },
+    #[error("partition {partition} of {topic:?} has no live leader (broker {broker})")]
+    NoLeader {
+        topic: String,
+        partition: u32,
+        broker: i32,
+    },
+    #[error("no offsets for {topic}/{partition}")]
+    NoOffsets { topic: String, partition: u32 },
+    /// The broker's Fetch answer left out the partition asked for (`top_level`: the
+    /// answer's own error code, when it had one).
+    #[error(
+        "fetching {topic}/{partition}: the broker's Fetch v{version} answer has no such partition{}",
+        top_level.map(|code| format!(" (top-level error: {})", KafkaCode(code))).unwrap_or_default()
+    )]
+    FetchMissingPartition {
+        topic: String,
+        partition: u32,
+        version: i16,
+        top_level: Option<i16>,
+    },
+    #[error("fetching {topic}/{partition}: no Fetch version to ask")]
+    NoFetchVersion { topic: String, partition: u32 },
+    #[error(transparent)]
+    Records(#[from] EncodeRecordsError),
+    #[error("decoding fetched records: {0:#}")]
+    Decode(anyhow::Error),
+    /// The client's task did not return (it panicked, or its runtime stopped).
+    #[error("Kafka client task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("Kafka client stopped")]
+    Stopped,
+    /// The client's runtime answered an operation with the reply of another (a bug).
+    #[error("Kafka client: unexpected reply {0}")]
+    UnexpectedReply(&'static str),
+}
+
+impl ExternalError {
+    /// The broker's error code, when the broker answered with one.
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            ExternalError::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What the cluster was asked, as an error names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    Metadata {
+        topic: String,
+    },
+    Produce {
+        topic: String,
+        partition: u32,
+    },
+    Fetch {
+        topic: String,
+        partition: u32,
+    },
+    ListOffsets {
+        topic: String,
+        partition: u32,
+    },
+    CreateTopic {
+        topic: String,
+    },
+    FindCoordinator {
+        group: String,
+    },
+    Commit {
+        group: String,
+        topic: String,
+        partition: u32,
+    },
+}
+
+impl std::fmt::Display for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Asked::Metadata { topic } => write!(f, "metadata for topic {topic:?}"),
+            Asked::Produce { topic, partition } => write!(f, "producing to {topic}/{partition}"),
+            Asked::Fetch { topic, partition } => write!(f, "fetching {topic}/{partition}"),
+            Asked::ListOffsets { topic, partition } => {
+                write!(f, "listing offsets of {topic}/{partition}")
+            }
+            Asked::CreateTopic { topic } => write!(f, "creating topic {topic:?}"),
+            Asked::FindCoordinator { group } => {
+                write!(f, "finding the coordinator of group {group:?}")
+            }
+            Asked::Commit {
+                group,
+                topic,
+                partition,
+            } => write!(f, "committing {group:?} at {topic}/{partition}"),
+        }
+    }
+}
+
 /// A broker's error code with its name and Kafka's description of it.
-fn kafka_error(what: &str, code: i16) -> String {
-    match kafka_protocol::error::ResponseError::try_from_code(code) {
-        Some(e) => format!("{what}: {e:?} ({code}): {e}"),
-        None => format!("{what}: Kafka error code {code}"),
+struct KafkaCode(i16);
+
+impl std::fmt::Display for KafkaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = self.0;
+        match kafka_protocol::error::ResponseError::try_from_code(code) {
+            Some(e) => write!(f, "{e:?} ({code}): {e}"),
+            None => write!(f, "Kafka error code {code}"),
+        }
     }
 }
 
@@ -102,11 +223,11 @@ impl ClientHealth {
         *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn failed(&self, error: &str) {
+    fn failed(&self, error: &ExternalError) {
         let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
         match f.as_mut() {
-            Some((_, last)) => *last = error.to_owned(),
-            None => *f = Some((std::time::Instant::now(), error.to_owned())),
+            Some((_, last)) => *last = error.to_string(),
+            None => *f = Some((std::time::Instant::now(), error.to_string())),
         }
     }
 
@@ -167,7 +288,7 @@ impl ExternalCluster {
 
     /// Runs `op` on the client's runtime, under the lock; an error drops the cached
     /// connections and metadata so the next call starts over.
-    fn spawn(&self, op: Op) -> tokio::task::JoinHandle<Result<Reply, String>> {
+    fn spawn(&self, op: Op) -> tokio::task::JoinHandle<Result<Reply, ExternalError>> {
         let inner = Arc::clone(&self.inner);
         let health = Arc::clone(&self.health);
         let telemetry = self.telemetry.clone();
@@ -189,10 +310,8 @@ impl ExternalCluster {
     }
 
     /// `op` from async code of any runtime.
-    async fn call(&self, op: Op) -> Result<Reply, String> {
-        self.spawn(op)
-            .await
-            .map_err(|e| format!("Kafka client task failed: {e}"))?
+    async fn call(&self, op: Op) -> Result<Reply, ExternalError> {
+        self.spawn(op).await?
     }
 
     /// Publishes messages to `topic` (created by the cluster on first use if it allows),
@@ -202,7 +321,7 @@ impl ExternalCluster {
         topic: &str,
         messages: &[Message],
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExternalError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let task = self.spawn(Op::Publish(topic.to_owned(), messages.to_vec(), now_ms));
         self.handle.spawn(async move {
@@ -211,12 +330,12 @@ impl ExternalCluster {
         match rx.recv() {
             Ok(Ok(Ok(_))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err(format!("Kafka client task failed: {e}")),
-            Err(_) => Err("Kafka client stopped".into()),
+            Ok(Err(e)) => Err(ExternalError::Task(e)),
+            Err(_) => Err(ExternalError::Stopped),
         }
     }
 
-    pub async fn partitions(&self, topic: &str) -> Result<u32, String> {
+    pub async fn partitions(&self, topic: &str) -> Result<u32, ExternalError> {
         match self.call(Op::Partitions(topic.to_owned())).await? {
             Reply::Count(n) => Ok(n),
             other => Err(unexpected(other)),
@@ -229,7 +348,7 @@ impl ExternalCluster {
         partition: u32,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, Item)>, String> {
+    ) -> Result<Vec<(u64, Item)>, ExternalError> {
         match self
             .call(Op::Fetch(topic.to_owned(), partition, from, max))
             .await?
@@ -240,7 +359,12 @@ impl ExternalCluster {
     }
 
     /// The group's committed offset, or the partition's earliest offset if none.
-    pub async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<u64, String> {
+    pub async fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<u64, ExternalError> {
         match self
             .call(Op::Committed(group.to_owned(), topic.to_owned(), partition))
             .await?
@@ -261,7 +385,7 @@ impl ExternalCluster {
         partition: u32,
         next: u64,
         member: Option<Generation>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExternalError> {
         self.call(Op::Commit(
             group.to_owned(),
             topic.to_owned(),
@@ -286,7 +410,7 @@ impl ExternalCluster {
 
     /// Creates `topic` with `partitions` partitions unless it exists; returns how many
     /// partitions it has (an existing topic keeps its own count).
-    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, String> {
+    pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, ExternalError> {
         match self
             .call(Op::EnsureTopic(topic.to_owned(), partitions))
             .await?
@@ -297,7 +421,7 @@ impl ExternalCluster {
     }
 
     /// The offset the next record of `topic`/`partition` will get (its end).
-    pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, String> {
+    pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, ExternalError> {
         match self
             .call(Op::HighWatermark(topic.to_owned(), partition))
             .await?
@@ -351,12 +475,17 @@ enum Reply {
     Offset(u64),
 }
 
-fn unexpected(reply: Reply) -> String {
-    format!("Kafka client: unexpected reply {reply:?}")
+fn unexpected(reply: Reply) -> ExternalError {
+    ExternalError::UnexpectedReply(match reply {
+        Reply::Done => "Done",
+        Reply::Count(_) => "Count",
+        Reply::Items(_) => "Items",
+        Reply::Offset(_) => "Offset",
+    })
 }
 
 impl Inner {
-    async fn exec(&mut self, op: Op) -> Result<Reply, String> {
+    async fn exec(&mut self, op: Op) -> Result<Reply, ExternalError> {
         Ok(match op {
             Op::Publish(topic, messages, now_ms) => {
                 self.publish(&topic, &messages, now_ms).await?;
@@ -385,16 +514,17 @@ impl Inner {
         self.coordinators.clear();
     }
 
-    async fn connection(&mut self, addr: &str) -> Result<&mut Connection, String> {
+    async fn connection(&mut self, addr: &str) -> Result<&mut Connection, ExternalError> {
         if !self.connections.contains_key(addr) {
-            let c = Connection::connect_with(addr, &self.client_id, TIMEOUT, &self.security)
-                .await
-                .map_err(|e| e.to_string())?;
+            let c =
+                Connection::connect_with(addr, &self.client_id, TIMEOUT, &self.security).await?;
             self.connections.insert(addr.to_owned(), c);
         }
         self.connections
             .get_mut(addr)
-            .ok_or_else(|| format!("no connection to {addr}"))
+            .ok_or_else(|| ExternalError::NoConnection {
+                addr: addr.to_owned(),
+            })
     }
 
     /// `request` to the broker at `addr`, at the highest common version up to `ours`.
@@ -403,17 +533,13 @@ impl Inner {
         addr: &str,
         request: R,
         ours: i16,
-    ) -> Result<R::Response, String> {
-        self.connection(addr)
-            .await?
-            .call(request, ours)
-            .await
-            .map_err(|e| e.to_string())
+    ) -> Result<R::Response, ExternalError> {
+        Ok(self.connection(addr).await?.call(request, ours).await?)
     }
 
     /// Any reachable bootstrap broker.
-    async fn any(&mut self) -> Result<String, String> {
-        let mut last = String::from("kafka.brokers is empty");
+    async fn any(&mut self) -> Result<String, ExternalError> {
+        let mut last = ExternalError::NoBrokers;
         for addr in self.bootstrap.clone() {
             match self.connection(&addr).await {
                 Ok(_) => return Ok(addr),
@@ -423,7 +549,7 @@ impl Inner {
         Err(last)
     }
 
-    async fn leaders_of(&mut self, topic: &str) -> Result<Vec<i32>, String> {
+    async fn leaders_of(&mut self, topic: &str) -> Result<Vec<i32>, ExternalError> {
         if let Some(l) = self.leaders.get(topic) {
             return Ok(l.clone());
         }
@@ -439,13 +565,17 @@ impl Inner {
                 .insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
         }
         let Some(md) = answer.topics.first() else {
-            return Err(format!("no metadata for topic {topic:?}"));
+            return Err(ExternalError::NoMetadata {
+                topic: topic.to_owned(),
+            });
         };
         if md.error_code != 0 || md.partitions.is_empty() {
-            return Err(kafka_error(
-                &format!("metadata for topic {topic:?}"),
-                md.error_code,
-            ));
+            return Err(ExternalError::Broker {
+                asked: Asked::Metadata {
+                    topic: topic.to_owned(),
+                },
+                code: md.error_code,
+            });
         }
         let mut leaders = vec![-1; md.partitions.len()];
         for p in &md.partitions {
@@ -460,15 +590,22 @@ impl Inner {
         Ok(leaders)
     }
 
-    async fn leader(&mut self, topic: &str, partition: u32) -> Result<String, String> {
+    async fn leader(&mut self, topic: &str, partition: u32) -> Result<String, ExternalError> {
         let leaders = self.leaders_of(topic).await?;
-        let id = leaders
-            .get(partition as usize)
-            .copied()
-            .ok_or_else(|| format!("topic {topic:?} has no partition {partition}"))?;
-        self.brokers.get(&id).cloned().ok_or_else(|| {
-            format!("partition {partition} of {topic:?} has no live leader (broker {id})")
-        })
+        let id = leaders.get(partition as usize).copied().ok_or_else(|| {
+            ExternalError::NoSuchPartition {
+                topic: topic.to_owned(),
+                partition,
+            }
+        })?;
+        self.brokers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ExternalError::NoLeader {
+                topic: topic.to_owned(),
+                partition,
+                broker: id,
+            })
     }
 
     async fn publish(
@@ -476,7 +613,7 @@ impl Inner {
         topic: &str,
         messages: &[Message],
         now_ms: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExternalError> {
         let n = self.leaders_of(topic).await?.len() as u32;
         let mut by_partition: HashMap<u32, Vec<StoredRecord>> = HashMap::new();
         for m in messages {
@@ -510,10 +647,13 @@ impl Inner {
             for t in &answer.responses {
                 for p in &t.partition_responses {
                     if p.error_code != 0 {
-                        return Err(kafka_error(
-                            &format!("producing to {topic}/{partition}"),
-                            p.error_code,
-                        ));
+                        return Err(ExternalError::Broker {
+                            asked: Asked::Produce {
+                                topic: topic.to_owned(),
+                                partition,
+                            },
+                            code: p.error_code,
+                        });
                     }
                 }
             }
@@ -527,7 +667,7 @@ impl Inner {
         partition: u32,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, Item)>, String> {
+    ) -> Result<Vec<(u64, Item)>, ExternalError> {
         let mut from = from;
         for _ in 0..2 {
             match self.fetch_once(topic, partition, from, max).await? {
@@ -563,7 +703,7 @@ impl Inner {
         partition: u32,
         from: u64,
         max: usize,
-    ) -> Result<Option<Vec<(u64, Item)>>, String> {
+    ) -> Result<Option<Vec<(u64, Item)>>, ExternalError> {
         let addr = self.leader(topic, partition).await?;
         let ceiling = self
             .ceilings
@@ -590,14 +730,12 @@ impl Inner {
                 .flat_map(|t| &t.partitions)
                 .find(|p| p.partition_index == partition as i32);
             let Some(part) = part else {
-                last_problem = Some(format!(
-                    "fetching {topic}/{partition}: the broker's Fetch v{version} answer has no such partition{}",
-                    if answer.error_code != 0 {
-                        format!(" ({})", kafka_error("top-level error", answer.error_code))
-                    } else {
-                        String::new()
-                    }
-                ));
+                last_problem = Some(ExternalError::FetchMissingPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    version,
+                    top_level: (answer.error_code != 0).then_some(answer.error_code),
+                });
                 continue;
             };
             if version != ceiling {
@@ -609,15 +747,22 @@ impl Inner {
                 return Ok(None);
             }
             if part.error_code != 0 {
-                return Err(kafka_error(
-                    &format!("fetching {topic}/{partition}"),
-                    part.error_code,
-                ));
+                return Err(ExternalError::Broker {
+                    asked: Asked::Fetch {
+                        topic: topic.to_owned(),
+                        partition,
+                    },
+                    code: part.error_code,
+                });
             }
             return Ok(Some(decode_fetched(part, from, max)?));
         }
-        Err(last_problem
-            .unwrap_or_else(|| format!("fetching {topic}/{partition}: no Fetch version to ask")))
+        Err(
+            last_problem.unwrap_or_else(|| ExternalError::NoFetchVersion {
+                topic: topic.to_owned(),
+                partition,
+            }),
+        )
     }
 
     async fn fetch_request(
@@ -627,7 +772,7 @@ impl Inner {
         partition: u32,
         from: u64,
         version: i16,
-    ) -> Result<FetchResponse, String> {
+    ) -> Result<FetchResponse, ExternalError> {
         let mut p = fetch_request::FetchPartition::default();
         p.partition = partition as i32;
         p.fetch_offset = from as i64;
@@ -644,13 +789,8 @@ impl Inner {
         req.max_bytes = 8 << 20;
         req.topics = vec![t];
         let connection = self.connection(addr).await?;
-        let version = connection
-            .version::<FetchRequest>(version)
-            .map_err(|e| e.to_string())?;
-        connection
-            .send(req, version)
-            .await
-            .map_err(|e| e.to_string())
+        let version = connection.version::<FetchRequest>(version)?;
+        Ok(connection.send(req, version).await?)
     }
 
     async fn list_offset(
@@ -658,7 +798,7 @@ impl Inner {
         topic: &str,
         partition: u32,
         timestamp: i64,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, ExternalError> {
         let addr = self.leader(topic, partition).await?;
         let mut p = list_offsets_request::ListOffsetsPartition::default();
         p.partition_index = partition as i32;
@@ -674,17 +814,23 @@ impl Inner {
             .topics
             .first()
             .and_then(|t| t.partitions.first())
-            .ok_or_else(|| format!("no offsets for {topic}/{partition}"))?;
+            .ok_or_else(|| ExternalError::NoOffsets {
+                topic: topic.to_owned(),
+                partition,
+            })?;
         if p.error_code != 0 {
-            return Err(kafka_error(
-                &format!("listing offsets of {topic}/{partition}"),
-                p.error_code,
-            ));
+            return Err(ExternalError::Broker {
+                asked: Asked::ListOffsets {
+                    topic: topic.to_owned(),
+                    partition,
+                },
+                code: p.error_code,
+            });
         }
         Ok(u64::try_from(p.offset).unwrap_or(0))
     }
 
-    async fn ensure_topic(&mut self, topic: &str, partitions: u32) -> Result<u32, String> {
+    async fn ensure_topic(&mut self, topic: &str, partitions: u32) -> Result<u32, ExternalError> {
         const TOPIC_ALREADY_EXISTS: i16 = 36;
         let addr = self.any().await?;
         let mut t = create_topics_request::CreatableTopic::default();
@@ -698,13 +844,18 @@ impl Inner {
         let answer = self.call(&addr, req, 7).await?;
         let code = answer.topics.first().map_or(0, |t| t.error_code);
         if code != 0 && code != TOPIC_ALREADY_EXISTS {
-            return Err(kafka_error(&format!("creating topic {topic:?}"), code));
+            return Err(ExternalError::Broker {
+                asked: Asked::CreateTopic {
+                    topic: topic.to_owned(),
+                },
+                code,
+            });
         }
         self.leaders.remove(topic);
         Ok(self.leaders_of(topic).await?.len() as u32)
     }
 
-    async fn coordinator(&mut self, group: &str) -> Result<String, String> {
+    async fn coordinator(&mut self, group: &str) -> Result<String, ExternalError> {
         if let Some(addr) = self.coordinators.get(group) {
             return Ok(addr.clone());
         }
@@ -713,10 +864,12 @@ impl Inner {
         req.key = s(group);
         let answer = self.call(&addr, req, 3).await?;
         if answer.error_code != 0 {
-            return Err(kafka_error(
-                &format!("finding the coordinator of group {group:?}"),
-                answer.error_code,
-            ));
+            return Err(ExternalError::Broker {
+                asked: Asked::FindCoordinator {
+                    group: group.to_owned(),
+                },
+                code: answer.error_code,
+            });
         }
         let coordinator = format!("{}:{}", answer.host.as_str(), answer.port);
         self.coordinators
@@ -724,7 +877,12 @@ impl Inner {
         Ok(coordinator)
     }
 
-    async fn committed(&mut self, group: &str, topic: &str, partition: u32) -> Result<u64, String> {
+    async fn committed(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<u64, ExternalError> {
         let addr = self.coordinator(group).await?;
         let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
         t.name = TopicName(s(topic));
@@ -752,7 +910,7 @@ impl Inner {
         partition: u32,
         next: u64,
         member: Option<Generation>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExternalError> {
         let addr = self.coordinator(group).await?;
         let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
         p.partition_index = partition as i32;
@@ -774,10 +932,14 @@ impl Inner {
         for t in &answer.topics {
             for p in &t.partitions {
                 if p.error_code != 0 {
-                    return Err(kafka_error(
-                        &format!("committing {group:?} at {topic}/{partition}"),
-                        p.error_code,
-                    ));
+                    return Err(ExternalError::Broker {
+                        asked: Asked::Commit {
+                            group: group.to_owned(),
+                            topic: topic.to_owned(),
+                            partition,
+                        },
+                        code: p.error_code,
+                    });
                 }
             }
         }
@@ -794,12 +956,10 @@ fn decode_fetched(
     part: &fetch_response::PartitionData,
     from: u64,
     max: usize,
-) -> Result<Vec<(u64, Item)>, String> {
+) -> Result<Vec<(u64, Item)>, ExternalError> {
     let mut bytes = part.records.clone().unwrap_or_default();
     let mut out = Vec::new();
-    for set in RecordBatchDecoder::decode_all(&mut bytes)
-        .map_err(|e| format!("decoding fetched records: {e:#}"))?
-    {
+    for set in RecordBatchDecoder::decode_all(&mut bytes).map_err(ExternalError::Decode)? {
         for r in set.records {
             let Ok(offset) = u64::try_from(r.offset) else {
                 continue;

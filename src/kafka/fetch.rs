@@ -15,11 +15,11 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
-use panoptes_storage::Topic;
+use panoptes_storage::{StorageError, Topic};
 
-use super::acl::{Operation, Resource};
+use super::acl::{Denied, Operation, Resource};
 use super::batch::encode_records;
-use super::broker::{blocking, code, partition, Broker, Caller};
+use super::broker::{blocking, code, partition, Broker, Caller, HandleError};
 
 /// Longest a fetch waits, whatever it asks (clients ask 100–500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ const MAX_RECORDS: usize = 10_000;
 struct Wanted {
     topic: String,
     /// Why the caller may not read it, if it may not.
-    denied: Option<String>,
+    denied: Option<Denied>,
     partitions: Vec<(i32, i64, usize)>,
 }
 
@@ -39,7 +39,7 @@ pub async fn fetch(
     broker: &Arc<Broker>,
     request: FetchRequest,
     caller: &Caller,
-) -> Result<FetchResponse, String> {
+) -> Result<FetchResponse, HandleError> {
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
@@ -72,11 +72,11 @@ pub async fn fetch(
     let topics: Arc<Vec<Option<Topic>>> = {
         let (b, w) = (Arc::clone(broker), Arc::clone(&wanted));
         Arc::new(
-            blocking(move || {
+            blocking(move || -> Result<_, HandleError> {
                 w.iter()
                     .map(|t| match t.denied {
                         Some(_) => Ok(None),
-                        None => b.topic(&t.topic, None),
+                        None => Ok(b.topic(&t.topic, None)?),
                     })
                     .collect()
             })
@@ -132,7 +132,7 @@ fn read_all(
     wanted: &[Wanted],
     topics: &[Option<Topic>],
     max_bytes: usize,
-) -> Result<Vec<FetchableTopicResponse>, String> {
+) -> Result<Vec<FetchableTopicResponse>, HandleError> {
     let mut budget = max_bytes;
     let mut first = true;
     let mut out = Vec::new();
@@ -151,7 +151,7 @@ fn read_all(
                 p.high_watermark = -1;
                 p.last_stable_offset = -1;
                 p.log_start_offset = -1;
-                tracing::trace!(topic = w.topic, reason = denied.as_str(), "fetch refused");
+                tracing::trace!(topic = w.topic, reason = %denied, "fetch refused");
                 t.partitions.push(p);
                 continue;
             }
@@ -163,8 +163,8 @@ fn read_all(
                 t.partitions.push(p);
                 continue;
             };
-            let high = topic.high_watermark(partition).map_err(|e| e.to_string())?;
-            let low = topic.low_watermark(partition).map_err(|e| e.to_string())?;
+            let high = topic.high_watermark(partition)?;
+            let low = topic.low_watermark(partition)?;
             p.high_watermark = high as i64;
             p.last_stable_offset = high as i64;
             p.log_start_offset = low as i64;
@@ -174,9 +174,7 @@ fn read_all(
                     // the limits, so a consumer always progresses (as Kafka does).
                     let limit = partition_max.min(budget);
                     if o < high && (limit > 0 || first) {
-                        let records = topic
-                            .read(partition, o, MAX_RECORDS, limit.max(1))
-                            .map_err(|e| e.to_string())?;
+                        let records = topic.read(partition, o, MAX_RECORDS, limit.max(1))?;
                         if !records.is_empty() {
                             let bytes = encode_records(&records)?;
                             budget = budget.saturating_sub(bytes.len());
@@ -199,7 +197,7 @@ pub async fn list_offsets(
     request: ListOffsetsRequest,
     version: i16,
     caller: &Caller,
-) -> Result<ListOffsetsResponse, String> {
+) -> Result<ListOffsetsResponse, HandleError> {
     let b = Arc::clone(broker);
     let caller = caller.clone();
     let topics = blocking(move || {
@@ -238,7 +236,7 @@ pub async fn list_offsets(
                 }
                 Ok(t)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = ListOffsetsResponse::default();
@@ -249,9 +247,9 @@ pub async fn list_offsets(
 /// `(offset, timestamp)` for a ListOffsets query: -1 latest, -2 earliest, -3 the record
 /// with the largest timestamp, otherwise the first record at or after that time (-1, -1
 /// if none).
-fn lookup(topic: &Topic, partition: u32, timestamp: i64) -> Result<(i64, i64), String> {
-    let high = topic.high_watermark(partition).map_err(|e| e.to_string())?;
-    let low = topic.low_watermark(partition).map_err(|e| e.to_string())?;
+fn lookup(topic: &Topic, partition: u32, timestamp: i64) -> Result<(i64, i64), StorageError> {
+    let high = topic.high_watermark(partition)?;
+    let low = topic.low_watermark(partition)?;
     match timestamp {
         -1 => return Ok((high as i64, -1)),
         -2 => return Ok((low as i64, -1)),
@@ -260,9 +258,7 @@ fn lookup(topic: &Topic, partition: u32, timestamp: i64) -> Result<(i64, i64), S
     let mut best: Option<(u64, u64)> = None;
     let mut from = low;
     while from < high {
-        let records = topic
-            .read(partition, from, 1000, usize::MAX)
-            .map_err(|e| e.to_string())?;
+        let records = topic.read(partition, from, 1000, usize::MAX)?;
         let Some(last) = records.last() else { break };
         from = last.offset + 1;
         for r in &records {

@@ -134,10 +134,14 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(
     .map_err(|_| FrameError::Timeout(limits.body))?
 }
 
+/// A payload longer than a frame's size field can say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("response of {0} bytes does not fit a frame")]
+pub struct TooLargeToFrame(pub usize);
+
 /// `payload` with its size in front.
-pub fn framed(payload: &[u8]) -> Result<Bytes, String> {
-    let size = i32::try_from(payload.len())
-        .map_err(|_| format!("response of {} bytes does not fit a frame", payload.len()))?;
+pub fn framed(payload: &[u8]) -> Result<Bytes, TooLargeToFrame> {
+    let size = i32::try_from(payload.len()).map_err(|_| TooLargeToFrame(payload.len()))?;
     let mut out = BytesMut::with_capacity(4 + payload.len());
     out.put_i32(size);
     out.put_slice(payload);

@@ -20,7 +20,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::acl::{Operation, Resource};
-use super::broker::{blocking, code, partition, Broker, Caller, NODE_ID};
+use super::broker::{blocking, code, partition, Broker, Caller, HandleError, NODE_ID};
 use super::coordinator::{Join, Outcome, State};
 use crate::events::KafkaRefusal;
 
@@ -350,14 +350,14 @@ pub async fn offset_commit(
     broker: &Arc<Broker>,
     request: OffsetCommitRequest,
     caller: &Caller,
-) -> Result<OffsetCommitResponse, String> {
+) -> Result<OffsetCommitResponse, HandleError> {
     let group = request.group_id.0.to_string();
     // Authorization first: a refused caller learns nothing of the group's members.
     let allowed = match may_use(broker, caller, &group) {
         Err(error) => error,
         Ok(()) => match broker.data_room(0) {
-            Err(why) => {
-                broker.refuse(caller, KafkaRefusal::DataBudget, &why);
+            Err(full) => {
+                broker.refuse(caller, KafkaRefusal::DataBudget, &full.to_string());
                 code::POLICY_VIOLATION
             }
             Ok(()) => broker.groups.may_commit(
@@ -371,7 +371,7 @@ pub async fn offset_commit(
     let b = Arc::clone(broker);
     let caller = caller.clone();
     let topics = blocking(move || {
-        let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
+        let offsets = b.store.consumer_offsets()?;
         request
             .topics
             .into_iter()
@@ -392,9 +392,7 @@ pub async fn offset_commit(
                     let named = partition(topic.as_ref(), p.partition_index);
                     out.error_code = match (allowed, named, u64::try_from(p.committed_offset)) {
                         (code::NONE, Some((topic, partition)), Ok(offset)) => {
-                            offsets
-                                .commit(&group, topic.name(), partition, offset)
-                                .map_err(|e| e.to_string())?;
+                            offsets.commit(&group, topic.name(), partition, offset)?;
                             code::NONE
                         }
                         (code::NONE, None, _) if !readable => code::TOPIC_AUTHORIZATION_FAILED,
@@ -406,7 +404,7 @@ pub async fn offset_commit(
                 }
                 Ok(t)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = OffsetCommitResponse::default();
@@ -418,7 +416,7 @@ pub async fn offset_fetch(
     broker: &Arc<Broker>,
     request: OffsetFetchRequest,
     _version: i16,
-) -> Result<OffsetFetchResponse, String> {
+) -> Result<OffsetFetchResponse, HandleError> {
     let group = request.group_id.0.to_string();
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
@@ -427,8 +425,8 @@ pub async fn offset_fetch(
             .collect()
     });
     let b = Arc::clone(broker);
-    let topics = blocking(move || {
-        let offsets = b.store.consumer_offsets().map_err(|e| e.to_string())?;
+    let topics = blocking(move || -> Result<_, HandleError> {
+        let offsets = b.store.consumer_offsets()?;
         let answer = |index: i32, offset: Option<u64>, error: i16| {
             let mut p = OffsetFetchResponsePartition::default();
             p.partition_index = index;
@@ -443,9 +441,7 @@ pub async fn offset_fetch(
             // Null topics (v2+): every offset the group committed.
             None => {
                 let mut by_topic: std::collections::BTreeMap<String, Vec<_>> = Default::default();
-                for (topic, p, offset) in
-                    offsets.group_offsets(&group).map_err(|e| e.to_string())?
-                {
+                for (topic, p, offset) in offsets.group_offsets(&group)? {
                     by_topic.entry(topic).or_default().push(answer(
                         p as i32,
                         Some(offset),
@@ -466,9 +462,7 @@ pub async fn offset_fetch(
                     let topic = b.topic(&name, None)?;
                     for index in indexes {
                         let committed = match partition(topic.as_ref(), index) {
-                            Some((topic, p)) => offsets
-                                .committed(&group, topic.name(), p)
-                                .map_err(|e| e.to_string())?,
+                            Some((topic, p)) => offsets.committed(&group, topic.name(), p)?,
                             // Kafka answers -1 (nothing committed) for unknown partitions.
                             None => None,
                         };

@@ -39,7 +39,7 @@ pub use client::{ClientSasl, ClientSecurity};
 pub use connection::respond;
 // For the fuzz target (`crate::fuzzing`): the listener's framing and answer, without a socket.
 pub(crate) use connection::respond_adjusted;
-pub use external::{ClientHealth, ExternalCluster, Generation};
+pub use external::{Asked, ClientHealth, ExternalCluster, ExternalError, Generation};
 pub(crate) use frame::{read_frame, FrameLimits};
 pub use server::KafkaServer;
 pub use versions::SUPPORTED;

@@ -30,7 +30,7 @@ use panoptes_storage::{Keyspace, Store, Topic};
 
 use super::acl::{Operation, Resource};
 use super::batch::{decode_batches, Batch, BatchError, Inflation};
-use super::broker::{blocking, code, partition, Broker, Caller};
+use super::broker::{blocking, code, partition, Broker, Caller, HandleError};
 use crate::events::{KafkaBadFrame, KafkaRefusal};
 
 /// Batches remembered per producer and partition (Kafka keeps five).
@@ -76,11 +76,11 @@ impl ProducerState {
         }
     }
 
-    fn allocate(&self) -> Result<i64, String> {
+    fn allocate(&self) -> Result<i64, HandleError> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         if let Some(k) = &self.ids {
             k.put(NEXT_ID_KEY, &(id + 1).to_be_bytes(), None)
-                .map_err(|e| format!("storing the next producer id: {e}"))?;
+                .map_err(HandleError::ProducerId)?;
         }
         Ok(id)
     }
@@ -121,7 +121,7 @@ pub async fn init_producer_id(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
     caller: &Caller,
-) -> Result<InitProducerIdResponse, String> {
+) -> Result<InitProducerIdResponse, HandleError> {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
@@ -171,11 +171,11 @@ pub async fn produce(
     broker: &Arc<Broker>,
     request: ProduceRequest,
     caller: &Caller,
-) -> Result<Option<ProduceResponse>, String> {
+) -> Result<Option<ProduceResponse>, HandleError> {
     let acks = request.acks;
     let b = Arc::clone(broker);
     let caller = caller.clone();
-    let responses = blocking(move || {
+    let responses = blocking(move || -> Result<_, HandleError> {
         let now_ms = crate::model::now_ms();
         let limits = &b.config.limits;
         let mut inflation = Inflation::new(
@@ -189,8 +189,8 @@ pub async fn produce(
             .map(|p| p.records.as_ref().map_or(0, |r| r.len() as u64))
             .sum();
         let room = b.data_room(sent);
-        if let Err(why) = &room {
-            b.refuse(&caller, KafkaRefusal::DataBudget, why);
+        if let Err(full) = &room {
+            b.refuse(&caller, KafkaRefusal::DataBudget, &full.to_string());
         }
         // First pass: authorize and decode everything.
         let mut refused: Option<(i16, String)> = None;
@@ -215,12 +215,12 @@ pub async fn produce(
                     p.error_message = Some(StrBytes::from_string(message.to_owned()));
                 };
                 if let Err(denied) = &allowed {
-                    error(&mut p, code::TOPIC_AUTHORIZATION_FAILED, denied);
+                    error(&mut p, code::TOPIC_AUTHORIZATION_FAILED, &denied.to_string());
                     parts.push((p, Plan::Answered));
                     continue;
                 }
-                if let Err(why) = &room {
-                    error(&mut p, code::POLICY_VIOLATION, why);
+                if let Err(full) = &room {
+                    error(&mut p, code::POLICY_VIOLATION, &full.to_string());
                     parts.push((p, Plan::Answered));
                     continue;
                 }
@@ -340,10 +340,9 @@ pub async fn produce(
                         }
                         p.base_offset = match base {
                             Some(o) => o as i64,
-                            None => topic.high_watermark(partition).map_err(|e| e.to_string())? as i64,
+                            None => topic.high_watermark(partition)? as i64,
                         };
-                        p.log_start_offset =
-                            topic.low_watermark(partition).map_err(|e| e.to_string())? as i64;
+                        p.log_start_offset = topic.low_watermark(partition)? as i64;
                     }
                 }
                 t.partition_responses.push(p);

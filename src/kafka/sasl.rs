@@ -52,17 +52,20 @@ impl fmt::Display for Mechanism {
     }
 }
 
-impl TryFrom<String> for Mechanism {
-    type Error = String;
+/// A SASL mechanism name this broker does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SASL mechanism {0:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")]
+pub struct UnknownMechanism(pub String);
 
-    fn try_from(name: String) -> Result<Mechanism, String> {
+impl TryFrom<String> for Mechanism {
+    type Error = UnknownMechanism;
+
+    fn try_from(name: String) -> Result<Mechanism, UnknownMechanism> {
         match name.trim().to_ascii_uppercase().as_str() {
             "PLAIN" => Ok(Mechanism::Plain),
             "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
-            _ => Err(format!(
-                "SASL mechanism {name:?}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-            )),
+            _ => Err(UnknownMechanism(name)),
         }
     }
 }
@@ -352,8 +355,10 @@ mod tests {
             Mechanism::try_from("scram-sha-512".to_string()),
             Ok(Mechanism::ScramSha512)
         );
+        let unknown = Mechanism::try_from("GSSAPI".to_string()).unwrap_err();
+        assert_eq!(unknown, UnknownMechanism("GSSAPI".into()));
         assert_eq!(
-            Mechanism::try_from("GSSAPI".to_string()).unwrap_err(),
+            unknown.to_string(),
             "SASL mechanism \"GSSAPI\": expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
         );
         let s = server();

@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::acl::{Operation, Resource};
-use super::broker::{blocking, code, Broker, Caller, CreateRefused, NODE_ID};
+use super::broker::{blocking, code, Broker, Caller, CreateRefused, HandleError, NODE_ID};
 
 /// Why `name` cannot be a topic (Kafka's rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or
 /// `..`), or `None` if it can.
@@ -86,7 +86,7 @@ pub async fn metadata(
     request: MetadataRequest,
     version: i16,
     caller: &Caller,
-) -> Result<MetadataResponse, String> {
+) -> Result<MetadataResponse, HandleError> {
     let b = Arc::clone(broker);
     // v0: an empty list means every topic; v1+: a null list does.
     let wanted: Option<Vec<String>> = match request.topics {
@@ -104,7 +104,7 @@ pub async fn metadata(
     let topics = blocking(move || {
         let names = match wanted {
             Some(names) => names,
-            None => b.store.topic_names().map_err(|e| e.to_string())?,
+            None => b.store.topic_names()?,
         };
         names
             .into_iter()
@@ -150,7 +150,7 @@ pub async fn metadata(
                 }
                 Ok(t)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = MetadataResponse::default();
@@ -172,7 +172,7 @@ pub async fn create(
     broker: &Arc<Broker>,
     request: CreateTopicsRequest,
     caller: &Caller,
-) -> Result<CreateTopicsResponse, String> {
+) -> Result<CreateTopicsResponse, HandleError> {
     let b = Arc::clone(broker);
     let caller = caller.clone();
     let topics = blocking(move || {
@@ -191,7 +191,7 @@ pub async fn create(
                 };
                 if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name))
                 {
-                    return fail(t, code::TOPIC_AUTHORIZATION_FAILED, denied);
+                    return fail(t, code::TOPIC_AUTHORIZATION_FAILED, denied.to_string());
                 }
                 let partitions = match wanted.num_partitions {
                     -1 => b.config.default_partitions,
@@ -232,7 +232,7 @@ pub async fn create(
                 }
                 Ok(t)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = CreateTopicsResponse::default();
@@ -245,7 +245,7 @@ pub async fn delete(
     request: DeleteTopicsRequest,
     version: i16,
     caller: &Caller,
-) -> Result<DeleteTopicsResponse, String> {
+) -> Result<DeleteTopicsResponse, HandleError> {
     let names: Vec<String> = if version >= 6 {
         request
             .topics
@@ -270,7 +270,7 @@ pub async fn delete(
                 t.topic_id = topic_id(&name);
                 if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name)) {
                     t.error_code = code::TOPIC_AUTHORIZATION_FAILED;
-                    t.error_message = Some(str_bytes(&denied));
+                    t.error_message = Some(str_bytes(&denied.to_string()));
                     return Ok(t);
                 }
                 if b.config.authorizer.is_protected_topic(&name) {
@@ -281,7 +281,7 @@ pub async fn delete(
                     return Ok(t);
                 }
                 if invalid_name(&name).is_some()
-                    || !b.store.delete_topic(&name).map_err(|e| e.to_string())?
+                    || !b.store.delete_topic(&name)?
                 {
                     t.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
                 } else {
@@ -289,7 +289,7 @@ pub async fn delete(
                 }
                 Ok(t)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = DeleteTopicsResponse::default();

@@ -52,6 +52,15 @@ pub enum ModelError {
     },
 }
 
+/// Why JSON bytes (stored, or read from a topic) are not the model value they should be.
+#[derive(Debug, thiserror::Error)]
+pub enum FromJsonError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
 impl ModelError {
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
         ModelError::Invalid {

@@ -5,25 +5,41 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use panoptes_storage::StorageError;
+
 use crate::config::Preload;
-use crate::model::{decode_stored_enrichment, StoredEnrichment};
+use crate::model::{decode_stored_enrichment, ModelError, StoredEnrichment};
+
+/// Why the enrichments a plugin preloads could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichmentCacheError {
+    /// The enrichment store failed.
+    #[error(transparent)]
+    Store(#[from] StorageError),
+    /// A stored enrichment does not decode.
+    #[error("enrichment `{key}`: {source}")]
+    Stored {
+        key: String,
+        #[source]
+        source: ModelError,
+    },
+}
 
 /// Read access to the enrichment keyspace (`<resource_id>:<namespace>` -> stored JSON,
 /// zstd-compressed or plain: see [`decode_stored_enrichment`]).
 pub trait EnrichmentSource {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
-    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String>;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
 }
 
 impl EnrichmentSource for panoptes_storage::Keyspace {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        panoptes_storage::Keyspace::get(self, key.as_bytes()).map_err(|e| e.to_string())
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        panoptes_storage::Keyspace::get(self, key.as_bytes())
     }
 
-    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         Ok(self
-            .scan_prefix(prefix.as_bytes())
-            .map_err(|e| e.to_string())?
+            .scan_prefix(prefix.as_bytes())?
             .into_iter()
             .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
             .collect())
@@ -48,11 +64,11 @@ impl MapSource {
 }
 
 impl EnrichmentSource for MapSource {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.0.get(key).map(|v| v.as_bytes().to_vec()))
     }
 
-    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, String> {
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         Ok(self
             .0
             .keys()
@@ -75,7 +91,7 @@ impl EnrichmentCache {
         source: &dyn EnrichmentSource,
         preloads: &[Preload],
         self_id: &str,
-    ) -> Result<EnrichmentCache, String> {
+    ) -> Result<EnrichmentCache, EnrichmentCacheError> {
         let mut cache = EnrichmentCache {
             self_id: self_id.to_string(),
             ..Default::default()
@@ -95,10 +111,12 @@ impl EnrichmentCache {
                 match source.get(&key)? {
                     None => cache.missing.push(key),
                     Some(bytes) => {
-                        let text = decode_stored_enrichment(&bytes)
-                            .map_err(|e| format!("enrichment `{key}`: {e}"))?;
-                        let stored = StoredEnrichment::parse(&text)
-                            .map_err(|e| format!("enrichment `{key}`: {e}"))?;
+                        let stored = decode_stored_enrichment(&bytes)
+                            .and_then(|text| StoredEnrichment::parse(&text))
+                            .map_err(|source| EnrichmentCacheError::Stored {
+                                key: key.clone(),
+                                source,
+                            })?;
                         let ns = key.split_once(':').map(|(_, ns)| ns).unwrap_or_default();
                         cache
                             .data

@@ -54,7 +54,7 @@ impl RunContext<'_> {
             }
         }
         let cache = EnrichmentCache::load(self.enrichments, &preload, &self.resource.id)
-            .map_err(PluginError::Enrichment)?;
+            .map_err(|e| PluginError::Enrichment(e.to_string()))?;
         for key in &cache.missing {
             tracing::debug!(plugin = %self.plugin.name, key = %key, "preloaded enrichment not found");
         }

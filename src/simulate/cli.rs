@@ -35,7 +35,7 @@ pub struct SimulateArgs {
     /// AES-192, AES-256). Repeatable. Without any, v3 requests are dropped.
     /// Passphrases on the command line are visible to every user of the machine (`ps`):
     /// prefer --v3-users-file or the environment.
-    #[arg(long = "v3-user", value_name = "SPEC", value_parser = parse_user)]
+    #[arg(long = "v3-user", value_name = "SPEC", value_parser = UsmUser::parse_spec)]
     pub v3_users: Vec<UsmUser>,
     /// A file of v3 users, one SPEC (as --v3-user) per line; `#` starts a comment.
     #[arg(long = "v3-users-file", value_name = "FILE")]
@@ -65,10 +65,6 @@ pub struct SimulateArgs {
     pub threads: usize,
     /// The .snmprec recording to serve.
     pub recording: PathBuf,
-}
-
-fn parse_user(spec: &str) -> Result<UsmUser, String> {
-    UsmUser::parse_spec(spec).map_err(|e| e.to_string())
 }
 
 /// Users given one spec per line (a file or the environment): errors name the source and

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::snmp::ber;
-use crate::snmp::{Oid, SnmpValue};
+use crate::snmp::{Oid, OidParseError, SnmpValue};
 
 use super::counters::{motion_for, Motion};
 
@@ -24,7 +24,8 @@ pub enum RecordingError {
     Syntax {
         source_name: String,
         line: usize,
-        reason: String,
+        #[source]
+        reason: LineError,
     },
     #[error("cannot read recording {path}: {source}")]
     Io {
@@ -32,6 +33,39 @@ pub enum RecordingError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What is wrong with one line of a recording (`OID|TAG|VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// `found`: the line, cut to 80 characters.
+    #[error("expected OID|TAG|VALUE, found {found:?}")]
+    Fields { found: String },
+    #[error(transparent)]
+    Oid(#[from] OidParseError),
+    #[error("unknown tag {0:?} (expected 2, 4, 5, 6, 64, 65, 66, 67, 68 or 70, optionally with an x hex suffix)")]
+    UnknownTag(String),
+    #[error("IpAddress needs 4 bytes of hex, found {0}")]
+    IpBytes(usize),
+    #[error("invalid IpAddress {0:?} (expected a.b.c.d)")]
+    IpText(String),
+    #[error("value is not text")]
+    NotText,
+    #[error("invalid {type_name} value {text:?} (not a number, or out of range)")]
+    Number {
+        type_name: &'static str,
+        text: String,
+    },
+    #[error("OID value: {0}")]
+    OidValue(#[source] OidParseError),
+    /// The hex text, cut to 80 characters.
+    #[error("hex value has an odd number of digits: {0:?}")]
+    OddHex(String),
+    #[error("invalid hex value {0:?}")]
+    BadHex(String),
+    /// The line parsed, but its varbind cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] ber::BerError),
 }
 
 /// One recorded OID, with its varbind pre-encoded so that answering with a
@@ -101,13 +135,13 @@ impl Recording {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let syntax = |reason: String| RecordingError::Syntax {
-                source_name: source_name.to_string(),
-                line: index + 1,
-                reason,
-            };
-            let (oid, value) = parse_line(line).map_err(syntax)?;
-            let entry = Entry::new(oid, value).map_err(|e| syntax(e.to_string()))?;
+            let entry = parse_line(line)
+                .and_then(|(oid, value)| Ok(Entry::new(oid, value)?))
+                .map_err(|reason| RecordingError::Syntax {
+                    source_name: source_name.to_string(),
+                    line: index + 1,
+                    reason,
+                })?;
             entries.push(entry);
         }
         // Stable sort: among equal OIDs the later line stays later, and dedup keeps it.
@@ -189,20 +223,16 @@ impl Recording {
     }
 }
 
-fn parse_line(line: &str) -> Result<(Oid, SnmpValue), String> {
+fn parse_line(line: &str) -> Result<(Oid, SnmpValue), LineError> {
     let mut fields = line.splitn(3, '|');
     let (Some(oid_text), Some(tag_text), Some(value_text)) =
         (fields.next(), fields.next(), fields.next())
     else {
-        return Err(format!(
-            "expected OID|TAG|VALUE, found {:?}",
-            truncate_for_message(line)
-        ));
+        return Err(LineError::Fields {
+            found: truncate_for_message(line),
+        });
     };
-    let oid: Oid = oid_text
-        .trim()
-        .parse()
-        .map_err(|e: crate::snmp::OidParseError| e.to_string())?;
+    let oid: Oid = oid_text.trim().parse()?;
     let tag_text = tag_text.trim();
     let (number, hex) = match tag_text.strip_suffix('x') {
         Some(number) => (number, true),
@@ -221,53 +251,48 @@ fn parse_line(line: &str) -> Result<(Oid, SnmpValue), String> {
         64 if hex => SnmpValue::IpAddress(
             raw.as_ref()
                 .try_into()
-                .map_err(|_| format!("IpAddress needs 4 bytes of hex, found {}", raw.len()))?,
+                .map_err(|_| LineError::IpBytes(raw.len()))?,
         ),
-        64 => SnmpValue::IpAddress(
-            text(&raw)?
-                .parse::<Ipv4Addr>()
-                .map_err(|_| format!("invalid IpAddress {:?} (expected a.b.c.d)", text(&raw)))?
-                .octets(),
-        ),
+        64 => {
+            let text = text(&raw)?;
+            SnmpValue::IpAddress(
+                text.parse::<Ipv4Addr>()
+                    .map_err(|_| LineError::IpText(text.to_owned()))?
+                    .octets(),
+            )
+        }
         2 => SnmpValue::Integer(number_of(&raw, "INTEGER")?),
         65 => SnmpValue::Counter32(number_of(&raw, "Counter32")?),
         66 => SnmpValue::Gauge32(number_of(&raw, "Gauge32")?),
         67 => SnmpValue::TimeTicks(number_of(&raw, "TimeTicks")?),
         70 => SnmpValue::Counter64(number_of(&raw, "Counter64")?),
-        6 => SnmpValue::ObjectIdentifier(
-            text(&raw)?
-                .parse()
-                .map_err(|e: crate::snmp::OidParseError| format!("OID value: {e}"))?,
-        ),
+        6 => SnmpValue::ObjectIdentifier(text(&raw)?.parse().map_err(LineError::OidValue)?),
         _ => return Err(unknown_tag(tag_text)),
     };
     Ok((oid, value))
 }
 
-fn unknown_tag(tag: &str) -> String {
-    format!(
-        "unknown tag {tag:?} (expected 2, 4, 5, 6, 64, 65, 66, 67, 68 or 70, optionally with an x hex suffix)"
-    )
+fn unknown_tag(tag: &str) -> LineError {
+    LineError::UnknownTag(tag.to_owned())
 }
 
-fn text(raw: &[u8]) -> Result<&str, String> {
+fn text(raw: &[u8]) -> Result<&str, LineError> {
     std::str::from_utf8(raw)
         .map(str::trim)
-        .map_err(|_| "value is not text".to_string())
+        .map_err(|_| LineError::NotText)
 }
 
-fn number_of<T: std::str::FromStr>(raw: &[u8], type_name: &str) -> Result<T, String> {
+fn number_of<T: std::str::FromStr>(raw: &[u8], type_name: &'static str) -> Result<T, LineError> {
     let text = text(raw)?;
-    text.parse::<T>()
-        .map_err(|_| format!("invalid {type_name} value {text:?} (not a number, or out of range)"))
+    text.parse::<T>().map_err(|_| LineError::Number {
+        type_name,
+        text: text.to_owned(),
+    })
 }
 
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
+fn decode_hex(text: &str) -> Result<Vec<u8>, LineError> {
     if text.len() % 2 != 0 {
-        return Err(format!(
-            "hex value has an odd number of digits: {:?}",
-            truncate_for_message(text)
-        ));
+        return Err(LineError::OddHex(truncate_for_message(text)));
     }
     let digit = |b: u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -279,10 +304,7 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         .chunks_exact(2)
         .map(|pair| match (digit(pair[0]), digit(pair[1])) {
             (Some(high), Some(low)) => Ok(high << 4 | low),
-            _ => Err(format!(
-                "invalid hex value {:?}",
-                truncate_for_message(text)
-            )),
+            _ => Err(LineError::BadHex(truncate_for_message(text))),
         })
         .collect()
 }

@@ -21,10 +21,12 @@ pub mod v2;
 pub mod writer;
 
 pub use line_protocol::{EncodeError, Encoder};
-pub use points_sink::{InfluxSink, Points};
+pub use points_sink::{InfluxSink, Points, SinkError, Skipped};
 pub use record::GroupRecord;
 pub use secret::Secret;
-pub use start::{consumer_config, metrics_section, start, writer, PartitionLag, Running, GROUP};
+pub use start::{
+    consumer_config, metrics_section, start, writer, PartitionLag, Running, WriterSetupError, GROUP,
+};
 pub use v1::V1Writer;
-pub use v2::V2Writer;
-pub use writer::{gzip, LineWriter, WriteError};
+pub use v2::{V2SetupError, V2Writer};
+pub use writer::{gzip, LineWriter, WriteError, WriteFailure};

@@ -12,17 +12,42 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use panoptes_actors::{BoxFuture, Sink};
+use panoptes_actors::{BoxFuture, JobError, Sink};
 
-use super::line_protocol::Encoder;
+use super::line_protocol::{EncodeError, Encoder};
 use super::record::GroupRecord;
-use super::writer::{gzip, LineWriter, WriteError};
+use super::writer::{gzip, LineWriter, WriteError, WriteFailure};
 use crate::bus::Item;
 use crate::events::{
     InfluxBatchRejected, InfluxPointRejected, InfluxPointsWritten, InfluxRecordSkipped,
     InfluxWriteFailed,
 };
 use crate::telemetry::Telemetry;
+
+/// Why a record gives no point: it is counted, logged and skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum Skipped {
+    #[error("not a metrics group: {0}")]
+    NotAGroup(#[source] serde_json::Error),
+    /// A metrics group with nothing the line protocol can carry.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Why a batch was not delivered: it stays uncommitted and is delivered again.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Parsing, encoding and compressing the batch (a blocking task) did not finish.
+    #[error("encoding task failed: {0}")]
+    Encoding(#[source] tokio::task::JoinError),
+    /// The server could not store the points now (`target`: where they go).
+    #[error("{target}: {failure}")]
+    Write {
+        target: Arc<str>,
+        #[source]
+        failure: WriteFailure,
+    },
+}
 
 pub struct InfluxSink {
     writer: Arc<dyn LineWriter>,
@@ -54,7 +79,7 @@ impl Points {
     /// are reported through `skipped(key, reason)`.
     pub fn encode<'r>(
         records: impl IntoIterator<Item = &'r Item>,
-        mut skipped: impl FnMut(&str, &str),
+        mut skipped: impl FnMut(&str, &Skipped),
     ) -> Points {
         let mut points = Points::default();
         let mut encoder = Encoder::new();
@@ -65,11 +90,11 @@ impl Points {
             }
             let line_start = points.body.len();
             let encoded = GroupRecord::parse(value)
-                .map_err(|e| format!("not a metrics group: {e}"))
+                .map_err(Skipped::NotAGroup)
                 .and_then(|group| {
                     encoder
                         .encode(&group, &mut points.body)
-                        .map_err(|e| e.to_string())
+                        .map_err(Skipped::Encode)
                 });
             match encoded {
                 Ok(()) => points.lines.push(line_start..points.body.len()),
@@ -96,57 +121,61 @@ impl Points {
 }
 
 impl Sink<Item> for InfluxSink {
-    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), String>> {
+    fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), JobError>> {
         let (writer, telemetry, target) = (
             Arc::clone(&self.writer),
             Arc::clone(&self.telemetry),
             Arc::clone(&self.target),
         );
         Box::pin(async move {
-            // Parsing, encoding and compressing a batch is CPU work: off the actor thread.
-            let counters = Arc::clone(&telemetry);
-            let (points, gzipped) = tokio::task::spawn_blocking(move || {
-                let points = Points::encode(batch.iter(), |key, reason| {
-                    InfluxRecordSkipped { key, reason }.emit(&counters)
-                });
-                let gzipped = gzip(&points.body);
-                (points, gzipped)
-            })
-            .await
-            .map_err(|e| format!("encoding task failed: {e}"))?;
-            if points.is_empty() {
-                return Ok(());
+            let delivered: Result<(), SinkError> = async move {
+                // Parsing, encoding and compressing a batch is CPU work: off the actor thread.
+                let counters = Arc::clone(&telemetry);
+                let (points, gzipped) = tokio::task::spawn_blocking(move || {
+                    let points = Points::encode(batch.iter(), |key, reason| {
+                        InfluxRecordSkipped { key, reason }.emit(&counters)
+                    });
+                    let gzipped = gzip(&points.body);
+                    (points, gzipped)
+                })
+                .await
+                .map_err(SinkError::Encoding)?;
+                if points.is_empty() {
+                    return Ok(());
+                }
+                let bytes = gzipped.len();
+                match writer.write(gzipped).await {
+                    Ok(()) => {
+                        InfluxPointsWritten {
+                            target: &target,
+                            points: points.len(),
+                            bytes,
+                        }
+                        .emit(&telemetry);
+                        Ok(())
+                    }
+                    Err(WriteError::Rejected { reason, .. }) => {
+                        InfluxBatchRejected {
+                            target: &target,
+                            points: points.len(),
+                            reason: &reason,
+                        }
+                        .emit(&telemetry);
+                        one_by_one(&*writer, &points, &telemetry, &target).await
+                    }
+                    Err(WriteError::Failed(failure)) => {
+                        InfluxWriteFailed {
+                            target: &target,
+                            points: points.len(),
+                            error: &failure,
+                        }
+                        .emit(&telemetry);
+                        Err(SinkError::Write { target, failure })
+                    }
+                }
             }
-            let bytes = gzipped.len();
-            match writer.write(gzipped).await {
-                Ok(()) => {
-                    InfluxPointsWritten {
-                        target: &target,
-                        points: points.len(),
-                        bytes,
-                    }
-                    .emit(&telemetry);
-                    Ok(())
-                }
-                Err(WriteError::Rejected { reason, .. }) => {
-                    InfluxBatchRejected {
-                        target: &target,
-                        points: points.len(),
-                        reason: &reason,
-                    }
-                    .emit(&telemetry);
-                    one_by_one(&*writer, &points, &telemetry, &target).await
-                }
-                Err(WriteError::Failed { reason }) => {
-                    InfluxWriteFailed {
-                        target: &target,
-                        points: points.len(),
-                        error: &reason,
-                    }
-                    .emit(&telemetry);
-                    Err(format!("{target}: {reason}"))
-                }
-            }
+            .await;
+            delivered.map_err(JobError::failed)
         })
     }
 }
@@ -158,8 +187,8 @@ async fn one_by_one(
     writer: &dyn LineWriter,
     points: &Points,
     telemetry: &Telemetry,
-    target: &str,
-) -> Result<(), String> {
+    target: &Arc<str>,
+) -> Result<(), SinkError> {
     let (mut written, mut bytes) = (0, 0);
     for line in &points.lines {
         let text = &points.body[line.clone()];
@@ -175,14 +204,17 @@ async fn one_by_one(
                 point: &String::from_utf8_lossy(text),
             }
             .emit(telemetry),
-            Err(WriteError::Failed { reason }) => {
+            Err(WriteError::Failed(failure)) => {
                 InfluxWriteFailed {
                     target,
                     points: points.len(),
-                    error: &reason,
+                    error: &failure,
                 }
                 .emit(telemetry);
-                return Err(format!("{target}: {reason}"));
+                return Err(SinkError::Write {
+                    target: Arc::clone(target),
+                    failure,
+                });
             }
         }
     }
@@ -219,9 +251,10 @@ mod tests {
                     .read_to_string(&mut body)
                     .unwrap();
                 if this.down.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Err(WriteError::Failed {
-                        reason: "connection refused".into(),
-                    });
+                    return Err(WriteError::Failed(WriteFailure::Status {
+                        status: 503,
+                        body: "connection refused".into(),
+                    }));
                 }
                 if body.contains("bad") {
                     return Err(WriteError::Rejected {
@@ -297,7 +330,10 @@ mod tests {
     fn batches_join_points_with_newlines_and_no_trailing_one() {
         let records = [record("a", "x"), (None, b"[]".to_vec()), record("b", "y")];
         let mut skipped = Vec::new();
-        let points = Points::encode(records.iter(), |_, reason| skipped.push(reason.to_string()));
+        let points = Points::encode(records.iter(), |_, reason| {
+            assert!(matches!(reason, Skipped::NotAGroup(_)), "{reason}");
+            skipped.push(reason.to_string())
+        });
         let body = String::from_utf8(points.body.clone()).unwrap();
         assert_eq!(body.lines().count(), 2);
         assert!(!body.ends_with('\n'));

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::points_sink::InfluxSink;
 use super::v1::V1Writer;
-use super::v2::V2Writer;
+use super::v2::{V2SetupError, V2Writer};
 use super::writer::LineWriter;
 use crate::bus::{Bus, ExternalSource, Item, PartitionSource};
 use crate::cluster::Membership;
@@ -23,8 +23,18 @@ use crate::telemetry::{render_gauge, Telemetry};
 /// The original InfluxDB consumer's group: a node that replaces it resumes where it was.
 pub const GROUP: &str = "panoptes_influxdb_consumer_raw_metrics";
 
+/// Why the writer the settings ask for could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterSetupError {
+    /// `influxdb.tls_ca` could not be read, or the TLS configuration not built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    V2(#[from] V2SetupError),
+}
+
 /// The writer the settings ask for.
-pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> {
+pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, WriterSetupError> {
     let url = settings.url.trim();
     let timeout = Duration::from_secs(settings.timeout);
     let ca = settings.tls_ca.trim();
@@ -37,12 +47,9 @@ pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> 
     Ok(match settings.api {
         InfluxApi::V1 => {
             let tls = if https {
-                Some(
-                    crate::tls::client_config(crate::tls::Trust::Public(
-                        ca.map(|path| ("influxdb.tls_ca", path)),
-                    ))
-                    .map_err(|e| e.to_string())?,
-                )
+                Some(crate::tls::client_config(crate::tls::Trust::Public(
+                    ca.map(|path| ("influxdb.tls_ca", path)),
+                ))?)
             } else {
                 None
             };
@@ -57,8 +64,7 @@ pub fn writer(settings: &InfluxSettings) -> Result<Arc<dyn LineWriter>, String> 
         }
         InfluxApi::V2 => {
             let roots = match ca {
-                Some(path) => crate::tls::certificates("influxdb.tls_ca", path)
-                    .map_err(|e| e.to_string())?
+                Some(path) => crate::tls::certificates("influxdb.tls_ca", path)?
                     .into_iter()
                     .map(|c| c.to_vec())
                     .collect(),
@@ -125,7 +131,7 @@ pub async fn start(
         );
         return Ok(Running::default());
     }
-    let writer = writer(settings).map_err(anyhow::Error::msg)?;
+    let writer = writer(settings)?;
     let running = Running {
         enabled: true,
         // The embedded log's topic, for the lag gauge; the external cluster answers it
@@ -168,10 +174,7 @@ pub async fn start(
             ));
         }
         _ => {
-            let sources = bus
-                .sources(topic, GROUP)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            let sources = bus.sources(topic, GROUP).await?;
             let mut consumers = running.lock();
             for (partition, source) in sources.into_iter().enumerate() {
                 consumers.insert(partition as u32, start_one(partition as u32, source));

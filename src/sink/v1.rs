@@ -8,7 +8,7 @@ use std::time::Duration;
 use panoptes_actors::BoxFuture;
 
 use super::secret::Secret;
-use super::writer::{short, LineWriter, WriteError};
+use super::writer::{short, LineWriter, WriteError, WriteFailure};
 
 #[derive(Clone)]
 pub struct V1Writer {
@@ -70,28 +70,25 @@ impl V1Writer {
                 let body = response.into_string().unwrap_or_default();
                 Err(WriteError::from_status(status, &body))
             }
-            Err(ureq::Error::Transport(e)) => Err(WriteError::Failed {
-                reason: e.to_string(),
-            }),
+            Err(ureq::Error::Transport(e)) => Err(WriteFailure::Transport(Box::new(e)).into()),
         }
     }
 
     /// `CREATE DATABASE` (a no-op when it exists), as the original does at start.
-    fn create_database(&self) -> Result<(), WriteError> {
+    fn create_database(&self) -> Result<(), WriteFailure> {
         let query = format!("CREATE DATABASE \"{}\"", self.database.replace('"', "\\\""));
-        match self.post("/query").send_form(&[("q", &query)]) {
-            Ok(_) => Ok(()),
-            Err(ureq::Error::Status(status, response)) => Err(WriteError::Failed {
-                reason: format!(
-                    "creating database `{}`: HTTP {status}: {}",
-                    self.database,
-                    short(&response.into_string().unwrap_or_default())
-                ),
-            }),
-            Err(ureq::Error::Transport(e)) => Err(WriteError::Failed {
-                reason: format!("creating database `{}`: {e}", self.database),
-            }),
-        }
+        let failure = match self.post("/query").send_form(&[("q", &query)]) {
+            Ok(_) => return Ok(()),
+            Err(ureq::Error::Status(status, response)) => WriteFailure::Status {
+                status,
+                body: short(&response.into_string().unwrap_or_default()),
+            },
+            Err(ureq::Error::Transport(e)) => WriteFailure::Transport(Box::new(e)),
+        };
+        Err(WriteFailure::CreateDatabase {
+            database: self.database.clone(),
+            source: Box::new(failure),
+        })
     }
 }
 
@@ -102,10 +99,7 @@ impl LineWriter for V1Writer {
             let task = tokio::task::spawn_blocking(move || {
                 match this.write_blocking(&gzipped) {
                     // The database is missing (a fresh server): create it, then try once more.
-                    Err(WriteError::Failed { reason })
-                        if reason.starts_with("HTTP 404")
-                            && reason.contains("database not found") =>
-                    {
+                    Err(WriteError::Failed(failure)) if failure.is_missing_database() => {
                         tracing::info!(target = %this.target(), "InfluxDB has no such database: creating it");
                         this.create_database()?;
                         this.write_blocking(&gzipped)
@@ -113,9 +107,7 @@ impl LineWriter for V1Writer {
                     other => other,
                 }
             });
-            task.await.map_err(|e| WriteError::Failed {
-                reason: format!("write task failed: {e}"),
-            })?
+            task.await.map_err(WriteFailure::Task)?
         })
     }
 

@@ -11,7 +11,22 @@ use panoptes_actors::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING};
 
 use super::secret::Secret;
-use super::writer::{short, LineWriter, WriteError};
+use super::writer::{LineWriter, WriteError, WriteFailure};
+
+/// Why a URL does not parse (the `url` crate's error, as reqwest uses it).
+pub type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
+/// Why the v2 writer could not be built from the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum V2SetupError {
+    /// `url` has its credentials redacted.
+    #[error("influxdb.url `{url}`: {source}")]
+    Url { url: String, source: UrlError },
+    #[error("influxdb.tls_ca: {0}")]
+    Certificate(#[source] reqwest::Error),
+    #[error("building the InfluxDB v2 client: {0}")]
+    Client(#[source] influxdb2::BuildError),
+}
 
 #[derive(Clone)]
 pub struct V2Writer {
@@ -31,9 +46,11 @@ impl V2Writer {
         token: &Secret,
         timeout: Duration,
         extra_roots: &[Vec<u8>],
-    ) -> Result<V2Writer, String> {
-        reqwest::Url::parse(url)
-            .map_err(|e| format!("influxdb.url `{}`: {e}", crate::secret::redact_url(url)))?;
+    ) -> Result<V2Writer, V2SetupError> {
+        reqwest::Url::parse(url).map_err(|source| V2SetupError::Url {
+            url: crate::secret::redact_url(url),
+            source,
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         let mut builder = reqwest::ClientBuilder::new()
@@ -42,13 +59,12 @@ impl V2Writer {
             .connect_timeout(timeout)
             .use_rustls_tls();
         for der in extra_roots {
-            let cert =
-                reqwest::Certificate::from_der(der).map_err(|e| format!("influxdb.tls_ca: {e}"))?;
+            let cert = reqwest::Certificate::from_der(der).map_err(V2SetupError::Certificate)?;
             builder = builder.add_root_certificate(cert);
         }
         let client = influxdb2::ClientBuilder::with_builder(builder, url, org, token.expose())
             .build()
-            .map_err(|e| format!("building the InfluxDB v2 client: {e}"))?;
+            .map_err(V2SetupError::Client)?;
         Ok(V2Writer {
             client,
             base: url.trim_end_matches('/').to_string(),
@@ -76,9 +92,7 @@ impl LineWriter for V2Writer {
                 Err(RequestError::Http { status, text }) => {
                     Err(WriteError::from_status(status.as_u16(), &text))
                 }
-                Err(e) => Err(WriteError::Failed {
-                    reason: short(&e.to_string()),
-                }),
+                Err(e) => Err(WriteFailure::Client(e).into()),
             }
         })
     }

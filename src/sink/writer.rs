@@ -10,7 +10,7 @@ use flate2::Compression;
 use panoptes_actors::BoxFuture;
 
 /// Why a write did not store the points.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The server refused the points themselves (HTTP 400, 413, 422): sending the same body
     /// again cannot succeed. `reason` is the server's message.
@@ -18,20 +18,53 @@ pub enum WriteError {
     Rejected { status: u16, reason: String },
     /// Anything else (unreachable, timeout, 5xx, authentication, missing database): the
     /// same body may succeed later.
-    #[error("writing to InfluxDB failed: {reason}")]
-    Failed { reason: String },
+    #[error("writing to InfluxDB failed: {0}")]
+    Failed(#[from] WriteFailure),
+}
+
+/// Why a write failed in a way that may pass: the same body may succeed later.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteFailure {
+    /// An error status that does not refuse the points (5xx, authentication, a missing
+    /// database). `body` is the start of the server's message (see [`short`]).
+    #[error("HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    /// The server was not reached, or did not answer in time (API v1).
+    #[error(transparent)]
+    Transport(Box<ureq::Transport>),
+    /// The `influxdb2` client failed other than with an HTTP status (API v2).
+    #[error("{}", short(&.0.to_string()))]
+    Client(influxdb2::RequestError),
+    /// `CREATE DATABASE` (API v1, when the database is missing) failed.
+    #[error("creating database `{database}`: {source}")]
+    CreateDatabase {
+        database: String,
+        source: Box<WriteFailure>,
+    },
+    /// The blocking task that wrote did not return.
+    #[error("write task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl WriteError {
     /// Classifies an HTTP error status and its body.
     pub fn from_status(status: u16, body: &str) -> WriteError {
-        let reason = short(body);
+        let body = short(body);
         match status {
-            400 | 413 | 422 => WriteError::Rejected { status, reason },
-            _ => WriteError::Failed {
-                reason: format!("HTTP {status}: {reason}"),
+            400 | 413 | 422 => WriteError::Rejected {
+                status,
+                reason: body,
             },
+            _ => WriteError::Failed(WriteFailure::Status { status, body }),
         }
+    }
+}
+
+impl WriteFailure {
+    /// InfluxDB 1.x answers a write to a database it does not have with 404 and
+    /// "database not found": the one failure the v1 writer repairs (by creating it).
+    pub fn is_missing_database(&self) -> bool {
+        matches!(self, WriteFailure::Status { status: 404, body } if body.contains("database not found"))
     }
 }
 
@@ -66,6 +99,31 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn statuses_are_refusals_or_failures_and_a_missing_database_is_told_apart() {
+        let refused = WriteError::from_status(400, "unable to parse 'x'\n");
+        assert!(
+            matches!(&refused, WriteError::Rejected { status: 400, reason } if reason == "unable to parse 'x'")
+        );
+        assert_eq!(
+            refused.to_string(),
+            "InfluxDB refused the points (HTTP 400): unable to parse 'x'"
+        );
+        let missing = WriteError::from_status(404, r#"{"error":"database not found: \"db\""}"#);
+        let WriteError::Failed(failure) = &missing else {
+            panic!("{missing:?}");
+        };
+        assert!(failure.is_missing_database());
+        assert_eq!(
+            missing.to_string(),
+            r#"writing to InfluxDB failed: HTTP 404: {"error":"database not found: \"db\""}"#
+        );
+        let WriteError::Failed(other) = WriteError::from_status(404, "page not found") else {
+            panic!("404 is a failure");
+        };
+        assert!(!other.is_missing_database());
+    }
 
     #[test]
     fn gzip_round_trips() {

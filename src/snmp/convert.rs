@@ -24,14 +24,26 @@ pub fn from_wire_oid(oid: &snmp2::Oid<'_>) -> Result<Oid, BerError> {
 /// Every snmp2 value, mapped; the ones that cannot appear in a varbind value
 /// (booleans, sequences, nested PDUs, unknown constructed types) are reported as
 /// an error naming the type, never a panic.
-pub fn from_wire_value(value: &Value<'_>) -> Result<SnmpValue, String> {
+/// A varbind value that is not one: a bad OID, or a type no varbind carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireValueError {
+    #[error("bad OID value: {0}")]
+    BadOid(#[source] BerError),
+    /// `kind`: BOOLEAN, SEQUENCE, SET or PDU.
+    #[error("unexpected {0} as a varbind value")]
+    Unexpected(&'static str),
+    #[error("unexpected constructed type 0x{0:02x} as a varbind value")]
+    Constructed(u8),
+}
+
+pub fn from_wire_value(value: &Value<'_>) -> Result<SnmpValue, WireValueError> {
     Ok(match value {
         Value::Null => SnmpValue::Null,
         Value::Integer(n) => SnmpValue::Integer(*n),
         Value::OctetString(bytes) => SnmpValue::OctetString(bytes.to_vec()),
-        Value::ObjectIdentifier(oid) => SnmpValue::ObjectIdentifier(
-            from_wire_oid(oid).map_err(|e| format!("bad OID value: {e}"))?,
-        ),
+        Value::ObjectIdentifier(oid) => {
+            SnmpValue::ObjectIdentifier(from_wire_oid(oid).map_err(WireValueError::BadOid)?)
+        }
         Value::IpAddress(ip) => SnmpValue::IpAddress(*ip),
         Value::Counter32(n) => SnmpValue::Counter32(*n),
         Value::Unsigned32(n) => SnmpValue::Gauge32(*n),
@@ -41,14 +53,10 @@ pub fn from_wire_value(value: &Value<'_>) -> Result<SnmpValue, String> {
         Value::EndOfMibView => SnmpValue::EndOfMibView,
         Value::NoSuchObject => SnmpValue::NoSuchObject,
         Value::NoSuchInstance => SnmpValue::NoSuchInstance,
-        Value::Boolean(_) => return Err(unexpected("BOOLEAN")),
-        Value::Sequence(_) => return Err(unexpected("SEQUENCE")),
-        Value::Set(_) => return Err(unexpected("SET")),
-        Value::Constructed(tag, _) => {
-            return Err(format!(
-                "unexpected constructed type 0x{tag:02x} as a varbind value"
-            ))
-        }
+        Value::Boolean(_) => return Err(WireValueError::Unexpected("BOOLEAN")),
+        Value::Sequence(_) => return Err(WireValueError::Unexpected("SEQUENCE")),
+        Value::Set(_) => return Err(WireValueError::Unexpected("SET")),
+        Value::Constructed(tag, _) => return Err(WireValueError::Constructed(*tag)),
         Value::GetRequest(_)
         | Value::GetNextRequest(_)
         | Value::GetBulkRequest(_)
@@ -56,12 +64,8 @@ pub fn from_wire_value(value: &Value<'_>) -> Result<SnmpValue, String> {
         | Value::SetRequest(_)
         | Value::InformRequest(_)
         | Value::Trap(_)
-        | Value::Report(_) => return Err(unexpected("PDU")),
+        | Value::Report(_) => return Err(WireValueError::Unexpected("PDU")),
     })
-}
-
-fn unexpected(kind: &str) -> String {
-    format!("unexpected {kind} as a varbind value")
 }
 
 #[cfg(test)]
@@ -88,7 +92,13 @@ mod tests {
             &[0xbf, 0x00],
         ] {
             let value = AsnReader::from_bytes(bytes).next().unwrap();
-            assert!(from_wire_value(&value).is_err(), "{value:?}");
+            assert!(
+                matches!(
+                    from_wire_value(&value),
+                    Err(WireValueError::Unexpected(_) | WireValueError::Constructed(_))
+                ),
+                "{value:?}"
+            );
         }
         let value = AsnReader::from_bytes(&[0x42, 0x01, 0x07]).next().unwrap();
         assert_eq!(from_wire_value(&value).unwrap(), SnmpValue::Gauge32(7));

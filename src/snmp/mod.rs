@@ -25,13 +25,13 @@ mod walk;
 pub mod walk_cli;
 
 pub use client::{varbinds_received, SnmpClient, Walked};
-pub use convert::{from_wire_oid, from_wire_value, to_wire_oid};
+pub use convert::{from_wire_oid, from_wire_value, to_wire_oid, WireValueError};
 pub use credentials::{
     AuthProtocol, PrivProtocol, ProtocolParseError, Secret, SecurityLevel, UserSpecError, UsmUser,
 };
 pub use engine::{open_fds, EngineConfig, EngineStats, SnmpEngine};
 pub use error::{error_status_name, SnmpError};
 pub use oid::{Oid, OidParseError};
-pub use target::{Community, SnmpTarget, SnmpVersion};
+pub use target::{Community, SnmpTarget, SnmpVersion, UnknownVersion};
 pub use value::{SnmpValue, Varbind};
 pub use walk::DEFAULT_WALK_LIMIT;

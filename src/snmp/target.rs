@@ -73,17 +73,20 @@ impl<'de> Deserialize<'de> for SnmpVersion {
     }
 }
 
-impl std::str::FromStr for SnmpVersion {
-    type Err = String;
+/// A text that names no SNMP version (the name as given, trimmed and lowercased).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown SNMP version {0:?} (expected 1, 2c or 3)")]
+pub struct UnknownVersion(pub String);
 
-    fn from_str(text: &str) -> Result<SnmpVersion, String> {
+impl std::str::FromStr for SnmpVersion {
+    type Err = UnknownVersion;
+
+    fn from_str(text: &str) -> Result<SnmpVersion, UnknownVersion> {
         match text.trim().to_ascii_lowercase().as_str() {
             "1" | "v1" => Ok(SnmpVersion::V1),
             "2" | "2c" | "v2c" | "v2" => Ok(SnmpVersion::V2c),
             "3" | "v3" => Ok(SnmpVersion::V3),
-            other => Err(format!(
-                "unknown SNMP version {other:?} (expected 1, 2c or 3)"
-            )),
+            other => Err(UnknownVersion(other.to_owned())),
         }
     }
 }

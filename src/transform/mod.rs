@@ -3,5 +3,8 @@
 mod rate;
 mod rate_store;
 
-pub use rate::{apply_transforms, MemoryRateState, RateState, Sample, TransformReport};
-pub use rate_store::RateStore;
+pub use rate::{
+    apply_transforms, MemoryRateState, RateError, RateState, RateStateError, Sample,
+    TransformReport,
+};
+pub use rate_store::{RateStore, RateStoreError, RecordError};

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::config::TransformSpec;
-use crate::model::{CounterWidth, Metric, MetricType, MetricValue, MetricsGroup};
+use crate::model::{CounterWidth, Metric, MetricType, MetricValue, MetricsGroup, ModelError};
 
 /// A counter's value and its timestamp, as stored between polls.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,11 +15,35 @@ pub struct Sample {
     pub ts: f64,
 }
 
+/// Why previous samples could not be read or the new ones stored.
+#[derive(Debug, thiserror::Error)]
+pub enum RateStateError {
+    #[error(transparent)]
+    Store(#[from] super::rate_store::RateStoreError),
+    #[error("rate state lock poisoned")]
+    Poisoned,
+}
+
+/// Why the rate transform dropped a metrics group.
+#[derive(Debug, thiserror::Error)]
+pub enum RateError {
+    #[error(transparent)]
+    State(#[from] RateStateError),
+    /// A computed gauge that the metrics group does not accept.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
 /// Where previous samples live. `get_set` must be atomic: store the new sample and return
 /// the previous one. The spec's key is `<partition key>|<metric>` and its value
 /// `<value>|<timestamp>`.
 pub trait RateState {
-    fn get_set(&self, key: &str, value: &str, ttl: Duration) -> Result<Option<String>, String>;
+    fn get_set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, RateStateError>;
 
     /// Stores the samples of one metrics group (partition key `group_key`) in order, as
     /// `get_set` of each would, and returns the previous live sample of each (`None`: no
@@ -30,7 +54,7 @@ pub trait RateState {
         group_key: &str,
         samples: &[(&str, Sample)],
         ttl: Duration,
-    ) -> Result<Vec<Option<Sample>>, String> {
+    ) -> Result<Vec<Option<Sample>>, RateStateError> {
         samples
             .iter()
             .map(|(name, sample)| {
@@ -53,11 +77,13 @@ pub trait RateState {
 pub struct MemoryRateState(Mutex<HashMap<String, String>>);
 
 impl RateState for MemoryRateState {
-    fn get_set(&self, key: &str, value: &str, _ttl: Duration) -> Result<Option<String>, String> {
-        let mut map = self
-            .0
-            .lock()
-            .map_err(|_| "rate state lock poisoned".to_string())?;
+    fn get_set(
+        &self,
+        key: &str,
+        value: &str,
+        _ttl: Duration,
+    ) -> Result<Option<String>, RateStateError> {
+        let mut map = self.0.lock().map_err(|_| RateStateError::Poisoned)?;
         Ok(map.insert(key.to_string(), value.to_string()))
     }
 }
@@ -159,7 +185,7 @@ fn device_restarted(
     group: &MetricsGroup,
     ticks: u32,
     now: f64,
-) -> Result<bool, String> {
+) -> Result<bool, RateStateError> {
     let key = format!("{}|{UPTIME}", group.resource.id);
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let sample = Sample {
@@ -197,7 +223,7 @@ fn rate(
     now: f64,
     restarted: bool,
     report: &mut TransformReport,
-) -> Result<MetricsGroup, String> {
+) -> Result<MetricsGroup, RateError> {
     let interval = group.metrics_group_interval as f64;
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
@@ -263,15 +289,14 @@ fn rate(
             MetricValue::Int(per_second as i128),
             MetricType::Gauge,
             now,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         gauges.push(gauge);
         report.rates += 1;
     }
     // Exactly: doubling the list for the gauges left a third of it unused in every group.
     group.metrics.reserve_exact(gauges.len());
     for gauge in gauges {
-        group.add_metric(gauge).map_err(|e| e.to_string())?;
+        group.add_metric(gauge)?;
     }
     Ok(group)
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use panoptes_storage::{Keyspace, StorageError};
 
-use super::rate::{RateState, Sample};
+use super::rate::{RateState, RateStateError, Sample};
 use crate::model::{now_ms, MetricValue};
 
 const SHARDS: usize = 64;
@@ -147,6 +147,53 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks a shard may hold (16 bits of a place): 4 GiB of records per shard.
 const MAX_CHUNKS: usize = 1 << 16;
 
+/// Why the rate store could not keep or read a group's samples.
+#[derive(Debug, thiserror::Error)]
+pub enum RateStoreError {
+    /// The stored record of a group does not decode.
+    #[error("rate state of {group:?}: {source}")]
+    Damaged {
+        group: String,
+        #[source]
+        source: RecordError,
+    },
+    /// A part of a saved snapshot does not decode.
+    #[error(transparent)]
+    Snapshot(#[from] RecordError),
+    #[error("rate record over 4 GiB")]
+    TooLarge,
+    #[error("rate state full: a shard holds {MAX_CHUNKS} chunks of {CHUNK_BYTES} bytes")]
+    Full,
+    /// A sample in the spec's text form (`get_set`) that is not `<value>|<timestamp>`.
+    #[error("rate state value {value:?} for {key:?}: expected <value>|<timestamp>")]
+    BadValue { key: String, value: String },
+}
+
+/// What is wrong with a stored record (or a snapshot's), at which byte.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record ends at byte {0}")]
+    Ends(usize),
+    #[error("record ends inside a {len}-byte field at byte {at}")]
+    FieldCut { len: usize, at: usize },
+    #[error("varint longer than 10 bytes at byte {0}")]
+    VarintTooLong(usize),
+    #[error("layout id out of range")]
+    LayoutOutOfRange,
+    #[error("unknown layout {0}")]
+    UnknownLayout(u32),
+    #[error("name id out of range")]
+    NameOutOfRange,
+    #[error("unknown value tag {0}")]
+    UnknownTag(u8),
+    #[error("record length out of range")]
+    LengthOutOfRange,
+    #[error("record longer than the snapshot")]
+    PastSnapshot,
+    #[error("a sample names an unknown metric")]
+    UnknownMetric,
+}
+
 fn u32_at(chunk: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
 }
@@ -175,8 +222,8 @@ impl Shard {
     }
 
     /// Stores `encoded` as the record of `hash`: in place when it fits its room.
-    fn put(&mut self, hash: u64, encoded: &[u8]) -> Result<(), String> {
-        let len = u32::try_from(encoded.len()).map_err(|_| "rate record over 4 GiB")?;
+    fn put(&mut self, hash: u64, encoded: &[u8]) -> Result<(), RateStoreError> {
+        let len = u32::try_from(encoded.len()).map_err(|_| RateStoreError::TooLarge)?;
         let key = Key::of(hash);
         if let Some(&pos) = self.index.get(&key) {
             if let Some((_, at, cap, _)) = header_at(&self.chunks, pos) {
@@ -203,15 +250,13 @@ impl Shard {
     }
 
     /// (chunk, offset) of `size` free bytes at the end of the last chunk, or of a new one.
-    fn reserve(&mut self, size: usize) -> Result<(usize, usize), String> {
+    fn reserve(&mut self, size: usize) -> Result<(usize, usize), RateStoreError> {
         let fits = |c: &Vec<u8>| c.capacity() - c.len() >= size && c.len() < CHUNK_BYTES;
         match self.chunks.last() {
             Some(last) if fits(last) => {}
             last => {
                 if self.chunks.len() >= MAX_CHUNKS {
-                    return Err(format!(
-                        "rate state full: a shard holds {MAX_CHUNKS} chunks of {CHUNK_BYTES} bytes"
-                    ));
+                    return Err(RateStoreError::Full);
                 }
                 self.dead += last.map_or(0, |c| c.capacity() - c.len());
                 self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(size)));
@@ -366,17 +411,17 @@ impl RateStore {
         out
     }
 
-    fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, String> {
+    fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, RecordError> {
         let mut r = Reader::new(record);
         let (ts, expires_ms) = r.head()?;
-        let layout = u32::try_from(r.varint()?).map_err(|_| "layout id out of range")?;
+        let layout = u32::try_from(r.varint()?).map_err(|_| RecordError::LayoutOutOfRange)?;
         if layout == 0 {
             return decode_named(r, ts, expires_ms);
         }
         let layouts = self.layouts.read().unwrap_or_else(|p| p.into_inner());
         let names = layouts
             .names(layout)
-            .ok_or_else(|| format!("unknown layout {layout}"))?;
+            .ok_or(RecordError::UnknownLayout(layout))?;
         names
             .iter()
             .map(|&name| {
@@ -477,16 +522,16 @@ impl RateStore {
         Ok(loaded)
     }
 
-    fn load_shard(&self, raw: &[u8], ids: &[u32], now: u64) -> Result<usize, String> {
+    fn load_shard(&self, raw: &[u8], ids: &[u32], now: u64) -> Result<usize, RateStoreError> {
         let mut r = Reader::new(raw);
         let mut loaded = 0;
         while r.at < raw.len() {
             let hash = u64::from_le_bytes(r.array()?);
-            let len = usize::try_from(r.varint()?).map_err(|_| "record length out of range")?;
+            let len = usize::try_from(r.varint()?).map_err(|_| RecordError::LengthOutOfRange)?;
             let data = r
                 .data
                 .get(r.at..r.at.saturating_add(len))
-                .ok_or("record longer than the snapshot")?;
+                .ok_or(RecordError::PastSnapshot)?;
             r.at += len;
             let mut d = Reader::new(data);
             let (ts, exp) = d.head()?;
@@ -496,7 +541,7 @@ impl RateStore {
                 e.name = *usize::try_from(e.name)
                     .ok()
                     .and_then(|i| ids.get(i))
-                    .ok_or("a sample names an unknown metric")?;
+                    .ok_or(RecordError::UnknownMetric)?;
             }
             if entries.is_empty() {
                 continue;
@@ -525,10 +570,16 @@ fn hash64(bytes: &[u8]) -> u64 {
 impl RateState for RateStore {
     /// One key at a time (the spec's layout): kept for callers of the trait that have a
     /// single key; the pipeline uses `get_set_group`.
-    fn get_set(&self, key: &str, value: &str, ttl: Duration) -> Result<Option<String>, String> {
+    fn get_set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, RateStateError> {
         let (group, name) = key.rsplit_once('|').unwrap_or(("", key));
-        let sample = super::rate::parse_sample(value).ok_or_else(|| {
-            format!("rate state value {value:?} for {key:?}: expected <value>|<timestamp>")
+        let sample = super::rate::parse_sample(value).ok_or_else(|| RateStoreError::BadValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
         })?;
         let previous = self.get_set_group(group, &[(name, sample)], ttl)?;
         Ok(previous
@@ -543,16 +594,17 @@ impl RateState for RateStore {
         group_key: &str,
         samples: &[(&str, Sample)],
         ttl: Duration,
-    ) -> Result<Vec<Option<Sample>>, String> {
+    ) -> Result<Vec<Option<Sample>>, RateStateError> {
         let now = now_ms();
         let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
         let ids: Vec<u32> = samples.iter().map(|(n, _)| self.name_id(n)).collect();
         let hash = hash64(group_key.as_bytes());
         let mut shard = lock(self.shard(hash));
         let mut entries = match shard.record(hash) {
-            Some(r) => self
-                .decode(r)
-                .map_err(|e| format!("rate state of {group_key:?}: {e}"))?,
+            Some(r) => self.decode(r).map_err(|source| RateStoreError::Damaged {
+                group: group_key.to_owned(),
+                source,
+            })?,
             None => Vec::new(),
         };
         entries.retain(|e| e.expires_ms > now);
@@ -662,17 +714,17 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
 
 /// The samples of the named form, read from after the first timestamp and expiry (`ts0`,
 /// `exp0`) to the end.
-fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, String> {
+fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, RecordError> {
     let mut out = Vec::new();
     while r.at < r.data.len() {
-        let name = u32::try_from(r.varint()?).map_err(|_| "name id out of range")?;
+        let name = u32::try_from(r.varint()?).map_err(|_| RecordError::NameOutOfRange)?;
         let tag = r.byte()?;
         let value = match tag & 0x0f {
             TAG_UINT => MetricValue::Int(i128::from(r.varint()?)),
             TAG_NEG => MetricValue::Int(-i128::from(r.varint()?) - 1),
             TAG_FLOAT => MetricValue::Float(f64::from_le_bytes(r.array()?)),
             TAG_BIG => MetricValue::Int(i128::from_le_bytes(r.array()?)),
-            other => return Err(format!("unknown value tag {other}")),
+            other => return Err(RecordError::UnknownTag(other)),
         };
         let ts = if tag & FLAG_OWN_TS != 0 {
             f64::from_le_bytes(r.array()?)
@@ -695,7 +747,7 @@ fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, St
 
 /// When a record's last sample expires (ms since the epoch), without the layouts: a
 /// layout's samples share the first one's expiry.
-fn record_expiry(record: &[u8]) -> Result<u64, String> {
+fn record_expiry(record: &[u8]) -> Result<u64, RecordError> {
     let mut r = Reader::new(record);
     let (ts, exp) = r.head()?;
     if r.varint()? != 0 {
@@ -735,32 +787,33 @@ impl<'a> Reader<'a> {
 
 impl Reader<'_> {
     /// A record's first sample's timestamp and expiry (see [`put_head`]).
-    fn head(&mut self) -> Result<(f64, u64), String> {
+    fn head(&mut self) -> Result<(f64, u64), RecordError> {
         Ok((
             f64::from_le_bytes(self.array()?),
             u64::from_le_bytes(self.array()?),
         ))
     }
 
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self
-            .data
-            .get(self.at)
-            .ok_or_else(|| format!("record ends at byte {}", self.at))?;
+    fn byte(&mut self) -> Result<u8, RecordError> {
+        let b = *self.data.get(self.at).ok_or(RecordError::Ends(self.at))?;
         self.at += 1;
         Ok(b)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let bytes = self
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let bytes: [u8; N] = self
             .data
             .get(self.at..self.at + N)
-            .ok_or_else(|| format!("record ends inside a {N}-byte field at byte {}", self.at))?;
+            .and_then(|b| b.try_into().ok())
+            .ok_or(RecordError::FieldCut {
+                len: N,
+                at: self.at,
+            })?;
         self.at += N;
-        bytes.try_into().map_err(|_| "short field".to_string())
+        Ok(bytes)
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64, RecordError> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -769,7 +822,7 @@ impl Reader<'_> {
                 return Ok(v);
             }
         }
-        Err(format!("varint longer than 10 bytes at byte {}", self.at))
+        Err(RecordError::VarintTooLong(self.at))
     }
 }
 
@@ -877,7 +930,10 @@ mod tests {
         let store = RateStore::new();
         assert_eq!(store.decode(&store.encode(&entries)).unwrap(), entries);
         assert_eq!(store.decode(&store.encode(&[])).unwrap(), vec![]);
-        assert!(store.decode(&[1, 2, 3]).is_err());
+        assert_eq!(
+            store.decode(&[1, 2, 3]),
+            Err(RecordError::FieldCut { len: 8, at: 0 })
+        );
         // The usual shape goes by layout: only the values, and the layout is shared.
         let usual: Vec<Entry> = (0..17u32)
             .map(|i| Entry {
@@ -892,11 +948,14 @@ mod tests {
         assert_eq!(record_expiry(&record), Ok(1 << 41));
         assert_eq!(store.encode(&usual), record);
         assert_eq!(store.layouts.read().unwrap().list.len(), 1);
-        assert!(store.decode(&record[..record.len() - 1]).is_err());
+        assert_eq!(
+            store.decode(&record[..record.len() - 1]),
+            Err(RecordError::Ends(record.len() - 1))
+        );
         // An unknown layout is an error, not a panic.
         let mut unknown = record.clone();
         unknown[16] = 9;
-        assert!(store.decode(&unknown).is_err());
+        assert_eq!(store.decode(&unknown), Err(RecordError::UnknownLayout(9)));
         assert_eq!(
             record_expiry(&store.encode(&entries)),
             Ok(1 << 40),
@@ -985,7 +1044,15 @@ mod tests {
             store.get_set("r|g|d|v|c", "160|1060.5", ttl).unwrap(),
             Some("100|1000.5".to_string())
         );
-        assert!(store.get_set("r|g|d|v|c", "junk", ttl).is_err());
+        let junk = store.get_set("r|g|d|v|c", "junk", ttl).unwrap_err();
+        assert!(
+            matches!(junk, RateStateError::Store(RateStoreError::BadValue { .. })),
+            "{junk:?}"
+        );
+        assert_eq!(
+            junk.to_string(),
+            r#"rate state value "junk" for "r|g|d|v|c": expected <value>|<timestamp>"#
+        );
     }
 
     #[test]

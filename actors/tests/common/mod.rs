@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use panoptes_actors::{BoxFuture, Completed, Job};
+use panoptes_actors::{BoxFuture, Completed, Job, JobError};
 
 /// Generous bound for anything the tests wait for: a loaded CI machine is slow, and the
 /// tests assert what happened, never how fast.
@@ -87,15 +87,19 @@ impl SleepJob {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("failed on purpose")]
+struct OnPurpose;
+
 impl Job for SleepJob {
-    fn run(&self) -> BoxFuture<Result<(), String>> {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let guards: Vec<Running> = self.trackers.iter().map(|t| t.enter()).collect();
         let (sleep, fail) = (self.sleep, self.fail);
         Box::pin(async move {
             let _guards = guards;
             tokio::time::sleep(sleep).await;
             if fail {
-                Err("failed on purpose".into())
+                Err(JobError::failed(OnPurpose))
             } else {
                 Ok(())
             }

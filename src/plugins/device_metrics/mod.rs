@@ -17,11 +17,32 @@ pub use definition::{Definition, DefinitionError, Step, Template};
 
 use crate::config::PluginConfig;
 use crate::model::{EnrichmentGroup, EnrichmentGroupSet, Resource};
-use crate::plugins::generic_snmp::expr::{Env, EvalContext, Table, Value};
+use crate::plugins::generic_snmp::expr::{Env, EvalContext, EvalError, Table, Value};
 use crate::plugins::generic_snmp::polling::{snmp_text, DEFAULT_MAX_REPETITIONS};
 use crate::plugins::generic_snmp::{Document, SchemaVersion};
 use crate::plugins::PluginError;
-use crate::snmp::{Oid, SnmpClient, SnmpValue};
+use crate::snmp::{Oid, OidParseError, SnmpClient, SnmpValue};
+
+/// Why a step's OID, or the document, could not be made from the steps' values.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    #[error("step `{step}`: the OID is {value}, not a string")]
+    OidNotText { step: String, value: Value },
+    #[error("`{text}` is not an OID: {source}")]
+    NotAnOid {
+        text: String,
+        #[source]
+        source: OidParseError,
+    },
+    #[error("integer {0} does not fit a JSON number")]
+    IntTooLarge(i128),
+    #[error("{0} is not a JSON number")]
+    NotAJsonNumber(f64),
+    #[error("a table cannot be stored")]
+    Table,
+}
 
 /// The built-in definitions, by file name.
 const EMBEDDED: &[(&str, &str)] = &[
@@ -217,7 +238,7 @@ pub async fn build_document(
         .unwrap_or(DEFAULT_MAX_REPETITIONS)
         .max(1);
     let mut values: Vec<Value> = Vec::with_capacity(def.steps.len());
-    let fail = |step: &str, e: String| {
+    let fail = |step: &str, e: RenderError| {
         PluginError::Internal(format!(
             "plugin `{}` ({}): step `{step}`: {e}",
             run.plugin.name, def.name
@@ -234,15 +255,13 @@ pub async fn build_document(
             None => true,
             Some(cond) => env
                 .eval(cond)
-                .map_err(|e| fail(step.name(), e.to_string()))?
+                .map_err(|e| fail(step.name(), e.into()))?
                 .truthy(|_| 0),
         };
         let value = match step {
             Step::Let { .. } | Step::Get { .. } if !run_it => Value::None,
             Step::Walk { .. } if !run_it => Value::Dict(Arc::new(Table::new())),
-            Step::Let { name, value, .. } => {
-                env.eval(value).map_err(|e| fail(name, e.to_string()))?
-            }
+            Step::Let { name, value, .. } => env.eval(value).map_err(|e| fail(name, e.into()))?,
             Step::Walk { name, oid, .. } => {
                 let oid = step_oid(&env, name, oid).map_err(|e| fail(name, e))?;
                 let rows = walk_raw(client, &oid, max_repetitions).await?;
@@ -273,15 +292,20 @@ fn step_oid(
     env: &Env,
     name: &str,
     oid: &crate::plugins::generic_snmp::expr::Expr,
-) -> Result<Oid, String> {
-    let text = match env.eval(oid).map_err(|e| e.to_string())? {
+) -> Result<Oid, RenderError> {
+    let text = match env.eval(oid)? {
         Value::Str(s) => s,
-        other => return Err(format!("step `{name}`: the OID is {other}, not a string")),
+        other => {
+            return Err(RenderError::OidNotText {
+                step: name.to_owned(),
+                value: other,
+            })
+        }
     };
     text.trim()
         .trim_start_matches('.')
         .parse()
-        .map_err(|e| format!("`{text}` is not an OID: {e}"))
+        .map_err(|source| RenderError::NotAnOid { text, source })
 }
 
 /// Walks a subtree keeping octet strings' bytes (see [`probe_text`]).
@@ -299,10 +323,10 @@ async fn walk_raw(
 }
 
 /// Renders a template with the steps' values.
-pub fn render(t: &Template, env: &Env) -> Result<Json, String> {
+pub fn render(t: &Template, env: &Env) -> Result<Json, RenderError> {
     Ok(match t {
         Template::Literal(j) => j.clone(),
-        Template::Eval(e) => to_json(&env.eval(e).map_err(|e| e.to_string())?)?,
+        Template::Eval(e) => to_json(&env.eval(e)?)?,
         Template::Object(members, _) => {
             let mut out = Map::new();
             for (k, v) in members {
@@ -324,18 +348,18 @@ pub fn render(t: &Template, env: &Env) -> Result<Json, String> {
     })
 }
 
-fn keep(t: &Template, env: &Env) -> Result<bool, String> {
+fn keep(t: &Template, env: &Env) -> Result<bool, RenderError> {
     match t.when() {
         None => Ok(true),
         Some(cond) => {
-            let v = env.eval(cond).map_err(|e| e.to_string())?;
+            let v = env.eval(cond)?;
             Ok(v.truthy(|_| 0))
         }
     }
 }
 
 /// A value as JSON: dicts become objects, lists and tuples arrays.
-pub fn to_json(v: &Value) -> Result<Json, String> {
+pub fn to_json(v: &Value) -> Result<Json, RenderError> {
     Ok(match v {
         Value::None => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
@@ -343,12 +367,12 @@ pub fn to_json(v: &Value) -> Result<Json, String> {
             Ok(n) => Json::from(n),
             Err(_) => match u64::try_from(*i) {
                 Ok(n) => Json::from(n),
-                Err(_) => return Err(format!("integer {i} does not fit a JSON number")),
+                Err(_) => return Err(RenderError::IntTooLarge(*i)),
             },
         },
         Value::Float(f) => serde_json::Number::from_f64(*f)
             .map(Json::Number)
-            .ok_or_else(|| format!("{f} is not a JSON number"))?,
+            .ok_or(RenderError::NotAJsonNumber(*f))?,
         Value::Str(s) => Json::String(s.clone()),
         Value::List(items) | Value::Tuple(items) => {
             Json::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
@@ -356,9 +380,9 @@ pub fn to_json(v: &Value) -> Result<Json, String> {
         Value::Dict(d) => Json::Object(
             d.iter()
                 .map(|(k, v)| Ok((k.clone(), to_json(v)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, RenderError>>()?,
         ),
-        Value::Table(_) => return Err("a table cannot be stored".into()),
+        Value::Table(_) => return Err(RenderError::Table),
     })
 }
 

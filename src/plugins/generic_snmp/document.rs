@@ -206,8 +206,9 @@ impl Document {
                             for (k, v) in values {
                                 table.insert(
                                     k.clone(),
-                                    json_value(v)
-                                        .map_err(|p| err(format!("{place}.values.{k}"), p))?,
+                                    json_value(v).map_err(|p| {
+                                        err(format!("{place}.values.{k}"), p.to_string())
+                                    })?,
                                 );
                             }
                         }
@@ -313,8 +314,17 @@ impl Document {
     }
 }
 
+/// Why a static table value is not one the expression language has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum StaticValueError {
+    #[error("number out of range")]
+    NumberOutOfRange,
+    #[error("nested objects are not supported as table values")]
+    NestedObject,
+}
+
 /// A static value: strings and numbers keep their JSON type.
-fn json_value(v: &Json) -> Result<Value, String> {
+fn json_value(v: &Json) -> Result<Value, StaticValueError> {
     Ok(match v {
         Json::Null => Value::None,
         Json::Bool(b) => Value::Bool(*b),
@@ -325,11 +335,11 @@ fn json_value(v: &Json) -> Result<Value, String> {
             } else if let Some(u) = n.as_u64() {
                 Value::Int(i128::from(u))
             } else {
-                Value::Float(n.as_f64().ok_or("number out of range")?)
+                Value::Float(n.as_f64().ok_or(StaticValueError::NumberOutOfRange)?)
             }
         }
         Json::Array(items) => Value::List(items.iter().map(json_value).collect::<Result<_, _>>()?),
-        Json::Object(_) => return Err("nested objects are not supported as table values".into()),
+        Json::Object(_) => return Err(StaticValueError::NestedObject),
     })
 }
 
@@ -500,7 +510,7 @@ fn compile_target(
             (e, Some(src.clone()))
         }
         Json::Number(_) | Json::Bool(_) => (
-            Expr::Const(json_value(value).map_err(|p| err(&place, p))?),
+            Expr::Const(json_value(value).map_err(|p| err(&place, p.to_string()))?),
             None,
         ),
         _ => {

@@ -74,8 +74,31 @@ pub(crate) fn header(frame: &Frame, payload_crc: &crc32fast::Hasher) -> [u8; HEA
     h
 }
 
+/// Why a frame on disk is not one the log can use.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("no frame header (bytes {found:02x?}, expected format {FORMAT})")]
+    NoHeader { found: [u8; 3] },
+    #[error("frame claims a {0}-byte payload")]
+    PayloadTooLarge(u32),
+    #[error("frame holds no records")]
+    NoRecords,
+    #[error("short header")]
+    ShortHeader,
+    #[error("reading {bytes} bytes: {source}")]
+    Read {
+        bytes: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("header {found:?} is not the indexed {indexed:?}")]
+    NotIndexed { found: Frame, indexed: Frame },
+    #[error("CRC mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Crc { stored: u32, computed: u32 },
+}
+
 /// A header's fields, if it looks like one of ours.
-fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), String> {
+fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), FrameError> {
     let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     let u64_at = |i: usize| {
         let mut b = [0u8; 8];
@@ -83,14 +106,13 @@ fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), String
         u64::from_le_bytes(b)
     };
     if h[0..2] != MAGIC || h[2] != FORMAT {
-        return Err(format!(
-            "no frame header (bytes {:02x?}, expected format {FORMAT})",
-            &h[0..3]
-        ));
+        return Err(FrameError::NoHeader {
+            found: [h[0], h[1], h[2]],
+        });
     }
     let payload_len = u32_at(4);
     if payload_len > MAX_PAYLOAD_BYTES {
-        return Err(format!("frame claims a {payload_len}-byte payload"));
+        return Err(FrameError::PayloadTooLarge(payload_len));
     }
     let frame = Frame {
         base: u64_at(12),
@@ -100,7 +122,7 @@ fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), String
         appended_at_ms: u64_at(24),
     };
     if frame.records == 0 {
-        return Err("frame holds no records".into());
+        return Err(FrameError::NoRecords);
     }
     if frame.base > layout::MAX_OFFSET - u64::from(frame.records) {
         return Err(format!(
@@ -113,22 +135,29 @@ fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), String
 
 /// Reads and checks the frame `frame` of `file` (header fields as indexed, CRC) and
 /// returns its payload.
-pub(crate) fn read_frame(file: &dyn SegmentFile, frame: &Frame) -> Result<Vec<u8>, String> {
+pub(crate) fn read_frame(file: &dyn SegmentFile, frame: &Frame) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; HEADER_BYTES + frame.payload_len as usize];
     file.read_at(frame.pos, &mut buf)
-        .map_err(|e| format!("reading {} bytes: {e}", buf.len()))?;
-    let (h, payload) = buf.split_at(HEADER_BYTES);
-    let h: &[u8; HEADER_BYTES] = h.try_into().map_err(|_| "short header".to_owned())?;
+        .map_err(|source| FrameError::Read {
+            bytes: buf.len(),
+            source,
+        })?;
+    let (h, payload) = buf
+        .split_first_chunk::<HEADER_BYTES>()
+        .ok_or(FrameError::ShortHeader)?;
     let (found, crc) = parse_header(h, frame.pos)?;
     if found != *frame {
-        return Err(format!("header {found:?} is not the indexed {frame:?}"));
+        return Err(FrameError::NotIndexed {
+            found,
+            indexed: *frame,
+        });
     }
     check_crc(h, payload, crc)?;
     buf.drain(..HEADER_BYTES);
     Ok(buf)
 }
 
-fn check_crc(h: &[u8; HEADER_BYTES], payload: &[u8], crc: u32) -> Result<(), String> {
+fn check_crc(h: &[u8; HEADER_BYTES], payload: &[u8], crc: u32) -> Result<(), FrameError> {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(payload);
     hasher.update(&h[12..32]);
@@ -136,9 +165,10 @@ fn check_crc(h: &[u8; HEADER_BYTES], payload: &[u8], crc: u32) -> Result<(), Str
     if actual == crc {
         Ok(())
     } else {
-        Err(format!(
-            "CRC mismatch (stored {crc:08x}, computed {actual:08x})"
-        ))
+        Err(FrameError::Crc {
+            stored: crc,
+            computed: actual,
+        })
     }
 }
 
@@ -524,7 +554,7 @@ fn scan(
         }
         let (frame, crc) = match parse_header(&h, pos) {
             Ok(parsed) => parsed,
-            Err(why) => return (frames, pos, stop(why)),
+            Err(why) => return (frames, pos, stop(why.to_string())),
         };
         if frame.base != expected {
             return (
@@ -545,7 +575,7 @@ fn scan(
                 return (frames, pos, stop(format!("reading a payload: {e}")));
             }
             if let Err(why) = check_crc(&h, &payload, crc) {
-                return (frames, pos, stop(why));
+                return (frames, pos, stop(why.to_string()));
             }
         }
         expected = frame.end();
@@ -736,7 +766,11 @@ mod tests {
             "older segments: headers only"
         );
         let err = read_frame(&*old, &log.segments[0].frames[1]).unwrap_err();
-        assert!(err.contains("CRC"), "{err}");
+        assert!(matches!(err, FrameError::Crc { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("CRC mismatch (stored "),
+            "{err}"
+        );
         // Opened again: nothing more to repair, and the offsets still carry on at 4.
         let (log, repairs) = open(&files, "d".into(), Some(0), String::new).unwrap();
         assert!(repairs.quarantined.is_empty() && repairs.truncated.is_empty());

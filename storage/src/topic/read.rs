@@ -31,9 +31,9 @@ pub(super) fn read(
     for (file, frame) in frames {
         let place = || topic.frame_place(partition, frame.base);
         let records = match log::read_frame(&*file, &frame)
-            .map_err(|reason| StorageError::Corrupt {
+            .map_err(|e| StorageError::Corrupt {
                 place: place(),
-                reason,
+                reason: e.to_string(),
             })
             .and_then(|payload| chunk::decode(&payload, place))
         {

@@ -885,16 +885,16 @@ mod ip_tests {
 
 thread_local! {
     /// Compiled patterns: vendor definitions match the same few patterns against many names.
-    static PATTERNS: RefCell<HashMap<String, Result<regex::Regex, String>>> = RefCell::new(HashMap::new());
+    static PATTERNS: RefCell<HashMap<String, Result<regex::Regex, regex::Error>>> = RefCell::new(HashMap::new());
 }
 
 /// `re.match(pattern, text)`: the pattern must match at the start of the text.
 fn regex_match(pattern: &str, text: &str) -> Result<bool, EvalError> {
     PATTERNS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let compiled = cache.entry(pattern.to_string()).or_insert_with(|| {
-            regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| e.to_string())
-        });
+        let compiled = cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| regex::Regex::new(&format!("^(?:{pattern})")));
         match compiled {
             Ok(re) => Ok(re.is_match(text)),
             Err(e) => Err(EvalError::Value(format!("bad pattern `{pattern}`: {e}"))),
