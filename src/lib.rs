@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod blocking;
 pub mod bus;
 pub mod cli;
 pub mod client;

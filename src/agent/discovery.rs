@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job, JobError, Planner, WorkItem};
 
-use super::{blocking, finish_run, now_ms, signature, RunError, Shared};
+use super::{finish_run, now_ms, signature, RunError, Shared};
+use crate::blocking::blocking;
 use crate::bus::Message;
 use crate::config::PluginConfig;
 use crate::events::InputRejected;

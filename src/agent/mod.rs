@@ -18,6 +18,7 @@ use md5::{Digest, Md5};
 use panoptes_actors::Rescan;
 use panoptes_storage::Keyspace;
 
+use crate::blocking::TaskFailed;
 use crate::bus::Bus;
 use crate::config::{PluginFileError, Settings};
 use crate::plugins::PluginError;
@@ -150,22 +151,6 @@ pub fn signature(normalized_name: &str, data: Option<&str>) -> String {
     h.update(normalized_name.as_bytes());
     h.update(data.unwrap_or("None").as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A blocking task that did not return its result: it panicked, or the runtime shut
-/// down under it.
-#[derive(Debug, thiserror::Error)]
-#[error("storage task failed: {0}")]
-pub struct TaskFailed(#[from] tokio::task::JoinError);
-
-/// Runs blocking storage work (sled flushes) off the async threads. Its error type says
-/// how a task that did not return counts among its own failures.
-pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: From<TaskFailed> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.map_err(TaskFailed)?
 }
 
 /// A plugin run's hard deadline: 1.25 x its interval, as the original's task time limit.

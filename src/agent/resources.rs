@@ -7,7 +7,8 @@ use std::sync::Arc;
 use panoptes_actors::{BoxFuture, JobError, Sink};
 use panoptes_storage::StorageError;
 
-use super::{blocking, Shared, TaskFailed};
+use super::Shared;
+use crate::blocking::{blocking, TaskFailed};
 pub use crate::bus::{Item, TopicSource};
 use crate::events::{InputRejected, ResourcesReconciled};
 use crate::model::{FromJsonError, ResourceSet};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use panoptes_storage::{Record, StorageError, Store, Topic};
 
-use crate::agent::TaskFailed;
+use crate::blocking::TaskFailed;
 use crate::kafka::ExternalError;
 
 pub use partition::{murmur2, partition_for};

@@ -8,7 +8,7 @@ use panoptes_actors::{BoxFuture, JobError, Source};
 use panoptes_storage::{ConsumerOffsets, Topic};
 
 use super::BusError;
-use crate::agent::blocking;
+use crate::blocking::blocking;
 
 /// One partition of a topic, read for a consumer group.
 pub struct TopicSource {

@@ -563,7 +563,7 @@ impl Broker {
     }
 }
 
-pub use crate::agent::{blocking, TaskFailed};
+pub use crate::blocking::{blocking, TaskFailed};
 
 /// Partition `index` of `topic`, if the topic exists and has it: what every API checks
 /// before touching a partition a client named.

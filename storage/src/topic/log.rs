@@ -83,6 +83,8 @@ pub(crate) enum FrameError {
     PayloadTooLarge(u32),
     #[error("frame holds no records")]
     NoRecords,
+    #[error("frame's offsets {base}+{records} pass the largest Kafka offset")]
+    PastLargestOffset { base: u64, records: u32 },
     #[error("short header")]
     ShortHeader,
     #[error("reading {bytes} bytes: {source}")]
@@ -125,10 +127,10 @@ fn parse_header(h: &[u8; HEADER_BYTES], pos: u64) -> Result<(Frame, u32), FrameE
         return Err(FrameError::NoRecords);
     }
     if frame.base > layout::MAX_OFFSET - u64::from(frame.records) {
-        return Err(format!(
-            "frame's offsets {}+{} pass the largest Kafka offset",
-            frame.base, frame.records
-        ));
+        return Err(FrameError::PastLargestOffset {
+            base: frame.base,
+            records: frame.records,
+        });
     }
     Ok((frame, u32_at(8)))
 }
@@ -708,7 +710,7 @@ mod tests {
         };
         let error = parse_header(&header(&frame, &crc), 0).unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             format!(
                 "frame's offsets {}+2 pass the largest Kafka offset",
                 layout::MAX_OFFSET - 1
