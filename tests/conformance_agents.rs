@@ -88,7 +88,7 @@ fn kafka_topics_site_only_and_site_and_global() {
     )
     .unwrap();
     let group = &load("kafka_topics/site_and_global/metrics_group_set.json")[0];
-    let site = group["resource"]["resource_site"].as_str().unwrap();
+    let site = &panoptes::model::Site::new(group["resource"]["resource_site"].as_str().unwrap());
     let mut kafka = panoptes::config::Settings::load(None).unwrap().kafka;
     kafka.publish_to_site_topic = true;
     kafka.publish_to_global_topic = false;

@@ -12,7 +12,7 @@ use crate::blocking::blocking;
 use crate::bus::Message;
 use crate::config::PluginConfig;
 use crate::events::InputRejected;
-use crate::model::{now_epoch, Resource, ResourceSet};
+use crate::model::{now_epoch, Resource, ResourceSet, Site};
 use crate::plugins::discovery_json;
 
 pub struct DiscoveryJob {
@@ -61,7 +61,7 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
         plugin.version,
         signature(&normalized, None)
     );
-    let mut by_site: BTreeMap<String, Vec<Resource>> = BTreeMap::new();
+    let mut by_site: BTreeMap<Site, Vec<Resource>> = BTreeMap::new();
     for r in set.resources {
         by_site.entry(r.site.clone()).or_default().push(r);
     }

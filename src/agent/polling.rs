@@ -12,7 +12,7 @@ use super::{finish_run, RunError, Shared};
 use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
-use crate::model::{now_epoch, MetricType, MetricsGroup, Resource};
+use crate::model::{now_epoch, MetricType, MetricsGroup, Resource, Site};
 use crate::plugins::runner::{self, RunContext};
 use crate::plugins::status::SystemPing;
 use crate::plugins::{snmp_target, BuiltIn};
@@ -160,7 +160,7 @@ fn device_status(groups: &[MetricsGroup]) -> Option<i128> {
 /// Topics a group goes to: `<site>-processed` and `<site>-<suffix>` for `[topics]
 /// processed` (site topic on), and the global topic (global topic on). Nothing goes to
 /// `<site>-metrics`, as in the original.
-pub fn topics_for(kafka: &KafkaSettings, plugin: &PluginConfig, site: &str) -> Vec<String> {
+pub fn topics_for(kafka: &KafkaSettings, plugin: &PluginConfig, site: &Site) -> Vec<String> {
     let mut topics = Vec::new();
     if kafka.publish_to_site_topic {
         topics.push(format!("{site}-processed"));

@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::model::ResourceId;
 use crate::resource_manager::ResourceStore;
 
 pub use membership::{GroupConfig, Membership};
@@ -76,7 +77,7 @@ impl Ownership {
     }
 
     /// Whether this node enriches and polls `resource_id`.
-    pub fn owns(&self, resource_id: &str) -> bool {
+    pub fn owns(&self, resource_id: &ResourceId) -> bool {
         if !self.enabled {
             return true;
         }
@@ -87,7 +88,7 @@ impl Ownership {
     /// Whether a run of `resource_id`'s plugin that is due now may go ahead: the schedule
     /// keeps a node's devices through a rebalance (so the ones it keeps lose nothing),
     /// and their runs are skipped while they are not its own. Counts the skips.
-    pub fn may_run(&self, resource_id: &str) -> bool {
+    pub fn may_run(&self, resource_id: &ResourceId) -> bool {
         let yes = self.owns(resource_id);
         if !yes {
             self.skipped
@@ -174,7 +175,7 @@ pub struct MemberStatus {
 }
 
 impl GroupStatus {
-    fn of(m: &Membership, ids: Option<&[String]>) -> GroupStatus {
+    fn of(m: &Membership, ids: Option<&[ResourceId]>) -> GroupStatus {
         let members = m
             .members
             .iter()
@@ -212,7 +213,7 @@ impl ClusterView {
     /// off the async threads' hot path (it is fast, but not free for a big fleet).
     pub async fn status(&self) -> ClusterStatus {
         let resources = self.resources.clone();
-        let ids: Vec<String> = tokio::task::spawn_blocking(move || {
+        let ids: Vec<ResourceId> = tokio::task::spawn_blocking(move || {
             resources
                 .all()
                 .map(|all| all.into_iter().map(|r| r.id).collect())
@@ -481,10 +482,14 @@ mod tests {
 
     #[test]
     fn a_node_alone_owns_everything_a_member_only_its_partitions() {
+        let id = |s: &str| ResourceId::new(s);
         let alone = Ownership::alone();
-        assert!(alone.owns("anything") && alone.runs_discovery());
+        assert!(alone.owns(&id("anything")) && alone.runs_discovery());
         let member = Ownership::member();
-        assert!(!member.owns("sw1"), "nothing before the first assignment");
+        assert!(
+            !member.owns(&id("sw1")),
+            "nothing before the first assignment"
+        );
         assert!(!member.runs_discovery());
         let p = partition_of("sw1", 8);
         let m = Membership {
@@ -494,12 +499,12 @@ mod tests {
         };
         assert!(member.update(&m));
         assert!(!member.update(&m), "the same assignment changes nothing");
-        assert!(member.owns("sw1") && member.runs_discovery());
+        assert!(member.owns(&id("sw1")) && member.runs_discovery());
         let other = (0..1000)
             .map(|i| format!("dev{i}"))
             .find(|id| partition_of(id, 8) != p && partition_of(id, 8) != 0)
             .unwrap();
-        assert!(!member.owns(&other));
+        assert!(!member.owns(&id(&other)));
         // Kafka's partitioner: the same as a producer keying by resource id.
         assert_eq!(partition_of("sw1", 8), crate::bus::partition_for(b"sw1", 8));
     }

@@ -80,7 +80,7 @@ pub enum SettingsError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub site: String,
+    pub site: crate::model::Site,
     pub data_dir: PathBuf,
     pub http: HttpSettings,
     pub demo: DemoSettings,

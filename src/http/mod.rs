@@ -26,7 +26,7 @@ pub type MetricsSection =
 /// What the handlers read.
 pub struct AppState {
     pub version: &'static str,
-    pub site: String,
+    pub site: crate::model::Site,
     pub bus: Bus,
     pub resources: ResourceStore,
     pub telemetry: Arc<Telemetry>,

@@ -18,7 +18,8 @@ pub use metrics::{
     METRICS_GROUP_SCHEMA_VERSION,
 };
 pub use resource::{
-    CreationTimestamp, Resource, ResourceSet, DEFAULT_RESOURCE_TTL, RESOURCE_SET_SCHEMA_VERSION,
+    CreationTimestamp, Resource, ResourceId, ResourceSet, Site, DEFAULT_RESOURCE_TTL,
+    RESOURCE_SET_SCHEMA_VERSION,
 };
 pub use time::{now_epoch, now_ms, round3};
 

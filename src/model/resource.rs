@@ -30,12 +30,128 @@ impl CreationTimestamp {
     }
 }
 
+/// Defines a string newtype that reads as a `str` (deref, comparisons, display) and is
+/// serialized as the plain string.
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(value: impl Into<String>) -> $name {
+                $name(value.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> $name {
+                $name(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> $name {
+                $name(value.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A resource's id (`resource_id`): what keys its rate state, enrichments, work
+    /// partition and InfluxDB series.
+    ResourceId
+);
+
+string_newtype!(
+    /// A site (`resource_site`, `site`): the prefix of its topics and the key of its
+    /// secrets.
+    Site
+);
+
 /// A monitored device. Identity is (site, class, subclass, type, id): endpoint, plugin and
 /// metadata do not take part in equality (spec §2.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resource {
     #[serde(rename = "resource_site")]
-    pub site: String,
+    pub site: Site,
     #[serde(rename = "resource_class")]
     pub class: String,
     #[serde(rename = "resource_subclass")]
@@ -43,7 +159,7 @@ pub struct Resource {
     #[serde(rename = "resource_type")]
     pub kind: String,
     #[serde(rename = "resource_id")]
-    pub id: String,
+    pub id: ResourceId,
     #[serde(rename = "resource_endpoint")]
     pub endpoint: String,
     #[serde(rename = "resource_metadata")]
@@ -323,6 +439,25 @@ fn json_kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_and_sites_read_and_write_as_plain_strings() {
+        let id = ResourceId::new("sw1");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"sw1\"");
+        let site: Site = serde_json::from_str("\"dc1\"").unwrap();
+        assert_eq!(site, "dc1");
+        assert_eq!(format!("{site}-processed"), "dc1-processed");
+        assert_eq!(id, "sw1");
+        assert!(id.starts_with("sw"), "reads as a str");
+        let r = Resource::from_json(&serde_json::json!({
+            "resource_site": "dc1", "resource_class": "network", "resource_subclass": "switch",
+            "resource_type": "generic", "resource_id": "sw1", "resource_endpoint": "10.0.0.1",
+            "resource_metadata": {"_resource_ttl": "900"}, "resource_creation_timestamp": 1.0,
+            "resource_plugin": "p"
+        }))
+        .unwrap();
+        assert_eq!((r.id.as_str(), r.site.as_str()), ("sw1", "dc1"));
+    }
     use serde_json::json;
 
     fn sample() -> Value {
