@@ -10,10 +10,14 @@
 //!
 //! `cargo bench --bench line_protocol`; `-- --quick` for a shorter run.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// The tests' servers: one way to start VictoriaMetrics.
+#[path = "../tests/influx_support/mod.rs"]
+mod influx_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use actix::Actor;
 use criterion::{black_box, Criterion, Throughput};
@@ -108,64 +112,6 @@ fn encoding(c: &mut Criterion) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct VictoriaMetrics {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for VictoriaMetrics {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn victoria_metrics() -> VictoriaMetrics {
-    let program = ["/usr/bin/victoria-metrics", "/usr/local/bin/victoria-metrics"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap_or_else(|| {
-            panic!("victoria-metrics not found: `apt-get install -y victoria-metrics` (or ./scripts/test.sh)")
-        });
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(program)
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .arg(format!("-storageDataPath={}", dir.path().display()))
-        .arg("-retentionPeriod=100y")
-        .arg("-loggerLevel=ERROR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let vm = VictoriaMetrics {
-        child,
-        port,
-        _dir: dir,
-    };
-    let start = Instant::now();
-    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
-        .call()
-        .is_err()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "VictoriaMetrics did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    vm
-}
-
 /// `points` distinct interface groups (48 interfaces x N polls) on a fresh topic.
 fn fill_topic(bus: &Bus, points: usize) {
     let base = fixture();
@@ -192,7 +138,12 @@ fn fill_topic(bus: &Bus, points: usize) {
 }
 
 /// Topic -> VictoriaMetrics through the sink's consumer; returns points/s.
-fn end_to_end(vm: &VictoriaMetrics, api: InfluxApi, batch_size: usize, points: usize) -> f64 {
+fn end_to_end(
+    vm: &influx_support::Server,
+    api: InfluxApi,
+    batch_size: usize,
+    points: usize,
+) -> f64 {
     let store = panoptes_storage::Store::temporary().unwrap();
     let bus = Bus::new(store.clone(), 1);
     fill_topic(&bus, points);
@@ -243,7 +194,7 @@ fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    let vm = victoria_metrics();
+    let vm = influx_support::Server::victoria_metrics();
     let points = 48 * 200;
     println!("\n== end to end: topic -> sink -> VictoriaMetrics ({points} points, 1 partition) ==");
     for (api, label) in [
