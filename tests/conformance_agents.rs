@@ -48,7 +48,12 @@ fn discovery_skips_bad_entries_and_fails_without_good_ones() {
     );
     let e = count("bad_resource.json").unwrap_err().to_string();
     assert!(e.contains("no valid resource"), "{e}");
-    assert!(count("does-not-exist.json").is_err());
+    let e = count("does-not-exist.json").unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot read ")
+            && e.contains("discovery/from_json_file/does-not-exist.json: "),
+        "{e}"
+    );
 }
 
 fn reconcile(files: &[&str]) -> ResourceStore {

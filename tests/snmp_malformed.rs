@@ -150,7 +150,14 @@ async fn walks_stop_at_the_polls_byte_budget() {
         .unwrap()
         .with_walk_bytes(300_000);
     assert_eq!(client.bulk_walk(&root).await.unwrap().len(), 200);
-    assert!(client.bulk_walk(&root).await.is_err());
+    let err = client.bulk_walk(&root).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "walks on 127.0.0.1:{} returned more than 300000 bytes in one poll",
+            target.port
+        )),
+        "{err}"
+    );
     let err = client
         .walk_rows(&root, 0, 10, 1000)
         .await

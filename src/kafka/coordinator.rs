@@ -672,8 +672,9 @@ mod tests {
         // A second member: the group prepares a rebalance; the first learns by heartbeat.
         let mut rx_b =
             now_or_later(c.join(join("g", "", &["range", "roundrobin"]), t0)).unwrap_err();
-        assert!(
-            rx_b.try_recv().is_err(),
+        assert_eq!(
+            rx_b.try_recv().err(),
+            Some(oneshot::error::TryRecvError::Empty),
             "waits for the first member to rejoin"
         );
         assert_eq!(
@@ -745,7 +746,11 @@ mod tests {
         now_or_later(c.sync("g", 1, &a.member_id, vec![], t0)).unwrap();
         let mut rx_b = now_or_later(c.join(join("g", "", &["range"]), t0)).unwrap_err();
         c.tick(t0 + Duration::from_secs(29));
-        assert!(rx_b.try_recv().is_err());
+        assert_eq!(
+            rx_b.try_recv().err(),
+            Some(oneshot::error::TryRecvError::Empty),
+            "still waiting before the rebalance times out"
+        );
         c.tick(t0 + Duration::from_secs(31));
         let b = rx_b.try_recv().unwrap();
         assert_eq!(

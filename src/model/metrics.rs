@@ -376,11 +376,27 @@ mod tests {
         let m = |t| Metric::new("bits_in", MetricValue::Int(1), t, 1.0).unwrap();
         g.add_metric(m(MetricType::Counter)).unwrap();
         g.add_metric(m(MetricType::Gauge)).unwrap();
-        assert!(g.add_metric(m(MetricType::Gauge)).is_err());
+        assert_eq!(
+            g.add_metric(m(MetricType::Gauge)).unwrap_err().to_string(),
+            "metrics group `interface`: duplicate metric `bits_in (gauge)`"
+        );
         g.add_dimension(Dimension::new("a", "x").unwrap()).unwrap();
-        assert!(g.add_dimension(Dimension::new("a", "y").unwrap()).is_err());
-        assert!(Dimension::new("a", "").is_err());
-        assert!(Metric::new("1x", MetricValue::Int(1), MetricType::Gauge, 1.0).is_err());
+        assert_eq!(
+            g.add_dimension(Dimension::new("a", "y").unwrap())
+                .unwrap_err()
+                .to_string(),
+            "metrics group `interface`: duplicate dimension `a`"
+        );
+        assert_eq!(
+            Dimension::new("a", "").unwrap_err().to_string(),
+            "dimension `a`: value must be non-empty"
+        );
+        assert_eq!(
+            Metric::new("1x", MetricValue::Int(1), MetricType::Gauge, 1.0)
+                .unwrap_err()
+                .to_string(),
+            "metric `1x`: name must start with a letter or `_` and hold only letters, digits and `_`"
+        );
     }
 
     #[test]
@@ -405,6 +421,12 @@ mod tests {
             "237543529719488000000"
         );
         assert_eq!(MetricValue::Float(2.0).to_string(), "2.0");
-        assert!(serde_json::from_str::<MetricValue>("true").is_err());
+        assert_eq!(
+            serde_json::from_str::<MetricValue>("true")
+                .unwrap_err()
+                .to_string(),
+            "invalid type: boolean `true`, expected a number (booleans are not metric values) \
+             at line 1 column 4"
+        );
     }
 }

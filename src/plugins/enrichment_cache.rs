@@ -175,6 +175,16 @@ mod tests {
         assert!(c.enrichment("r1", "other").is_some());
         let mut bad = BTreeMap::new();
         bad.insert("r1:interface".to_string(), "not json".to_string());
-        assert!(EnrichmentCache::load(&MapSource(bad), &[pre("self", "interface")], "r1").is_err());
+        let err =
+            EnrichmentCache::load(&MapSource(bad), &[pre("self", "interface")], "r1").unwrap_err();
+        assert!(
+            matches!(&err, EnrichmentCacheError::Stored { key, .. } if key == "r1:interface"),
+            "{err:?}"
+        );
+        let err = err.to_string();
+        assert!(
+            err.starts_with("enrichment `r1:interface`: stored enrichment: expected "),
+            "{err}"
+        );
     }
 }

@@ -281,8 +281,12 @@ mod tests {
             ("127.0.0.1".into(), 1161)
         );
         assert_eq!(split_host_port("[::1]:161").unwrap(), ("::1".into(), 161));
-        assert!(split_host_port("host").is_err());
-        assert!(split_host_port("host:x").is_err());
-        assert!(split_host_port(":161").is_err());
+        let refused = |agent| split_host_port(agent).unwrap_err().to_string();
+        assert_eq!(refused("host"), "--agent `host`: expected HOST:PORT");
+        assert_eq!(
+            refused("host:x"),
+            "--agent `host:x`: `x` is not a port number"
+        );
+        assert_eq!(refused(":161"), "--agent `:161`: the host is empty");
     }
 }

@@ -219,7 +219,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
+    #[derive(Parser, Debug)]
     struct Cli {
         #[command(flatten)]
         simulate: SimulateArgs,
@@ -243,7 +243,9 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.simulate.frozen);
-        assert!(Cli::try_parse_from(["simulate"]).is_err());
+        let err = Cli::try_parse_from(["simulate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(err.to_string().contains("<RECORDING>"), "{err}");
         let cli = Cli::try_parse_from([
             "simulate",
             "--devices",
@@ -260,7 +262,14 @@ mod tests {
         let args = cli.simulate;
         assert_eq!(args.v3_users.len(), 2);
         assert_eq!(device_addr(&args, 2).unwrap().port(), 20002);
-        assert!(Cli::try_parse_from(["simulate", "--v3-user", "ops:SHA:short", "x"]).is_err());
+        let err = Cli::try_parse_from(["simulate", "--v3-user", "ops:SHA:short", "x"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(
+            err.to_string().contains(
+                "v3 user \"ops\": passphrases must be at least 8 characters (RFC 3414 11.2)"
+            ),
+            "{err}"
+        );
         let mut spread = args.clone();
         spread.spread_addresses = true;
         assert_eq!(

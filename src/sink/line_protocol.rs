@@ -400,7 +400,11 @@ mod tests {
             GAUGE_1,
             "1",
         );
-        assert!(GroupRecord::parse(json.as_bytes()).is_err());
+        let err = GroupRecord::parse(json.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid type: integer `5`, expected a string at line "),
+            "{err}"
+        );
     }
 
     #[test]

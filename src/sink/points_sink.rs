@@ -316,7 +316,12 @@ mod tests {
         let telemetry = Arc::new(Telemetry::default());
         let mut sink = InfluxSink::new(Arc::new(Arc::clone(&fake)), Arc::clone(&telemetry));
         let batch: Arc<[Item]> = vec![record("interface", "a"), record("interface", "b")].into();
-        assert!(sink.deliver(Arc::clone(&batch)).await.is_err());
+        let err = sink.deliver(Arc::clone(&batch)).await.unwrap_err();
+        assert!(
+            matches!(err.downcast_ref(), Some(SinkError::Write { .. })),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "fake: HTTP 503: connection refused");
         assert_eq!(
             telemetry.get("panoptes_influxdb_write_errors_total", &[]),
             1.0

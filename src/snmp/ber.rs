@@ -490,20 +490,37 @@ mod tests {
             oid_content(&[1, 3, u32::MAX]),
             [0x2b, 0x8f, 0xff, 0xff, 0xff, 0x7f]
         );
-        assert!(matches!(
+        assert_eq!(
             push_oid_content(&mut Vec::new(), &[3, 1]),
-            Err(BerError::UnencodableOid(_))
-        ));
-        assert!(push_oid_content(&mut Vec::new(), &[1, 40]).is_err());
+            Err(BerError::UnencodableOid("3.1".into()))
+        );
+        assert_eq!(
+            push_oid_content(&mut Vec::new(), &[1, 40])
+                .unwrap_err()
+                .to_string(),
+            "OID 1.40 cannot be encoded: the first component must be 0, 1 or 2, and the second \
+             below 40 unless the first is 2"
+        );
     }
 
     #[test]
     fn oid_decode_rejects_bad_input() {
         let mut out = Vec::new();
-        assert!(decode_oid_content(&[], &mut out).is_err());
-        assert!(decode_oid_content(&[0x2b, 0x81], &mut out).is_err());
-        assert!(decode_oid_content(&[0x2b, 0x90, 0x80, 0x80, 0x80, 0x00], &mut out).is_err());
-        assert!(decode_oid_content(&[0xff; 20], &mut out).is_err());
+        let mut decode = |bytes: &[u8]| decode_oid_content(bytes, &mut out).unwrap_err();
+        assert_eq!(decode(&[]).to_string(), "malformed OID encoding: empty");
+        assert_eq!(
+            decode(&[0x2b, 0x81]).to_string(),
+            "malformed OID encoding: last component truncated"
+        );
+        // 2^32: one more than a component can hold.
+        assert_eq!(
+            decode(&[0x2b, 0x90, 0x80, 0x80, 0x80, 0x00]).to_string(),
+            "malformed OID encoding: component too large"
+        );
+        assert_eq!(
+            decode(&[0xff; 20]).to_string(),
+            "malformed OID encoding: component too large"
+        );
         decode_oid_content(&[0x88, 0x37, 0x03], &mut out).unwrap();
         assert_eq!(out, [2, 999, 3]);
     }
@@ -547,7 +564,10 @@ mod tests {
         w.push_signed(TAG_INTEGER, 5).unwrap();
         w.push_header(TAG_SEQUENCE, 3).unwrap();
         assert_eq!(w.written(), 5);
-        assert!(w.push_bytes(&[0; 4]).is_err());
+        assert_eq!(
+            w.push_bytes(&[0; 4]).unwrap_err().to_string(),
+            "no room left in the 8-byte header area"
+        );
         assert_eq!(&buf[3..], [0x30, 3, 2, 1, 5]);
     }
 
@@ -645,7 +665,10 @@ mod tests {
         assert!(r.is_empty());
         assert!(matches!(r.read_any("x"), Err(DecodeError::Truncated("x"))));
         let mut r = BerReader::new(&[0x02, 0x05, 1]);
-        assert!(r.read_signed(TAG_INTEGER, "i").is_err());
+        assert_eq!(
+            r.read_signed(TAG_INTEGER, "i").unwrap_err().to_string(),
+            "truncated: i needs more bytes than are left"
+        );
         let mut r = BerReader::new(&[0x04, 0x85, 1, 1, 1, 1, 1]);
         assert_eq!(r.read_any("s"), Err(DecodeError::BadLength("s")));
         let mut r = BerReader::new(&[0x04, 0x00]);

@@ -79,7 +79,11 @@ mod tests {
         let wire = to_wire_oid(&oid).unwrap();
         assert_eq!(wire.to_id_string(), oid.to_string());
         assert_eq!(from_wire_oid(&wire).unwrap(), oid);
-        assert!(to_wire_oid(&Oid::from([5, 1])).is_err());
+        assert_eq!(
+            to_wire_oid(&Oid::from([5, 1])).unwrap_err().to_string(),
+            "OID 5.1 cannot be encoded: the first component must be 0, 1 or 2, and the second \
+             below 40 unless the first is 2"
+        );
     }
 
     #[test]

@@ -333,9 +333,19 @@ mod tests {
             UsmUser::parse_spec("ro").unwrap().level(),
             SecurityLevel::NoAuthNoPriv
         );
-        assert!(UsmUser::parse_spec("ro:MD5").is_err());
-        assert!(UsmUser::parse_spec("ro:MD5:short").is_err());
-        assert!(UsmUser::parse_spec(":MD5:longenough").is_err());
+        let refused = |spec| UsmUser::parse_spec(spec).unwrap_err().to_string();
+        assert_eq!(
+            refused("ro:MD5"),
+            "v3 user \"ro\": expected NAME[:AUTH:AUTHPASS[:PRIV:PRIVPASS]]"
+        );
+        assert_eq!(
+            refused("ro:MD5:short"),
+            "v3 user \"ro\": passphrases must be at least 8 characters (RFC 3414 11.2)"
+        );
+        assert_eq!(
+            refused(":MD5:longenough"),
+            "v3 user \"\": expected NAME[:AUTH:AUTHPASS[:PRIV:PRIVPASS]]"
+        );
         let e = UsmUser::parse_spec("x:MD4:longenough")
             .unwrap_err()
             .to_string();

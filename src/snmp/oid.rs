@@ -245,7 +245,16 @@ mod tests {
         let o: Oid = serde_json::from_str("\".1.3.6\"").unwrap();
         assert_eq!(o, oid("1.3.6"));
         assert_eq!(serde_json::to_string(&o).unwrap(), "\"1.3.6\"");
-        assert!(serde_json::from_str::<Oid>("\"1.x\"").is_err());
+        let err = serde_json::from_str::<Oid>("\"1.x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "invalid OID \"1.x\": a component is not a decimal number (expected dotted \
+                 decimal like 1.3.6.1.2.1.1.1.0)"
+            ),
+            "{err}"
+        );
     }
 
     proptest! {

@@ -371,9 +371,24 @@ mod tests {
                 assert_eq!(&back[..len], &plain[..], "{protocol:?} {len}");
             }
         }
-        assert!(decrypt(PrivProtocol::Des, &[0; 16], 0, 0, &[0; 8], &[0; 7]).is_err());
-        assert!(decrypt(PrivProtocol::Aes128, &[0; 16], 0, 0, &[0; 7], &[0; 7]).is_err());
-        assert!(encrypt(PrivProtocol::Aes256, &[0; 16], 0, 0, b"x").is_err());
+        assert_eq!(
+            decrypt(PrivProtocol::Des, &[0; 16], 0, 0, &[0; 8], &[0; 7])
+                .unwrap_err()
+                .to_string(),
+            "DES ciphertext length 7 is not a multiple of 8"
+        );
+        assert_eq!(
+            decrypt(PrivProtocol::Aes128, &[0; 16], 0, 0, &[0; 7], &[0; 7])
+                .unwrap_err()
+                .to_string(),
+            "privacy parameters must be 8 bytes, found 7"
+        );
+        assert_eq!(
+            encrypt(PrivProtocol::Aes256, &[0; 16], 0, 0, b"x")
+                .unwrap_err()
+                .to_string(),
+            "privacy key is 16 bytes, the cipher needs 32"
+        );
     }
 
     #[test]

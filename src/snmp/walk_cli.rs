@@ -191,7 +191,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
+    #[derive(Parser, Debug)]
     struct Cli {
         #[command(flatten)]
         walk: WalkArgs,
@@ -239,8 +239,17 @@ mod tests {
             .contains("-u USER"));
         let bad = Cli::try_parse_from(["walk", "-v", "3", "-u", "x", "-a", "SHA", "h"]).unwrap();
         assert!(target(&bad.walk).unwrap_err().to_string().contains("-A"));
-        assert!(Cli::try_parse_from(["walk", "-v", "4", "h"]).is_err());
+        let err = Cli::try_parse_from(["walk", "-v", "4", "h"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let err = err.to_string();
+        assert!(
+            err.contains("unknown SNMP version \"4\" (expected 1, 2c or 3)"),
+            "{err}"
+        );
         assert_eq!(host_and_port("h").unwrap(), ("h".to_string(), 161));
-        assert!(host_and_port("h:x").is_err());
+        assert_eq!(
+            host_and_port("h:x").unwrap_err().to_string(),
+            "agent \"h:x\": port \"x\" is not a number"
+        );
     }
 }

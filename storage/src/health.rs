@@ -237,7 +237,11 @@ mod tests {
             h.health(None).reason(),
             Some("fdatasync of topics/t/0/x.log failed: EIO")
         );
-        assert!(h.check_failed().is_err());
+        assert_eq!(
+            h.check_failed().unwrap_err().to_string(),
+            "storage failed and acknowledges no more writes (restart the process): \
+             fdatasync of topics/t/0/x.log failed: EIO"
+        );
     }
 
     #[test]

@@ -121,6 +121,9 @@ impl Names for StepNames<'_> {
     fn scalar(&self, name: &str) -> Option<usize> {
         self.names.iter().rposition(|n| n == name)
     }
+    fn unknown(&self, name: &str) -> String {
+        format!("unknown name `{name}` (not the name of an earlier step)")
+    }
 }
 
 impl Definition {
@@ -277,30 +280,34 @@ mod tests {
 
     #[test]
     fn errors_name_the_definition_and_place() {
-        let e = Definition::parse(
-            "x",
-            r#"{"steps": [{"let": "a", "value": "b + 1"}], "document": {}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("vendor definition `x`") && e.contains("steps[0]") && e.contains("`b`"),
-            "{e}"
+        let refused = |text| Definition::parse("x", text).unwrap_err().to_string();
+        assert_eq!(
+            refused(r#"{"steps": [{"let": "a", "value": "b + 1"}], "document": {}}"#),
+            "vendor definition `x`: steps[0]: `b + 1`: unknown name `b` (not the name of an \
+             earlier step) (at offset 0)"
         );
-        let e = Definition::parse(
-            "x",
-            r#"{"steps": [{"let": "a", "value": "1"}], "document": {"oids": {"$eval": "nosuch"}}}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("document.oids.$eval"), "{e}");
-        assert!(Definition::parse("x", "{").is_err());
-        assert!(Definition::parse("x", r#"{"steps": [{"walk": "w"}], "document": {}}"#).is_err());
+        assert_eq!(
+            refused(
+                r#"{"steps": [{"let": "a", "value": "1"}], "document": {"oids": {"$eval": "nosuch"}}}"#
+            ),
+            "vendor definition `x`: document.oids.$eval: `nosuch`: unknown name `nosuch` (not the \
+             name of an earlier step) (at offset 0)"
+        );
+        assert_eq!(
+            refused("{"),
+            "vendor definition `x`: file: not JSON: EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(
+            refused(r#"{"steps": [{"walk": "w"}], "document": {}}"#),
+            "vendor definition `x`: steps[0]: `oid` must be an expression string"
+        );
         // A later step is not visible to an earlier one.
-        assert!(Definition::parse(
-            "x",
-            r#"{"steps": [{"let": "a", "value": "b"}, {"let": "b", "value": "1"}], "document": {}}"#
-        )
-        .is_err());
+        assert_eq!(
+            refused(
+                r#"{"steps": [{"let": "a", "value": "b"}, {"let": "b", "value": "1"}], "document": {}}"#
+            ),
+            "vendor definition `x`: steps[0]: `b`: unknown name `b` (not the name of an earlier \
+             step) (at offset 0)"
+        );
     }
 }

@@ -626,41 +626,62 @@ mod tests {
 
     #[test]
     fn errors_name_the_group_and_target() {
+        let refused = |d: &Json| {
+            Document::compile(d, SchemaVersion::V02)
+                .unwrap_err()
+                .to_string()
+        };
         let mut d = doc();
         d["metrics_groups"][0]["metrics"]["m"]["value"] = json!("__import__('os').system('x')");
-        let e = Document::compile(&d, SchemaVersion::V02)
-            .unwrap_err()
-            .to_string();
+        let e = refused(&d);
         assert!(
-            e.contains("metrics_groups[0] (g) metric `m`") && e.contains("unsupported expression"),
+            e.starts_with(
+                "metrics_groups[0] (g) metric `m`: unsupported expression \
+                 `__import__('os').system('x')`: unknown function `__import__` (known: "
+            ),
             "{e}"
         );
         let mut d = doc();
         d["metrics_groups"][0]["metrics"]["m"]["value"] = json!("nosuch.$index");
-        let e = Document::compile(&d, SchemaVersion::V02)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`nosuch`"), "{e}");
+        assert_eq!(
+            refused(&d),
+            "metrics_groups[0] (g) metric `m`: unsupported expression `nosuch.$index`: unknown \
+             name `nosuch` (not a table of this document's `oids`) (at offset 0)"
+        );
         let mut d = doc();
         d["metrics_groups"][0]["metrics"]["m"]["transform"] = json!("lambda x: os.system(x)");
-        assert!(Document::compile(&d, SchemaVersion::V02)
-            .unwrap_err()
-            .to_string()
-            .contains("transform"));
+        let e = refused(&d);
+        assert!(
+            e.starts_with(
+                "metrics_groups[0] (g) metric `m`: unsupported transform `lambda x: \
+                 os.system(x)`: unsupported attribute `.system` (known: "
+            ),
+            "{e}"
+        );
         let mut d = doc();
         d["metrics_groups"][0]["metrics"]["m"]["metric_type"] = json!("rate");
-        assert!(Document::compile(&d, SchemaVersion::V02).is_err());
+        assert_eq!(
+            refused(&d),
+            "metrics_groups[0] (g) metric `m`: `metric_type` `rate` is not \"gauge\" or \"counter\""
+        );
         let mut d = doc();
         d["metrics_groups"][0]["dimensions"]["n"] =
             json!({"value": "names.$index", "type": "integer"});
-        assert!(Document::compile(&d, SchemaVersion::V02).is_err());
+        assert_eq!(
+            refused(&d),
+            "metrics_groups[0] (g) dimension `n`: a dimension's `type` must be a string type (a \
+             dimension value is text)"
+        );
         let mut d = doc();
         d["oids"]["t"]["method"] = json!("walk");
-        assert!(Document::compile(&d, SchemaVersion::V02)
-            .unwrap_err()
-            .to_string()
-            .contains("oids.t"));
-        assert!(Document::compile(&json!({"oids": {}}), SchemaVersion::V02).is_err());
+        assert_eq!(
+            refused(&d),
+            "oids.t: method `walk` is not `static`, `bulk_walk` or `get`"
+        );
+        assert_eq!(
+            refused(&json!({"oids": {}})),
+            "metrics_groups: is required and must be a list"
+        );
     }
 
     #[test]
@@ -704,6 +725,12 @@ mod tests {
             c.groups[0].dimensions[0].expr,
             Expr::Const(Value::Str("ctrl".into()))
         );
-        assert!(Document::compile(&d, SchemaVersion::V02).is_err());
+        assert_eq!(
+            Document::compile(&d, SchemaVersion::V02)
+                .unwrap_err()
+                .to_string(),
+            "metrics_groups[0] (cpu) dimension `t`: unsupported expression `ctrl`: unknown name \
+             `ctrl` (not a table of this document's `oids`) (at offset 0)"
+        );
     }
 }

@@ -127,10 +127,14 @@ fn the_probe_clears_the_condition_once_space_is_back_when_nothing_writes(kind: K
     let store = fixture.store();
     let topic = store.topic("t", 1).unwrap();
     faults.fail_writes(ENOSPC);
-    assert!(topic.append(0, &records(0, 1, 0)).is_err());
+    let reason =
+        "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log";
+    assert_eq!(
+        topic.append(0, &records(0, 1, 0)).unwrap_err().to_string(),
+        reason
+    );
     let failing = Health::WritesFailing {
-        reason: "No space left on device (os error 28) writing topics/t/0/00000000000000000000.log"
-            .into(),
+        reason: reason.into(),
     };
     // The probe fails too: the reason stays the real write's.
     assert_eq!(store.check(), failing);

@@ -55,8 +55,17 @@ fn appends_get_consecutive_offsets_per_partition(kind: Kind) {
             ..
         })
     ));
-    assert!(topic.read(7, 0, 1, 1).is_err());
-    assert!(topic.high_watermark(3).is_err());
+    let no_partition = |n| {
+        format!("topic \"metrics\" has no partition {n} (it has 3 partitions, numbered from 0)")
+    };
+    assert_eq!(
+        topic.read(7, 0, 1, 1).err().map(|e| e.to_string()),
+        Some(no_partition(7))
+    );
+    assert_eq!(
+        topic.high_watermark(3).unwrap_err().to_string(),
+        no_partition(3)
+    );
 }
 
 fn an_existing_topic_keeps_its_partition_count_and_state(kind: Kind) {

@@ -185,9 +185,16 @@ mod tests {
                 Token::Index,
             ]
         );
-        assert!(tokenize("'open").is_err());
-        assert!(tokenize("a $x").is_err());
-        assert!(tokenize("a ; b").is_err());
+        let refused = |src| tokenize(src).unwrap_err().to_string();
+        assert_eq!(
+            refused("'open"),
+            "unterminated string literal (at offset 0)"
+        );
+        assert_eq!(
+            refused("a $x"),
+            "`$` is only allowed in `$index` (at offset 2)"
+        );
+        assert_eq!(refused("a ; b"), "unexpected character `;` (at offset 2)");
         assert_eq!(tokenize("1e3").unwrap()[0].1, Token::Float(1000.0));
         assert_eq!(
             tokenize("'it\\'s'").unwrap()[0].1,

@@ -200,6 +200,10 @@ const KEYWORDS: [&str; 13] = [
 pub trait Names {
     fn table(&self, name: &str) -> Option<usize>;
     fn scalar(&self, name: &str) -> Option<usize>;
+    /// The compile error for a name that is neither: says what names are visible here.
+    fn unknown(&self, name: &str) -> String {
+        format!("unknown name `{name}` (not a table of this document's `oids`)")
+    }
 }
 
 /// No tables: what a transform's body sees.
@@ -211,6 +215,9 @@ impl Names for NoNames {
     }
     fn scalar(&self, _: &str) -> Option<usize> {
         None
+    }
+    fn unknown(&self, name: &str) -> String {
+        format!("unknown name `{name}` (a transform sees only its own parameter)")
     }
 }
 
@@ -845,10 +852,7 @@ fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, 
             } else if let Some(s) = names.scalar(&n) {
                 Expr::Scalar(s)
             } else {
-                return Err(CompileError::at(
-                    0,
-                    format!("unknown name `{n}` (not a table of this document's `oids`)"),
-                ));
+                return Err(CompileError::at(0, names.unknown(&n)));
             }
         }
         Expr::Subscript(a, b) => Expr::Subscript(rb(a, scope)?, rb(b, scope)?),
@@ -1001,24 +1005,74 @@ mod tests {
 
     #[test]
     fn unsupported_forms_are_refused() {
-        for src in [
-            "__import__('os')",
-            "a.__class__",
-            "nosuch.$index",
-            "open('x')",
-            "a.$index if",
-            "lambda x: x",
-            "a is None",
-            "[x for x in a for y in b]",
-            "a[1:2:3]",
-            "(a.$index)(1)",
-            "x",
-            "",
-        ] {
-            assert!(compile(src, &T).is_err(), "{src}");
+        let unknown_function = "(known: len, int, long, float, str, round, abs, min, max, \
+                                sum, bool, match, sorted, list, any, all, config, meta, merge, \
+                                ip_from_octets, ipv6_from_index) (at offset 0)";
+        let unknown_attribute = "(known: .$index, .values() .items() .keys() .get() .split() \
+                                 .replace() .startswith() .endswith() .strip() .join() .lower() \
+                                 .upper()) (at offset 11)";
+        let cases = [
+            (
+                "__import__('os')",
+                format!("unknown function `__import__` {unknown_function}"),
+            ),
+            (
+                "a.__class__",
+                format!("unsupported attribute `.__class__` {unknown_attribute}"),
+            ),
+            (
+                "nosuch.$index",
+                "unknown name `nosuch` (not a table of this document's `oids`) (at offset 0)"
+                    .into(),
+            ),
+            (
+                "open('x')",
+                format!("unknown function `open` {unknown_function}"),
+            ),
+            (
+                "a.$index if",
+                "unexpected end of expression (at offset 11)".into(),
+            ),
+            (
+                "lambda x: x",
+                "`lambda` is only allowed as a whole `transform` (at offset 0)".into(),
+            ),
+            (
+                "a is None",
+                "`is` is not supported; use `==` (at offset 2)".into(),
+            ),
+            (
+                "[x for x in a for y in b]",
+                "nested `for` in a comprehension is not supported (at offset 14)".into(),
+            ),
+            (
+                "a[1:2:3]",
+                "slice steps are not supported (at offset 5)".into(),
+            ),
+            (
+                "(a.$index)(1)",
+                "only the built-in functions can be called (at offset 10)".into(),
+            ),
+            (
+                "x",
+                "unknown name `x` (not a table of this document's `oids`) (at offset 0)".into(),
+            ),
+            ("", "unexpected end of expression (at offset 0)".into()),
+        ];
+        for (src, want) in cases {
+            let err = compile(src, &T).unwrap_err().to_string();
+            assert_eq!(err, want, "{src}");
         }
-        assert!(compile_lambda("lambda x: a.$index").is_err());
-        assert!(compile_lambda("x * 2").is_err());
+        assert_eq!(
+            compile_lambda("lambda x: a.$index")
+                .unwrap_err()
+                .to_string(),
+            "unknown name `a` (a transform sees only its own parameter) (at offset 0)"
+        );
+        assert_eq!(
+            compile_lambda("x * 2").unwrap_err().to_string(),
+            "expected `lambda` (at offset 0)"
+        );
     }
 
     #[test]

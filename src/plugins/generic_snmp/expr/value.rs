@@ -405,21 +405,46 @@ mod tests {
     fn conversions_follow_python() {
         assert_eq!(Value::Str(" 42 ".into()).to_int(), Ok(Value::Int(42)));
         assert_eq!(Value::Str("-7".into()).to_int(), Ok(Value::Int(-7)));
-        assert!(Value::Str("4.5".into()).to_int().is_err());
-        assert!(Value::Str("".into()).to_int().is_err());
+        assert_eq!(
+            Value::Str("4.5".into()).to_int(),
+            Err(EvalError::Value(
+                "invalid literal for int() with base 10: '4.5'".into()
+            ))
+        );
+        assert_eq!(
+            Value::Str("".into()).to_int(),
+            Err(EvalError::Value(
+                "invalid literal for int() with base 10: ''".into()
+            ))
+        );
         assert_eq!(Value::Float(-3.9).to_int(), Ok(Value::Int(-3)));
         assert_eq!(Value::Str("4.5".into()).to_float(), Ok(Value::Float(4.5)));
         assert_eq!(
             Value::Str("1e3".into()).to_float(),
             Ok(Value::Float(1000.0))
         );
-        assert!(Value::Str("abc".into()).to_float().is_err());
-        assert!(Value::None.to_int().is_err());
+        assert_eq!(
+            Value::Str("abc".into()).to_float(),
+            Err(EvalError::Value(
+                "could not convert string to float: 'abc'".into()
+            ))
+        );
+        assert_eq!(
+            Value::None.to_int(),
+            Err(EvalError::Type(
+                "int() argument must be a string or a number, not 'NoneType'".into()
+            ))
+        );
         assert_eq!(Value::Int(3).to_str().unwrap(), "3");
         assert_eq!(Value::Float(3.0).to_str().unwrap(), "3.0");
         assert!(Value::Int(1).py_eq(&Value::Float(1.0)));
         assert!(!Value::Int(1).py_eq(&Value::Str("1".into())));
-        assert!(Value::Str("a".into()).py_cmp(&Value::Int(1)).is_err());
+        assert_eq!(
+            Value::Str("a".into()).py_cmp(&Value::Int(1)),
+            Err(EvalError::Type(
+                "'<' not supported between instances of 'str' and 'int'".into()
+            ))
+        );
     }
 
     #[test]
