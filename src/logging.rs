@@ -1,5 +1,8 @@
 //! Log setup: human-readable by default, JSON with `--log-format json`; `RUST_LOG` wins
-//! over `log.level` when set.
+//! over `log.level` when set. Colours only on a terminal: a log file or the journal gets
+//! plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,6 +12,7 @@ pub fn init(format: &str, level: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("log.level `{level}`: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         "json" => builder.json().try_init(),

@@ -362,3 +362,57 @@ fn cli_without_a_node_says_how_to_fix_it() {
         "{err}"
     );
 }
+
+/// With port 0 the node binds a free port itself and says which in its start-up line (in
+/// plain text: the log is a file here, not a terminal): a caller (or a test) hands it no
+/// port it picked in advance.
+#[test]
+fn port_zero_listeners_report_the_ports_they_bound() {
+    let mut env = NodeEnv::demo(60);
+    env.set("PANOPTES__HTTP__LISTEN", "127.0.0.1:0");
+    env.set("PANOPTES__KAFKA__LISTEN", "127.0.0.1:0");
+    let mut node = env.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let log = node.log_text();
+        if let Some(l) = log.lines().find(|l| l.contains("panoptes is running")) {
+            // A log file gets plain text: colours are for terminals.
+            assert!(!l.contains('\u{1b}'), "escape codes in the log file: {l:?}");
+            break l.to_owned();
+        }
+        assert!(
+            node.child.try_wait().unwrap().is_none(),
+            "the node exited: {log}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no start-up line within 30 s: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let field = |name: &str| -> std::net::SocketAddr {
+        let start = line
+            .find(&format!("{name}="))
+            .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+            + name.len()
+            + 1;
+        let text = line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("Some(")
+            .trim_end_matches(')');
+        text.parse()
+            .unwrap_or_else(|e| panic!("{name}={text}: {e}"))
+    };
+    let (http, kafka) = (field("http"), field("kafka"));
+    assert!(http.port() != 0 && kafka.port() != 0, "{line}");
+    let health = ureq::get(&format!("http://{http}/health"))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    std::net::TcpStream::connect_timeout(&kafka, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("the Kafka listener at {kafka}: {e}"));
+    node.stop();
+}

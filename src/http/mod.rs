@@ -51,8 +51,12 @@ pub struct Listener {
 }
 
 /// Binds the listener (so a taken port fails at start, with the address) and returns the
-/// server future to run.
-pub fn serve(state: Arc<AppState>, listener: Listener) -> std::io::Result<actix_web::dev::Server> {
+/// server future to run and the address it is bound to (port 0 in `http.listen` asks the
+/// system for a free port).
+pub fn serve(
+    state: Arc<AppState>,
+    listener: Listener,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let data = web::Data::from(state);
     let listen = listener.listen;
     let server = HttpServer::new(move || {
@@ -81,5 +85,6 @@ pub fn serve(state: Arc<AppState>, listener: Listener) -> std::io::Result<actix_
         Some(tls) => server.bind_rustls_0_23(listen, tls).map_err(fail)?,
         None => server.bind(listen).map_err(fail)?,
     };
-    Ok(server.run())
+    let bound = server.addrs().first().copied().unwrap_or(listen);
+    Ok((server.run(), bound))
 }

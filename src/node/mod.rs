@@ -144,7 +144,7 @@ where
     let appended = wake_on_append(&store);
     let telemetry = Arc::new(Telemetry::default());
     let pipeline = Pipeline::start(&settings, &plugins, &store, &telemetry, wrappers).await?;
-    let http = serve_http(&settings, &pipeline, &store, &telemetry, appended)?;
+    let (http, http_addr) = serve_http(&settings, &pipeline, &store, &telemetry, appended)?;
     let housekeeping = actix::spawn(chores::housekeeping(
         store.clone(),
         Arc::clone(&pipeline.shared.rates),
@@ -153,7 +153,7 @@ where
         Arc::clone(&telemetry),
     ));
     tracing::info!(
-        http = %settings.http.listen,
+        http = %http_addr,
         site = %settings.site,
         data_dir = %settings.data_dir.display(),
         demo = ?pipeline.demo.as_ref().map(|d| d.local_addrs()),
@@ -305,7 +305,7 @@ fn serve_http(
     store: &Store,
     telemetry: &Arc<Telemetry>,
     appended: Arc<tokio::sync::Notify>,
-) -> Result<actix_web::dev::ServerHandle> {
+) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr)> {
     let mut sections = vec![
         metrics::snmp_engine(),
         metrics::pool(&p.pool.stats),
@@ -335,10 +335,10 @@ fn serve_http(
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
     };
-    let server = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
+    let (server, bound) = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
     let handle = server.handle();
     actix::spawn(server);
-    Ok(handle)
+    Ok((handle, bound))
 }
 
 /// Every append (pipeline or Kafka producer) wakes the HTTP API's long polls.
