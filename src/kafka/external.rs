@@ -336,10 +336,7 @@ impl ExternalCluster {
     }
 
     pub async fn partitions(&self, topic: &str) -> Result<u32, ExternalError> {
-        match self.call(Op::Partitions(topic.to_owned())).await? {
-            Reply::Count(n) => Ok(n),
-            other => Err(unexpected(other)),
-        }
+        self.call(Op::Partitions(topic.to_owned())).await?.count()
     }
 
     pub async fn fetch(
@@ -349,13 +346,9 @@ impl ExternalCluster {
         from: u64,
         max: usize,
     ) -> Result<Vec<(u64, Item)>, ExternalError> {
-        match self
-            .call(Op::Fetch(topic.to_owned(), partition, from, max))
+        self.call(Op::Fetch(topic.to_owned(), partition, from, max))
             .await?
-        {
-            Reply::Items(items) => Ok(items),
-            other => Err(unexpected(other)),
-        }
+            .items()
     }
 
     /// The group's committed offset, or the partition's earliest offset if none.
@@ -365,13 +358,9 @@ impl ExternalCluster {
         topic: &str,
         partition: u32,
     ) -> Result<u64, ExternalError> {
-        match self
-            .call(Op::Committed(group.to_owned(), topic.to_owned(), partition))
+        self.call(Op::Committed(group.to_owned(), topic.to_owned(), partition))
             .await?
-        {
-            Reply::Offset(o) => Ok(o),
-            other => Err(unexpected(other)),
-        }
+            .offset()
     }
 
     /// Commits `next` for `group` at `topic`/`partition`: as a member of the group's
@@ -411,24 +400,16 @@ impl ExternalCluster {
     /// Creates `topic` with `partitions` partitions unless it exists; returns how many
     /// partitions it has (an existing topic keeps its own count).
     pub async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<u32, ExternalError> {
-        match self
-            .call(Op::EnsureTopic(topic.to_owned(), partitions))
+        self.call(Op::EnsureTopic(topic.to_owned(), partitions))
             .await?
-        {
-            Reply::Count(n) => Ok(n),
-            other => Err(unexpected(other)),
-        }
+            .count()
     }
 
     /// The offset the next record of `topic`/`partition` will get (its end).
     pub async fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, ExternalError> {
-        match self
-            .call(Op::HighWatermark(topic.to_owned(), partition))
+        self.call(Op::HighWatermark(topic.to_owned(), partition))
             .await?
-        {
-            Reply::Offset(o) => Ok(o),
-            other => Err(unexpected(other)),
-        }
+            .offset()
     }
 }
 
@@ -473,6 +454,29 @@ enum Reply {
     Count(u32),
     Items(Vec<(u64, Item)>),
     Offset(u64),
+}
+
+impl Reply {
+    fn count(self) -> Result<u32, ExternalError> {
+        match self {
+            Reply::Count(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn items(self) -> Result<Vec<(u64, Item)>, ExternalError> {
+        match self {
+            Reply::Items(items) => Ok(items),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn offset(self) -> Result<u64, ExternalError> {
+        match self {
+            Reply::Offset(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 fn unexpected(reply: Reply) -> ExternalError {
