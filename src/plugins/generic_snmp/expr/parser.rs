@@ -435,40 +435,41 @@ impl Parser {
     }
 
     fn arith(&mut self) -> Result<Expr, CompileError> {
-        self.chained(|p, links| {
-            let mut left = p.term()?;
-            loop {
-                let op = if p.eat_op("+") {
-                    BinOp::Add
-                } else if p.eat_op("-") {
-                    BinOp::Sub
-                } else {
-                    return Ok(left);
-                };
-                p.link(links)?;
-                let right = p.term()?;
-                left = Expr::Binary(op, Box::new(left), Box::new(right));
-            }
-        })
+        self.binary_chain(&[("+", BinOp::Add), ("-", BinOp::Sub)], Self::term)
     }
 
     fn term(&mut self) -> Result<Expr, CompileError> {
+        // `//` before `/`: the longer operator first.
+        self.binary_chain(
+            &[
+                ("*", BinOp::Mul),
+                ("//", BinOp::FloorDiv),
+                ("/", BinOp::Div),
+                ("%", BinOp::Mod),
+            ],
+            Self::factor,
+        )
+    }
+
+    /// `operand (op operand)*`, left-associative, for the operators in `ops`; each link
+    /// counts towards the nesting limit.
+    fn binary_chain(
+        &mut self,
+        ops: &[(&str, BinOp)],
+        operand: fn(&mut Self) -> Result<Expr, CompileError>,
+    ) -> Result<Expr, CompileError> {
         self.chained(|p, links| {
-            let mut left = p.factor()?;
+            let mut left = operand(p)?;
             loop {
-                let op = if p.eat_op("*") {
-                    BinOp::Mul
-                } else if p.eat_op("//") {
-                    BinOp::FloorDiv
-                } else if p.eat_op("/") {
-                    BinOp::Div
-                } else if p.eat_op("%") {
-                    BinOp::Mod
-                } else {
+                let Some(op) = ops
+                    .iter()
+                    .find(|(text, _)| p.eat_op(text))
+                    .map(|(_, op)| *op)
+                else {
                     return Ok(left);
                 };
                 p.link(links)?;
-                let right = p.factor()?;
+                let right = operand(p)?;
                 left = Expr::Binary(op, Box::new(left), Box::new(right));
             }
         })
