@@ -272,6 +272,15 @@ impl Processed {
         out
     }
 
+    /// Waits (at most `limit`) until each of the `devices` has a sample from the last two
+    /// intervals.
+    fn wait_all_polled(&mut self, devices: usize, limit: Duration) {
+        wait_until(limit, "every device polled", || {
+            self.read();
+            self.polled_after(now_s() - INTERVAL as f64 * 2.0).len() == devices
+        });
+    }
+
     /// Devices with a sample after `t` (seconds).
     fn polled_after(&self, t: f64) -> BTreeSet<String> {
         self.groups
@@ -436,13 +445,7 @@ fn three_nodes_share_the_fleet(brokers: &str, sink: Option<&influx_support::Serv
 
     // Steady state: every device polled, then a window of four intervals.
     let mut processed = Processed::new(brokers);
-    wait_until(Duration::from_secs(60), "every device polled", || {
-        processed.read();
-        processed
-            .polled_after(now_s() - INTERVAL as f64 * 2.0)
-            .len()
-            == DEVICES
-    });
+    processed.wait_all_polled(DEVICES, Duration::from_secs(60));
     let steady_from = now_s() + 0.5;
     std::thread::sleep(Duration::from_secs(INTERVAL * 4 + 1));
     let steady_to = steady_from + (INTERVAL * 4) as f64;
@@ -693,13 +696,7 @@ fn benchmark_one_two_three_nodes() {
             Duration::from_secs(120),
         );
         let mut processed = Processed::new(&tansu.addr());
-        wait_until(Duration::from_secs(120), "every device polled", || {
-            processed.read();
-            processed
-                .polled_after(now_s() - INTERVAL as f64 * 2.0)
-                .len()
-                == devices
-        });
+        processed.wait_all_polled(devices, Duration::from_secs(120));
         let (p0, t0) = (envs.iter().map(polls).sum::<f64>(), Instant::now());
         let c0: Vec<f64> = nodes.iter().map(|n| cpu_seconds(n.child.id())).collect();
         std::thread::sleep(Duration::from_secs(window));
