@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use panoptes::kafka::acl::{AclEntry, Authorizer};
 use panoptes::kafka::client::{ClientError, Connection};
@@ -20,6 +19,7 @@ use panoptes::kafka::{Broker, BrokerConfig, ClientSasl, ClientSecurity, KafkaSer
 use panoptes::secret::Secret;
 use panoptes::telemetry::Telemetry;
 use panoptes_storage::Store;
+use support::kafka::frame;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
@@ -144,27 +144,6 @@ fn produce(topic: &str, value: &str) -> ProduceRequest {
         support::kafka::batch(&[("k", value)], -1, 0, Compression::None),
         -1,
     )
-}
-
-fn frame<R: kafka_protocol::protocol::Request>(
-    request: &R,
-    version: i16,
-    correlation: i32,
-) -> Vec<u8> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = R::KEY;
-    header.request_api_version = version;
-    header.correlation_id = correlation;
-    header.client_id = Some(s("raw"));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut out = BytesMut::new();
-    out.put_i32(body.len() as i32);
-    out.put_slice(&body);
-    out.to_vec()
 }
 
 fn bare(token: &[u8]) -> Vec<u8> {

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use panoptes::kafka::acl::Authorizer;
 use panoptes::kafka::client::Connection;
 use panoptes::kafka::{Broker, BrokerConfig, KafkaServer, Limits};
 use panoptes::telemetry::Telemetry;
 use panoptes_storage::{Durability, Store};
-use support::kafka::{batch, produce_request as produce};
+use support::kafka::{batch, frame, produce_request as produce};
 
 fn config() -> BrokerConfig {
     BrokerConfig {
@@ -125,28 +125,6 @@ fn values(records: Option<Bytes>) -> Vec<(i64, String)> {
         }
     }
     out
-}
-
-/// A request frame with header and body, encoded at `version`.
-fn frame<R: kafka_protocol::protocol::Request>(
-    request: &R,
-    version: i16,
-    correlation: i32,
-) -> Vec<u8> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = R::KEY;
-    header.request_api_version = version;
-    header.correlation_id = correlation;
-    header.client_id = Some(s("raw"));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut out = BytesMut::new();
-    out.put_i32(body.len() as i32);
-    out.put_slice(&body);
-    out.to_vec()
 }
 
 /// A produce the store cannot write (disk full, injected under the topic log) is

@@ -83,6 +83,31 @@ fn encode(records: &[Record], compression: Compression) -> Bytes {
     buf.freeze()
 }
 
+/// A request frame as a client sends it: size, header (client id `raw`) and body, encoded
+/// at `version`.
+pub fn frame<R: kafka_protocol::protocol::Request>(
+    request: &R,
+    version: i16,
+    correlation: i32,
+) -> Vec<u8> {
+    use bytes::BufMut;
+    use kafka_protocol::protocol::Encodable;
+    let mut header = kafka_protocol::messages::RequestHeader::default();
+    header.request_api_key = R::KEY;
+    header.request_api_version = version;
+    header.correlation_id = correlation;
+    header.client_id = Some(StrBytes::from_static_str("raw"));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut out = BytesMut::new();
+    out.put_i32(body.len() as i32);
+    out.put_slice(&body);
+    out.to_vec()
+}
+
 /// A Produce of `records` to `topic`/`partition` with `acks`.
 pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
     let mut p = produce_request::PartitionProduceData::default();
