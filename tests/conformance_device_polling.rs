@@ -72,23 +72,6 @@ fn json(groups: &[MetricsGroup]) -> Value {
     canonical(&v)
 }
 
-/// One line per group (type, dimensions, metrics), sorted, to show what differs.
-fn summary(groups: &Value) -> Vec<String> {
-    let mut lines: Vec<String> = groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            format!(
-                "{} {} {}",
-                g["metrics_group_type"], g["dimensions"], g["metrics"]
-            )
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 async fn check_case(dir: &str) {
     let sim = serve_text(&recording(dir)).await;
     let groups = run(&plugin(dir), sim.local_addrs()[0].port())
@@ -100,12 +83,7 @@ async fn check_case(dir: &str) {
     )
     .unwrap();
     let expected = canonical(&expected);
-    if actual != expected {
-        let (a, e) = (summary(&actual), summary(&expected));
-        let missing: Vec<&String> = e.iter().filter(|l| !a.contains(l)).collect();
-        let extra: Vec<&String> = a.iter().filter(|l| !e.contains(l)).collect();
-        panic!("{dir}: output differs\nmissing: {missing:#?}\nunexpected: {extra:#?}");
-    }
+    replay::assert_same_groups(dir, &actual, &expected);
 }
 
 #[tokio::test]

@@ -49,32 +49,9 @@ async fn run_case(name: &str) -> (Value, Value) {
     (canonical(&actual), canonical(&expected))
 }
 
-/// One line per group (type, dimensions, metrics), to show what differs.
-fn summary(groups: &Value) -> Vec<String> {
-    let mut lines: Vec<String> = groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| {
-            format!(
-                "{} {} {}",
-                g["metrics_group_type"], g["dimensions"], g["metrics"]
-            )
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 async fn check(name: &str) {
     let (actual, expected) = run_case(name).await;
-    if actual != expected {
-        let a = summary(&actual);
-        let e = summary(&expected);
-        let missing: Vec<&String> = e.iter().filter(|l| !a.contains(l)).collect();
-        let extra: Vec<&String> = a.iter().filter(|l| !e.contains(l)).collect();
-        panic!("{name}: output differs\nmissing: {missing:#?}\nunexpected: {extra:#?}");
-    }
+    replay::assert_same_groups(name, &actual, &expected);
 }
 
 macro_rules! cases {
@@ -165,7 +142,10 @@ async fn features_enrichment_from_file_no_service_active() {
         &std::fs::read_to_string(case(&format!("{dir}/expected_no_service_active.json"))).unwrap(),
     )
     .unwrap();
-    assert_eq!(summary(&canonical(&actual)), summary(&canonical(&expected)));
+    assert_eq!(
+        replay::summary(&canonical(&actual)),
+        replay::summary(&canonical(&expected))
+    );
     assert_eq!(canonical(&actual), canonical(&expected));
 }
 

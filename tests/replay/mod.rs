@@ -72,3 +72,32 @@ pub fn strip_volatile(groups: &mut Value) {
         }
     }
 }
+
+/// One line per metrics group (type, dimensions, metrics), sorted: what a failure shows,
+/// and what a comparison that ignores the order of the groups compares.
+pub fn summary(groups: &Value) -> Vec<String> {
+    let mut lines: Vec<String> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} {} {}",
+                g["metrics_group_type"], g["dimensions"], g["metrics"]
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `actual` equals `expected` (values and order); otherwise the test fails naming `case`
+/// and the groups missing and unexpected.
+pub fn assert_same_groups(case: &str, actual: &Value, expected: &Value) {
+    if actual != expected {
+        let (a, e) = (summary(actual), summary(expected));
+        let missing: Vec<&String> = e.iter().filter(|l| !a.contains(l)).collect();
+        let extra: Vec<&String> = a.iter().filter(|l| !e.contains(l)).collect();
+        panic!("{case}: output differs\nmissing: {missing:#?}\nunexpected: {extra:#?}");
+    }
+}
