@@ -1,7 +1,8 @@
 //! The fuzz targets' corpora (`fuzz/corpus/<target>/`), replayed on stable Rust through the
-//! same entry functions the fuzzer calls (`panoptes::fuzzing`): every input the fuzzer
-//! kept, and every crash it found (once fixed), stays a test of the code as it is now. The
-//! storage crate's target is replayed in `storage/tests/fuzz_corpus.rs`.
+//! same entry functions the fuzzer calls (`panoptes::fuzzing`, and
+//! `panoptes_storage::fuzzing` for the segment scan): every input the fuzzer kept, and every
+//! crash it found (once fixed), stays a test of the code as it is now. The segment scan's
+//! seeds are written by `storage/tests/fuzz_corpus.rs`.
 //!
 //! `write_seeds` (ignored) writes the seeds built from the repository's own inputs; the
 //! seeds captured from real clients and servers came from `fuzz/capture.py`.
@@ -69,6 +70,11 @@ fn dsl_document() {
 #[test]
 fn plugin_file() {
     replay("plugin_file", panoptes::fuzzing::plugin_file);
+}
+
+#[test]
+fn segment_scan() {
+    replay("segment_scan", panoptes_storage::fuzzing::segment_scan);
 }
 
 /// Writes the seeds made from the repository's inputs into `fuzz/corpus/`:

@@ -1,37 +1,14 @@
-//! The segment-scanning fuzz target's corpus (`fuzz/corpus/segment_scan/`), replayed on
-//! stable Rust through the function the fuzzer calls
-//! (`panoptes_storage::fuzzing::segment_scan`). `write_seeds` (ignored) writes its seeds:
-//! partitions as the store itself writes them.
+//! Seeds of the segment-scanning fuzz target (`fuzz/corpus/segment_scan/`): `write_seeds`
+//! (ignored) writes partitions as the store itself writes them. The corpus is replayed
+//! with the others in the root crate's `tests/fuzz_corpora.rs`.
 
 use std::path::{Path, PathBuf};
 
-use panoptes_storage::fuzzing::{segment_scan, SegmentInput};
+use panoptes_storage::fuzzing::SegmentInput;
 use panoptes_storage::Record;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/segment_scan")
-}
-
-#[test]
-fn segment_scan_corpus() {
-    let dir = corpus();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 10,
-        "{}: only {} inputs",
-        dir.display(),
-        files.len()
-    );
-    for file in files {
-        let data = std::fs::read(&file).unwrap();
-        if std::panic::catch_unwind(|| segment_scan(&data)).is_err() {
-            panic!("segment_scan panicked on {}", file.display());
-        }
-    }
 }
 
 fn record(i: usize, value_len: usize) -> Record {
