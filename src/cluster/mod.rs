@@ -97,6 +97,15 @@ impl Ownership {
         yes
     }
 
+    /// The work partitions this node owns and of how many (0 before the first
+    /// assignment); `None` for a node alone, which owns everything.
+    fn owned(&self) -> Option<(u32, BTreeSet<u32>)> {
+        self.enabled.then(|| {
+            let s = self.state.read().unwrap_or_else(|p| p.into_inner());
+            (s.partitions, s.owned.clone())
+        })
+    }
+
     /// Runs skipped because their resource was not this node's (see [`Self::may_run`]).
     pub fn skipped(&self) -> u64 {
         self.skipped.load(std::sync::atomic::Ordering::Relaxed)
@@ -175,7 +184,9 @@ pub struct MemberStatus {
 }
 
 impl GroupStatus {
-    fn of(m: &Membership, ids: Option<&[ResourceId]>) -> GroupStatus {
+    /// The group as `m` says; with `devices` (resources per work partition), how many
+    /// devices each member owns.
+    fn of(m: &Membership, devices: Option<&DevicesByPartition>) -> GroupStatus {
         let members = m
             .members
             .iter()
@@ -184,12 +195,7 @@ impl GroupStatus {
                 http: member.http.clone(),
                 member_id: member.member_id.clone(),
                 partitions: member.partitions.clone(),
-                devices: ids.map(|ids| {
-                    let owned: BTreeSet<u32> = member.partitions.iter().copied().collect();
-                    ids.iter()
-                        .filter(|id| owned.contains(&partition_of(id, m.topic_partitions)))
-                        .count()
-                }),
+                devices: devices.map(|d| d.count(m.topic_partitions, &member.partitions)),
             })
             .collect();
         GroupStatus {
@@ -208,10 +214,45 @@ impl GroupStatus {
     }
 }
 
+/// The site's resources counted by work partition, for one partition count: read once
+/// per status, each id hashed once.
+struct DevicesByPartition {
+    partitions: u32,
+    counts: std::collections::BTreeMap<u32, usize>,
+}
+
+impl DevicesByPartition {
+    fn of(ids: &[ResourceId], partitions: u32) -> DevicesByPartition {
+        let mut counts = std::collections::BTreeMap::new();
+        if partitions > 0 {
+            for id in ids {
+                *counts.entry(partition_of(id, partitions)).or_default() += 1;
+            }
+        }
+        DevicesByPartition { partitions, counts }
+    }
+
+    /// Devices in `owned` of a topic with `partitions` partitions (none if the count is
+    /// not the one counted by).
+    fn count(&self, partitions: u32, owned: &[u32]) -> usize {
+        if partitions != self.partitions {
+            return 0;
+        }
+        owned.iter().filter_map(|p| self.counts.get(p)).sum()
+    }
+}
+
 impl ClusterView {
-    /// Where the cluster stands, as this node sees it. Reads the resource store: call it
-    /// off the async threads' hot path (it is fast, but not free for a big fleet).
+    /// Where the cluster stands, as this node sees it, with the sink's consumer lag.
     pub async fn status(&self) -> ClusterStatus {
+        let mut status = self.figures().await;
+        status.sink_lag = self.sink_running.lag().await;
+        status
+    }
+
+    /// [`Self::status`] without the sink's lag (which `/metrics` shows in the sink's own
+    /// section). Reads the resource store off the async threads.
+    async fn figures(&self) -> ClusterStatus {
         let resources = self.resources.clone();
         let ids: Vec<ResourceId> = tokio::task::spawn_blocking(move || {
             resources
@@ -223,22 +264,37 @@ impl ClusterView {
         .unwrap_or_default();
         let work = self.work.as_ref().map(|w| w.borrow().clone());
         let sink = self.sink.as_ref().map(|w| w.borrow().clone());
+        // Hashed once per partition count: the work group's, and this node's ownership
+        // (the same once an assignment has been taken).
+        let by_work = work
+            .as_ref()
+            .map(|m| DevicesByPartition::of(&ids, m.topic_partitions));
+        let devices_owned = match self.ownership.owned() {
+            None => ids.len(),
+            Some((n, set)) => {
+                let set: Vec<u32> = set.into_iter().collect();
+                match &by_work {
+                    Some(d) if d.partitions == n => d.count(n, &set),
+                    _ => DevicesByPartition::of(&ids, n).count(n, &set),
+                }
+            }
+        };
         ClusterStatus {
             enabled: self.ownership.is_cluster(),
             node: self.node.clone(),
             runs_discovery: self.ownership.runs_discovery(),
-            devices_owned: ids.iter().filter(|id| self.ownership.owns(id)).count(),
+            devices_owned,
             devices_total: ids.len(),
-            work: work.as_ref().map(|m| GroupStatus::of(m, Some(&ids))),
+            work: work.as_ref().map(|m| GroupStatus::of(m, by_work.as_ref())),
             sink: sink.as_ref().map(|m| GroupStatus::of(m, None)),
-            sink_lag: self.sink_running.lag().await,
+            sink_lag: Vec::new(),
         }
     }
 
     /// The cluster's figures for `/metrics`.
     pub async fn render_metrics(&self, out: &mut String) {
         use crate::telemetry::{render_family, render_gauge};
-        let s = self.status().await;
+        let s = self.figures().await;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         render_gauge(
             out,
@@ -479,6 +535,27 @@ pub type SharedOwnership = Arc<Ownership>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_counted_by_partition_as_hashing_each_would() {
+        let ids: Vec<ResourceId> = (0..500)
+            .map(|i| ResourceId::new(format!("dev{i}")))
+            .collect();
+        let by = DevicesByPartition::of(&ids, 16);
+        let owned = [0, 3, 7, 15];
+        let brute = ids
+            .iter()
+            .filter(|id| owned.contains(&partition_of(id, 16)))
+            .count();
+        assert_eq!(by.count(16, &owned), brute);
+        assert!(brute > 0 && brute < 500, "{brute}");
+        assert_eq!(by.count(16, &(0..16).collect::<Vec<_>>()), 500);
+        assert_eq!(
+            by.count(8, &owned),
+            0,
+            "another partition count is not counted"
+        );
+    }
 
     #[test]
     fn a_node_alone_owns_everything_a_member_only_its_partitions() {
