@@ -169,7 +169,7 @@ pub async fn start(
                 membership,
                 cluster,
                 topic.to_owned(),
-                Arc::clone(&running.consumers),
+                running.clone(),
                 start_one,
             ));
         }
@@ -185,7 +185,7 @@ pub async fn start(
         target_db = %writer.target(),
         topic,
         group = GROUP,
-        partitions = %if running.lock().is_empty() { "as the group assigns them".to_owned() } else { running.lock().len().to_string() },
+        partitions = %match running.lock().len() { 0 => "as the group assigns them".to_owned(), n => n.to_string() },
         batch_size = settings.batch_size,
         max_emit_interval_s = settings.max_emit_interval,
         "InfluxDB sink is on"
@@ -201,7 +201,7 @@ async fn follow_assignment(
     mut membership: watch::Receiver<Membership>,
     cluster: crate::kafka::ExternalCluster,
     topic: String,
-    consumers: Arc<Mutex<BTreeMap<u32, Addr<Consumer<Item>>>>>,
+    consumers: Running,
     start_one: impl Fn(u32, PartitionSource) -> Addr<Consumer<Item>>,
 ) {
     loop {
@@ -214,7 +214,7 @@ async fn follow_assignment(
             }
         };
         {
-            let mut running = consumers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = consumers.lock();
             let gone: Vec<u32> = running
                 .keys()
                 .filter(|p| !wanted.contains(p))
@@ -243,7 +243,7 @@ async fn follow_assignment(
         }
         if membership.changed().await.is_err() {
             // The membership ended (the node is stopping): so do the consumers.
-            let mut running = consumers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = consumers.lock();
             for (_, addr) in std::mem::take(&mut *running) {
                 addr.do_send(Stop);
             }
