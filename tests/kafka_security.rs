@@ -266,6 +266,7 @@ fn zstd_bombs_spread_over_many_batches_are_refused_and_memory_stays_bounded() {
         }
     }
     assert!(codes.iter().any(|(c, _)| *c == 10));
+    println!("zstd bombs: RSS {before} kB before, {after} kB after");
     assert!(
         after < before + 200_000,
         "RSS grew from {before} kB to {after} kB"
