@@ -600,7 +600,9 @@ impl Log {
 
     /// The frames to read for records from `from` on: (file, frame) from the frame
     /// holding `from` (or the first after it) while under `high`, stopping once their
-    /// payloads pass `max_bytes` or they hold `max_records`.
+    /// payloads pass `max_bytes` or they hold `max_records`. Payload bytes include the
+    /// encoding, so this may stop before the records' own bytes reach `max_bytes`: the
+    /// reader lists on from the last frame while its limits are not reached.
     pub fn frames_from(
         &self,
         from: u64,

@@ -22,43 +22,54 @@ pub(super) fn read(
         return Ok(out);
     }
     // The lock is held only to find the frames; the reads go to the files unlocked (a
-    // segment deleted meanwhile stays readable through the open handle).
-    let frames = topic
-        .read_log(partition)
-        .frames_from(from_offset, high, max_records, max_bytes);
-
+    // segment deleted meanwhile stays readable through the open handle). The listing
+    // guesses from frame sizes where the limits will fall; the records decide, so when a
+    // round ends before either limit is reached the next round lists on from there.
     let mut bytes = 0usize;
-    for (file, frame) in frames {
-        let place = || topic.frame_place(partition, frame.base);
-        let records = match log::read_frame(&*file, &frame)
-            .map_err(|e| StorageError::Corrupt {
-                place: place(),
-                reason: e.to_string(),
-            })
-            .and_then(|payload| chunk::decode(&payload, place))
-        {
-            Ok(records) => records,
-            Err(e) => {
-                topic.config.health.count_corrupt_read();
-                tracing::error!(error = %e, "read skipped a corrupt frame");
-                continue;
-            }
+    let mut next = from_offset;
+    while next < high {
+        let frames = topic.read_log(partition).frames_from(
+            next,
+            high,
+            max_records - out.len(),
+            max_bytes.saturating_sub(bytes),
+        );
+        let Some((_, last)) = frames.last() else {
+            break;
         };
-        for (offset, record) in (frame.base..).zip(records) {
-            if offset < from_offset {
-                continue;
-            }
-            if offset >= high {
-                return Ok(out);
-            }
-            let size = record.size_bytes();
-            if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
-                return Ok(out);
-            }
-            bytes = bytes.saturating_add(size);
-            out.push(StoredRecord { offset, record });
-            if out.len() >= max_records {
-                return Ok(out);
+        next = last.end();
+        for (file, frame) in frames {
+            let place = || topic.frame_place(partition, frame.base);
+            let records = match log::read_frame(&*file, &frame)
+                .map_err(|e| StorageError::Corrupt {
+                    place: place(),
+                    reason: e.to_string(),
+                })
+                .and_then(|payload| chunk::decode(&payload, place))
+            {
+                Ok(records) => records,
+                Err(e) => {
+                    topic.config.health.count_corrupt_read();
+                    tracing::error!(error = %e, "read skipped a corrupt frame");
+                    continue;
+                }
+            };
+            for (offset, record) in (frame.base..).zip(records) {
+                if offset < from_offset {
+                    continue;
+                }
+                if offset >= high {
+                    return Ok(out);
+                }
+                let size = record.size_bytes();
+                if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                    return Ok(out);
+                }
+                bytes = bytes.saturating_add(size);
+                out.push(StoredRecord { offset, record });
+                if out.len() >= max_records {
+                    return Ok(out);
+                }
             }
         }
     }
