@@ -127,6 +127,11 @@ impl Inflation {
         Ok(())
     }
 
+    /// Capacity of the inflated buffers so far, all batches together.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
     /// Gives back the reservation's unused part: the inflated records keep what they
     /// hold until the request is answered.
     pub fn release_unused(&mut self) {

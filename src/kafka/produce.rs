@@ -157,6 +157,10 @@ pub async fn init_producer_id(
     Ok(r)
 }
 
+/// A request that inflated this much gives the memory back to the OS when answered
+/// (below it, the allocator's own reuse is cheaper).
+const GIVE_BACK_AFTER_BYTES: usize = 1 << 20;
+
 /// What the second pass does with a partition.
 enum Plan {
     /// Answered already (an error).
@@ -262,6 +266,7 @@ pub async fn produce(
             plans.push((t, parts));
         }
         inflation.release_unused();
+        let inflated_much = inflation.used() >= GIVE_BACK_AFTER_BYTES;
         // Second pass: append, unless the request was refused as a whole.
         let mut appended: Vec<(&'static str, u64)> = Vec::new();
         let mut appended_bytes = 0u64;
@@ -350,6 +355,12 @@ pub async fn produce(
             out.push(t);
         }
         b.note_appended(appended_bytes);
+        // The inflated records are freed by now: give their pages back before their
+        // share of the memory budget, so the next request's inflation does not come on
+        // top of them.
+        if inflated_much {
+            crate::memory::give_back_freed();
+        }
         drop(inflation);
         Ok((out, appended))
     })

@@ -553,10 +553,19 @@ pub fn kafka_secrets(dir: &Path, users: &[(&str, &str)], client_password: Option
 
 /// `VmRSS` of a process, in kB, from /proc.
 pub fn rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmRSS")
+}
+
+/// The most the process has had resident since it started.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmHWM")
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
