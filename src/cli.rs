@@ -1,5 +1,6 @@
 //! The command line: `panoptes run | bench | simulate | walk | topic tail | topic list |
-//! resources list | cluster status | plugin run`.
+//! resources list | cluster status | plugin run | config check | config show | completions |
+//! manpages`.
 
 use std::path::PathBuf;
 
@@ -54,6 +55,30 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Check or show the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) of panoptes and its subcommands to a directory, one file
+    /// each (panoptes.1, panoptes-run.1, ...).
+    Manpages {
+        /// Directory to write the pages to (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the configuration, the secrets file, every plugin file and what the plugins
+    /// name (discovery files, vendor definitions, DSL documents), and list every problem
+    /// with its file, key and line. Exit status 1 on any problem.
+    Check,
+    /// Print the effective configuration (defaults, then --config, then PANOPTES__*
+    /// variables), each value with where it came from; secrets masked.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod config_check;
 pub mod events;
 pub mod filter;
 pub mod fleet;

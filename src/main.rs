@@ -1,8 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{CommandFactory, Parser};
 
-use panoptes::cli::{Cli, ClusterCommand, Command, PluginCommand, ResourcesCommand, TopicCommand};
+use panoptes::cli::{
+    Cli, ClusterCommand, Command, ConfigCommand, PluginCommand, ResourcesCommand, TopicCommand,
+};
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
 
@@ -28,6 +31,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // These read no settings (or report their problems themselves).
+    match &cli.command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => return config_check(cli.config.as_deref()),
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            // Shown even when a value is wrong: `config check` says what.
+            let settings = Settings::load_unchecked(cli.config.as_deref())?;
+            print!("{}", panoptes::config_check::show(&settings)?);
+            return Ok(());
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "panoptes", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpages { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing man pages to {}", dir.display()))?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     let log_format = cli
         .log_format
@@ -104,5 +133,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = NodeClient::new(&settings.http)?;
             client.cluster(json, &mut std::io::stdout().lock())
         }
+        Command::Config { .. } | Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
+    }
+}
+
+/// `panoptes config check`: every problem on stdout, a summary on stderr, exit 1 on any.
+fn config_check(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let report = panoptes::config_check::check(file);
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    eprintln!("{}", report.summary());
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        std::process::exit(1)
     }
 }

@@ -158,7 +158,8 @@ impl PluginConfig {
             key: key.to_string(),
             problem,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail("file", e.to_string()))?;
+        let text =
+            super::embedded::read_to_string(path).map_err(|e| fail("file", e.to_string()))?;
         let sections = if path.extension().is_some_and(|e| e == "toml") {
             parse_toml(&text).map_err(|p| fail("syntax", p.to_string()))?
         } else {
@@ -274,21 +275,26 @@ impl PluginConfig {
 
 /// Loads every plugin file (`*.panoptes-plugin`, `*.toml`) of a directory, sorted by name.
 pub fn load_plugin_dir(dir: &Path, kind: PluginKind) -> Result<Vec<PluginConfig>, PluginFileError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| PluginFileError {
+    plugin_files(dir, kind)?
+        .iter()
+        .map(|p| PluginConfig::load(p, kind))
+        .collect()
+}
+
+/// The plugin files (`*.panoptes-plugin`, `*.toml`) of a directory, sorted by name.
+pub fn plugin_files(dir: &Path, kind: PluginKind) -> Result<Vec<PathBuf>, PluginFileError> {
+    let paths = super::embedded::list_dir(dir).map_err(|e| PluginFileError {
         path: dir.to_path_buf(),
         key: format!("plugins.{}", kind.as_str()),
         problem: format!("cannot read plugin directory: {e}"),
     })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    Ok(paths
+        .into_iter()
         .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|e| e == "panoptes-plugin" || e == "toml")
+            p.extension()
+                .is_some_and(|e| e == "panoptes-plugin" || e == "toml")
         })
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| PluginConfig::load(p, kind)).collect()
+        .collect())
 }
 
 pub fn normalize_name(name: &str) -> String {

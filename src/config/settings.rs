@@ -93,6 +93,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
     pub cluster: ClusterSettings,
+    /// Where each value came from (not a key of the file).
+    #[serde(skip)]
+    pub origins: super::origin::Origins,
 }
 
 /// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
@@ -511,10 +514,19 @@ pub struct LogSettings {
 impl Settings {
     /// Embedded defaults, then `file` (if any), then `PANOPTES__SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
-        let vars: HashMap<String, String> = std::env::vars()
+        Self::load_with_env(file, Self::env_vars())
+    }
+
+    fn env_vars() -> HashMap<String, String> {
+        std::env::vars()
             .filter(|(k, _)| k.starts_with("PANOPTES"))
-            .collect();
-        Self::load_with_env(file, vars)
+            .collect()
+    }
+
+    /// [`Settings::load`] without the checks of the values ([`Settings::problems`]): what
+    /// `config check` reads before it lists every problem.
+    pub fn load_unchecked(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::read_with_env(file, Self::env_vars())
     }
 
     /// `vars`: the environment (only `PANOPTES…` variables matter).
@@ -522,9 +534,19 @@ impl Settings {
         file: Option<&Path>,
         vars: HashMap<String, String>,
     ) -> Result<Settings, SettingsError> {
+        let settings = Self::read_with_env(file, vars)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn read_with_env(
+        file: Option<&Path>,
+        vars: HashMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
         let mut origin = "defaults".to_string();
+        let mut file_table = None;
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(SettingsError::Load {
@@ -539,14 +561,18 @@ impl Settings {
                 source_name: origin.clone(),
                 message: format!("cannot read: {e}"),
             })?;
-            if let Err(e) = toml::from_str::<toml::Table>(&text) {
-                return Err(SettingsError::Load {
-                    source_name: origin,
-                    message: format!("not valid TOML: {}", toml_error(&text, &e)),
-                });
+            match toml::from_str::<toml::Table>(&text) {
+                Ok(table) => file_table = Some(table),
+                Err(e) => {
+                    return Err(SettingsError::Load {
+                        source_name: origin,
+                        message: format!("not valid TOML: {}", toml_error(&text, &e)),
+                    })
+                }
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
+        let origins = super::origin::Origins::new(file.zip(file_table.as_ref()), &vars);
         // Names and secrets stay exactly as given: parsing would make a password `0123`
         // the number 123.
         let verbatim: Vec<(&str, String)> = VERBATIM_ENV
@@ -582,6 +608,8 @@ impl Settings {
             source_name: format!("{origin} (+ PANOPTES__* environment)"),
             message: e.to_string(),
         })?;
+        origins.resolve_paths(&mut settings);
+        settings.origins = origins;
         let site = settings.site.clone();
         let secrets_file = settings.snmp.secrets_file.trim().to_owned();
         if !secrets_file.is_empty() {
@@ -595,18 +623,26 @@ impl Settings {
                 settings.http.token = token;
             }
         }
-        settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
+        match self.problems().into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem of the settings (one per key at most): `config check` lists them all.
+    pub fn problems(&self) -> Vec<SettingsError> {
+        let mut out = Vec::new();
         let topic_safe = |s: &str| {
             !s.is_empty()
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         };
         if !topic_safe(&self.site) {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "site",
                 problem: format!(
                     "`{}` must be non-empty and hold only letters, digits, `.`, `_` or `-` (it names topics)",
@@ -615,14 +651,14 @@ impl Settings {
             });
         }
         if !self.kafka.publish_to_site_topic && !self.kafka.publish_to_global_topic {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "kafka.publish_to_site_topic",
                 problem: "publish_to_site_topic and publish_to_global_topic cannot both be false"
                     .into(),
             });
         }
         if !topic_safe(&self.kafka.global_topic_name) {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "kafka.global_topic_name",
                 problem: format!(
                     "`{}` is not a valid topic name",
@@ -630,11 +666,16 @@ impl Settings {
                 ),
             });
         }
-        self.snmp.usm_user()?;
-        self.validate_http()?;
-        self.validate_cluster()?;
+        let mut push_err = |r: Result<_, SettingsError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        push_err(self.snmp.usm_user().map(drop));
+        push_err(self.validate_http());
+        push_err(self.validate_cluster());
         if let Err(problem) = self.kafka.listen_addr() {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "kafka.listen",
                 problem: problem.to_string(),
             });
@@ -643,12 +684,14 @@ impl Settings {
             b.rsplit_once(':')
                 .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
         }) {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "kafka.brokers",
                 problem: format!("`{bad}` is not host:port"),
             });
         }
-        self.validate_kafka_security()?;
+        if let Err(e) = self.validate_kafka_security() {
+            out.push(e);
+        }
         let k = &self.kafka;
         let checks: &[(&'static str, bool, &str)] = &[
             (
@@ -764,20 +807,22 @@ impl Settings {
         ];
         for &(key, ok, problem) in checks {
             if !ok {
-                return Err(SettingsError::Invalid {
+                out.push(SettingsError::Invalid {
                     key,
                     problem: problem.into(),
                 });
             }
         }
-        self.validate_influxdb()?;
+        if let Err(e) = self.validate_influxdb() {
+            out.push(e);
+        }
         if !matches!(self.log.format.as_str(), "human" | "json") {
-            return Err(SettingsError::Invalid {
+            out.push(SettingsError::Invalid {
                 key: "log.format",
                 problem: format!("`{}`: expected \"human\" or \"json\"", self.log.format),
             });
         }
-        Ok(())
+        out
     }
 
     fn validate_cluster(&self) -> Result<(), SettingsError> {

@@ -57,6 +57,16 @@ impl Plugins {
             }
             Ok(out)
         };
+        let p = &settings.plugins;
+        if [&p.discovery, &p.enrichment, &p.polling]
+            .iter()
+            .any(|dirs| dirs.iter().any(|d| crate::config::embedded::is_embedded(d)))
+        {
+            tracing::info!(
+                cwd = %std::env::current_dir().unwrap_or_default().display(),
+                "conf/plugins is not in the current directory: using the plugin files built into the binary (set plugins.discovery/enrichment/polling to use your own)"
+            );
+        }
         Ok(Plugins {
             discovery: load(&settings.plugins.discovery, PluginKind::Discovery)?,
             enrichment: load(&settings.plugins.enrichment, PluginKind::Enrichment)?,

@@ -27,7 +27,7 @@ pub fn config_file(plugin: &PluginConfig) -> Result<PathBuf, PluginError> {
 /// Reads the file: invalid entries are skipped (and returned for logging), an unreadable
 /// or invalid file, or one with no valid resource, is an error.
 pub fn discover(path: &Path, now: f64) -> Result<(ResourceSet, Vec<String>), PluginError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::config::embedded::read_to_string(path)
         .map_err(|e| PluginError::Discovery(format!("cannot read {}: {e}", path.display())))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| {
         PluginError::Discovery(format!("{} is not valid JSON: {e}", path.display()))
