@@ -706,6 +706,30 @@ impl KafkaProduceRefused<'_> {
     }
 }
 
+/// A reload (SIGHUP, `POST /api/reload`) applied new plugin files and secrets.
+pub struct ConfigReloaded<'a> {
+    pub summary: &'a str,
+}
+
+impl ConfigReloaded<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_config_reloads_total", &[("result", "ok")]);
+        tracing::info!("{}", self.summary);
+    }
+}
+
+/// A reload found a problem and changed nothing.
+pub struct ReloadFailed<'a> {
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl ReloadFailed<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_config_reloads_total", &[("result", "failed")]);
+        tracing::error!(error = %self.error, "configuration reload failed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Resources or messages refused as invalid.",
     ),
     (
+        "panoptes_config_reloads_total",
+        "Configuration reloads (SIGHUP, POST /api/reload) by result: ok, or failed (nothing changed).",
+    ),
+    (
         "panoptes_enrichments_stored_total",
         "Enrichment groups stored.",
     ),

@@ -20,6 +20,12 @@ pub struct DiscoveryJob {
     plugin: Arc<PluginConfig>,
 }
 
+impl DiscoveryJob {
+    pub fn new(shared: Arc<Shared>, plugin: Arc<PluginConfig>) -> DiscoveryJob {
+        DiscoveryJob { shared, plugin }
+    }
+}
+
 impl Job for DiscoveryJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let shared = Arc::clone(&self.shared);
@@ -90,7 +96,7 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
 /// (every node alone; in a cluster, the owner of work partition 0).
 pub struct DiscoveryPlanner {
     pub shared: Arc<Shared>,
-    pub plugins: Vec<Arc<PluginConfig>>,
+    pub plugins: super::PluginList,
 }
 
 impl Planner for DiscoveryPlanner {
@@ -100,6 +106,7 @@ impl Planner for DiscoveryPlanner {
         }
         let items = self
             .plugins
+            .get()
             .iter()
             .filter(|p| p.execute_frequency > 0)
             .map(|p| WorkItem {
@@ -108,10 +115,7 @@ impl Planner for DiscoveryPlanner {
                 device: format!("discovery:{}", p.name),
                 interval: Duration::from_secs(p.execute_frequency),
                 hold_until: None,
-                job: Arc::new(DiscoveryJob {
-                    shared: Arc::clone(&self.shared),
-                    plugin: Arc::clone(p),
-                }),
+                job: Arc::new(DiscoveryJob::new(Arc::clone(&self.shared), Arc::clone(p))),
             })
             .collect();
         Box::pin(async move { items })

@@ -67,7 +67,7 @@ async fn enrich(
         plugin,
         builtin,
         resource,
-        target: snmp_target(&shared.settings.snmp, plugin, resource),
+        target: snmp_target(&shared.snmp(), plugin, resource),
         enrichments: &shared.enrichments,
         ping: &NoPing,
         now: now_epoch(),

@@ -26,12 +26,14 @@ use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
 use crate::transform::RateStore;
 
-pub use planner::{JobFactory, ResourcePlanner};
+pub use planner::{JobFactory, PluginList, ResourcePlanner};
 
 /// Everything the agents share: storage handles, the bus, counters, and who to tell when
 /// resources or enrichments change.
 pub struct Shared {
     pub settings: Settings,
+    /// `settings.snmp`, with the secrets file's credentials: replaced by a reload.
+    pub snmp: std::sync::RwLock<Arc<crate::config::SnmpSettings>>,
     pub bus: Bus,
     pub resources: ResourceStore,
     pub enrichments: Keyspace,
@@ -54,6 +56,22 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The SNMP settings polls use now.
+    pub fn snmp(&self) -> Arc<crate::config::SnmpSettings> {
+        match self.snmp.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn set_snmp(&self, snmp: crate::config::SnmpSettings) {
+        let snmp = Arc::new(snmp);
+        match self.snmp.write() {
+            Ok(mut s) => *s = snmp,
+            Err(poisoned) => *poisoned.into_inner() = snmp,
+        }
+    }
+
     /// Asks a scheduler to re-plan now (new resources, new enrichment). `try_send`: if its
     /// mailbox is full a rescan is already queued, which is as good.
     pub fn rescan(slot: &OnceLock<Recipient<Rescan>>) {

@@ -18,16 +18,42 @@ pub type JobFactory = Arc<dyn Fn(Arc<PluginConfig>, Arc<Resource>) -> Arc<dyn Jo
 /// reports ENRICHMENT_FAILURE, as the original would).
 const ENRICHMENT_HOLD: Duration = Duration::from_secs(60);
 
+/// The plugins of one kind: replaced as a whole when the node reloads its configuration,
+/// read by the planner at every plan.
+#[derive(Clone, Default)]
+pub struct PluginList(Arc<std::sync::RwLock<Arc<Vec<Arc<PluginConfig>>>>>);
+
+impl PluginList {
+    pub fn new(plugins: Vec<Arc<PluginConfig>>) -> PluginList {
+        PluginList(Arc::new(std::sync::RwLock::new(Arc::new(plugins))))
+    }
+
+    pub fn get(&self) -> Arc<Vec<Arc<PluginConfig>>> {
+        match self.0.read() {
+            Ok(list) => Arc::clone(&list),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn set(&self, plugins: Vec<Arc<PluginConfig>>) {
+        let plugins = Arc::new(plugins);
+        match self.0.write() {
+            Ok(mut list) => *list = plugins,
+            Err(poisoned) => *poisoned.into_inner() = plugins,
+        }
+    }
+}
+
 pub struct ResourcePlanner {
     shared: Arc<Shared>,
-    plugins: Vec<Arc<PluginConfig>>,
+    plugins: PluginList,
     factory: JobFactory,
     /// When each key was first planned, to bound how long it is held.
     first_seen: HashMap<String, Instant>,
 }
 
 impl ResourcePlanner {
-    pub fn new(shared: Arc<Shared>, plugins: Vec<Arc<PluginConfig>>, factory: JobFactory) -> Self {
+    pub fn new(shared: Arc<Shared>, plugins: PluginList, factory: JobFactory) -> Self {
         ResourcePlanner {
             shared,
             plugins,
@@ -56,7 +82,8 @@ impl Planner for ResourcePlanner {
             .collect();
         let now = Instant::now();
         let mut items = Vec::new();
-        for plugin in self.plugins.iter().filter(|p| p.execute_frequency > 0) {
+        let plugins = self.plugins.get();
+        for plugin in plugins.iter().filter(|p| p.execute_frequency > 0) {
             let Some(filter) = &plugin.resource_filter else {
                 continue;
             };

@@ -96,7 +96,7 @@ async fn poll_and_publish(
         plugin,
         builtin,
         resource,
-        target: snmp_target(&shared.settings.snmp, plugin, resource),
+        target: snmp_target(&shared.snmp(), plugin, resource),
         enrichments: &shared.enrichments,
         ping: &ping,
         now: now_epoch(),

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod health;
 pub mod metrics;
+pub mod reload;
 
 pub use health::Readiness;
 pub use metrics::render_store;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub long_polls: Arc<tokio::sync::Semaphore>,
     /// The node's place in its site's cluster (`/api/cluster`).
     pub cluster: crate::cluster::ClusterView,
+    /// What `POST /api/reload` calls.
+    pub reload: Option<Arc<dyn reload::Reload>>,
 }
 
 /// How the listener is served: `http.*` settings the server itself needs.
@@ -71,6 +74,7 @@ pub fn serve(
             .route("/api/cluster", web::get().to(api::cluster))
             .route("/api/topics", web::get().to(api::topics))
             .route("/api/topics/{topic}/records", web::get().to(api::records))
+            .route("/api/reload", web::post().to(reload::reload))
     })
     .workers(1)
     .max_connections(listener.max_connections)

@@ -14,6 +14,7 @@ mod demo;
 mod kafka;
 mod metrics;
 mod pipeline;
+mod reload;
 mod web;
 
 use std::path::PathBuf;
@@ -154,7 +155,14 @@ where
     let appended = wake_on_append(&store);
     let telemetry = Arc::new(Telemetry::default());
     let pipeline = Pipeline::start(&settings, &plugins, &store, &telemetry, wrappers).await?;
-    let (http, http_addr) = serve_http(&settings, &pipeline, &store, &telemetry, appended)?;
+    let reloader = Arc::new(reload::Reloader::new(
+        &settings,
+        Arc::clone(&pipeline.shared),
+        pipeline.schedulers.clone(),
+    ));
+    let on_sighup = actix::spawn(reload::on_sighup(Arc::clone(&reloader)));
+    let (http, http_addr) =
+        serve_http(&settings, &pipeline, &store, &telemetry, appended, reloader)?;
     let housekeeping = actix::spawn(chores::housekeeping(
         store.clone(),
         Arc::clone(&pipeline.shared.rates),
@@ -183,6 +191,7 @@ where
         () = until(view) => None,
         failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
     };
+    on_sighup.abort();
     pipeline.stop(http, housekeeping, store).await;
     match failed {
         Some(failed) => Err(failed.into()),
@@ -315,6 +324,7 @@ fn serve_http(
     store: &Store,
     telemetry: &Arc<Telemetry>,
     appended: Arc<tokio::sync::Notify>,
+    reloader: Arc<reload::Reloader>,
 ) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr)> {
     let mut sections = vec![
         metrics::snmp_engine(),
@@ -344,6 +354,7 @@ fn serve_http(
         appended,
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
+        reload: Some(reloader),
     };
     let (server, bound) = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
     let handle = server.handle();

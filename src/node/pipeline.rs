@@ -18,7 +18,7 @@ use crate::agent::discovery::DiscoveryPlanner;
 use crate::agent::enrichment::EnrichmentJob;
 use crate::agent::polling::PollingJob;
 use crate::agent::resources::{ReconcileSink, GROUP};
-use crate::agent::{JobFactory, ResourcePlanner, Shared};
+use crate::agent::{JobFactory, PluginList, ResourcePlanner, Shared};
 use crate::bus::Bus;
 use crate::cluster::Ownership;
 use crate::config::{PluginConfig, Settings};
@@ -48,6 +48,7 @@ pub(super) async fn shared_state(
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
+        snmp: std::sync::RwLock::new(Arc::new(settings.snmp.clone())),
         settings: settings.clone(),
     });
     let (rates, rate_state) = (Arc::clone(&shared.rates), shared.rate_state.clone());
@@ -117,6 +118,16 @@ pub(super) struct Schedulers {
     pub discovery: Addr<Scheduler>,
     pub enrichment: Addr<Scheduler>,
     pub polling: Addr<Scheduler>,
+    /// The plugins each plans with (a reload replaces them).
+    pub plugins: PluginLists,
+}
+
+/// The plugins the schedulers plan with, by kind.
+#[derive(Clone)]
+pub(super) struct PluginLists {
+    pub discovery: PluginList,
+    pub enrichment: PluginList,
+    pub polling: PluginList,
 }
 
 impl Schedulers {
@@ -132,13 +143,18 @@ impl Schedulers {
             first_run_spread: Duration::from_secs(settings.scheduler.first_run_spread),
             ..SchedulerConfig::default()
         };
-        let planner = |plugins: &[Arc<PluginConfig>], factory| {
-            ResourcePlanner::new(Arc::clone(shared), plugins.to_vec(), factory)
+        let lists = PluginLists {
+            discovery: PluginList::new(plugins.discovery.clone()),
+            enrichment: PluginList::new(plugins.enrichment.clone()),
+            polling: PluginList::new(plugins.polling.clone()),
+        };
+        let planner = |plugins: &PluginList, factory| {
+            ResourcePlanner::new(Arc::clone(shared), plugins.clone(), factory)
         };
         let enrichment = Scheduler::new(
             "enrichment",
             planner(
-                &plugins.enrichment,
+                &lists.enrichment,
                 enrichment_jobs(shared, wrappers.enrichment),
             ),
             pool.clone(),
@@ -147,7 +163,7 @@ impl Schedulers {
         .start();
         let polling = Scheduler::new(
             "polling",
-            planner(&plugins.polling, polling_jobs(shared, wrappers.polling)),
+            planner(&lists.polling, polling_jobs(shared, wrappers.polling)),
             pool.clone(),
             SchedulerConfig {
                 // In a cluster a device that moves here is first polled on its place in
@@ -170,7 +186,7 @@ impl Schedulers {
             "discovery",
             DiscoveryPlanner {
                 shared: Arc::clone(shared),
-                plugins: plugins.discovery.clone(),
+                plugins: lists.discovery.clone(),
             },
             pool.clone(),
             // Discovery starts at once: everything else waits for its resources.
@@ -184,6 +200,7 @@ impl Schedulers {
             discovery,
             enrichment,
             polling,
+            plugins: lists,
         }
     }
 
