@@ -22,6 +22,11 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The ping plugin and the PING_FAILURE check run the system's ping.
 command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The Debian package's test: dpkg-deb builds it (objdump reads the glibc it needs),
+# dpkg installs it (adduser makes its user), systemd-analyze verifies its unit.
+command -v objdump >/dev/null 2>&1 || need_apt+=(binutils)
+command -v adduser >/dev/null 2>&1 || need_apt+=(adduser)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive

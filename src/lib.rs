@@ -24,6 +24,7 @@ pub mod model;
 pub mod node;
 pub mod plugins;
 pub mod resource_manager;
+pub mod sd_notify;
 pub mod secret;
 pub mod simulate;
 pub mod sink;

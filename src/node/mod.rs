@@ -179,6 +179,7 @@ where
         startup_ms = started.elapsed().as_millis() as u64,
         "panoptes is running"
     );
+    crate::sd_notify::notify("READY=1");
     let view = NodeView {
         pool: Arc::clone(&pipeline.pool.stats),
         discovery: pipeline.schedulers.discovery.clone(),
@@ -192,6 +193,7 @@ where
         failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
     };
     on_sighup.abort();
+    crate::sd_notify::notify("STOPPING=1");
     pipeline.stop(http, housekeeping, store).await;
     match failed {
         Some(failed) => Err(failed.into()),

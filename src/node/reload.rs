@@ -120,8 +120,10 @@ pub(super) async fn on_sighup(reloader: Arc<Reloader>) {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the configuration");
+            crate::sd_notify::notify("RELOADING=1");
             // Reported by the events the reload emits.
             let _ = reloader.reload().await;
+            crate::sd_notify::notify("READY=1");
         }
     }
     #[cfg(not(unix))]
