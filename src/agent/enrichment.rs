@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job, JobError};
 
-use super::{finish_run, RunError, Shared};
+use super::{finish_run, owned_run, RunError, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
 use crate::model::{now_epoch, Resource};
@@ -24,35 +24,34 @@ pub struct EnrichmentJob {
 
 impl Job for EnrichmentJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
-        let shared = Arc::clone(&self.shared);
-        let plugin = Arc::clone(&self.plugin);
-        let resource = self.resource.clone();
-        Box::pin(async move {
-            if !shared.ownership.may_run(&resource.id) {
-                return Ok(());
-            }
-            let started = Instant::now();
-            let result = enrich(&shared, &plugin, &resource)
-                .await
-                .map_err(RunError::Plugin);
-            let new = matches!(result, Ok(true));
-            let result = result.map(|_| ());
-            finish_run(
-                &shared,
-                "enrichment",
-                &plugin.name,
-                &resource.id,
-                started,
-                &result,
-            );
-            // Only a new enrichment can lift a polling run's hold: a re-run (the usual
-            // case, every execute_frequency) changes no schedule, and at 10,000 devices a
-            // plan per re-run cost ≈10% of a core while the re-runs came in.
-            if new {
-                Shared::rescan(&shared.polling_scheduler);
-            }
-            result.map_err(JobError::failed)
-        })
+        owned_run(
+            &self.shared,
+            &self.plugin,
+            &self.resource,
+            |shared, plugin, resource| async move {
+                let started = Instant::now();
+                let result = enrich(&shared, &plugin, &resource)
+                    .await
+                    .map_err(RunError::Plugin);
+                let new = matches!(result, Ok(true));
+                let result = result.map(|_| ());
+                finish_run(
+                    &shared,
+                    "enrichment",
+                    &plugin.name,
+                    &resource.id,
+                    started,
+                    &result,
+                );
+                // Only a new enrichment can lift a polling run's hold: a re-run (the usual
+                // case, every execute_frequency) changes no schedule, and at 10,000 devices a
+                // plan per re-run cost ≈10% of a core while the re-runs came in.
+                if new {
+                    Shared::rescan(&shared.polling_scheduler);
+                }
+                result.map_err(JobError::failed)
+            },
+        )
     }
 }
 
