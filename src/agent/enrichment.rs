@@ -9,10 +9,10 @@ use panoptes_actors::{BoxFuture, Job, JobError};
 use super::{finish_run, owned_run, RunError, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
-use crate::model::{now_epoch, Resource};
-use crate::plugins::runner::{self, RunContext};
+use crate::model::Resource;
+use crate::plugins::runner;
 use crate::plugins::status::NoPing;
-use crate::plugins::{snmp_target, BuiltIn, PluginError};
+use crate::plugins::{BuiltIn, PluginError};
 
 pub use crate::plugins::runner::DEFAULT_ENRICHMENT_TTL;
 
@@ -62,16 +62,7 @@ async fn enrich(
     resource: &Resource,
 ) -> Result<bool, PluginError> {
     let builtin = BuiltIn::resolve(plugin).map_err(|e| PluginError::Config(e.to_string()))?;
-    let set = runner::enrich(RunContext {
-        plugin,
-        builtin,
-        resource,
-        target: snmp_target(&shared.settings.snmp, plugin, resource),
-        enrichments: &shared.enrichments,
-        ping: &NoPing,
-        now: now_epoch(),
-    })
-    .await?;
+    let set = runner::enrich(shared.run_context(plugin, builtin, resource, &NoPing)).await?;
     let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
     let mut new = false;
     for group in set.groups {

@@ -121,6 +121,28 @@ impl RunError {
     }
 }
 
+impl Shared {
+    /// What a plugin run on `resource` needs from this node: the device's SNMP target
+    /// from the node's settings, the stored enrichments, and now as its timestamp.
+    pub fn run_context<'a>(
+        &'a self,
+        plugin: &'a PluginConfig,
+        builtin: crate::plugins::BuiltIn,
+        resource: &'a Resource,
+        ping: &'a dyn crate::plugins::status::Ping,
+    ) -> crate::plugins::runner::RunContext<'a> {
+        crate::plugins::runner::RunContext {
+            plugin,
+            builtin,
+            resource,
+            target: crate::plugins::snmp_target(&self.settings.snmp, plugin, resource),
+            enrichments: &self.enrichments,
+            ping,
+            now: crate::model::now_epoch(),
+        }
+    }
+}
+
 /// A job's run on one resource: `work`, given its own handles on the shared state, the
 /// plugin and the resource, or nothing at all when another cluster member owns the
 /// resource (ownership moves between runs, so it is asked at each).

@@ -13,9 +13,9 @@ use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
 use crate::model::{now_epoch, MetricType, MetricsGroup, Resource, Site};
-use crate::plugins::runner::{self, RunContext};
+use crate::plugins::runner;
 use crate::plugins::status::SystemPing;
-use crate::plugins::{snmp_target, BuiltIn};
+use crate::plugins::BuiltIn;
 use crate::transform::{apply_transforms, TransformReport};
 
 pub struct PollingJob {
@@ -92,16 +92,7 @@ async fn poll_and_publish(
 ) -> Result<Published, RunError> {
     let builtin = BuiltIn::resolve(plugin)?;
     let ping = SystemPing::new(Some(Arc::clone(&shared.telemetry)));
-    let polled = runner::poll(RunContext {
-        plugin,
-        builtin,
-        resource,
-        target: snmp_target(&shared.settings.snmp, plugin, resource),
-        enrichments: &shared.enrichments,
-        ping: &ping,
-        now: now_epoch(),
-    })
-    .await?;
+    let polled = runner::poll(shared.run_context(plugin, builtin, resource, &ping)).await?;
     let status = device_status(&polled.groups);
     let interfaces = interface_states(&polled.groups);
 
