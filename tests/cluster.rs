@@ -57,7 +57,8 @@ impl Simulator {
             .args([
                 "simulate",
                 "--listen",
-                &format!("127.1.0.1:{}", support::free_udp_port()),
+                // Port 0: each device binds a free port and prints its address.
+                "127.1.0.1:0",
                 "--spread-addresses",
                 "--devices",
                 &devices.to_string(),
@@ -785,6 +786,6 @@ fn three_nodes_share_a_fleet_through_a_fourth_nodes_embedded_broker() {
     hub.set("PANOPTES__KAFKA__AUTO_CREATE_TOPICS", "true");
     let mut hub_node = hub.start();
     hub.wait_for("/health", 200, Duration::from_secs(30), &mut hub_node);
-    three_nodes_share_the_fleet(&format!("127.0.0.1:{}", hub.kafka_port), None);
+    three_nodes_share_the_fleet(&format!("127.0.0.1:{}", hub.kafka_port()), None);
     hub_node.stop();
 }

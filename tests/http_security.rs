@@ -36,7 +36,7 @@ fn curl(port: u16, cert: &Path, path: &str, extra: &[&str]) -> (u16, String) {
 fn wait_ready(env: &NodeEnv, cert: &Path, node: &mut support::Node) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if curl(env.http_port, cert, "/ready", &[]).0 == 200 {
+        if curl(env.http_port(), cert, "/ready", &[]).0 == 200 {
             return;
         }
         if let Some(exit) = node.child.try_wait().unwrap() {
@@ -56,7 +56,7 @@ fn https_with_a_bearer_token() {
     env.set("PANOPTES__HTTP__TLS_KEY", key.to_str().unwrap());
     let mut node = env.start();
     wait_ready(&env, &cert, &mut node);
-    let port = env.http_port;
+    let port = env.http_port();
 
     // Probes stay open.
     let (code, body) = curl(port, &cert, "/health", &[]);
@@ -142,18 +142,14 @@ fn https_with_a_bearer_token() {
 #[test]
 fn an_open_listener_beyond_loopback_is_refused_unless_asked_for() {
     let mut env = NodeEnv::demo(2);
-    env.set(
-        "PANOPTES__HTTP__LISTEN",
-        &format!("0.0.0.0:{}", env.http_port),
-    );
+    env.set("PANOPTES__HTTP__LISTEN", "0.0.0.0:0");
     let out = env.cli(&["run"], Duration::from_secs(20));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!(
-            "configuration key `http.listen`: 0.0.0.0:{} is not a loopback address and no http.token is set",
-            env.http_port
-        )),
+        err.contains(
+            "configuration key `http.listen`: 0.0.0.0:0 is not a loopback address and no http.token is set"
+        ),
         "{err}"
     );
 
@@ -182,7 +178,7 @@ fn long_polls_are_woken_by_appends_and_bounded() {
         .unwrap();
     let end: serde_json::Value = serde_json::from_str(&page).unwrap();
     let end = end["next_offset"].as_u64().unwrap();
-    let port = env.http_port;
+    let port = env.http_port();
     let waiter = std::thread::spawn(move || {
         ureq::get(&format!(
             "http://127.0.0.1:{port}/api/topics/local-processed/records?offset={end}&wait_ms=20000"

@@ -162,12 +162,9 @@ fn sink_is_off_without_a_url_and_says_so() {
         m.contains("panoptes_influxdb_points_written_total 0"),
         "{m}"
     );
+    let log_file = node.log.clone();
     node.stop();
     // The start message is in the log (written before /health answers).
-    let log = std::fs::read_to_string(node_log(&env)).unwrap_or_default();
+    let log = std::fs::read_to_string(log_file).unwrap_or_default();
     assert!(log.contains("InfluxDB sink is off"), "{log}");
-}
-
-fn node_log(env: &support::NodeEnv) -> std::path::PathBuf {
-    env.dir.path().join(format!("node-{}.log", env.http_port))
 }

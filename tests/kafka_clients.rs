@@ -28,7 +28,7 @@ fn kcat_lists_produces_and_reads_back_10000_keyed_messages_with_every_codec() {
     env.set("PANOPTES__KAFKA__PARTITIONS", "3");
     env.set("PANOPTES__KAFKA__AUTO_CREATE_TOPICS", "true");
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("kcat-{codec}");
         let sent: Vec<(String, String)> = (0..10_000)
@@ -136,7 +136,7 @@ fn kcat_lists_produces_and_reads_back_10000_keyed_messages_with_every_codec() {
         );
     }
     assert!(
-        text.contains(&format!("broker 0 at 127.0.0.1:{}", env.kafka_port)),
+        text.contains(&format!("broker 0 at 127.0.0.1:{}", env.kafka_port())),
         "{text}"
     );
     let (_, metrics) = env.http_get("/metrics").unwrap();
@@ -196,9 +196,9 @@ fn clients(args: &[&str]) -> serde_json::Value {
 /// or read twice; after a restart of the broker the group resumes from its commits.
 fn group_then_restart(client: &str) {
     let env = NodeEnv::demo(60);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
     let (topic, group) = (format!("{client}-topic"), format!("{client}-group"));
     let node = started(&env);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let report = clients(&[&broker, client, "group", &topic, &group, "1000"]);
     let split = report["split"].as_array().unwrap();
     assert!(
@@ -207,7 +207,9 @@ fn group_then_restart(client: &str) {
     );
     assert_eq!(node.stop().code(), Some(0));
 
+    // The restarted broker listens on a port of its own: the clients follow it there.
     let node = started(&env);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     clients(&[&broker, client, "resume", &topic, &group, "500"]);
     // The admin APIs see the group (now empty) and its commits: 2,000 + 500 records.
     let admin = clients(&[&broker, client, "admin", &topic, &group]);
@@ -238,7 +240,7 @@ fn confluent_kafka_group_splits_takes_over_and_resumes_after_restart() {
 fn a_kafka_python_consumer_receives_the_demos_metrics_groups() {
     let env = NodeEnv::demo(2);
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let report = clients(&[
         &broker,
         "kafka-python",

@@ -55,7 +55,7 @@ groups = ["resource_manager_group", "panoptes_influxdb_consumer_raw_metrics"]
     cluster.set("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap());
     let mut cluster_node = cluster.start();
     cluster.wait_for("/health", 200, Duration::from_secs(30), &mut cluster_node);
-    let broker = format!("127.0.0.1:{}", cluster.kafka_port);
+    let broker = format!("127.0.0.1:{}", cluster.kafka_port());
 
     // The polling node, its topics on the cluster, as user `poller` over TLS.
     let mut poller = NodeEnv::demo(2);

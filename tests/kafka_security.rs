@@ -106,7 +106,7 @@ fn a_forged_resource_set_and_foreign_commits_are_refused_and_the_forged_endpoint
     let env = NodeEnv::demo(2);
     let mut node = env.start();
     env.wait_for("/ready", 200, Duration::from_secs(60), &mut node);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let trap = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = trap.local_addr().unwrap().port();
 
@@ -154,7 +154,7 @@ fn a_forged_resource_set_and_foreign_commits_are_refused_and_the_forged_endpoint
 fn create_topics_with_2147483647_partitions_is_refused_and_the_node_restarts_cleanly() {
     let env = NodeEnv::demo(60);
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let r = secure(
         &broker,
         "kafka-python",
@@ -203,7 +203,7 @@ fn bomb(topic: &str, batches: usize, each: usize) -> kafka_protocol::messages::P
 fn zstd_bombs_spread_over_many_batches_are_refused_and_memory_stays_bounded() {
     let env = NodeEnv::demo(60);
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let pid = node.child.id();
     let before = support::rss_kb(pid);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -309,7 +309,7 @@ fn two_thousand_slow_connections_leave_real_clients_served() {
     panoptes::simulate::fdlimit::raise_open_files(8192);
     let env = NodeEnv::demo(60);
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let addr: std::net::SocketAddr = broker.parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -453,7 +453,7 @@ fn sasl_and_acls_with_kcat_kafka_python_and_confluent_kafka() {
     let env = sasl_node(dir.path(), "sasl_plaintext", None);
     let mut node = env.start();
     env.wait_for("/ready", 200, Duration::from_secs(60), &mut node);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let failed = |mechanism: &str| {
         format!("Authentication failed: invalid username or password (SASL mechanism {mechanism})")
     };
@@ -606,7 +606,7 @@ fn tls_with_kcat_kafka_python_and_confluent_kafka() {
     let (other_ca, _, _) = support::tls_files(dir.path(), "other");
     let env = sasl_node(dir.path(), "sasl_ssl", Some((&cert, &key)));
     let node = started(&env);
-    let broker = format!("127.0.0.1:{}", env.kafka_port);
+    let broker = format!("127.0.0.1:{}", env.kafka_port());
     let out = kcat_sasl(
         &broker,
         "sasl_ssl",
@@ -681,7 +681,8 @@ fn tls_with_kcat_kafka_python_and_confluent_kafka() {
 #[test]
 fn a_listener_off_loopback_without_authentication_refuses_to_start() {
     let mut env = NodeEnv::demo(60);
-    let port = support::free_tcp_port();
+    // Refused before anything binds: any port shows it, 0 takes none from other tests.
+    let port = 0;
     env.set("PANOPTES__KAFKA__LISTEN", &format!("0.0.0.0:{port}"));
     let out = env.cli(&["run"], Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);

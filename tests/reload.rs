@@ -152,7 +152,7 @@ fn sighup_applies_a_changed_plugin_file_and_keeps_rates_and_a_broken_one_changes
 }
 
 fn post(env: &NodeEnv, path: &str, token: Option<&str>) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{}{path}", env.http_port);
+    let url = format!("http://127.0.0.1:{}{path}", env.http_port());
     let mut request = ureq::post(&url).timeout(Duration::from_secs(10));
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));

@@ -19,7 +19,7 @@ const INFLUX_TOKEN: &str = "influx-t0ken-S3CRET-five";
 const SECRETS: [&str; 5] = [COMMUNITY, V3_AUTH, V3_PRIV, HTTP_TOKEN, INFLUX_TOKEN];
 
 fn get(env: &NodeEnv, path: &str) -> String {
-    let url = format!("http://127.0.0.1:{}{path}", env.http_port);
+    let url = format!("http://127.0.0.1:{}{path}", env.http_port());
     match ureq::get(&url)
         .set("Authorization", &format!("Bearer {HTTP_TOKEN}"))
         .timeout(Duration::from_secs(10))

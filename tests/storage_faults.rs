@@ -105,7 +105,7 @@ fn a_full_disk_makes_the_node_not_ready_until_space_is_back() {
         |s, _| s == 200,
     );
     let rt = runtime();
-    let mut c = rt.block_on(kafka::connect(env.kafka_port));
+    let mut c = rt.block_on(kafka::connect(env.kafka_port()));
     let mut acked = Vec::new();
     for i in 0..3 {
         let value = format!("before-{i}");
@@ -191,7 +191,7 @@ fn a_full_disk_makes_the_node_not_ready_until_space_is_back() {
         "/ready 200",
         |s, _| s == 200,
     );
-    let mut c = rt.block_on(kafka::connect(env.kafka_port));
+    let mut c = rt.block_on(kafka::connect(env.kafka_port()));
     assert_eq!(rt.block_on(kafka::fetch(&mut c, "acked")), acked);
     drop(c);
     node.stop();
@@ -288,7 +288,7 @@ fn a_failed_fsync_stops_the_node_with_exit_status_74() {
         |s, _| s == 200,
     );
     let rt = runtime();
-    let mut c = rt.block_on(kafka::connect(env.kafka_port));
+    let mut c = rt.block_on(kafka::connect(env.kafka_port()));
     let (code, offset, _) = rt
         .block_on(kafka::produce(&mut c, "acked", "before"))
         .unwrap();
@@ -339,7 +339,7 @@ fn a_failed_fsync_stops_the_node_with_exit_status_74() {
         "/ready 200",
         |s, _| s == 200,
     );
-    let mut c = rt.block_on(kafka::connect(env.kafka_port));
+    let mut c = rt.block_on(kafka::connect(env.kafka_port()));
     let records = rt.block_on(kafka::fetch(&mut c, "acked"));
     assert_eq!(
         records.first(),

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use panoptes_actors::{BoxFuture, Job, JobError};
 
-use super::{finish_run, RunError, Shared};
+use super::{finish_run, owned_run, RunError, Shared};
 use crate::config::PluginConfig;
 use crate::events::EnrichmentStored;
-use crate::model::{now_epoch, Resource};
-use crate::plugins::runner::{self, RunContext};
+use crate::model::Resource;
+use crate::plugins::runner;
 use crate::plugins::status::NoPing;
-use crate::plugins::{snmp_target, BuiltIn, PluginError};
+use crate::plugins::{BuiltIn, PluginError};
 
 pub use crate::plugins::runner::DEFAULT_ENRICHMENT_TTL;
 
@@ -24,35 +24,34 @@ pub struct EnrichmentJob {
 
 impl Job for EnrichmentJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
-        let shared = Arc::clone(&self.shared);
-        let plugin = Arc::clone(&self.plugin);
-        let resource = self.resource.clone();
-        Box::pin(async move {
-            if !shared.ownership.may_run(&resource.id) {
-                return Ok(());
-            }
-            let started = Instant::now();
-            let result = enrich(&shared, &plugin, &resource)
-                .await
-                .map_err(RunError::Plugin);
-            let new = matches!(result, Ok(true));
-            let result = result.map(|_| ());
-            finish_run(
-                &shared,
-                "enrichment",
-                &plugin.name,
-                &resource.id,
-                started,
-                &result,
-            );
-            // Only a new enrichment can lift a polling run's hold: a re-run (the usual
-            // case, every execute_frequency) changes no schedule, and at 10,000 devices a
-            // plan per re-run cost ≈10% of a core while the re-runs came in.
-            if new {
-                Shared::rescan(&shared.polling_scheduler);
-            }
-            result.map_err(JobError::failed)
-        })
+        owned_run(
+            &self.shared,
+            &self.plugin,
+            &self.resource,
+            |shared, plugin, resource| async move {
+                let started = Instant::now();
+                let result = enrich(&shared, &plugin, &resource)
+                    .await
+                    .map_err(RunError::Plugin);
+                let new = matches!(result, Ok(true));
+                let result = result.map(|_| ());
+                finish_run(
+                    &shared,
+                    "enrichment",
+                    &plugin.name,
+                    &resource.id,
+                    started,
+                    &result,
+                );
+                // Only a new enrichment can lift a polling run's hold: a re-run (the usual
+                // case, every execute_frequency) changes no schedule, and at 10,000 devices a
+                // plan per re-run cost ≈10% of a core while the re-runs came in.
+                if new {
+                    Shared::rescan(&shared.polling_scheduler);
+                }
+                result.map_err(JobError::failed)
+            },
+        )
     }
 }
 
@@ -63,16 +62,7 @@ async fn enrich(
     resource: &Resource,
 ) -> Result<bool, PluginError> {
     let builtin = BuiltIn::resolve(plugin).map_err(|e| PluginError::Config(e.to_string()))?;
-    let set = runner::enrich(RunContext {
-        plugin,
-        builtin,
-        resource,
-        target: snmp_target(&shared.snmp(), plugin, resource),
-        enrichments: &shared.enrichments,
-        ping: &NoPing,
-        now: now_epoch(),
-    })
-    .await?;
+    let set = runner::enrich(shared.run_context(plugin, builtin, resource, &NoPing)).await?;
     let ttl = plugin.enrichment_ttl.unwrap_or(DEFAULT_ENRICHMENT_TTL);
     let mut new = false;
     for group in set.groups {

@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use actix::Recipient;
 use md5::{Digest, Md5};
-use panoptes_actors::Rescan;
+use panoptes_actors::{BoxFuture, JobError, Rescan};
 use panoptes_storage::Keyspace;
 
 use crate::blocking::TaskFailed;
 use crate::bus::Bus;
-use crate::config::{PluginFileError, Settings};
+use crate::config::{PluginConfig, PluginFileError, Settings};
+use crate::model::Resource;
 use crate::plugins::PluginError;
 use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
@@ -136,6 +137,49 @@ impl RunError {
             _ => false,
         }
     }
+}
+
+impl Shared {
+    /// What a plugin run on `resource` needs from this node: the device's SNMP target
+    /// from the node's settings, the stored enrichments, and now as its timestamp.
+    pub fn run_context<'a>(
+        &'a self,
+        plugin: &'a PluginConfig,
+        builtin: crate::plugins::BuiltIn,
+        resource: &'a Resource,
+        ping: &'a dyn crate::plugins::status::Ping,
+    ) -> crate::plugins::runner::RunContext<'a> {
+        crate::plugins::runner::RunContext {
+            plugin,
+            builtin,
+            resource,
+            target: crate::plugins::snmp_target(&self.snmp(), plugin, resource),
+            enrichments: &self.enrichments,
+            ping,
+            now: crate::model::now_epoch(),
+        }
+    }
+}
+
+/// A job's run on one resource: `work`, given its own handles on the shared state, the
+/// plugin and the resource, or nothing at all when another cluster member owns the
+/// resource (ownership moves between runs, so it is asked at each).
+pub fn owned_run<Fut>(
+    shared: &Arc<Shared>,
+    plugin: &Arc<PluginConfig>,
+    resource: &Arc<Resource>,
+    work: impl FnOnce(Arc<Shared>, Arc<PluginConfig>, Arc<Resource>) -> Fut + Send + 'static,
+) -> BoxFuture<Result<(), JobError>>
+where
+    Fut: std::future::Future<Output = Result<(), JobError>> + Send + 'static,
+{
+    let (shared, plugin, resource) = (Arc::clone(shared), Arc::clone(plugin), resource.clone());
+    Box::pin(async move {
+        if !shared.ownership.may_run(&resource.id) {
+            return Ok(());
+        }
+        work(shared, plugin, resource).await
+    })
 }
 
 /// Logs how a plugin run ended and records when the plugin last ran.

@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use panoptes_actors::{BoxFuture, Job, JobError};
 
-use super::{finish_run, RunError, Shared};
+use super::{finish_run, owned_run, RunError, Shared};
 use crate::bus::Message;
 use crate::config::{KafkaSettings, PluginConfig};
 use crate::events::{MetricsGroupsPublished, PublishFailed, RatesComputed};
 use crate::model::{now_epoch, MetricType, MetricsGroup, Resource, Site};
-use crate::plugins::runner::{self, RunContext};
+use crate::plugins::runner;
 use crate::plugins::status::SystemPing;
-use crate::plugins::{snmp_target, BuiltIn};
+use crate::plugins::BuiltIn;
 use crate::transform::{apply_transforms, TransformReport};
 
 pub struct PollingJob {
@@ -29,49 +29,49 @@ pub struct PollingJob {
 
 impl Job for PollingJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
-        let shared = Arc::clone(&self.shared);
-        let plugin = Arc::clone(&self.plugin);
-        let resource = self.resource.clone();
-        Box::pin(async move {
-            if !shared.ownership.may_run(&resource.id) {
-                return Ok(());
-            }
-            let started = Instant::now();
-            let at_ms = crate::model::now_ms();
-            let (done, result) = match poll_and_publish(&shared, &plugin, &resource).await {
-                Ok(done) => {
-                    let result = match done.status {
-                        Some(0) | None => Ok(()),
-                        Some(code) => Err(RunError::DeviceStatus { code }),
-                    };
-                    (done, result)
-                }
-                Err(e) => (Published::default(), Err(e)),
-            };
-            finish_run(
-                &shared,
-                "polling",
-                &plugin.name,
-                &resource.id,
-                started,
-                &result,
-            );
-            shared.fleet.record(
-                &resource.id,
-                crate::fleet::Poll {
-                    plugin: Arc::from(plugin.name.as_str()),
-                    at_ms,
-                    duration_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-                    status: done.status,
-                    failed: result.is_err(),
-                    interfaces: done.interfaces,
-                    interval_s: u32::try_from(plugin.execute_frequency).unwrap_or(u32::MAX),
-                    locations: done.locations,
-                },
-            );
-            shared.ready.store(true, Ordering::Release);
-            result.map_err(JobError::failed)
-        })
+        owned_run(
+            &self.shared,
+            &self.plugin,
+            &self.resource,
+            |shared, plugin, resource| async move {
+                let started = Instant::now();
+                let at_ms = crate::model::now_ms();
+                let (done, result) = match poll_and_publish(&shared, &plugin, &resource).await {
+                    Ok(done) => {
+                        let result = match done.status {
+                            Some(0) | None => Ok(()),
+                            Some(code) => Err(RunError::DeviceStatus { code }),
+                        };
+                        (done, result)
+                    }
+                    Err(e) => (Published::default(), Err(e)),
+                };
+                finish_run(
+                    &shared,
+                    "polling",
+                    &plugin.name,
+                    &resource.id,
+                    started,
+                    &result,
+                );
+                shared.fleet.record(
+                    &resource.id,
+                    crate::fleet::Poll {
+                        plugin: Arc::from(plugin.name.as_str()),
+                        at_ms,
+                        duration_ms: u32::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u32::MAX),
+                        status: done.status,
+                        failed: result.is_err(),
+                        interfaces: done.interfaces,
+                        interval_s: u32::try_from(plugin.execute_frequency).unwrap_or(u32::MAX),
+                        locations: done.locations,
+                    },
+                );
+                shared.ready.store(true, Ordering::Release);
+                result.map_err(JobError::failed)
+            },
+        )
     }
 }
 
@@ -92,16 +92,7 @@ async fn poll_and_publish(
 ) -> Result<Published, RunError> {
     let builtin = BuiltIn::resolve(plugin)?;
     let ping = SystemPing::new(Some(Arc::clone(&shared.telemetry)));
-    let polled = runner::poll(RunContext {
-        plugin,
-        builtin,
-        resource,
-        target: snmp_target(&shared.snmp(), plugin, resource),
-        enrichments: &shared.enrichments,
-        ping: &ping,
-        now: now_epoch(),
-    })
-    .await?;
+    let polled = runner::poll(shared.run_context(plugin, builtin, resource, &ping)).await?;
     let status = device_status(&polled.groups);
     let interfaces = interface_states(&polled.groups);
 

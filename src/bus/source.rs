@@ -11,6 +11,7 @@ use super::BusError;
 use crate::blocking::blocking;
 
 /// One partition of a topic, read for a consumer group.
+#[derive(Clone)]
 pub struct TopicSource {
     pub topic: Topic,
     pub partition: u32,
@@ -24,54 +25,50 @@ pub struct TopicSource {
 /// (message key, value) of one record.
 pub type Item = (Option<Vec<u8>>, Vec<u8>);
 
+impl TopicSource {
+    /// `work` on a blocking thread (the store may flush), with its own handle on this
+    /// source.
+    fn off_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(TopicSource) -> Result<T, BusError> + Send + 'static,
+    ) -> BoxFuture<Result<T, JobError>> {
+        let this = self.clone();
+        let done = blocking(move || work(this));
+        Box::pin(async move { done.await.map_err(JobError::failed) })
+    }
+}
+
 impl Source for TopicSource {
     type Item = Item;
 
     fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
-        let (offsets, group, topic, p) = (
-            self.offsets.clone(),
-            self.group.clone(),
-            self.topic.clone(),
-            self.partition,
-        );
-        let position = Arc::clone(&self.committed);
-        let read = blocking(move || -> Result<u64, BusError> {
-            let at = match offsets.committed(&group, topic.name(), p)? {
+        self.off_thread(|s| {
+            let at = match s.offsets.committed(&s.group, s.topic.name(), s.partition)? {
                 Some(o) => o,
-                None => topic.low_watermark(p)?,
+                None => s.topic.low_watermark(s.partition)?,
             };
-            position.store(at, Ordering::Relaxed);
+            s.committed.store(at, Ordering::Relaxed);
             Ok(at)
-        });
-        Box::pin(async move { read.await.map_err(JobError::failed) })
+        })
     }
 
     fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, JobError>> {
-        let (topic, p) = (self.topic.clone(), self.partition);
-        let read = blocking(move || -> Result<_, BusError> {
-            let records = topic.read(p, from, max, 8 << 20)?;
+        self.off_thread(move |s| {
+            let records = s.topic.read(s.partition, from, max, 8 << 20)?;
             Ok(records
                 .into_iter()
                 .map(|r| (r.offset, (r.record.key, r.record.value)))
                 .collect())
-        });
-        Box::pin(async move { read.await.map_err(JobError::failed) })
+        })
     }
 
     fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
-        let (offsets, group, topic, p) = (
-            self.offsets.clone(),
-            self.group.clone(),
-            self.topic.clone(),
-            self.partition,
-        );
-        let position = Arc::clone(&self.committed);
-        let commit = blocking(move || -> Result<(), BusError> {
-            offsets.commit(&group, topic.name(), p, next_offset)?;
-            position.store(next_offset, Ordering::Relaxed);
+        self.off_thread(move |s| {
+            s.offsets
+                .commit(&s.group, s.topic.name(), s.partition, next_offset)?;
+            s.committed.store(next_offset, Ordering::Relaxed);
             Ok(())
-        });
-        Box::pin(async move { commit.await.map_err(JobError::failed) })
+        })
     }
 
     fn lag(&self) -> Option<u64> {
@@ -83,6 +80,7 @@ impl Source for TopicSource {
 /// One partition of the external cluster, read for a consumer group: with simple commits,
 /// or as a member of the group (`member`), whose commits carry its generation and stop
 /// once the partition is no longer assigned to it.
+#[derive(Clone)]
 pub struct ExternalSource {
     pub cluster: crate::kafka::ExternalCluster,
     pub topic: String,
@@ -122,13 +120,13 @@ impl Source for ExternalSource {
     type Item = Item;
 
     fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
-        let (c, g, t, p) = (
-            self.cluster.clone(),
-            self.group.clone(),
-            self.topic.clone(),
-            self.partition,
-        );
-        Box::pin(async move { c.committed(&g, &t, p).await.map_err(external) })
+        let s = self.clone();
+        Box::pin(async move {
+            s.cluster
+                .committed(&s.group, &s.topic, s.partition)
+                .await
+                .map_err(external)
+        })
     }
 
     fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, Item)>, JobError>> {
@@ -141,14 +139,10 @@ impl Source for ExternalSource {
             Ok(m) => m,
             Err(e) => return Box::pin(async move { Err(JobError::failed(e)) }),
         };
-        let (c, g, t, p) = (
-            self.cluster.clone(),
-            self.group.clone(),
-            self.topic.clone(),
-            self.partition,
-        );
+        let s = self.clone();
         Box::pin(async move {
-            c.commit(&g, &t, p, next_offset, member)
+            s.cluster
+                .commit(&s.group, &s.topic, s.partition, next_offset, member)
                 .await
                 .map_err(external)
         })

@@ -565,6 +565,29 @@ impl Broker {
 
 pub use crate::blocking::{blocking, TaskFailed};
 
+/// Answers the topics a request names, one by one, on a blocking thread (the store may
+/// flush) and in the caller's name: every answer, or the first storage error. The APIs
+/// that name topics (ListOffsets, CreateTopics, DeleteTopics) differ only in `answer`.
+pub async fn each_topic<W, T>(
+    broker: &Arc<Broker>,
+    caller: &Caller,
+    wanted: Vec<W>,
+    mut answer: impl FnMut(&Broker, &Caller, W) -> Result<T, HandleError> + Send + 'static,
+) -> Result<Vec<T>, HandleError>
+where
+    W: Send + 'static,
+    T: Send + 'static,
+{
+    let (broker, caller) = (Arc::clone(broker), caller.clone());
+    blocking(move || {
+        wanted
+            .into_iter()
+            .map(|w| answer(&broker, &caller, w))
+            .collect()
+    })
+    .await
+}
+
 /// Partition `index` of `topic`, if the topic exists and has it: what every API checks
 /// before touching a partition a client named.
 pub fn partition(topic: Option<&Topic>, index: i32) -> Option<(&Topic, u32)> {

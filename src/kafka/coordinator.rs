@@ -651,6 +651,16 @@ mod tests {
         }
     }
 
+    /// The first member of group `g`: joined (it leads generation 1) and synced.
+    fn lone_member(c: &Coordinator, t0: Instant) -> Joined {
+        let a = now_or_later(c.join(join("g", "", &["range"]), t0))
+            .unwrap_err()
+            .try_recv()
+            .unwrap();
+        now_or_later(c.sync("g", 1, &a.member_id, vec![], t0)).unwrap();
+        a
+    }
+
     #[test]
     fn two_members_join_sync_and_one_leaves() {
         let c = Coordinator::default();
@@ -719,11 +729,7 @@ mod tests {
     fn a_silent_member_is_removed_after_its_session_timeout() {
         let c = Coordinator::default();
         let t0 = Instant::now();
-        let a = now_or_later(c.join(join("g", "", &["range"]), t0))
-            .unwrap_err()
-            .try_recv()
-            .unwrap();
-        now_or_later(c.sync("g", 1, &a.member_id, vec![], t0)).unwrap();
+        let a = lone_member(&c, t0);
         c.tick(t0 + Duration::from_secs(5));
         assert_eq!(c.describe("g").unwrap().members.len(), 1);
         c.tick(t0 + Duration::from_secs(11));
@@ -739,11 +745,7 @@ mod tests {
     fn a_member_missing_the_rejoin_is_dropped_at_the_deadline() {
         let c = Coordinator::default();
         let t0 = Instant::now();
-        let a = now_or_later(c.join(join("g", "", &["range"]), t0))
-            .unwrap_err()
-            .try_recv()
-            .unwrap();
-        now_or_later(c.sync("g", 1, &a.member_id, vec![], t0)).unwrap();
+        lone_member(&c, t0);
         let mut rx_b = now_or_later(c.join(join("g", "", &["range"]), t0)).unwrap_err();
         c.tick(t0 + Duration::from_secs(29));
         assert_eq!(

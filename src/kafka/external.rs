@@ -194,6 +194,21 @@ impl std::fmt::Display for Asked {
     }
 }
 
+/// The broker's answer to what was `asked`: fine when every error code in it is 0, else
+/// the first error, naming the request.
+fn answered(
+    codes: impl IntoIterator<Item = i16>,
+    asked: impl FnOnce() -> Asked,
+) -> Result<(), ExternalError> {
+    match codes.into_iter().find(|&code| code != 0) {
+        None => Ok(()),
+        Some(code) => Err(ExternalError::Broker {
+            asked: asked(),
+            code,
+        }),
+    }
+}
+
 /// A broker's error code with its name and Kafka's description of it.
 struct KafkaCode(i16);
 
@@ -648,19 +663,11 @@ impl Inner {
             req.topic_data = vec![td];
             let addr = self.leader(topic, partition).await?;
             let answer = self.call(&addr, req, 9).await?;
-            for t in &answer.responses {
-                for p in &t.partition_responses {
-                    if p.error_code != 0 {
-                        return Err(ExternalError::Broker {
-                            asked: Asked::Produce {
-                                topic: topic.to_owned(),
-                                partition,
-                            },
-                            code: p.error_code,
-                        });
-                    }
-                }
-            }
+            let codes = answer.responses.iter().flat_map(|t| &t.partition_responses);
+            answered(codes.map(|p| p.error_code), || Asked::Produce {
+                topic: topic.to_owned(),
+                partition,
+            })?;
         }
         Ok(())
     }
@@ -750,15 +757,10 @@ impl Inner {
             if part.error_code == 1 {
                 return Ok(None);
             }
-            if part.error_code != 0 {
-                return Err(ExternalError::Broker {
-                    asked: Asked::Fetch {
-                        topic: topic.to_owned(),
-                        partition,
-                    },
-                    code: part.error_code,
-                });
-            }
+            answered([part.error_code], || Asked::Fetch {
+                topic: topic.to_owned(),
+                partition,
+            })?;
             return Ok(Some(decode_fetched(part, from, max)?));
         }
         Err(
@@ -822,15 +824,10 @@ impl Inner {
                 topic: topic.to_owned(),
                 partition,
             })?;
-        if p.error_code != 0 {
-            return Err(ExternalError::Broker {
-                asked: Asked::ListOffsets {
-                    topic: topic.to_owned(),
-                    partition,
-                },
-                code: p.error_code,
-            });
-        }
+        answered([p.error_code], || Asked::ListOffsets {
+            topic: topic.to_owned(),
+            partition,
+        })?;
         Ok(u64::try_from(p.offset).unwrap_or(0))
     }
 
@@ -847,14 +844,10 @@ impl Inner {
         req.timeout_ms = 10_000;
         let answer = self.call(&addr, req, 7).await?;
         let code = answer.topics.first().map_or(0, |t| t.error_code);
-        if code != 0 && code != TOPIC_ALREADY_EXISTS {
-            return Err(ExternalError::Broker {
-                asked: Asked::CreateTopic {
-                    topic: topic.to_owned(),
-                },
-                code,
-            });
-        }
+        let code = (code != TOPIC_ALREADY_EXISTS).then_some(code);
+        answered(code, || Asked::CreateTopic {
+            topic: topic.to_owned(),
+        })?;
         self.leaders.remove(topic);
         Ok(self.leaders_of(topic).await?.len() as u32)
     }
@@ -867,14 +860,9 @@ impl Inner {
         let mut req = FindCoordinatorRequest::default();
         req.key = s(group);
         let answer = self.call(&addr, req, 3).await?;
-        if answer.error_code != 0 {
-            return Err(ExternalError::Broker {
-                asked: Asked::FindCoordinator {
-                    group: group.to_owned(),
-                },
-                code: answer.error_code,
-            });
-        }
+        answered([answer.error_code], || Asked::FindCoordinator {
+            group: group.to_owned(),
+        })?;
         let coordinator = format!("{}:{}", answer.host.as_str(), answer.port);
         self.coordinators
             .insert(group.to_owned(), coordinator.clone());
@@ -933,21 +921,12 @@ impl Inner {
         }
         req.topics = vec![t];
         let answer = self.call(&addr, req, 8).await?;
-        for t in &answer.topics {
-            for p in &t.partitions {
-                if p.error_code != 0 {
-                    return Err(ExternalError::Broker {
-                        asked: Asked::Commit {
-                            group: group.to_owned(),
-                            topic: topic.to_owned(),
-                            partition,
-                        },
-                        code: p.error_code,
-                    });
-                }
-            }
-        }
-        Ok(())
+        let codes = answer.topics.iter().flat_map(|t| &t.partitions);
+        answered(codes.map(|p| p.error_code), || Asked::Commit {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use panoptes_storage::{StorageError, Topic};
 
 use super::acl::{Denied, Operation, Resource};
 use super::batch::encode_records;
-use super::broker::{blocking, code, partition, Broker, Caller, HandleError};
+use super::broker::{blocking, code, each_topic, partition, Broker, Caller, HandleError};
 
 /// Longest a fetch waits, whatever it asks (clients ask 100–500 ms).
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -198,45 +198,37 @@ pub async fn list_offsets(
     version: i16,
     caller: &Caller,
 ) -> Result<ListOffsetsResponse, HandleError> {
-    let b = Arc::clone(broker);
-    let caller = caller.clone();
-    let topics = blocking(move || {
-        request
-            .topics
-            .into_iter()
-            .map(|wanted| {
-                let allowed = b
-                    .authorize(&caller, Operation::Consume, Resource::Topic(&wanted.name.0))
-                    .is_ok();
-                let topic = if allowed {
-                    b.topic(&wanted.name.0, None)?
-                } else {
-                    None
-                };
-                let mut t = ListOffsetsTopicResponse::default();
-                t.name = wanted.name.clone();
-                for q in wanted.partitions {
-                    let mut p = ListOffsetsPartitionResponse::default();
-                    p.partition_index = q.partition_index;
-                    p.timestamp = -1;
-                    p.offset = -1;
-                    match partition(topic.as_ref(), q.partition_index) {
-                        None if !allowed => p.error_code = code::TOPIC_AUTHORIZATION_FAILED,
-                        None => p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
-                        Some((topic, partition)) => {
-                            let (offset, timestamp) = lookup(topic, partition, q.timestamp)?;
-                            p.offset = offset;
-                            p.timestamp = timestamp;
-                            if version >= 4 {
-                                p.leader_epoch = 0;
-                            }
-                        }
+    let topics = each_topic(broker, caller, request.topics, move |b, caller, wanted| {
+        let allowed = b
+            .authorize(caller, Operation::Consume, Resource::Topic(&wanted.name.0))
+            .is_ok();
+        let topic = if allowed {
+            b.topic(&wanted.name.0, None)?
+        } else {
+            None
+        };
+        let mut t = ListOffsetsTopicResponse::default();
+        t.name = wanted.name.clone();
+        for q in wanted.partitions {
+            let mut p = ListOffsetsPartitionResponse::default();
+            p.partition_index = q.partition_index;
+            p.timestamp = -1;
+            p.offset = -1;
+            match partition(topic.as_ref(), q.partition_index) {
+                None if !allowed => p.error_code = code::TOPIC_AUTHORIZATION_FAILED,
+                None => p.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                Some((topic, partition)) => {
+                    let (offset, timestamp) = lookup(topic, partition, q.timestamp)?;
+                    p.offset = offset;
+                    p.timestamp = timestamp;
+                    if version >= 4 {
+                        p.leader_epoch = 0;
                     }
-                    t.partitions.push(p);
                 }
-                Ok(t)
-            })
-            .collect::<Result<Vec<_>, HandleError>>()
+            }
+            t.partitions.push(p);
+        }
+        Ok(t)
     })
     .await?;
     let mut r = ListOffsetsResponse::default();

@@ -16,7 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::acl::{Operation, Resource};
-use super::broker::{blocking, code, Broker, Caller, CreateRefused, HandleError, NODE_ID};
+use super::broker::{
+    blocking, code, each_topic, Broker, Caller, CreateRefused, HandleError, NODE_ID,
+};
 
 /// Why `name` cannot be a topic (Kafka's rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or
 /// `..`), or `None` if it can.
@@ -173,66 +175,58 @@ pub async fn create(
     request: CreateTopicsRequest,
     caller: &Caller,
 ) -> Result<CreateTopicsResponse, HandleError> {
-    let b = Arc::clone(broker);
-    let caller = caller.clone();
-    let topics = blocking(move || {
-        request
-            .topics
-            .into_iter()
-            .map(|wanted| {
-                let name = wanted.name.0.to_string();
-                let mut t = CreatableTopicResult::default();
-                t.name = wanted.name.clone();
-                t.topic_id = topic_id(&name);
-                let fail = |mut t: CreatableTopicResult, code: i16, message: String| {
-                    t.error_code = code;
-                    t.error_message = Some(StrBytes::from_string(message));
-                    Ok(t)
-                };
-                if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name))
-                {
-                    return fail(t, code::TOPIC_AUTHORIZATION_FAILED, denied.to_string());
-                }
-                let partitions = match wanted.num_partitions {
-                    -1 => b.config.default_partitions,
-                    n => u32::try_from(n).unwrap_or(0),
-                };
-                if !matches!(wanted.replication_factor, -1 | 1) || !wanted.assignments.is_empty() {
-                    return fail(
-                        t,
-                        code::INVALID_REPLICATION_FACTOR,
-                        format!(
-                            "replication factor {}: this broker keeps one copy (use 1 or -1)",
-                            wanted.replication_factor
-                        ),
-                    );
-                }
-                if let Err(refused) = b.create_topic(&name, partitions, request.validate_only) {
-                    if let Some(refusal) = refused.refusal() {
-                        b.refuse(
-                            &caller,
-                            refusal,
-                            &format!("CreateTopics {name:?}: {refused}"),
-                        );
-                    }
-                    if let CreateRefused::Store(e) = &refused {
-                        tracing::error!(topic = name, error = %e, "creating a topic failed");
-                    }
-                    return fail(t, refused.code(), refused.to_string());
-                }
-                t.num_partitions = partitions as i32;
-                t.replication_factor = 1;
-                if !request.validate_only {
-                    tracing::info!(
-                        topic = name,
-                        partitions,
-                        principal = %caller.principal,
-                        "topic created by a CreateTopics request"
-                    );
-                }
-                Ok(t)
-            })
-            .collect::<Result<Vec<_>, HandleError>>()
+    let validate_only = request.validate_only;
+    let topics = each_topic(broker, caller, request.topics, move |b, caller, wanted| {
+        let name = wanted.name.0.to_string();
+        let mut t = CreatableTopicResult::default();
+        t.name = wanted.name.clone();
+        t.topic_id = topic_id(&name);
+        let fail = |mut t: CreatableTopicResult, code: i16, message: String| {
+            t.error_code = code;
+            t.error_message = Some(StrBytes::from_string(message));
+            Ok(t)
+        };
+        if let Err(denied) = b.authorize(caller, Operation::Admin, Resource::Topic(&name)) {
+            return fail(t, code::TOPIC_AUTHORIZATION_FAILED, denied.to_string());
+        }
+        let partitions = match wanted.num_partitions {
+            -1 => b.config.default_partitions,
+            n => u32::try_from(n).unwrap_or(0),
+        };
+        if !matches!(wanted.replication_factor, -1 | 1) || !wanted.assignments.is_empty() {
+            return fail(
+                t,
+                code::INVALID_REPLICATION_FACTOR,
+                format!(
+                    "replication factor {}: this broker keeps one copy (use 1 or -1)",
+                    wanted.replication_factor
+                ),
+            );
+        }
+        if let Err(refused) = b.create_topic(&name, partitions, validate_only) {
+            if let Some(refusal) = refused.refusal() {
+                b.refuse(
+                    caller,
+                    refusal,
+                    &format!("CreateTopics {name:?}: {refused}"),
+                );
+            }
+            if let CreateRefused::Store(e) = &refused {
+                tracing::error!(topic = name, error = %e, "creating a topic failed");
+            }
+            return fail(t, refused.code(), refused.to_string());
+        }
+        t.num_partitions = partitions as i32;
+        t.replication_factor = 1;
+        if !validate_only {
+            tracing::info!(
+                topic = name,
+                partitions,
+                principal = %caller.principal,
+                "topic created by a CreateTopics request"
+            );
+        }
+        Ok(t)
     })
     .await?;
     let mut r = CreateTopicsResponse::default();
@@ -259,16 +253,11 @@ pub async fn delete(
             .map(|n| n.0.to_string())
             .collect()
     };
-    let b = Arc::clone(broker);
-    let caller = caller.clone();
-    let responses = blocking(move || {
-        names
-            .into_iter()
-            .map(|name| {
+    let responses = each_topic(broker, caller, names, |b, caller, name| {
                 let mut t = DeletableTopicResult::default();
                 t.name = Some(TopicName(str_bytes(&name)));
                 t.topic_id = topic_id(&name);
-                if let Err(denied) = b.authorize(&caller, Operation::Admin, Resource::Topic(&name)) {
+                if let Err(denied) = b.authorize(caller, Operation::Admin, Resource::Topic(&name)) {
                     t.error_code = code::TOPIC_AUTHORIZATION_FAILED;
                     t.error_message = Some(str_bytes(&denied.to_string()));
                     return Ok(t);
@@ -288,8 +277,6 @@ pub async fn delete(
                     tracing::info!(topic = name, principal = %caller.principal, "topic deleted by a DeleteTopics request");
                 }
                 Ok(t)
-            })
-            .collect::<Result<Vec<_>, HandleError>>()
     })
     .await?;
     let mut r = DeleteTopicsResponse::default();

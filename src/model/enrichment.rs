@@ -132,18 +132,17 @@ impl EnrichmentGroupSet {
 /// A copy of `v` with every object's keys sorted (serde_json keeps insertion order here).
 pub fn sorted(v: &Value) -> Value {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted(&m[k])))
-                    .collect(),
-            )
-        }
+        Value::Object(m) => sorted_object(m, |_, v| sorted(v)),
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
     }
+}
+
+/// `m` with its keys sorted, each value replaced by `f(key, value)`.
+fn sorted_object(m: &serde_json::Map<String, Value>, f: impl Fn(&str, &Value) -> Value) -> Value {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    Value::Object(keys.into_iter().map(|k| (k.clone(), f(k, &m[k]))).collect())
 }
 
 /// The form golden comparisons compare in: every object's keys sorted, and an array
@@ -160,20 +159,7 @@ const SET_KEYS: [&str; 5] = ["metrics", "dimensions", "enrichment", "data", "res
 
 fn canonical_in(v: &Value, is_set: bool) -> Value {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| {
-                        (
-                            k.clone(),
-                            canonical_in(&m[k], SET_KEYS.contains(&k.as_str())),
-                        )
-                    })
-                    .collect(),
-            )
-        }
+        Value::Object(m) => sorted_object(m, |k, v| canonical_in(v, SET_KEYS.contains(&k))),
         Value::Array(items) => {
             let mut items: Vec<Value> = items.iter().map(|i| canonical_in(i, false)).collect();
             if is_set {

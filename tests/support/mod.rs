@@ -6,7 +6,8 @@
 pub mod kafka;
 pub mod tansu;
 
-use std::net::{TcpListener, UdpSocket};
+use std::cell::Cell;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -219,7 +220,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free loopback port for a server a test starts, the one port helper of the tests.
+/// A free loopback port, for a server whose port must be known before it starts: one
+/// that cannot bind port 0 and report what it got, or one named in another process's
+/// configuration written beforehand (the demo switch in the plugin files, an external
+/// broker's advertised address). A `panoptes run` node binds port 0 instead, see
+/// [`NodeEnv`].
 ///
 /// Picked at random below Linux's ephemeral range (32768-60999), where binding port 0
 /// would land: a port from port 0 is also what other tests' outgoing connections get
@@ -299,14 +304,64 @@ pub fn run_limited(mut cmd: Command, input: &[u8], limit: Duration) -> Output {
     }
 }
 
+/// Where a running node listens, as its start-up line ("panoptes is running") reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    pub http: SocketAddr,
+    /// The embedded Kafka broker; `None` when it is off (`kafka.listen` empty, or the
+    /// topics on an external cluster).
+    pub kafka: Option<SocketAddr>,
+}
+
+/// The start-up line of a node's log, once it is there.
+pub fn running_line(log: &str) -> Option<&str> {
+    log.lines().find(|l| l.contains("panoptes is running"))
+}
+
+/// The addresses a start-up line reports: `http=ADDR ... kafka=Some(ADDR)` in the human
+/// log format, `"http":"ADDR", ... "kafka":"Some(ADDR)"` in JSON.
+pub fn listening(line: &str) -> Listening {
+    let field = |name: &str| -> &str {
+        let (_, rest) = line
+            .split_once(&format!("{name}="))
+            .or_else(|| line.split_once(&format!("\"{name}\":\"")))
+            .unwrap_or_else(|| panic!("no {name} in the start-up line {line:?}"));
+        rest.split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap_or_default()
+    };
+    let addr = |text: &str| -> SocketAddr {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{text:?} in the start-up line {line:?}: {e}"))
+    };
+    let kafka = field("kafka");
+    Listening {
+        http: addr(field("http")),
+        kafka: match kafka {
+            "None" => None,
+            some => Some(addr(
+                some.strip_prefix("Some(")
+                    .and_then(|a| a.strip_suffix(')'))
+                    .unwrap_or(some),
+            )),
+        },
+    }
+}
+
 /// A node's environment: its own data dir, ports and plugin directories.
+///
+/// The node binds its HTTP API and its Kafka listener on port 0 and reports the ports it
+/// got (see [`NodeEnv::start`]), so no test hands it a port that something else could
+/// take in between. Only the demo switch's port is picked beforehand ([`free_udp_port`]):
+/// the discovery plugin files name it, and they are written before the node starts.
 pub struct NodeEnv {
     pub dir: tempfile::TempDir,
-    pub http_port: u16,
     pub snmp_port: u16,
-    /// The embedded Kafka broker's port.
-    pub kafka_port: u16,
     pub vars: Vec<(String, String)>,
+    /// What the node last started from here reported; `None` before that, or when it
+    /// exited before reporting.
+    reported: Cell<Option<Listening>>,
+    starts: Cell<u32>,
 }
 
 impl NodeEnv {
@@ -314,7 +369,6 @@ impl NodeEnv {
     /// the demo switch on a free port.
     pub fn demo(poll_every: u64) -> NodeEnv {
         let dir = tempfile::tempdir().unwrap();
-        let http_port = free_tcp_port();
         let snmp_port = free_udp_port();
         let plugins = dir.path().join("plugins");
         for kind in ["discovery", "enrichment", "polling"] {
@@ -339,21 +393,18 @@ impl NodeEnv {
         }
         let mut env = NodeEnv {
             dir,
-            http_port,
             snmp_port,
-            kafka_port: free_tcp_port(),
             vars: Vec::new(),
+            reported: Cell::new(None),
+            starts: Cell::new(0),
         };
         env.set(
             "PANOPTES__DATA_DIR",
             env.dir.path().join("data").to_str().unwrap(),
         );
-        env.set("PANOPTES__HTTP__LISTEN", &format!("127.0.0.1:{http_port}"));
+        env.set("PANOPTES__HTTP__LISTEN", "127.0.0.1:0");
         env.set("PANOPTES__DEMO__LISTEN", &format!("127.0.0.1:{snmp_port}"));
-        env.set(
-            "PANOPTES__KAFKA__LISTEN",
-            &format!("127.0.0.1:{}", env.kafka_port),
-        );
+        env.set("PANOPTES__KAFKA__LISTEN", "127.0.0.1:0");
         for kind in ["discovery", "enrichment", "polling"] {
             let var = format!("PANOPTES__PLUGINS__{}", kind.to_uppercase());
             env.set(&var, plugins.join(kind).to_str().unwrap());
@@ -366,6 +417,28 @@ impl NodeEnv {
         self.vars.push((key.to_string(), value.to_string()));
     }
 
+    /// Where the node started from here listens (the last one started, after a restart).
+    pub fn listening(&self) -> Listening {
+        self.reported
+            .get()
+            .expect("the node has not reported its addresses: start it first (NodeEnv::start)")
+    }
+
+    /// The HTTP API's port, as the running node reported it.
+    pub fn http_port(&self) -> u16 {
+        self.listening().http.port()
+    }
+
+    /// The embedded Kafka broker's port, as the running node reported it.
+    pub fn kafka_port(&self) -> u16 {
+        self.listening()
+            .kafka
+            .expect("the node reported no Kafka listener")
+            .port()
+    }
+
+    /// `panoptes <args>` in this environment. A command other than `run` (a CLI call)
+    /// reaches the node where it reported its HTTP API.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args).current_dir(repo()).env_remove("RUST_LOG");
@@ -377,23 +450,47 @@ impl NodeEnv {
         for (k, v) in &self.vars {
             c.env(k, v);
         }
+        if let (Some(listening), false) = (self.reported.get(), args.first() == Some(&"run")) {
+            c.env("PANOPTES__HTTP__LISTEN", listening.http.to_string());
+        }
         c
     }
 
+    /// Starts `panoptes run` and returns once it reports where it listens (or has exited
+    /// before that: a test of a failing start then reads its status and log). Each start
+    /// logs to its own file.
     pub fn start(&self) -> Node {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("node-{}.log", self.http_port)))
-                .unwrap();
+        let n = self.starts.get() + 1;
+        self.starts.set(n);
+        self.reported.set(None);
+        let log = self.dir.path().join(format!("node-{n}.log"));
         let child = self
             .command(&["run"])
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .expect("spawn panoptes run");
-        Node {
+        let mut node = Node {
             child,
             started: Instant::now(),
-            log: self.dir.path().join(format!("node-{}.log", self.http_port)),
+            log,
+        };
+        let limit = Duration::from_secs(60);
+        loop {
+            if let Some(line) = running_line(&node.log_text()) {
+                self.reported.set(Some(listening(line)));
+                return node;
+            }
+            if node.child.try_wait().unwrap().is_some() {
+                return node;
+            }
+            if node.started.elapsed() > limit {
+                panic!(
+                    "the node did not report its addresses within {limit:?}; log:\n{}",
+                    node.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -404,7 +501,7 @@ impl NodeEnv {
     }
 
     pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
-        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port());
         match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
             Ok(r) => Ok((r.status(), r.into_string().unwrap_or_default())),
             Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
@@ -416,13 +513,13 @@ impl NodeEnv {
     pub fn wait_for(&self, path: &str, status: u16, limit: Duration, node: &mut Node) -> Duration {
         let start = Instant::now();
         loop {
+            if let Some(exit) = node.child.try_wait().unwrap() {
+                panic!("node exited early ({exit}); log:\n{}", node.log_text());
+            }
             if let Ok((code, _)) = self.http_get(path) {
                 if code == status {
                     return start.elapsed();
                 }
-            }
-            if let Some(exit) = node.child.try_wait().unwrap() {
-                panic!("node exited early ({exit}); log:\n{}", node.log_text());
             }
             if start.elapsed() > limit {
                 panic!(

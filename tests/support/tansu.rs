@@ -37,6 +37,8 @@ impl Tansu {
     /// Starts a broker (its log in `dir`) and waits (at most 20 s) until it accepts
     /// connections.
     pub fn start(dir: &Path) -> Tansu {
+        // Picked beforehand: Tansu advertises this URL to clients, so it must be known
+        // before it binds (it has no "bind 0 and advertise what you got").
         let port = super::free_tcp_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let log = dir.join(format!("tansu-{port}.log"));

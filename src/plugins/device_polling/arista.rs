@@ -12,8 +12,8 @@ use indexmap::IndexMap;
 use super::entity::{EntityClass, ENT_PHYSICAL_DESCR};
 use super::sensor::{fahrenheit, in_units};
 use super::{
-    connect_failure, difference, last_arc, product, py_int, sum, Device, Object, Outcome,
-    PowerSupplies, Report, SectionError,
+    difference, last_arc, product, py_int, sum, Device, Object, Outcome, PowerSupplies, Report,
+    SectionError,
 };
 use crate::config::PluginConfig;
 use crate::model::{ModelError, Resource};
@@ -108,17 +108,12 @@ pub async fn poll(
         options.interval,
         now,
     );
-    match client {
-        Err(e) => report.failure("device", connect_failure(&e)),
-        Ok(client) => {
-            let mut arista = Arista {
-                device: Device::new(client),
-            };
-            arista.cpu(&mut report).await;
-            arista.memory(&mut report).await;
-            arista.environment(&mut report).await;
-            arista.storage(&mut report).await;
-        }
+    if let Some(device) = report.connected(client) {
+        let mut arista = Arista { device };
+        arista.cpu(&mut report).await;
+        arista.memory(&mut report).await;
+        arista.environment(&mut report).await;
+        arista.storage(&mut report).await;
     }
     report.finish(STATUS_METRIC)
 }

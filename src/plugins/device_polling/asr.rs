@@ -14,8 +14,7 @@ use indexmap::IndexMap;
 use super::entity::{EntityClass, ENT_PHYSICAL_NAME};
 use super::sensor::{fahrenheit, in_units};
 use super::{
-    connect_failure, distinct, last_arc, py_int, sum, Device, Object, Outcome, PowerSupplies,
-    Report, SectionError,
+    distinct, last_arc, py_int, sum, Device, Object, Outcome, PowerSupplies, Report, SectionError,
 };
 use crate::config::{PluginConfig, PluginFileError};
 use crate::model::{is_identifier, CounterWidth, Dimension, ModelError, Resource};
@@ -229,19 +228,16 @@ pub async fn poll(
         options.frequency,
         now,
     );
-    match client {
-        Err(e) => report.failure("device", connect_failure(&e)),
-        Ok(client) => {
-            let mut asr = Asr {
-                device: Device::new(client),
-                frequency: options.frequency,
-            };
-            asr.cpu(&mut report).await;
-            asr.memory(&mut report).await;
-            asr.environment(&mut report).await;
-            asr.crypto(&mut report).await;
-            asr.load(&mut report).await;
-        }
+    if let Some(device) = report.connected(client) {
+        let mut asr = Asr {
+            device,
+            frequency: options.frequency,
+        };
+        asr.cpu(&mut report).await;
+        asr.memory(&mut report).await;
+        asr.environment(&mut report).await;
+        asr.crypto(&mut report).await;
+        asr.load(&mut report).await;
     }
     report.finish(&options.status_metric)
 }

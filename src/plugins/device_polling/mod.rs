@@ -566,6 +566,21 @@ impl<'a> Report<'a> {
         self.settle(section, built);
     }
 
+    /// The device to poll over `client`, or `None` when the poll got no SNMP session: that
+    /// is then the `device` section's failure, and there is nothing else to poll.
+    pub fn connected<'c>(
+        &mut self,
+        client: Result<&'c mut SnmpClient, PluginError>,
+    ) -> Option<Device<'c>> {
+        match client {
+            Ok(client) => Some(Device::new(client)),
+            Err(e) => {
+                self.failure("device", connect_failure(&e));
+                None
+            }
+        }
+    }
+
     /// `set.add(group)`: an equal group already in is not added twice.
     pub fn add(&mut self, g: MetricsGroup) {
         self.groups.add(g);
@@ -586,7 +601,7 @@ impl<'a> Report<'a> {
 }
 
 /// The `device` failure of a poll that got no SNMP session.
-pub(crate) fn connect_failure(e: &PluginError) -> SectionError {
+fn connect_failure(e: &PluginError) -> SectionError {
     SectionError::Connect {
         status: DeviceStatus::of_error(e),
         detail: e.to_string(),

@@ -500,30 +500,26 @@ fn process_group(
             out.add(g);
         }
     };
+    let add_metrics = |g: &mut MetricsGroup, values: &[(String, Value)]| {
+        values
+            .iter()
+            .try_for_each(|(name, v)| add_metric(g, name, v, metrics.kind(name), now))
+            .map_err(fail)
+    };
     if !metrics.indexed.is_empty() {
         for (index, values) in &metrics.indexed {
             let mut g = new_group().map_err(fail)?;
-            let mut empty = false;
-            for (name, v) in values {
-                add_metric(&mut g, name, v, metrics.kind(name), now).map_err(fail)?;
-            }
-            if let Some(dims) = dimensions.indexed.get(index) {
-                for (name, v) in dims {
-                    empty |= add_dimension(&mut g, name, v).map_err(fail)?;
-                }
-            }
-            for (name, v) in &dimensions.top {
-                empty |= add_dimension(&mut g, name, v).map_err(fail)?;
-            }
+            add_metrics(&mut g, values)?;
+            let mut empty = match dimensions.indexed.get(index) {
+                Some(dims) => add_dimensions(&mut g, dims).map_err(fail)?,
+                None => false,
+            };
+            empty |= add_dimensions(&mut g, &dimensions.top).map_err(fail)?;
             if v02 && !metrics.top.is_empty() {
-                for (name, v) in &metrics.top {
-                    add_metric(&mut g, name, v, metrics.kind(name), now).map_err(fail)?;
-                }
+                add_metrics(&mut g, &metrics.top)?;
                 // The original adds the top-level dimensions a second time here, which
                 // fails when there are any.
-                for (name, v) in &dimensions.top {
-                    empty |= add_dimension(&mut g, name, v).map_err(fail)?;
-                }
+                empty |= add_dimensions(&mut g, &dimensions.top).map_err(fail)?;
             }
             if v02 || !g.metrics.is_empty() {
                 finish(g, empty, status);
@@ -531,25 +527,16 @@ fn process_group(
         }
         if !v02 && !metrics.top.is_empty() {
             let mut g = new_group().map_err(fail)?;
-            let mut empty = false;
-            for (name, v) in &metrics.top {
-                add_metric(&mut g, name, v, metrics.kind(name), now).map_err(fail)?;
-            }
-            for (name, v) in &dimensions.top {
-                empty |= add_dimension(&mut g, name, v).map_err(fail)?;
-            }
+            add_metrics(&mut g, &metrics.top)?;
+            let empty = add_dimensions(&mut g, &dimensions.top).map_err(fail)?;
             finish(g, empty, status);
         }
     } else {
         let mut g = new_group().map_err(fail)?;
         let mut empty = false;
         if !metrics.top.is_empty() {
-            for (name, v) in &metrics.top {
-                add_metric(&mut g, name, v, metrics.kind(name), now).map_err(fail)?;
-            }
-            for (name, v) in &dimensions.top {
-                empty |= add_dimension(&mut g, name, v).map_err(fail)?;
-            }
+            add_metrics(&mut g, &metrics.top)?;
+            empty = add_dimensions(&mut g, &dimensions.top).map_err(fail)?;
         }
         if v02 || !g.metrics.is_empty() {
             finish(g, empty, status);
@@ -576,6 +563,15 @@ fn add_metric(
         }
     };
     g.add_metric(Metric::new(name, value, kind, now)?)
+}
+
+/// Adds every dimension of `dims`, in order; returns true when one was empty.
+fn add_dimensions(g: &mut MetricsGroup, dims: &[(String, Value)]) -> Result<bool, ModelError> {
+    let mut empty = false;
+    for (name, v) in dims {
+        empty |= add_dimension(g, name, v)?;
+    }
+    Ok(empty)
 }
 
 /// Adds a dimension; returns true when its value was empty (not added, as the original).

@@ -291,10 +291,8 @@ impl<'a> Env<'a> {
                 iter,
                 conds,
             } => {
-                let items = self.iterate(self.eval_in(iter, locals)?)?;
-                locals.charge(items.len())?;
                 let mut out = Table::new();
-                self.for_each(target, items, conds, locals, &mut |env, locals| {
+                self.for_each(target, iter, conds, locals, &mut |env, locals| {
                     let k = dict_key(env.eval_in(key, locals)?)?;
                     let v = env.eval_in(value, locals)?;
                     out.insert(k, v);
@@ -308,10 +306,8 @@ impl<'a> Env<'a> {
                 iter,
                 conds,
             } => {
-                let items = self.iterate(self.eval_in(iter, locals)?)?;
-                locals.charge(items.len())?;
                 let mut out = Vec::new();
-                self.for_each(target, items, conds, locals, &mut |env, locals| {
+                self.for_each(target, iter, conds, locals, &mut |env, locals| {
                     out.push(env.eval_in(elt, locals)?);
                     Ok(())
                 })?;
@@ -320,16 +316,19 @@ impl<'a> Env<'a> {
         }
     }
 
-    /// Binds a comprehension's target to each item, keeps the items whose conditions
-    /// hold, and runs `body` for them.
+    /// A comprehension's loop: evaluates the iterable `iter` (its items count against the
+    /// evaluation budget), binds the target to each item, keeps the items whose
+    /// conditions hold, and runs `body` for them.
     fn for_each(
         &self,
         target: &Target,
-        items: Vec<Value>,
+        iter: &Expr,
         conds: &[Expr],
         locals: &mut Locals,
         body: &mut ItemBody<'_, 'a>,
     ) -> Result<(), EvalError> {
+        let items = self.iterate(self.eval_in(iter, locals)?)?;
+        locals.charge(items.len())?;
         let depth = match target {
             Target::One(_, slot) => *slot,
             Target::Many(names) => names.first().map(|(_, s)| *s).unwrap_or(locals.len()),

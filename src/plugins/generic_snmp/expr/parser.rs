@@ -838,6 +838,24 @@ fn bind_target(target: Target, scope: &mut Vec<String>) -> Target {
     }
 }
 
+/// A comprehension's parts resolved: the iterable outside its scope (Python evaluates it
+/// there), then its target's variables bound and `inner` (element, key and value,
+/// conditions) resolved with them; the scope is as before afterwards.
+fn comprehension<T>(
+    iter: Expr,
+    target: Target,
+    scope: &mut Vec<String>,
+    names: &dyn Names,
+    inner: impl FnOnce(&mut Vec<String>) -> Result<T, CompileError>,
+) -> Result<(Box<Expr>, Target, T), CompileError> {
+    let iter = Box::new(resolve(iter, scope, names)?);
+    let depth = scope.len();
+    let target = bind_target(target, scope);
+    let inner = inner(scope);
+    scope.truncate(depth);
+    Ok((iter, target, inner?))
+}
+
 /// Replaces names by what they refer to; comprehension variables shadow tables.
 fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, CompileError> {
     let r = |e: Expr, scope: &mut Vec<String>| resolve(e, scope, names);
@@ -875,20 +893,18 @@ fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, 
             iter,
             conds,
         } => {
-            let iter = rb(iter, scope)?;
-            let depth = scope.len();
-            let target = bind_target(target, scope);
-            let key = rb(key, scope);
-            let value = rb(value, scope);
-            let conds: Result<Vec<Expr>, CompileError> =
-                conds.into_iter().map(|x| r(x, scope)).collect();
-            scope.truncate(depth);
+            let (iter, target, (key, value, conds)) =
+                comprehension(*iter, target, scope, names, |scope| {
+                    let (key, value) = (rb(key, scope)?, rb(value, scope)?);
+                    let conds = conds.into_iter().map(|x| r(x, scope));
+                    Ok((key, value, conds.collect::<Result<_, _>>()?))
+                })?;
             Expr::DictComp {
-                key: key?,
-                value: value?,
+                key,
+                value,
                 target,
                 iter,
-                conds: conds?,
+                conds,
             }
         }
         Expr::Method(a, m, args) => Expr::Method(
@@ -939,19 +955,17 @@ fn resolve(e: Expr, scope: &mut Vec<String>, names: &dyn Names) -> Result<Expr, 
             iter,
             conds,
         } => {
-            // The iterable is evaluated outside the comprehension's scope.
-            let iter = rb(iter, scope)?;
-            let depth = scope.len();
-            let target = bind_target(target, scope);
-            let elt = rb(elt, scope);
-            let conds: Result<Vec<Expr>, CompileError> =
-                conds.into_iter().map(|x| r(x, scope)).collect();
-            scope.truncate(depth);
+            let (iter, target, (elt, conds)) =
+                comprehension(*iter, target, scope, names, |scope| {
+                    let elt = rb(elt, scope)?;
+                    let conds = conds.into_iter().map(|x| r(x, scope));
+                    Ok((elt, conds.collect::<Result<_, _>>()?))
+                })?;
             Expr::Comp {
-                elt: elt?,
+                elt,
                 target,
                 iter,
-                conds: conds?,
+                conds,
             }
         }
         other @ (Expr::Const(_)
