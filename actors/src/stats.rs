@@ -112,9 +112,19 @@ pub struct RunCounts {
     /// Requests the pool refused (its queue was full).
     pub shed: u64,
     pub last_duration: Option<Duration>,
+    /// Time of every completed run together: `total_duration / completed` is the mean.
+    pub total_duration: Duration,
 }
 
 impl RunCounts {
+    /// The mean time of a completed run.
+    pub fn mean_duration(&self) -> Option<Duration> {
+        u32::try_from(self.completed)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(|n| self.total_duration / n)
+    }
+
     pub(crate) fn record(&mut self, outcome: &Outcome, duration: Duration) {
         match outcome {
             Outcome::Succeeded => self.succeeded += 1,
@@ -127,6 +137,7 @@ impl RunCounts {
         }
         self.completed += 1;
         self.last_duration = Some(duration);
+        self.total_duration = self.total_duration.saturating_add(duration);
     }
 }
 

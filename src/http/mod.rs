@@ -7,6 +7,7 @@ mod auth;
 mod health;
 pub mod metrics;
 pub mod reload;
+pub mod status;
 
 pub use health::Readiness;
 pub use metrics::render_store;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub cluster: crate::cluster::ClusterView,
     /// What `POST /api/reload` calls.
     pub reload: Option<Arc<dyn reload::Reload>>,
+    /// What the status page reads (None: no page).
+    pub status: Option<status::StatusSources>,
 }
 
 /// How the listener is served: `http.*` settings the server itself needs.
@@ -75,6 +78,13 @@ pub fn serve(
             .route("/api/topics", web::get().to(api::topics))
             .route("/api/topics/{topic}/records", web::get().to(api::records))
             .route("/api/reload", web::post().to(reload::reload))
+            .route("/login", web::get().to(auth::login_form))
+            .route("/login", web::post().to(auth::login))
+            .route("/", web::get().to(status::fleet))
+            .route("/device", web::get().to(status::device))
+            .route("/pipeline", web::get().to(status::pipeline))
+            .route("/static/panoptes.css", web::get().to(status::stylesheet))
+            .route("/static/panoptes.js", web::get().to(status::script))
     })
     .workers(1)
     .max_connections(listener.max_connections)

@@ -15,6 +15,7 @@ mod kafka;
 mod metrics;
 mod pipeline;
 mod reload;
+mod status;
 mod web;
 
 use std::path::PathBuf;
@@ -357,6 +358,7 @@ fn serve_http(
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
         reload: Some(reloader),
+        status: Some(status::sources(p, store, &settings.influxdb.url)),
     };
     let (server, bound) = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
     let handle = server.handle();
