@@ -357,6 +357,11 @@ fn serve_http(
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
         reload: Some(reloader),
+        device_metrics: crate::http::devices::DeviceMetrics::new(
+            Arc::clone(&p.shared.fleet),
+            settings.processed_topic(),
+            settings.data_dir.clone(),
+        ),
     };
     let (server, bound) = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
     let handle = server.handle();
