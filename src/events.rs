@@ -239,6 +239,55 @@ impl HttpRequestRefused<'_> {
     }
 }
 
+/// A scrape of `/metrics/devices` ended: sent whole (or until the client left), failed
+/// part way (the client sees the connection cut), or refused for lack of room.
+pub enum DeviceScrapeFinished<'a> {
+    Done {
+        stats: &'a crate::http::devices::ScrapeStats,
+        duration: Duration,
+    },
+    Failed {
+        error: &'a crate::http::devices::ScrapeError,
+    },
+    Refused,
+}
+
+impl DeviceScrapeFinished<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        static LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+        match self {
+            DeviceScrapeFinished::Done { stats, duration } => {
+                t.inc("panoptes_device_scrapes_total", &[("outcome", "done")]);
+                t.add(
+                    crate::telemetry::Series::new("panoptes_device_scrape_bytes_total", &[]),
+                    stats.bytes as f64,
+                );
+                tracing::debug!(
+                    devices = stats.devices,
+                    groups = stats.groups,
+                    skipped = stats.skipped,
+                    gone = stats.gone,
+                    conflicting = stats.conflicting,
+                    bytes = stats.bytes,
+                    ms = duration.as_millis() as u64,
+                    "/metrics/devices scraped"
+                );
+            }
+            DeviceScrapeFinished::Failed { error } => {
+                t.inc("panoptes_device_scrapes_total", &[("outcome", "failed")]);
+                tracing::warn!(%error, "/metrics/devices scrape failed part way: connection cut");
+            }
+            DeviceScrapeFinished::Refused => {
+                t.inc("panoptes_device_scrapes_total", &[("outcome", "refused")]);
+                if let Some(suppressed) = LOG.admit("refused", std::time::Instant::now()) {
+                    tracing::warn!(suppressed, max = crate::http::devices::MAX_SCRAPES,
+                        "/metrics/devices scrape refused: others are running (further refusals in the next 10 s are only counted)");
+                }
+            }
+        }
+    }
+}
+
 /// A request of our client of the external Kafka cluster failed (the broker's error
 /// included). Counted always, logged at most once per operation per 10 s.
 pub struct KafkaClientFailed<'a> {

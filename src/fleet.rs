@@ -69,6 +69,10 @@ struct Device {
     interfaces: Option<(u16, u16)>,
     /// Record locations of recent polls, oldest first, at most one per minute.
     history: VecDeque<(u64, Vec<Location>)>,
+    /// Each polling plugin's newest poll's record locations (none when that poll
+    /// published nothing): `/metrics/devices` shows every plugin's metrics of a device,
+    /// not only those of the plugin that happened to poll it last.
+    latest: Vec<(Arc<str>, Vec<Location>)>,
 }
 
 impl Default for Device {
@@ -78,6 +82,7 @@ impl Default for Device {
             failures: [(0, 0); 60],
             interfaces: None,
             history: VecDeque::new(),
+            latest: Vec::new(),
         }
     }
 }
@@ -135,6 +140,12 @@ impl Fleet {
                 }
             }
         }
+        match device.latest.iter_mut().find(|(p, _)| *p == poll.plugin) {
+            Some((_, locations)) => locations.clone_from(&poll.locations),
+            None => device
+                .latest
+                .push((Arc::clone(&poll.plugin), poll.locations.clone())),
+        }
         device.last = Some(poll);
     }
 
@@ -177,15 +188,15 @@ impl Fleet {
         out
     }
 
-    /// Every device's newest poll's record locations (for `/metrics/devices`).
+    /// Every device's newest poll's record locations, of each polling plugin (for
+    /// `/metrics/devices`); devices whose newest polls published nothing are left out.
     pub fn latest_locations(&self) -> Vec<(Arc<str>, Vec<Location>)> {
         self.lock()
             .iter()
             .filter_map(|(id, d)| {
-                d.last
-                    .as_ref()
-                    .filter(|p| !p.locations.is_empty())
-                    .map(|p| (Arc::clone(id), p.locations.clone()))
+                let locations: Vec<Location> =
+                    d.latest.iter().flat_map(|(_, l)| l).cloned().collect();
+                (!locations.is_empty()).then(|| (Arc::clone(id), locations))
             })
             .collect()
     }
@@ -269,6 +280,22 @@ mod tests {
         assert!(locations.windows(2).all(|w| w[1].0 - w[0].0 >= 30_000));
         assert_eq!(locations.last().unwrap().1[0].first_offset, 119 * 49);
         assert_eq!(fleet.latest_locations().len(), 1);
+        // A second plugin's poll adds its records; a poll that published nothing takes
+        // its plugin's away.
+        let mut other = poll(now, false, 9000);
+        other.plugin = Arc::from("device");
+        fleet.record("sw1", other.clone());
+        let offsets = |fleet: &Fleet| -> Vec<u64> {
+            fleet.latest_locations()[0]
+                .1
+                .iter()
+                .map(|l| l.first_offset)
+                .collect()
+        };
+        assert_eq!(offsets(&fleet), [119 * 49, 9000]);
+        other.locations.clear();
+        fleet.record("sw1", other);
+        assert_eq!(offsets(&fleet), [119 * 49]);
         fleet.retain(|id| id != "sw1");
         assert!(fleet.is_empty());
         assert_eq!(status_name(7), "PING_FAILURE");

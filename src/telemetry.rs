@@ -156,6 +156,14 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Batches InfluxDB refused as invalid (then written point by point to skip the bad ones).",
     ),
     (
+        "panoptes_device_scrapes_total",
+        "Scrapes of /metrics/devices, by outcome (done, failed part way, refused: too many at once).",
+    ),
+    (
+        "panoptes_device_scrape_bytes_total",
+        "Bytes of Prometheus text sent by /metrics/devices.",
+    ),
+    (
         "panoptes_influxdb_records_skipped_total",
         "Topic records that gave no point (not a metrics group, or no field).",
     ),

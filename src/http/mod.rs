@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+pub mod devices;
 mod health;
 pub mod metrics;
 pub mod reload;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub reload: Option<Arc<dyn reload::Reload>>,
     /// What the status page reads (None: no page).
     pub status: Option<status::StatusSources>,
+    /// What `/metrics/devices` reads.
+    pub device_metrics: devices::DeviceMetrics,
 }
 
 /// How the listener is served: `http.*` settings the server itself needs.
@@ -73,6 +76,7 @@ pub fn serve(
             .route("/health", web::get().to(health::health))
             .route("/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics::metrics))
+            .route("/metrics/devices", web::get().to(devices::devices))
             .route("/api/resources", web::get().to(api::resources))
             .route("/api/cluster", web::get().to(api::cluster))
             .route("/api/topics", web::get().to(api::topics))

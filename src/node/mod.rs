@@ -359,6 +359,11 @@ fn serve_http(
         cluster: p.cluster.clone(),
         reload: Some(reloader),
         status: Some(status::sources(p, store, &settings.influxdb.url)),
+        device_metrics: crate::http::devices::DeviceMetrics::new(
+            Arc::clone(&p.shared.fleet),
+            settings.processed_topic(),
+            settings.data_dir.clone(),
+        ),
     };
     let (server, bound) = crate::http::serve(Arc::new(state), web::listener(&settings.http)?)?;
     let handle = server.handle();

@@ -20,7 +20,7 @@
 //! warm: it is the sink's hot path.
 
 use super::py_repr;
-use super::record::GroupRecord;
+use super::record::{GroupRecord, MetricRecord};
 use crate::model::MetricValue;
 
 /// Why a metrics group gives no point.
@@ -69,6 +69,42 @@ struct FieldRef {
     metric: u32,
 }
 
+/// A metrics group as the mapping sees it: what [`Encoder::map`] returns.
+pub struct Mapped<'e, 'g, 'a> {
+    encoder: &'e Encoder,
+    group: &'g GroupRecord<'a>,
+}
+
+/// One field of a mapped group: its key (`<metric>__<gauge|counter>`) and the metric.
+pub struct Field<'m> {
+    pub key: &'m [u8],
+    pub metric: &'m MetricRecord<'m>,
+}
+
+impl<'g, 'a> Mapped<'_, 'g, 'a> {
+    pub fn group(&self) -> &'g GroupRecord<'a> {
+        self.group
+    }
+
+    /// The tags, sorted by key: the dimensions and the resource fields (which win over
+    /// same-named dimensions), each key once.
+    pub fn tags(&self) -> impl Iterator<Item = (&'g str, &'g str)> + '_ {
+        self.encoder
+            .tags
+            .iter()
+            .map(|&(_, tag)| tag_at(self.group, tag))
+    }
+
+    /// The gauges and counters, sorted by key, each key once (the last metric of that name
+    /// and type wins).
+    pub fn fields(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.encoder.fields.iter().map(|f| Field {
+            key: &self.encoder.keys[f.start as usize..f.end as usize],
+            metric: &self.group.metrics[f.metric as usize],
+        })
+    }
+}
+
 /// The first 8 bytes of a key, big-endian, zero-padded: comparing these orders keys as
 /// comparing the bytes would, except that equal prefixes need the full comparison. Most
 /// sorting comparisons end here.
@@ -84,13 +120,14 @@ impl Encoder {
         Encoder::default()
     }
 
-    /// Appends the point for `group` to `out` (no trailing newline). On error `out` is left
-    /// as it was.
-    pub fn encode(
-        &mut self,
-        group: &GroupRecord<'_>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
+    /// Maps `group` (spec §6): its tags and fields, sorted and de-duplicated as the
+    /// original's dicts did. The InfluxDB point and the Prometheus exposition of
+    /// `/metrics/devices` are both written from this, so the two never disagree on which
+    /// tag or field a group has.
+    pub fn map<'e, 'g, 'a>(
+        &'e mut self,
+        group: &'g GroupRecord<'a>,
+    ) -> Result<Mapped<'e, 'g, 'a>, EncodeError> {
         if group.metrics_group_type.is_empty() {
             return Err(EncodeError::NoMeasurement);
         }
@@ -101,23 +138,35 @@ impl Encoder {
             });
         }
         self.collect_tags(group);
+        Ok(Mapped {
+            encoder: self,
+            group,
+        })
+    }
 
+    /// Appends the point for `group` to `out` (no trailing newline). On error `out` is left
+    /// as it was.
+    pub fn encode(
+        &mut self,
+        group: &GroupRecord<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let mapped = self.map(group)?;
         write_measurement(&group.metrics_group_type, out);
-        for &(_, tag) in &self.tags {
+        for (key, value) in mapped.tags() {
             out.push(b',');
-            let (key, value) = tag_at(group, tag);
             out.extend_from_slice(key.as_bytes());
             out.push(b'=');
             write_tag_value(value, out);
         }
         out.push(b' ');
-        for (i, field) in self.fields.iter().enumerate() {
+        for (i, field) in mapped.fields().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&self.keys[field.start as usize..field.end as usize]);
+            out.extend_from_slice(field.key);
             out.push(b'=');
-            match group.metrics[field.metric as usize].metric_value {
+            match field.metric.metric_value {
                 MetricValue::Int(v) => py_repr::write_int(v, out),
                 MetricValue::Float(v) => py_repr::write_float(v, out),
             }

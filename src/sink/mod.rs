@@ -20,7 +20,7 @@ pub mod v1;
 pub mod v2;
 pub mod writer;
 
-pub use line_protocol::{EncodeError, Encoder};
+pub use line_protocol::{EncodeError, Encoder, Field, Mapped};
 pub use points_sink::{InfluxSink, Points, SinkError, Skipped};
 pub use record::GroupRecord;
 pub use secret::Secret;
