@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,8 @@ use support::{is_volatile, normalise, parse_output, run_tool, Printed, NO_MIBS, 
 
 /// A private snmpd on 127.0.0.1, killed when dropped.
 struct Snmpd {
-    child: Child,
+    process: support::SnmpdProcess,
     port: u16,
-    _dir: tempfile::TempDir,
 }
 
 impl Snmpd {
@@ -32,39 +30,9 @@ impl Snmpd {
 
     /// snmpd with `extra` appended to its configuration (v3 users, ...).
     async fn start_with(extra: &str) -> Snmpd {
-        let program = support::net_snmp("snmpd");
-        let dir = tempfile::tempdir().unwrap();
-        // A free port, handed to snmpd.
-        let port = support::free_udp_port();
-        let config = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &config,
-            // The listening address comes from the command line; naming it here
-            // as well would make snmpd bind it twice and exit.
-            format!(
-                "rocommunity public 127.0.0.1\n\
-                 sysLocation panoptes test lab\n\
-                 sysContact tests@localhost\n{extra}"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
-        let child = Command::new(&program)
-            .args(["-f", "-Lo", "-C", "-c"])
-            .arg(&config)
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .env("SNMP_PERSISTENT_DIR", dir.path())
-            .env("MIBS", "")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let mut snmpd = Snmpd {
-            child,
-            port,
-            _dir: dir,
-        };
+        let process = support::SnmpdProcess::spawn(extra);
+        let port = process.port;
+        let mut snmpd = Snmpd { process, port };
         snmpd.wait_until_answering().await;
         snmpd
     }
@@ -87,10 +55,11 @@ impl Snmpd {
         target.retries = 0;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log =
-                    std::fs::read_to_string(self._dir.path().join("snmpd.log")).unwrap_or_default();
-                panic!("snmpd exited with {status} before answering:\n{log}");
+            if let Ok(Some(status)) = self.process.child.try_wait() {
+                panic!(
+                    "snmpd exited with {status} before answering:\n{}",
+                    self.process.log()
+                );
             }
             if let Ok(mut client) = SnmpClient::connect(&target).await {
                 if client.get(&[oid("1.3.6.1.2.1.1.1.0")]).await.is_ok() {
@@ -103,13 +72,6 @@ impl Snmpd {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Snmpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod embedded;
 pub mod origin;
 mod plugin_file;
+pub mod profiles;
 mod settings;
 
 pub use plugin_file::{

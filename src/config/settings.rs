@@ -193,6 +193,10 @@ pub struct SnmpSettings {
     pub max_in_flight: usize,
     /// SNMP requests in flight at once to one device.
     pub per_device: usize,
+    /// Credential profiles of this site (and `[default]`) from the secrets file, which
+    /// resources name in their metadata (see [`super::profiles`]).
+    #[serde(skip)]
+    pub profiles: super::profiles::Profiles,
 }
 
 impl SnmpSettings {
@@ -280,10 +284,14 @@ pub struct SiteSecrets {
     pub kafka_users: Option<std::collections::BTreeMap<String, Secret>>,
     /// The HTTP API's bearer token (`http.token`).
     pub http_token: Option<Secret>,
+    /// SNMP credential profiles by name (`[<site>.snmp_profiles.<name>]`).
+    pub snmp_profiles: Option<std::collections::BTreeMap<String, super::profiles::ProfileSpec>>,
 }
 
-/// This site's table of the secrets file at `path`.
-fn read_secrets(path: &Path, site: &str) -> Result<SiteSecrets, SettingsError> {
+/// This site's table of the secrets file at `path`, and the `[default]` table's profiles.
+/// A site without a table of its own takes `[default]` whole, as the original falls back
+/// from `panoptes:secrets:<key>:<site>` to `...:default`.
+fn read_secrets(path: &Path, site: &str) -> Result<(SiteSecrets, DefaultProfiles), SettingsError> {
     let fail = |message: String| SettingsError::Load {
         source_name: path.display().to_string(),
         message,
@@ -296,9 +304,18 @@ fn read_secrets(path: &Path, site: &str) -> Result<SiteSecrets, SettingsError> {
             toml_error(&text, &e)
         ))
     })?;
-    let secrets = sites
-        .remove(site)
-        .ok_or_else(|| fail(format!("no [{site}] table for this node's site")))?;
+    let default_profiles = sites
+        .get("default")
+        .and_then(|d| d.snmp_profiles.clone())
+        .unwrap_or_default();
+    let secrets = match sites.remove(site) {
+        Some(own) => own,
+        None => sites.remove("default").ok_or_else(|| {
+            fail(format!(
+                "no [{site}] table for this node's site, and no [default] table"
+            ))
+        })?,
+    };
     if let Some(bad) = secrets
         .kafka_users
         .iter()
@@ -310,8 +327,11 @@ fn read_secrets(path: &Path, site: &str) -> Result<SiteSecrets, SettingsError> {
             "[{site}.kafka_users]: user name {bad:?} must be non-empty, without commas or control characters"
         )));
     }
-    Ok(secrets)
+    Ok((secrets, default_profiles))
 }
+
+/// `[default.snmp_profiles]`: profiles every site may name.
+type DefaultProfiles = std::collections::BTreeMap<String, super::profiles::ProfileSpec>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -613,8 +633,18 @@ impl Settings {
         let site = settings.site.clone();
         let secrets_file = settings.snmp.secrets_file.trim().to_owned();
         if !secrets_file.is_empty() {
-            let secrets = read_secrets(Path::new(&secrets_file), &site)?;
+            let (secrets, default_profiles) = read_secrets(Path::new(&secrets_file), &site)?;
             settings.snmp.apply_secrets(&secrets);
+            settings.snmp.profiles = super::profiles::Profiles::build(
+                &site,
+                secrets.snmp_profiles.as_ref(),
+                Some(&default_profiles),
+                &settings.snmp,
+            )
+            .map_err(|problems| SettingsError::Load {
+                source_name: secrets_file.clone(),
+                message: problems.join("\n"),
+            })?;
             settings.kafka.users = secrets.kafka_users.unwrap_or_default();
             if let Some(password) = secrets.kafka_client_password {
                 settings.kafka.client_password = password;

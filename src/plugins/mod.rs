@@ -206,6 +206,9 @@ impl BuiltIn {
 pub enum PluginError {
     #[error("{0}")]
     Config(String),
+    /// The device's credentials cannot be had (a profile its metadata names is missing).
+    #[error("{0}")]
+    Credentials(String),
     #[error("{0}")]
     Discovery(String),
     #[error(transparent)]
@@ -217,13 +220,19 @@ pub enum PluginError {
 }
 
 /// Where and how to reach a resource over SNMP: the site's `[snmp]`, overridden by the
-/// plugin's `[snmp]`, and the port by the resource's `snmp_port` metadata (our addition,
-/// so a simulated fleet can live on one address).
+/// plugin's `[snmp]`, then by the credential profile the resource's metadata names
+/// (`snmp_profile` or `community_string_key`: credentials, port, timeout, retries), and
+/// the port by the resource's `snmp_port` metadata (our addition, so a simulated fleet can
+/// live on one address).
 pub fn snmp_target(
     site: &SnmpSettings,
     plugin: &PluginConfig,
     resource: &Resource,
 ) -> Result<SnmpTarget, PluginError> {
+    let profile = site
+        .profiles
+        .for_metadata(&resource.metadata)
+        .map_err(|e| PluginError::Credentials(format!("resource `{}`: {e}", resource.id)))?;
     let port = match resource.metadata.get("snmp_port") {
         Some(p) => p.parse::<u16>().map_err(|_| {
             PluginError::Config(format!(
@@ -231,18 +240,37 @@ pub fn snmp_target(
                 resource.id
             ))
         })?,
-        None => plugin.snmp.port.unwrap_or(site.port),
+        None => profile
+            .and_then(|p| p.port)
+            .or(plugin.snmp.port)
+            .unwrap_or(site.port),
     };
+    let (version, community, usm, context) = match profile {
+        Some(p) => (
+            p.version,
+            p.community.clone(),
+            p.usm.clone(),
+            p.context.clone(),
+        ),
+        None => (
+            site.version,
+            site.community.clone(),
+            site.usm_user()
+                .map_err(|e| PluginError::Config(e.to_string()))?,
+            String::new(),
+        ),
+    };
+    let timeout = profile.and_then(|p| p.timeout).or(plugin.snmp.timeout);
+    let retries = profile.and_then(|p| p.retries).or(plugin.snmp.retries);
     Ok(SnmpTarget {
         host: resource.endpoint.clone(),
         port,
-        version: site.version,
-        community: site.community.clone(),
-        usm: site
-            .usm_user()
-            .map_err(|e| PluginError::Config(e.to_string()))?,
-        timeout: Duration::from_secs(plugin.snmp.timeout.unwrap_or(site.timeout)),
-        retries: plugin.snmp.retries.unwrap_or(site.retries),
+        version,
+        community,
+        usm,
+        context,
+        timeout: Duration::from_secs(timeout.unwrap_or(site.timeout)),
+        retries: retries.unwrap_or(site.retries),
         max_repetitions: plugin.snmp.max_repetitions.unwrap_or(site.max_repetitions),
         non_repeaters: plugin.snmp.non_repeaters.unwrap_or(site.non_repeaters),
     })

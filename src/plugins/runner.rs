@@ -34,6 +34,7 @@ impl RunContext<'_> {
     async fn client(&self) -> Result<SnmpClient, PluginError> {
         match &self.target {
             Ok(t) => Ok(SnmpClient::connect(t).await?),
+            Err(PluginError::Credentials(e)) => Err(PluginError::Credentials(e.clone())),
             Err(e) => Err(PluginError::Config(e.to_string())),
         }
     }

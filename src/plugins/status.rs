@@ -110,6 +110,14 @@ impl DeviceStatus {
                 SnmpError::Network { .. } | SnmpError::InvalidAddress { .. },
             ) => DeviceStatus::NetworkFailure,
             super::PluginError::Enrichment(_) => DeviceStatus::EnrichmentFailure,
+            // The agent refused who we said we were, or we had no credentials to say.
+            super::PluginError::Snmp(
+                SnmpError::UnknownUser { .. }
+                | SnmpError::WrongAuth { .. }
+                | SnmpError::WrongPriv { .. }
+                | SnmpError::UnsupportedSecurityLevel { .. },
+            )
+            | super::PluginError::Credentials(_) => DeviceStatus::AuthenticationFailure,
             _ => DeviceStatus::InternalFailure,
         }
     }

@@ -48,6 +48,8 @@ pub struct SnmpClient {
     version: SnmpVersion,
     community: Vec<u8>,
     usm: Option<UsmUser>,
+    /// The v3 context name.
+    context: Vec<u8>,
     timeout: Duration,
     retries: u32,
     max_repetitions: u32,
@@ -153,6 +155,7 @@ impl SnmpClient {
             addr,
             version: target.version,
             community: target.community.expose().as_bytes().to_vec(),
+            context: target.context.as_bytes().to_vec(),
             usm,
             timeout: target.timeout,
             retries: target.retries,
@@ -592,7 +595,7 @@ impl SnmpClient {
                 return Err(self.deadline_error());
             };
             let id = exchange.new_id();
-            let scoped = scoped_pdu(&state.engine_id, b"", &self.pdu_bytes(ask, id)?);
+            let scoped = scoped_pdu(&state.engine_id, &self.context, &self.pdu_bytes(ask, id)?);
             let header = V3Header {
                 msg_id: id,
                 flags: message::flags_for(user.level(), true),

@@ -111,6 +111,8 @@ pub struct SnmpTarget {
     pub community: Community,
     /// The v3 user (required when `version` is v3).
     pub usm: Option<UsmUser>,
+    /// The v3 context name requests carry (empty: the default context).
+    pub context: String,
     pub timeout: Duration,
     pub retries: u32,
     pub max_repetitions: u32,
@@ -126,6 +128,7 @@ impl SnmpTarget {
             version: SnmpVersion::V2c,
             community,
             usm: None,
+            context: String::new(),
             timeout: Duration::from_secs(5),
             retries: 1,
             max_repetitions: 25,

@@ -666,3 +666,57 @@ fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// A real net-snmp `snmpd` on a free loopback UDP port, with `rocommunity public
+/// 127.0.0.1` and `extra` appended to its configuration (more communities, v3 users);
+/// killed on drop. Callers wait for it to answer in their own way.
+pub struct SnmpdProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SnmpdProcess {
+    pub fn spawn(extra: &str) -> SnmpdProcess {
+        let program = net_snmp("snmpd");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        let config = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &config,
+            // The listening address comes from the command line; naming it here
+            // as well would make snmpd bind it twice and exit.
+            format!(
+                "rocommunity public 127.0.0.1\n\
+                 sysLocation panoptes test lab\n\
+                 sysContact tests@localhost\n{extra}"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
+        let child = Command::new(&program)
+            .args(["-f", "-Lo", "-C", "-c"])
+            .arg(&config)
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", dir.path())
+            .env("MIBS", "")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        SnmpdProcess { child, port, dir }
+    }
+
+    /// What snmpd has logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("snmpd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SnmpdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -155,10 +155,11 @@ mod tests {
     fn times_are_utc_iso() {
         assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(iso_utc(1_796_547_723_000), "2026-12-06T08:22:03Z");
+        // Checked with Python: datetime.utcfromtimestamp(1796547723).
+        assert_eq!(iso_utc(1_796_547_723_000), "2026-12-06T09:02:03Z");
         assert_eq!(
             time(1_796_547_723_000),
-            "<time datetime=\"2026-12-06T08:22:03Z\">2026-12-06 08:22:03 UTC</time>"
+            "<time datetime=\"2026-12-06T09:02:03Z\">2026-12-06 09:02:03 UTC</time>"
         );
     }
 

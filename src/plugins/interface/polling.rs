@@ -113,6 +113,23 @@ pub async fn run(
     Ok(polled)
 }
 
+/// Without its enrichment a poll cannot run, but the device may still say why there is
+/// none: an agent that refuses our credentials makes the poll an AUTHENTICATION_FAILURE
+/// rather than the ENRICHMENT_FAILURE the original reports for any missing enrichment.
+/// Any other answer (or none) leaves the enrichment failure as it is.
+async fn refused_credentials(client: &mut SnmpClient) -> Option<PluginError> {
+    use crate::snmp::SnmpError;
+    match sys_uptime(client).await {
+        Err(
+            e @ (SnmpError::UnknownUser { .. }
+            | SnmpError::WrongAuth { .. }
+            | SnmpError::WrongPriv { .. }
+            | SnmpError::UnsupportedSecurityLevel { .. }),
+        ) => Some(e.into()),
+        _ => None,
+    }
+}
+
 async fn poll(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
@@ -122,13 +139,18 @@ async fn poll(
     status: &mut StatusTracker,
 ) -> Result<(Vec<MetricsGroup>, Option<u32>), PluginError> {
     let client = client?;
-    let enrichment = enrichment?;
-    let interfaces = enrichment.enrichment("self", "interface").ok_or_else(|| {
-        PluginError::Enrichment(format!(
-            "no interface enrichment stored for resource `{}`",
-            resource.id
-        ))
-    })?;
+    let found = enrichment.and_then(|e| {
+        e.enrichment("self", "interface").ok_or_else(|| {
+            PluginError::Enrichment(format!(
+                "no interface enrichment stored for resource `{}`",
+                resource.id
+            ))
+        })
+    });
+    let interfaces = match found {
+        Ok(interfaces) => interfaces,
+        Err(missing) => return Err(refused_credentials(client).await.unwrap_or(missing)),
+    };
     let uptime = sys_uptime(client).await?;
     let mut walked = Walked::with_capacity(COLUMNS.len());
     for (_, table, column) in COLUMNS {
