@@ -625,12 +625,13 @@ fn large_fleet_scrape_bytes_and_time() {
     let started = Instant::now();
     let mut first_byte = None;
     let mut bytes = 0u64;
-    let stats = panoptes::http::devices::scrape(&bus, topic, &fleet, spool, |piece| {
-        first_byte.get_or_insert_with(|| started.elapsed());
-        bytes += piece.len() as u64;
-        true
-    })
-    .unwrap();
+    let stats =
+        panoptes::http::devices::scrape(&bus, &[topic.to_owned()], &fleet, spool, |piece| {
+            first_byte.get_or_insert_with(|| started.elapsed());
+            bytes += piece.len() as u64;
+            true
+        })
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(stats.groups, 49 * devices as u64);
     assert_eq!(stats.bytes, bytes);

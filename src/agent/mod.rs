@@ -33,8 +33,9 @@ pub use planner::{JobFactory, PluginList, ResourcePlanner};
 /// resources or enrichments change.
 pub struct Shared {
     pub settings: Settings,
-    /// `settings.snmp`, with the secrets file's credentials: replaced by a reload.
-    pub snmp: std::sync::RwLock<Arc<crate::config::SnmpSettings>>,
+    /// Each served site's `[snmp]`, with the secrets file's credentials: replaced by a
+    /// reload.
+    pub snmp: std::sync::RwLock<Arc<SiteSnmp>>,
     pub bus: Bus,
     pub resources: ResourceStore,
     pub enrichments: Keyspace,
@@ -56,17 +57,38 @@ pub struct Shared {
     pub polling_scheduler: OnceLock<Recipient<Rescan>>,
 }
 
+/// The `[snmp]` settings of every site the node serves, each with its site's secrets.
+pub struct SiteSnmp {
+    own: crate::config::SnmpSettings,
+    others: std::collections::BTreeMap<crate::model::Site, crate::config::SnmpSettings>,
+}
+
+impl SiteSnmp {
+    pub fn of(settings: &Settings) -> SiteSnmp {
+        SiteSnmp {
+            own: settings.snmp.clone(),
+            others: settings.site_snmp.clone(),
+        }
+    }
+
+    /// The settings a resource of `site` is polled with (the node's own site's for a
+    /// site it does not serve).
+    pub fn for_site(&self, site: &str) -> &crate::config::SnmpSettings {
+        self.others.get(site).unwrap_or(&self.own)
+    }
+}
+
 impl Shared {
     /// The SNMP settings polls use now.
-    pub fn snmp(&self) -> Arc<crate::config::SnmpSettings> {
+    pub fn snmp(&self) -> Arc<SiteSnmp> {
         match self.snmp.read() {
             Ok(s) => Arc::clone(&s),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
-    pub fn set_snmp(&self, snmp: crate::config::SnmpSettings) {
-        let snmp = Arc::new(snmp);
+    pub fn set_snmp(&self, settings: &Settings) {
+        let snmp = Arc::new(SiteSnmp::of(settings));
         match self.snmp.write() {
             Ok(mut s) => *s = snmp,
             Err(poisoned) => *poisoned.into_inner() = snmp,
@@ -153,7 +175,11 @@ impl Shared {
             plugin,
             builtin,
             resource,
-            target: crate::plugins::snmp_target(&self.snmp(), plugin, resource),
+            target: crate::plugins::snmp_target(
+                self.snmp().for_site(&resource.site),
+                plugin,
+                resource,
+            ),
             enrichments: &self.enrichments,
             ping,
             now: crate::model::now_epoch(),

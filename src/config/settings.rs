@@ -81,6 +81,8 @@ pub enum SettingsError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub site: crate::model::Site,
+    /// More sites this node serves beside `site` (the original's `[main] sites`).
+    pub sites: Vec<crate::model::Site>,
     pub data_dir: PathBuf,
     pub http: HttpSettings,
     pub demo: DemoSettings,
@@ -96,6 +98,10 @@ pub struct Settings {
     /// Where each value came from (not a key of the file).
     #[serde(skip)]
     pub origins: super::origin::Origins,
+    /// The `[snmp]` settings of each of `sites`, with that site's secrets (not a key of
+    /// the file): `snmp` is `site`'s.
+    #[serde(skip)]
+    pub site_snmp: std::collections::BTreeMap<crate::model::Site, SnmpSettings>,
 }
 
 /// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
@@ -236,6 +242,28 @@ impl SnmpSettings {
         user.check()
             .map_err(|e| invalid("snmp.v3_auth_passphrase", e.to_string()))?;
         Ok(Some(user))
+    }
+
+    /// A site's SNMP secrets and credential profiles from the secrets file `file`.
+    fn apply_site_secrets(
+        &mut self,
+        site: &str,
+        secrets: &SiteSecrets,
+        default_profiles: &DefaultProfiles,
+        file: &str,
+    ) -> Result<(), SettingsError> {
+        self.apply_secrets(secrets);
+        self.profiles = super::profiles::Profiles::build(
+            site,
+            secrets.snmp_profiles.as_ref(),
+            Some(default_profiles),
+            self,
+        )
+        .map_err(|problems| SettingsError::Load {
+            source_name: file.to_owned(),
+            message: problems.join("\n"),
+        })?;
+        Ok(())
     }
 
     /// Overrides secrets with those of this site's table of the secrets file.
@@ -609,6 +637,7 @@ impl Settings {
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling")
             .with_list_parse_key("kafka.brokers")
+            .with_list_parse_key("sites")
             .with_list_parse_key("kafka.sasl_mechanisms")
             .with_list_parse_key("kafka.default_operations");
         builder = builder.add_source(env);
@@ -632,19 +661,20 @@ impl Settings {
         settings.origins = origins;
         let site = settings.site.clone();
         let secrets_file = settings.snmp.secrets_file.trim().to_owned();
+        let base = settings.snmp.clone();
+        for other in settings.sites.iter().filter(|s| **s != site) {
+            let mut snmp = base.clone();
+            if !secrets_file.is_empty() {
+                let (secrets, default_profiles) = read_secrets(Path::new(&secrets_file), other)?;
+                snmp.apply_site_secrets(other, &secrets, &default_profiles, &secrets_file)?;
+            }
+            settings.site_snmp.insert(other.clone(), snmp);
+        }
         if !secrets_file.is_empty() {
             let (secrets, default_profiles) = read_secrets(Path::new(&secrets_file), &site)?;
-            settings.snmp.apply_secrets(&secrets);
-            settings.snmp.profiles = super::profiles::Profiles::build(
-                &site,
-                secrets.snmp_profiles.as_ref(),
-                Some(&default_profiles),
-                &settings.snmp,
-            )
-            .map_err(|problems| SettingsError::Load {
-                source_name: secrets_file.clone(),
-                message: problems.join("\n"),
-            })?;
+            settings
+                .snmp
+                .apply_site_secrets(&site, &secrets, &default_profiles, &secrets_file)?;
             settings.kafka.users = secrets.kafka_users.unwrap_or_default();
             if let Some(password) = secrets.kafka_client_password {
                 settings.kafka.client_password = password;
@@ -678,6 +708,22 @@ impl Settings {
                     "`{}` must be non-empty and hold only letters, digits, `.`, `_` or `-` (it names topics)",
                     self.site
                 ),
+            });
+        }
+        for other in &self.sites {
+            if !topic_safe(other) {
+                out.push(SettingsError::Invalid {
+                    key: "sites",
+                    problem: format!(
+                        "`{other}` must be non-empty and hold only letters, digits, `.`, `_` or `-` (it names topics)"
+                    ),
+                });
+            }
+        }
+        if self.cluster.enabled && self.served_sites().len() > 1 {
+            out.push(SettingsError::Invalid {
+                key: "sites",
+                problem: "a cluster shares one site's fleet: run one group of nodes per site (leave sites empty with cluster.enabled)".into(),
             });
         }
         if !self.kafka.publish_to_site_topic && !self.kafka.publish_to_global_topic {
@@ -1063,6 +1109,39 @@ impl Settings {
     /// The topic discovery publishes resource sets of this site to.
     pub fn resources_topic(&self) -> String {
         format!("{}-resources", self.site)
+    }
+
+    /// Every site this node serves: `site` first, then `sites` (each once).
+    pub fn served_sites(&self) -> Vec<crate::model::Site> {
+        let mut all = vec![self.site.clone()];
+        for s in &self.sites {
+            if !all.contains(s) {
+                all.push(s.clone());
+            }
+        }
+        all
+    }
+
+    /// `<site>-processed` of every served site.
+    pub fn processed_topics(&self) -> Vec<String> {
+        self.served_sites()
+            .iter()
+            .map(|s| format!("{s}-processed"))
+            .collect()
+    }
+
+    /// `<site>-resources` of every served site.
+    pub fn resources_topics(&self) -> Vec<String> {
+        self.served_sites()
+            .iter()
+            .map(|s| format!("{s}-resources"))
+            .collect()
+    }
+
+    /// The `[snmp]` settings for a resource of `site`: that site's secrets when the node
+    /// serves it, else `site`'s (the node's own).
+    pub fn snmp_for(&self, site: &str) -> &SnmpSettings {
+        self.site_snmp.get(site).unwrap_or(&self.snmp)
     }
 
     /// The topic whose partitions a cluster's nodes split the site's fleet by (no

@@ -15,6 +15,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": "ok",
         "version": state.version,
         "site": state.site,
+        "sites": state.sites,
         "uptime_seconds": state.telemetry.started.elapsed().as_secs_f64(),
     }))
 }

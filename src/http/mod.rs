@@ -30,6 +30,8 @@ pub type MetricsSection =
 pub struct AppState {
     pub version: &'static str,
     pub site: crate::model::Site,
+    /// Every site the node serves (`site` first).
+    pub sites: Vec<crate::model::Site>,
     pub bus: Bus,
     pub resources: ResourceStore,
     pub telemetry: Arc<Telemetry>,

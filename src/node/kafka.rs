@@ -143,19 +143,21 @@ fn broker_config(
     }
 }
 
-/// The topics this node's pipeline writes and reads: only a named principal with an ACL
-/// may write to them over the wire.
+/// The topics this node's pipeline writes and reads, for every site it serves: only a
+/// named principal with an ACL may write to them over the wire.
 fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
-    let mut topics = vec![
-        settings.resources_topic(),
-        settings.processed_topic(),
-        settings.kafka.global_topic_name.clone(),
-    ];
-    for plugin in &plugins.polling {
-        for suffix in &plugin.processed_topics {
-            let topic = format!("{}-{suffix}", settings.site);
-            if !topics.contains(&topic) {
-                topics.push(topic);
+    let mut topics = vec![settings.kafka.global_topic_name.clone()];
+    for site in settings.served_sites() {
+        let mut add = |t: String| {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        };
+        add(format!("{site}-resources"));
+        add(format!("{site}-processed"));
+        for plugin in &plugins.polling {
+            for suffix in &plugin.processed_topics {
+                add(format!("{site}-{suffix}"));
             }
         }
     }
@@ -163,13 +165,15 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
 }
 
 /// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
-/// them for this site), and the resources topic.
+/// them for each site it serves), and the resources topics.
 fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
-    let mut topics = vec![settings.resources_topic()];
-    for plugin in &plugins.polling {
-        for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &settings.site) {
-            if !topics.contains(&t) {
-                topics.push(t);
+    let mut topics = settings.resources_topics();
+    for site in settings.served_sites() {
+        for plugin in &plugins.polling {
+            for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &site) {
+                if !topics.contains(&t) {
+                    topics.push(t);
+                }
             }
         }
     }

@@ -248,7 +248,7 @@ impl Pipeline {
         let sink = crate::sink::start(
             &settings.influxdb,
             &bus,
-            &settings.processed_topic(),
+            &settings.processed_topics(),
             telemetry,
             joined.as_ref().and_then(|j| j.sink.clone()),
         )
@@ -344,6 +344,7 @@ fn serve_http(
     let state = AppState {
         version: env!("CARGO_PKG_VERSION"),
         site: settings.site.clone(),
+        sites: settings.served_sites(),
         bus: p.bus.clone(),
         resources: p.shared.resources.clone(),
         telemetry: Arc::clone(telemetry),
@@ -358,10 +359,10 @@ fn serve_http(
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
         reload: Some(reloader),
-        status: Some(status::sources(p, store, &settings.influxdb.url)),
+        status: Some(status::sources(p, store, settings)),
         device_metrics: crate::http::devices::DeviceMetrics::new(
             Arc::clone(&p.shared.fleet),
-            settings.processed_topic(),
+            settings.processed_topics(),
             settings.data_dir.clone(),
         ),
     };

@@ -48,7 +48,7 @@ pub(super) async fn shared_state(
         ready: Arc::new(AtomicBool::new(plugins.polling.is_empty())),
         enrichment_scheduler: OnceLock::new(),
         polling_scheduler: OnceLock::new(),
-        snmp: std::sync::RwLock::new(Arc::new(settings.snmp.clone())),
+        snmp: std::sync::RwLock::new(Arc::new(crate::agent::SiteSnmp::of(settings))),
         settings: settings.clone(),
     });
     let (rates, rate_state) = (Arc::clone(&shared.rates), shared.rate_state.clone());
@@ -239,8 +239,9 @@ fn polling_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFac
     })
 }
 
-/// The resource manager: one consumer per partition of `<site>-resources`. Every node
-/// of a cluster reads every resource set, so each has a group of its own.
+/// The resource manager: one consumer per partition of each served site's
+/// `<site>-resources`. Every node of a cluster reads every resource set, so each has a
+/// group of its own.
 pub(super) async fn start_resource_manager(
     settings: &Settings,
     bus: &Bus,
@@ -252,17 +253,16 @@ pub(super) async fn start_resource_manager(
     } else {
         GROUP.to_owned()
     };
-    let sources = bus
-        .sources(&settings.resources_topic(), &group)
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("opening the resources topic")?;
-    let consumers = sources
-        .into_iter()
-        .enumerate()
-        .map(|(partition, source)| {
-            Consumer::new(
-                format!("resource_manager:{partition}"),
+    let mut consumers = Vec::new();
+    for topic in settings.resources_topics() {
+        let sources = bus
+            .sources(&topic, &group)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("opening the resources topic {topic}"))?;
+        for (partition, source) in sources.into_iter().enumerate() {
+            let consumer = Consumer::new(
+                format!("resource_manager:{topic}:{partition}"),
                 source,
                 ReconcileSink {
                     shared: Arc::clone(shared),
@@ -272,8 +272,9 @@ pub(super) async fn start_resource_manager(
                     ..ConsumerConfig::default()
                 },
             )
-            .start()
-        })
-        .collect();
+            .start();
+            consumers.push(consumer);
+        }
+    }
     Ok(consumers)
 }

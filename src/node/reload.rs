@@ -79,7 +79,7 @@ impl Reloader {
         lists.discovery.set(plugins.discovery.clone());
         lists.enrichment.set(plugins.enrichment);
         lists.polling.set(plugins.polling);
-        self.shared.set_snmp(settings.snmp.clone());
+        self.shared.set_snmp(&settings);
         for scheduler in self.schedulers.all() {
             scheduler.do_send(Rescan);
         }

@@ -128,7 +128,7 @@ impl Pipeline {
                 .iter()
                 .map(|p| {
                     vec![
-                        self.sink.name.clone(),
+                        p.topic.clone(),
                         p.partition.to_string(),
                         p.lag.map_or("–".into(), |l| l.to_string()),
                         p.delivery_failures.to_string(),
@@ -259,10 +259,12 @@ impl PipelineSource for Pipeline {
 pub(super) fn sources(
     p: &super::Pipeline,
     store: &Store,
-    influx_url: &str,
+    settings: &crate::config::Settings,
 ) -> crate::http::status::StatusSources {
+    let influx_url = settings.influxdb.url.as_str();
     crate::http::status::StatusSources {
         fleet: Arc::clone(&p.shared.fleet),
+        topics: settings.processed_topics(),
         enrichments: p.shared.enrichments.clone(),
         pipeline: Arc::new(Pipeline {
             schedulers: p.schedulers.all(),

@@ -121,6 +121,26 @@ pub fn consumer_config(settings: &InfluxSettings) -> ConsumerConfig {
 pub async fn start(
     settings: &InfluxSettings,
     bus: &Bus,
+    topics: &[String],
+    telemetry: &Arc<Telemetry>,
+    group: Option<watch::Receiver<Membership>>,
+) -> anyhow::Result<Running> {
+    let Some((first, rest)) = topics.split_first() else {
+        return Ok(Running::default());
+    };
+    let mut running = start_topic(settings, bus, first, telemetry, group).await?;
+    // The node's other sites (never in a cluster: one site per cluster).
+    for topic in rest {
+        let more = start_topic(settings, bus, topic, telemetry, None).await?;
+        running.also.push(more);
+    }
+    Ok(running)
+}
+
+/// The sink of one topic.
+async fn start_topic(
+    settings: &InfluxSettings,
+    bus: &Bus,
     topic: &str,
     telemetry: &Arc<Telemetry>,
     group: Option<watch::Receiver<Membership>>,
@@ -144,6 +164,7 @@ pub async fn start(
         name: topic.to_owned(),
         external: bus.external_cluster(),
         consumers: Arc::default(),
+        also: Vec::new(),
     };
     let start_one = {
         let (writer, telemetry, config) = (
@@ -261,6 +282,8 @@ pub struct Running {
     pub name: String,
     pub external: Option<crate::kafka::ExternalCluster>,
     pub consumers: Arc<Mutex<BTreeMap<u32, Addr<Consumer<Item>>>>>,
+    /// The sinks of the node's other sites' topics (`sites`).
+    pub also: Vec<Running>,
 }
 
 impl Running {
@@ -268,9 +291,13 @@ impl Running {
         self.consumers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The consumers running now, by partition.
+    /// The consumers running now, by partition (those of every site's topic).
     pub fn current(&self) -> Vec<(u32, Addr<Consumer<Item>>)> {
-        self.lock().iter().map(|(p, a)| (*p, a.clone())).collect()
+        let mut all: Vec<_> = self.lock().iter().map(|(p, a)| (*p, a.clone())).collect();
+        for more in &self.also {
+            all.extend(more.lock().iter().map(|(p, a)| (*p, a.clone())));
+        }
+        all
     }
 
     /// Each running consumer's lag: the partition's high watermark minus the group's
@@ -278,8 +305,17 @@ impl Running {
     /// the consumer reads, so it stands still while a batch is being retried in an
     /// outage, exactly when the lag matters), with its delivery failures.
     pub async fn lag(&self) -> Vec<PartitionLag> {
+        let mut out = self.own_lag().await;
+        for more in &self.also {
+            out.extend(more.own_lag().await);
+        }
+        out
+    }
+
+    async fn own_lag(&self) -> Vec<PartitionLag> {
         let mut out = Vec::new();
-        for (partition, addr) in self.current() {
+        let own: Vec<_> = self.lock().iter().map(|(p, a)| (*p, a.clone())).collect();
+        for (partition, addr) in own {
             let Ok(stats) = addr.send(GetConsumerStats).await else {
                 continue;
             };
@@ -295,6 +331,7 @@ impl Running {
                 None
             };
             out.push(PartitionLag {
+                topic: self.name.clone(),
                 partition,
                 lag: high.zip(stats.committed).map(|(h, c)| h.saturating_sub(c)),
                 delivery_failures: stats.delivery_failures,
@@ -307,6 +344,7 @@ impl Running {
 /// One sink partition's figures.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PartitionLag {
+    pub topic: String,
     pub partition: u32,
     pub lag: Option<u64>,
     pub delivery_failures: u64,
@@ -323,7 +361,7 @@ pub fn metrics_section(running: Running) -> MetricsSection {
             let mut failures = Vec::new();
             for p in running.lag().await {
                 let labels = vec![
-                    ("topic", running.name.clone()),
+                    ("topic", p.topic.clone()),
                     ("partition", p.partition.to_string()),
                 ];
                 if let Some(l) = p.lag {

@@ -678,21 +678,22 @@ pub struct SnmpdProcess {
 
 impl SnmpdProcess {
     pub fn spawn(extra: &str) -> SnmpdProcess {
+        SnmpdProcess::spawn_config(&format!(
+            "rocommunity public 127.0.0.1\n\
+             sysLocation panoptes test lab\n\
+             sysContact tests@localhost\n{extra}"
+        ))
+    }
+
+    /// snmpd with exactly `config` (no `public` community unless it names one).
+    pub fn spawn_config(config_text: &str) -> SnmpdProcess {
         let program = net_snmp("snmpd");
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
         let config = dir.path().join("snmpd.conf");
-        std::fs::write(
-            &config,
-            // The listening address comes from the command line; naming it here
-            // as well would make snmpd bind it twice and exit.
-            format!(
-                "rocommunity public 127.0.0.1\n\
-                 sysLocation panoptes test lab\n\
-                 sysContact tests@localhost\n{extra}"
-            ),
-        )
-        .unwrap();
+        // The listening address comes from the command line; naming it in the file as
+        // well would make snmpd bind it twice and exit.
+        std::fs::write(&config, config_text).unwrap();
         let log = std::fs::File::create(dir.path().join("snmpd.log")).unwrap();
         let child = Command::new(&program)
             .args(["-f", "-Lo", "-C", "-c"])

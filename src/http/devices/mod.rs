@@ -9,7 +9,7 @@
 //! in memory whole; at most [`MAX_SCRAPES`] run at once.
 
 pub mod exposition;
-mod records;
+pub mod records;
 pub mod spool;
 
 use std::io;
@@ -41,19 +41,19 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What `/metrics/devices` reads.
 pub struct DeviceMetrics {
     pub fleet: Arc<Fleet>,
-    /// The topic whose records are shown: `<site>-processed`, the one the InfluxDB sink
-    /// writes from.
-    pub topic: String,
+    /// The topics whose records are shown: `<site>-processed` of each served site, the
+    /// ones the InfluxDB sink writes from.
+    pub topics: Vec<String>,
     /// Where a large scrape's spool file goes (the data directory: on disk, not tmpfs).
     pub spool_dir: PathBuf,
     scrapes: Arc<tokio::sync::Semaphore>,
 }
 
 impl DeviceMetrics {
-    pub fn new(fleet: Arc<Fleet>, topic: String, spool_dir: PathBuf) -> DeviceMetrics {
+    pub fn new(fleet: Arc<Fleet>, topics: Vec<String>, spool_dir: PathBuf) -> DeviceMetrics {
         DeviceMetrics {
             fleet,
-            topic,
+            topics,
             spool_dir,
             scrapes: Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES)),
         }
@@ -114,14 +114,14 @@ pub async fn devices(state: web::Data<AppState>, query: web::Query<DevicesQuery>
     devices.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let (tx, rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
     let bus = state.bus.clone();
-    let topic = metrics.topic.clone();
+    let topics = metrics.topics.clone();
     let spool = spool::Spool::new(metrics.spool_dir.clone());
     let telemetry = Arc::clone(&state.telemetry);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let started = Instant::now();
         let sent = |piece: Vec<u8>| tx.blocking_send(Ok(Bytes::from(piece))).is_ok();
-        let result = scrape(&bus, &topic, &devices, spool, sent);
+        let result = scrape(&bus, &topics, &devices, spool, sent);
         let event = match &result {
             Ok(stats) => crate::events::DeviceScrapeFinished::Done {
                 stats,
@@ -142,7 +142,7 @@ pub async fn devices(state: web::Data<AppState>, query: web::Query<DevicesQuery>
 /// Renders `devices` (sorted by id) into `spool`, then sends it family by family.
 pub fn scrape(
     bus: &Bus,
-    topic: &str,
+    topics: &[String],
     devices: &[(Arc<str>, Vec<Location>)],
     mut spool: spool::Spool,
     mut send: impl FnMut(Vec<u8>) -> bool,
@@ -154,7 +154,7 @@ pub fn scrape(
     let mut encoder = Encoder::new();
     let mut scratch = exposition::Scratch::default();
     for (_, locations) in devices {
-        stats.gone += records::for_each_group(bus, topic, locations, |value| {
+        stats.gone += records::for_each_group(bus, topics, locations, |value| {
             let Ok(group) = GroupRecord::parse(value) else {
                 stats.skipped += 1;
                 return Ok::<_, ScrapeError>(());

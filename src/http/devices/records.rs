@@ -10,18 +10,22 @@ use crate::fleet::Location;
 /// Largest read of one call: an interface group is ≈4 KB, a poll of a 48-port switch ≈200 KB.
 const READ_BYTES: usize = 1 << 20;
 
-/// Calls `each` with the value of every record at `locations` in `topic` (the other
-/// topics a poll may publish to hold copies of the same groups), in order; returns how
-/// many records were no longer in the log (removed by retention since the poll).
+/// Calls `each` with the value of every record at `locations` in one of `topics` (the
+/// `<site>-processed` topics: the other topics a poll may publish to hold copies of the
+/// same groups), in order; returns how many records were no longer in the log (removed
+/// by retention since the poll).
 pub fn for_each_group<E: From<StorageError>>(
     bus: &Bus,
-    topic: &str,
+    topics: &[String],
     locations: &[Location],
     mut each: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<u64, E> {
     let mut gone = 0;
-    for location in locations.iter().filter(|l| &*l.topic == topic) {
-        let log = bus.topic(topic)?;
+    for location in locations
+        .iter()
+        .filter(|l| topics.iter().any(|t| **t == *l.topic))
+    {
+        let log = bus.topic(&location.topic)?;
         let end = location.first_offset + u64::from(location.count);
         let mut next = location.first_offset;
         while next < end {

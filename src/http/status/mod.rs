@@ -52,6 +52,8 @@ pub struct StatusSources {
     pub fleet: Arc<Fleet>,
     pub enrichments: panoptes_storage::Keyspace,
     pub pipeline: Arc<dyn PipelineSource>,
+    /// The `<site>-processed` topics polls are read back from.
+    pub topics: Vec<String>,
 }
 
 const CSS: &str = include_str!("../../../resources/web/panoptes.css");
@@ -365,21 +367,18 @@ pub struct DeviceQuery {
     id: String,
 }
 
-/// Reads the metrics groups at `locations` back from the topic log.
-fn read_groups(bus: &crate::bus::Bus, locations: &[Location]) -> Vec<Value> {
+/// Reads the metrics groups at `locations` back from the topic log (one copy each: from
+/// the `<site>-processed` topics); a read that fails leaves the rest out.
+fn read_groups(bus: &crate::bus::Bus, topics: &[String], locations: &[Location]) -> Vec<Value> {
     let mut out = Vec::new();
-    for l in locations {
-        let Ok(topic) = bus.topic(&l.topic) else {
-            continue;
-        };
-        let Ok(records) = topic.read(l.partition, l.first_offset, l.count as usize, 8 << 20) else {
-            continue;
-        };
-        out.extend(
-            records
-                .iter()
-                .filter_map(|r| serde_json::from_slice::<Value>(&r.record.value).ok()),
-        );
+    let read = crate::http::devices::records::for_each_group(bus, topics, locations, |value| {
+        if let Ok(group) = serde_json::from_slice::<Value>(value) {
+            out.push(group);
+        }
+        Ok::<_, panoptes_storage::StorageError>(())
+    });
+    if let Err(e) = read {
+        tracing::debug!(error = %e, "status page: reading a poll's groups back failed");
     }
     out
 }
@@ -439,15 +438,16 @@ pub async fn device(state: web::Data<AppState>, query: web::Query<DeviceQuery>) 
     let history = sources
         .fleet
         .locations(&id, now.saturating_sub(SPARK_WINDOW_MS));
-    let (bus, enrichments, prefix) = (
+    let (bus, enrichments, prefix, topics) = (
         state.bus.clone(),
         sources.enrichments.clone(),
         format!("{id}:"),
+        sources.topics.clone(),
     );
     let read = web::block(move || {
         let polls: Vec<(u64, Vec<Value>)> = history
             .iter()
-            .map(|(at, locations)| (*at, read_groups(&bus, locations)))
+            .map(|(at, locations)| (*at, read_groups(&bus, &topics, locations)))
             .collect();
         let stored = enrichments
             .scan_prefix(prefix.as_bytes())
