@@ -16,14 +16,13 @@ mod influx_support;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::tansu::Tansu;
-use support::{Node, NodeEnv};
+use support::{Node, NodeEnv, Simulator};
 
 const DEVICES: usize = 300;
 const INTERFACES: u32 = 2;
@@ -40,59 +39,6 @@ fn now_s() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// `panoptes simulate` serving `DEVICES` small switches, each on its own loopback
-/// address (InfluxDB series are told apart by endpoint, not by port).
-struct Simulator {
-    child: Child,
-    addrs: Vec<std::net::SocketAddr>,
-}
-
-impl Simulator {
-    fn start(dir: &Path, devices: usize) -> Simulator {
-        let recording = dir.join("switch.snmprec");
-        std::fs::write(&recording, panoptes::bench::switch_recording(INTERFACES)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .args([
-                "simulate",
-                "--listen",
-                // Port 0: each device binds a free port and prints its address.
-                "127.1.0.1:0",
-                "--spread-addresses",
-                "--devices",
-                &devices.to_string(),
-                "--print-addresses",
-                "--threads",
-                "1",
-                recording.to_str().unwrap(),
-            ])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn panoptes simulate");
-        let mut addrs = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.trim() == "ready" {
-                break;
-            }
-            addrs.push(line.trim().parse().expect("a device address"));
-        }
-        assert_eq!(addrs.len(), devices, "the simulator's devices");
-        // Keep draining stdout so the simulator never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
-        Simulator { child, addrs }
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A member node: no demo device, no embedded broker, the fleet's plugins, cluster on.
@@ -402,7 +348,7 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Du
 /// InfluxDB sink writes to it.
 fn three_nodes_share_the_fleet(brokers: &str, sink: Option<&influx_support::Server>) {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(dir.path(), DEVICES);
+    let sim = Simulator::start(dir.path(), "127.1.0.1", DEVICES, INTERFACES);
     let plugins = panoptes::bench::write_plugins(dir.path(), SITE, &sim.addrs, INTERVAL).unwrap();
     let mut envs: Vec<NodeEnv> = ["n1", "n2", "n3"]
         .iter()
@@ -655,7 +601,7 @@ fn benchmark_one_two_three_nodes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(dir.path(), devices);
+    let sim = Simulator::start(dir.path(), "127.1.0.1", devices, INTERFACES);
     let plugins = panoptes::bench::write_plugins(dir.path(), SITE, &sim.addrs, INTERVAL).unwrap();
 
     // Membership's own CPU: two nodes with no devices, one a member of the groups.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{conformance, json_lines, NodeEnv};
+use support::{conformance, NodeEnv};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -91,23 +91,7 @@ fn juniper_device_metrics_flow_from_enrichment_to_the_topic() {
             node.log_text()
         );
         seen += 40;
-        let out = env.cli(
-            &[
-                "topic",
-                "tail",
-                "local-processed",
-                "--from-beginning",
-                "--max",
-                &seen.to_string(),
-            ],
-            Duration::from_secs(60),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for g in json_lines(&out.stdout) {
+        for g in env.tail("local-processed", seen, Duration::from_secs(60)) {
             let kind = g["metrics_group_type"].as_str().unwrap_or("");
             let names: Vec<&str> = g["metrics"]
                 .as_array()

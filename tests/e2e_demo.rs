@@ -86,27 +86,11 @@ fn demo_switch_end_to_end_and_restart() {
     );
 
     // The first metrics groups: 48 interfaces plus the status group of one poll.
-    let out = env.cli(
-        &[
-            "topic",
-            "tail",
-            "local-processed",
-            "--from-beginning",
-            "--max",
-            "49",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "tail failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let groups = env.tail("local-processed", 49, Duration::from_secs(60));
     eprintln!(
         "start -> first 49 metrics groups read {:?}",
         started.elapsed()
     );
-    let groups = json_lines(&out.stdout);
     assert_eq!(groups.len(), 49);
     let interfaces: Vec<&Value> = groups
         .iter()
@@ -173,18 +157,7 @@ fn demo_switch_end_to_end_and_restart() {
     // One interval later: rates (gauges next to the counters), growing with the counters.
     let deadline = Instant::now() + Duration::from_secs(60);
     let with_rates = loop {
-        let out = env.cli(
-            &[
-                "topic",
-                "tail",
-                "local-processed",
-                "--from-beginning",
-                "--max",
-                "147",
-            ],
-            Duration::from_secs(60),
-        );
-        let groups = json_lines(&out.stdout);
+        let groups = env.tail("local-processed", 147, Duration::from_secs(60));
         let rated: Vec<Value> = groups
             .into_iter()
             .filter(|g| metric(g, "bits_in", "gauge").is_some())
@@ -296,19 +269,9 @@ fn demo_switch_end_to_end_and_restart() {
             .any(|r| r["resource_id"] == SWITCH),
         "resources survived"
     );
-    let out = env.cli(
-        &[
-            "topic",
-            "tail",
-            "local-processed",
-            "--from-beginning",
-            "--max",
-            "49",
-        ],
-        Duration::from_secs(20),
-    );
     assert_eq!(
-        json_lines(&out.stdout).len(),
+        env.tail("local-processed", 49, Duration::from_secs(20))
+            .len(),
         49,
         "old records are still readable"
     );

@@ -115,23 +115,8 @@ fn https_with_a_bearer_token() {
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
 
     // The node's own CLI finds the token and trusts the node's certificate.
-    let out = env.cli(
-        &[
-            "topic",
-            "tail",
-            "local-processed",
-            "--from-beginning",
-            "--max",
-            "2",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(support::json_lines(&out.stdout).len(), 2);
+    let records = env.tail("local-processed", 2, Duration::from_secs(30));
+    assert_eq!(records.len(), 2);
 
     // Nothing the node wrote holds the token.
     let log = node.log_text();

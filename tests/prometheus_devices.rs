@@ -291,26 +291,12 @@ fn demo_scrape_parses_with_prometheus_client_and_filters_by_resource() {
 
     // The InfluxDB dashboard names measurements, fields and tags the sink writes for the
     // demo switch: mapped by the sink's own mapping from the records of the topic.
-    let out = env.cli(
-        &[
-            "topic",
-            "tail",
-            "local-processed",
-            "--from-beginning",
-            "--max",
-            "98",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let records = env.tail("local-processed", 98, Duration::from_secs(60));
     let mut written: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     let mut encoder = panoptes::sink::Encoder::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let group = panoptes::sink::GroupRecord::parse(line.as_bytes()).unwrap();
+    for record in &records {
+        let bytes = serde_json::to_vec(record).unwrap();
+        let group = panoptes::sink::GroupRecord::parse(&bytes).unwrap();
         let mapped = encoder.map(&group).unwrap();
         let mut measurement = Vec::new();
         panoptes::sink::line_protocol::write_measurement(

@@ -6,13 +6,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{run_limited, NodeEnv};
+use support::{run_limited, NodeEnv, Simulator};
 
 const FLEET: usize = 1000;
 const DEMO: &str = "demo-switch-48";
@@ -22,45 +21,8 @@ fn chromium() -> PathBuf {
 }
 
 /// `panoptes simulate`: FLEET small switches, each on its own loopback address.
-struct Simulator {
-    child: Child,
-    addrs: Vec<std::net::SocketAddr>,
-}
-
-impl Simulator {
-    fn start(dir: &Path) -> Simulator {
-        let recording = dir.join("switch4.snmprec");
-        std::fs::write(&recording, panoptes::bench::switch_recording(4)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_panoptes"))
-            .args(["simulate", "--listen", "127.2.0.1:0", "--spread-addresses"])
-            .args(["--devices", &FLEET.to_string(), "--print-addresses"])
-            .args(["--threads", "1"])
-            .arg(&recording)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn panoptes simulate");
-        let mut addrs = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.trim() == "ready" {
-                break;
-            }
-            addrs.push(line.trim().parse().expect("a device address"));
-        }
-        assert_eq!(addrs.len(), FLEET);
-        std::thread::spawn(move || for _ in lines {});
-        Simulator { child, addrs }
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn simulator(dir: &Path) -> Simulator {
+    Simulator::start(dir, "127.2.0.1", FLEET, 4)
 }
 
 /// The demo switch polled every 5 s (so its sparklines fill within a minute and a half),
@@ -194,7 +156,7 @@ fn count(haystack: &str, needle: &str) -> usize {
 #[test]
 fn the_status_page_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(dir.path());
+    let sim = simulator(dir.path());
     let env = node_env(&sim);
     let mut node = env.start();
     env.wait_for("/ready", 200, Duration::from_secs(60), &mut node);

@@ -500,6 +500,22 @@ impl NodeEnv {
         run_limited(self.command(args), b"", limit)
     }
 
+    /// `panoptes topic tail TOPIC --from-beginning --max MAX` against the node: the first
+    /// `max` records as JSON values (fails the test when the command fails).
+    pub fn tail(&self, topic: &str, max: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let max = max.to_string();
+        let out = self.cli(
+            &["topic", "tail", topic, "--from-beginning", "--max", &max],
+            limit,
+        );
+        assert!(
+            out.status.success(),
+            "topic tail {topic} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout)
+    }
+
     pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
         let url = format!("http://127.0.0.1:{}{path}", self.http_port());
         match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
@@ -716,6 +732,58 @@ impl SnmpdProcess {
 }
 
 impl Drop for SnmpdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `panoptes simulate` serving `devices` small switches of `interfaces` ports, each on its
+/// own loopback address from `first` (port 0: each binds a free port and prints its
+/// address; InfluxDB series are told apart by endpoint, not by port); killed on drop.
+pub struct Simulator {
+    child: Child,
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Simulator {
+    pub fn start(dir: &Path, first: &str, devices: usize, interfaces: u32) -> Simulator {
+        let recording = dir.join(format!("switch{interfaces}.snmprec"));
+        std::fs::write(&recording, panoptes::bench::switch_recording(interfaces)).unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "simulate",
+                "--listen",
+                &format!("{first}:0"),
+                "--spread-addresses",
+            ])
+            .args(["--devices", &devices.to_string(), "--print-addresses"])
+            .args(["--threads", "1"])
+            .arg(&recording)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn panoptes simulate");
+        let mut addrs = Vec::new();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+            child.stdout.take().expect("the simulator's stdout"),
+        ));
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.trim() == "ready" {
+                break;
+            }
+            addrs.push(line.trim().parse().expect("a device address"));
+        }
+        assert_eq!(addrs.len(), devices, "the simulator's devices");
+        // Keep draining stdout so the simulator never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Simulator { child, addrs }
+    }
+}
+
+impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
