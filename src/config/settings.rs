@@ -93,6 +93,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
     pub cluster: ClusterSettings,
+    pub mibs: MibSettings,
     /// Where each value came from (not a key of the file).
     #[serde(skip)]
     pub origins: super::origin::Origins,
@@ -151,6 +152,15 @@ pub struct DemoSettings {
     pub listen: SocketAddr,
     pub community: String,
     pub recording: String,
+}
+
+/// `[mibs]`: MIB modules to read besides the built-in ones (see [`crate::mib`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MibSettings {
+    /// Directories of MIB files (any name; a file's `NAME DEFINITIONS ::= BEGIN` names its
+    /// module), searched in order, before the built-in modules.
+    pub dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,11 +15,15 @@ pub fn format_integer(hint: &str, value: i64) -> Option<String> {
             if places == 0 || places > 20 {
                 return Some(value.to_string());
             }
-            let digits = value.unsigned_abs().to_string();
-            let digits = format!("{digits:0>width$}", width = places + 1);
-            let (whole, fraction) = digits.split_at(digits.len() - places);
-            let sign = if value < 0 { "-" } else { "" };
-            Some(format!("{sign}{whole}.{fraction}"))
+            // net-snmp moves the point into the printed number: no leading zero
+            // (`.5`), and a sign it does not step over (`-.5`, `.-5`).
+            let text = value.to_string();
+            Some(if places <= text.len() {
+                let (whole, fraction) = text.split_at(text.len() - places);
+                format!("{whole}.{fraction}")
+            } else {
+                format!(".{}{text}", "0".repeat(places - text.len()))
+            })
         }
         ('x', "") => Some(format!("{value:x}")),
         ('o', "") => Some(format!("{value:o}")),
@@ -108,10 +112,14 @@ pub fn format_octets(hint: &str, data: &[u8]) -> Option<String> {
             match spec.format {
                 'a' | 't' => out.extend(chunk.iter().map(|&b| char::from(b))),
                 _ => {
+                    // A chunk cut short by the end of the data counts as if padded
+                    // with zero bytes, as net-snmp reads it (`05` under `2x` is `500`).
                     let value = chunk
                         .iter()
-                        .take(8)
-                        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                        .copied()
+                        .chain(std::iter::repeat(0))
+                        .take(spec.length.clamp(1, 8))
+                        .fold(0u64, |acc, b| (acc << 8) | u64::from(b));
                     match spec.format {
                         'x' => out.push_str(&format!("{value:x}")),
                         'o' => out.push_str(&format!("{value:o}")),
@@ -142,8 +150,10 @@ mod tests {
     #[test]
     fn integers_as_net_snmp_prints_them() {
         assert_eq!(format_integer("d-1", 235).as_deref(), Some("23.5"));
-        assert_eq!(format_integer("d-2", 5).as_deref(), Some("0.05"));
-        assert_eq!(format_integer("d-2", -5).as_deref(), Some("-0.05"));
+        // net-snmp's quirks, as snmpbulkwalk prints them.
+        assert_eq!(format_integer("d-2", 5).as_deref(), Some(".05"));
+        assert_eq!(format_integer("d-1", -5).as_deref(), Some("-.5"));
+        assert_eq!(format_integer("d-2", -5).as_deref(), Some(".-5"));
         assert_eq!(format_integer("d", -7).as_deref(), Some("-7"));
         assert_eq!(format_integer("x", 255).as_deref(), Some("ff"));
         assert_eq!(format_integer("255a", 1), None);

@@ -12,6 +12,7 @@
 //! and a DSL document resolves its names once, when it is compiled.
 
 pub mod builtin;
+pub mod cli;
 mod hint;
 mod render;
 
@@ -54,14 +55,20 @@ pub struct ModuleProblem {
     pub reasons: Vec<String>,
 }
 
+impl ModuleProblem {
+    /// The first reason, and how many more there are.
+    pub fn summary(&self) -> String {
+        match self.reasons.as_slice() {
+            [] => "cannot be loaded".into(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} (and {} more problems)", rest.len()),
+        }
+    }
+}
+
 impl fmt::Display for ModuleProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): ", self.module, self.file)?;
-        match self.reasons.as_slice() {
-            [] => write!(f, "cannot be loaded"),
-            [one] => write!(f, "{one}"),
-            [first, rest @ ..] => write!(f, "{first} (and {} more problems)", rest.len()),
-        }
+        write!(f, "{} ({}): {}", self.module, self.file, self.summary())
     }
 }
 
