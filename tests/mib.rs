@@ -96,6 +96,8 @@ async fn translate_prints_what_snmptranslate_prints() {
         ".1.3.6.1.4.1.99999.2.1.1.2.1.4.2",
         ".1.3.6.1.4.1.99999.1.5",
         ".1.3.6.1.4.1.99999.2.1.2.1",
+        ".1.3.6.1.4.1.99999.2.1.1.3.1.2.5.97.108.105.99.101",
+        ".1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.2.101.100.103.101",
         ".1.3.6.1.9.1",
     ] {
         let theirs = snmptranslate(&[oid]).await;
@@ -129,7 +131,9 @@ async fn translate_prints_what_snmptranslate_prints() {
     );
 }
 
-/// A device with IF-MIB rows and the test vendor's objects: enums, hints, units.
+/// A device with IF-MIB rows and the test vendor's objects: enums, hints, units, tables
+/// indexed by strings (one with a byte that does not print) and by an address and an
+/// IMPLIED string.
 const ACME_DEVICE: &str = "\
 1.3.6.1.2.1.1.1.0|4|Acme box
 1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1.5
@@ -159,6 +163,10 @@ const ACME_DEVICE: &str = "\
 1.3.6.1.4.1.99999.2.1.1.2.1.4.1|2|235
 1.3.6.1.4.1.99999.2.1.1.2.1.4.2|2|-5
 1.3.6.1.4.1.99999.2.1.1.2.1.5.1|66|42
+1.3.6.1.4.1.99999.2.1.1.3.1.2.3.98.1.98|2|4
+1.3.6.1.4.1.99999.2.1.1.3.1.2.5.97.108.105.99.101|2|3
+1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.1.99.111.114.101|2|6
+1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.2.101.100.103.101|2|1
 ";
 
 // The simulator answers on one worker while the test waits for panoptes on another.
@@ -244,6 +252,9 @@ async fn walk_shows_enums_hints_and_units_from_the_mibs() {
         "ACME-SENSOR-MIB::acmeSensorStatus.1 = INTEGER: warning(2)",
         "ACME-SENSOR-MIB::acmeSensorCelsius.1 = INTEGER: 23.5",
         "ACME-SENSOR-MIB::acmeSensorLoad.1 = Gauge32: 42 percent",
+        "ACME-SENSOR-MIB::acmeUserLogins.\"b.b\" = INTEGER: 4",
+        "ACME-SENSOR-MIB::acmeUserLogins.\"alice\" = INTEGER: 3",
+        "ACME-SENSOR-MIB::acmePeerState.10.0.0.1.'core' = INTEGER: established(6)",
     ] {
         assert!(lines.contains(&expected), "{expected} not in\n{out}");
     }

@@ -220,11 +220,22 @@ impl Mibs {
         if lookup.node().name().is_empty() {
             return oid.to_dotted_leading();
         }
-        self.mib.format_oid(&numeric)
+        match index_text(&lookup) {
+            Some(index) => {
+                let module = lookup
+                    .node()
+                    .module()
+                    .map(|m| format!("{}::", m.name()))
+                    .unwrap_or_default();
+                format!("{module}{}{index}", lookup.node().name())
+            }
+            None => self.mib.format_oid(&numeric),
+        }
     }
 
     /// Every name from the root down, as `snmptranslate -Of` prints:
-    /// `.iso.org.dod.internet.mgmt.mib-2.interfaces.ifTable`, numbers past the last name.
+    /// `.iso.org.dod.internet.mgmt.mib-2.interfaces.ifTable`, then the index as [`Mibs::name`]
+    /// prints it.
     pub fn full_name(&self, oid: &Oid) -> String {
         let numeric = mib_rs::Oid::from(oid.components());
         let lookup = self.mib.lookup_instance(&numeric);
@@ -247,9 +258,14 @@ impl Mibs {
             out.push('.');
             out.push_str(&name);
         }
-        for arc in lookup.suffix() {
-            out.push('.');
-            out.push_str(&arc.to_string());
+        match index_text(&lookup) {
+            Some(index) => out.push_str(&index),
+            None => {
+                for arc in lookup.suffix() {
+                    out.push('.');
+                    out.push_str(&arc.to_string());
+                }
+            }
         }
         out
     }
@@ -262,6 +278,50 @@ impl Mibs {
         // Only leaves carry values: a table or row name above a value says nothing of it.
         (object.is_scalar() || object.is_column()).then_some(object)
     }
+}
+
+/// A column instance's index as net-snmp prints it: numbers for integers and addresses,
+/// `."text"` for a length-prefixed string, `.'text'` for an IMPLIED or fixed-size one
+/// (bytes that do not print as `.`). `None` when the suffix is not a valid index of the
+/// column (it prints as numbers then).
+fn index_text(lookup: &mib_rs::OidLookup<'_>) -> Option<String> {
+    use mib_rs::{ConstraintMode, DecodeOptions, IndexValue, VariableFraming};
+    let object = lookup.node().object()?;
+    if !object.is_column() || lookup.suffix().is_empty() {
+        return None;
+    }
+    let schema = mib_rs::IndexSchema::compile(object).ok()?;
+    let options = DecodeOptions::new(mib_rs::MAX_INSTANCE_OID_ARCS)
+        .with_constraint_mode(ConstraintMode::Report);
+    let decoded = lookup.decode_indexes_exact(&schema, options).ok()?;
+    let mut out = String::new();
+    for component in decoded.components() {
+        let quote = match component.schema().wire_type().framing() {
+            Some(VariableFraming::LengthPrefixed) => '"',
+            _ => '\'',
+        };
+        match component.value() {
+            IndexValue::OctetString(bytes) => {
+                out.push('.');
+                out.push(quote);
+                out.extend(bytes.iter().map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        char::from(b)
+                    } else {
+                        '.'
+                    }
+                }));
+                out.push(quote);
+            }
+            _ => {
+                for arc in component.raw_arcs() {
+                    out.push('.');
+                    out.push_str(&arc.to_string());
+                }
+            }
+        }
+    }
+    Some(out)
 }
 
 fn diagnostics() -> DiagnosticConfig {
