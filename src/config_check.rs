@@ -344,6 +344,7 @@ pub fn show(settings: &Settings) -> Result<String, ShowError> {
             "kafka.tls_key" => s(&settings.kafka.tls_key),
             "kafka.client_tls_ca" => s(&settings.kafka.client_tls_ca),
             "influxdb.tls_ca" => s(&settings.influxdb.tls_ca),
+            "mibs.dirs" => Some(list(&settings.mibs.dirs)),
             _ => None,
         }
     };
