@@ -398,6 +398,19 @@ pub fn install(mibs: Arc<Mibs>) {
     }
 }
 
+/// A numeric OID or a name, resolved with the process's MIBs ([`installed`]); a numeric
+/// OID never loads them, so programs that use no names never parse a MIB.
+pub fn resolve(text: &str) -> Result<Oid, ResolveError> {
+    let trimmed = text.trim();
+    let numeric = trimmed.strip_prefix('.').unwrap_or(trimmed);
+    if numeric.starts_with(|c: char| c.is_ascii_digit()) {
+        if let Ok(oid) = numeric.parse::<Oid>() {
+            return Ok(oid);
+        }
+    }
+    installed().resolve(text)
+}
+
 /// The process's MIBs: what [`install`] set, else the built-in modules alone.
 pub fn installed() -> Arc<Mibs> {
     let current = match INSTALLED.read() {

@@ -179,8 +179,7 @@ impl Definition {
             // so an unknown name fails the definition, not a poll.
             let oid = || -> Result<Expr, DefinitionError> {
                 match expr("oid")? {
-                    Expr::Const(Value::Str(text)) => crate::mib::installed()
-                        .resolve(&text)
+                    Expr::Const(Value::Str(text)) => crate::mib::resolve(&text)
                         .map(|oid| Expr::Const(Value::Str(oid.to_dotted_leading())))
                         .map_err(|e| fail(&place, e.to_string())),
                     other => Ok(other),

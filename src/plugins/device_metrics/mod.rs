@@ -303,9 +303,7 @@ fn step_oid(
         }
     };
     // Computed at poll time, so resolved here: a numeric OID or a MIB name.
-    crate::mib::installed()
-        .resolve(&text)
-        .map_err(|source| RenderError::NotAnOid { text, source })
+    crate::mib::resolve(&text).map_err(|source| RenderError::NotAnOid { text, source })
 }
 
 /// Walks a subtree keeping octet strings' bytes (see [`probe_text`]).

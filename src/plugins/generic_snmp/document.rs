@@ -195,9 +195,7 @@ impl Document {
                 })?;
                 // A numeric OID or a MIB name (`IF-MIB::ifHCInOctets`), resolved here,
                 // once: an unknown name is an error of the document, not of a poll.
-                crate::mib::installed()
-                    .resolve(text)
-                    .map_err(|e| err(&place, e.to_string()))
+                crate::mib::resolve(text).map_err(|e| err(&place, e.to_string()))
             };
             match method {
                 "static" => {
