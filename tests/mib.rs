@@ -131,7 +131,7 @@ async fn translate_prints_what_snmptranslate_prints() {
     );
 }
 
-/// A device with IF-MIB rows and the test vendor's objects: enums, hints, units, tables
+/// A device with IF-MIB rows and the test vendor's objects: enums, hints, units, BITS, tables
 /// indexed by strings (one with a byte that does not print) and by an address and an
 /// IMPLIED string.
 const ACME_DEVICE: &str = "\
@@ -167,6 +167,10 @@ const ACME_DEVICE: &str = "\
 1.3.6.1.4.1.99999.2.1.1.3.1.2.5.97.108.105.99.101|2|3
 1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.1.99.111.114.101|2|6
 1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.2.101.100.103.101|2|1
+1.3.6.1.4.1.99999.2.1.1.5.0|4x|6040
+1.3.6.1.4.1.99999.2.1.1.5.1|4x|00
+1.3.6.1.4.1.99999.2.1.1.5.2|4x|
+1.3.6.1.4.1.99999.2.1.1.5.3|4x|ff
 ";
 
 // The simulator answers on one worker while the test waits for panoptes on another.
@@ -255,6 +259,8 @@ async fn walk_shows_enums_hints_and_units_from_the_mibs() {
         "ACME-SENSOR-MIB::acmeUserLogins.\"b.b\" = INTEGER: 4",
         "ACME-SENSOR-MIB::acmeUserLogins.\"alice\" = INTEGER: 3",
         "ACME-SENSOR-MIB::acmePeerState.10.0.0.1.'core' = INTEGER: established(6)",
+        "ACME-SENSOR-MIB::acmeChassisAlarms.0 = BITS: 60 40 psu(1) temperature(2) door(9) ",
+        "ACME-SENSOR-MIB::acmeChassisAlarms.3 = BITS: FF fan(0) psu(1) temperature(2) 3 4 5 6 7 ",
     ] {
         assert!(lines.contains(&expected), "{expected} not in\n{out}");
     }

@@ -97,6 +97,29 @@ impl<'a> Renderer<'a> {
                     },
                 }
             }
+            SnmpValue::OctetString(bytes) if !object.effective_bits().is_empty() => {
+                // net-snmp: the octets in hex, then each bit set, by name unless -Oe.
+                let mut text = String::from("BITS: ");
+                for byte in bytes {
+                    text.push_str(&format!("{byte:02X} "));
+                }
+                for (i, byte) in bytes.iter().enumerate() {
+                    for bit in 0..8 {
+                        if byte & (0x80 >> bit) == 0 {
+                            continue;
+                        }
+                        let n = i64::try_from(i * 8 + bit).unwrap_or(i64::MAX);
+                        let named = object.effective_bits().iter().find(|b| b.value == n);
+                        match named {
+                            Some(b) if !self.options.numeric_enums => {
+                                text.push_str(&format!("{}({n}) ", b.label));
+                            }
+                            _ => text.push_str(&format!("{n} ")),
+                        }
+                    }
+                }
+                text
+            }
             SnmpValue::OctetString(bytes) if !hint.is_empty() => {
                 match hint::format_octets(hint, bytes) {
                     Some(text) => format!("STRING: {text}"),
