@@ -75,6 +75,9 @@ async fn translate_prints_what_snmptranslate_prints() {
         "ACME-SENSOR-MIB::acmeSensorCelsius.2",
         "ACME-SENSOR-MIB::acmeSensorFailed",
         "ACME-SMI::acmeProducts",
+        "ACME-SENSOR-MIB::acmeUserLogins.\"alice\"",
+        "ACME-SENSOR-MIB::acmeUserLogins.\"x\".7",
+        "ACME-SENSOR-MIB::acmePeerState.10.0.0.1.'core'",
     ] {
         let theirs = snmptranslate(&["-On", name]).await;
         let ours = stdout_ok(

@@ -206,10 +206,23 @@ impl Mibs {
         if trimmed.is_empty() {
             return Err(error("empty".into()));
         }
-        self.mib
-            .resolve_oid(trimmed)
-            .map(|oid| Oid::from_slice(&oid))
-            .map_err(|e| error(e.to_string()))
+        // Quoted string indexes, as net-snmp prints them: `acmeUserLogins."alice"`.
+        let (base, quoted) = match trimmed
+            .find(".\"")
+            .into_iter()
+            .chain(trimmed.find(".'"))
+            .min()
+        {
+            Some(at) => trimmed.split_at(at),
+            None => (trimmed, ""),
+        };
+        let oid = self
+            .mib
+            .resolve_oid(base)
+            .map_err(|e| error(e.to_string()))?;
+        let mut arcs = oid.to_vec();
+        arcs.extend(quoted_index(quoted).map_err(error)?);
+        Ok(Oid::new(arcs))
     }
 
     /// `MODULE::name.suffix` for the deepest named node above `oid` (what net-snmp prints
@@ -278,6 +291,41 @@ impl Mibs {
         // Only leaves carry values: a table or row name above a value says nothing of it.
         (object.is_scalar() || object.is_column()).then_some(object)
     }
+}
+
+/// The arcs of an index written as net-snmp prints it: `."text"` (length, then the
+/// bytes), `.'text'` (the bytes alone: IMPLIED or fixed size) and `.N`, in any order.
+fn quoted_index(mut text: &str) -> Result<Vec<u32>, String> {
+    let mut arcs = Vec::new();
+    while !text.is_empty() {
+        let rest = text
+            .strip_prefix('.')
+            .ok_or_else(|| format!("expected `.` before `{text}` in the index"))?;
+        match rest.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                let body = &rest[1..];
+                let end = body
+                    .find(quote)
+                    .ok_or_else(|| format!("unclosed {quote} in the index"))?;
+                let bytes = &body.as_bytes()[..end];
+                if quote == '"' {
+                    arcs.push(u32::try_from(bytes.len()).map_err(|e| e.to_string())?);
+                }
+                arcs.extend(bytes.iter().map(|&b| u32::from(b)));
+                text = &body[end + 1..];
+            }
+            _ => {
+                let end = rest.find('.').unwrap_or(rest.len());
+                let arc = &rest[..end];
+                arcs.push(
+                    arc.parse()
+                        .map_err(|_| format!("`{arc}` is not a number in the index"))?,
+                );
+                text = &rest[end..];
+            }
+        }
+    }
+    Ok(arcs)
 }
 
 /// A column instance's index as net-snmp prints it: numbers for integers and addresses,

@@ -222,3 +222,34 @@ proptest! {
         let _ = Mibs::check_dir(dir.path());
     }
 }
+
+#[test]
+fn quoted_string_indexes_resolve_like_net_snmp_reads_them() {
+    let mibs = Mibs::load(&[fixtures()]);
+    assert_eq!(
+        mibs.resolve("acmeUserLogins.\"alice\"").unwrap(),
+        oid(".1.3.6.1.4.1.99999.2.1.1.3.1.2.5.97.108.105.99.101")
+    );
+    assert_eq!(
+        mibs.resolve("ACME-SENSOR-MIB::acmePeerState.10.0.0.1.'core'")
+            .unwrap(),
+        oid(".1.3.6.1.4.1.99999.2.1.1.4.1.3.10.0.0.1.99.111.114.101")
+    );
+    // And back.
+    assert_eq!(
+        mibs.name(&oid(".1.3.6.1.4.1.99999.2.1.1.3.1.2.5.97.108.105.99.101")),
+        "ACME-SENSOR-MIB::acmeUserLogins.\"alice\""
+    );
+    assert_eq!(
+        mibs.resolve("acmeUserLogins.\"x").unwrap_err().reason,
+        "unclosed \" in the index"
+    );
+    assert_eq!(
+        mibs.resolve("acmeUserLogins.\"x\"y").unwrap_err().reason,
+        "expected `.` before `y` in the index"
+    );
+    assert_eq!(
+        mibs.resolve("acmeUserLogins.\"x\".z").unwrap_err().reason,
+        "`z` is not a number in the index"
+    );
+}
