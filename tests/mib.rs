@@ -353,6 +353,17 @@ fn config_check_reports_a_broken_module_and_keeps_the_others() {
             broken.join("ACME-BROKEN-MIB.txt").display()
         )],
     );
+    // The same from the environment, a comma-separated list.
+    let out = std::process::Command::new(support::BIN)
+        .args(["config", "check"])
+        .env(
+            "PANOPTES__MIBS__DIRS",
+            format!("{},{}", broken.display(), vendor_mibs().display()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
     // The good vendor module beside it still resolves, with the same configuration.
     let out = panoptes(&[
         "--config",

@@ -598,6 +598,7 @@ impl Settings {
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling")
+            .with_list_parse_key("mibs.dirs")
             .with_list_parse_key("kafka.brokers")
             .with_list_parse_key("kafka.sasl_mechanisms")
             .with_list_parse_key("kafka.default_operations");
