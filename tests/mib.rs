@@ -174,6 +174,23 @@ const ACME_DEVICE: &str = "\
 1.3.6.1.4.1.99999.2.1.1.5.1|4x|00
 1.3.6.1.4.1.99999.2.1.1.5.2|4x|
 1.3.6.1.4.1.99999.2.1.1.5.3|4x|ff
+1.3.6.1.4.1.99999.2.1.1.6.0|66|123
+1.3.6.1.4.1.99999.2.1.1.6.1|65|7
+1.3.6.1.4.1.99999.2.1.1.6.2|2|-4
+";
+
+/// An agent answering with types its MIBs do not define for the objects.
+const WRONG_TYPES: &str = "\
+1.3.6.1.2.1.1.1.0|2|5
+1.3.6.1.2.1.1.2.0|4|x
+1.3.6.1.2.1.1.3.0|66|5
+1.3.6.1.2.1.2.2.1.1.1|65|1
+1.3.6.1.2.1.2.2.1.8.1|4|up
+1.3.6.1.2.1.2.2.1.10.1|66|1
+1.3.6.1.2.1.31.1.1.1.6.1|65|1
+1.3.6.1.2.1.31.1.1.1.15.1|2|3
+1.3.6.1.4.1.99999.2.1.1.5.0|2|1
+1.3.6.1.4.1.99999.2.1.1.6.0|70|5
 ";
 
 // The simulator answers on one worker while the test waits for panoptes on another.
@@ -182,8 +199,11 @@ async fn walk_prints_names_like_snmpbulkwalk() {
     let dir = tempfile::tempdir().unwrap();
     let acme = dir.path().join("acme.snmprec");
     std::fs::write(&acme, ACME_DEVICE).unwrap();
+    let wrong = dir.path().join("wrong.snmprec");
+    std::fs::write(&wrong, WRONG_TYPES).unwrap();
     let recordings = [
         acme,
+        wrong,
         support::resource("demo/switch48.snmprec"),
         support::conformance("interface_enrichment/juniper_mx/device.snmprec"),
     ];
@@ -264,6 +284,8 @@ async fn walk_shows_enums_hints_and_units_from_the_mibs() {
         "ACME-SENSOR-MIB::acmePeerState.10.0.0.1.'core' = INTEGER: established(6)",
         "ACME-SENSOR-MIB::acmeChassisAlarms.0 = BITS: 60 40 psu(1) temperature(2) door(9) ",
         "ACME-SENSOR-MIB::acmeChassisAlarms.3 = BITS: FF fan(0) psu(1) temperature(2) 3 4 5 6 7 ",
+        "ACME-SENSOR-MIB::acmeBoardVolts.0 = Gauge32: 12.3 volts",
+        "ACME-SENSOR-MIB::acmeBoardVolts.1 = Wrong Type (should be Gauge32 or Unsigned32): Counter32: 7",
     ] {
         assert!(lines.contains(&expected), "{expected} not in\n{out}");
     }

@@ -74,6 +74,16 @@ impl<'a> Renderer<'a> {
         let Some(object) = mibs.object_of(oid) else {
             return net_snmp_value(value);
         };
+        if let Some(expected) = object
+            .ty()
+            .and_then(|t| wrong_type(t.effective_base(), value))
+        {
+            // What net-snmp prints when the agent's type is not the MIB's.
+            return format!(
+                "Wrong Type (should be {expected}): {}",
+                net_snmp_value(value)
+            );
+        }
         let hint = object.effective_display_hint();
         let units = object.units();
         let with_units = |text: String| {
@@ -126,6 +136,12 @@ impl<'a> Renderer<'a> {
                     None => net_snmp_value(value),
                 }
             }
+            SnmpValue::Gauge32(n) if !hint.is_empty() => {
+                match hint::format_integer(hint, i64::from(*n)) {
+                    Some(text) => with_units(format!("Gauge32: {text}")),
+                    None => with_units(net_snmp_value(value)),
+                }
+            }
             SnmpValue::Counter32(_)
             | SnmpValue::Gauge32(_)
             | SnmpValue::Counter64(_)
@@ -133,4 +149,31 @@ impl<'a> Renderer<'a> {
             _ => net_snmp_value(value),
         }
     }
+}
+
+/// The type the MIB wants, as net-snmp names it, when `value` is not of it; `None` when it
+/// is (or when there is nothing to compare: an exception, an unusual base type).
+fn wrong_type(base: mib_rs::BaseType, value: &SnmpValue) -> Option<&'static str> {
+    use mib_rs::BaseType as B;
+    use SnmpValue as V;
+    if matches!(
+        value,
+        V::Null | V::NoSuchObject | V::NoSuchInstance | V::EndOfMibView
+    ) {
+        return None;
+    }
+    let (expected, fits) = match base {
+        B::Integer32 => ("INTEGER", matches!(value, V::Integer(_))),
+        B::Unsigned32 | B::Gauge32 => ("Gauge32 or Unsigned32", matches!(value, V::Gauge32(_))),
+        B::Counter32 => ("Counter32", matches!(value, V::Counter32(_))),
+        B::Counter64 => ("Counter64", matches!(value, V::Counter64(_))),
+        B::TimeTicks => ("Timeticks", matches!(value, V::TimeTicks(_))),
+        B::IpAddress => ("IpAddress", matches!(value, V::IpAddress(_))),
+        B::OctetString => ("OCTET STRING", matches!(value, V::OctetString(_))),
+        B::Bits => ("BITS", matches!(value, V::OctetString(_))),
+        B::ObjectIdentifier => ("OBJECT IDENTIFIER", matches!(value, V::ObjectIdentifier(_))),
+        B::Opaque => ("Opaque", matches!(value, V::Opaque(_))),
+        _ => return None,
+    };
+    (!fits).then_some(expected)
 }
