@@ -142,6 +142,7 @@ const ACME_DEVICE: &str = "\
 1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1.5
 1.3.6.1.2.1.1.3.0|67|12345
 1.3.6.1.2.1.1.4.0|4|
+1.3.6.1.2.1.1.5.0|4x|636166c3a9
 1.3.6.1.2.1.2.2.1.1.1|2|1
 1.3.6.1.2.1.2.2.1.1.2|2|2
 1.3.6.1.2.1.2.2.1.2.1|4|lo
@@ -270,6 +271,7 @@ async fn walk_shows_enums_hints_and_units_from_the_mibs() {
     let lines: Vec<&str> = out.lines().collect();
     for expected in [
         "SNMPv2-MIB::sysObjectID.0 = OID: ACME-SMI::acmeProducts.5",
+        "SNMPv2-MIB::sysName.0 = STRING: café",
         "IF-MIB::ifType.1 = INTEGER: softwareLoopback(24)",
         "IF-MIB::ifPhysAddress.2 = STRING: 0:c:29:ab:cd:e",
         "IF-MIB::ifOperStatus.2 = INTEGER: lowerLayerDown(7)",

@@ -86,9 +86,11 @@ fn parse_octet_hint(hint: &str) -> Option<Vec<Spec>> {
 }
 
 /// An OCTET STRING under an octet-string hint; `None` for a hint that is not one.
+/// Text (`a`, `t`) is copied byte for byte as net-snmp copies it, so UTF-8 prints as
+/// itself; bytes that are not UTF-8 become U+FFFD (net-snmp writes them raw).
 pub fn format_octets(hint: &str, data: &[u8]) -> Option<String> {
     let specs = parse_octet_hint(hint)?;
-    let mut out = String::new();
+    let mut out: Vec<u8> = Vec::new();
     let mut at = 0;
     let mut index = 0;
     while at < data.len() {
@@ -110,7 +112,7 @@ pub fn format_octets(hint: &str, data: &[u8]) -> Option<String> {
             let chunk = &data[at..end];
             at = end;
             match spec.format {
-                'a' | 't' => out.extend(chunk.iter().map(|&b| char::from(b))),
+                'a' | 't' => out.extend_from_slice(chunk),
                 _ => {
                     // A chunk cut short by the end of the data counts as if padded
                     // with zero bytes, as net-snmp reads it (`05` under `2x` is `500`).
@@ -120,27 +122,33 @@ pub fn format_octets(hint: &str, data: &[u8]) -> Option<String> {
                         .chain(std::iter::repeat(0))
                         .take(spec.length.clamp(1, 8))
                         .fold(0u64, |acc, b| (acc << 8) | u64::from(b));
-                    match spec.format {
-                        'x' => out.push_str(&format!("{value:x}")),
-                        'o' => out.push_str(&format!("{value:o}")),
-                        _ => out.push_str(&value.to_string()),
-                    }
+                    let text = match spec.format {
+                        'x' => format!("{value:x}"),
+                        'o' => format!("{value:o}"),
+                        _ => value.to_string(),
+                    };
+                    out.extend_from_slice(text.as_bytes());
                 }
             }
             let last_of_repeat = spec.repeat && r + 1 == repeats;
             if at < data.len() && !(last_of_repeat && spec.terminator.is_some()) {
                 if let Some(separator) = spec.separator {
-                    out.push(separator);
+                    push_char(&mut out, separator);
                 }
             }
         }
         if let (true, Some(terminator)) = (spec.repeat, spec.terminator) {
             if at < data.len() {
-                out.push(terminator);
+                push_char(&mut out, terminator);
             }
         }
     }
-    Some(out)
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn push_char(out: &mut Vec<u8>, c: char) {
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
 #[cfg(test)]
@@ -167,6 +175,14 @@ mod tests {
             Some("0:c:29:ab:cd:e")
         );
         assert_eq!(format_octets("255a", b"eth0").as_deref(), Some("eth0"));
+        assert_eq!(
+            format_octets("255a", "café".as_bytes()).as_deref(),
+            Some("café")
+        );
+        assert_eq!(
+            format_octets("255a", b"a\xffb").as_deref(),
+            Some("a\u{fffd}b")
+        );
         assert_eq!(format_octets("255a", b"").as_deref(), Some(""));
         // InetAddressIPv4 and a date: several specifications, the last one repeats.
         assert_eq!(
