@@ -150,7 +150,7 @@ impl Mibs {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file())
+                .filter(|p| p.is_file() && looks_like_a_mib_file(p))
                 .collect();
             files.sort();
             for file in files {
@@ -427,6 +427,24 @@ fn module_problems(mib: &mib_rs::Mib) -> Vec<ModuleProblem> {
             }
         })
         .collect()
+}
+
+/// The files a MIB directory is read for (mib-rs's extensions: none, `.mib`, `.smi`,
+/// `.txt`, `.my`); a README.md or a dotfile beside the modules is not a broken module.
+fn looks_like_a_mib_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if name.starts_with('.') {
+        return false;
+    }
+    mib_rs::source::DEFAULT_EXTENSIONS
+        .iter()
+        .any(|ext| match path.extension() {
+            None => ext.is_empty(),
+            Some(e) => !ext.is_empty() && ext[1..].eq_ignore_ascii_case(&e.to_string_lossy()),
+        })
 }
 
 fn search_path_text(dirs: &[PathBuf]) -> String {

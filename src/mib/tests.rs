@@ -193,6 +193,14 @@ fn a_broken_module_is_reported_and_the_rest_loads() {
         checked[1].reasons,
         ["no MIB module found in it (expected `NAME DEFINITIONS ::= BEGIN`)"]
     );
+    // Notes beside the modules are not modules.
+    let notes = tempfile::tempdir().unwrap();
+    std::fs::write(notes.path().join("README.md"), "# vendor MIBs").unwrap();
+    std::fs::write(notes.path().join(".hidden"), "x").unwrap();
+    std::fs::write(notes.path().join("NOTES"), "not a module").unwrap();
+    let checked = Mibs::check_dir(notes.path());
+    let modules: Vec<&str> = checked.iter().map(|p| p.module.as_str()).collect();
+    assert_eq!(modules, ["NOTES"]);
     let missing = Mibs::load(&[PathBuf::from("/nonexistent/mibs")]);
     assert_eq!(missing.problems().len(), 1);
     assert!(missing.problems()[0]
