@@ -1,6 +1,6 @@
 //! The command line: `panoptes run | bench | simulate | walk | topic tail | topic list |
-//! resources list | cluster status | plugin run | config check | config show | completions |
-//! manpages`.
+//! resources list | cluster status | plugin run | mib translate | mib check | config check |
+//! config show | completions | manpages`.
 
 use std::path::PathBuf;
 
@@ -33,7 +33,8 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Serve an .snmprec recording as SNMP v1/v2c/v3 agents (one or many devices).
     Simulate(crate::simulate::SimulateArgs),
-    /// Walk a subtree of an SNMP agent and print it like `snmpbulkwalk -On`.
+    /// Walk a subtree of an SNMP agent and print it like `snmpbulkwalk` (names from the
+    /// MIBs; `-On` numeric).
     Walk(crate::snmp::walk_cli::WalkArgs),
     /// Read topics of the running node.
     Topic {
@@ -54,6 +55,11 @@ pub enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Translate MIB names and OIDs, check MIB files.
+    Mib {
+        #[command(subcommand)]
+        command: MibCommand,
     },
     /// Check or show the configuration.
     Config {
@@ -79,6 +85,18 @@ pub enum ConfigCommand {
     /// Print the effective configuration (defaults, then --config, then PANOPTES__*
     /// variables), each value with where it came from; secrets masked.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MibCommand {
+    /// Like `snmptranslate`: a name (`IF-MIB::ifHCInOctets`, `ifDescr.3`) prints as its
+    /// numeric OID, a numeric OID as `MODULE::name.suffix`; `-On` numeric, `-Of` full
+    /// names. MIBs: the built-in ones, `[mibs] dirs` and `-M`.
+    Translate(crate::mib::cli::TranslateArgs),
+    /// Load every MIB file of a directory (importing from the built-in modules and the
+    /// directory itself) and list the modules and files that fail, with the reason.
+    /// Exit status 1 if any.
+    Check(crate::mib::cli::CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]

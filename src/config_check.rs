@@ -71,6 +71,17 @@ pub fn check(file: Option<&Path>) -> Report {
     for e in settings.problems() {
         report.problems.push(settings_problem(&settings, &e));
     }
+    // Loaded first: DSL documents and vendor definitions below may name objects in them.
+    let mibs = crate::mib::Mibs::load(&settings.mibs.dirs);
+    for problem in mibs.problems() {
+        report.problems.push(Problem {
+            place: problem.file.clone(),
+            line: None,
+            key: "mibs.dirs".into(),
+            message: format!("MIB module {}: {}", problem.module, problem.summary()),
+        });
+    }
+    crate::mib::install(std::sync::Arc::new(mibs));
     for (i, (kind, dirs)) in [
         (PluginKind::Discovery, &settings.plugins.discovery),
         (PluginKind::Enrichment, &settings.plugins.enrichment),
@@ -333,6 +344,7 @@ pub fn show(settings: &Settings) -> Result<String, ShowError> {
             "kafka.tls_key" => s(&settings.kafka.tls_key),
             "kafka.client_tls_ca" => s(&settings.kafka.client_tls_ca),
             "influxdb.tls_ca" => s(&settings.influxdb.tls_ca),
+            "mibs.dirs" => Some(list(&settings.mibs.dirs)),
             _ => None,
         }
     };

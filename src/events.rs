@@ -779,6 +779,23 @@ impl ReloadFailed<'_> {
     }
 }
 
+/// A MIB module (or directory) that could not be loaded at start: its names are missing,
+/// the rest of the MIBs are used. Logged only: it happens once, before telemetry exists.
+pub struct MibModuleFailed<'a> {
+    pub problem: &'a crate::mib::ModuleProblem,
+}
+
+impl MibModuleFailed<'_> {
+    pub fn emit(self) {
+        tracing::warn!(
+            module = %self.problem.module,
+            file = %self.problem.file,
+            reason = %self.problem.summary(),
+            "MIB module not loaded; `panoptes mib check DIR` lists why"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

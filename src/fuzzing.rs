@@ -520,3 +520,48 @@ pub fn plugin_file(data: &[u8]) {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// MIB files
+
+/// A MIB file in a `[mibs] dirs` directory of its own, loaded with the built-in modules
+/// as the node loads them; names and numbers looked up both ways, a value rendered under
+/// whatever the file defines, and the directory checked as `panoptes mib check` does.
+pub fn mib_module(data: &[u8]) {
+    use crate::mib::{Mibs, OutputOptions, Renderer};
+    use crate::snmp::{Oid, SnmpValue, Varbind};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("panoptes-fuzz-mib-{}-{n}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    if std::fs::write(dir.join("FUZZ-MIB.txt"), data).is_ok() {
+        let mibs = Mibs::load(std::slice::from_ref(&dir));
+        for problem in mibs.problems() {
+            drop(problem.to_string());
+        }
+        let _ = mibs.resolve("IF-MIB::ifHCInOctets.1");
+        let render = Renderer::new(Some(&mibs), OutputOptions::default());
+        for numeric in [
+            ".1.3.6.1.4.1.99999.1.1.0",
+            ".1.3.6.1.4.1.99999.2.1.1.2.1.4.5",
+        ] {
+            if let Ok(oid) = numeric.parse::<Oid>() {
+                let _ = mibs.full_name(&oid);
+                for value in [
+                    SnmpValue::Integer(-5),
+                    SnmpValue::OctetString(data.iter().take(16).copied().collect()),
+                    SnmpValue::Gauge32(7),
+                ] {
+                    drop(render.line(&Varbind::new(oid.clone(), value)));
+                }
+            }
+        }
+        for name in mibs.module_names() {
+            let _ = mibs.resolve(&format!("{name}::nothing"));
+        }
+        drop(Mibs::check_dir(&dir));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,7 @@ pub mod http;
 pub mod kafka;
 pub mod logging;
 pub mod memory;
+pub mod mib;
 pub mod model;
 pub mod node;
 pub mod plugins;

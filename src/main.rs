@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
 use panoptes::cli::{
-    Cli, ClusterCommand, Command, ConfigCommand, PluginCommand, ResourcesCommand, TopicCommand,
+    Cli, ClusterCommand, Command, ConfigCommand, MibCommand, PluginCommand, ResourcesCommand,
+    TopicCommand,
 };
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
@@ -44,6 +45,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", panoptes::config_check::show(&settings)?);
             return Ok(());
         }
+        Command::Mib {
+            command: MibCommand::Check(args),
+        } => {
+            // Reads no settings: the directory alone, with the built-in modules.
+            let clean = panoptes::mib::cli::check(&args.dir, &mut std::io::stdout().lock())?;
+            if !clean {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "panoptes", &mut std::io::stdout());
@@ -65,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
             panoptes::logging::init(&log_format, &settings.log.level)?;
+            install_mibs(None, &settings);
             panoptes::node::run(settings)
         }
         Command::Bench(args) => {
@@ -86,13 +98,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Walk(args) => {
             panoptes::logging::init(&log_format, "warn")?;
+            let mibs = install_mibs(args.mib_dirs.as_deref(), &settings);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(panoptes::snmp::walk_cli::run(
                 args,
+                &mibs,
                 &mut std::io::stdout().lock(),
             ))
+        }
+        Command::Mib {
+            command: MibCommand::Translate(args),
+        } => {
+            panoptes::logging::init(&log_format, "warn")?;
+            let mibs = install_mibs(args.dirs.as_deref(), &settings);
+            panoptes::mib::cli::translate(&mibs, &args, &mut std::io::stdout().lock())
         }
         Command::Topic { command } => {
             let client = NodeClient::new(&settings.http)?;
@@ -111,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: PluginCommand::Run(args),
         } => {
             panoptes::logging::init(&log_format, &settings.log.level)?;
+            install_mibs(None, &settings);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -133,8 +155,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = NodeClient::new(&settings.http)?;
             client.cluster(json, &mut std::io::stdout().lock())
         }
-        Command::Config { .. } | Command::Completions { .. } | Command::Manpages { .. } => Ok(()),
+        Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Manpages { .. }
+        | Command::Mib {
+            command: MibCommand::Check(_),
+        } => Ok(()),
     }
+}
+
+/// Loads the MIBs (`-M` dirs first, then `[mibs] dirs`, then the built-in ones) and makes
+/// them the process's, so DSL documents resolve names with them; what fails to load is a
+/// warning (`panoptes config check` lists it too), the rest is used.
+fn install_mibs(extra: Option<&str>, settings: &Settings) -> std::sync::Arc<panoptes::mib::Mibs> {
+    let mibs = std::sync::Arc::new(panoptes::mib::cli::load(extra, &settings.mibs.dirs));
+    for problem in mibs.problems() {
+        panoptes::events::MibModuleFailed { problem }.emit();
+    }
+    panoptes::mib::install(mibs.clone());
+    mibs
 }
 
 /// `panoptes config check`: every problem on stdout, a summary on stderr, exit 1 on any.

@@ -228,7 +228,8 @@ fn show_prints_origins_masks_secrets_and_resolves_paths_next_to_the_file() {
     let file = dir.path().join("panoptes.toml");
     std::fs::write(
         &file,
-        "data_dir = \"state\"\n[snmp]\ncommunity = \"s3cret\"\n[plugins]\npolling = [\"mine\"]\n",
+        "data_dir = \"state\"\n[snmp]\ncommunity = \"s3cret\"\n[plugins]\npolling = [\"mine\"]\n\
+         [mibs]\ndirs = [\"vendor-mibs\", \"/usr/share/snmp/mibs\"]\n",
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_panoptes"));
@@ -246,6 +247,7 @@ fn show_prints_origins_masks_secrets_and_resolves_paths_next_to_the_file() {
         format!("community = \"***\"  # file {f}"),
         "listen = \"127.0.0.1:9999\"  # env PANOPTES__HTTP__LISTEN".to_string(),
         format!("polling = [\"{d}/mine\"]  # file {f}"),
+        format!("dirs = [\"{d}/vendor-mibs\", \"/usr/share/snmp/mibs\"]  # file {f}"),
         "discovery = [\"(built-in)/conf/plugins/discovery\"]  # default".to_string(),
     ] {
         assert!(

@@ -73,6 +73,11 @@ fn plugin_file() {
 }
 
 #[test]
+fn mib_module() {
+    replay("mib_module", panoptes::fuzzing::mib_module);
+}
+
+#[test]
 fn segment_scan() {
     replay("segment_scan", panoptes_storage::fuzzing::segment_scan);
 }
@@ -243,6 +248,19 @@ mod seeds {
     /// Filters, expressions, DSL documents and plugin files from the repository's
     /// configuration, conformance cases and vendor definitions.
     pub fn text() {
+        // MIB modules: the built-in ones, the test vendor's, the broken ones, and each cut
+        // short (in a clause, in IMPORTS).
+        let mibs: Vec<PathBuf> = ["resources/mibs", "tests/mibs", "tests/mibs-broken"]
+            .iter()
+            .flat_map(|d| files(&root().join(d), &|n| n.ends_with(".txt")))
+            .collect();
+        for path in &mibs {
+            let text = std::fs::read(path).unwrap();
+            save("mib_module", &text);
+            for cut in [200, 1500, 5000] {
+                save("mib_module", &text[..cut.min(text.len())]);
+            }
+        }
         let plugin_files: Vec<PathBuf> = [root().join("conf"), root().join("tests/conformance")]
             .iter()
             .flat_map(|d| {

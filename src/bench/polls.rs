@@ -178,7 +178,10 @@ impl Job for TimedJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let run = self.inner.run();
         let log = Arc::clone(&self.log);
-        let meter = log.started_runs.fetch_add(1, Relaxed) % log.meter_every == 0;
+        let meter = log
+            .started_runs
+            .fetch_add(1, Relaxed)
+            .is_multiple_of(log.meter_every);
         Box::pin(async move {
             let started = Instant::now();
             let result = if meter {

@@ -51,6 +51,7 @@ const PATH_KEYS: &[&str] = &[
     "kafka.tls_key",
     "kafka.client_tls_ca",
     "influxdb.tls_ca",
+    "mibs.dirs",
 ];
 
 impl Origins {
@@ -126,6 +127,9 @@ impl Origins {
         next_to_file_str("kafka.tls_key", &mut settings.kafka.tls_key);
         next_to_file_str("kafka.client_tls_ca", &mut settings.kafka.client_tls_ca);
         next_to_file_str("influxdb.tls_ca", &mut settings.influxdb.tls_ca);
+        for dir in settings.mibs.dirs.iter_mut() {
+            next_to_file("mibs.dirs", dir);
+        }
         let p = &mut settings.plugins;
         for (kind, dirs) in [
             ("discovery", &mut p.discovery),

@@ -95,6 +95,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
     pub cluster: ClusterSettings,
+    pub mibs: MibSettings,
     /// Where each value came from (not a key of the file).
     #[serde(skip)]
     pub origins: super::origin::Origins,
@@ -157,6 +158,15 @@ pub struct DemoSettings {
     pub listen: SocketAddr,
     pub community: String,
     pub recording: String,
+}
+
+/// `[mibs]`: MIB modules to read besides the built-in ones (see [`crate::mib`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MibSettings {
+    /// Directories of MIB files (any name; a file's `NAME DEFINITIONS ::= BEGIN` names its
+    /// module), searched in order, before the built-in modules.
+    pub dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -636,6 +646,7 @@ impl Settings {
             .with_list_parse_key("plugins.discovery")
             .with_list_parse_key("plugins.enrichment")
             .with_list_parse_key("plugins.polling")
+            .with_list_parse_key("mibs.dirs")
             .with_list_parse_key("kafka.brokers")
             .with_list_parse_key("sites")
             .with_list_parse_key("kafka.sasl_mechanisms")

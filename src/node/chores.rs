@@ -31,14 +31,14 @@ pub(super) async fn housekeeping(
             Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
             Err(e) => tracing::warn!(error = %e, "TTL sweep task failed"),
         }
-        if rounds % 12 == 0 {
+        if rounds.is_multiple_of(12) {
             let rates = Arc::clone(&rates);
             let _ = tokio::task::spawn_blocking(move || {
                 rates.sweep();
             })
             .await;
         }
-        if rounds % 2 == 0 {
+        if rounds.is_multiple_of(2) {
             let (bus, retention) = (bus.clone(), settings.retention.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 let age = (retention.max_age_hours > 0).then(|| Duration::from_secs(retention.max_age_hours * 3600));

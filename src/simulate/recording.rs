@@ -291,7 +291,7 @@ fn number_of<T: std::str::FromStr>(raw: &[u8], type_name: &'static str) -> Resul
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, LineError> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(LineError::OddHex(truncate_for_message(text)));
     }
     let digit = |b: u8| match b {

@@ -206,7 +206,7 @@ pub fn decrypt(
     let mut buf = cipher.to_vec();
     match protocol {
         PrivProtocol::Des => {
-            if buf.len() % 8 != 0 {
+            if !buf.len().is_multiple_of(8) {
                 return Err(PrivacyError::BadLength(buf.len()));
             }
             let iv = des_iv(key, &params);

@@ -1,16 +1,16 @@
-//! `panoptes walk`: walk a subtree of one agent and print it like
-//! `snmpbulkwalk -On` (or `snmpwalk -v1 -On`), so people can compare.
+//! `panoptes walk`: walk a subtree of one agent and print it like `snmpbulkwalk` (or
+//! `snmpwalk -v1`), names and values from the MIBs (`-On` numeric), so people can compare.
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use super::format::{end_of_mib_line, net_snmp_line};
 use super::{
-    AuthProtocol, Community, Oid, PrivProtocol, Secret, SnmpClient, SnmpTarget, SnmpVersion,
-    UsmUser,
+    AuthProtocol, Community, Oid, PrivProtocol, Secret, SnmpClient, SnmpTarget, SnmpValue,
+    SnmpVersion, UsmUser,
 };
+use crate::mib::{Mibs, OutputOptions, Renderer};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WalkArgs {
@@ -71,9 +71,22 @@ pub struct WalkArgs {
     /// Repetitions per GETBULK.
     #[arg(long = "max-repetitions", default_value_t = 25, value_name = "N")]
     pub max_repetitions: u32,
+    /// Output like net-snmp's `-O`: `n` numeric OIDs, `e` enumerations as numbers (`-One`
+    /// both).
+    #[arg(short = 'O', value_name = "n|e")]
+    pub output: Option<String>,
+    /// MIB directories separated by `:`, searched before `[mibs] dirs` and the built-in
+    /// modules.
+    #[arg(short = 'M', value_name = "DIRS")]
+    pub mib_dirs: Option<String>,
+    /// `-m ""`: print as with no MIBs (numeric OIDs, raw values), like net-snmp with
+    /// none loaded; `ALL` (the default): every loaded module.
+    #[arg(short = 'm', value_name = "ALL|\"\"", default_value = "ALL")]
+    pub modules: String,
     /// The agent: HOST, HOST:PORT, [IPV6]:PORT, optionally prefixed `udp:`.
     pub agent: String,
-    /// The subtree to walk (default: the whole MIB).
+    /// The subtree to walk (default: the whole MIB): a numeric OID or a MIB name
+    /// (`IF-MIB::ifXTable`, `ifHCInOctets`).
     #[arg(default_value = ".1")]
     pub oid: String,
 }
@@ -151,12 +164,24 @@ pub fn target(args: &WalkArgs) -> anyhow::Result<SnmpTarget> {
     Ok(target)
 }
 
-pub async fn run(args: WalkArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// How lines print: `-O` flags, and the MIBs unless `-m ""`.
+fn renderer<'a>(args: &WalkArgs, mibs: &'a Mibs) -> anyhow::Result<Renderer<'a>> {
+    let options =
+        OutputOptions::parse(args.output.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let mibs = match args.modules.as_str() {
+        "" => None,
+        "ALL" => Some(mibs),
+        other => anyhow::bail!(
+            "-m {other:?}: only -m ALL (every loaded module, the default) or -m \"\" (none) are supported; add directories with -M"
+        ),
+    };
+    Ok(Renderer::new(mibs, options))
+}
+
+pub async fn run(args: WalkArgs, mibs: &Mibs, out: &mut impl Write) -> anyhow::Result<()> {
     let target = target(&args)?;
-    let root: Oid = args
-        .oid
-        .parse()
-        .with_context(|| format!("{:?} is not a numeric OID", args.oid))?;
+    let render = renderer(&args, mibs)?;
+    let root: Oid = mibs.resolve(&args.oid)?;
     let mut client = SnmpClient::connect(&target).await?;
     let walked = client.walk(&root).await?;
     if walked.rows.is_empty() && walked.end_of_mib.is_none() {
@@ -164,7 +189,7 @@ pub async fn run(args: WalkArgs, out: &mut impl Write) -> anyhow::Result<()> {
         match client.get(std::slice::from_ref(&root)).await {
             Ok(varbinds) => {
                 for varbind in &varbinds {
-                    writeln!(out, "{}", net_snmp_line(varbind))?;
+                    writeln!(out, "{}", render.line(varbind))?;
                 }
             }
             Err(super::SnmpError::ErrorStatus { status: 2, .. })
@@ -175,11 +200,15 @@ pub async fn run(args: WalkArgs, out: &mut impl Write) -> anyhow::Result<()> {
         return Ok(());
     }
     for varbind in &walked.rows {
-        writeln!(out, "{}", net_snmp_line(varbind))?;
+        writeln!(out, "{}", render.line(varbind))?;
     }
     match (&walked.end_of_mib, target.version) {
         (Some(_), SnmpVersion::V1) => writeln!(out, "End of MIB")?,
-        (Some(name), _) => writeln!(out, "{}", end_of_mib_line(name))?,
+        (Some(name), _) => writeln!(
+            out,
+            "{}",
+            render.line(&super::Varbind::new(name.clone(), SnmpValue::EndOfMibView))
+        )?,
         (None, _) => {}
     }
     out.flush()?;

@@ -31,7 +31,7 @@
 
 use serde_json::Value as Json;
 
-use crate::plugins::generic_snmp::expr::{compile, CompileError, Expr, Names};
+use crate::plugins::generic_snmp::expr::{compile, CompileError, Expr, Names, Value};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("vendor definition `{name}`: {place}: {problem}")]
@@ -175,16 +175,26 @@ impl Definition {
             } else {
                 None
             };
+            // A constant OID may be a MIB name ('IF-MIB::ifDescr'): resolved here, once,
+            // so an unknown name fails the definition, not a poll.
+            let oid = || -> Result<Expr, DefinitionError> {
+                match expr("oid")? {
+                    Expr::Const(Value::Str(text)) => crate::mib::resolve(&text)
+                        .map(|oid| Expr::Const(Value::Str(oid.to_dotted_leading())))
+                        .map_err(|e| fail(&place, e.to_string())),
+                    other => Ok(other),
+                }
+            };
             let compiled = if let Some(n) = step.get("get").and_then(Json::as_str) {
                 Step::Get {
                     name: n.to_string(),
-                    oid: expr("oid")?,
+                    oid: oid()?,
                     when,
                 }
             } else if let Some(n) = step.get("walk").and_then(Json::as_str) {
                 Step::Walk {
                     name: n.to_string(),
-                    oid: expr("oid")?,
+                    oid: oid()?,
                     when,
                 }
             } else if let Some(n) = step.get("let").and_then(Json::as_str) {
@@ -308,6 +318,47 @@ mod tests {
             ),
             "vendor definition `x`: steps[0]: `b`: unknown name `b` (not the name of an earlier \
              step) (at offset 0)"
+        );
+    }
+
+    #[test]
+    fn constant_oids_may_be_mib_names() {
+        let def = Definition::parse(
+            "x",
+            r#"{"steps": [{"walk": "names", "oid": "'IF-MIB::ifName'"},
+                          {"get": "up", "oid": "'SNMPv2-MIB::sysUpTime.0'"},
+                          {"walk": "other", "oid": "'.1.3.6.1.2.1.2.2.1.2'"}],
+                "document": {}}"#,
+        )
+        .unwrap();
+        let oids: Vec<String> = def
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Walk { oid, .. } | Step::Get { oid, .. } => match oid {
+                    Expr::Const(Value::Str(text)) => text.clone(),
+                    other => panic!("not a constant: {other:?}"),
+                },
+                Step::Let { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            oids,
+            [
+                ".1.3.6.1.2.1.31.1.1.1.1",
+                ".1.3.6.1.2.1.1.3.0",
+                ".1.3.6.1.2.1.2.2.1.2"
+            ]
+        );
+        let e = Definition::parse(
+            "x",
+            r#"{"steps": [{"walk": "w", "oid": "'ACME-MIB::acmeThing'"}], "document": {}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "vendor definition `x`: steps[0]: `ACME-MIB::acmeThing` is not a numeric OID nor a \
+             name in the loaded MIBs: module not found: ACME-MIB (MIB search path: built-in)"
         );
     }
 }

@@ -21,7 +21,7 @@ use crate::plugins::generic_snmp::expr::{Env, EvalContext, EvalError, Table, Val
 use crate::plugins::generic_snmp::polling::{snmp_text, DEFAULT_MAX_REPETITIONS};
 use crate::plugins::generic_snmp::{Document, SchemaVersion};
 use crate::plugins::PluginError;
-use crate::snmp::{Oid, OidParseError, SnmpClient, SnmpValue};
+use crate::snmp::{Oid, SnmpClient, SnmpValue};
 
 /// Why a step's OID, or the document, could not be made from the steps' values.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,11 +30,11 @@ pub enum RenderError {
     Eval(#[from] EvalError),
     #[error("step `{step}`: the OID is {value}, not a string")]
     OidNotText { step: String, value: Value },
-    #[error("`{text}` is not an OID: {source}")]
+    #[error("{source}")]
     NotAnOid {
         text: String,
         #[source]
-        source: OidParseError,
+        source: crate::mib::ResolveError,
     },
     #[error("integer {0} does not fit a JSON number")]
     IntTooLarge(i128),
@@ -302,10 +302,8 @@ fn step_oid(
             })
         }
     };
-    text.trim()
-        .trim_start_matches('.')
-        .parse()
-        .map_err(|source| RenderError::NotAnOid { text, source })
+    // Computed at poll time, so resolved here: a numeric OID or a MIB name.
+    crate::mib::resolve(&text).map_err(|source| RenderError::NotAnOid { text, source })
 }
 
 /// Walks a subtree keeping octet strings' bytes (see [`probe_text`]).

@@ -193,10 +193,9 @@ impl Document {
                 let text = def.get("oid").and_then(Json::as_str).ok_or_else(|| {
                     err(&place, format!("method `{method}` needs an `oid` string"))
                 })?;
-                text.trim()
-                    .trim_start_matches('.')
-                    .parse::<Oid>()
-                    .map_err(|e| err(&place, format!("`{text}` is not a numeric OID: {e}")))
+                // A numeric OID or a MIB name (`IF-MIB::ifHCInOctets`), resolved here,
+                // once: an unknown name is an error of the document, not of a poll.
+                crate::mib::resolve(text).map_err(|e| err(&place, e.to_string()))
             };
             match method {
                 "static" => {
@@ -621,6 +620,29 @@ mod tests {
                 .unwrap()
                 .groups[0]
                 .ignore_empty_dimensions
+        );
+    }
+
+    #[test]
+    fn oids_may_be_mib_names_resolved_at_compile() {
+        let mut d = doc();
+        d["oids"]["t"]["oid"] = json!("IF-MIB::ifDescr");
+        d["oids"]["up"]["oid"] = json!("sysUpTime.0");
+        let named = Document::compile(&d, SchemaVersion::V02).unwrap();
+        let numeric = Document::compile(&doc(), SchemaVersion::V02).unwrap();
+        let oid_of = |d: &Document| match &d.tables.iter().find(|t| t.name == "t").unwrap().source {
+            TableSource::BulkWalk { oid, .. } => oid.clone(),
+            TableSource::Static(_) => unreachable!(),
+        };
+        assert_eq!(oid_of(&named), oid_of(&numeric));
+        assert_eq!(named.scalars[0].oid, numeric.scalars[0].oid);
+        d["oids"]["t"]["oid"] = json!("IF-MIB::ifDescription");
+        assert_eq!(
+            Document::compile(&d, SchemaVersion::V02)
+                .unwrap_err()
+                .to_string(),
+            "oids.t: `IF-MIB::ifDescription` is not a numeric OID nor a name in the loaded MIBs: \
+             node not found: IF-MIB::ifDescription (MIB search path: built-in)"
         );
     }
 

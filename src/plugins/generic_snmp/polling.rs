@@ -132,8 +132,13 @@ pub fn load_document(
 /// Compiles a document, naming the plugin in the error.
 pub fn compile(doc: &Json, options: &Options) -> Result<Document, PluginError> {
     Document::compile(doc, options.schema).map_err(|e| {
+        // The file, when the document comes from one (else the enrichment store).
+        let source = match (&options.file, options.from_store) {
+            (Some(file), false) => format!(" {}", file.display()),
+            _ => String::new(),
+        };
         PluginError::Config(format!(
-            "plugin `{}`: DSL document: {e}",
+            "plugin `{}`: DSL document{source}: {e}",
             options.plugin_name
         ))
     })
