@@ -1,7 +1,11 @@
-//! The simulated device's side of SNMPv3 USM (RFC 3414 3.2): its engine ID,
-//! boots and time, its users with keys localized to it, and the checks a
-//! request goes through, each failure answered with the Report net-snmp's
-//! tools expect (usmStatsUnknownEngineIDs during discovery, and so on).
+//! The authoritative side of SNMPv3 USM (RFC 3414 3.2): an engine ID, boots and
+//! time, users with keys localized to it, and the checks an incoming message goes
+//! through, each failure answered with the Report net-snmp's tools expect
+//! (usmStatsUnknownEngineIDs during discovery, and so on).
+//!
+//! Two roles use it: the simulated device answering requests, and the trap receiver
+//! acknowledging v3 informs (for an inform the receiver is the authoritative engine,
+//! RFC 3412 6.2 / RFC 3414 1.5.1).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +31,7 @@ pub enum UsmRefusal {
     DecryptionError = 6,
 }
 
-/// One device's USM engine.
+/// One authoritative USM engine (a simulated device's, or the trap receiver's).
 pub struct DeviceSecurity {
     engine_id: Vec<u8>,
     boots: u32,
@@ -62,6 +66,14 @@ impl DeviceSecurity {
             users,
             counters: Default::default(),
         }
+    }
+
+    /// msgAuthoritativeEngineBoots (1 unless set): an engine that keeps its ID across
+    /// restarts must count them, or a message recorded before a restart could be
+    /// replayed once the engine's time comes round to it again (RFC 3414 2.2.2).
+    pub fn with_boots(mut self, boots: u32) -> DeviceSecurity {
+        self.boots = boots.clamp(1, i32::MAX as u32);
+        self
     }
 
     /// The engine ID a simulated device `index` gets: RFC 3411 format 5
