@@ -93,9 +93,94 @@ pub struct Settings {
     pub log: LogSettings,
     pub influxdb: InfluxSettings,
     pub cluster: ClusterSettings,
+    pub traps: TrapSettings,
     /// Where each value came from (not a key of the file).
     #[serde(skip)]
     pub origins: super::origin::Origins,
+}
+
+/// `[traps]`: the SNMP trap and inform receiver (see [`crate::traps`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapSettings {
+    /// The UDP address to receive on; empty: no receiver.
+    pub listen: String,
+    /// v1/v2c communities accepted (empty: any). The secrets file's `trap_communities`
+    /// replaces them.
+    pub communities: Vec<Community>,
+    /// Varbinds one notification may carry; more: refused (`too_many_varbinds`).
+    pub max_varbinds: usize,
+    /// Notifications waiting to be published; more: refused (`queue_full`).
+    pub queue_capacity: usize,
+    /// The v3 users notifications may come from: the secrets file's
+    /// `[<site>.trap_users.<name>]` tables.
+    #[serde(skip)]
+    pub users: Vec<UsmUser>,
+}
+
+/// `traps.listen` is not a socket address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("traps.listen = {listen:?} is not an address like 127.0.0.1:10162: {source}")]
+pub struct TrapListenError {
+    pub listen: String,
+    pub source: std::net::AddrParseError,
+}
+
+impl TrapSettings {
+    /// The receiver's address, if it is on.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, TrapListenError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|source| TrapListenError {
+            listen: listen.to_owned(),
+            source,
+        })
+    }
+}
+
+/// One `[<site>.trap_users.<name>]` table of the secrets file: a v3 user traps and
+/// informs may come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapUserSecrets {
+    /// MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; absent: noAuthNoPriv.
+    pub auth_protocol: Option<String>,
+    pub auth_passphrase: Option<Secret>,
+    /// DES, AES, AES-192, AES-256; absent: no privacy.
+    pub priv_protocol: Option<String>,
+    pub priv_passphrase: Option<Secret>,
+}
+
+impl TrapUserSecrets {
+    fn user(&self, site: &str, name: &str) -> Result<UsmUser, String> {
+        let at = format!("[{site}.trap_users.{name}]");
+        let mut user = UsmUser::no_auth(name);
+        if let Some(protocol) = &self.auth_protocol {
+            let protocol: AuthProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
+            let pass = self
+                .auth_passphrase
+                .clone()
+                .ok_or_else(|| format!("{at}: auth_protocol needs auth_passphrase"))?;
+            user = user.with_auth(protocol, pass);
+        }
+        if let Some(protocol) = &self.priv_protocol {
+            if user.auth.is_none() {
+                return Err(format!(
+                    "{at}: privacy needs authentication: set auth_protocol too"
+                ));
+            }
+            let protocol: PrivProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
+            let pass = self
+                .priv_passphrase
+                .clone()
+                .ok_or_else(|| format!("{at}: priv_protocol needs priv_passphrase"))?;
+            user = user.with_privacy(protocol, pass);
+        }
+        user.check().map_err(|e| format!("{at}: {e}"))?;
+        Ok(user)
+    }
 }
 
 /// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
@@ -280,6 +365,10 @@ pub struct SiteSecrets {
     pub kafka_users: Option<std::collections::BTreeMap<String, Secret>>,
     /// The HTTP API's bearer token (`http.token`).
     pub http_token: Option<Secret>,
+    /// v1/v2c communities the trap receiver accepts (`traps.communities`).
+    pub trap_communities: Option<Vec<Community>>,
+    /// v3 users the trap receiver accepts notifications from.
+    pub trap_users: Option<std::collections::BTreeMap<String, TrapUserSecrets>>,
 }
 
 /// This site's table of the secrets file at `path`.
@@ -311,6 +400,31 @@ fn read_secrets(path: &Path, site: &str) -> Result<SiteSecrets, SettingsError> {
         )));
     }
     Ok(secrets)
+}
+
+/// The trap receiver's v3 users from this site's `trap_users` tables.
+fn trap_users(
+    path: &Path,
+    site: &str,
+    secrets: &SiteSecrets,
+) -> Result<Vec<UsmUser>, SettingsError> {
+    secrets
+        .trap_users
+        .iter()
+        .flatten()
+        .map(|(name, table)| {
+            if name.is_empty() || name.len() > 32 {
+                return Err(format!(
+                    "[{site}.trap_users]: user name {name:?} must be 1 to 32 characters (RFC 3414 SnmpAdminString)"
+                ));
+            }
+            table.user(site, name)
+        })
+        .collect::<Result<_, String>>()
+        .map_err(|message| SettingsError::Load {
+            source_name: path.display().to_string(),
+            message,
+        })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -590,7 +704,8 @@ impl Settings {
             .with_list_parse_key("plugins.polling")
             .with_list_parse_key("kafka.brokers")
             .with_list_parse_key("kafka.sasl_mechanisms")
-            .with_list_parse_key("kafka.default_operations");
+            .with_list_parse_key("kafka.default_operations")
+            .with_list_parse_key("traps.communities");
         builder = builder.add_source(env);
         for (key, value) in verbatim {
             builder = builder
@@ -615,9 +730,13 @@ impl Settings {
         if !secrets_file.is_empty() {
             let secrets = read_secrets(Path::new(&secrets_file), &site)?;
             settings.snmp.apply_secrets(&secrets);
+            settings.traps.users = trap_users(Path::new(&secrets_file), &site, &secrets)?;
             settings.kafka.users = secrets.kafka_users.unwrap_or_default();
             if let Some(password) = secrets.kafka_client_password {
                 settings.kafka.client_password = password;
+            }
+            if let Some(communities) = secrets.trap_communities {
+                settings.traps.communities = communities;
             }
             if let Some(token) = secrets.http_token {
                 settings.http.token = token;
@@ -674,6 +793,24 @@ impl Settings {
         push_err(self.snmp.usm_user().map(drop));
         push_err(self.validate_http());
         push_err(self.validate_cluster());
+        if let Err(problem) = self.traps.listen_addr() {
+            out.push(SettingsError::Invalid {
+                key: "traps.listen",
+                problem: problem.to_string(),
+            });
+        }
+        if !(1..=4096).contains(&self.traps.max_varbinds) {
+            out.push(SettingsError::Invalid {
+                key: "traps.max_varbinds",
+                problem: "must be 1..4096".into(),
+            });
+        }
+        if !(1..=1_000_000).contains(&self.traps.queue_capacity) {
+            out.push(SettingsError::Invalid {
+                key: "traps.queue_capacity",
+                problem: "must be 1..1000000".into(),
+            });
+        }
         if let Err(problem) = self.kafka.listen_addr() {
             out.push(SettingsError::Invalid {
                 key: "kafka.listen",
@@ -1033,6 +1170,11 @@ impl Settings {
     /// The topic discovery publishes resource sets of this site to.
     pub fn resources_topic(&self) -> String {
         format!("{}-resources", self.site)
+    }
+
+    /// The topic received traps and informs go to.
+    pub fn traps_topic(&self) -> String {
+        format!("{}-traps", self.site)
     }
 
     /// The topic whose partitions a cluster's nodes split the site's fleet by (no
