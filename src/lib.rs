@@ -33,3 +33,4 @@ pub mod store_watch;
 pub mod telemetry;
 pub mod tls;
 pub mod transform;
+pub mod traps;

@@ -151,6 +151,9 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
         settings.processed_topic(),
         settings.kafka.global_topic_name.clone(),
     ];
+    if !settings.traps.listen.trim().is_empty() {
+        topics.push(settings.traps_topic());
+    }
     for plugin in &plugins.polling {
         for suffix in &plugin.processed_topics {
             let topic = format!("{}-{suffix}", settings.site);
@@ -163,9 +166,12 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
 }
 
 /// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
-/// them for this site), and the resources topic.
+/// them for this site), the resources topic, and the traps topic when traps are on.
 fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
     let mut topics = vec![settings.resources_topic()];
+    if !settings.traps.listen.trim().is_empty() {
+        topics.push(settings.traps_topic());
+    }
     for plugin in &plugins.polling {
         for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &settings.site) {
             if !topics.contains(&t) {

@@ -176,15 +176,30 @@ impl DeviceSecurity {
         self.wrap(message.msg_id, level, message.user, keys, &pdu, uptime)
     }
 
-    /// The response message around a response PDU.
+    /// The response message around a response PDU, in our own context.
     pub fn respond(&self, accepted: &Accepted, pdu: &[u8], uptime: Duration) -> Option<Vec<u8>> {
+        self.respond_in(accepted, (&self.engine_id, b""), pdu, uptime)
+    }
+
+    /// The response message around a response PDU, in the request's context
+    /// (contextEngineID, contextName): an
+    /// inform's contextEngineID is its sender's engine (RFC 3413 3.2), and net-snmp
+    /// takes only a Response with the context it sent as the answer.
+    pub fn respond_in(
+        &self,
+        accepted: &Accepted,
+        (context_engine_id, context_name): (&[u8], &[u8]),
+        pdu: &[u8],
+        uptime: Duration,
+    ) -> Option<Vec<u8>> {
         let (_, keys) = self.users.get(&accepted.user)?;
-        self.wrap(
+        let scoped = message::scoped_pdu(context_engine_id, context_name, pdu);
+        self.wrap_scoped(
             accepted.msg_id,
             accepted.level,
             &accepted.user,
             keys,
-            pdu,
+            &scoped,
             uptime,
         )
     }
@@ -199,6 +214,18 @@ impl DeviceSecurity {
         uptime: Duration,
     ) -> Option<Vec<u8>> {
         let scoped = message::scoped_pdu(&self.engine_id, b"", pdu);
+        self.wrap_scoped(msg_id, level, user, keys, &scoped, uptime)
+    }
+
+    fn wrap_scoped(
+        &self,
+        msg_id: i32,
+        level: SecurityLevel,
+        user: &[u8],
+        keys: &LocalizedKeys,
+        scoped: &[u8],
+        uptime: Duration,
+    ) -> Option<Vec<u8>> {
         let header = V3Header {
             msg_id,
             flags: message::flags_for(level, false),
@@ -207,7 +234,7 @@ impl DeviceSecurity {
             time: Self::engine_time(uptime),
             user,
         };
-        message::v3_message(&header, keys, &scoped).ok()
+        message::v3_message(&header, keys, scoped).ok()
     }
 }
 

@@ -34,7 +34,7 @@ const ENTERPRISE_SPECIFIC: i64 = 6;
 pub enum NotificationError {
     #[error("malformed notification: {0}")]
     Decode(#[from] DecodeError),
-    #[error("{found} is not a notification PDU type (expected 0xa4 Trap, 0xa6 InformRequest or 0xa7 SNMPv2-Trap)")]
+    #[error("PDU type 0x{found:02x} is not a notification (expected 0xa4 Trap, 0xa6 InformRequest or 0xa7 SNMPv2-Trap)")]
     NotANotification { found: u8 },
     #[error("more than {max} varbinds (traps.max_varbinds)")]
     TooManyVarbinds { max: usize },
