@@ -1187,6 +1187,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snmp::SecurityLevel;
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
@@ -1456,6 +1457,75 @@ mod tests {
         assert_eq!(s.snmp.v3_user, "0001");
         assert_eq!(s.snmp.v3_auth_passphrase.expose(), "00012345678");
         assert_eq!(s.snmp.v3_priv_passphrase.expose(), "1e100000");
+    }
+
+    #[test]
+    fn trap_settings_and_users_from_the_secrets_file() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(
+            s.traps.listen_addr().unwrap(),
+            None,
+            "traps are off by default"
+        );
+        assert_eq!((s.traps.max_varbinds, s.traps.queue_capacity), (128, 4096));
+        assert!(s.traps.communities.is_empty() && s.traps.users.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        let load = |text: &str| {
+            std::fs::write(&secrets, text).unwrap();
+            Settings::load_with_env(
+                None,
+                env(&[
+                    ("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap()),
+                    ("PANOPTES__TRAPS__LISTEN", "127.0.0.1:10162"),
+                ]),
+            )
+        };
+        let s = load(
+            "[local]\ntrap_communities = [\"0123\", \"public\"]\n\
+             [local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"authpass123\"\n\
+             priv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n\
+             [local.trap_users.monitor]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.traps.listen_addr().unwrap(),
+            Some("127.0.0.1:10162".parse().unwrap())
+        );
+        let communities: Vec<&str> = s.traps.communities.iter().map(|c| c.expose()).collect();
+        assert_eq!(communities, ["0123", "public"]);
+        let users: Vec<(String, SecurityLevel)> = s
+            .traps
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.level()))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("monitor".to_string(), SecurityLevel::NoAuthNoPriv),
+                ("ops".to_string(), SecurityLevel::AuthPriv)
+            ]
+        );
+        assert!(!format!("{:?}", s.traps).contains("authpass123"));
+
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        assert!(err("[local.trap_users.ops]\nauth_protocol = \"SHA-256\"\n")
+            .ends_with("[local.trap_users.ops]: auth_protocol needs auth_passphrase"),);
+        assert!(err("[local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"short\"\n")
+            .ends_with("[local.trap_users.ops]: v3 user \"ops\": passphrases must be at least 8 characters (RFC 3414 11.2)"));
+        assert!(err(
+            "[local.trap_users.ops]\npriv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n"
+        )
+        .ends_with("[local.trap_users.ops]: privacy needs authentication: set auth_protocol too"));
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__TRAPS__LISTEN", "localhost:162")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "configuration key `traps.listen`: traps.listen = \"localhost:162\" is not an address like 127.0.0.1:10162: invalid socket address syntax"
+        );
     }
 
     #[test]
