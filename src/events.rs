@@ -947,3 +947,17 @@ impl TrapsPublished<'_> {
         );
     }
 }
+
+/// A copy of an inform already received (its sender did not have the answer yet): not
+/// published again; answered now if the first copy is stored, else once it is.
+pub struct InformRetransmitted {
+    pub source: std::net::SocketAddr,
+    pub request_id: i32,
+}
+
+impl InformRetransmitted {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_traps_duplicates_total", &[]);
+        tracing::debug!(source = %self.source, request_id = self.request_id, "inform retransmitted: not published again");
+    }
+}

@@ -148,6 +148,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "SNMPv3 Reports the trap receiver sent to inform senders, by usmStats reason (unknown_engine_id during discovery, not_in_time_window, ...).",
     ),
     (
+        "panoptes_traps_duplicates_total",
+        "Copies of informs already received (retransmitted by their sender): answered, not published again.",
+    ),
+    (
         "panoptes_traps_published_total",
         "Trap events appended to the traps topic.",
     ),

@@ -533,3 +533,58 @@ fn refused_and_garbage_datagrams_are_counted_and_never_published() {
     );
     node.stop();
 }
+
+#[test]
+fn a_retransmitted_inform_is_answered_every_time_and_published_once() {
+    use panoptes::snmp::message::{community_message, Message, PDU_INFORM, PDU_RESPONSE};
+    use panoptes::snmp::notification::v2_notification_pdu;
+
+    let (env, node) = start();
+    let to = env.traps_addr();
+    let pdu = v2_notification_pdu(
+        PDU_INFORM,
+        31337,
+        5,
+        &"1.3.6.1.6.3.1.1.5.4".parse().unwrap(),
+        &[],
+    )
+    .unwrap();
+    let inform = community_message(1, b"public", &pdu);
+    // One socket: the same sender, as a retransmitting agent.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for copy in 1..=3 {
+        socket.send_to(&inform, to).unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = socket
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer to copy {copy}: {e}"));
+        assert_eq!(from, to);
+        let Message::Community {
+            version,
+            community,
+            pdu,
+        } = Message::decode(&buf[..n]).unwrap()
+        else {
+            panic!("not a v2c answer")
+        };
+        assert_eq!(
+            (version, community, pdu.tag, pdu.request_id),
+            (1, &b"public"[..], PDU_RESPONSE, 31337)
+        );
+    }
+    let events = read_traps(&env, 1);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1["kind"], "inform");
+    assert_eq!(counter(&env, "panoptes_traps_duplicates_total"), 2.0);
+    assert_eq!(
+        counter(
+            &env,
+            "panoptes_traps_received_total{version=\"v2c\",kind=\"inform\"}"
+        ),
+        1.0
+    );
+    node.stop();
+}

@@ -14,6 +14,7 @@
 //! ([`crate::events::TrapRejected`]) counted on `/metrics` and logged, throttled.
 
 pub mod event;
+mod informs;
 pub mod names;
 pub mod receive;
 mod resources;
@@ -21,7 +22,7 @@ pub mod v3;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use panoptes_storage::Store;
@@ -32,12 +33,14 @@ use crate::agent::publisher::Publisher;
 use crate::bus::Message;
 use crate::config::TrapSettings;
 use crate::events::{
-    PublishFailed, TrapReceived, TrapRejected, TrapRejection, TrapReportSent, TrapsPublished,
+    InformRetransmitted, PublishFailed, TrapReceived, TrapRejected, TrapRejection, TrapReportSent,
+    TrapsPublished,
 };
 use crate::resource_manager::ResourceStore;
 use crate::telemetry::Telemetry;
 
 use event::{Received, TrapEvent};
+use informs::{Arrival, InformLedger};
 use names::TrapNames;
 use receive::{Accepted, Decoder, Handled};
 use resources::ResourceIndex;
@@ -114,13 +117,15 @@ impl TrapReceiver {
             v3: v3::V3Security::new(&settings.users, engine_id.clone(), boots),
         };
         let (tx, rx) = mpsc::channel(settings.queue_capacity);
+        let ledger = Arc::new(InformLedger::default());
         let receive = tokio::spawn(receive_loop(
             Arc::clone(&socket),
             decoder,
             tx,
+            Arc::clone(&ledger),
             Arc::clone(&wiring.telemetry),
         ));
-        let publish = tokio::spawn(publish_loop(rx, socket, wiring));
+        let publish = tokio::spawn(publish_loop(rx, socket, ledger, wiring));
         tracing::info!(
             listen = %local_addr,
             engine_id = %hex(&engine_id),
@@ -157,6 +162,7 @@ async fn receive_loop(
     socket: Arc<UdpSocket>,
     decoder: Decoder,
     queue: mpsc::Sender<Queued>,
+    ledger: Arc<InformLedger>,
     telemetry: Arc<Telemetry>,
 ) {
     let mut buf = vec![0u8; DATAGRAM_BUFFER];
@@ -173,6 +179,22 @@ async fn receive_loop(
         let received_at = now_seconds();
         match decoder.handle(datagram) {
             Handled::Accepted(accepted) => {
+                let key = (source, accepted.request_id);
+                if let Some(ack) = &accepted.ack {
+                    let arrival = ledger.arrived(key, ack, Instant::now());
+                    if arrival != Arrival::New {
+                        if arrival == Arrival::Stored {
+                            send(&socket, ack, source).await;
+                        }
+                        InformRetransmitted {
+                            source,
+                            request_id: accepted.request_id,
+                        }
+                        .emit(&telemetry);
+                        continue;
+                    }
+                }
+                let is_inform = accepted.ack.is_some();
                 let n = &accepted.notification;
                 let (version, kind, trap_oid) = (
                     accepted.version.label(),
@@ -192,12 +214,18 @@ async fn receive_loop(
                         trap_oid: &trap_oid,
                     }
                     .emit(&telemetry),
-                    Err(_) => TrapRejected {
-                        rejection: TrapRejection::QueueFull,
-                        source,
-                        detail: &"traps.queue_capacity notifications are already waiting to be published",
+                    Err(_) => {
+                        if is_inform {
+                            // Not queued: the sender's next copy may be.
+                            ledger.failed(key);
+                        }
+                        TrapRejected {
+                            rejection: TrapRejection::QueueFull,
+                            source,
+                            detail: &"traps.queue_capacity notifications are already waiting to be published",
+                        }
+                        .emit(&telemetry)
                     }
-                    .emit(&telemetry),
                 }
             }
             Handled::Discovery { report } => {
@@ -238,7 +266,12 @@ async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) {
     }
 }
 
-async fn publish_loop(mut queue: mpsc::Receiver<Queued>, socket: Arc<UdpSocket>, w: Wiring) {
+async fn publish_loop(
+    mut queue: mpsc::Receiver<Queued>,
+    socket: Arc<UdpSocket>,
+    ledger: Arc<InformLedger>,
+    w: Wiring,
+) {
     let mut index = ResourceIndex::new(w.resources.clone());
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
@@ -284,18 +317,23 @@ async fn publish_loop(mut queue: mpsc::Receiver<Queued>, socket: Arc<UdpSocket>,
                     count,
                 }
                 .emit(&w.telemetry);
-                for q in &batch {
-                    if let Some(ack) = &q.accepted.ack {
-                        send(&socket, ack, q.source).await;
+                for q in batch.iter().filter(|q| q.accepted.ack.is_some()) {
+                    if let Some(ack) = ledger.stored((q.source, q.accepted.request_id)) {
+                        send(&socket, &ack, q.source).await;
                     }
                 }
             }
-            // No acknowledgement: inform senders send again.
-            Err(error) => PublishFailed {
-                topic: &w.topic,
-                error: &error,
+            // No acknowledgement: inform senders send again, and their copies are new.
+            Err(error) => {
+                for q in batch.iter().filter(|q| q.accepted.ack.is_some()) {
+                    ledger.failed((q.source, q.accepted.request_id));
+                }
+                PublishFailed {
+                    topic: &w.topic,
+                    error: &error,
+                }
+                .emit(&w.telemetry)
             }
-            .emit(&w.telemetry),
         }
     }
 }

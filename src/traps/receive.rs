@@ -21,6 +21,9 @@ pub struct Accepted {
     pub notification: Notification,
     pub version: TrapVersion,
     pub v3_user: Option<String>,
+    /// The PDU's request-id (0 for a v1 trap): with the source, what tells a
+    /// retransmitted inform (see [`super::informs`]).
+    pub request_id: i32,
     /// The Response to send back once the notification is published (informs only).
     pub ack: Option<Vec<u8>>,
 }
@@ -126,6 +129,7 @@ impl Decoder {
                     notification: n,
                     version: TrapVersion::V2c,
                     v3_user: None,
+                    request_id: pdu.request_id,
                     ack,
                 }));
             }
@@ -149,6 +153,7 @@ impl Decoder {
             notification,
             version: label,
             v3_user: None,
+            request_id: 0,
             ack: None,
         }))
     }
@@ -212,6 +217,7 @@ impl Decoder {
             notification: n,
             version: TrapVersion::V3,
             v3_user: Some(auth.user),
+            request_id: scoped.pdu.request_id,
             ack,
         }))
     }
