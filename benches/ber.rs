@@ -149,11 +149,11 @@ fn trap_benches(c: &mut Criterion) {
     )
     .unwrap();
     let datagram = community_message(1, b"public", &pdu);
-    let decoder = Decoder {
-        communities: vec![Community::new("public")],
-        max_varbinds: 128,
-        v3: V3Security::new(&[], b"\x80\x00\x1f\x88\x05bench".to_vec(), 1),
-    };
+    let decoder = Decoder::new(
+        vec![Community::new("public")],
+        128,
+        V3Security::new(&[], b"\x80\x00\x1f\x88\x05bench".to_vec(), 1),
+    );
     let mut group = c.benchmark_group("trap");
     group.throughput(Throughput::Elements(1));
     group.bench_function("v2c_8_varbinds_to_json", |b| {

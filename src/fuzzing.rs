@@ -189,10 +189,12 @@ pub fn snmp_agent(data: &[u8]) {
 /// [`SNMP_ENGINE_ID`] as its own engine (so seed informs to it authenticate).
 fn trap_decoder() -> &'static crate::traps::receive::Decoder {
     static DECODER: OnceLock<crate::traps::receive::Decoder> = OnceLock::new();
-    DECODER.get_or_init(|| crate::traps::receive::Decoder {
-        communities: vec![crate::snmp::Community::new(SNMP_COMMUNITY)],
-        max_varbinds: 128,
-        v3: crate::traps::v3::V3Security::new(&snmp_users(), SNMP_ENGINE_ID.to_vec(), 1),
+    DECODER.get_or_init(|| {
+        crate::traps::receive::Decoder::new(
+            vec![crate::snmp::Community::new(SNMP_COMMUNITY)],
+            128,
+            crate::traps::v3::V3Security::new(&snmp_users(), SNMP_ENGINE_ID.to_vec(), 1),
+        )
     })
 }
 

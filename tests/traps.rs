@@ -588,3 +588,92 @@ fn a_retransmitted_inform_is_answered_every_time_and_published_once() {
     );
     node.stop();
 }
+
+#[test]
+fn a_reload_replaces_the_communities_and_v3_users() {
+    let (env, node) = start();
+    let dir = env.dir.path();
+    let to = env.traps_addr().to_string();
+    let trap = |community: &str, oid: &str| {
+        let out = net_snmp_tool(
+            dir,
+            "snmptrap",
+            &["-v", "2c", "-c", community, &to, "1", oid],
+        );
+        ok(&out, "snmptrap -v 2c");
+    };
+    trap("public", "1.3.6.1.6.3.1.1.5.1");
+    read_traps(&env, 1);
+
+    std::fs::write(
+        dir.join("secrets.toml"),
+        "[local]\ntrap_communities = [\"rotated\"]\n",
+    )
+    .unwrap();
+    let pid = node.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    while !node
+        .log_text()
+        .contains("trap receiver: communities and v3 users reloaded")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no reload:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    trap("public", "1.3.6.1.6.3.1.1.5.2");
+    let out = net_snmp_tool(
+        dir,
+        "snmptrap",
+        &[
+            "-v",
+            "3",
+            "-u",
+            "ops",
+            "-l",
+            "authPriv",
+            "-a",
+            "SHA-256",
+            "-A",
+            AUTH,
+            "-x",
+            "AES",
+            "-X",
+            PRIV,
+            "-e",
+            SENDER_ENGINE,
+            &to,
+            "1",
+            "1.3.6.1.6.3.1.1.5.2",
+        ],
+    );
+    ok(&out, "snmptrap -v 3");
+    trap("rotated", "1.3.6.1.6.3.1.1.5.3");
+
+    let events = read_traps(&env, 2);
+    let oids: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e["trap_oid"].as_str().unwrap())
+        .collect();
+    assert_eq!(oids, ["1.3.6.1.6.3.1.1.5.1", "1.3.6.1.6.3.1.1.5.3"]);
+    assert_eq!(
+        counter(&env, "panoptes_traps_rejected_total{reason=\"community\"}"),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &env,
+            "panoptes_traps_rejected_total{reason=\"unknown_user\"}"
+        ),
+        1.0
+    );
+    node.stop();
+}

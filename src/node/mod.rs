@@ -160,6 +160,7 @@ where
         &settings,
         Arc::clone(&pipeline.shared),
         pipeline.schedulers.clone(),
+        pipeline.traps.as_ref().map(|t| t.credentials()),
     ));
     let on_sighup = actix::spawn(reload::on_sighup(Arc::clone(&reloader)));
     let (http, http_addr) =

@@ -87,8 +87,26 @@ pub struct TrapReceiver {
     pub local_addr: SocketAddr,
     /// The engine ID v3 inform senders discover.
     pub engine_id: Vec<u8>,
+    credentials: TrapCredentials,
     receive: tokio::task::JoinHandle<()>,
     publish: tokio::task::JoinHandle<()>,
+}
+
+/// The communities and v3 users of a running receiver, replaced by a reload (SIGHUP,
+/// `POST /api/reload`) without a restart: engine ID, boots and time stay.
+#[derive(Clone)]
+pub struct TrapCredentials(Arc<Decoder>);
+
+impl TrapCredentials {
+    pub fn set(&self, settings: &TrapSettings) {
+        self.0
+            .set_credentials(settings.communities.clone(), &settings.users);
+        tracing::info!(
+            v3_users = settings.users.len(),
+            communities = settings.communities.len(),
+            "trap receiver: communities and v3 users reloaded"
+        );
+    }
 }
 
 /// One accepted notification on its way to the topic.
@@ -111,16 +129,16 @@ impl TrapReceiver {
         let (engine_id, boots) = tokio::task::spawn_blocking(move || engine_identity(&store))
             .await
             .context("reading the trap receiver's engine ID")??;
-        let decoder = Decoder {
-            communities: settings.communities.clone(),
-            max_varbinds: settings.max_varbinds,
-            v3: v3::V3Security::new(&settings.users, engine_id.clone(), boots),
-        };
+        let decoder = Arc::new(Decoder::new(
+            settings.communities.clone(),
+            settings.max_varbinds,
+            v3::V3Security::new(&settings.users, engine_id.clone(), boots),
+        ));
         let (tx, rx) = mpsc::channel(settings.queue_capacity);
         let ledger = Arc::new(InformLedger::default());
         let receive = tokio::spawn(receive_loop(
             Arc::clone(&socket),
-            decoder,
+            Arc::clone(&decoder),
             tx,
             Arc::clone(&ledger),
             Arc::clone(&wiring.telemetry),
@@ -137,9 +155,15 @@ impl TrapReceiver {
         Ok(TrapReceiver {
             local_addr,
             engine_id,
+            credentials: TrapCredentials(decoder),
             receive,
             publish,
         })
+    }
+
+    /// What a reload of the secrets file replaces.
+    pub fn credentials(&self) -> TrapCredentials {
+        self.credentials.clone()
     }
 
     /// Stops reading, then publishes (and acknowledges) what was already accepted,
@@ -160,7 +184,7 @@ impl TrapReceiver {
 
 async fn receive_loop(
     socket: Arc<UdpSocket>,
-    decoder: Decoder,
+    decoder: Arc<Decoder>,
     queue: mpsc::Sender<Queued>,
     ledger: Arc<InformLedger>,
     telemetry: Arc<Telemetry>,

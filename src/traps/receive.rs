@@ -2,6 +2,8 @@
 //! acknowledgement of an inform), a Report for a v3 sender still discovering us, or a
 //! refusal with its reason. No socket here, so every path is testable with bytes.
 
+use std::sync::{Arc, RwLock};
+
 use subtle::ConstantTimeEq;
 
 use crate::events::TrapRejection;
@@ -10,7 +12,7 @@ use crate::snmp::notification::{
     decode_community, inform_response, CommunityPdu, Notification, NotificationError,
     NotificationKind,
 };
-use crate::snmp::Community;
+use crate::snmp::{Community, UsmUser};
 
 use super::event::TrapVersion;
 use super::v3::{Refused, V3Security};
@@ -56,9 +58,10 @@ impl Handled {
 
 /// The receiver's checks: communities, varbind cap, v3 security.
 pub struct Decoder {
-    pub communities: Vec<Community>,
-    pub max_varbinds: usize,
-    pub v3: V3Security,
+    /// Replaced by a reload ([`Decoder::set_credentials`]).
+    communities: RwLock<Arc<Vec<Community>>>,
+    max_varbinds: usize,
+    v3: V3Security,
 }
 
 impl From<NotificationError> for Handled {
@@ -73,6 +76,20 @@ impl From<NotificationError> for Handled {
 }
 
 impl Decoder {
+    pub fn new(communities: Vec<Community>, max_varbinds: usize, v3: V3Security) -> Decoder {
+        Decoder {
+            communities: RwLock::new(Arc::new(communities)),
+            max_varbinds,
+            v3,
+        }
+    }
+
+    /// Replaces the accepted communities and v3 users (a reload of the secrets file).
+    pub fn set_credentials(&self, communities: Vec<Community>, users: &[UsmUser]) {
+        *self.communities.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(communities);
+        self.v3.set_users(users);
+    }
+
     pub fn handle(&self, datagram: &[u8]) -> Handled {
         match decode_community(datagram) {
             Ok(Some((version, community, pdu))) => self.community(version, community, pdu),
@@ -86,9 +103,9 @@ impl Decoder {
 
     /// Compared in constant time: the community is a password.
     fn community_accepted(&self, community: &[u8]) -> bool {
-        self.communities.is_empty()
-            || self
-                .communities
+        let communities = Arc::clone(&self.communities.read().unwrap_or_else(|p| p.into_inner()));
+        communities.is_empty()
+            || communities
                 .iter()
                 .any(|c| bool::from(c.expose().as_bytes().ct_eq(community)))
     }
@@ -246,11 +263,11 @@ mod tests {
     }
 
     fn decoder(communities: &[&str]) -> Decoder {
-        Decoder {
-            communities: communities.iter().map(|c| Community::new(*c)).collect(),
-            max_varbinds: 16,
-            v3: V3Security::new(&[user()], OUR_ENGINE.to_vec(), 3),
-        }
+        Decoder::new(
+            communities.iter().map(|c| Community::new(*c)).collect(),
+            16,
+            V3Security::new(&[user()], OUR_ENGINE.to_vec(), 3),
+        )
     }
 
     fn link_down(tag: u8) -> Vec<u8> {

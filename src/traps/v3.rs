@@ -14,7 +14,7 @@
 //! naming a user with keys is refused, as it proves nothing about the sender.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::events::TrapRejection;
@@ -55,6 +55,18 @@ pub enum Refused {
     },
 }
 
+impl Users {
+    fn new(users: &[UsmUser], engine_id: &[u8], boots: u32, keys: &KeyCache) -> Users {
+        Users {
+            by_name: users
+                .iter()
+                .map(|u| (u.name.as_bytes().to_vec(), u.clone()))
+                .collect(),
+            authority: DeviceSecurity::new(engine_id.to_vec(), users, keys).with_boots(boots),
+        }
+    }
+}
+
 struct Remote {
     boots: u32,
     time: u32,
@@ -64,31 +76,49 @@ struct Remote {
 /// The receiver's v3 side: its users, its own engine (for informs), and what it knows
 /// of the engines traps came from.
 pub struct V3Security {
-    users: HashMap<Vec<u8>, UsmUser>,
+    /// Replaced by a reload ([`V3Security::set_users`]); engine time and the remote
+    /// engines' state stay.
+    users: RwLock<Arc<Users>>,
+    engine_id: Vec<u8>,
+    boots: u32,
     keys: KeyCache,
-    authority: DeviceSecurity,
     started: Instant,
     remotes: Mutex<HashMap<Vec<u8>, Remote>>,
+}
+
+/// The users, by name, and our engine with their keys localized to it.
+struct Users {
+    by_name: HashMap<Vec<u8>, UsmUser>,
+    authority: DeviceSecurity,
 }
 
 impl V3Security {
     /// `engine_id` and `boots`: ours, for informs (see [`super::engine`]).
     pub fn new(users: &[UsmUser], engine_id: Vec<u8>, boots: u32) -> V3Security {
         let keys = KeyCache::default();
+        let users = Users::new(users, &engine_id, boots, &keys);
         V3Security {
-            users: users
-                .iter()
-                .map(|u| (u.name.as_bytes().to_vec(), u.clone()))
-                .collect(),
-            authority: DeviceSecurity::new(engine_id, users, &keys).with_boots(boots),
+            users: RwLock::new(Arc::new(users)),
+            engine_id,
+            boots,
             keys,
             started: Instant::now(),
             remotes: Mutex::default(),
         }
     }
 
+    /// Replaces the users (a reload of the secrets file).
+    pub fn set_users(&self, users: &[UsmUser]) {
+        let users = Arc::new(Users::new(users, &self.engine_id, self.boots, &self.keys));
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    fn users(&self) -> Arc<Users> {
+        Arc::clone(&self.users.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     pub fn engine_id(&self) -> &[u8] {
-        self.authority.engine_id()
+        &self.engine_id
     }
 
     fn uptime(&self) -> Duration {
@@ -107,10 +137,12 @@ impl V3Security {
 
     fn check_to_us(&self, whole: &[u8], m: &V3Message<'_>) -> Result<Authenticated, Refused> {
         let uptime = self.uptime();
-        let accepted = match self.authority.check(whole, m, uptime) {
+        let users = self.users();
+        let authority = &users.authority;
+        let accepted = match authority.check(whole, m, uptime) {
             Ok(accepted) => accepted,
             Err(UsmRefusal::UnknownEngineId) => {
-                return match self.authority.report(m, UsmRefusal::UnknownEngineId, uptime) {
+                return match authority.report(m, UsmRefusal::UnknownEngineId, uptime) {
                     Some(report) => Err(Refused::Discovery { report }),
                     None => Err(Refused::Rejected {
                         rejection: TrapRejection::Malformed,
@@ -124,11 +156,11 @@ impl V3Security {
                 return Err(Refused::Rejected {
                     rejection,
                     detail,
-                    report: self.authority.report(m, refusal, uptime),
+                    report: authority.report(m, refusal, uptime),
                 });
             }
         };
-        let user = self.user_at_level(m)?;
+        let user = user_at_level(&users, m)?;
         Ok(Authenticated {
             plaintext: accepted.plaintext,
             user: user.name.clone(),
@@ -138,35 +170,14 @@ impl V3Security {
         })
     }
 
-    /// The message's user, when the message is at that user's level exactly.
-    fn user_at_level(&self, m: &V3Message<'_>) -> Result<&UsmUser, Refused> {
-        let Some(user) = self.users.get(m.user) else {
-            return Err(rejected(UsmRefusal::UnknownUser, m));
-        };
-        if m.level() != user.level()
-            || (m.flags & FLAG_PRIV != 0 && m.level() != SecurityLevel::AuthPriv)
-        {
-            return Err(Refused::Rejected {
-                rejection: TrapRejection::SecurityLevel,
-                detail: format!(
-                    "v3 user {:?} sent at {}, but is configured for {}",
-                    user.name,
-                    m.level(),
-                    user.level()
-                ),
-                report: None,
-            });
-        }
-        Ok(user)
-    }
-
     fn check_from_sender(
         &self,
         whole: &[u8],
         m: &V3Message<'_>,
         now: Instant,
     ) -> Result<Authenticated, Refused> {
-        let user = self.user_at_level(m)?;
+        let users = self.users();
+        let user = user_at_level(&users, m)?;
         let keys = self.keys.localize(user, m.engine_id);
         let level = m.level();
         if level >= SecurityLevel::AuthNoPriv {
@@ -236,9 +247,32 @@ impl V3Security {
             level: a.level,
             user: a.user.as_bytes().to_vec(),
         };
-        self.authority
+        self.users()
+            .authority
             .respond_in(&accepted, context, pdu, self.uptime())
     }
+}
+
+/// The message's user, when the message is at that user's level exactly.
+fn user_at_level<'u>(users: &'u Users, m: &V3Message<'_>) -> Result<&'u UsmUser, Refused> {
+    let Some(user) = users.by_name.get(m.user) else {
+        return Err(rejected(UsmRefusal::UnknownUser, m));
+    };
+    if m.level() != user.level()
+        || (m.flags & FLAG_PRIV != 0 && m.level() != SecurityLevel::AuthPriv)
+    {
+        return Err(Refused::Rejected {
+            rejection: TrapRejection::SecurityLevel,
+            detail: format!(
+                "v3 user {:?} sent at {}, but is configured for {}",
+                user.name,
+                m.level(),
+                user.level()
+            ),
+            report: None,
+        });
+    }
+    Ok(user)
 }
 
 fn rejected(refusal: UsmRefusal, m: &V3Message<'_>) -> Refused {
