@@ -195,7 +195,9 @@ async fn receive_loop(
             Ok(got) => got,
             Err(e) => {
                 // ICMP errors of earlier answers surface here on some systems: not fatal.
+                // A pause, so an error that repeats cannot spin the thread.
                 tracing::debug!(error = %e, "trap receiver: receive error");
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
