@@ -21,6 +21,11 @@ const SENDER_ENGINE: &str = "0x80001f8805747261707465737431";
 /// A demo node with the trap receiver on a free port, community `public` only and v3
 /// user `ops` (SHA-256 / AES), ready (its demo switch, 127.0.0.1, is a known resource).
 fn start() -> (NodeEnv, Node) {
+    start_with("")
+}
+
+/// [`start`], with more of the secrets file (tables after `[local.trap_users.ops]`).
+fn start_with(more_secrets: &str) -> (NodeEnv, Node) {
     let mut env = NodeEnv::demo(60);
     let secrets = env.dir.path().join("secrets.toml");
     std::fs::write(
@@ -28,7 +33,7 @@ fn start() -> (NodeEnv, Node) {
         format!(
             "[local]\ntrap_communities = [\"public\"]\n\
              [local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"{AUTH}\"\n\
-             priv_protocol = \"AES\"\npriv_passphrase = \"{PRIV}\"\n"
+             priv_protocol = \"AES\"\npriv_passphrase = \"{PRIV}\"\n{more_secrets}"
         ),
     )
     .unwrap();
@@ -674,6 +679,96 @@ fn a_reload_replaces_the_communities_and_v3_users() {
             "panoptes_traps_rejected_total{reason=\"unknown_user\"}"
         ),
         1.0
+    );
+    node.stop();
+}
+
+#[test]
+fn v3_traps_at_every_security_level() {
+    let (env, node) = start_with(&format!(
+        "[local.trap_users.monitor]\n\
+         [local.trap_users.legacy]\nauth_protocol = \"MD5\"\nauth_passphrase = \"{AUTH}\"\n\
+         priv_protocol = \"DES\"\npriv_passphrase = \"{PRIV}\"\n\
+         [local.trap_users.audit]\nauth_protocol = \"SHA-512\"\nauth_passphrase = \"{AUTH}\"\n"
+    ));
+    let dir = env.dir.path();
+    let to = env.traps_addr().to_string();
+    let sends: [(&str, &[&str], &str); 3] = [
+        ("monitor", &["-l", "noAuthNoPriv"], "1.3.6.1.4.1.99.0.1"),
+        (
+            "legacy",
+            &[
+                "-l", "authPriv", "-a", "MD5", "-A", AUTH, "-x", "DES", "-X", PRIV,
+            ],
+            "1.3.6.1.4.1.99.0.2",
+        ),
+        (
+            "audit",
+            &["-l", "authNoPriv", "-a", "SHA-512", "-A", AUTH],
+            "1.3.6.1.4.1.99.0.3",
+        ),
+    ];
+    // A noAuthNoPriv trap naming a user with keys proves nothing: refused. Sent first, so it
+    // is handled once the others are on the topic.
+    let out = net_snmp_tool(
+        dir,
+        "snmptrap",
+        &[
+            "-v",
+            "3",
+            "-u",
+            "audit",
+            "-l",
+            "noAuthNoPriv",
+            "-e",
+            SENDER_ENGINE,
+            &to,
+            "1",
+            "1.3.6.1.4.1.99.0.4",
+        ],
+    );
+    ok(&out, "snmptrap -u audit -l noAuthNoPriv");
+    for (user, security, trap_oid) in sends {
+        let mut args = vec!["-v", "3", "-u", user, "-e", SENDER_ENGINE];
+        args.extend_from_slice(security);
+        args.extend([to.as_str(), "1", trap_oid, "1.3.6.1.2.1.1.5.0", "s", user]);
+        ok(
+            &net_snmp_tool(dir, "snmptrap", &args),
+            &format!("snmptrap -u {user}"),
+        );
+    }
+    let events = read_traps(&env, 3);
+    let got: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|(_, e)| {
+            (
+                e["v3_user"].as_str().unwrap(),
+                e["trap_oid"].as_str().unwrap(),
+                e["varbinds"][0]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("monitor", "1.3.6.1.4.1.99.0.1", "monitor"),
+            ("legacy", "1.3.6.1.4.1.99.0.2", "legacy"),
+            ("audit", "1.3.6.1.4.1.99.0.3", "audit"),
+        ]
+    );
+    assert_eq!(
+        counter(
+            &env,
+            "panoptes_traps_rejected_total{reason=\"security_level\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &env,
+            "panoptes_traps_received_total{version=\"v3\",kind=\"trap\"}"
+        ),
+        3.0
     );
     node.stop();
 }
