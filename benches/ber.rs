@@ -122,5 +122,67 @@ fn ber_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, agent_benches, recording_benches, ber_benches);
+/// The trap receiver's decision on a datagram and the JSON event it publishes: what a trap
+/// storm costs per notification (v2c, no v3 crypto).
+fn trap_benches(c: &mut Criterion) {
+    use panoptes::snmp::message::{community_message, PDU_TRAP_V2};
+    use panoptes::snmp::notification::v2_notification_pdu;
+    use panoptes::snmp::{Community, Varbind};
+    use panoptes::traps::event::{Received, TrapEvent};
+    use panoptes::traps::receive::{Decoder, Handled};
+    use panoptes::traps::v3::V3Security;
+
+    let varbinds: Vec<Varbind> = (1..=8u32)
+        .map(|i| {
+            Varbind::new(
+                format!("1.3.6.1.2.1.2.2.1.{i}.3").parse().unwrap(),
+                SnmpValue::OctetString(format!("interface value {i}").into_bytes()),
+            )
+        })
+        .collect();
+    let pdu = v2_notification_pdu(
+        PDU_TRAP_V2,
+        7,
+        4242,
+        &"1.3.6.1.6.3.1.1.5.3".parse().unwrap(),
+        &varbinds,
+    )
+    .unwrap();
+    let datagram = community_message(1, b"public", &pdu);
+    let decoder = Decoder::new(
+        vec![Community::new("public")],
+        128,
+        V3Security::new(&[], b"\x80\x00\x1f\x88\x05bench".to_vec(), 1),
+    );
+    let mut group = c.benchmark_group("trap");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("v2c_8_varbinds_to_json", |b| {
+        b.iter(|| {
+            let Handled::Accepted(a) = decoder.handle(black_box(&datagram)) else {
+                panic!("refused")
+            };
+            let event = TrapEvent::new(
+                &a.notification,
+                Received {
+                    version: a.version,
+                    source: ([127, 0, 0, 1], 40000).into(),
+                    v3_user: None,
+                    received_at: 0.0,
+                    resource: None,
+                    names: &panoptes::traps::names::WellKnown,
+                },
+            );
+            serde_json::to_vec(&event).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    agent_benches,
+    recording_benches,
+    ber_benches,
+    trap_benches
+);
 criterion_main!(benches);

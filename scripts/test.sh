@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || need_apt+=(snmpd)
-command -v snmpbulkwalk >/dev/null 2>&1 || need_apt+=(snmp)
-# tests/mib.rs compares `panoptes mib translate` with snmptranslate (same package), on
-# MIB files from the repository (-M), so no MIB package is needed.
-command -v snmptranslate >/dev/null 2>&1 || need_apt+=(snmp)
+# Debian's snmp package: the client tools, snmptranslate (tests/mib.rs compares `panoptes
+# mib translate` with it, on MIB files from the repository via -M, so no MIB package is
+# needed), and snmptrap / snmpinform for the trap receiver's tests (tests/traps.rs, which
+# also read the traps topic with kcat).
+{ command -v snmpbulkwalk && command -v snmptranslate && command -v snmptrap && command -v snmpinform; } >/dev/null 2>&1 || need_apt+=(snmp)
 # The InfluxDB sink's tests write to real servers, which they start themselves on free
 # loopback ports with temporary data directories.
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)

@@ -302,6 +302,7 @@ const SECRET_KEYS: &[&str] = &[
     "influxdb.token",
     "influxdb.password",
     "kafka.client_password",
+    "traps.communities",
 ];
 
 /// The effective settings as TOML, each value with where it came from; secrets masked,
@@ -436,8 +437,9 @@ fn render(
             continue;
         }
         let shown = if SECRET_KEYS.contains(&key.as_str()) {
-            match value.as_str() {
-                Some("") => toml::Value::String(String::new()),
+            match value {
+                toml::Value::String(v) if v.is_empty() => value.clone(),
+                toml::Value::Array(a) if a.is_empty() => value.clone(),
                 _ => toml::Value::String("***".into()),
             }
         } else if is_path_key(&key) {

@@ -835,3 +835,146 @@ mod tests {
         );
     }
 }
+
+/// One line per reason per 10 s for the trap receiver's refusals.
+static TRAPS_REJECTED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
+/// Why the trap receiver refused a datagram: the `reason` label of
+/// `panoptes_traps_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapRejection {
+    /// Not BER, not SNMP, or a notification PDU missing its mandatory parts.
+    Malformed,
+    /// An SNMP message, but not a trap or an inform (a GET sent to the trap port).
+    NotANotification,
+    /// A v1/v2c community not in `traps.communities`.
+    Community,
+    /// A v3 user not in the secrets file's `trap_users`.
+    UnknownUser,
+    /// A v3 message at another security level than its user's.
+    SecurityLevel,
+    /// A v3 message whose HMAC does not match its user's key.
+    Authentication,
+    /// A v3 message that does not decrypt with its user's key.
+    Decryption,
+    /// A v3 message outside the time window (a replay, or a clock gone back).
+    TimeWindow,
+    /// More varbinds than `traps.max_varbinds`.
+    TooManyVarbinds,
+    /// `traps.queue_capacity` notifications already waiting to be published.
+    QueueFull,
+}
+
+impl TrapRejection {
+    pub fn label(self) -> &'static str {
+        match self {
+            TrapRejection::Malformed => "malformed",
+            TrapRejection::NotANotification => "not_a_notification",
+            TrapRejection::Community => "community",
+            TrapRejection::UnknownUser => "unknown_user",
+            TrapRejection::SecurityLevel => "security_level",
+            TrapRejection::Authentication => "authentication",
+            TrapRejection::Decryption => "decryption",
+            TrapRejection::TimeWindow => "time_window",
+            TrapRejection::TooManyVarbinds => "too_many_varbinds",
+            TrapRejection::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// The trap receiver refused a datagram: counted in
+/// `panoptes_traps_rejected_total{reason}`, logged at most once per reason per 10 s.
+pub struct TrapRejected<'a> {
+    pub rejection: TrapRejection,
+    pub source: std::net::SocketAddr,
+    /// What was wrong, naming the field or setting. Never a secret (no community).
+    pub detail: &'a dyn std::fmt::Display,
+}
+
+impl TrapRejected<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let reason = self.rejection.label();
+        t.inc("panoptes_traps_rejected_total", &[("reason", reason)]);
+        if let Some(suppressed) = TRAPS_REJECTED_LOG.admit(reason, std::time::Instant::now()) {
+            tracing::warn!(
+                reason,
+                source = %self.source,
+                suppressed_since_last = suppressed,
+                "trap refused: {}",
+                self.detail
+            );
+        }
+    }
+}
+
+/// The trap receiver accepted a notification (and queued it for the traps topic).
+pub struct TrapReceived<'a> {
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub source: std::net::SocketAddr,
+    pub trap_oid: &'a str,
+}
+
+impl TrapReceived<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc(
+            "panoptes_traps_received_total",
+            &[("version", self.version), ("kind", self.kind)],
+        );
+        tracing::debug!(
+            version = self.version,
+            kind = self.kind,
+            source = %self.source,
+            trap_oid = self.trap_oid,
+            "trap received"
+        );
+    }
+}
+
+/// The trap receiver answered a v3 inform sender with a Report (engine discovery, time
+/// synchronisation, or a refusal the sender asked to hear about).
+pub struct TrapReportSent {
+    pub reason: &'static str,
+    pub source: std::net::SocketAddr,
+}
+
+impl TrapReportSent {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_traps_reports_total", &[("reason", self.reason)]);
+        tracing::debug!(reason = self.reason, source = %self.source, "SNMPv3 report sent to an inform sender");
+    }
+}
+
+/// Trap events appended to the traps topic.
+pub struct TrapsPublished<'a> {
+    pub topic: &'a str,
+    pub count: usize,
+}
+
+impl TrapsPublished<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.add(
+            crate::telemetry::Series::new("panoptes_traps_published_total", &[]),
+            self.count as f64,
+        );
+        tracing::debug!(
+            topic = self.topic,
+            count = self.count,
+            "trap events published"
+        );
+    }
+}
+
+/// A copy of an inform already received (its sender did not have the answer yet): not
+/// published again; answered now if the first copy is stored, else once it is.
+pub struct InformRetransmitted {
+    pub source: std::net::SocketAddr,
+    pub request_id: i32,
+}
+
+impl InformRetransmitted {
+    pub fn emit(self, t: &Telemetry) {
+        t.inc("panoptes_traps_duplicates_total", &[]);
+        tracing::debug!(source = %self.source, request_id = self.request_id, "inform retransmitted: not published again");
+    }
+}

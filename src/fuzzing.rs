@@ -185,6 +185,52 @@ pub fn snmp_agent(data: &[u8]) {
     }
 }
 
+/// The trap receiver's checks: community `public`, the [`snmp_users`] as v3 trap users,
+/// [`SNMP_ENGINE_ID`] as its own engine (so seed informs to it authenticate).
+fn trap_decoder() -> &'static crate::traps::receive::Decoder {
+    static DECODER: OnceLock<crate::traps::receive::Decoder> = OnceLock::new();
+    DECODER.get_or_init(|| {
+        crate::traps::receive::Decoder::new(
+            vec![crate::snmp::Community::new(SNMP_COMMUNITY)],
+            128,
+            crate::traps::v3::V3Security::new(&snmp_users(), SNMP_ENGINE_ID.to_vec(), 1),
+        )
+    })
+}
+
+/// A datagram arriving at the trap receiver: its decision (decode, community, v3 USM as
+/// either engine, varbind cap), and for an accepted notification the JSON event.
+pub fn trap_datagram(data: &[u8]) {
+    use crate::traps::event::{Received, TrapEvent};
+    use crate::traps::receive::Handled;
+    match trap_decoder().handle(data) {
+        Handled::Accepted(accepted) => {
+            let event = TrapEvent::new(
+                &accepted.notification,
+                Received {
+                    version: accepted.version,
+                    source: std::net::SocketAddr::from(([127, 0, 0, 1], 162)),
+                    v3_user: accepted.v3_user.clone(),
+                    received_at: 0.0,
+                    resource: None,
+                    names: &crate::traps::names::WellKnown,
+                },
+            );
+            let _ = serde_json::to_vec(&event);
+            if let Some(ack) = &accepted.ack {
+                snmp_response(ack);
+            }
+        }
+        Handled::Discovery { report } => snmp_response(&report),
+        Handled::Rejected { detail, report, .. } => {
+            drop(detail);
+            if let Some(report) = report {
+                snmp_response(&report);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Kafka
 

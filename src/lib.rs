@@ -34,3 +34,4 @@ pub mod store_watch;
 pub mod telemetry;
 pub mod tls;
 pub mod transform;
+pub mod traps;

@@ -136,6 +136,26 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Kafka frames and requests that could not be read or served (oversized, malformed, unsupported, corrupt batch, timeout).",
     ),
     (
+        "panoptes_traps_received_total",
+        "SNMP notifications accepted by the trap receiver, by version (v1, v2c, v3) and kind (trap, inform).",
+    ),
+    (
+        "panoptes_traps_rejected_total",
+        "Datagrams the trap receiver refused, by reason (malformed, not_a_notification, community, unknown_user, security_level, authentication, decryption, time_window, too_many_varbinds, queue_full).",
+    ),
+    (
+        "panoptes_traps_reports_total",
+        "SNMPv3 Reports the trap receiver sent to inform senders, by usmStats reason (unknown_engine_id during discovery, not_in_time_window, ...).",
+    ),
+    (
+        "panoptes_traps_duplicates_total",
+        "Copies of informs already received (retransmitted by their sender): answered, not published again.",
+    ),
+    (
+        "panoptes_traps_published_total",
+        "Trap events appended to the traps topic.",
+    ),
+    (
         "panoptes_kafka_refused_total",
         "Kafka connections and requests refused by policy or by a bound (authorization, authentication, connection, memory, data, topic, group and request limits), by reason.",
     ),

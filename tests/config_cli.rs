@@ -235,7 +235,8 @@ fn show_prints_origins_masks_secrets_and_resolves_paths_next_to_the_file() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_panoptes"));
     cmd.current_dir(dir.path())
         .args(["--config", file.to_str().unwrap(), "config", "show"])
-        .env("PANOPTES__HTTP__LISTEN", "127.0.0.1:9999");
+        .env("PANOPTES__HTTP__LISTEN", "127.0.0.1:9999")
+        .env("PANOPTES__TRAPS__COMMUNITIES", "trap-s3cret,other");
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -245,6 +246,7 @@ fn show_prints_origins_masks_secrets_and_resolves_paths_next_to_the_file() {
         format!("data_dir = \"{d}/state\"  # file {f}"),
         "site = \"local\"  # default".to_string(),
         format!("community = \"***\"  # file {f}"),
+        "communities = \"***\"  # env PANOPTES__TRAPS__COMMUNITIES".to_string(),
         "listen = \"127.0.0.1:9999\"  # env PANOPTES__HTTP__LISTEN".to_string(),
         format!("polling = [\"{d}/mine\"]  # file {f}"),
         format!("dirs = [\"{d}/vendor-mibs\", \"/usr/share/snmp/mibs\"]  # file {f}"),

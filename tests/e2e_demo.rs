@@ -343,14 +343,16 @@ fn port_zero_listeners_report_the_ports_they_bound() {
         !line.contains('\u{1b}'),
         "escape codes in the log file: {line:?}"
     );
-    let support::Listening { http, kafka } = support::listening(line);
+    let support::Listening { http, kafka, traps } = support::listening(line);
+    assert_eq!(traps, None, "traps are off by default: {line}");
     let kafka = kafka.unwrap_or_else(|| panic!("no Kafka listener in {line:?}"));
     assert!(http.port() != 0 && kafka.port() != 0, "{line}");
     assert_eq!(
         env.listening(),
         support::Listening {
             http,
-            kafka: Some(kafka)
+            kafka: Some(kafka),
+            traps: None,
         }
     );
     let health = ureq::get(&format!("http://{http}/health"))

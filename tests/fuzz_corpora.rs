@@ -48,6 +48,11 @@ fn snmp_agent() {
 }
 
 #[test]
+fn trap_datagram() {
+    replay("trap_datagram", panoptes::fuzzing::trap_datagram);
+}
+
+#[test]
 fn kafka_request() {
     replay("kafka_request", panoptes::fuzzing::kafka_request);
 }
@@ -88,6 +93,7 @@ fn segment_scan() {
 #[ignore = "writes seed files into fuzz/corpus"]
 fn write_seeds() {
     seeds::snmp();
+    seeds::traps();
     seeds::text();
 }
 
@@ -154,6 +160,84 @@ mod seeds {
     /// Requests as our client encodes them, in every version and at every v3 level with
     /// the fuzz targets' users (so their MACs are valid and they decrypt), and the
     /// simulator's answers to them over conformance recordings (real devices' values).
+    /// Notifications of every version and security level, as the trap receiver gets them:
+    /// v3 traps from another engine, v3 informs to the receiver's (and a discovery probe).
+    pub fn traps() {
+        use panoptes::snmp::notification::{push_trap_v1, v2_notification_pdu, V1Fields};
+        use panoptes::snmp::{SnmpValue, Varbind};
+        let varbinds = vec![
+            Varbind::new(oid("1.3.6.1.2.1.2.2.1.1.3"), SnmpValue::Integer(3)),
+            Varbind::new(
+                oid("1.3.6.1.2.1.2.2.1.2.3"),
+                SnmpValue::OctetString(b"eth3".to_vec()),
+            ),
+            Varbind::new(oid("1.3.6.1.2.1.2.2.1.10.3"), SnmpValue::Counter32(7)),
+        ];
+        for (generic, specific) in [(2, 0), (6, 17)] {
+            let mut pdu = Vec::new();
+            let fields = V1Fields {
+                enterprise: oid("1.3.6.1.4.1.8072.2.3"),
+                agent_addr: [192, 0, 2, 7],
+                generic_trap: generic,
+                specific_trap: specific,
+            };
+            push_trap_v1(&mut pdu, &fields, 4242, &varbinds).unwrap();
+            save(
+                "trap_datagram",
+                &community_message(0, SNMP_COMMUNITY.as_bytes(), &pdu),
+            );
+        }
+        let sender_engine = b"\x80\x00\x1f\x88\x05sender";
+        for tag in [message::PDU_TRAP_V2, message::PDU_INFORM] {
+            let pdu =
+                v2_notification_pdu(tag, 41, 100, &oid("1.3.6.1.6.3.1.1.5.3"), &varbinds).unwrap();
+            save(
+                "trap_datagram",
+                &community_message(1, SNMP_COMMUNITY.as_bytes(), &pdu),
+            );
+            save("trap_datagram", &community_message(1, b"wrong", &pdu));
+            let engine: &[u8] = if tag == message::PDU_INFORM {
+                SNMP_ENGINE_ID
+            } else {
+                sender_engine
+            };
+            for user in snmp_users() {
+                let keys = KeyCache::default().localize(&user, engine);
+                let header = V3Header {
+                    msg_id: 80,
+                    flags: message::flags_for(user.level(), true),
+                    engine_id: engine,
+                    boots: 1,
+                    time: 90,
+                    user: user.name.as_bytes(),
+                };
+                let scoped = scoped_pdu(engine, b"", &pdu);
+                save(
+                    "trap_datagram",
+                    &v3_message(&header, &keys, &scoped).unwrap(),
+                );
+            }
+        }
+        let probe = V3Header {
+            msg_id: 81,
+            flags: message::FLAG_REPORTABLE,
+            engine_id: b"",
+            boots: 0,
+            time: 0,
+            user: b"",
+        };
+        let no_keys = panoptes::snmp::usm::LocalizedKeys {
+            auth: None,
+            privacy: None,
+        };
+        let pdu = v2_notification_pdu(message::PDU_INFORM, 42, 1, &oid("1.3.6.1.6.3.1.1.5.1"), &[])
+            .unwrap();
+        save(
+            "trap_datagram",
+            &v3_message(&probe, &no_keys, &scoped_pdu(b"", b"", &pdu)).unwrap(),
+        );
+    }
+
     pub fn snmp() {
         let asks: Vec<(u8, i64, i64, Vec<Oid>)> = vec![
             (

@@ -16,7 +16,29 @@ const V3_AUTH: &str = "v3auth-S3CRET-two";
 const V3_PRIV: &str = "v3priv-S3CRET-three";
 const HTTP_TOKEN: &str = "http-t0ken-S3CRET-four";
 const INFLUX_TOKEN: &str = "influx-t0ken-S3CRET-five";
-const SECRETS: [&str; 5] = [COMMUNITY, V3_AUTH, V3_PRIV, HTTP_TOKEN, INFLUX_TOKEN];
+const TRAP_COMMUNITY: &str = "trap-c0mmunity-S3CRET-six";
+const TRAP_AUTH: &str = "trap-auth-S3CRET-seven";
+const TRAP_PRIV: &str = "trap-priv-S3CRET-eight";
+const SECRETS: [&str; 8] = [
+    COMMUNITY,
+    V3_AUTH,
+    V3_PRIV,
+    HTTP_TOKEN,
+    INFLUX_TOKEN,
+    TRAP_COMMUNITY,
+    TRAP_AUTH,
+    TRAP_PRIV,
+];
+
+/// Sends a trap with net-snmp's `snmptrap`; it must succeed.
+fn snmptrap(env: &NodeEnv, args: &[&str]) {
+    let mut c = std::process::Command::new(support::net_snmp("snmptrap"));
+    c.args(args)
+        .env("MIBS", "")
+        .env("SNMP_PERSISTENT_DIR", env.dir.path().join("net-snmp"));
+    let out = support::run_limited(c, b"", Duration::from_secs(30));
+    assert!(out.status.success(), "snmptrap {args:?}: {out:?}");
+}
 
 fn get(env: &NodeEnv, path: &str) -> String {
     let url = format!("http://127.0.0.1:{}{path}", env.http_port());
@@ -39,7 +61,10 @@ fn no_secret_in_anything_the_node_writes_or_serves() {
         &secrets_file,
         format!(
             "[local]\ncommunity = \"{COMMUNITY}\"\nv3_auth_passphrase = \"{V3_AUTH}\"\n\
-             v3_priv_passphrase = \"{V3_PRIV}\"\nhttp_token = \"{HTTP_TOKEN}\"\n"
+             v3_priv_passphrase = \"{V3_PRIV}\"\nhttp_token = \"{HTTP_TOKEN}\"\n\
+             trap_communities = [\"{TRAP_COMMUNITY}\"]\n\
+             [local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"{TRAP_AUTH}\"\n\
+             priv_protocol = \"AES\"\npriv_passphrase = \"{TRAP_PRIV}\"\n"
         ),
     )
     .unwrap();
@@ -55,6 +80,7 @@ fn no_secret_in_anything_the_node_writes_or_serves() {
     env.set("PANOPTES__INFLUXDB__TOKEN", INFLUX_TOKEN);
     env.set("PANOPTES__INFLUXDB__MAX_EMIT_INTERVAL", "1");
     env.set("PANOPTES__LOG__LEVEL", "debug");
+    env.set("PANOPTES__TRAPS__LISTEN", "127.0.0.1:0");
     let mut node = env.start();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     // /ready is open; the rest needs the token.
@@ -67,6 +93,63 @@ fn no_secret_in_anything_the_node_writes_or_serves() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no writes:\n{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Traps: accepted (v2c with the secret community, v3 authPriv) and refused (the
+    // secret community of the SNMP side, which is not a trap community).
+    let to = env.listening().traps.expect("no trap receiver").to_string();
+    snmptrap(
+        &env,
+        &[
+            "-v",
+            "2c",
+            "-c",
+            TRAP_COMMUNITY,
+            &to,
+            "1",
+            "1.3.6.1.6.3.1.1.5.3",
+        ],
+    );
+    snmptrap(
+        &env,
+        &["-v", "2c", "-c", COMMUNITY, &to, "1", "1.3.6.1.6.3.1.1.5.3"],
+    );
+    snmptrap(
+        &env,
+        &[
+            "-v",
+            "3",
+            "-u",
+            "ops",
+            "-l",
+            "authPriv",
+            "-a",
+            "SHA-256",
+            "-A",
+            TRAP_AUTH,
+            "-x",
+            "AES",
+            "-X",
+            TRAP_PRIV,
+            "-e",
+            "0x8000000001020304",
+            &to,
+            "1",
+            "1.3.6.1.6.3.1.1.5.1",
+        ],
+    );
+    loop {
+        let m = get(&env, "/metrics");
+        if metric_value(&m, "panoptes_traps_published_total") >= 2.0
+            && metric_value(&m, "panoptes_traps_rejected_total{reason=\"community\"}") >= 1.0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "traps not handled:\n{m}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

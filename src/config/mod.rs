@@ -13,5 +13,5 @@ pub use plugin_file::{
 pub use settings::{
     DemoSettings, HttpSettings, InfluxApi, InfluxSettings, KafkaSettings, ListenAddrError,
     LogSettings, PluginDirs, RetentionSettings, SchedulerSettings, Settings, SettingsError,
-    SnmpSettings, UnknownDurability, DEFAULT_CONFIG,
+    SnmpSettings, TrapListenError, TrapSettings, UnknownDurability, DEFAULT_CONFIG,
 };

@@ -96,6 +96,7 @@ pub struct Settings {
     pub influxdb: InfluxSettings,
     pub cluster: ClusterSettings,
     pub mibs: MibSettings,
+    pub traps: TrapSettings,
     /// Where each value came from (not a key of the file).
     #[serde(skip)]
     pub origins: super::origin::Origins,
@@ -103,6 +104,90 @@ pub struct Settings {
     /// the file): `snmp` is `site`'s.
     #[serde(skip)]
     pub site_snmp: std::collections::BTreeMap<crate::model::Site, SnmpSettings>,
+}
+
+/// `[traps]`: the SNMP trap and inform receiver (see [`crate::traps`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapSettings {
+    /// The UDP address to receive on; empty: no receiver.
+    pub listen: String,
+    /// v1/v2c communities accepted (empty: any). The secrets file's `trap_communities`
+    /// replaces them.
+    pub communities: Vec<Community>,
+    /// Varbinds one notification may carry; more: refused (`too_many_varbinds`).
+    pub max_varbinds: usize,
+    /// Notifications waiting to be published; more: refused (`queue_full`).
+    pub queue_capacity: usize,
+    /// The v3 users notifications may come from: the secrets file's
+    /// `[<site>.trap_users.<name>]` tables.
+    #[serde(skip)]
+    pub users: Vec<UsmUser>,
+}
+
+/// `traps.listen` is not a socket address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("traps.listen = {listen:?} is not an address like 127.0.0.1:10162: {source}")]
+pub struct TrapListenError {
+    pub listen: String,
+    pub source: std::net::AddrParseError,
+}
+
+impl TrapSettings {
+    /// The receiver's address, if it is on.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, TrapListenError> {
+        let listen = self.listen.trim();
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|source| TrapListenError {
+            listen: listen.to_owned(),
+            source,
+        })
+    }
+}
+
+/// One `[<site>.trap_users.<name>]` table of the secrets file: a v3 user traps and
+/// informs may come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapUserSecrets {
+    /// MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512; absent: noAuthNoPriv.
+    pub auth_protocol: Option<String>,
+    pub auth_passphrase: Option<Secret>,
+    /// DES, AES, AES-192, AES-256; absent: no privacy.
+    pub priv_protocol: Option<String>,
+    pub priv_passphrase: Option<Secret>,
+}
+
+impl TrapUserSecrets {
+    fn user(&self, site: &str, name: &str) -> Result<UsmUser, String> {
+        let at = format!("[{site}.trap_users.{name}]");
+        let mut user = UsmUser::no_auth(name);
+        if let Some(protocol) = &self.auth_protocol {
+            let protocol: AuthProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
+            let pass = self
+                .auth_passphrase
+                .clone()
+                .ok_or_else(|| format!("{at}: auth_protocol needs auth_passphrase"))?;
+            user = user.with_auth(protocol, pass);
+        }
+        if let Some(protocol) = &self.priv_protocol {
+            if user.auth.is_none() {
+                return Err(format!(
+                    "{at}: privacy needs authentication: set auth_protocol too"
+                ));
+            }
+            let protocol: PrivProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
+            let pass = self
+                .priv_passphrase
+                .clone()
+                .ok_or_else(|| format!("{at}: priv_protocol needs priv_passphrase"))?;
+            user = user.with_privacy(protocol, pass);
+        }
+        user.check().map_err(|e| format!("{at}: {e}"))?;
+        Ok(user)
+    }
 }
 
 /// `[cluster]`: nodes of one site sharing its fleet through the external Kafka cluster's
@@ -324,6 +409,10 @@ pub struct SiteSecrets {
     pub http_token: Option<Secret>,
     /// SNMP credential profiles by name (`[<site>.snmp_profiles.<name>]`).
     pub snmp_profiles: Option<std::collections::BTreeMap<String, super::profiles::ProfileSpec>>,
+    /// v1/v2c communities the trap receiver accepts (`traps.communities`).
+    pub trap_communities: Option<Vec<Community>>,
+    /// v3 users the trap receiver accepts notifications from.
+    pub trap_users: Option<std::collections::BTreeMap<String, TrapUserSecrets>>,
 }
 
 /// This site's table of the secrets file at `path`, and the `[default]` table's profiles.
@@ -370,6 +459,30 @@ fn read_secrets(path: &Path, site: &str) -> Result<(SiteSecrets, DefaultProfiles
 
 /// `[default.snmp_profiles]`: profiles every site may name.
 type DefaultProfiles = std::collections::BTreeMap<String, super::profiles::ProfileSpec>;
+/// The trap receiver's v3 users from this site's `trap_users` tables.
+fn trap_users(
+    path: &Path,
+    site: &str,
+    secrets: &SiteSecrets,
+) -> Result<Vec<UsmUser>, SettingsError> {
+    secrets
+        .trap_users
+        .iter()
+        .flatten()
+        .map(|(name, table)| {
+            if name.is_empty() || name.len() > 32 {
+                return Err(format!(
+                    "[{site}.trap_users]: user name {name:?} must be 1 to 32 characters (RFC 3414 SnmpAdminString)"
+                ));
+            }
+            table.user(site, name)
+        })
+        .collect::<Result<_, String>>()
+        .map_err(|message| SettingsError::Load {
+            source_name: path.display().to_string(),
+            message,
+        })
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -650,7 +763,8 @@ impl Settings {
             .with_list_parse_key("kafka.brokers")
             .with_list_parse_key("sites")
             .with_list_parse_key("kafka.sasl_mechanisms")
-            .with_list_parse_key("kafka.default_operations");
+            .with_list_parse_key("kafka.default_operations")
+            .with_list_parse_key("traps.communities");
         builder = builder.add_source(env);
         for (key, value) in verbatim {
             builder = builder
@@ -686,9 +800,13 @@ impl Settings {
             settings
                 .snmp
                 .apply_site_secrets(&site, &secrets, &default_profiles, &secrets_file)?;
+            settings.traps.users = trap_users(Path::new(&secrets_file), &site, &secrets)?;
             settings.kafka.users = secrets.kafka_users.unwrap_or_default();
             if let Some(password) = secrets.kafka_client_password {
                 settings.kafka.client_password = password;
+            }
+            if let Some(communities) = secrets.trap_communities {
+                settings.traps.communities = communities;
             }
             if let Some(token) = secrets.http_token {
                 settings.http.token = token;
@@ -761,6 +879,24 @@ impl Settings {
         push_err(self.snmp.usm_user().map(drop));
         push_err(self.validate_http());
         push_err(self.validate_cluster());
+        if let Err(problem) = self.traps.listen_addr() {
+            out.push(SettingsError::Invalid {
+                key: "traps.listen",
+                problem: problem.to_string(),
+            });
+        }
+        if !(1..=4096).contains(&self.traps.max_varbinds) {
+            out.push(SettingsError::Invalid {
+                key: "traps.max_varbinds",
+                problem: "must be 1..4096".into(),
+            });
+        }
+        if !(1..=1_000_000).contains(&self.traps.queue_capacity) {
+            out.push(SettingsError::Invalid {
+                key: "traps.queue_capacity",
+                problem: "must be 1..1000000".into(),
+            });
+        }
         if let Err(problem) = self.kafka.listen_addr() {
             out.push(SettingsError::Invalid {
                 key: "kafka.listen",
@@ -1155,6 +1291,11 @@ impl Settings {
         self.site_snmp.get(site).unwrap_or(&self.snmp)
     }
 
+    /// The topic received traps and informs go to.
+    pub fn traps_topic(&self) -> String {
+        format!("{}-traps", self.site)
+    }
+
     /// The topic whose partitions a cluster's nodes split the site's fleet by (no
     /// messages: its partitions are the units of work).
     pub fn work_topic(&self) -> String {
@@ -1165,6 +1306,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snmp::SecurityLevel;
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
@@ -1434,6 +1576,75 @@ mod tests {
         assert_eq!(s.snmp.v3_user, "0001");
         assert_eq!(s.snmp.v3_auth_passphrase.expose(), "00012345678");
         assert_eq!(s.snmp.v3_priv_passphrase.expose(), "1e100000");
+    }
+
+    #[test]
+    fn trap_settings_and_users_from_the_secrets_file() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(
+            s.traps.listen_addr().unwrap(),
+            None,
+            "traps are off by default"
+        );
+        assert_eq!((s.traps.max_varbinds, s.traps.queue_capacity), (128, 4096));
+        assert!(s.traps.communities.is_empty() && s.traps.users.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        let load = |text: &str| {
+            std::fs::write(&secrets, text).unwrap();
+            Settings::load_with_env(
+                None,
+                env(&[
+                    ("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap()),
+                    ("PANOPTES__TRAPS__LISTEN", "127.0.0.1:10162"),
+                ]),
+            )
+        };
+        let s = load(
+            "[local]\ntrap_communities = [\"0123\", \"public\"]\n\
+             [local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"authpass123\"\n\
+             priv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n\
+             [local.trap_users.monitor]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.traps.listen_addr().unwrap(),
+            Some("127.0.0.1:10162".parse().unwrap())
+        );
+        let communities: Vec<&str> = s.traps.communities.iter().map(|c| c.expose()).collect();
+        assert_eq!(communities, ["0123", "public"]);
+        let users: Vec<(String, SecurityLevel)> = s
+            .traps
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.level()))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("monitor".to_string(), SecurityLevel::NoAuthNoPriv),
+                ("ops".to_string(), SecurityLevel::AuthPriv)
+            ]
+        );
+        assert!(!format!("{:?}", s.traps).contains("authpass123"));
+
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        assert!(err("[local.trap_users.ops]\nauth_protocol = \"SHA-256\"\n")
+            .ends_with("[local.trap_users.ops]: auth_protocol needs auth_passphrase"),);
+        assert!(err("[local.trap_users.ops]\nauth_protocol = \"SHA-256\"\nauth_passphrase = \"short\"\n")
+            .ends_with("[local.trap_users.ops]: v3 user \"ops\": passphrases must be at least 8 characters (RFC 3414 11.2)"));
+        assert!(err(
+            "[local.trap_users.ops]\npriv_protocol = \"AES\"\npriv_passphrase = \"privpass123\"\n"
+        )
+        .ends_with("[local.trap_users.ops]: privacy needs authentication: set auth_protocol too"));
+        let e = Settings::load_with_env(None, env(&[("PANOPTES__TRAPS__LISTEN", "localhost:162")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "configuration key `traps.listen`: traps.listen = \"localhost:162\" is not an address like 127.0.0.1:10162: invalid socket address syntax"
+        );
     }
 
     #[test]

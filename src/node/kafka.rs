@@ -161,13 +161,20 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
             }
         }
     }
+    if !settings.traps.listen.trim().is_empty() {
+        topics.push(settings.traps_topic());
+    }
     topics
 }
 
 /// The topics this node's pipeline publishes to (as `agent::polling::topics_for` picks
-/// them for each site it serves), and the resources topics.
+/// them for each site it serves), the resources topics, and the traps topic when traps
+/// are on.
 fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
     let mut topics = settings.resources_topics();
+    if !settings.traps.listen.trim().is_empty() {
+        topics.push(settings.traps_topic());
+    }
     for site in settings.served_sites() {
         for plugin in &plugins.polling {
             for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &site) {

@@ -1,7 +1,7 @@
 //! `panoptes run`: loads configuration and plugins (refusing to start on any error), opens
 //! the store, starts the demo device, the schedulers, the poller pool, the resource
-//! manager's consumer, the InfluxDB sink (when configured) and the HTTP server, and shuts
-//! them down cleanly on SIGINT/SIGTERM.
+//! manager's consumer, the trap receiver and the InfluxDB sink (when configured) and the
+//! HTTP server, and shuts them down cleanly on SIGINT/SIGTERM.
 //!
 //! [`run_node`] is the list of steps, in order; each step lives in the file named after
 //! what it builds: `kafka` (the embedded listener, or the external cluster, and the bus),
@@ -160,6 +160,7 @@ where
         &settings,
         Arc::clone(&pipeline.shared),
         pipeline.schedulers.clone(),
+        pipeline.traps.as_ref().map(|t| t.credentials()),
     ));
     let on_sighup = actix::spawn(reload::on_sighup(Arc::clone(&reloader)));
     let (http, http_addr) =
@@ -177,6 +178,7 @@ where
         data_dir = %settings.data_dir.display(),
         demo = ?pipeline.demo.as_ref().map(|d| d.local_addrs()),
         kafka = ?pipeline.kafka.as_ref().map(|k| k.local_addr),
+        traps = ?pipeline.traps.as_ref().map(|t| t.local_addr),
         startup_ms = started.elapsed().as_millis() as u64,
         "panoptes is running"
     );
@@ -212,6 +214,7 @@ struct Pipeline {
     schedulers: Schedulers,
     joined: Option<Joined>,
     consumers: Vec<Addr<panoptes_actors::Consumer<crate::agent::resources::Item>>>,
+    traps: Option<crate::traps::TrapReceiver>,
     sink: crate::sink::Running,
     cluster: ClusterView,
 }
@@ -231,6 +234,7 @@ impl Pipeline {
         // Listeners are bound before any actor starts: a taken port is then a plain
         // error, not an error while the actors are being torn down.
         let kafka = kafka::start_listener(settings, plugins, store, telemetry)?;
+        let trap_socket = crate::traps::bind(&settings.traps)?;
         let bus = kafka::open_bus(settings, plugins, store, telemetry).await?;
         let node_id = crate::cluster::node_id(&settings.cluster.node_id);
         let ownership = Arc::new(if settings.cluster.enabled {
@@ -245,6 +249,10 @@ impl Pipeline {
         let schedulers = Schedulers::start(settings, plugins, &shared, &pool.addr, wrappers);
         let joined = join_cluster(settings, &bus, &ownership, &node_id, &schedulers).await?;
         let consumers = pipeline::start_resource_manager(settings, &bus, &shared, &node_id).await?;
+        let traps = match trap_socket {
+            Some(socket) => Some(start_traps(socket, settings, store, &shared).await?),
+            None => None,
+        };
         let sink = crate::sink::start(
             &settings.influxdb,
             &bus,
@@ -271,6 +279,7 @@ impl Pipeline {
             schedulers,
             joined,
             consumers,
+            traps,
             sink,
             cluster,
         })
@@ -291,6 +300,10 @@ impl Pipeline {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.pool.addr.send(Drain)).await;
         http.stop(true).await;
+        if let Some(t) = self.traps {
+            // Publishes (and acknowledges) what it accepted before the store's last flush.
+            t.stop().await;
+        }
         if let Some(k) = self.kafka {
             // Joins the listener's thread: off the node's own runtime.
             let _ = tokio::task::spawn_blocking(move || k.stop()).await;
@@ -318,6 +331,28 @@ impl Pipeline {
         actix::System::current().stop();
         tracing::info!("stopped");
     }
+}
+
+/// The trap receiver on its socket (bound with the other listeners), publishing through
+/// the pipeline's producer and naming resources from its keyspace.
+async fn start_traps(
+    socket: std::net::UdpSocket,
+    settings: &Settings,
+    store: &Store,
+    shared: &crate::agent::Shared,
+) -> Result<crate::traps::TrapReceiver> {
+    let wiring = crate::traps::Wiring {
+        topic: settings.traps_topic(),
+        publisher: shared.publisher.clone(),
+        resources: shared.resources.clone(),
+        store: store.clone(),
+        telemetry: Arc::clone(&shared.telemetry),
+        // The hook for MIB-based names: a MIB module's `TrapNames` goes here.
+        names: Arc::new(crate::traps::names::WellKnown),
+    };
+    crate::traps::TrapReceiver::start(socket, &settings.traps, wiring)
+        .await
+        .context("starting the trap receiver")
 }
 
 /// The HTTP server: health, readiness, the `/metrics` sections of every stage, the API.

@@ -1,5 +1,6 @@
 //! Reloading without a restart (SIGHUP, `POST /api/reload`): the plugin files, the
-//! resources (discovery runs at once) and the secrets file are read again; rate state,
+//! resources (discovery runs at once) and the secrets file (SNMP credentials, the trap
+//! receiver's communities and v3 users) are read again; rate state,
 //! enrichments and everything else the node holds stay. A reload that finds any problem
 //! changes nothing and says why.
 
@@ -39,15 +40,23 @@ pub struct Reloader {
     file: Option<PathBuf>,
     shared: Arc<Shared>,
     schedulers: Schedulers,
+    /// The trap receiver's communities and v3 users, when it runs.
+    traps: Option<crate::traps::TrapCredentials>,
     running: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    pub(super) fn new(settings: &Settings, shared: Arc<Shared>, schedulers: Schedulers) -> Self {
+    pub(super) fn new(
+        settings: &Settings,
+        shared: Arc<Shared>,
+        schedulers: Schedulers,
+        traps: Option<crate::traps::TrapCredentials>,
+    ) -> Self {
         Reloader {
             file: settings.origins.file().map(PathBuf::from),
             shared,
             schedulers,
+            traps,
             running: tokio::sync::Mutex::new(()),
         }
     }
@@ -80,6 +89,9 @@ impl Reloader {
         lists.enrichment.set(plugins.enrichment);
         lists.polling.set(plugins.polling);
         self.shared.set_snmp(&settings);
+        if let Some(traps) = &self.traps {
+            traps.set(&settings.traps);
+        }
         for scheduler in self.schedulers.all() {
             scheduler.do_send(Rescan);
         }

@@ -18,7 +18,7 @@ use crate::snmp::SnmpValue;
 use super::counters::{advanced, CounterMode};
 use super::recording::{Entry, Recording};
 use super::response::{ResponseBuffer, ResponseHeader, HEADER_BOUND};
-use super::security::{self, DeviceSecurity};
+use crate::snmp::authority::{self as security, DeviceSecurity};
 
 /// Largest UDP payload over IPv4.
 pub const MAX_UDP_PAYLOAD: usize = 65_507;

@@ -375,7 +375,7 @@ fn ask_raw(agent: &Agent, packet: &[u8]) -> Outcome {
 
 mod v3 {
     use super::*;
-    use crate::simulate::security::DeviceSecurity;
+    use crate::snmp::authority::DeviceSecurity;
     use crate::snmp::message::{
         self, Message, ScopedPdu, V3Header, PDU_GET, PDU_REPORT, PDU_RESPONSE,
     };

@@ -13,13 +13,12 @@ pub mod counters;
 pub mod fdlimit;
 pub mod recording;
 pub mod response;
-pub mod security;
 mod server;
 
+pub use crate::snmp::authority::DeviceSecurity;
 pub use agent::{Agent, DropReason, Outcome, Scratch, MAX_UDP_PAYLOAD};
 pub use cli::{phase_of, run_cli, SimulateArgs};
 pub use counters::CounterMode;
 pub use recording::{Recording, RecordingError};
 pub use response::ResponseBuffer;
-pub use security::DeviceSecurity;
 pub use server::{DeviceConfig, DeviceCounters, Simulator, SimulatorConfig, SimulatorHandle};

@@ -20,7 +20,7 @@ use super::agent::{Agent, DropReason, Outcome, Scratch, MAX_UDP_PAYLOAD};
 use super::counters::CounterMode;
 use super::recording::Recording;
 use super::response::ResponseBuffer;
-use super::security::DeviceSecurity;
+use crate::snmp::authority::DeviceSecurity;
 
 /// One simulated device.
 #[derive(Clone, Debug)]

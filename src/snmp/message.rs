@@ -14,6 +14,9 @@ pub const PDU_GET: u8 = 0xa0;
 pub const PDU_GET_NEXT: u8 = 0xa1;
 pub const PDU_RESPONSE: u8 = 0xa2;
 pub const PDU_SET: u8 = 0xa3;
+/// SNMPv1 Trap-PDU (RFC 1157 4.1.6): a layout of its own, read by
+/// [`super::notification::TrapV1Pdu`], never by [`Pdu::read`].
+pub const PDU_TRAP_V1: u8 = 0xa4;
 pub const PDU_GET_BULK: u8 = 0xa5;
 pub const PDU_INFORM: u8 = 0xa6;
 pub const PDU_TRAP_V2: u8 = 0xa7;
@@ -68,9 +71,7 @@ impl<'a> Pdu<'a> {
 
     /// Each varbind's OID content and value TLV, in order.
     pub fn raw_varbinds(&self) -> RawVarbinds<'a> {
-        RawVarbinds {
-            reader: BerReader::new(self.varbinds),
-        }
+        RawVarbinds::new(self.varbinds)
     }
 
     /// Every varbind, decoded; any malformed one fails the whole list.
@@ -78,12 +79,7 @@ impl<'a> Pdu<'a> {
         // A GETBULK answer holds tens of varbinds: one allocation instead of ~6 regrowths.
         let mut out = Vec::with_capacity(32);
         for raw in self.raw_varbinds() {
-            let raw = raw?;
-            let mut components = Vec::with_capacity(raw.oid.len() + 1);
-            ber::decode_oid_content(raw.oid, &mut components)
-                .map_err(|_| DecodeError::Malformed("varbind name"))?;
-            let value = ber::decode_value(raw.value_tag, raw.value)?;
-            out.push(Varbind::new(Oid::new(components), value));
+            out.push(raw?.decode()?);
         }
         Ok(out)
     }
@@ -98,8 +94,28 @@ pub struct RawVarbind<'a> {
     pub value: &'a [u8],
 }
 
+impl RawVarbind<'_> {
+    /// The varbind, owned: its name and its value decoded.
+    pub fn decode(&self) -> Result<Varbind, DecodeError> {
+        let mut components = Vec::with_capacity(self.oid.len() + 1);
+        ber::decode_oid_content(self.oid, &mut components)
+            .map_err(|_| DecodeError::Malformed("varbind name"))?;
+        let value = ber::decode_value(self.value_tag, self.value)?;
+        Ok(Varbind::new(Oid::new(components), value))
+    }
+}
+
 pub struct RawVarbinds<'a> {
     reader: BerReader<'a>,
+}
+
+impl<'a> RawVarbinds<'a> {
+    /// The varbinds of a varbind list's content (what a PDU's `varbinds` holds).
+    pub fn new(list: &'a [u8]) -> RawVarbinds<'a> {
+        RawVarbinds {
+            reader: BerReader::new(list),
+        }
+    }
 }
 
 impl<'a> Iterator for RawVarbinds<'a> {
@@ -194,12 +210,19 @@ pub enum Message<'a> {
     V3(V3Message<'a>),
 }
 
+/// The version of a message (0 = v1, 1 = v2c, 3 = v3), and a reader left at the
+/// field after it: what every decoder of whole messages starts with.
+pub fn read_version(bytes: &[u8]) -> Result<(i64, BerReader<'_>), DecodeError> {
+    let mut outer = BerReader::new(bytes);
+    let content = outer.read(ber::TAG_SEQUENCE, "message")?;
+    let mut r = BerReader::new(content);
+    let version = r.read_signed(ber::TAG_INTEGER, "version")?;
+    Ok((version, r))
+}
+
 impl<'a> Message<'a> {
     pub fn decode(bytes: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        let mut outer = BerReader::new(bytes);
-        let content = outer.read(ber::TAG_SEQUENCE, "message")?;
-        let mut r = BerReader::new(content);
-        let version = r.read_signed(ber::TAG_INTEGER, "version")?;
+        let (version, mut r) = read_version(bytes)?;
         match version {
             0 | 1 => {
                 let community = r.read(ber::TAG_OCTET_STRING, "community")?;

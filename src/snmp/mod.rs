@@ -8,6 +8,7 @@
 //! reads replies, because snmp2's message builders are crate-private, its v3
 //! code is client-only, and its session owns one socket per request stream.
 
+pub mod authority;
 pub mod ber;
 mod client;
 mod convert;
@@ -16,6 +17,7 @@ mod engine;
 mod error;
 pub mod format;
 pub mod message;
+pub mod notification;
 mod oid;
 mod peer;
 mod target;

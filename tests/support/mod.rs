@@ -311,6 +311,8 @@ pub struct Listening {
     /// The embedded Kafka broker; `None` when it is off (`kafka.listen` empty, or the
     /// topics on an external cluster).
     pub kafka: Option<SocketAddr>,
+    /// The trap receiver; `None` when it is off (`traps.listen` empty).
+    pub traps: Option<SocketAddr>,
 }
 
 /// The start-up line of a node's log, once it is there.
@@ -334,17 +336,18 @@ pub fn listening(line: &str) -> Listening {
         text.parse()
             .unwrap_or_else(|e| panic!("{text:?} in the start-up line {line:?}: {e}"))
     };
-    let kafka = field("kafka");
+    let optional = |text: &str| match text {
+        "None" => None,
+        some => Some(addr(
+            some.strip_prefix("Some(")
+                .and_then(|a| a.strip_suffix(')'))
+                .unwrap_or(some),
+        )),
+    };
     Listening {
         http: addr(field("http")),
-        kafka: match kafka {
-            "None" => None,
-            some => Some(addr(
-                some.strip_prefix("Some(")
-                    .and_then(|a| a.strip_suffix(')'))
-                    .unwrap_or(some),
-            )),
-        },
+        kafka: optional(field("kafka")),
+        traps: optional(field("traps")),
     }
 }
 
@@ -435,6 +438,13 @@ impl NodeEnv {
             .kafka
             .expect("the node reported no Kafka listener")
             .port()
+    }
+
+    /// The trap receiver's address, as the running node reported it.
+    pub fn traps_addr(&self) -> SocketAddr {
+        self.listening()
+            .traps
+            .expect("the node reported no trap receiver")
     }
 
     /// `panoptes <args>` in this environment. A command other than `run` (a CLI call)

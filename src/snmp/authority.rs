@@ -1,7 +1,11 @@
-//! The simulated device's side of SNMPv3 USM (RFC 3414 3.2): its engine ID,
-//! boots and time, its users with keys localized to it, and the checks a
-//! request goes through, each failure answered with the Report net-snmp's
-//! tools expect (usmStatsUnknownEngineIDs during discovery, and so on).
+//! The authoritative side of SNMPv3 USM (RFC 3414 3.2): an engine ID, boots and
+//! time, users with keys localized to it, and the checks an incoming message goes
+//! through, each failure answered with the Report net-snmp's tools expect
+//! (usmStatsUnknownEngineIDs during discovery, and so on).
+//!
+//! Two roles use it: the simulated device answering requests, and the trap receiver
+//! acknowledging v3 informs (for an inform the receiver is the authoritative engine,
+//! RFC 3412 6.2 / RFC 3414 1.5.1).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +31,7 @@ pub enum UsmRefusal {
     DecryptionError = 6,
 }
 
-/// One device's USM engine.
+/// One authoritative USM engine (a simulated device's, or the trap receiver's).
 pub struct DeviceSecurity {
     engine_id: Vec<u8>,
     boots: u32,
@@ -62,6 +66,14 @@ impl DeviceSecurity {
             users,
             counters: Default::default(),
         }
+    }
+
+    /// msgAuthoritativeEngineBoots (1 unless set): an engine that keeps its ID across
+    /// restarts must count them, or a message recorded before a restart could be
+    /// replayed once the engine's time comes round to it again (RFC 3414 2.2.2).
+    pub fn with_boots(mut self, boots: u32) -> DeviceSecurity {
+        self.boots = boots.clamp(1, i32::MAX as u32);
+        self
     }
 
     /// The engine ID a simulated device `index` gets: RFC 3411 format 5
@@ -164,15 +176,30 @@ impl DeviceSecurity {
         self.wrap(message.msg_id, level, message.user, keys, &pdu, uptime)
     }
 
-    /// The response message around a response PDU.
+    /// The response message around a response PDU, in our own context.
     pub fn respond(&self, accepted: &Accepted, pdu: &[u8], uptime: Duration) -> Option<Vec<u8>> {
+        self.respond_in(accepted, (&self.engine_id, b""), pdu, uptime)
+    }
+
+    /// The response message around a response PDU, in the request's context
+    /// (contextEngineID, contextName): an
+    /// inform's contextEngineID is its sender's engine (RFC 3413 3.2), and net-snmp
+    /// takes only a Response with the context it sent as the answer.
+    pub fn respond_in(
+        &self,
+        accepted: &Accepted,
+        (context_engine_id, context_name): (&[u8], &[u8]),
+        pdu: &[u8],
+        uptime: Duration,
+    ) -> Option<Vec<u8>> {
         let (_, keys) = self.users.get(&accepted.user)?;
-        self.wrap(
+        let scoped = message::scoped_pdu(context_engine_id, context_name, pdu);
+        self.wrap_scoped(
             accepted.msg_id,
             accepted.level,
             &accepted.user,
             keys,
-            pdu,
+            &scoped,
             uptime,
         )
     }
@@ -187,6 +214,18 @@ impl DeviceSecurity {
         uptime: Duration,
     ) -> Option<Vec<u8>> {
         let scoped = message::scoped_pdu(&self.engine_id, b"", pdu);
+        self.wrap_scoped(msg_id, level, user, keys, &scoped, uptime)
+    }
+
+    fn wrap_scoped(
+        &self,
+        msg_id: i32,
+        level: SecurityLevel,
+        user: &[u8],
+        keys: &LocalizedKeys,
+        scoped: &[u8],
+        uptime: Duration,
+    ) -> Option<Vec<u8>> {
         let header = V3Header {
             msg_id,
             flags: message::flags_for(level, false),
@@ -195,7 +234,7 @@ impl DeviceSecurity {
             time: Self::engine_time(uptime),
             user,
         };
-        message::v3_message(&header, keys, &scoped).ok()
+        message::v3_message(&header, keys, scoped).ok()
     }
 }
 
