@@ -246,6 +246,27 @@ impl Mibs {
         }
     }
 
+    /// `(module, name)` of the node `oid` names exactly (no instance suffix), if any.
+    pub fn exact_name(&self, oid: &Oid) -> Option<(String, String)> {
+        let numeric = mib_rs::Oid::from(oid.components());
+        let lookup = self.mib.lookup_instance(&numeric);
+        let node = lookup.node();
+        if node.name().is_empty() || !lookup.suffix().is_empty() {
+            return None;
+        }
+        let module = node
+            .module()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        Some((module, node.name().to_string()))
+    }
+
+    /// [`Mibs::name`] when the MIBs name a node above `oid`, else `None`.
+    pub fn known_name(&self, oid: &Oid) -> Option<String> {
+        let name = self.name(oid);
+        (!name.starts_with('.')).then_some(name)
+    }
+
     /// Every name from the root down, as `snmptranslate -Of` prints:
     /// `.iso.org.dod.internet.mgmt.mib-2.interfaces.ifTable`, then the index as [`Mibs::name`]
     /// prints it.

@@ -347,8 +347,8 @@ async fn start_traps(
         resources: shared.resources.clone(),
         store: store.clone(),
         telemetry: Arc::clone(&shared.telemetry),
-        // The hook for MIB-based names: a MIB module's `TrapNames` goes here.
-        names: Arc::new(crate::traps::names::WellKnown),
+        // Names from the node's MIBs (built in, and [mibs] dirs).
+        names: Arc::new(crate::traps::names::MibNames(crate::mib::installed())),
     };
     crate::traps::TrapReceiver::start(socket, &settings.traps, wiring)
         .await

@@ -76,7 +76,17 @@ impl TrapEvent {
             v3_user: r.v3_user,
             agent_uptime: n.uptime,
             received_at: r.received_at,
-            varbinds: n.varbinds.iter().map(varbind_json).collect(),
+            varbinds: n
+                .varbinds
+                .iter()
+                .map(|v| {
+                    let mut out = varbind_json(v);
+                    if let Some(name) = r.names.varbind_name(&v.oid) {
+                        out["name"] = json!(name);
+                    }
+                    out
+                })
+                .collect(),
             v1: n.v1.as_ref().map(|v1| {
                 let [a, b, c, d] = v1.agent_addr;
                 json!({
@@ -90,7 +100,7 @@ impl TrapEvent {
     }
 }
 
-/// `{"oid", "type", "value"}`: numbers as JSON numbers, OIDs and IP addresses dotted,
+/// `{"oid", "type", "value"}` (the event adds `"name"` when the MIBs know the OID): numbers as JSON numbers, OIDs and IP addresses dotted,
 /// strings as text when they are printable UTF-8, else as hex (`"0a:ff"`) with
 /// `"encoding": "hex"`; `value` null for NULL and the v2 exceptions. `type` is the SMI
 /// type as net-snmp prints it (`INTEGER`, `STRING`, `OID`, `IpAddress`, `Counter32`,

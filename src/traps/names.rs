@@ -11,6 +11,29 @@ use crate::snmp::Oid;
 /// the dotted OID.
 pub trait TrapNames: Send + Sync {
     fn name(&self, trap_oid: &Oid) -> Option<String>;
+
+    /// A varbind OID's name (`IF-MIB::ifIndex.3`), when known.
+    fn varbind_name(&self, _oid: &Oid) -> Option<String> {
+        None
+    }
+}
+
+/// Names from the node's MIBs (the built-in modules and `[mibs] dirs`): a notification's
+/// object name (`linkDown`, `acmeSensorAlarm`), and each varbind's `MODULE::name.index`;
+/// the generic traps keep their names without MIBs.
+pub struct MibNames(pub std::sync::Arc<crate::mib::Mibs>);
+
+impl TrapNames for MibNames {
+    fn name(&self, trap_oid: &Oid) -> Option<String> {
+        self.0
+            .exact_name(trap_oid)
+            .map(|(_, name)| name)
+            .or_else(|| WellKnown.name(trap_oid))
+    }
+
+    fn varbind_name(&self, oid: &Oid) -> Option<String> {
+        self.0.known_name(oid)
+    }
 }
 
 /// The generic traps of RFC 3418 (snmpTraps.1 to .5), the only names known without MIBs.
@@ -49,6 +72,31 @@ mod tests {
 
     fn name(oid: &str) -> String {
         trap_name(&WellKnown, &oid.parse().unwrap())
+    }
+
+    #[test]
+    fn mib_names_name_notifications_and_varbinds() {
+        let names = MibNames(std::sync::Arc::new(crate::mib::Mibs::builtin()));
+        let oid = |s: &str| s.parse::<Oid>().unwrap();
+        assert_eq!(trap_name(&names, &oid("1.3.6.1.6.3.1.1.5.3")), "linkDown");
+        assert_eq!(trap_name(&names, &oid("1.3.6.1.6.3.1.1.5.1")), "coldStart");
+        assert_eq!(
+            trap_name(&names, &oid("1.3.6.1.4.1.99999.0.1")),
+            "1.3.6.1.4.1.99999.0.1"
+        );
+        assert_eq!(
+            names.varbind_name(&oid("1.3.6.1.2.1.2.2.1.1.3")).as_deref(),
+            Some("IF-MIB::ifIndex.3")
+        );
+        assert_eq!(
+            names.varbind_name(&oid("1.3.6.1.2.1.2.2.1.8.3")).as_deref(),
+            Some("IF-MIB::ifOperStatus.3")
+        );
+        // Under a named node, as net-snmp prints it.
+        assert_eq!(
+            names.varbind_name(&oid("1.3.6.1.4.1.99999.7")).as_deref(),
+            Some("SNMPv2-SMI::enterprises.99999.7")
+        );
     }
 
     #[test]
