@@ -56,6 +56,7 @@ fn one_node_serves_two_sites_each_with_its_own_secrets_and_topics() {
     env.set("PANOPTES__SNMP__SECRETS_FILE", secrets.to_str().unwrap());
     env.set("PANOPTES__SITES", "dc2");
     env.set("PANOPTES__SNMP__TIMEOUT", "2");
+    env.set("PANOPTES__TRAPS__LISTEN", "127.0.0.1:0");
     let discovery = env.dir.path().join("plugins/discovery/localhost.json");
     let mut resources: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(&discovery).unwrap()).unwrap();

@@ -162,7 +162,9 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
         }
     }
     if !settings.traps.listen.trim().is_empty() {
-        topics.push(settings.traps_topic());
+        for site in settings.served_sites() {
+            topics.push(format!("{site}-traps"));
+        }
     }
     topics
 }
@@ -173,7 +175,9 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
 fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
     let mut topics = settings.resources_topics();
     if !settings.traps.listen.trim().is_empty() {
-        topics.push(settings.traps_topic());
+        for site in settings.served_sites() {
+            topics.push(format!("{site}-traps"));
+        }
     }
     for site in settings.served_sites() {
         for plugin in &plugins.polling {

@@ -343,6 +343,14 @@ async fn start_traps(
 ) -> Result<crate::traps::TrapReceiver> {
     let wiring = crate::traps::Wiring {
         topic: settings.traps_topic(),
+        site_topics: settings
+            .served_sites()
+            .into_iter()
+            .map(|site| {
+                let topic = format!("{site}-traps");
+                (site.into_string(), topic)
+            })
+            .collect(),
         publisher: shared.publisher.clone(),
         resources: shared.resources.clone(),
         store: store.clone(),

@@ -73,7 +73,12 @@ pub fn bind(settings: &TrapSettings) -> Result<Option<std::net::UdpSocket>> {
 
 /// What the receiver needs from the node.
 pub struct Wiring {
+    /// `<site>-traps` of the node's own site: events of a source no served resource
+    /// matches go here.
     pub topic: String,
+    /// `<site>-traps` of every site the node serves, by site: an event whose resource
+    /// belongs to one of them goes to its site's topic.
+    pub site_topics: std::collections::BTreeMap<String, String>,
     pub publisher: Publisher,
     pub resources: ResourceStore,
     pub store: Store,
@@ -307,7 +312,7 @@ async fn publish_loop(
                 Err(_) => break,
             }
         }
-        let mut messages = Vec::with_capacity(batch.len());
+        let mut by_topic: Vec<(String, Vec<Message>)> = Vec::new();
         for q in &batch {
             let resource = index.lookup(q.source.ip()).await;
             let key = resource
@@ -315,6 +320,13 @@ async fn publish_loop(
                 .and_then(|r| r.get("resource_id"))
                 .and_then(|id| id.as_str())
                 .map_or_else(|| q.source.ip().to_canonical().to_string(), str::to_owned);
+            let topic = resource
+                .as_ref()
+                .and_then(|r| r.get("resource_site"))
+                .and_then(|site| site.as_str())
+                .and_then(|site| w.site_topics.get(site))
+                .unwrap_or(&w.topic)
+                .clone();
             let event = TrapEvent::new(
                 &q.accepted.notification,
                 Received {
@@ -326,23 +338,33 @@ async fn publish_loop(
                     names: w.names.as_ref(),
                 },
             );
-            match serde_json::to_vec(&event) {
-                Ok(value) => messages.push(Message {
+            let message = match serde_json::to_vec(&event) {
+                Ok(value) => Message {
                     partition_key: key.clone(),
                     key,
                     value,
-                }),
-                Err(e) => tracing::error!(error = %e, "trap event not serializable: dropped"),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "trap event not serializable: dropped");
+                    continue;
+                }
+            };
+            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, messages)) => messages.push(message),
+                None => by_topic.push((topic, vec![message])),
             }
         }
-        let count = messages.len();
-        match w.publisher.publish(vec![(w.topic.clone(), messages)]).await {
+        let counts: Vec<(String, usize)> =
+            by_topic.iter().map(|(t, m)| (t.clone(), m.len())).collect();
+        match w.publisher.publish(by_topic).await {
             Ok(_) => {
-                TrapsPublished {
-                    topic: &w.topic,
-                    count,
+                for (topic, count) in &counts {
+                    TrapsPublished {
+                        topic,
+                        count: *count,
+                    }
+                    .emit(&w.telemetry);
                 }
-                .emit(&w.telemetry);
                 for q in batch.iter().filter(|q| q.accepted.ack.is_some()) {
                     if let Some(ack) = ledger.stored((q.source, q.accepted.request_id)) {
                         send(&socket, &ack, q.source).await;
@@ -354,11 +376,13 @@ async fn publish_loop(
                 for q in batch.iter().filter(|q| q.accepted.ack.is_some()) {
                     ledger.failed((q.source, q.accepted.request_id));
                 }
-                PublishFailed {
-                    topic: &w.topic,
-                    error: &error,
+                for (topic, _) in &counts {
+                    PublishFailed {
+                        topic,
+                        error: &error,
+                    }
+                    .emit(&w.telemetry)
                 }
-                .emit(&w.telemetry)
             }
         }
     }
