@@ -21,7 +21,7 @@ import textwrap
 
 PYSNMP_MIBS = "/usr/lib/python3/dist-packages/pysnmp_mibs"
 PYSNMP_SMI = "/usr/lib/python3/dist-packages/pysnmp/smi/mibs"
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "resources", "mibs")
+OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "resources", "mibs"))
 
 # (module, compiled file, RFC, definitions kept: None for all but groups/compliances)
 MODULES = [
@@ -38,6 +38,15 @@ MODULES = [
 # STATUS is not in libsmi2pysnmp's output: everything is `current` except what the RFCs
 # deprecate (RFC 4133 section 3.1 and the MIB; RFC 3635).
 DEPRECATED = {"entLogicalCommunity", "dot3StatsEtherChipSet"}
+
+# libsmi2pysnmp 0.1.3 keeps UNITS for scalars (hrMemorySize) but not for columns: these
+# are RFC 2790's, so that walks print "4096 Bytes" as net-snmp does with the RFC's text.
+COLUMN_UNITS = {
+    "hrStorageAllocationUnits": "Bytes",
+    "hrDiskStorageCapacity": "KBytes",
+    "hrPartitionSize": "KBytes",
+    "hrSWRunPerfMem": "KBytes",
+}
 
 # OIDs of the nodes imported from modules this script does not generate.
 KNOWN_OIDS = {
@@ -394,8 +403,9 @@ def generate(module, path, rfc, keep, known):
                 syntax = syntax_text(n.syntax, used)
                 access = ACCESS[n.access]
             lines = [f"{n.name} OBJECT-TYPE", f"    SYNTAX {syntax}"]
-            if n.units:
-                lines.append(f"    UNITS {quote(n.units)}")
+            units = n.units or COLUMN_UNITS.get(n.name)
+            if units:
+                lines.append(f"    UNITS {quote(units)}")
             lines += [f"    MAX-ACCESS {access}", f"    STATUS {status(n)}",
                       f"    DESCRIPTION {quote(see)}"]
             if n.kind == "MibTableRow":
@@ -458,7 +468,7 @@ def main():
         else:
             with open(out, "w", encoding="utf-8") as f:
                 f.write(text)
-            print(f"wrote {os.path.normpath(out)}")
+            print(f"wrote {out}")
     if differ:
         sys.exit("not what scripts/gen-mibs.py writes: " + ", ".join(differ))
 
