@@ -26,6 +26,10 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The ping plugin and the PING_FAILURE check run the system's ping.
 command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# pysnmp's compiled MIB modules (Debian main, BSD): scripts/gen-mibs.py generates the
+# built-in HOST-RESOURCES/ENTITY/EtherLike modules from them, and tests/mib_builtin.rs
+# checks every generated object's OID against them.
+[ -d /usr/lib/python3/dist-packages/pysnmp_mibs ] || need_apt+=(python3-pysnmp4-mibs)
 # The Debian package's test: dpkg-deb builds it (objdump reads the glibc it needs),
 # dpkg installs it (adduser makes its user), systemd-analyze verifies its unit.
 command -v objdump >/dev/null 2>&1 || need_apt+=(binutils)

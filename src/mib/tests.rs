@@ -23,6 +23,11 @@ fn builtin_modules_load_without_problems() {
         "SNMPv2-MIB",
         "IF-MIB",
         "IANAifType-MIB",
+        "SNMP-FRAMEWORK-MIB",
+        "HOST-RESOURCES-MIB",
+        "HOST-RESOURCES-TYPES",
+        "ENTITY-MIB",
+        "EtherLike-MIB",
     ] {
         assert!(
             mibs.module_names().iter().any(|m| m == module),

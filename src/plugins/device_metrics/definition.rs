@@ -321,6 +321,50 @@ mod tests {
         );
     }
 
+    /// The shipped definitions' constant OIDs of objects in the modules generated from
+    /// pysnmp's data (entPhysical*, hrStorage*), written as `'MODULE::name'`, compile to
+    /// the same steps: the built-in MIBs name what the definitions poll.
+    #[test]
+    fn shipped_definitions_read_the_same_with_built_in_mib_names() {
+        const GENERATED: [&str; 3] = ["HOST-RESOURCES-MIB", "ENTITY-MIB", "EtherLike-MIB"];
+        let mibs = crate::mib::Mibs::builtin();
+        let mut renamed = Vec::new();
+        for (name, text) in crate::plugins::device_metrics::EMBEDDED {
+            let mut named = String::new();
+            let mut rest = *text;
+            // A whole constant: `"'.1.3.6.1.2.1.47.1.1.1.1.5'"`.
+            while let Some(at) = rest.find("\"'.1.3.6.1.2.1.") {
+                named.push_str(&rest[..at + 2]);
+                rest = &rest[at + 2..];
+                let end = rest.find("'\"").unwrap();
+                let numeric = &rest[..end];
+                let oid: crate::snmp::Oid = numeric[1..].parse().unwrap();
+                match mibs.exact_name(&oid) {
+                    Some((module, object)) if GENERATED.contains(&module.as_str()) => {
+                        named.push_str(&format!("{module}::{object}"));
+                        renamed.push(format!("{name}: {object}"));
+                    }
+                    _ => named.push_str(numeric),
+                }
+                rest = &rest[end..];
+            }
+            named.push_str(rest);
+            let original = Definition::parse(name, text).unwrap();
+            let with_names = Definition::parse(name, &named).unwrap();
+            assert_eq!(
+                format!("{:?}", with_names.steps),
+                format!("{:?}", original.steps),
+                "{name}"
+            );
+        }
+        for expected in ["cisco_ios: entPhysicalClass", "juniper: hrStorageDescr"] {
+            assert!(
+                renamed.iter().any(|r| r == expected),
+                "{expected} not in {renamed:?}"
+            );
+        }
+    }
+
     #[test]
     fn constant_oids_may_be_mib_names() {
         let def = Definition::parse(

@@ -412,6 +412,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_resources_objects_are_the_built_in_mibs_names() {
+        crate::plugins::device_polling::assert_named_in(
+            "HOST-RESOURCES-MIB",
+            &[
+                HR_STORAGE_ENTRY,
+                HR_STORAGE_TYPE,
+                HR_STORAGE_DESCR,
+                HR_STORAGE_UNITS,
+                HR_STORAGE_SIZE,
+                HR_STORAGE_USED,
+                HR_PROCESSOR_LOAD,
+                HR_DEVICE_DESCR,
+            ],
+        );
+        let mibs = crate::mib::Mibs::builtin();
+        for (name, oid) in [
+            (
+                "HOST-RESOURCES-TYPES::hrStorageVirtualMemory",
+                HR_STORAGE_VIRTUAL_MEMORY,
+            ),
+            (
+                "HOST-RESOURCES-TYPES::hrStorageFlashMemory",
+                HR_STORAGE_FLASH_MEMORY,
+            ),
+        ] {
+            assert_eq!(
+                mibs.resolve(name).unwrap().to_dotted_leading(),
+                oid,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn readings_are_deci_degrees_then_scaled() {
         // The case's sensors: Cpu 503, Front-panel 287, VRM 1 4210 at milli, PSU2 0.
         assert_eq!(temperature(503, 9, "100004001"), Ok(122.54));

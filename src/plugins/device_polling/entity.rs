@@ -166,6 +166,19 @@ impl Entities {
 mod tests {
     use super::*;
 
+    #[test]
+    fn entity_objects_are_the_built_in_mibs_names() {
+        crate::plugins::device_polling::assert_named_in(
+            "ENTITY-MIB",
+            &[
+                ENT_PHYSICAL_ENTRY,
+                ENT_PHYSICAL_DESCR,
+                ENT_PHYSICAL_CLASS,
+                ENT_PHYSICAL_NAME,
+            ],
+        );
+    }
+
     fn entities(pairs: &[(&str, &str)]) -> Entities {
         Entities::new(Table::from_pairs(ENT_PHYSICAL_ENTRY, pairs))
     }

@@ -608,6 +608,18 @@ fn connect_failure(e: &PluginError) -> SectionError {
     }
 }
 
+/// Asserts that each object's name in `module` of the built-in MIBs is its OID: the names
+/// the plugins print are the MIB's, and the numbers they poll are what the name says.
+#[cfg(test)]
+pub(crate) fn assert_named_in(module: &str, objects: &[Object]) {
+    let mibs = crate::mib::Mibs::builtin();
+    for object in objects {
+        let name = format!("{module}::{}", object.name);
+        let oid = mibs.resolve(&name).unwrap();
+        assert_eq!(oid.to_dotted_leading(), object.oid, "{name}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,3 +318,28 @@ fn interface_group(
     }
     Ok(g)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The polled columns (dot3Stats* of EtherLike-MIB among them) are what their names say
+    /// in the built-in MIBs.
+    #[test]
+    fn polled_columns_are_the_built_in_mibs_names() {
+        let mibs = crate::mib::Mibs::builtin();
+        for (name, table, column) in COLUMNS {
+            let module = if table == DOT3_STATS_TABLE {
+                "EtherLike-MIB"
+            } else {
+                "IF-MIB"
+            };
+            let oid = mibs.resolve(&format!("{module}::{name}")).unwrap();
+            assert_eq!(
+                oid.to_dotted_leading(),
+                format!(".{table}.{column}"),
+                "{name}"
+            );
+        }
+    }
+}
