@@ -334,3 +334,85 @@ fn a_killed_and_restarted_binary_loses_nothing() {
     );
     check_against_topic(&groups, committed, &stored(&influx));
 }
+
+/// With `influxdb.traps`, a trap sent by net-snmp's `snmptrap` to the node's receiver is
+/// written to a real InfluxDB 1.x as one point of measurement `trap`: tags from the event
+/// (the matched demo switch among them), `count`, `agent_uptime` and the varbinds as JSON.
+#[test]
+fn traps_are_written_as_measurement_trap() {
+    let influx = Server::influxdb();
+    let mut env = node_env(&influx, "v1", 60);
+    env.set("PANOPTES__TRAPS__LISTEN", "127.0.0.1:0");
+    env.set("PANOPTES__INFLUXDB__TRAPS", "true");
+    let mut node = env.start();
+    // Ready: the demo switch was discovered (and polled), so the trap matches it.
+    env.wait_for("/ready", 200, Duration::from_secs(60), &mut node);
+    let mut trap = std::process::Command::new(support::net_snmp("snmptrap"));
+    trap.args(["-v", "2c", "-c", "public"])
+        .arg(env.traps_addr().to_string())
+        .args([
+            "4242",
+            "1.3.6.1.6.3.1.1.5.3",
+            "1.3.6.1.2.1.2.2.1.1.3",
+            "i",
+            "3",
+        ])
+        .env("MIBS", "")
+        .env("MIBDIRS", "/nonexistent");
+    let out = support::run_limited(trap, b"", Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "snmptrap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = Instant::now();
+    let rows = loop {
+        let answer = influx.query(DB, "SELECT * FROM \"trap\"");
+        if let Some(values) = answer["results"][0]["series"][0]["values"].as_array() {
+            let columns: Vec<String> = answer["results"][0]["series"][0]["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+            break values
+                .iter()
+                .map(|row| {
+                    columns
+                        .iter()
+                        .cloned()
+                        .zip(row.as_array().unwrap().iter().cloned())
+                        .collect::<std::collections::BTreeMap<String, Value>>()
+                })
+                .collect::<Vec<_>>();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no trap point in InfluxDB: {answer}\nnode log:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["trap_name"], "linkDown");
+    assert_eq!(row["trap_oid"], "1.3.6.1.6.3.1.1.5.3");
+    assert_eq!(row["version"], "v2c");
+    assert_eq!(row["kind"], "trap");
+    assert_eq!(row["source"], "127.0.0.1");
+    assert_eq!(row["resource_id"], "demo-switch-48");
+    assert_eq!(row["resource_site"], "local");
+    assert_eq!(row["count"], 1);
+    assert_eq!(row["agent_uptime"], 4242);
+    let varbinds: Value = serde_json::from_str(row["varbinds"].as_str().unwrap()).unwrap();
+    assert_eq!(varbinds[0]["oid"], "1.3.6.1.2.1.2.2.1.1.3");
+    assert_eq!(varbinds[0]["name"], "IF-MIB::ifIndex.3");
+    assert_eq!(varbinds[0]["value"], 3);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let time = row["time"].as_i64().unwrap();
+    assert!((now - 120..=now).contains(&time), "time {time}, now {now}");
+    node.stop();
+}

@@ -656,6 +656,8 @@ pub struct InfluxSettings {
     pub database: String,
     pub username: String,
     pub password: Secret,
+    /// Also write received traps (`<site>-traps`) as measurement `trap`.
+    pub traps: bool,
     /// Points per write, at most (1..1000).
     pub batch_size: usize,
     /// Seconds a partial batch may wait for more points.
@@ -1289,6 +1291,18 @@ impl Settings {
     /// serves it, else `site`'s (the node's own).
     pub fn snmp_for(&self, site: &str) -> &SnmpSettings {
         self.site_snmp.get(site).unwrap_or(&self.snmp)
+    }
+
+    /// The traps topics the InfluxDB sink writes (`influxdb.traps` with the receiver on):
+    /// every served site's.
+    pub fn influx_trap_topics(&self) -> Vec<String> {
+        if !self.influxdb.traps || self.traps.listen.trim().is_empty() {
+            return Vec::new();
+        }
+        self.served_sites()
+            .iter()
+            .map(|s| format!("{s}-traps"))
+            .collect()
     }
 
     /// The topic received traps and informs go to.

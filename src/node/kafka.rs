@@ -137,6 +137,7 @@ fn broker_config(
             protected_groups: vec![
                 crate::agent::resources::GROUP.to_owned(),
                 crate::sink::GROUP.to_owned(),
+                crate::sink::start::TRAPS_GROUP.to_owned(),
             ],
         },
         security,

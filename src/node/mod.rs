@@ -257,6 +257,7 @@ impl Pipeline {
             &settings.influxdb,
             &bus,
             &settings.processed_topics(),
+            &settings.influx_trap_topics(),
             telemetry,
             joined.as_ref().and_then(|j| j.sink.clone()),
         )

@@ -16,6 +16,7 @@ pub mod py_repr;
 pub mod record;
 mod secret;
 pub mod start;
+pub mod trap_points;
 pub mod v1;
 pub mod v2;
 pub mod writer;

@@ -32,6 +32,18 @@ pub enum Skipped {
     /// A metrics group with nothing the line protocol can carry.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// A record of a traps topic that is not a trap event.
+    #[error(transparent)]
+    Trap(#[from] super::trap_points::TrapSkipped),
+}
+
+/// What a sink's topic holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// Metrics groups (`<site>-processed`): the original's mapping.
+    Groups,
+    /// Trap events (`<site>-traps`): measurement `trap`.
+    Traps,
 }
 
 /// Why a batch was not delivered: it stays uncommitted and is delivered again.
@@ -50,6 +62,7 @@ pub enum SinkError {
 }
 
 pub struct InfluxSink {
+    records: Records,
     writer: Arc<dyn LineWriter>,
     telemetry: Arc<Telemetry>,
     /// `writer.target()`, computed once.
@@ -58,8 +71,18 @@ pub struct InfluxSink {
 
 impl InfluxSink {
     pub fn new(writer: Arc<dyn LineWriter>, telemetry: Arc<Telemetry>) -> InfluxSink {
+        InfluxSink::of(Records::Groups, writer, telemetry)
+    }
+
+    /// A sink of `records`.
+    pub fn of(
+        records: Records,
+        writer: Arc<dyn LineWriter>,
+        telemetry: Arc<Telemetry>,
+    ) -> InfluxSink {
         let target = writer.target().into();
         InfluxSink {
+            records,
             writer,
             telemetry,
             target,
@@ -79,6 +102,15 @@ impl Points {
     /// are reported through `skipped(key, reason)`.
     pub fn encode<'r>(
         records: impl IntoIterator<Item = &'r Item>,
+        skipped: impl FnMut(&str, &Skipped),
+    ) -> Points {
+        Points::encode_records(Records::Groups, records, skipped)
+    }
+
+    /// [`Points::encode`] for a topic holding `kind`.
+    pub fn encode_records<'r>(
+        kind: Records,
+        records: impl IntoIterator<Item = &'r Item>,
         mut skipped: impl FnMut(&str, &Skipped),
     ) -> Points {
         let mut points = Points::default();
@@ -89,13 +121,18 @@ impl Points {
                 points.body.push(b'\n');
             }
             let line_start = points.body.len();
-            let encoded = GroupRecord::parse(value)
-                .map_err(Skipped::NotAGroup)
-                .and_then(|group| {
-                    encoder
-                        .encode(&group, &mut points.body)
-                        .map_err(Skipped::Encode)
-                });
+            let encoded = match kind {
+                Records::Groups => GroupRecord::parse(value)
+                    .map_err(Skipped::NotAGroup)
+                    .and_then(|group| {
+                        encoder
+                            .encode(&group, &mut points.body)
+                            .map_err(Skipped::Encode)
+                    }),
+                Records::Traps => {
+                    super::trap_points::encode_trap(value, &mut points.body).map_err(Skipped::Trap)
+                }
+            };
             match encoded {
                 Ok(()) => points.lines.push(line_start..points.body.len()),
                 Err(reason) => {
@@ -122,17 +159,18 @@ impl Points {
 
 impl Sink<Item> for InfluxSink {
     fn deliver(&mut self, batch: Arc<[Item]>) -> BoxFuture<Result<(), JobError>> {
-        let (writer, telemetry, target) = (
+        let (writer, telemetry, target, kind) = (
             Arc::clone(&self.writer),
             Arc::clone(&self.telemetry),
             Arc::clone(&self.target),
+            self.records,
         );
         Box::pin(async move {
             let delivered: Result<(), SinkError> = async move {
                 // Parsing, encoding and compressing a batch is CPU work: off the actor thread.
                 let counters = Arc::clone(&telemetry);
                 let (points, gzipped) = tokio::task::spawn_blocking(move || {
-                    let points = Points::encode(batch.iter(), |key, reason| {
+                    let points = Points::encode_records(kind, batch.iter(), |key, reason| {
                         InfluxRecordSkipped { key, reason }.emit(&counters)
                     });
                     let gzipped = gzip(&points.body);

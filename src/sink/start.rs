@@ -10,7 +10,7 @@ use panoptes_actors::{Consumer, ConsumerConfig, GetConsumerStats, Stop};
 use panoptes_storage::Topic;
 use tokio::sync::watch;
 
-use super::points_sink::InfluxSink;
+use super::points_sink::{InfluxSink, Records};
 use super::v1::V1Writer;
 use super::v2::{V2SetupError, V2Writer};
 use super::writer::LineWriter;
@@ -22,6 +22,8 @@ use crate::telemetry::{render_gauge, Telemetry};
 
 /// The original InfluxDB consumer's group: a node that replaces it resumes where it was.
 pub const GROUP: &str = "panoptes_influxdb_consumer_raw_metrics";
+/// The group the sink reads `<site>-traps` in (`influxdb.traps`).
+pub const TRAPS_GROUP: &str = "panoptes_influxdb_consumer_traps";
 
 /// Why the writer the settings ask for could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -122,17 +124,24 @@ pub async fn start(
     settings: &InfluxSettings,
     bus: &Bus,
     topics: &[String],
+    trap_topics: &[String],
     telemetry: &Arc<Telemetry>,
     group: Option<watch::Receiver<Membership>>,
 ) -> anyhow::Result<Running> {
     let Some((first, rest)) = topics.split_first() else {
         return Ok(Running::default());
     };
-    let mut running = start_topic(settings, bus, first, telemetry, group).await?;
+    let mut running = start_topic(settings, bus, first, Records::Groups, telemetry, group).await?;
     // The node's other sites (never in a cluster: one site per cluster).
     for topic in rest {
-        let more = start_topic(settings, bus, topic, telemetry, None).await?;
+        let more = start_topic(settings, bus, topic, Records::Groups, telemetry, None).await?;
         running.also.push(more);
+    }
+    if running.enabled {
+        for topic in trap_topics {
+            let traps = start_topic(settings, bus, topic, Records::Traps, telemetry, None).await?;
+            running.also.push(traps);
+        }
     }
     Ok(running)
 }
@@ -142,6 +151,7 @@ async fn start_topic(
     settings: &InfluxSettings,
     bus: &Bus,
     topic: &str,
+    records: Records,
     telemetry: &Arc<Telemetry>,
     group: Option<watch::Receiver<Membership>>,
 ) -> anyhow::Result<Running> {
@@ -152,6 +162,10 @@ async fn start_topic(
         return Ok(Running::default());
     }
     let writer = writer(settings)?;
+    let group_name = match records {
+        Records::Groups => GROUP,
+        Records::Traps => TRAPS_GROUP,
+    };
     let running = Running {
         enabled: true,
         // The embedded log's topic, for the lag gauge; the external cluster answers it
@@ -174,7 +188,7 @@ async fn start_topic(
         );
         let topic = topic.to_owned();
         move |partition: u32, source: PartitionSource| {
-            let sink = InfluxSink::new(Arc::clone(&writer), Arc::clone(&telemetry));
+            let sink = InfluxSink::of(records, Arc::clone(&writer), Arc::clone(&telemetry));
             Consumer::new(
                 format!("influxdb:{topic}:{partition}"),
                 source,
@@ -195,7 +209,7 @@ async fn start_topic(
             ));
         }
         _ => {
-            let sources = bus.sources(topic, GROUP).await?;
+            let sources = bus.sources(topic, group_name).await?;
             let mut consumers = running.lock();
             for (partition, source) in sources.into_iter().enumerate() {
                 consumers.insert(partition as u32, start_one(partition as u32, source));
@@ -205,7 +219,7 @@ async fn start_topic(
     tracing::info!(
         target_db = %writer.target(),
         topic,
-        group = GROUP,
+        group = group_name,
         partitions = %match running.lock().len() { 0 => "as the group assigns them".to_owned(), n => n.to_string() },
         batch_size = settings.batch_size,
         max_emit_interval_s = settings.max_emit_interval,
