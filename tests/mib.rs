@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
 use serde_json::json;
-use support::run_tool;
+use support::{panoptes_logging, run_tool, stdout_ok};
 
 fn vendor_mibs() -> PathBuf {
     support::repo().join("tests/mibs")
@@ -29,27 +29,6 @@ fn net_snmp_mibs() -> String {
 
 fn panoptes(args: &[&str]) -> Output {
     panoptes_logging("error", args)
-}
-
-fn panoptes_logging(level: &str, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(support::BIN);
-    command.args(args).env("RUST_LOG", level);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PANOPTES") {
-            command.env_remove(key);
-        }
-    }
-    command.output().unwrap()
-}
-
-fn stdout_ok(output: &Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// snmptranslate with the same MIBs.

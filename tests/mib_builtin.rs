@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use support::{run_tool, run_tool_raw};
+use support::{run_tool, run_tool_raw, stdout_ok};
 
 const PYSNMP_MIBS: &str = "/usr/lib/python3/dist-packages/pysnmp_mibs";
 
@@ -65,24 +65,7 @@ fn pysnmp_objects(module: &str) -> Vec<(String, String)> {
 }
 
 fn panoptes(args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(support::BIN);
-    command.args(args).env("RUST_LOG", "error");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PANOPTES") {
-            command.env_remove(key);
-        }
-    }
-    command.output().unwrap()
-}
-
-fn stdout_ok(output: &Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    support::panoptes_logging("error", args)
 }
 
 /// snmptranslate on the repository's `resources/mibs` alone: the files compiled in.

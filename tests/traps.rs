@@ -15,6 +15,17 @@ use support::{net_snmp, program, run_limited, Node, NodeEnv};
 
 const AUTH: &str = "trap-auth-pass";
 const PRIV: &str = "trap-priv-pass";
+/// `-v 3` as user `ops` at authPriv (SHA-256, AES) with the secrets file's passphrases,
+/// then `rest`.
+fn ops_auth_priv<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-v", "3", "-u", "ops", "-l", "authPriv", "-a", "SHA-256", "-A", AUTH, "-x", "AES", "-X",
+        PRIV,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 /// The engine ID our v3 traps claim (a trap's sender is its authoritative engine).
 const SENDER_ENGINE: &str = "0x80001f8805747261707465737431";
 
@@ -248,21 +259,7 @@ fn traps_and_informs_of_every_version_reach_the_topic() {
     let out = net_snmp_tool(
         dir,
         "snmptrap",
-        &[
-            "-v",
-            "3",
-            "-u",
-            "ops",
-            "-l",
-            "authPriv",
-            "-a",
-            "SHA-256",
-            "-A",
-            AUTH,
-            "-x",
-            "AES",
-            "-X",
-            PRIV,
+        &ops_auth_priv(&[
             "-e",
             SENDER_ENGINE,
             &to,
@@ -271,28 +268,14 @@ fn traps_and_informs_of_every_version_reach_the_topic() {
             "1.3.6.1.2.1.1.5.0",
             "s",
             "router-1",
-        ],
+        ]),
     );
     ok(&out, "snmptrap -v 3");
     // v3 authPriv inform: discovers our engine, then must be acknowledged.
     let out = net_snmp_tool(
         dir,
         "snmpinform",
-        &[
-            "-v",
-            "3",
-            "-u",
-            "ops",
-            "-l",
-            "authPriv",
-            "-a",
-            "SHA-256",
-            "-A",
-            AUTH,
-            "-x",
-            "AES",
-            "-X",
-            PRIV,
+        &ops_auth_priv(&[
             "-r",
             "0",
             "-t",
@@ -303,7 +286,7 @@ fn traps_and_informs_of_every_version_reach_the_topic() {
             "1.3.6.1.2.1.1.5.0",
             "s",
             "router-2",
-        ],
+        ]),
     );
     ok(&out, "snmpinform -v 3");
 
@@ -659,27 +642,7 @@ fn a_reload_replaces_the_communities_and_v3_users() {
     let out = net_snmp_tool(
         dir,
         "snmptrap",
-        &[
-            "-v",
-            "3",
-            "-u",
-            "ops",
-            "-l",
-            "authPriv",
-            "-a",
-            "SHA-256",
-            "-A",
-            AUTH,
-            "-x",
-            "AES",
-            "-X",
-            PRIV,
-            "-e",
-            SENDER_ENGINE,
-            &to,
-            "1",
-            "1.3.6.1.6.3.1.1.5.2",
-        ],
+        &ops_auth_priv(&["-e", SENDER_ENGINE, &to, "1", "1.3.6.1.6.3.1.1.5.2"]),
     );
     ok(&out, "snmptrap -v 3");
     trap("rotated", "1.3.6.1.6.3.1.1.5.3");

@@ -799,3 +799,27 @@ impl Drop for Simulator {
         let _ = self.child.wait();
     }
 }
+
+/// `panoptes ARGS` outside any node environment (no `PANOPTES*` variables), logging at
+/// `level`; waits for it.
+pub fn panoptes_logging(level: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env("RUST_LOG", level);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PANOPTES") {
+            command.env_remove(key);
+        }
+    }
+    command.output().unwrap()
+}
+
+/// Standard output of a command that must have succeeded (`what` names it on failure).
+pub fn stdout_ok(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
