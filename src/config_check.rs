@@ -338,6 +338,8 @@ pub fn show(settings: &Settings) -> Result<String, ShowError> {
             "plugins.enrichment" => Some(list(&p.enrichment)),
             "plugins.polling" => Some(list(&p.polling)),
             "snmp.secrets_file" => s(&settings.snmp.secrets_file),
+            // The demo may turn the receiver on (demo.traps_listen).
+            "traps.listen" => s(&settings.traps.listen),
             "demo.recording" => s(&settings.demo.recording),
             "http.tls_cert" => s(&settings.http.tls_cert),
             "http.tls_key" => s(&settings.http.tls_key),

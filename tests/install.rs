@@ -101,11 +101,16 @@ impl Started {
 
     /// The first metrics groups on `local-processed`, read through the node's CLI.
     fn first_groups(&self, cli: &Path, n: usize) -> Vec<Value> {
+        self.first_records(cli, "local-processed", n)
+    }
+
+    /// The first `n` records of `topic`, read with `panoptes topic tail` from `/`.
+    fn first_records(&self, cli: &Path, topic: &str, n: usize) -> Vec<Value> {
         let mut tail = Command::new(cli);
         tail.args([
             "topic",
             "tail",
-            "local-processed",
+            topic,
             "--from-beginning",
             "--max",
             &n.to_string(),
@@ -204,6 +209,29 @@ fn runs_from_an_empty_directory_on_the_built_in_defaults() {
     node.wait_ready();
     let groups = node.first_groups(Path::new(BIN), 49);
     assert_interface_groups(&groups);
+    // The demo listens for traps too, on its documented port.
+    let mut trap = Command::new("snmptrap");
+    trap.args([
+        "-v",
+        "2c",
+        "-c",
+        "public",
+        "127.0.0.1:10162",
+        "",
+        "1.3.6.1.6.3.1.1.5.3",
+    ])
+    .args(["1.3.6.1.2.1.2.2.1.1.3", "i", "3"])
+    .env("MIBS", "")
+    .env("MIBDIRS", "/nonexistent");
+    let sent = run_bounded(trap, Duration::from_secs(30));
+    assert!(
+        sent.status.success(),
+        "snmptrap: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let traps = node.first_records(Path::new(BIN), "local-traps", 1);
+    assert_eq!(traps[0]["trap_name"], "linkDown", "{traps:?}");
+    assert_eq!(traps[0]["resource"]["resource_id"], "demo-switch-48");
     let log = node.stop();
     assert!(
         log.contains("conf/plugins is not in the current directory: using the plugin files built into the binary"),

@@ -178,8 +178,10 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
     settings.demo.enabled = false;
     settings.snmp.community = BENCH_COMMUNITY.into();
     settings.http.listen = ([127, 0, 0, 1], 0).into();
-    // No Kafka listener: the benchmark measures the pipeline, and runs beside a node.
+    // No Kafka listener or trap receiver: the benchmark measures the pipeline, and runs
+    // beside a node.
     settings.kafka.listen = String::new();
+    settings.traps.listen = String::new();
     settings.plugins.discovery = vec![discovery];
     settings.plugins.enrichment = vec![enrichment];
     settings.plugins.polling = vec![polling];

@@ -243,6 +243,9 @@ pub struct DemoSettings {
     pub listen: SocketAddr,
     pub community: String,
     pub recording: String,
+    /// The trap receiver's address while the demo runs and `traps.listen` is empty
+    /// (empty: no receiver in the demo either).
+    pub traps_listen: String,
 }
 
 /// `[mibs]`: MIB modules to read besides the built-in ones (see [`crate::mib`]).
@@ -786,6 +789,10 @@ impl Settings {
         })?;
         origins.resolve_paths(&mut settings);
         settings.origins = origins;
+        if settings.demo.enabled && settings.traps.listen.trim().is_empty() {
+            // The demo shows traps too: `snmptrap ... 127.0.0.1:10162` works at once.
+            settings.traps.listen = settings.demo.traps_listen.trim().to_owned();
+        }
         let site = settings.site.clone();
         let secrets_file = settings.snmp.secrets_file.trim().to_owned();
         let base = settings.snmp.clone();

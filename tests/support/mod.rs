@@ -408,6 +408,8 @@ impl NodeEnv {
         env.set("PANOPTES__HTTP__LISTEN", "127.0.0.1:0");
         env.set("PANOPTES__DEMO__LISTEN", &format!("127.0.0.1:{snmp_port}"));
         env.set("PANOPTES__KAFKA__LISTEN", "127.0.0.1:0");
+        // No trap receiver on the demo's fixed port: tests that want one set traps.listen.
+        env.set("PANOPTES__DEMO__TRAPS_LISTEN", "");
         for kind in ["discovery", "enrichment", "polling"] {
             let var = format!("PANOPTES__PLUGINS__{}", kind.to_uppercase());
             env.set(&var, plugins.join(kind).to_str().unwrap());
