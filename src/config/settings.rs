@@ -1604,8 +1604,26 @@ mod tests {
         let s = Settings::load_with_env(None, env(&[])).unwrap();
         assert_eq!(
             s.traps.listen_addr().unwrap(),
+            Some(([127, 0, 0, 1], 10162).into()),
+            "the demo listens for traps"
+        );
+        let off =
+            Settings::load_with_env(None, env(&[("PANOPTES__DEMO__ENABLED", "false")])).unwrap();
+        assert_eq!(
+            off.traps.listen_addr().unwrap(),
             None,
-            "traps are off by default"
+            "traps are off without the demo"
+        );
+        let quiet =
+            Settings::load_with_env(None, env(&[("PANOPTES__DEMO__TRAPS_LISTEN", "")])).unwrap();
+        assert_eq!(quiet.traps.listen_addr().unwrap(), None);
+        let chosen =
+            Settings::load_with_env(None, env(&[("PANOPTES__TRAPS__LISTEN", "127.0.0.1:0")]))
+                .unwrap();
+        assert_eq!(
+            chosen.traps.listen_addr().unwrap(),
+            Some(([127, 0, 0, 1], 0).into()),
+            "traps.listen wins over the demo's"
         );
         assert_eq!((s.traps.max_varbinds, s.traps.queue_capacity), (128, 4096));
         assert!(s.traps.communities.is_empty() && s.traps.users.is_empty());
