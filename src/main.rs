@@ -18,6 +18,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`panoptes walk ... | head`): stop quietly, with the status
+        // a process killed by SIGPIPE has, as other command-line tools do.
+        Err(e)
+            if e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("panoptes: {e:#}");
             if e.downcast_ref::<panoptes::store_watch::StorageFailed>()

@@ -165,3 +165,49 @@ async fn panoptes_walk_errors_are_clear() {
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+/// `panoptes walk ... | head -1`: the walk stops when its reader goes away, quietly, with
+/// the status of a process killed by SIGPIPE (141), as snmpbulkwalk's pipelines do.
+#[tokio::test]
+async fn a_walk_into_a_closed_pipe_stops_quietly() {
+    let recording = Arc::new(Recording::load(support::resource("demo/switch48.snmprec")).unwrap());
+    let config = SimulatorConfig::new(CounterMode::Frozen).with_device(DeviceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        recording,
+        "public",
+    ));
+    let handle = Simulator::spawn(config).await.unwrap();
+    let addr = handle.local_addrs()[0].to_string();
+    // More than a pipe holds (64 KiB on Linux): the walk is still writing when head exits.
+    let whole = ours(&["-v", "2c", "-c", "public", &addr, ".1"]).await;
+    assert!(whole.len() > 64 << 10, "{} bytes", whole.len());
+    let shell = format!(
+        "'{}' walk -m '' -v 2c -c public {addr} .1 | head -n 1; echo \"status ${{PIPESTATUS[0]}}\"",
+        support::BIN
+    );
+    let mut command = tokio::process::Command::new("bash");
+    command.args(["-c", &shell]).kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PANOPTES") {
+            command.env_remove(key);
+        }
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .expect("the pipeline did not finish within 60 s")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with(".1.3.6.1.2.1.1.1.0 = STRING: "),
+        "{stdout}"
+    );
+    assert_eq!(lines[1], "status 141", "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "",
+        "nothing on stderr"
+    );
+    handle.shutdown().await;
+}
