@@ -114,7 +114,9 @@ fn each_device_is_polled_with_its_own_profile_and_a_wrong_one_fails_alone() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(90),
+            // A device without its enrichment is first polled when the planner stops
+            // holding it for one (agent::planner::ENRICHMENT_HOLD, 60 s): room beyond that.
+            start.elapsed() < Duration::from_secs(150),
             "polling statuses {seen:?}, want {want:?}\nnode log:\n{}\nsnmpd log:\n{}",
             node.log_text(),
             snmpd.log()
