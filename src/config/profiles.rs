@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use crate::secret::Secret;
-use crate::snmp::{AuthProtocol, Community, PrivProtocol, SnmpVersion, UsmUser};
+use crate::snmp::{Community, SnmpVersion, UserPartsError, UsmUser};
 
 use super::SnmpSettings;
 
@@ -165,7 +165,11 @@ impl Profiles {
     }
 }
 
-fn check(table: &str, spec: &ProfileSpec, base: &SnmpSettings) -> Result<SnmpProfile, String> {
+fn check<'a>(
+    table: &str,
+    spec: &'a ProfileSpec,
+    base: &SnmpSettings,
+) -> Result<SnmpProfile, String> {
     let mut problems: Vec<String> = Vec::new();
     let version = match &spec.version {
         // A profile with a v3 user and no version means v3.
@@ -181,35 +185,31 @@ fn check(table: &str, spec: &ProfileSpec, base: &SnmpSettings) -> Result<SnmpPro
         match spec.v3_user.as_deref().map(str::trim) {
             None | Some("") => problems.push("v3_user must be set for version \"3\"".into()),
             Some(name) => {
-                let mut user = UsmUser::no_auth(name);
-                match spec.v3_auth_protocol.as_deref().map(str::trim) {
-                    None | Some("") => {}
-                    Some(p) => match p.parse::<AuthProtocol>() {
-                        Ok(protocol) => {
-                            let pass = spec.v3_auth_passphrase.clone().unwrap_or_default();
-                            user = user.with_auth(protocol, pass);
-                        }
-                        Err(e) => problems.push(format!("v3_auth_protocol: {e}")),
-                    },
-                }
-                match spec.v3_priv_protocol.as_deref().map(str::trim) {
-                    None | Some("") => {}
-                    Some(_) if user.auth.is_none() => problems.push(
+                // A passphrase left out is empty, which the passphrase check refuses.
+                let level = |protocol: &'a Option<String>, passphrase: &Option<Secret>| {
+                    let protocol = protocol.as_deref().map(str::trim).unwrap_or_default();
+                    (!protocol.is_empty())
+                        .then(|| (protocol, Some(passphrase.clone().unwrap_or_default())))
+                };
+                let user = UsmUser::from_parts(
+                    name,
+                    level(&spec.v3_auth_protocol, &spec.v3_auth_passphrase),
+                    level(&spec.v3_priv_protocol, &spec.v3_priv_passphrase),
+                );
+                match user {
+                    Ok(user) => usm = Some(user),
+                    Err(UserPartsError::AuthProtocol(e)) => {
+                        problems.push(format!("v3_auth_protocol: {e}"))
+                    }
+                    Err(UserPartsError::PrivacyWithoutAuth) => problems.push(
                         "v3_priv_protocol: privacy needs authentication: set v3_auth_protocol too"
                             .into(),
                     ),
-                    Some(p) => match p.parse::<PrivProtocol>() {
-                        Ok(protocol) => {
-                            let pass = spec.v3_priv_passphrase.clone().unwrap_or_default();
-                            user = user.with_privacy(protocol, pass);
-                        }
-                        Err(e) => problems.push(format!("v3_priv_protocol: {e}")),
-                    },
+                    Err(UserPartsError::PrivProtocol(e)) => {
+                        problems.push(format!("v3_priv_protocol: {e}"))
+                    }
+                    Err(other) => problems.push(other.to_string()),
                 }
-                if let Err(e) = user.check() {
-                    problems.push(e.to_string());
-                }
-                usm = Some(user);
             }
         }
     } else {

@@ -9,10 +9,7 @@ use crate::kafka::acl::{AclEntry, Operation};
 use crate::kafka::sasl::Mechanism;
 use crate::kafka::security::SecurityProtocol;
 
-use crate::snmp::{
-    AuthProtocol, Community, EngineConfig, PrivProtocol, ProtocolParseError, Secret, SnmpVersion,
-    UsmUser,
-};
+use crate::snmp::{Community, EngineConfig, Secret, SnmpVersion, UserPartsError, UsmUser};
 
 /// Environment variables whose values are strings whatever they look like.
 const VERBATIM_ENV: [(&str, &str); 19] = [
@@ -161,32 +158,28 @@ pub struct TrapUserSecrets {
 }
 
 impl TrapUserSecrets {
-    fn user(&self, site: &str, name: &str) -> Result<UsmUser, String> {
+    fn user<'a>(&'a self, site: &str, name: &str) -> Result<UsmUser, String> {
         let at = format!("[{site}.trap_users.{name}]");
-        let mut user = UsmUser::no_auth(name);
-        if let Some(protocol) = &self.auth_protocol {
-            let protocol: AuthProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
-            let pass = self
-                .auth_passphrase
-                .clone()
-                .ok_or_else(|| format!("{at}: auth_protocol needs auth_passphrase"))?;
-            user = user.with_auth(protocol, pass);
-        }
-        if let Some(protocol) = &self.priv_protocol {
-            if user.auth.is_none() {
-                return Err(format!(
-                    "{at}: privacy needs authentication: set auth_protocol too"
-                ));
+        let level = |protocol: &'a Option<String>, passphrase: &Option<Secret>| {
+            protocol.as_deref().map(|p| (p, passphrase.clone()))
+        };
+        UsmUser::from_parts(
+            name,
+            level(&self.auth_protocol, &self.auth_passphrase),
+            level(&self.priv_protocol, &self.priv_passphrase),
+        )
+        .map_err(|e| match e {
+            UserPartsError::AuthPassphraseMissing => {
+                format!("{at}: auth_protocol needs auth_passphrase")
             }
-            let protocol: PrivProtocol = protocol.parse().map_err(|e| format!("{at}: {e}"))?;
-            let pass = self
-                .priv_passphrase
-                .clone()
-                .ok_or_else(|| format!("{at}: priv_protocol needs priv_passphrase"))?;
-            user = user.with_privacy(protocol, pass);
-        }
-        user.check().map_err(|e| format!("{at}: {e}"))?;
-        Ok(user)
+            UserPartsError::PrivacyWithoutAuth => {
+                format!("{at}: privacy needs authentication: set auth_protocol too")
+            }
+            UserPartsError::PrivPassphraseMissing => {
+                format!("{at}: priv_protocol needs priv_passphrase")
+            }
+            other => format!("{at}: {other}"),
+        })
     }
 }
 
@@ -305,7 +298,7 @@ pub struct SnmpSettings {
 
 impl SnmpSettings {
     /// The v3 user these settings describe (`None` unless version 3).
-    pub fn usm_user(&self) -> Result<Option<UsmUser>, SettingsError> {
+    pub fn usm_user<'a>(&'a self) -> Result<Option<UsmUser>, SettingsError> {
         if self.version != SnmpVersion::V3 {
             return Ok(None);
         }
@@ -316,29 +309,24 @@ impl SnmpSettings {
                 "must be set when snmp.version is \"3\"".into(),
             ));
         }
-        let mut user = UsmUser::no_auth(self.v3_user.trim());
-        if !self.v3_auth_protocol.trim().is_empty() {
-            let protocol: AuthProtocol = self
-                .v3_auth_protocol
-                .parse()
-                .map_err(|e: ProtocolParseError| invalid("snmp.v3_auth_protocol", e.to_string()))?;
-            user = user.with_auth(protocol, self.v3_auth_passphrase.clone());
-        }
-        if !self.v3_priv_protocol.trim().is_empty() {
-            if user.auth.is_none() {
-                return Err(invalid(
-                    "snmp.v3_priv_protocol",
-                    "privacy needs authentication: set snmp.v3_auth_protocol too".into(),
-                ));
-            }
-            let protocol: PrivProtocol = self
-                .v3_priv_protocol
-                .parse()
-                .map_err(|e: ProtocolParseError| invalid("snmp.v3_priv_protocol", e.to_string()))?;
-            user = user.with_privacy(protocol, self.v3_priv_passphrase.clone());
-        }
-        user.check()
-            .map_err(|e| invalid("snmp.v3_auth_passphrase", e.to_string()))?;
+        let level = |protocol: &'a str, passphrase: &Secret| {
+            let protocol = protocol.trim();
+            (!protocol.is_empty()).then(|| (protocol, Some(passphrase.clone())))
+        };
+        let user = UsmUser::from_parts(
+            self.v3_user.trim(),
+            level(&self.v3_auth_protocol, &self.v3_auth_passphrase),
+            level(&self.v3_priv_protocol, &self.v3_priv_passphrase),
+        )
+        .map_err(|e| match e {
+            UserPartsError::AuthProtocol(e) => invalid("snmp.v3_auth_protocol", e.to_string()),
+            UserPartsError::PrivacyWithoutAuth => invalid(
+                "snmp.v3_priv_protocol",
+                "privacy needs authentication: set snmp.v3_auth_protocol too".into(),
+            ),
+            UserPartsError::PrivProtocol(e) => invalid("snmp.v3_priv_protocol", e.to_string()),
+            other => invalid("snmp.v3_auth_passphrase", other.to_string()),
+        })?;
         Ok(Some(user))
     }
 

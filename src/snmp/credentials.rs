@@ -219,7 +219,52 @@ pub enum UserSpecError {
     ShortPassphrase(String),
 }
 
+/// Why a user's protocol names and passphrases, as configuration writes them, make no
+/// v3 user. Each configuration names its own keys in the message it makes of this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserPartsError {
+    #[error(transparent)]
+    AuthProtocol(ProtocolParseError),
+    #[error("an authentication protocol needs its passphrase")]
+    AuthPassphraseMissing,
+    #[error("privacy needs authentication")]
+    PrivacyWithoutAuth,
+    #[error(transparent)]
+    PrivProtocol(ProtocolParseError),
+    #[error("a privacy protocol needs its passphrase")]
+    PrivPassphraseMissing,
+    #[error(transparent)]
+    Passphrase(UserSpecError),
+}
+
 impl UsmUser {
+    /// A user from configured protocol names (`None`: that level is off) and their
+    /// passphrases (`None`: not given), checked in this order: the authentication
+    /// protocol, its passphrase, privacy without authentication, the privacy protocol, its
+    /// passphrase, then [`UsmUser::check`].
+    pub fn from_parts(
+        name: &str,
+        auth: Option<(&str, Option<Secret>)>,
+        privacy: Option<(&str, Option<Secret>)>,
+    ) -> Result<UsmUser, UserPartsError> {
+        let mut user = UsmUser::no_auth(name);
+        if let Some((protocol, passphrase)) = auth {
+            let protocol: AuthProtocol = protocol.parse().map_err(UserPartsError::AuthProtocol)?;
+            let passphrase = passphrase.ok_or(UserPartsError::AuthPassphraseMissing)?;
+            user = user.with_auth(protocol, passphrase);
+        }
+        if let Some((protocol, passphrase)) = privacy {
+            if user.auth.is_none() {
+                return Err(UserPartsError::PrivacyWithoutAuth);
+            }
+            let protocol: PrivProtocol = protocol.parse().map_err(UserPartsError::PrivProtocol)?;
+            let passphrase = passphrase.ok_or(UserPartsError::PrivPassphraseMissing)?;
+            user = user.with_privacy(protocol, passphrase);
+        }
+        user.check().map_err(UserPartsError::Passphrase)?;
+        Ok(user)
+    }
+
     pub fn no_auth(name: impl Into<String>) -> UsmUser {
         UsmUser {
             name: name.into(),
@@ -350,5 +395,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("MD4"), "{e}");
+    }
+
+    #[test]
+    fn users_from_configured_parts_say_what_is_wrong_in_order() {
+        let pass = || Some(Secret::from("passphrase-1"));
+        let user =
+            UsmUser::from_parts("ops", Some(("SHA-256", pass())), Some(("AES", pass()))).unwrap();
+        assert_eq!(user.level(), SecurityLevel::AuthPriv);
+        assert_eq!(
+            UsmUser::from_parts("ops", None, None).unwrap().level(),
+            SecurityLevel::NoAuthNoPriv
+        );
+        let err = |auth, privacy| UsmUser::from_parts("ops", auth, privacy).unwrap_err();
+        assert!(matches!(
+            err(Some(("SHA-999", None)), None),
+            UserPartsError::AuthProtocol(_)
+        ));
+        assert_eq!(
+            err(Some(("SHA", None)), Some(("AES", pass()))),
+            UserPartsError::AuthPassphraseMissing
+        );
+        assert_eq!(
+            err(None, Some(("AES", None))),
+            UserPartsError::PrivacyWithoutAuth
+        );
+        assert_eq!(
+            err(Some(("SHA", pass())), Some(("AES", None))),
+            UserPartsError::PrivPassphraseMissing
+        );
+        assert_eq!(
+            err(Some(("SHA", Some(Secret::from("short")))), None).to_string(),
+            "v3 user \"ops\": passphrases must be at least 8 characters (RFC 3414 11.2)"
+        );
     }
 }

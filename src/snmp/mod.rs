@@ -29,7 +29,8 @@ pub mod walk_cli;
 pub use client::{varbinds_received, SnmpClient, Walked};
 pub use convert::{from_wire_oid, from_wire_value, to_wire_oid, WireValueError};
 pub use credentials::{
-    AuthProtocol, PrivProtocol, ProtocolParseError, Secret, SecurityLevel, UserSpecError, UsmUser,
+    AuthProtocol, PrivProtocol, ProtocolParseError, Secret, SecurityLevel, UserPartsError,
+    UserSpecError, UsmUser,
 };
 pub use engine::{open_fds, EngineConfig, EngineStats, SnmpEngine};
 pub use error::{error_status_name, SnmpError};
