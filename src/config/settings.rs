@@ -406,34 +406,49 @@ pub struct SiteSecrets {
     pub trap_users: Option<std::collections::BTreeMap<String, TrapUserSecrets>>,
 }
 
-/// This site's table of the secrets file at `path`, and the `[default]` table's profiles.
-/// A site without a table of its own takes `[default]` whole, as the original falls back
-/// from `panoptes:secrets:<key>:<site>` to `...:default`.
-fn read_secrets(path: &Path, site: &str) -> Result<(SiteSecrets, DefaultProfiles), SettingsError> {
-    let fail = |message: String| SettingsError::Load {
+/// The secrets file at `path`, read and parsed once: a `[site]` table per site.
+fn read_secrets(path: &Path) -> Result<HashMap<String, SiteSecrets>, SettingsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| secrets_error(path, format!("cannot read the secrets file: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        secrets_error(
+            path,
+            format!(
+                "not a valid secrets file (a [site] table per site): {}",
+                toml_error(&text, &e)
+            ),
+        )
+    })
+}
+
+fn secrets_error(path: &Path, message: String) -> SettingsError {
+    SettingsError::Load {
         source_name: path.display().to_string(),
         message,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(format!("cannot read the secrets file: {e}")))?;
-    let mut sites: HashMap<String, SiteSecrets> = toml::from_str(&text).map_err(|e| {
-        fail(format!(
-            "not a valid secrets file (a [site] table per site): {}",
-            toml_error(&text, &e)
-        ))
-    })?;
+    }
+}
+
+/// `site`'s table of the secrets file at `path` (parsed: `sites`), and the `[default]`
+/// table's profiles. A site without a table of its own takes `[default]` whole, as the
+/// original falls back from `panoptes:secrets:<key>:<site>` to `...:default`.
+fn site_secrets<'s>(
+    path: &Path,
+    sites: &'s HashMap<String, SiteSecrets>,
+    site: &str,
+) -> Result<(&'s SiteSecrets, DefaultProfiles), SettingsError> {
     let default_profiles = sites
         .get("default")
         .and_then(|d| d.snmp_profiles.clone())
         .unwrap_or_default();
-    let secrets = match sites.remove(site) {
-        Some(own) => own,
-        None => sites.remove("default").ok_or_else(|| {
-            fail(format!(
-                "no [{site}] table for this node's site, and no [default] table"
-            ))
-        })?,
-    };
+    let secrets = sites
+        .get(site)
+        .or_else(|| sites.get("default"))
+        .ok_or_else(|| {
+            secrets_error(
+                path,
+                format!("no [{site}] table for this node's site, and no [default] table"),
+            )
+        })?;
     if let Some(bad) = secrets
         .kafka_users
         .iter()
@@ -441,9 +456,12 @@ fn read_secrets(path: &Path, site: &str) -> Result<(SiteSecrets, DefaultProfiles
         .map(|(name, _)| name)
         .find(|name| name.is_empty() || name.chars().any(|c| c.is_control() || c == ','))
     {
-        return Err(fail(format!(
-            "[{site}.kafka_users]: user name {bad:?} must be non-empty, without commas or control characters"
-        )));
+        return Err(secrets_error(
+            path,
+            format!(
+                "[{site}.kafka_users]: user name {bad:?} must be non-empty, without commas or control characters"
+            ),
+        ));
     }
     Ok((secrets, default_profiles))
 }
@@ -783,30 +801,35 @@ impl Settings {
         }
         let site = settings.site.clone();
         let secrets_file = settings.snmp.secrets_file.trim().to_owned();
+        let path = Path::new(&secrets_file);
+        let sites = match secrets_file.is_empty() {
+            true => None,
+            false => Some(read_secrets(path)?),
+        };
         let base = settings.snmp.clone();
         for other in settings.sites.iter().filter(|s| **s != site) {
             let mut snmp = base.clone();
-            if !secrets_file.is_empty() {
-                let (secrets, default_profiles) = read_secrets(Path::new(&secrets_file), other)?;
-                snmp.apply_site_secrets(other, &secrets, &default_profiles, &secrets_file)?;
+            if let Some(sites) = &sites {
+                let (secrets, default_profiles) = site_secrets(path, sites, other)?;
+                snmp.apply_site_secrets(other, secrets, &default_profiles, &secrets_file)?;
             }
             settings.site_snmp.insert(other.clone(), snmp);
         }
-        if !secrets_file.is_empty() {
-            let (secrets, default_profiles) = read_secrets(Path::new(&secrets_file), &site)?;
+        if let Some(sites) = &sites {
+            let (secrets, default_profiles) = site_secrets(path, sites, &site)?;
             settings
                 .snmp
-                .apply_site_secrets(&site, &secrets, &default_profiles, &secrets_file)?;
-            settings.traps.users = trap_users(Path::new(&secrets_file), &site, &secrets)?;
-            settings.kafka.users = secrets.kafka_users.unwrap_or_default();
-            if let Some(password) = secrets.kafka_client_password {
-                settings.kafka.client_password = password;
+                .apply_site_secrets(&site, secrets, &default_profiles, &secrets_file)?;
+            settings.traps.users = trap_users(path, &site, secrets)?;
+            settings.kafka.users = secrets.kafka_users.clone().unwrap_or_default();
+            if let Some(password) = &secrets.kafka_client_password {
+                settings.kafka.client_password = password.clone();
             }
-            if let Some(communities) = secrets.trap_communities {
-                settings.traps.communities = communities;
+            if let Some(communities) = &secrets.trap_communities {
+                settings.traps.communities = communities.clone();
             }
-            if let Some(token) = secrets.http_token {
-                settings.http.token = token;
+            if let Some(token) = &secrets.http_token {
+                settings.http.token = token.clone();
             }
         }
         Ok(settings)
