@@ -165,17 +165,21 @@ const COLUMNS: [(&str, &str); 9] = [
 ];
 
 fn sort_rows(rows: &mut [Row], by: &str, desc: bool) {
-    match by {
-        "endpoint" => rows.sort_by(|a, b| a.endpoint.cmp(&b.endpoint).then(a.id.cmp(&b.id))),
-        "type" => rows.sort_by(|a, b| a.kind.cmp(&b.kind).then(a.id.cmp(&b.id))),
-        "status" => rows.sort_by(|a, b| a.status.cmp(b.status).then(a.id.cmp(&b.id))),
-        "last" => rows.sort_by(|a, b| a.last_ms.cmp(&b.last_ms).then(a.id.cmp(&b.id))),
-        "duration" => rows.sort_by(|a, b| a.duration_ms.cmp(&b.duration_ms).then(a.id.cmp(&b.id))),
-        "next" => rows.sort_by(|a, b| a.next_ms.cmp(&b.next_ms).then(a.id.cmp(&b.id))),
-        "errors" => rows.sort_by(|a, b| a.errors.cmp(&b.errors).then(a.id.cmp(&b.id))),
-        "interfaces" => rows.sort_by(|a, b| a.down.cmp(&b.down).then(a.id.cmp(&b.id))),
-        _ => rows.sort_by(|a, b| a.id.cmp(&b.id)),
-    }
+    rows.sort_by(|a, b| {
+        let column = match by {
+            "endpoint" => a.endpoint.cmp(&b.endpoint),
+            "type" => a.kind.cmp(&b.kind),
+            "status" => a.status.cmp(b.status),
+            "last" => a.last_ms.cmp(&b.last_ms),
+            "duration" => a.duration_ms.cmp(&b.duration_ms),
+            "next" => a.next_ms.cmp(&b.next_ms),
+            "errors" => a.errors.cmp(&b.errors),
+            "interfaces" => a.down.cmp(&b.down),
+            _ => std::cmp::Ordering::Equal,
+        };
+        // Ties (and the default) by resource id.
+        column.then_with(|| a.id.cmp(&b.id))
+    });
     if desc {
         rows.reverse();
     }
@@ -656,7 +660,42 @@ pub async fn pipeline(state: web::Data<AppState>) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::natural_cmp;
+    use super::{natural_cmp, sort_rows, Row};
+
+    fn row(id: &str, errors: u32, status: &'static str) -> Row {
+        Row {
+            id: id.into(),
+            endpoint: format!("10.0.0.{}", 9 - errors),
+            kind: "switch".into(),
+            status,
+            last_ms: None,
+            duration_ms: None,
+            next_ms: None,
+            errors,
+            up: None,
+            down: None,
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_a_column_then_by_id_and_reverse() {
+        let mut rows = vec![
+            row("c", 1, "SUCCESS"),
+            row("a", 2, "TIMEOUT"),
+            row("b", 1, "SUCCESS"),
+        ];
+        let ids = |rows: &[Row]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        sort_rows(&mut rows, "errors", false);
+        assert_eq!(ids(&rows), ["b", "c", "a"]);
+        sort_rows(&mut rows, "errors", true);
+        assert_eq!(ids(&rows), ["a", "c", "b"]);
+        sort_rows(&mut rows, "status", false);
+        assert_eq!(ids(&rows), ["b", "c", "a"]);
+        sort_rows(&mut rows, "endpoint", false);
+        assert_eq!(ids(&rows), ["a", "b", "c"]);
+        sort_rows(&mut rows, "no-such-column", false);
+        assert_eq!(ids(&rows), ["a", "b", "c"]);
+    }
 
     #[test]
     fn interface_names_sort_by_the_numbers_in_them() {
