@@ -52,21 +52,20 @@ pub fn write_label_name(name: &str, out: &mut Vec<u8>) {
 
 /// Appends a label value with `\`, `"` and newline escaped.
 pub fn write_label_value(value: &str, out: &mut Vec<u8>) {
-    for &b in value.as_bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            _ => out.push(b),
-        }
-    }
+    write_escaped(value, true, out);
 }
 
 /// Appends HELP text with `\` and newline escaped.
 pub fn write_help(text: &str, out: &mut Vec<u8>) {
+    write_escaped(text, false, out);
+}
+
+/// The exposition format's escapes: `\` and newline always, `"` in label values.
+fn write_escaped(text: &str, quotes: bool, out: &mut Vec<u8>) {
     for &b in text.as_bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' if quotes => out.extend_from_slice(b"\\\""),
             b'\n' => out.extend_from_slice(b"\\n"),
             _ => out.push(b),
         }
