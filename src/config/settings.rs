@@ -1314,7 +1314,15 @@ impl Settings {
     /// The traps topics the InfluxDB sink writes (`influxdb.traps` with the receiver on):
     /// every served site's.
     pub fn influx_trap_topics(&self) -> Vec<String> {
-        if !self.influxdb.traps || self.traps.listen.trim().is_empty() {
+        match self.influxdb.traps {
+            true => self.traps_topics(),
+            false => Vec::new(),
+        }
+    }
+
+    /// `<site>-traps` of every served site while the trap receiver is on; else none.
+    pub fn traps_topics(&self) -> Vec<String> {
+        if self.traps.listen.trim().is_empty() {
             return Vec::new();
         }
         self.served_sites()

@@ -162,11 +162,7 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
             }
         }
     }
-    if !settings.traps.listen.trim().is_empty() {
-        for site in settings.served_sites() {
-            topics.push(format!("{site}-traps"));
-        }
-    }
+    topics.extend(settings.traps_topics());
     topics
 }
 
@@ -175,11 +171,7 @@ fn pipeline_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
 /// are on.
 fn published_topics(settings: &Settings, plugins: &Plugins) -> Vec<String> {
     let mut topics = settings.resources_topics();
-    if !settings.traps.listen.trim().is_empty() {
-        for site in settings.served_sites() {
-            topics.push(format!("{site}-traps"));
-        }
-    }
+    topics.extend(settings.traps_topics());
     for site in settings.served_sites() {
         for plugin in &plugins.polling {
             for t in crate::agent::polling::topics_for(&settings.kafka, plugin, &site) {
