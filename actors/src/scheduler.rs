@@ -8,9 +8,11 @@
 //! a little sooner, see "Phases" below). A key whose run is still in flight is never
 //! submitted again; if a run overran its interval, the next one starts as soon as it
 //! finishes. A run the pool shed (its queue was full) is retried after a fresh first-run
-//! jitter. A key held (waiting for its enrichment) when it was planned gets a fresh first
-//! run when the hold lifts, as if new: the lifts bunch up (enrichment runs are spread too,
-//! and a key runs at the later of the two).
+//! jitter. A key held (waiting for its enrichment) when it was planned runs within
+//! [`LIFT_SPREAD`] of the plan that sees the hold lifted, not on its place: a device is
+//! then first polled right after its first enrichment, within the interval it was
+//! discovered in (waiting for the place cost half the fleet a whole interval), and moves
+//! to its place over its next two runs like any key.
 //!
 //! Phases: runs that start together (a fleet planned at once with a short
 //! `first_run_spread`, held keys lifted together) would stay together forever, a burst at
@@ -60,6 +62,12 @@ impl Default for SchedulerConfig {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Rescan;
+
+/// A held key whose hold lifts (its enrichment just landed) runs within this long of the
+/// plan that saw it: the lifts of one plan are that plan's share of the enrichments, which
+/// are spread already, so a short spread keeps a burst from one plan off the pool without
+/// pushing a new device's first poll out of the interval it was discovered in.
+pub const LIFT_SPREAD: Duration = Duration::from_secs(2);
 
 /// A plan starts no sooner than this many times the previous plan's cost after it ended.
 pub const PLAN_GAP_FACTOR: u32 = 9;
@@ -182,7 +190,7 @@ impl Scheduler {
                         // Held when planned and lifted now: a fresh first run from now (see
                         // the module's doc).
                         None if entry.item.hold_until.is_some() && item.hold_until.is_none() => {
-                            entry.first_due = now + self.first_delay(&item.key, item.interval, now);
+                            entry.first_due = now + jitter(item.interval, self.lift_spread());
                             entry.next_due = entry.first_due;
                         }
                         // Not run yet: a changed hold_until still applies to the first run.
@@ -232,6 +240,12 @@ impl Scheduler {
         } else {
             interval - past
         }
+    }
+
+    /// How far apart the first runs of keys lifted by one plan are spread: at most
+    /// [`LIFT_SPREAD`], and no more than a new key's first runs.
+    fn lift_spread(&self) -> Duration {
+        self.config.first_run_spread.min(LIFT_SPREAD)
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -597,15 +611,28 @@ mod tests {
                 "{k}"
             );
         }
-        // A held key whose hold lifts starts on its place too, not at once.
+        // A held key whose hold lifts (its enrichment landed) runs at once, within
+        // LIFT_SPREAD, whatever its place: a new device is polled in the interval it was
+        // discovered in. Its runs after that move to its place like any key's.
         let held = "held";
         let later = now + Duration::from_secs(600);
         s.apply_plan(vec![item(held, interval, Some(later))], now);
+        assert_eq!(s.entries[held].next_due, later);
         let lifted = now + Duration::from_millis(7);
         s.apply_plan(vec![item(held, interval, None)], lifted);
         let due = s.entries[held].next_due;
-        assert!(due >= lifted && due < lifted + interval);
-        assert_eq!(due_after(&s.origin, held, interval, due), due + interval);
+        assert!(due >= lifted && due <= lifted + LIFT_SPREAD, "{due:?}");
+        let second = due_after(&s.origin, held, interval, due);
+        assert!(second >= due + interval / 2 && second <= due + interval);
+        assert_eq!(
+            due_after(
+                &s.origin,
+                held,
+                interval,
+                due_after(&s.origin, held, interval, second)
+            ) - due_after(&s.origin, held, interval, second),
+            interval
+        );
     }
 
     #[test]

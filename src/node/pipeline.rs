@@ -158,7 +158,14 @@ impl Schedulers {
                 enrichment_jobs(shared, wrappers.enrichment),
             ),
             pool.clone(),
-            config.clone(),
+            SchedulerConfig {
+                // A new device's first poll waits for its first enrichment and runs right
+                // after it (see panoptes_actors::scheduler): enrichments of a new fleet
+                // spread over the first three quarters of the spread leave the polls
+                // waiting for them room to start within it too.
+                first_run_spread: config.first_run_spread * 3 / 4,
+                ..config.clone()
+            },
         )
         .start();
         let polling = Scheduler::new(
@@ -215,13 +222,14 @@ impl Schedulers {
 
 fn enrichment_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFactory {
     let shared = Arc::clone(shared);
-    Arc::new(move |plugin, resource| {
+    Arc::new(move |plugin, resource: Arc<crate::model::Resource>| {
+        let id = resource.id.clone();
         let job = Arc::new(EnrichmentJob {
             shared: Arc::clone(&shared),
             plugin,
             resource,
         });
-        wrapped(&wrap, job)
+        wrapped(&wrap, &id, job)
     })
 }
 
@@ -229,13 +237,14 @@ fn polling_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFac
     let shared = Arc::clone(shared);
     Arc::new(move |plugin: Arc<PluginConfig>, resource| {
         let include_interface_index = plugin.flag("dimension", "include_interface_index");
+        let id = resource.id.clone();
         let job: Arc<dyn Job> = Arc::new(PollingJob {
             shared: Arc::clone(&shared),
             plugin,
             resource,
             include_interface_index,
         });
-        wrapped(&wrap, job)
+        wrapped(&wrap, &id, job)
     })
 }
 
