@@ -12,7 +12,8 @@ use panoptes::config::Settings;
 
 /// mimalloc rather than glibc malloc: see `panoptes::memory`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: panoptes::memory::Counting<mimalloc::MiMalloc> =
+    panoptes::memory::Counting(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

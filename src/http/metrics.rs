@@ -35,6 +35,23 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(out)
 }
 
+/// The memory breakdown, one series a part.
+pub fn render_memory(out: &mut String, b: &crate::memory::Breakdown) {
+    let parts: Vec<_> = b
+        .parts()
+        .into_iter()
+        .map(|(part, bytes)| (vec![("part", part.to_string())], bytes as f64))
+        .collect();
+    render_gauge(
+        out,
+        "panoptes_memory_bytes",
+        "Where the memory goes, by part: rss (= rss_anon + rss_file), rss_anon (= heap_in_use \
+         + allocator_retained), heap_in_use (= rate_state + heap_other); allocator_committed is \
+         the allocator's own count, resident or not.",
+        &parts,
+    );
+}
+
 /// The store's sizes, counters and health, for the node's `/metrics`.
 pub fn render_store(out: &mut String, stats: &StoreStats, health: &Health) {
     let part = |p: &panoptes_storage::PartitionStats| {

@@ -32,6 +32,19 @@ pub(super) fn snmp_engine() -> MetricsSection {
     })
 }
 
+/// Where the process's memory goes (see [`crate::memory::Breakdown`]).
+pub(super) fn memory(rates: &Arc<crate::transform::RateStore>) -> MetricsSection {
+    let rates = Arc::clone(rates);
+    section(move || {
+        let breakdown = crate::memory::Breakdown::now(rates.heap_bytes());
+        async move {
+            let mut out = String::new();
+            render::render_memory(&mut out, &breakdown);
+            out
+        }
+    })
+}
+
 /// The poller pool.
 pub(super) fn pool(stats: &Arc<PoolStats>) -> MetricsSection {
     let stats = Arc::clone(stats);

@@ -77,8 +77,9 @@ impl Plugins {
     }
 }
 
-/// Wraps each job the node builds (the benchmark times polls this way).
-pub type JobWrapper = Arc<dyn Fn(Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
+/// Wraps each job the node builds, given the id of the resource it runs for (the
+/// benchmark times polls this way).
+pub type JobWrapper = Arc<dyn Fn(&str, Arc<dyn Job>) -> Arc<dyn Job> + Send + Sync>;
 
 /// Wrappers of the node's polling and enrichment jobs, for a caller embedding the node.
 #[derive(Clone, Default)]
@@ -87,9 +88,9 @@ pub struct JobWrappers {
     pub enrichment: Option<JobWrapper>,
 }
 
-fn wrapped(wrap: &Option<JobWrapper>, job: Arc<dyn Job>) -> Arc<dyn Job> {
+fn wrapped(wrap: &Option<JobWrapper>, resource_id: &str, job: Arc<dyn Job>) -> Arc<dyn Job> {
     match wrap {
-        Some(wrap) => wrap(job),
+        Some(wrap) => wrap(resource_id, job),
         None => job,
     }
 }
@@ -103,6 +104,8 @@ pub struct NodeView {
     pub polling: Addr<Scheduler>,
     pub telemetry: Arc<Telemetry>,
     pub bus: Bus,
+    /// The rate state, for its size in the memory breakdown.
+    pub rates: Arc<crate::transform::RateStore>,
 }
 
 pub fn run(settings: Settings) -> Result<()> {
@@ -190,6 +193,7 @@ where
         polling: pipeline.schedulers.polling.clone(),
         telemetry: Arc::clone(&telemetry),
         bus: pipeline.bus.clone(),
+        rates: Arc::clone(&pipeline.shared.rates),
     };
     let failed = tokio::select! {
         () = until(view) => None,
@@ -379,6 +383,7 @@ fn serve_http(
         metrics::schedulers(p.schedulers.all()),
         metrics::consumer_lag(p.consumers.clone(), p.sink.clone()),
         metrics::store(&p.shared, store),
+        metrics::memory(&p.shared.rates),
         crate::sink::metrics_section(p.sink.clone()),
         metrics::cluster(p.cluster.clone()),
     ];

@@ -351,6 +351,29 @@ impl RateStore {
         self.shards.iter().map(|s| lock(s).index.len()).sum()
     }
 
+    /// Heap bytes the rate state holds: its chunks, its index tables (an entry and a
+    /// control byte a slot), the metric names and the layouts.
+    pub fn heap_bytes(&self) -> u64 {
+        let entry = std::mem::size_of::<(Key, u32)>() + 1;
+        let shards: usize = self
+            .shards
+            .iter()
+            .map(|s| {
+                let s = lock(s);
+                s.chunks.iter().map(Vec::capacity).sum::<usize>()
+                    + s.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
+                    + s.index.capacity() * entry
+            })
+            .sum();
+        let names = self.names.read().map_or(0, |n| {
+            n.list.iter().map(|s| 2 * s.capacity() + 40).sum::<usize>()
+        });
+        let layouts = self.layouts.read().map_or(0, |l| {
+            l.list.iter().map(|b| 2 * (4 * b.len() + 24)).sum::<usize>()
+        });
+        (shards + names + layouts) as u64
+    }
+
     /// Drops the groups whose every sample has expired; returns how many.
     pub fn sweep(&self) -> usize {
         let now = now_ms();
