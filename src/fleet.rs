@@ -68,7 +68,7 @@ struct Device {
     failures: [(u32, u16); 60],
     interfaces: Option<(u16, u16)>,
     /// Record locations of recent polls, oldest first, at most one per minute.
-    history: VecDeque<(u64, Vec<Location>)>,
+    history: History,
     /// Each polling plugin's newest poll's record locations (none when that poll
     /// published nothing): `/metrics/devices` shows every plugin's metrics of a device,
     /// not only those of the plugin that happened to poll it last.
@@ -81,9 +81,115 @@ impl Default for Device {
             last: None,
             failures: [(0, 0); 60],
             interfaces: None,
-            history: VecDeque::new(),
+            history: History::default(),
             latest: Vec::new(),
         }
+    }
+}
+
+/// A device's recent polls' record locations, compactly: at 10,000 devices an hour of
+/// history is 640,000 polls, which as a list of locations each (a heap block per poll)
+/// took ≈64 bytes a poll and 40 MB in all. A poll whose records are one run of offsets in
+/// a partition the device has written before (every poll of the built-in plugins) is 24
+/// bytes here and no heap block; any other poll keeps its list, in `odd`.
+#[derive(Debug, Default)]
+struct History {
+    /// (topic, partition) pairs of this device's polls, by `Past::place`.
+    places: Vec<(Arc<str>, u32)>,
+    polls: VecDeque<Past>,
+    /// Polls of several locations (or of more places than `Past::place` numbers), oldest
+    /// first, with their time.
+    odd: VecDeque<(u64, Vec<Location>)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Past {
+    at_ms: u64,
+    first_offset: u64,
+    count: u32,
+    /// Index in `History::places`; `ODD`: the poll is in `History::odd`.
+    place: u32,
+}
+
+const ODD: u32 = u32::MAX;
+/// Places a device's history numbers before its polls go to `odd` (a device writes to one
+/// partition of one topic per plugin).
+const MAX_PLACES: usize = 16;
+
+impl History {
+    fn newest_ms(&self) -> Option<u64> {
+        self.polls.back().map(|p| p.at_ms)
+    }
+
+    fn push(&mut self, at_ms: u64, locations: &[Location]) {
+        let place = match locations {
+            [one] => self
+                .places
+                .iter()
+                .position(|(t, p)| *t == one.topic && *p == one.partition)
+                .or_else(|| {
+                    (self.places.len() < MAX_PLACES).then(|| {
+                        self.places.push((Arc::clone(&one.topic), one.partition));
+                        self.places.len() - 1
+                    })
+                })
+                .and_then(|i| u32::try_from(i).ok()),
+            _ => None,
+        };
+        let past = match (place, locations) {
+            (Some(place), [one]) => Past {
+                at_ms,
+                first_offset: one.first_offset,
+                count: one.count,
+                place,
+            },
+            _ => {
+                self.odd.push_back((at_ms, locations.to_vec()));
+                Past {
+                    at_ms,
+                    first_offset: 0,
+                    count: 0,
+                    place: ODD,
+                }
+            }
+        };
+        self.polls.push_back(past);
+        while self.polls.len() > HISTORY {
+            if let Some(gone) = self.polls.pop_front() {
+                if gone.place == ODD {
+                    self.odd.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The polls at or after `since_ms`, oldest first.
+    fn since(&self, since_ms: u64) -> Vec<(u64, Vec<Location>)> {
+        let mut odd = self.odd.iter();
+        let mut out = Vec::new();
+        for p in &self.polls {
+            let locations = if p.place == ODD {
+                // `odd` holds the ODD polls of `polls`, in the same order.
+                odd.next().map(|(_, l)| l.clone()).unwrap_or_default()
+            } else {
+                let Some((topic, partition)) = usize::try_from(p.place)
+                    .ok()
+                    .and_then(|i| self.places.get(i))
+                else {
+                    continue;
+                };
+                vec![Location {
+                    topic: Arc::clone(topic),
+                    partition: *partition,
+                    first_offset: p.first_offset,
+                    count: p.count,
+                }]
+            };
+            if p.at_ms >= since_ms {
+                out.push((p.at_ms, locations));
+            }
+        }
+        out
     }
 }
 
@@ -129,15 +235,10 @@ impl Fleet {
         if !poll.locations.is_empty() {
             let keep = device
                 .history
-                .back()
-                .is_none_or(|(at, _)| poll.at_ms >= at + 55_000);
+                .newest_ms()
+                .is_none_or(|at| poll.at_ms >= at + 55_000);
             if keep {
-                device
-                    .history
-                    .push_back((poll.at_ms, poll.locations.clone()));
-                while device.history.len() > HISTORY {
-                    device.history.pop_front();
-                }
+                device.history.push(poll.at_ms, &poll.locations);
             }
         }
         match device.latest.iter_mut().find(|(p, _)| *p == poll.plugin) {
@@ -174,12 +275,7 @@ impl Fleet {
         let Some(d) = devices.get(resource_id) else {
             return Vec::new();
         };
-        let mut out: Vec<(u64, Vec<Location>)> = d
-            .history
-            .iter()
-            .filter(|(at, _)| *at >= since_ms)
-            .cloned()
-            .collect();
+        let mut out = d.history.since(since_ms);
         if let Some(last) = &d.last {
             if !last.locations.is_empty() && out.last().is_none_or(|(at, _)| *at != last.at_ms) {
                 out.push((last.at_ms, last.locations.clone()));
@@ -296,6 +392,39 @@ mod tests {
         other.locations.clear();
         fleet.record("sw1", other);
         assert_eq!(offsets(&fleet), [119 * 49]);
+        // A poll of several locations, and one in another partition, are kept as they
+        // came, in order with the others.
+        let two = vec![
+            Location {
+                topic: Arc::from("local-processed"),
+                partition: 3,
+                first_offset: 7,
+                count: 2,
+            },
+            Location {
+                topic: Arc::from("other-processed"),
+                partition: 0,
+                first_offset: 70,
+                count: 1,
+            },
+        ];
+        let mut odd = poll(now + 60_000, false, 0);
+        odd.locations = two.clone();
+        fleet.record("sw1", odd);
+        let mut moved = poll(now + 120_000, false, 500);
+        moved.locations[0].partition = 5;
+        fleet.record("sw1", moved.clone());
+        let recent = fleet.locations("sw1", now + 1);
+        assert_eq!(recent.len(), 2, "{recent:?}");
+        assert_eq!(recent[0], (now + 60_000, two));
+        assert_eq!(recent[1], (now + 120_000, moved.locations));
+        // The history stays an hour long: odd polls leave with their turn.
+        for i in 0..100u64 {
+            fleet.record("sw1", poll(now + 180_000 + i * 60_000, false, i));
+        }
+        let all = fleet.locations("sw1", 0);
+        assert_eq!(all.len(), HISTORY);
+        assert!(all.iter().all(|(_, l)| l.len() == 1 && l[0].partition == 0));
         fleet.retain(|id| id != "sw1");
         assert!(fleet.is_empty());
         assert_eq!(status_name(7), "PING_FAILURE");
