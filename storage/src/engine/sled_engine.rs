@@ -18,7 +18,11 @@ use crate::files::{DiskFiles, Files};
 use crate::{Durability, StorageError};
 
 /// Page cache size. sled's default is 1 GiB, far more than a collector needs resident.
-const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// At 10,000 devices (`panoptes bench`, 3 minutes) 8 MiB instead of 64 held 15 MB less
+/// heap at the same CPU per poll (2.29 against 2.48 ms, within run-to-run noise): the
+/// keyspaces read on every poll (enrichments, ≈3 KB compressed each) are read from the
+/// OS page cache as cheaply. 16 MiB keeps room for bigger fleets' indexes.
+const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The file in which sled keeps its log (and so every tree), inside the directory.
 const SLED_LOG_FILE: &str = "db";
