@@ -130,11 +130,11 @@ fn fill_topic(bus: &Bus, points: usize) {
             value: serde_json::to_vec(&g).unwrap(),
         });
         if messages.len() == 1000 {
-            bus.publish("bench-processed", &messages, 0).unwrap();
-            messages.clear();
+            bus.publish("bench-processed", std::mem::take(&mut messages), 0)
+                .unwrap();
         }
     }
-    bus.publish("bench-processed", &messages, 0).unwrap();
+    bus.publish("bench-processed", messages, 0).unwrap();
 }
 
 /// Topic -> VictoriaMetrics through the sink's consumer; returns points/s.

@@ -155,7 +155,7 @@ fn refused_points_are_skipped_and_the_others_written() {
             value: b"{not a metrics group".to_vec(),
         },
     );
-    bus.publish("local-processed", &messages, 0).unwrap();
+    bus.publish("local-processed", messages, 0).unwrap();
 
     let mut settings = Settings::load(None).unwrap().influxdb;
     settings.url = influx.url();

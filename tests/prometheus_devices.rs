@@ -594,7 +594,7 @@ fn large_fleet_scrape_bytes_and_time() {
                 value,
             });
         }
-        let landed = bus.publish(topic, &messages, 0).unwrap();
+        let landed = bus.publish(topic, messages, 0).unwrap();
         let (partition, first_offset) = landed[0].unwrap();
         fleet.push((
             Arc::from(format!("sw{d:05}")),

@@ -86,7 +86,7 @@ async fn discover_and_publish(shared: &Shared, plugin: &PluginConfig) -> Result<
             value,
         };
         let t = topic.clone();
-        blocking(move || Ok::<_, RunError>(bus.publish(&t, &[msg], now_ms())?)).await?;
+        blocking(move || Ok::<_, RunError>(bus.publish(&t, vec![msg], now_ms())?)).await?;
         tracing::debug!(plugin = %plugin.name, topic = %topic, resources = count, "resource set published");
     }
     Ok(())

@@ -134,7 +134,7 @@ fn append(bus: &Bus, batch: Vec<Request>) {
     let mut landed: HashMap<String, (Arc<str>, Landed)> = HashMap::new();
     for topic in order {
         let list = messages.remove(&topic).unwrap_or_default();
-        match bus.publish(&topic, &list, now) {
+        match bus.publish(&topic, list, now) {
             Ok(offsets) => {
                 landed.insert(topic.clone(), (Arc::from(topic.as_str()), offsets));
             }

@@ -131,13 +131,7 @@ pub fn push_oid_content(out: &mut Vec<u8>, components: &[u32]) -> Result<(), Ber
     let first = components.first().copied().unwrap_or(0);
     let second = components.get(1).copied().unwrap_or(0);
     if first > 2 || (first < 2 && second >= 40) {
-        return Err(BerError::UnencodableOid(
-            components
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join("."),
-        ));
+        return Err(BerError::UnencodableOid(super::oid::dotted(components)));
     }
     push_base128(out, u64::from(first) * 40 + u64::from(second));
     for &component in components.iter().skip(2) {

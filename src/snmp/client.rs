@@ -343,11 +343,7 @@ impl SnmpClient {
                     });
                 }
                 self.walk_bytes_left -= size;
-                let index = suffix
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(".");
+                let index = super::oid::dotted(suffix);
                 rows.push((index, vb.value));
                 cursor = vb.oid;
                 advanced = true;

@@ -52,6 +52,12 @@ impl Oid {
         self.0.strip_prefix(prefix.0.as_slice())
     }
 
+    /// The components after `prefix` as dotted text (`"3"`, `"1.2.10"`): a table row's
+    /// index as the plugins key it. None as [`Oid::suffix_after`].
+    pub fn index_after(&self, prefix: &Oid) -> Option<String> {
+        self.suffix_after(prefix).map(dotted)
+    }
+
     /// This OID with one more component, e.g. a column OID plus an interface index.
     pub fn child(&self, component: u32) -> Oid {
         let mut components = Vec::with_capacity(self.0.len() + 1);
@@ -270,5 +276,35 @@ mod tests {
                                         b in proptest::collection::vec(0u32..5, 0..6)) {
             prop_assert_eq!(Oid::from(a.as_slice()).cmp(&Oid::from(b.as_slice())), a.cmp(&b));
         }
+    }
+}
+
+/// Components as dotted text, `[1, 2, 10]` -> `"1.2.10"`, in one allocation (a walk makes
+/// one of these per varbind).
+pub fn dotted(components: &[u32]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(components.len() * 4);
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let _ = write!(out, "{c}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod dotted_tests {
+    use super::*;
+
+    #[test]
+    fn dotted_text_of_components() {
+        assert_eq!(dotted(&[]), "");
+        assert_eq!(dotted(&[7]), "7");
+        assert_eq!(dotted(&[1, 2, 10, 4294967295]), "1.2.10.4294967295");
+        let column: Oid = "1.3.6.1.2.1.2.2.1.8".parse().unwrap();
+        let cell: Oid = "1.3.6.1.2.1.2.2.1.8.12.3".parse().unwrap();
+        assert_eq!(cell.index_after(&column).as_deref(), Some("12.3"));
+        assert_eq!(column.index_after(&cell), None);
     }
 }

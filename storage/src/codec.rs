@@ -61,16 +61,30 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     payload: &T,
     place: impl Fn() -> String,
 ) -> Result<Vec<u8>, StorageError> {
+    encode_sized(expires_at_ms, payload, 0, place)
+}
+
+/// [`encode`] into a buffer of `capacity` bytes to start with: a caller that knows about
+/// how big the encoding is (a frame of records: their bytes) saves the buffer's doublings
+/// and the copies they make (≈2% of the collector's CPU at 10,000 devices, by `perf`).
+pub(crate) fn encode_sized<T: Serialize + ?Sized>(
+    expires_at_ms: Option<u64>,
+    payload: &T,
+    capacity: usize,
+    place: impl Fn() -> String,
+) -> Result<Vec<u8>, StorageError> {
     let envelope = EnvelopeRef {
         version: FORMAT_VERSION,
         expires_at_ms,
         payload,
     };
-    let bytes =
-        bincode::serde::encode_to_vec(&envelope, config()).map_err(|e| StorageError::Encode {
+    let mut bytes = Vec::with_capacity(capacity.min(MAX_ENCODED_BYTES));
+    bincode::serde::encode_into_std_write(&envelope, &mut bytes, config()).map_err(|e| {
+        StorageError::Encode {
             place: place(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     if bytes.len() > MAX_ENCODED_BYTES {
         return Err(StorageError::Encode {
             place: place(),

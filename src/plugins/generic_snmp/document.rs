@@ -11,7 +11,7 @@ use crate::model::MetricType;
 use crate::snmp::Oid;
 
 /// `[main] enrichment_schema_version`: changes how groups are assembled (spec §9.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaVersion {
     V01,
     V02,

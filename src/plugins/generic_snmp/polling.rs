@@ -1,8 +1,10 @@
 //! Generic SNMP polling (`plugin_polling_generic_snmp`): runs a DSL document against a
 //! device (spec §9.2) and returns its metrics groups plus the polling-status group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::SystemTime;
 
 use serde_json::Value as Json;
 
@@ -81,10 +83,71 @@ impl Options {
     }
 }
 
+/// A device's DSL document, as [`load_document`] found it.
+pub enum Loaded {
+    /// JSON to compile: from the enrichment store, or read from `file` now.
+    Json {
+        json: Json,
+        file: Option<(PathBuf, FileStamp)>,
+    },
+    /// Compiled before from the same file, unchanged since (modification time and size).
+    Compiled(Arc<Document>),
+}
+
+/// A file's modification time and size, to tell that it has not changed.
+pub type FileStamp = (SystemTime, u64);
+
+/// Documents compiled from `[enrichment] file`s, by path and schema: the file is read and
+/// compiled again only when its stamp changes. A like-for-like benchmark (39 IF-MIB
+/// columns) spent 5% of its CPU reading and compiling the same file every poll.
+type Compiled = HashMap<(PathBuf, SchemaVersion), (FileStamp, Arc<Document>)>;
+
+fn compiled_files() -> MutexGuard<'static, Compiled> {
+    static FILES: OnceLock<Mutex<Compiled>> = OnceLock::new();
+    FILES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+fn remember(path: PathBuf, schema: SchemaVersion, stamp: FileStamp, doc: &Arc<Document>) {
+    compiled_files().insert((path, schema), (stamp, Arc::clone(doc)));
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 /// Finds the DSL document for a device, failing the way the original does: an unusable
 /// source is an enrichment failure, both sources or none a configuration error (status
 /// INTERNAL_FAILURE).
 pub fn load_document(
+    options: &Options,
+    cache: Result<&EnrichmentCache, PluginError>,
+    resource: &Resource,
+) -> Result<Loaded, PluginError> {
+    let json = |json| Loaded::Json { json, file: None };
+    match (options.from_store, &options.file) {
+        (false, Some(path)) => {
+            let stamp = stamp(path);
+            if let Some(stamp) = stamp {
+                let key = (path.clone(), options.schema);
+                if let Some((_, doc)) = compiled_files().get(&key).filter(|(s, _)| *s == stamp) {
+                    return Ok(Loaded::Compiled(Arc::clone(doc)));
+                }
+            }
+            let json = read_document(options, cache, resource)?;
+            Ok(Loaded::Json {
+                json,
+                file: stamp.map(|s| (path.clone(), s)),
+            })
+        }
+        _ => read_document(options, cache, resource).map(json),
+    }
+}
+
+fn read_document(
     options: &Options,
     cache: Result<&EnrichmentCache, PluginError>,
     resource: &Resource,
@@ -148,7 +211,7 @@ pub fn compile(doc: &Json, options: &Options) -> Result<Document, PluginError> {
 pub async fn run(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
-    document: Result<Json, PluginError>,
+    document: Result<Loaded, PluginError>,
     options: &Options,
     now: f64,
 ) -> Result<Vec<MetricsGroup>, ModelError> {
@@ -182,14 +245,23 @@ pub(crate) struct Fetched {
 async fn poll(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
-    document: Result<Json, PluginError>,
+    document: Result<Loaded, PluginError>,
     options: &Options,
     now: f64,
     status: &mut StatusTracker,
     out: &mut GroupSet,
 ) -> Result<(), PluginError> {
     let client = client?;
-    let doc = compile(&document?, options)?;
+    let doc = match document? {
+        Loaded::Compiled(doc) => doc,
+        Loaded::Json { json, file } => {
+            let doc = Arc::new(compile(&json, options)?);
+            if let Some((path, stamp)) = file {
+                remember(path, options.schema, stamp, &doc);
+            }
+            doc
+        }
+    };
     let fetched = fetch(client, &doc, options, status).await;
     if doc.tables.is_empty() && doc.scalars.is_empty() {
         return Err(PluginError::Internal(format!(
@@ -371,31 +443,33 @@ pub fn snmp_text(v: &SnmpValue) -> String {
 }
 
 /// Evaluated values of one kind of target: per index, and top level.
+/// Names and indexes are borrowed from the document and the fetched tables: a 48-row,
+/// 39-column document made ≈3,700 string copies a poll here before.
 #[derive(Default)]
-struct Evaluated {
-    indexed: BTreeMap<String, Vec<(String, Value)>>,
-    top: Vec<(String, Value)>,
+struct Evaluated<'a> {
+    indexed: BTreeMap<&'a str, Vec<(&'a str, Value)>>,
+    top: Vec<(&'a str, Value)>,
     /// Metric types by name (all metrics, evaluated or not).
-    types: BTreeMap<String, MetricType>,
+    types: BTreeMap<&'a str, MetricType>,
 }
 
-impl Evaluated {
+impl Evaluated<'_> {
     fn kind(&self, metric: &str) -> MetricType {
         self.types.get(metric).copied().unwrap_or(MetricType::Gauge)
     }
 }
 
 /// The indices a target is evaluated at (spec §9.2 step 2).
-fn indices_of(t: &Target, tables: &[Table]) -> Vec<String> {
+fn indices_of<'a>(t: &'a Target, tables: &'a [Table]) -> Vec<&'a str> {
     match &t.indices {
-        Indices::Listed(list) => list.clone(),
+        Indices::Listed(list) => list.iter().map(String::as_str).collect(),
         Indices::From(slot) => tables
             .get(*slot)
-            .map(|x| x.keys().cloned().collect())
+            .map(|x| x.keys().map(String::as_str).collect())
             .unwrap_or_default(),
         Indices::FirstTable(Some(slot)) => tables
             .get(*slot)
-            .map(|x| x.keys().cloned().collect())
+            .map(|x| x.keys().map(String::as_str).collect())
             .unwrap_or_default(),
         Indices::FirstTable(None) => Vec::new(),
     }
@@ -415,29 +489,25 @@ fn cast_and_transform(t: &Target, env: &Env, v: &Value) -> Result<Value, EvalErr
     }
 }
 
-fn evaluate(
-    targets: &[Target],
-    fetched: &Fetched,
+fn evaluate<'a>(
+    targets: &'a [Target],
+    fetched: &'a Fetched,
     options: &Options,
     group: &str,
-) -> Result<Evaluated, PluginError> {
+) -> Result<Evaluated<'a>, PluginError> {
     let mut ev = Evaluated::default();
     for t in targets {
-        ev.types.insert(t.name.clone(), t.metric_type);
+        ev.types.insert(&t.name, t.metric_type);
         if t.indexed {
             for index in indices_of(t, &fetched.tables) {
                 let env = Env {
                     tables: &fetched.tables,
                     scalars: &fetched.scalars,
-                    index: Some(&index),
+                    index: Some(index),
                     context: None,
                 };
                 match value_of(t, &env) {
-                    Ok(v) => ev
-                        .indexed
-                        .entry(index)
-                        .or_default()
-                        .push((t.name.clone(), v)),
+                    Ok(v) => ev.indexed.entry(index).or_default().push((&t.name, v)),
                     Err(e) => {
                         tracing::debug!(plugin = %options.plugin_name, group, target = %t.name,
                         index = %index, error = %e, "value skipped for this index")
@@ -470,7 +540,7 @@ fn evaluate(
                     options.plugin_name, t.name
                 ))
             })?;
-            ev.top.push((t.name.clone(), v));
+            ev.top.push((&t.name, v));
         }
     }
     Ok(ev)
@@ -505,7 +575,7 @@ fn process_group(
             out.add(g);
         }
     };
-    let add_metrics = |g: &mut MetricsGroup, values: &[(String, Value)]| {
+    let add_metrics = |g: &mut MetricsGroup, values: &[(&str, Value)]| {
         values
             .iter()
             .try_for_each(|(name, v)| add_metric(g, name, v, metrics.kind(name), now))
@@ -571,7 +641,7 @@ fn add_metric(
 }
 
 /// Adds every dimension of `dims`, in order; returns true when one was empty.
-fn add_dimensions(g: &mut MetricsGroup, dims: &[(String, Value)]) -> Result<bool, ModelError> {
+fn add_dimensions(g: &mut MetricsGroup, dims: &[(&str, Value)]) -> Result<bool, ModelError> {
     let mut empty = false;
     for (name, v) in dims {
         empty |= add_dimension(g, name, v)?;
@@ -623,6 +693,60 @@ mod tests {
             from_store: true,
             file: None,
         }
+    }
+
+    #[test]
+    fn a_document_file_is_compiled_once_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.json");
+        let doc = |group: &str| {
+            json!({"oids": {"up": {"method": "get", "oid": "1.3.6.1.2.1.1.3.0"}},
+                   "metrics_groups": [{"group_name": group, "dimensions": {},
+                                       "metrics": {"uptime": "up"}}]})
+            .to_string()
+        };
+        std::fs::write(&path, doc("first")).unwrap();
+        let mut opts = options(SchemaVersion::V01);
+        opts.from_store = false;
+        opts.file = Some(path.clone());
+        let load = || load_document(&opts, Ok(&EnrichmentCache::default()), &resource());
+        let Ok(Loaded::Json {
+            json,
+            file: Some((p, stamp)),
+        }) = load()
+        else {
+            panic!("a file never seen is read");
+        };
+        assert_eq!(json["metrics_groups"][0]["group_name"], "first");
+        remember(
+            p,
+            opts.schema,
+            stamp,
+            &Arc::new(compile(&json, &opts).unwrap()),
+        );
+        let Ok(Loaded::Compiled(compiled)) = load() else {
+            panic!("an unchanged file is not read again");
+        };
+        assert_eq!(compiled.groups[0].name, "first");
+        // Another schema is another document.
+        let mut v02 = opts.clone();
+        v02.schema = SchemaVersion::V02;
+        assert!(matches!(
+            load_document(&v02, Ok(&EnrichmentCache::default()), &resource()),
+            Ok(Loaded::Json { .. })
+        ));
+        // Edited (another size): read and compiled again.
+        std::fs::write(&path, doc("second, longer")).unwrap();
+        let Ok(Loaded::Json { json, .. }) = load() else {
+            panic!("an edited file is read again");
+        };
+        assert_eq!(json["metrics_groups"][0]["group_name"], "second, longer");
+        // Gone: the read error, as before the cache.
+        std::fs::remove_file(&path).unwrap();
+        let Err(PluginError::Enrichment(e)) = load() else {
+            panic!("a missing file is an enrichment failure");
+        };
+        assert!(e.contains("cannot read enrichment file"), "{e}");
     }
 
     /// Runs a document's groups over already-fetched static tables.

@@ -33,12 +33,7 @@ pub async fn walk_column(
     let rows = client.bulk_walk(&root).await?;
     let mut out = Column::new();
     for vb in rows {
-        if let Some(suffix) = vb.oid.suffix_after(&root) {
-            let index = suffix
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(".");
+        if let Some(index) = vb.oid.index_after(&root) {
             out.insert(index, vb.value);
         }
     }

@@ -56,7 +56,14 @@ pub(crate) fn encode(
     records: &[Record],
     place: impl Fn() -> String,
 ) -> Result<Vec<u8>, StorageError> {
-    codec::encode(None, records, place)
+    // A record's bytes, plus its lengths and timestamp as varints (at most 10 bytes each,
+    // four of them), plus the envelope.
+    let size = records
+        .iter()
+        .map(|r| r.size_bytes() + 4 * 10 + r.headers.len() * 20)
+        .sum::<usize>()
+        + 32;
+    codec::encode_sized(None, records, size, place)
 }
 
 pub(crate) fn decode(raw: &[u8], place: impl Fn() -> String) -> Result<Vec<Record>, StorageError> {
