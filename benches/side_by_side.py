@@ -8,9 +8,11 @@
 Both collectors poll N copies of the same 48-port recording, served by `panoptes simulate`
 (one thread, its own process, not counted) at the same interval:
 
-- panoptes: `panoptes bench --recording REC --json` (discovery, enrichment, interface
-  polling with rates, JSON, topic log) -- the bench starts its own simulator of the same
-  recording;
+- panoptes: `panoptes bench --recording REC --plugin P --json` for each P of --plugins:
+  `interface` (discovery, enrichment, interface polling with rates, JSON, topic log) and
+  `if-mib` (the same 39 ifTable/ifXTable columns as the exporter's module, by a Generic
+  SNMP document, no enrichment, no rates: the like-for-like cost per varbind) -- the bench
+  starts its own simulator of the same recording;
 - snmp_exporter: its `if_mib` module (written below, the upstream generator's output for
   IF-MIB: walks ifTable and ifXTable, 39 columns, with ifAlias/ifDescr/ifName lookups),
   scraped once per interval per device by a small driver that spreads the scrapes evenly
@@ -109,9 +111,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_panoptes(args):
+def run_panoptes(args, plugin):
     cmd = [args.panoptes, "bench", "--devices", str(args.devices), "--interval", "%ds" % args.interval,
-           "--duration", "%ds" % args.duration, "--recording", args.recording, "--json"]
+           "--duration", "%ds" % args.duration, "--recording", args.recording, "--plugin", plugin, "--json"]
     print("+", " ".join(cmd), file=sys.stderr)
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=sys.stderr, text=True).stdout
     r = json.loads(out)
@@ -121,8 +123,12 @@ def run_panoptes(args):
     polls = s.get("device_polls") or r["device_polls"]
     cpu = (s["collector_cpu_cores"] * (r["duration_s"] - s["from_s"])) if s else r["collector_cpu_s"]
     varbinds_per_poll = s["snmp_varbinds"] / max(polls, 1) if s else r["snmp_varbinds"] / max(polls, 1)
+    names = {
+        "interface": "panoptes (interface plugins: 21 columns, enrichment, rates, topic log)",
+        "if-mib": "panoptes (if-mib: the exporter's 39 columns, Generic SNMP, topic log)",
+    }
     return {
-        "name": "panoptes (interface plugin, rates, topic log)",
+        "name": names.get(plugin, "panoptes (%s)" % plugin),
         "polls": polls, "cpu_s": cpu, "errors": r["errors"] + r["timeouts"],
         "varbinds_per_poll": varbinds_per_poll,
         "rss_peak": r["rss_mb"]["peak"], "rss_end": r["rss_mb"]["end"],
@@ -244,6 +250,9 @@ def main():
     p.add_argument("--recording", default=os.path.join(ROOT, "resources/demo/switch48.snmprec"))
     p.add_argument("--panoptes", default=os.path.join(ROOT, "target/release/panoptes"))
     p.add_argument("--exporter", default="/usr/bin/prometheus-snmp-exporter")
+    p.add_argument("--plugins", default="interface,if-mib",
+                   help="panoptes runs, comma-separated: interface (the default plugins), if-mib (the "
+                        "same 39 columns as the exporter's if_mib module, for a like-for-like cost per varbind)")
     args = p.parse_args()
     for path in (args.panoptes, args.exporter):
         if not os.access(path, os.X_OK):
@@ -251,7 +260,7 @@ def main():
                              "`apt-get install prometheus-snmp-exporter`" % path)
     with open("/proc/loadavg") as f:
         load0 = f.read().split()[:3]
-    rows = [run_exporter(args), run_panoptes(args)]
+    rows = [run_exporter(args)] + [run_panoptes(args, p) for p in args.plugins.split(",") if p]
     with open("/proc/loadavg") as f:
         load1 = f.read().split()[:3]
     print("\n%d devices x 48 ports, %d s interval, %d s per collector; load average %s before, %s after\n"
@@ -267,6 +276,15 @@ def main():
             r["rss_end"]))
     for r in rows:
         print("- %s: %s" % (r["name"], r["note"]))
+    # Ratios against the exporter, same run: how many times less CPU per poll and per varbind.
+    base = rows[0]
+    b_poll = base["cpu_s"] / max(base["polls"], 1)
+    b_vb = b_poll / max(base["varbinds_per_poll"], 1)
+    for r in rows[1:]:
+        poll = r["cpu_s"] / max(r["polls"], 1)
+        vb = poll / max(r["varbinds_per_poll"], 1)
+        print("- %s: %.1fx less CPU per poll, %.1fx less per varbind than %s"
+              % (r["name"], b_poll / max(poll, 1e-12), b_vb / max(vb, 1e-12), base["name"]))
 
 
 if __name__ == "__main__":

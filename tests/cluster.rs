@@ -349,7 +349,14 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Du
 fn three_nodes_share_the_fleet(brokers: &str, sink: Option<&influx_support::Server>) {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(dir.path(), "127.1.0.1", DEVICES, INTERFACES);
-    let plugins = panoptes::bench::write_plugins(dir.path(), SITE, &sim.addrs, INTERVAL).unwrap();
+    let plugins = panoptes::bench::write_plugins(
+        dir.path(),
+        SITE,
+        &sim.addrs,
+        INTERVAL,
+        panoptes::bench::BenchPlugin::Interface,
+    )
+    .unwrap();
     let mut envs: Vec<NodeEnv> = ["n1", "n2", "n3"]
         .iter()
         .map(|n| member(n, brokers, &plugins))
@@ -602,11 +609,25 @@ fn benchmark_one_two_three_nodes() {
         .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(dir.path(), "127.1.0.1", devices, INTERFACES);
-    let plugins = panoptes::bench::write_plugins(dir.path(), SITE, &sim.addrs, INTERVAL).unwrap();
+    let plugins = panoptes::bench::write_plugins(
+        dir.path(),
+        SITE,
+        &sim.addrs,
+        INTERVAL,
+        panoptes::bench::BenchPlugin::Interface,
+    )
+    .unwrap();
 
     // Membership's own CPU: two nodes with no devices, one a member of the groups.
     let idle_dir = dir.path().join("idle");
-    let empty = panoptes::bench::write_plugins(&idle_dir, SITE, &[], INTERVAL).unwrap();
+    let empty = panoptes::bench::write_plugins(
+        &idle_dir,
+        SITE,
+        &[],
+        INTERVAL,
+        panoptes::bench::BenchPlugin::Interface,
+    )
+    .unwrap();
     let idle_cpu = |cluster: bool| -> f64 {
         let tansu = Tansu::start(dir.path());
         let mut env = member("idle", &tansu.addr(), &empty);

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::Settings;
 use crate::node::{JobWrapper, JobWrappers, NodeView};
 
-pub use fleet::{switch_recording, write_plugins};
+pub use fleet::{if_mib_document, switch_recording, write_plugins, BenchPlugin};
 pub use polls::{JobCpu, PollLog};
 pub use procstat::{sample, ProcSample};
 pub use report::{EnrichmentCost, Latency, Planning, Report, RssMb, Steady};
@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// devices append ≈35 MB/s.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub retention_mb: u64,
+    /// What to poll: `interface` (the interface plugins with enrichment and rates), or
+    /// `if-mib` (every ifTable/ifXTable column, as snmp_exporter's if_mib module reads
+    /// them, by a Generic SNMP document: for like-for-like comparisons).
+    #[arg(long, value_enum, default_value_t = BenchPlugin::Interface)]
+    pub plugin: BenchPlugin,
     /// Worker threads of the simulator process.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub simulator_threads: usize,
@@ -173,6 +178,7 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         &settings.site,
         &fleet.addrs,
         interval_s,
+        args.plugin,
     )?;
     settings.data_dir = dir.0.join("data");
     settings.demo.enabled = false;
@@ -183,7 +189,10 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
     settings.kafka.listen = String::new();
     settings.traps.listen = String::new();
     settings.plugins.discovery = vec![discovery];
-    settings.plugins.enrichment = vec![enrichment];
+    settings.plugins.enrichment = match args.plugin {
+        BenchPlugin::Interface => vec![enrichment],
+        BenchPlugin::IfMib => Vec::new(),
+    };
     settings.plugins.polling = vec![polling];
     settings.retention.max_partition_mib = args.retention_mb.max(1);
     // Spread first polls over the interval, as a long-running node's would be.
@@ -194,7 +203,7 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
     let enrichment_log = PollLog::new(1);
     let wrapper = |log: &Arc<PollLog>| -> JobWrapper {
         let log = Arc::clone(log);
-        Arc::new(move |job| log.wrap(job))
+        Arc::new(move |device: &str, job| log.wrap(device, job))
     };
     let wrappers = JobWrappers {
         polling: Some(wrapper(&log)),
@@ -444,6 +453,7 @@ async fn watch(
         .map(|(cpu0, polls0, job0, varbinds0)| {
             let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
             let secs = wall - args.interval.as_secs_f64();
+            let snmp_varbinds = crate::snmp::varbinds_received() - varbinds0;
             Steady {
                 from_s: interval_s,
                 device_polls: polls,
@@ -451,7 +461,8 @@ async fn watch(
                 collector_cpu_cores: cpu / secs,
                 cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
                 poller_thread_ms_per_poll: log.job_cpu().ms_per_run_since(job0),
-                snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
+                snmp_varbinds,
+                cpu_us_per_varbind: (snmp_varbinds > 0).then(|| cpu * 1e6 / snmp_varbinds as f64),
                 rss_slope_mb_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.1),
                 cpu_slope_cores_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.2),
             }
@@ -470,6 +481,7 @@ async fn watch(
         }
     };
     let planning1 = planning(&view).await;
+    let varbinds = crate::snmp::varbinds_received() - varbinds0;
     Report {
         steady,
         aborted,
@@ -492,7 +504,10 @@ async fn watch(
         errors: log.errors.load(Relaxed),
         error_samples: log.error_samples(),
         snmp_requests: engine1.requests_sent - engine0.requests_sent,
-        snmp_varbinds: crate::snmp::varbinds_received() - varbinds0,
+        snmp_varbinds: varbinds,
+        cpu_us_per_varbind: (varbinds > 0).then(|| cpu * 1e6 / varbinds as f64),
+        first_interval_devices_polled: log.devices_first_run_within(args.interval.as_secs_f64()),
+        all_devices_polled_by_s: log.all_devices_run_by_s(u64::from(args.devices)),
         snmp_timeouts: engine1.timeouts - engine0.timeouts,
         shed: polling.runs.shed,
         enrichment_runs: enrichment.runs.completed,
@@ -506,6 +521,7 @@ async fn watch(
             peak: peak.rss_mb.max(me1.rss_mb),
             end: me1.rss_mb,
         },
+        memory_bytes: crate::memory::Breakdown::now(view.rates.heap_bytes()),
         open_fds: me1.open_fds,
         open_fds_peak: peak.open_fds.max(me1.open_fds),
         threads: me1.threads,

@@ -1,6 +1,7 @@
 //! Every run's duration, outcome and CPU, recorded by wrapping the node's jobs (one log
 //! for polls, one for enrichments).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ struct Inner {
     per_second: Vec<u64>,
     /// The first few distinct error messages, to show the user.
     samples: Vec<String>,
+    /// When each device's first run finished, in milliseconds since `started`.
+    first_run_ms: HashMap<Arc<str>, u64>,
 }
 
 const ERROR_SAMPLES: usize = 5;
@@ -77,15 +80,36 @@ impl PollLog {
         }
     }
 
-    /// Wraps a polling job so its runs are recorded here.
-    pub fn wrap(self: &Arc<Self>, job: Arc<dyn Job>) -> Arc<dyn Job> {
+    /// Wraps a job of `device` so its runs are recorded here.
+    pub fn wrap(self: &Arc<Self>, device: &str, job: Arc<dyn Job>) -> Arc<dyn Job> {
         Arc::new(TimedJob {
             inner: job,
             log: Arc::clone(self),
+            device: Arc::from(device),
         })
     }
 
-    fn record(&self, took: Duration, result: &Result<(), JobError>) {
+    /// Devices whose first run finished within `secs` of the start.
+    pub fn devices_first_run_within(&self, secs: f64) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = (secs * 1000.0) as u64;
+        inner
+            .first_run_ms
+            .values()
+            .filter(|&&ms| ms <= limit)
+            .count() as u64
+    }
+
+    /// Seconds from the start until `devices` distinct devices had finished a run (None
+    /// if fewer ever did).
+    pub fn all_devices_run_by_s(&self, devices: u64) -> Option<f64> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = inner.first_run_ms.len() as u64;
+        (n >= devices && n > 0)
+            .then(|| inner.first_run_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0)
+    }
+
+    fn record(&self, device: &Arc<str>, took: Duration, result: &Result<(), JobError>) {
         self.polls.fetch_add(1, Relaxed);
         if let Err(e) = result {
             if is_timeout(e) {
@@ -94,8 +118,13 @@ impl PollLog {
                 self.errors.fetch_add(1, Relaxed);
             }
         }
-        let second = self.started.elapsed().as_secs() as usize;
+        let since = self.started.elapsed();
+        let second = since.as_secs() as usize;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !inner.first_run_ms.contains_key(device) {
+            let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+            inner.first_run_ms.insert(Arc::clone(device), ms);
+        }
         inner
             .latencies_us
             .push(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
@@ -172,12 +201,14 @@ fn percentiles(samples: &mut [u64]) -> Option<[f64; 4]> {
 struct TimedJob {
     inner: Arc<dyn Job>,
     log: Arc<PollLog>,
+    device: Arc<str>,
 }
 
 impl Job for TimedJob {
     fn run(&self) -> BoxFuture<Result<(), JobError>> {
         let run = self.inner.run();
         let log = Arc::clone(&self.log);
+        let device = Arc::clone(&self.device);
         let meter = log
             .started_runs
             .fetch_add(1, Relaxed)
@@ -196,7 +227,7 @@ impl Job for TimedJob {
             } else {
                 run.await
             };
-            log.record(started.elapsed(), &result);
+            log.record(&device, started.elapsed(), &result);
             result
         })
     }
@@ -257,8 +288,10 @@ mod tests {
     fn outcomes_are_counted_apart() {
         let log = PollLog::new(1);
         let failed = |e: RunError| Err(JobError::failed(e));
-        log.record(Duration::from_millis(3), &Ok(()));
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        log.record(&a, Duration::from_millis(3), &Ok(()));
         log.record(
+            &a,
             Duration::from_millis(5),
             &failed(RunError::Plugin(PluginError::Snmp(SnmpError::Timeout {
                 target: "x".into(),
@@ -266,10 +299,17 @@ mod tests {
             }))),
         );
         log.record(
+            &a,
             Duration::from_millis(1),
             &failed(RunError::Plugin(PluginError::Config("refused".into()))),
         );
+        assert_eq!(
+            log.all_devices_run_by_s(2),
+            None,
+            "one device of two so far"
+        );
         log.record(
+            &b,
             Duration::from_millis(1),
             &failed(RunError::DeviceStatus { code: 7 }),
         );
@@ -279,5 +319,9 @@ mod tests {
         assert_eq!(log.finished_within(60), 4);
         assert_eq!(log.error_samples().len(), 3);
         assert_eq!(log.latency_ms().unwrap()[3], 5.0);
+        // Both devices ran within the first minute, each counted once.
+        assert_eq!(log.devices_first_run_within(60.0), 2);
+        let by = log.all_devices_run_by_s(2).unwrap();
+        assert!((0.0..60.0).contains(&by), "{by}");
     }
 }

@@ -41,6 +41,8 @@ pub struct Steady {
     pub poller_thread_ms_per_poll: Option<f64>,
     /// Varbinds received in the window (enrichment too, if it ran again in it).
     pub snmp_varbinds: u64,
+    /// Collector CPU in the window per varbind received, in microseconds.
+    pub cpu_us_per_varbind: Option<f64>,
     /// Least-squares trend of the collector's RSS over the window, MB per hour.
     pub rss_slope_mb_per_h: Option<f64>,
     /// Least-squares trend of its CPU (cores, 10 s averages) over the window, per hour.
@@ -101,6 +103,12 @@ pub struct Report {
     /// Varbinds received in accepted answers (polls and enrichment).
     pub snmp_varbinds: u64,
     pub snmp_timeouts: u64,
+    /// Collector CPU per varbind received, whole run, in microseconds.
+    pub cpu_us_per_varbind: Option<f64>,
+    /// Devices whose first poll finished within the first interval.
+    pub first_interval_devices_polled: u64,
+    /// Seconds until every device had been polled once (None if some never was).
+    pub all_devices_polled_by_s: Option<f64>,
     /// Polls the pool refused because its queue was full.
     pub shed: u64,
     pub enrichment_runs: u64,
@@ -113,6 +121,9 @@ pub struct Report {
     /// Points InfluxDB accepted per second (0 unless `[influxdb] url` is set).
     pub influxdb_points_per_s: f64,
     pub rss_mb: RssMb,
+    /// Where the memory went at the end of the run, bytes by part (see
+    /// `panoptes::memory::Breakdown`).
+    pub memory_bytes: crate::memory::Breakdown,
     pub open_fds: u64,
     pub open_fds_peak: u64,
     pub threads: u64,
@@ -188,6 +199,16 @@ impl Report {
                 );
             }
         }
+        let by = self
+            .all_devices_polled_by_s
+            .map_or("not every device was polled".to_string(), |s| {
+                format!("every device polled by {s:.1} s")
+            });
+        let _ = writeln!(
+            o,
+            "  first interval      {} of {} devices polled; {by}",
+            self.first_interval_devices_polled, self.devices
+        );
         let _ = writeln!(
             o,
             "  poll latency        p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -198,10 +219,18 @@ impl Report {
             "  published           {} metrics groups ({:.1}/s); InfluxDB points {:.1}/s",
             self.metrics_groups_published, self.metrics_groups_per_s, self.influxdb_points_per_s
         );
+        let per_varbind = self
+            .steady
+            .and_then(|s| s.cpu_us_per_varbind)
+            .or(self.cpu_us_per_varbind)
+            .map_or("-".to_string(), |c| format!("{c:.2} µs"));
         let _ = writeln!(
             o,
-            "  SNMP                {} requests, {} varbinds, {} timed out",
-            self.snmp_requests, self.snmp_varbinds, self.snmp_timeouts
+            "  SNMP                {} requests, {} varbinds, {} timed out; {per_varbind} CPU per varbind{}",
+            self.snmp_requests,
+            self.snmp_varbinds,
+            self.snmp_timeouts,
+            if self.steady.is_some() { " (steady)" } else { "" }
         );
         let e = &self.enrichment;
         let _ = writeln!(
@@ -230,6 +259,23 @@ impl Report {
             self.open_fds,
             self.open_fds_peak,
             self.threads
+        );
+        let m = &self.memory_bytes;
+        let mb = |v: u64| v as f64 / (1024.0 * 1024.0);
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.1}", mb(v)));
+        let _ = writeln!(
+            o,
+            "  memory at the end   RSS {:.1} MB = files {:.1} + anonymous {:.1}; anonymous = \
+             heap in use {} + retained by the allocator {}; heap = rate state {:.1} + other {} \
+             (allocator committed {:.1})",
+            mb(m.rss),
+            mb(m.rss_file),
+            mb(m.rss_anon),
+            opt(m.heap_in_use),
+            opt(m.allocator_retained),
+            mb(m.rate_state),
+            opt(m.heap_other),
+            mb(m.allocator_committed)
         );
         let _ = writeln!(o, "  data directory      {:.0} MB", self.data_mb);
         if let Some(reason) = &self.aborted {
@@ -333,6 +379,8 @@ mod tests {
         let r = Report {
             devices: 3,
             device_polls: 9,
+            first_interval_devices_polled: 3,
+            all_devices_polled_by_s: Some(41.5),
             // The last second is partial and left out of the histogram.
             polls_per_second: vec![0, 2, 4, 3],
             ..Report::default()
@@ -350,8 +398,24 @@ mod tests {
             "timeouts",
             "errors",
             "simulator_cpu_s",
+            "cpu_us_per_varbind",
+            "first_interval_devices_polled",
+            "all_devices_polled_by_s",
+            "memory_bytes",
         ] {
             assert!(v.get(key).is_some(), "{key}");
+        }
+        for key in [
+            "rss",
+            "rss_anon",
+            "rss_file",
+            "allocator_committed",
+            "heap_in_use",
+            "allocator_retained",
+            "rate_state",
+            "heap_other",
+        ] {
+            assert!(v["memory_bytes"].get(key).is_some(), "{key}");
         }
         for key in ["p50", "p90", "p99", "max"] {
             assert!(v["latency_ms"].get(key).is_some(), "{key}");
@@ -362,6 +426,10 @@ mod tests {
         let text = r.render();
         assert!(
             text.contains("3 devices") && text.contains("min 2, max 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 of 3 devices polled; every device polled by 41.5 s"),
             "{text}"
         );
     }
