@@ -12,7 +12,9 @@
 //! [`LIFT_SPREAD`] of the plan that sees the hold lifted, not on its place: a device is
 //! then first polled right after its first enrichment, within the interval it was
 //! discovered in (waiting for the place cost half the fleet a whole interval), and moves
-//! to its place over its next two runs like any key.
+//! to its place over its next two runs like any key. (Unless `run_lifted_at_once` is off,
+//! as in a cluster: there a held key may be a device that moved here, polled by its
+//! previous owner this interval, so it waits for its place.)
 //!
 //! Phases: runs that start together (a fleet planned at once with a short
 //! `first_run_spread`, held keys lifted together) would stay together forever, a burst at
@@ -46,6 +48,10 @@ pub struct SchedulerConfig {
     pub rescan_interval: Duration,
     /// The first runs of new keys are spread over at most this long.
     pub first_run_spread: Duration,
+    /// A held key whose hold lifts runs within [`LIFT_SPREAD`] (true), or on its place in
+    /// the interval like a new key (false: in a cluster, where the key may be a device that
+    /// moved here and was polled by its previous owner this interval).
+    pub run_lifted_at_once: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -54,6 +60,7 @@ impl Default for SchedulerConfig {
             tick: Duration::from_millis(250),
             rescan_interval: Duration::from_secs(60),
             first_run_spread: Duration::from_secs(2),
+            run_lifted_at_once: true,
         }
     }
 }
@@ -190,7 +197,7 @@ impl Scheduler {
                         // Held when planned and lifted now: a fresh first run from now (see
                         // the module's doc).
                         None if entry.item.hold_until.is_some() && item.hold_until.is_none() => {
-                            entry.first_due = now + jitter(item.interval, self.lift_spread());
+                            entry.first_due = now + self.lift_delay(&item.key, item.interval, now);
                             entry.next_due = entry.first_due;
                         }
                         // Not run yet: a changed hold_until still applies to the first run.
@@ -242,10 +249,15 @@ impl Scheduler {
         }
     }
 
-    /// How far apart the first runs of keys lifted by one plan are spread: at most
-    /// [`LIFT_SPREAD`], and no more than a new key's first runs.
-    fn lift_spread(&self) -> Duration {
-        self.config.first_run_spread.min(LIFT_SPREAD)
+    /// When a key whose hold just lifted first runs: within [`LIFT_SPREAD`] (and no later
+    /// than a new key's first run would be), or as a new key when the scheduler is told
+    /// not to run lifted keys at once.
+    fn lift_delay(&self, key: &str, interval: Duration, now: Instant) -> Duration {
+        if self.config.run_lifted_at_once {
+            jitter(interval, self.config.first_run_spread.min(LIFT_SPREAD))
+        } else {
+            self.first_delay(key, interval, now)
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -624,15 +636,20 @@ mod tests {
         assert!(due >= lifted && due <= lifted + LIFT_SPREAD, "{due:?}");
         let second = due_after(&s.origin, held, interval, due);
         assert!(second >= due + interval / 2 && second <= due + interval);
+        let third = due_after(&s.origin, held, interval, second);
         assert_eq!(
-            due_after(
-                &s.origin,
-                held,
-                interval,
-                due_after(&s.origin, held, interval, second)
-            ) - due_after(&s.origin, held, interval, second),
-            interval
+            due_after(&s.origin, held, interval, third),
+            third + interval
         );
+
+        // In a cluster a lifted key waits for its place: it may be a device that moved
+        // here, polled by its previous owner this interval.
+        s.config.run_lifted_at_once = false;
+        s.apply_plan(vec![item("moved", interval, Some(later))], now);
+        s.apply_plan(vec![item("moved", interval, None)], lifted);
+        let due = s.entries["moved"].next_due;
+        assert!(due >= lifted && due < lifted + interval);
+        assert_eq!(due_after(&s.origin, "moved", interval, due), due + interval);
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn fast_config() -> SchedulerConfig {
         tick: Duration::from_millis(10),
         rescan_interval: Duration::from_secs(3600),
         first_run_spread: Duration::from_millis(50),
+        run_lifted_at_once: true,
     }
 }
 

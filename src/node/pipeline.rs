@@ -181,6 +181,10 @@ impl Schedulers {
                 } else {
                     config.first_run_spread
                 },
+                // A device that moves here waits for its enrichment here too: it must not
+                // then be polled at once, its previous owner may have polled it this
+                // interval.
+                run_lifted_at_once: !shared.ownership.is_cluster(),
                 ..config.clone()
             },
         )
