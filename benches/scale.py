@@ -31,12 +31,18 @@ def load():
 
 def run(args, devices, interfaces):
     cmd = [args.panoptes, "bench", "--devices", str(devices), "--interfaces", str(interfaces),
-           "--interval", args.interval, "--duration", args.duration, "--json"]
+           "--interval", args.interval, "--duration", args.duration, "--max-data-mb", str(args.max_data_mb),
+           "--json"]
     print("+", " ".join(cmd), file=sys.stderr)
     before = load()
     env = dict(os.environ, PANOPTES__LOG__LEVEL="warn")
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=env).stdout
-    r = json.loads(out)
+    # A run that stops early still prints its report (with `aborted`) before failing.
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=env).stdout
+    try:
+        r = json.loads(out)
+    except ValueError:
+        print("  no report from %dx%d" % (devices, interfaces), file=sys.stderr)
+        return None
     r["_load"] = (before, load())
     r["_interfaces"] = interfaces
     return r
@@ -72,19 +78,22 @@ def main():
     p.add_argument("--interval", default="60s")
     p.add_argument("--duration", default="3m")
     p.add_argument("--panoptes", default=os.path.join(ROOT, "target/release/panoptes"))
+    p.add_argument("--max-data-mb", type=int, default=4096, help="passed to panoptes bench")
     args = p.parse_args()
     if not os.access(args.panoptes, os.X_OK):
         raise SystemExit("%s is not there: build with `cargo build --release`" % args.panoptes)
-    runs = []
-    for spec in args.runs.split(","):
-        d, _, i = spec.partition("x")
-        runs.append(run(args, int(d), int(i or 48)))
     print("\n%s interval, %s per run (steady: after the first interval)\n" % (args.interval, args.duration))
     print("| devices | ports | CPU per poll | CPU per varbind | varbinds per poll | collector cores | p99 poll "
           "| missed / timeouts / errors | RSS at the end, MB | first interval polled | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in runs:
-        print(row(r))
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    # Each row as soon as its run ends, so a long series shows what it has so far.
+    for spec in args.runs.split(","):
+        d, _, i = spec.partition("x")
+        r = run(args, int(d), int(i or 48))
+        if r is None:
+            print("| %s | %s | no report |" % (d, i or 48), flush=True)
+            continue
+        print(row(r) + (" stopped early: %s" % r["aborted"] if r.get("aborted") else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,33 @@ fn bench_polls_a_small_fleet_and_reports_json() {
     assert!(report["device_polls"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["metrics_groups_per_s"].as_f64().unwrap() > 0.0);
+    // CPU per varbind, where the memory went, and when every device was first polled.
+    let per_varbind = report["cpu_us_per_varbind"].as_f64().unwrap();
+    assert!(per_varbind > 0.0 && per_varbind < 1e4, "{report}");
+    let memory = &report["memory_bytes"];
+    for part in [
+        "rss",
+        "rss_anon",
+        "heap_in_use",
+        "rate_state",
+        "allocator_committed",
+    ] {
+        assert!(
+            memory[part].as_u64().unwrap() > 0,
+            "memory_bytes.{part}: {report}"
+        );
+    }
+    assert_eq!(
+        memory["heap_in_use"].as_u64().unwrap(),
+        memory["rate_state"].as_u64().unwrap() + memory["heap_other"].as_u64().unwrap()
+    );
+    let first = report["first_interval_devices_polled"].as_u64().unwrap();
+    assert!(first <= 20, "{report}");
+    let by = report["all_devices_polled_by_s"].as_f64().unwrap();
+    assert!(
+        by > 0.0 && by < 6.0,
+        "every device polled within the run: {report}"
+    );
     assert!(
         stderr.contains("polled"),
         "live progress on stderr: {stderr}"
@@ -64,4 +91,106 @@ fn bench_polls_a_small_fleet_and_reports_json() {
     // The benchmark cleans up its data directory.
     let left: Vec<_> = std::fs::read_dir(data.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Runs `panoptes bench ARGS --json` with its temporary files under `tmp`.
+fn bench(tmp: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    cmd.arg("bench")
+        .args(args)
+        .arg("--json")
+        .env_remove("PANOPTES_CONFIG")
+        .env("TMPDIR", tmp);
+    cmd
+}
+
+#[test]
+fn the_if_mib_plugin_reads_the_39_columns_snmp_exporter_reads() {
+    let data = tempfile::tempdir().unwrap();
+    let args = [
+        "--devices",
+        "4",
+        "--interval",
+        "2s",
+        "--duration",
+        "5s",
+        "--plugin",
+        "if-mib",
+    ];
+    let out = bench(data.path(), &args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(
+        report["enrichment_runs"], 0,
+        "no enrichment in this mode: {report}"
+    );
+    let polls = report["device_polls"].as_u64().unwrap();
+    assert!(polls >= 4, "{report}");
+    // 39 columns x 48 rows, plus each walk's one varbind past its column.
+    let per_poll = report["snmp_varbinds"].as_u64().unwrap() / polls;
+    assert!(
+        (39 * 48..39 * 48 + 39 * 25).contains(&per_poll),
+        "{per_poll}: {report}"
+    );
+}
+
+#[test]
+fn sigterm_ends_a_run_with_its_report_and_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = bench(data.path(), &["--devices", "5", "--duration", "10m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // Running: the first progress line.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("polled") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
+    // SAFETY: kill() sends a signal to the child we started and still own.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a stopped run fails: {rest:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["aborted"], "terminated (SIGTERM)", "{report}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("the benchmark stopped early: terminated (SIGTERM)")),
+        "{rest:?}"
+    );
+    // The data directory is gone, and so is the simulator (its command line names the
+    // recording under our TMPDIR).
+    let left: Vec<_> = std::fs::read_dir(data.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let ours = data.path().to_string_lossy().into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let alive: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&ours))
+            .collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {alive:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -206,6 +206,23 @@ fn demo_switch_end_to_end_and_restart() {
             "/metrics lacks {needle}:\n{metrics}"
         );
     }
+    // Where the memory goes, from the node's own counts: the parts add up as documented,
+    // and the rate state holds the demo switch's counters.
+    let part = |name: &str| -> f64 {
+        let prefix = format!("panoptes_memory_bytes{{part=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("/metrics lacks memory part {name}:\n{metrics}"))
+    };
+    let (rss, anon, file) = (part("rss"), part("rss_anon"), part("rss_file"));
+    assert!(rss > 1e6 && anon + file <= rss + 1e6, "{rss} {anon} {file}");
+    let (heap, rates, other) = (part("heap_in_use"), part("rate_state"), part("heap_other"));
+    assert!(rates > 1000.0, "the demo's rate state: {rates}");
+    assert_eq!(heap, rates + other);
+    assert!(part("allocator_committed") > 0.0);
+    assert!(part("allocator_retained") >= 0.0);
     // Bad requests get a clear 4xx and are counted; nothing is stored.
     for (path, code, needle) in [
         (

@@ -95,6 +95,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(d)
 }
 
+/// Devices per simulator process (see `measure`).
+const SIMULATOR_DEVICES: u32 = 10_000;
+
 /// The simulated fleet's community: a fixed one, so the configured (real) community never
 /// appears on the simulator's command line.
 const BENCH_COMMUNITY: &str = "bench";
@@ -164,19 +167,35 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         "bench: starting {} simulated devices (separate process)...",
         args.devices
     );
-    let ready_within = Duration::from_secs(30 + u64::from(args.devices) / 100);
-    let fleet = simulator::FleetProcess::start(
-        args.devices,
-        &recording,
-        BENCH_COMMUNITY,
-        args.simulator_threads,
-        ready_within,
-    )?;
+    // One simulator process per SIMULATOR_DEVICES devices, each on a loopback address of
+    // its own (127.0.0.1, 127.0.0.2, ...): each device is a socket with its own port, a
+    // process may open only so many files (20,000 on the development VM, a hard limit
+    // only root can raise), and one address has ≈28,000 ephemeral ports.
+    let mut fleets = Vec::new();
+    let mut left = args.devices;
+    while left > 0 {
+        let devices = left.min(SIMULATOR_DEVICES);
+        let ready_within = Duration::from_secs(30 + u64::from(devices) / 100);
+        let host = u8::try_from(fleets.len() + 1).context("too many simulated devices")?;
+        fleets.push(simulator::FleetProcess::start(
+            devices,
+            &recording,
+            BENCH_COMMUNITY,
+            args.simulator_threads,
+            std::net::Ipv4Addr::new(127, 0, 0, host),
+            ready_within,
+        )?);
+        left -= devices;
+    }
+    let addrs: Vec<std::net::SocketAddr> = fleets
+        .iter()
+        .flat_map(|f| f.addrs.iter().copied())
+        .collect();
     let interval_s = args.interval.as_secs();
     let [discovery, enrichment, polling] = fleet::write_plugins(
         &dir.0.join("plugins"),
         &settings.site,
-        &fleet.addrs,
+        &addrs,
         interval_s,
         args.plugin,
     )?;
@@ -210,11 +229,11 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         enrichment: Some(wrapper(&enrichment_log)),
     };
     let out: Arc<Mutex<Option<Report>>> = Arc::default();
-    let (args2, out2, log2, sim_pid) = (
+    let (args2, out2, log2, sim_pids) = (
         args.clone(),
         Arc::clone(&out),
         Arc::clone(&log),
-        fleet.pid(),
+        fleets.iter().map(|f| f.pid()).collect::<Vec<u32>>(),
     );
     let logs = Logs {
         polls: log2,
@@ -227,13 +246,13 @@ pub fn measure(args: &BenchArgs, mut settings: Settings) -> Result<Report> {
         args.devices, args.duration
     );
     crate::node::run_until(settings, wrappers, move |view| async move {
-        let report = watch(&args2, view, &logs, sim_pid, &site_topic, &data_dir).await;
+        let report = watch(&args2, view, &logs, &sim_pids, &site_topic, &data_dir).await;
         if let Ok(mut slot) = out2.lock() {
             *slot = Some(report);
         }
     })
     .context("running the node")?;
-    drop(fleet);
+    drop(fleets);
     let report = out
         .lock()
         .ok()
@@ -318,19 +337,42 @@ async fn planning(view: &NodeView) -> (u64, u64) {
     total
 }
 
+/// CPU seconds of each simulator process; one gone (Ctrl-C reaches them too) counts as
+/// having used nothing more than `before`.
+fn simulators_cpu_s(pids: &[u32], before: &[f64]) -> Vec<f64> {
+    pids.iter()
+        .enumerate()
+        .map(|(i, &pid)| {
+            sample(Some(pid))
+                .map(|s| s.cpu_s)
+                .unwrap_or_else(|| before.get(i).copied().unwrap_or(0.0))
+        })
+        .collect()
+}
+
+/// Resolves on SIGTERM; never, if the handler could not be installed.
+async fn terminated(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Samples once a second while the node runs, prints progress, and builds the report.
 async fn watch(
     args: &BenchArgs,
     view: NodeView,
     logs: &Logs,
-    sim_pid: u32,
+    sim_pids: &[u32],
     site_topic: &str,
     data_dir: &Path,
 ) -> Report {
     let log = &*logs.polls;
     let started = Instant::now();
     let me0 = sample(None).unwrap_or_default();
-    let sim0 = sample(Some(sim_pid)).unwrap_or_default();
+    let sim0 = simulators_cpu_s(sim_pids, &[]);
     let engine = || {
         crate::snmp::SnmpEngine::global()
             .map(|e| e.stats())
@@ -363,19 +405,26 @@ async fn watch(
     let mut next_trend = started + TREND_EVERY;
     let mut trend_cpu = (started, me0.cpu_s);
     let mut aborted = None;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     loop {
         let elapsed = started.elapsed();
         if elapsed >= args.duration {
             break;
         }
         let tick = tokio::time::sleep((args.duration - elapsed).min(Duration::from_secs(1)));
-        // Ctrl-C ends the run with a report, and the temporary data and the simulator are
-        // cleaned up (a default SIGINT would leave the data directory behind).
+        // Ctrl-C or SIGTERM (a script stopping it) ends the run with a report, and the
+        // temporary data and the simulator are cleaned up (the default actions would leave
+        // the data directory and the simulator process behind).
         tokio::select! {
             _ = tick => {}
             _ = tokio::signal::ctrl_c() => {
                 aborted = Some("interrupted (Ctrl-C)".to_string());
                 eprintln!("bench: interrupted, stopping");
+                break;
+            }
+            _ = terminated(&mut term) => {
+                aborted = Some("terminated (SIGTERM)".to_string());
+                eprintln!("bench: terminated, stopping");
                 break;
             }
         }
@@ -432,8 +481,7 @@ async fn watch(
     }
     let wall = started.elapsed().as_secs_f64();
     let me1 = sample(None).unwrap_or_default();
-    // A simulator gone (Ctrl-C reaches it too) counts as having used nothing more.
-    let sim1 = sample(Some(sim_pid)).unwrap_or(sim0);
+    let sim1 = simulators_cpu_s(sim_pids, &sim0);
     let engine1 = engine();
     let polling = view
         .polling
@@ -481,6 +529,7 @@ async fn watch(
         }
     };
     let planning1 = planning(&view).await;
+    let sim_cpu: f64 = sim1.iter().zip(&sim0).map(|(b, a)| b - a).sum();
     let varbinds = crate::snmp::varbinds_received() - varbinds0;
     Report {
         steady,
@@ -525,8 +574,8 @@ async fn watch(
         open_fds: me1.open_fds,
         open_fds_peak: peak.open_fds.max(me1.open_fds),
         threads: me1.threads,
-        simulator_cpu_s: sim1.cpu_s - sim0.cpu_s,
-        simulator_cpu_cores: (sim1.cpu_s - sim0.cpu_s) / wall,
+        simulator_cpu_s: sim_cpu,
+        simulator_cpu_cores: sim_cpu / wall,
         polls_per_second: log.per_second(),
         every_10s: trend.samples,
     }

@@ -25,13 +25,14 @@ impl FleetProcess {
         recording: &Path,
         community: &str,
         threads: usize,
+        listen: std::net::Ipv4Addr,
         ready_within: Duration,
     ) -> Result<FleetProcess> {
         let exe = std::env::current_exe().context("finding the panoptes binary to re-run")?;
         let mut child = Command::new(&exe)
             .arg("simulate")
             .args(["--devices", &devices.to_string()])
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", &format!("{listen}:0")])
             // In the environment, not argv, where every user of the machine could read it.
             .env("PANOPTES_SIMULATE_COMMUNITY", community)
             .args(["--threads", &threads.to_string()])
