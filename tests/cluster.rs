@@ -344,19 +344,25 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Du
     start.elapsed()
 }
 
+/// The benchmark's plugins (discovery of `addrs`, interface enrichment and polling)
+/// under `dir`.
+fn bench_plugins(dir: &std::path::Path, addrs: &[std::net::SocketAddr]) -> [std::path::PathBuf; 3] {
+    panoptes::bench::write_plugins(
+        dir,
+        SITE,
+        addrs,
+        INTERVAL,
+        panoptes::bench::BenchPlugin::Interface,
+    )
+    .unwrap()
+}
+
 /// The whole scenario against the cluster at `brokers`; with `sink`, every node's
 /// InfluxDB sink writes to it.
 fn three_nodes_share_the_fleet(brokers: &str, sink: Option<&influx_support::Server>) {
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(dir.path(), "127.1.0.1", DEVICES, INTERFACES);
-    let plugins = panoptes::bench::write_plugins(
-        dir.path(),
-        SITE,
-        &sim.addrs,
-        INTERVAL,
-        panoptes::bench::BenchPlugin::Interface,
-    )
-    .unwrap();
+    let plugins = bench_plugins(dir.path(), &sim.addrs);
     let mut envs: Vec<NodeEnv> = ["n1", "n2", "n3"]
         .iter()
         .map(|n| member(n, brokers, &plugins))
@@ -609,25 +615,11 @@ fn benchmark_one_two_three_nodes() {
         .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(dir.path(), "127.1.0.1", devices, INTERFACES);
-    let plugins = panoptes::bench::write_plugins(
-        dir.path(),
-        SITE,
-        &sim.addrs,
-        INTERVAL,
-        panoptes::bench::BenchPlugin::Interface,
-    )
-    .unwrap();
+    let plugins = bench_plugins(dir.path(), &sim.addrs);
 
     // Membership's own CPU: two nodes with no devices, one a member of the groups.
     let idle_dir = dir.path().join("idle");
-    let empty = panoptes::bench::write_plugins(
-        &idle_dir,
-        SITE,
-        &[],
-        INTERVAL,
-        panoptes::bench::BenchPlugin::Interface,
-    )
-    .unwrap();
+    let empty = bench_plugins(&idle_dir, &[]);
     let idle_cpu = |cluster: bool| -> f64 {
         let tansu = Tansu::start(dir.path());
         let mut env = member("idle", &tansu.addr(), &empty);
