@@ -8,9 +8,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
 
-use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
 use serde_json::json;
 use support::{panoptes_logging, run_tool, stdout_ok};
 
@@ -191,14 +189,7 @@ async fn walk_prints_names_like_snmpbulkwalk() {
     let vendor = vendor_mibs();
     let vendor = vendor.to_str().unwrap();
     for path in recordings {
-        let recording = Arc::new(Recording::load(&path).unwrap());
-        let config = SimulatorConfig::new(CounterMode::Frozen).with_device(DeviceConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            recording,
-            "public",
-        ));
-        let handle = Simulator::spawn(config).await.unwrap();
-        let addr = handle.local_addrs()[0].to_string();
+        let (handle, addr) = support::serve_recording(&path).await;
         let what = path.display();
         for root in [".1", "IF-MIB::ifXTable", "ifOperStatus"] {
             for output in [None, Some("-On"), Some("-Oe")] {
@@ -235,13 +226,7 @@ async fn walk_shows_enums_hints_and_units_from_the_mibs() {
     let dir = tempfile::tempdir().unwrap();
     let acme = dir.path().join("acme.snmprec");
     std::fs::write(&acme, ACME_DEVICE).unwrap();
-    let recording = Arc::new(Recording::load(&acme).unwrap());
-    let handle = Simulator::spawn(SimulatorConfig::new(CounterMode::Frozen).with_device(
-        DeviceConfig::new("127.0.0.1:0".parse().unwrap(), recording, "public"),
-    ))
-    .await
-    .unwrap();
-    let addr = handle.local_addrs()[0].to_string();
+    let (handle, addr) = support::serve_recording(&acme).await;
     let vendor = vendor_mibs();
     let out = stdout_ok(
         &panoptes(&["walk", "-M", vendor.to_str().unwrap(), &addr, ".1"]),

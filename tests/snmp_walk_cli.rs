@@ -170,14 +170,8 @@ async fn panoptes_walk_errors_are_clear() {
 /// the status of a process killed by SIGPIPE (141), as snmpbulkwalk's pipelines do.
 #[tokio::test]
 async fn a_walk_into_a_closed_pipe_stops_quietly() {
-    let recording = Arc::new(Recording::load(support::resource("demo/switch48.snmprec")).unwrap());
-    let config = SimulatorConfig::new(CounterMode::Frozen).with_device(DeviceConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        recording,
-        "public",
-    ));
-    let handle = Simulator::spawn(config).await.unwrap();
-    let addr = handle.local_addrs()[0].to_string();
+    let (handle, addr) =
+        support::serve_recording(&support::resource("demo/switch48.snmprec")).await;
     // More than a pipe holds (64 KiB on Linux): the walk is still writing when head exits.
     let whole = ours(&["-v", "2c", "-c", "public", &addr, ".1"]).await;
     assert!(whole.len() > 64 << 10, "{} bytes", whole.len());

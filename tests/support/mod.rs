@@ -825,3 +825,18 @@ pub fn stdout_ok(output: &Output, what: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// One device answering v1/v2c community `public` from `recording`, frozen counters, on
+/// a free port of 127.0.0.1: the handle (the device lives as long as it) and its address.
+pub async fn serve_recording(recording: &Path) -> (panoptes::simulate::SimulatorHandle, String) {
+    use panoptes::simulate::{CounterMode, DeviceConfig, Recording, Simulator, SimulatorConfig};
+    let recording = std::sync::Arc::new(Recording::load(recording).unwrap());
+    let config = SimulatorConfig::new(CounterMode::Frozen).with_device(DeviceConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        recording,
+        "public",
+    ));
+    let handle = Simulator::spawn(config).await.unwrap();
+    let addr = handle.local_addrs()[0].to_string();
+    (handle, addr)
+}
