@@ -151,6 +151,15 @@ pub fn allocator_committed() -> u64 {
     v[5] as u64
 }
 
+/// A `/proc/PID/status` field given in kB (`VmRSS:`, `RssAnon:`, ...), None if absent.
+pub fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Where the process's memory goes, in bytes. `rss = rss_anon + rss_file (+ shmem)`:
 /// `rss_file` is file pages mapped and touched (the binary, the store's files);
 /// `rss_anon` is the heap in use plus `allocator_retained` (resident anonymous memory
@@ -183,14 +192,7 @@ impl Breakdown {
     }
 
     fn from_parts(status: &str, committed: u64, in_use: Option<u64>, rate_state: u64) -> Breakdown {
-        let kb = |field: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024)
-        };
+        let kb = |field: &str| status_kib(status, field).map_or(0, |kb| kb * 1024);
         let rss_anon = kb("RssAnon:");
         Breakdown {
             rss: kb("VmRSS:"),

@@ -45,12 +45,7 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     let threads: u64 = fields.get(17)?.parse().ok()?;
-    let rss_kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    let rss_kb = crate::memory::status_kib(status, "VmRSS:").unwrap_or(0) as f64;
     Some(ProcSample {
         cpu_s: (utime + stime) / USER_HZ,
         rss_mb: rss_kb / 1024.0,

@@ -227,13 +227,12 @@ impl Schedulers {
 fn enrichment_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFactory {
     let shared = Arc::clone(shared);
     Arc::new(move |plugin, resource: Arc<crate::model::Resource>| {
-        let id = resource.id.clone();
         let job = Arc::new(EnrichmentJob {
             shared: Arc::clone(&shared),
             plugin,
-            resource,
+            resource: Arc::clone(&resource),
         });
-        wrapped(&wrap, &id, job)
+        wrapped(&wrap, &resource.id, job)
     })
 }
 
@@ -241,14 +240,13 @@ fn polling_jobs(shared: &Arc<Shared>, wrap: Option<super::JobWrapper>) -> JobFac
     let shared = Arc::clone(shared);
     Arc::new(move |plugin: Arc<PluginConfig>, resource| {
         let include_interface_index = plugin.flag("dimension", "include_interface_index");
-        let id = resource.id.clone();
         let job: Arc<dyn Job> = Arc::new(PollingJob {
             shared: Arc::clone(&shared),
             plugin,
-            resource,
+            resource: Arc::clone(&resource),
             include_interface_index,
         });
-        wrapped(&wrap, &id, job)
+        wrapped(&wrap, &resource.id, job)
     })
 }
 
