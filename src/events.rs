@@ -459,20 +459,15 @@ impl InfluxRecordSkipped<'_> {
 }
 
 /// The store's health changed, as the node's watch saw it (`store_watch`). The store
-/// logs the failures themselves; this is what they mean for the node.
+/// logs the failures themselves and counts every change (`StoreStats::health_changes`,
+/// on `/metrics`); this is what they mean for the node.
 pub struct StoreHealthChanged<'a> {
     pub to: &'a panoptes_storage::Health,
 }
 
 impl StoreHealthChanged<'_> {
-    pub fn emit(self, t: &Telemetry) {
+    pub fn emit(self) {
         use panoptes_storage::Health;
-        let state = match self.to {
-            Health::Ok => "ok",
-            Health::WritesFailing { .. } => "writes_failing",
-            Health::Failed { .. } => "failed",
-        };
-        t.inc("panoptes_store_health_changes_total", &[("to", state)]);
         match self.to {
             Health::Ok => {
                 tracing::info!("storage writes succeed again: ready as far as storage goes")

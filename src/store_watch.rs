@@ -5,14 +5,12 @@
 //! every write): only a restart reads back what is really on disk, so the node stops
 //! with [`EXIT_STORAGE_FAILED`] for its service manager to restart it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes_storage::{Health, Store};
 
 use crate::events::StoreHealthChanged;
 use crate::http::Readiness;
-use crate::telemetry::Telemetry;
 
 /// The exit status of a node stopped by a storage failure: 74, `EX_IOERR` of
 /// `sysexits.h` ("an error occurred while doing I/O on some file").
@@ -34,9 +32,9 @@ pub fn readiness(store: Store) -> Readiness {
     Box::new(move || store.health().reason().map(|r| format!("storage: {r}")))
 }
 
-/// Checks the store every second, telling every change of its health, and returns
+/// Checks the store every second, logging every change of its health it sees, and returns
 /// once it has failed.
-pub async fn watch(store: Store, telemetry: Arc<Telemetry>) -> StorageFailed {
+pub async fn watch(store: Store) -> StorageFailed {
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Health::Ok;
@@ -51,7 +49,7 @@ pub async fn watch(store: Store, telemetry: Arc<Telemetry>) -> StorageFailed {
             }
         };
         if health != last {
-            StoreHealthChanged { to: &health }.emit(&telemetry);
+            StoreHealthChanged { to: &health }.emit();
         }
         if let Health::Failed { reason } = health {
             return StorageFailed { reason };

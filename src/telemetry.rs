@@ -164,10 +164,6 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Records Kafka producers appended to the topic log.",
     ),
     (
-        "panoptes_store_health_changes_total",
-        "Changes of the store's health, by the state it changed to (ok, writes_failing, failed).",
-    ),
-    (
         "panoptes_kafka_produce_refused_total",
         "Kafka Produce requests answered with an error because the topic log could not be written, by reason.",
     ),

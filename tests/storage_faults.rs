@@ -170,8 +170,9 @@ fn a_full_disk_makes_the_node_not_ready_until_space_is_back() {
     assert_eq!((code, offset), (0, 3));
     acked.push((3, "after".to_owned()));
     assert_eq!(rt.block_on(kafka::fetch(&mut c, "acked")), acked);
-    // Both changes of health are counted (failing may be seen more than once while the
-    // disk fills), and the refused produce.
+    // Both changes of health are counted by the time /ready says so (counted where they
+    // happen: failing may happen more than once while the disk fills, a small write can
+    // still fit), and the refused produce.
     for series in [
         "panoptes_store_health_changes_total{to=\"writes_failing\"}",
         "panoptes_store_health_changes_total{to=\"ok\"}",

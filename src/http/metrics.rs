@@ -167,6 +167,19 @@ pub fn render_store(out: &mut String, stats: &StoreStats, health: &Health) {
     for (name, help, value) in counters {
         render_family(out, name, help, "counter", &[(vec![], value as f64)]);
     }
+    let changes = &stats.health_changes;
+    render_family(
+        out,
+        "panoptes_store_health_changes_total",
+        "Changes of the store's health, by the state it changed to (ok, writes_failing, failed).",
+        "counter",
+        &[
+            ("ok", changes.ok),
+            ("writes_failing", changes.writes_failing),
+            ("failed", changes.failed),
+        ]
+        .map(|(to, n)| (vec![("to", to.to_string())], n as f64)),
+    );
     let state = match health {
         Health::Ok => "ok",
         Health::WritesFailing { .. } => "writes_failing",

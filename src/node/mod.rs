@@ -197,7 +197,7 @@ where
     };
     let failed = tokio::select! {
         () = until(view) => None,
-        failed = crate::store_watch::watch(store.clone(), Arc::clone(&telemetry)) => Some(failed),
+        failed = crate::store_watch::watch(store.clone()) => Some(failed),
     };
     on_sighup.abort();
     crate::sd_notify::notify("STOPPING=1");

@@ -56,6 +56,8 @@ struct Counters {
     quarantined_bytes: AtomicU64,
     corrupt_frames_read: AtomicU64,
     fsyncs: AtomicU64,
+    became_writes_failing: AtomicU64,
+    became_ok: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -66,6 +68,18 @@ pub(crate) struct FaultCounts {
     pub quarantined_bytes: u64,
     pub corrupt_frames_read: u64,
     pub fsyncs: u64,
+    pub health_changes: HealthChanges,
+}
+
+/// Changes of [`Health`] since the store was opened, by the state changed to: counted
+/// where they happen, so they agree with [`Store::health`](crate::Store::health) the
+/// moment it answers (a watcher sampling it would miss a change or lag behind it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthChanges {
+    pub writes_failing: u64,
+    pub ok: u64,
+    /// 0 or 1: a store fails once.
+    pub failed: u64,
 }
 
 /// The shared state behind [`Health`]: one per store, read lock-free on the hot path.
@@ -123,6 +137,9 @@ impl HealthState {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         let mut current = self.reason();
         if current.is_none() {
+            self.counters
+                .became_writes_failing
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(reason = %reason, "writes to the topic log fail: appends are refused until one succeeds");
         }
         *current = Some(reason);
@@ -136,6 +153,7 @@ impl HealthState {
         }
         let mut current = self.reason();
         if let Some(reason) = current.take() {
+            self.counters.became_ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(after = %reason, "writes to the topic log succeed again");
         }
         self.failing.store(false, Ordering::Release);
@@ -194,6 +212,11 @@ impl HealthState {
             quarantined_bytes: c.quarantined_bytes.load(Ordering::Relaxed),
             corrupt_frames_read: c.corrupt_frames_read.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            health_changes: HealthChanges {
+                writes_failing: c.became_writes_failing.load(Ordering::Relaxed),
+                ok: c.became_ok.load(Ordering::Relaxed),
+                failed: u64::from(self.failed.get().is_some()),
+            },
         }
     }
 

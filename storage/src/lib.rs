@@ -84,7 +84,7 @@ mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineSource, StorageError};
-pub use health::Health;
+pub use health::{Health, HealthChanges};
 pub use keyspace::{Entry, Keyspace};
 pub use lease::{Lease, Leases};
 pub use offsets::ConsumerOffsets;

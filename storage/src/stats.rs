@@ -61,6 +61,8 @@ pub struct StoreStats {
     /// `fdatasync`s of segment files and `fsync`s of their directories made for
     /// acknowledgements (none with `Durability::Process`).
     pub fsyncs: u64,
+    /// Changes of the store's health since open, by the state changed to.
+    pub health_changes: crate::HealthChanges,
 }
 
 impl StoreStats {

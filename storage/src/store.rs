@@ -552,6 +552,7 @@ impl Store {
             quarantined_bytes: faults.quarantined_bytes,
             corrupt_frames_read: faults.corrupt_frames_read,
             fsyncs: faults.fsyncs,
+            health_changes: faults.health_changes,
         })
     }
 }

@@ -7,7 +7,7 @@
 //! These tests mount a tmpfs: they need root (or CAP_SYS_ADMIN) and fail otherwise.
 
 use panoptes_storage::testing::Tmpfs;
-use panoptes_storage::{Health, Record, StorageError, Store};
+use panoptes_storage::{Health, HealthChanges, Record, StorageError, Store};
 
 fn record(i: u64, bytes: usize) -> Record {
     let mut value = format!("record-{i}-").into_bytes();
@@ -65,9 +65,28 @@ fn a_full_disk_refuses_appends_keeps_the_database_working_and_recovers() {
         );
         assert!(matches!(store.health(), Health::WritesFailing { .. }));
 
+        // Failing once, however many writes failed.
+        let changes = |store: &Store| store.stats().unwrap().health_changes;
+        assert_eq!(
+            changes(&store),
+            HealthChanges {
+                writes_failing: 1,
+                ok: 0,
+                failed: 0
+            }
+        );
+
         // Space back: the periodic probe clears the condition with nothing else writing.
         std::fs::remove_file(filler).unwrap();
         assert_eq!(store.check(), Health::Ok);
+        assert_eq!(
+            changes(&store),
+            HealthChanges {
+                writes_failing: 1,
+                ok: 1,
+                failed: 0
+            }
+        );
         assert_eq!(topic.append(0, &big).unwrap(), 2);
     }
     let store = Store::open(&dir).unwrap();
@@ -151,6 +170,7 @@ fn sled_refuses_every_write_after_a_failed_one_until_reopened() {
         );
         assert!(matches!(store.check(), Health::Failed { .. }));
         assert!(matches!(store.flush(), Err(StorageError::Failed { .. })));
+        assert_eq!(store.stats().unwrap().health_changes.failed, 1);
         flushed
     };
     // A new open (what a restart does) works again, with every flushed write.
