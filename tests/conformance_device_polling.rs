@@ -104,7 +104,7 @@ fn status(groups: &[MetricsGroup]) -> (String, i128) {
         .expect("a status group");
     let m = &g.metrics[0];
     match m.metric_value {
-        panoptes::model::MetricValue::Int(v) => (m.metric_name.clone(), v),
+        panoptes::model::MetricValue::Int(v) => (m.metric_name.to_string(), v),
         other => panic!("status is {other:?}"),
     }
 }

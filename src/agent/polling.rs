@@ -174,13 +174,26 @@ async fn publish(
     groups: &[MetricsGroup],
 ) -> Result<Vec<crate::fleet::Location>, RunError> {
     let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
+    let json = |source| RunError::Json {
+        what: "a metrics group",
+        source,
+    };
+    // The resource's JSON, written once for the groups that share it (all of a poll's).
+    let mut resource: Option<(
+        &Arc<crate::model::Resource>,
+        Box<serde_json::value::RawValue>,
+    )> = None;
     for g in groups {
+        let raw = match &resource {
+            Some((r, raw)) if Arc::ptr_eq(r, &g.resource) => raw,
+            _ => {
+                let raw = serde_json::value::to_raw_value(&g.resource).map_err(json)?;
+                &resource.insert((&g.resource, raw)).1
+            }
+        };
         // An interface group is ~4 KB of JSON: sized once rather than regrown ~6 times.
         let mut value = Vec::with_capacity(8192);
-        serde_json::to_writer(&mut value, g).map_err(|source| RunError::Json {
-            what: "a metrics group",
-            source,
-        })?;
+        g.write_json(&mut value, raw).map_err(json)?;
         let message = Message {
             key: g.message_key(),
             partition_key: g.partition_key(),

@@ -109,9 +109,13 @@ pub enum CounterWidth {
     Bits64,
 }
 
+/// A metric or dimension name: borrowed when it is one of a plugin's fixed names (an
+/// interface group's 22 metrics and 10 dimensions are, in every poll), owned otherwise.
+pub type Name = std::borrow::Cow<'static, str>;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metric {
-    pub metric_name: String,
+    pub metric_name: Name,
     pub metric_value: MetricValue,
     pub metric_type: MetricType,
     pub metric_creation_timestamp: f64,
@@ -132,6 +136,50 @@ impl Metric {
                 "name must start with a letter or `_` and hold only letters, digits and `_`",
             ));
         }
+        Metric::checked_value(name, &value)?;
+        Ok(Metric::unchecked(
+            Name::Owned(name.to_string()),
+            value,
+            kind,
+            created,
+        ))
+    }
+
+    /// [`Metric::new`] for a fixed name, which is not copied. The name must be an
+    /// identifier: plugins' fixed names are checked by their tests.
+    pub fn named(
+        name: &'static str,
+        value: MetricValue,
+        kind: MetricType,
+        created: f64,
+    ) -> Result<Metric, ModelError> {
+        debug_assert!(is_identifier(name), "{name}");
+        Metric::checked_value(name, &value)?;
+        Ok(Metric::unchecked(
+            Name::Borrowed(name),
+            value,
+            kind,
+            created,
+        ))
+    }
+
+    /// A metric of the same name as `self` (not copied when it is a fixed name).
+    pub fn with_value(
+        &self,
+        value: MetricValue,
+        kind: MetricType,
+        created: f64,
+    ) -> Result<Metric, ModelError> {
+        Metric::checked_value(&self.metric_name, &value)?;
+        Ok(Metric::unchecked(
+            self.metric_name.clone(),
+            value,
+            kind,
+            created,
+        ))
+    }
+
+    fn checked_value(name: &str, value: &MetricValue) -> Result<(), ModelError> {
         if let MetricValue::Float(f) = value {
             if !f.is_finite() {
                 return Err(ModelError::invalid(
@@ -140,13 +188,17 @@ impl Metric {
                 ));
             }
         }
-        Ok(Metric {
-            metric_name: name.to_string(),
+        Ok(())
+    }
+
+    fn unchecked(name: Name, value: MetricValue, kind: MetricType, created: f64) -> Metric {
+        Metric {
+            metric_name: name,
             metric_value: value,
             metric_type: kind,
             metric_creation_timestamp: round3(created),
             counter_width: CounterWidth::Unknown,
-        })
+        }
     }
 
     /// The same metric, marked as read from an SNMP counter of this width.
@@ -167,7 +219,7 @@ impl PartialEq for Metric {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dimension {
-    pub dimension_name: String,
+    pub dimension_name: Name,
     pub dimension_value: String,
 }
 
@@ -186,8 +238,24 @@ impl Dimension {
             ));
         }
         Ok(Dimension {
-            dimension_name: name.into(),
+            dimension_name: Name::Owned(name.into()),
             dimension_value: value.into(),
+        })
+    }
+
+    /// [`Dimension::new`] for a fixed name (not copied) and a value it keeps. The name
+    /// must be an identifier: plugins' fixed names are checked by their tests.
+    pub fn named(name: &'static str, value: String) -> Result<Dimension, ModelError> {
+        debug_assert!(is_identifier(name), "{name}");
+        if value.is_empty() {
+            return Err(ModelError::invalid(
+                format!("dimension `{name}`"),
+                "value must be non-empty",
+            ));
+        }
+        Ok(Dimension {
+            dimension_name: Name::Borrowed(name),
+            dimension_value: value,
         })
     }
 }
@@ -199,7 +267,8 @@ pub struct MetricsGroup {
     pub metrics_group_interval: u64,
     pub metrics_group_creation_timestamp: f64,
     pub metrics_group_schema_version: String,
-    pub resource: Resource,
+    /// Shared by every group of a poll (one device's dozens of interface groups).
+    pub resource: std::sync::Arc<Resource>,
     pub metrics: Vec<Metric>,
     pub dimensions: Vec<Dimension>,
 }
@@ -217,7 +286,7 @@ impl PartialEq for MetricsGroup {
 
 impl MetricsGroup {
     pub fn new(
-        resource: Resource,
+        resource: impl Into<std::sync::Arc<Resource>>,
         group_type: &str,
         interval: u64,
         created: f64,
@@ -239,7 +308,7 @@ impl MetricsGroup {
             metrics_group_interval: interval,
             metrics_group_creation_timestamp: round3(created),
             metrics_group_schema_version: METRICS_GROUP_SCHEMA_VERSION.into(),
-            resource,
+            resource: resource.into(),
             metrics: Vec::new(),
             dimensions: Vec::new(),
         })
@@ -267,7 +336,7 @@ impl MetricsGroup {
             return Err(ModelError::Duplicate {
                 group: self.metrics_group_type.clone(),
                 what: "dimension",
-                name: dimension.dimension_name,
+                name: dimension.dimension_name.into_owned(),
             });
         }
         self.dimensions.push(dimension);
@@ -324,6 +393,81 @@ impl MetricsGroup {
         )
     }
 
+    /// Appends the group's JSON (what `serde_json::to_writer` writes, byte for byte) to
+    /// `out`, with its resource already written as `resource`
+    /// (`serde_json::value::to_raw_value` of `self.resource`): a poll's groups share one
+    /// resource, written once for all of them. Written by hand: an interface group holds
+    /// ~40 metrics whose keys need no escaping and whose timestamps are all the same, which
+    /// the serializer would escape and format again for each.
+    pub fn write_json(
+        &self,
+        out: &mut Vec<u8>,
+        resource: &serde_json::value::RawValue,
+    ) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"metrics_group_type\":");
+        write_json_str(out, &self.metrics_group_type)?;
+        out.extend_from_slice(b",\"metrics_group_interval\":");
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.metrics_group_interval)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b",\"metrics_group_creation_timestamp\":");
+        serde_json::to_writer(&mut *out, &self.metrics_group_creation_timestamp)?;
+        out.extend_from_slice(b",\"metrics_group_schema_version\":");
+        write_json_str(out, &self.metrics_group_schema_version)?;
+        out.extend_from_slice(b",\"resource\":");
+        out.extend_from_slice(resource.get().as_bytes());
+        out.extend_from_slice(b",\"metrics\":[");
+        // The last timestamp written, and its JSON.
+        let mut last_ts: Option<(u64, Vec<u8>)> = None;
+        for (i, m) in self.metrics.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"metric_name\":");
+            write_json_str(out, &m.metric_name)?;
+            out.extend_from_slice(b",\"metric_value\":");
+            match m.metric_value {
+                MetricValue::Int(v) => match i64::try_from(v) {
+                    Ok(small) => {
+                        out.extend_from_slice(itoa::Buffer::new().format(small).as_bytes())
+                    }
+                    Err(_) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+                },
+                MetricValue::Float(f) => serde_json::to_writer(&mut *out, &f)?,
+            }
+            out.extend_from_slice(match m.metric_type {
+                MetricType::Gauge => b",\"metric_type\":\"gauge\"",
+                MetricType::Counter => b",\"metric_type\":\"counter\"",
+            });
+            out.extend_from_slice(b",\"metric_creation_timestamp\":");
+            let bits = m.metric_creation_timestamp.to_bits();
+            match &last_ts {
+                Some((b, json)) if *b == bits => out.extend_from_slice(json),
+                _ => {
+                    let json = serde_json::to_vec(&m.metric_creation_timestamp)?;
+                    out.extend_from_slice(&json);
+                    last_ts = Some((bits, json));
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"dimensions\":[");
+        for (i, d) in self.dimensions.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"dimension_name\":");
+            write_json_str(out, &d.dimension_name)?;
+            out.extend_from_slice(b",\"dimension_value\":");
+            write_json_str(out, &d.dimension_value)?;
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        Ok(())
+    }
+
     /// Parses a metrics group, validating names the way the constructors do.
     pub fn from_json(value: &serde_json::Value) -> Result<MetricsGroup, ModelError> {
         let raw: MetricsGroup = serde_json::from_value(value.clone())
@@ -351,6 +495,19 @@ impl MetricsGroup {
     }
 }
 
+/// A JSON string as serde_json writes it: as it is when nothing in it needs escaping (a
+/// metric name always), escaped by serde_json otherwise.
+fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +525,87 @@ mod tests {
         assert_eq!(g.partition_key(), "sw1|interface|a|2|z|1");
         assert_eq!(g.message_key(), "network:switch:generic");
         assert_eq!(g.metrics_group_creation_timestamp, 1535497112.075);
+    }
+
+    /// The JSON written with a pre-written resource is serde's, byte for byte.
+    #[test]
+    fn write_json_is_the_derived_json() {
+        let mut r = resource();
+        r.metadata.insert("a \"quoted\" é".into(), "x\ny".into());
+        let mut g = MetricsGroup::new(r, "inter\"face", 60, 1535497112.0754).unwrap();
+        let metrics = [
+            (
+                "bits_in",
+                MetricValue::Int(1 << 70),
+                MetricType::Counter,
+                1.5,
+            ),
+            ("low", MetricValue::Int(i128::MIN), MetricType::Counter, 1.5),
+            ("neg", MetricValue::Int(-7), MetricType::Gauge, 1.5),
+            ("x", MetricValue::Float(0.1), MetricType::Gauge, 2.0),
+            ("y", MetricValue::Float(1e21), MetricType::Gauge, 2.0),
+            ("z", MetricValue::Float(-0.0), MetricType::Gauge, 1.5),
+        ];
+        for (name, value, kind, ts) in metrics {
+            g.add_metric(Metric::new(name, value, kind, ts).unwrap())
+                .unwrap();
+        }
+        g.add_dimension(Dimension::named("alias", "to \"core\" \\ \u{1} é".into()).unwrap())
+            .unwrap();
+        g.add_dimension(Dimension::new("d", "plain").unwrap())
+            .unwrap();
+        let raw = serde_json::value::to_raw_value(&g.resource).unwrap();
+        let mut written = b"[".to_vec();
+        g.write_json(&mut written, &raw).unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            format!("[{}", serde_json::to_string(&g).unwrap())
+        );
+        // Without any metric or dimension too.
+        let empty = MetricsGroup::new(resource(), "status", 300, 0.0).unwrap();
+        let raw = serde_json::value::to_raw_value(&empty.resource).unwrap();
+        let mut written = Vec::new();
+        empty.write_json(&mut written, &raw).unwrap();
+        assert_eq!(written, serde_json::to_vec(&empty).unwrap());
+    }
+
+    proptest::proptest! {
+        /// Any names (control characters, quotes, backslashes among them), values and
+        /// timestamps: the same bytes as serde's.
+        #[test]
+        fn write_json_matches_serde_for_any_group(
+            kind in proptest::prelude::any::<String>(),
+            metrics in proptest::collection::vec(
+                (proptest::prelude::any::<String>(), proptest::prelude::any::<i128>(), proptest::prelude::any::<f64>(),
+                 proptest::prelude::any::<bool>(), proptest::prelude::any::<bool>(), 0u8..3),
+                0..8,
+            ),
+            dimensions in proptest::collection::vec(
+                (proptest::prelude::any::<String>(), "[ -~\\x00-\\x1f\\\\\"é]{0,10}"), 0..4),
+        ) {
+            let mut g = MetricsGroup::new(resource(), "x", 60, 1.0).unwrap();
+            g.metrics_group_type = kind;
+            let timestamps = [1700000000.123, 1.0e-7, 42.0];
+            for (name, int, float, is_int, gauge, ts) in metrics {
+                g.metrics.push(Metric {
+                    metric_name: name.into(),
+                    metric_value: if is_int { MetricValue::Int(int) } else { MetricValue::Float(float) },
+                    metric_type: if gauge { MetricType::Gauge } else { MetricType::Counter },
+                    metric_creation_timestamp: timestamps[usize::from(ts)],
+                    counter_width: CounterWidth::Unknown,
+                });
+            }
+            for (name, value) in dimensions {
+                g.dimensions.push(Dimension { dimension_name: name.into(), dimension_value: value });
+            }
+            let raw = serde_json::value::to_raw_value(&g.resource).unwrap();
+            let mut written = Vec::new();
+            g.write_json(&mut written, &raw).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&g).unwrap()
+            );
+        }
     }
 
     #[test]

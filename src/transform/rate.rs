@@ -228,7 +228,11 @@ fn rate(
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
     let inputs: Vec<usize> = (0..group.metrics.len())
-        .filter(|&i| spec.inputs.contains(&group.metrics[i].metric_name))
+        .filter(|&i| {
+            spec.inputs
+                .iter()
+                .any(|n| *n == group.metrics[i].metric_name)
+        })
         .collect();
     let samples: Vec<(&str, Sample)> = inputs
         .iter()
@@ -238,7 +242,7 @@ fn rate(
                 value: m.metric_value,
                 ts: m.metric_creation_timestamp,
             };
-            (m.metric_name.as_str(), sample)
+            (m.metric_name.as_ref(), sample)
         })
         .collect();
     let previous = state.get_set_group(&prefix, &samples, ttl)?;
@@ -278,18 +282,14 @@ fn rate(
             continue;
         };
         let per_second = (diff / dt).trunc();
-        let name = metric.metric_name.as_str();
+        let name = metric.metric_name.as_ref();
         if group.metric(name, MetricType::Gauge).is_some()
             || gauges.iter().any(|g| g.metric_name == name)
         {
             continue;
         }
-        let gauge = Metric::new(
-            name,
-            MetricValue::Int(per_second as i128),
-            MetricType::Gauge,
-            now,
-        )?;
+        let gauge =
+            metric.with_value(MetricValue::Int(per_second as i128), MetricType::Gauge, now)?;
         gauges.push(gauge);
         report.rates += 1;
     }

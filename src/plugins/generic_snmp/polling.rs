@@ -282,8 +282,10 @@ pub(crate) fn assemble(
     status: &mut StatusTracker,
     out: &mut GroupSet,
 ) -> Result<(), PluginError> {
+    // One copy for every group of the poll to share.
+    let resource = Arc::new(resource.clone());
     for group in &doc.groups {
-        process_group(group, fetched, resource, options, now, status, out)?;
+        process_group(group, fetched, &resource, options, now, status, out)?;
     }
     Ok(())
 }
@@ -550,7 +552,7 @@ fn evaluate<'a>(
 fn process_group(
     group: &Group,
     fetched: &Fetched,
-    resource: &Resource,
+    resource: &Arc<Resource>,
     options: &Options,
     now: f64,
     status: &mut StatusTracker,
@@ -564,7 +566,7 @@ fn process_group(
             options.plugin_name, group.name
         ))
     };
-    let new_group = || MetricsGroup::new(resource.clone(), &group.name, options.interval, now);
+    let new_group = || MetricsGroup::new(Arc::clone(resource), &group.name, options.interval, now);
     let v02 = options.schema == SchemaVersion::V02;
     let mut finish = |g: MetricsGroup, empty_dimension: bool, status: &mut StatusTracker| {
         if empty_dimension && !group.ignore_empty_dimensions {
