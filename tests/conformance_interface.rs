@@ -7,9 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use panoptes::config::{PluginConfig, PluginKind, Preload};
+use panoptes::config::{PluginConfig, PluginKind};
 use panoptes::model::canonical;
-use panoptes::plugins::enrichment_cache::{EnrichmentCache, MapSource};
+use panoptes::plugins::enrichment_cache::MapSource;
+use panoptes::plugins::interface::stored::StoredInterfaces;
 use panoptes::plugins::interface::{enrichment, polling};
 use panoptes::plugins::PluginError;
 use panoptes::simulate::SimulatorHandle;
@@ -67,15 +68,21 @@ async fn poll_case(dir: &str) {
     let sim = serve(dir).await;
     let mut c = client(&sim, &plugin).await;
     let kv = kv(dir);
-    let cache = EnrichmentCache::load(&kv, &plugin.preload, "test_id").unwrap();
+    let cache = StoredInterfaces::load(&kv, "test_id").unwrap();
     let options = polling::Options {
         interval: plugin.execute_frequency,
         include_interface_index: plugin.flag("dimension", "include_interface_index"),
     };
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
-        .await
-        .unwrap()
-        .groups;
+    let groups = polling::run(
+        Ok(&mut c),
+        &test_resource(),
+        Ok(cache.as_ref()),
+        options,
+        FROZEN,
+    )
+    .await
+    .unwrap()
+    .groups;
     let mut actual = serde_json::to_value(&groups).unwrap();
     strip_volatile(&mut actual);
     let expected: Value = serde_json::from_str(
@@ -109,24 +116,22 @@ async fn unreachable_device_yields_only_the_status_group() {
     target.timeout = Duration::from_millis(300);
     target.retries = 0;
     let mut c = SnmpClient::connect(&target).await.unwrap();
-    let cache = EnrichmentCache::load(
-        &MapSource::default(),
-        &[Preload {
-            resource: "self".into(),
-            namespace: "interface".into(),
-        }],
-        "test_id",
-    )
-    .unwrap();
+    let cache = StoredInterfaces::load(&MapSource::default(), "test_id").unwrap();
     // No enrichment stored: the failure is ENRICHMENT_FAILURE (8), reported in the status group.
     let options = polling::Options {
         interval: 60,
         include_interface_index: false,
     };
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
-        .await
-        .unwrap()
-        .groups;
+    let groups = polling::run(
+        Ok(&mut c),
+        &test_resource(),
+        Ok(cache.as_ref()),
+        options,
+        FROZEN,
+    )
+    .await
+    .unwrap()
+    .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].metrics_group_type, "status");
     assert_eq!(
@@ -135,19 +140,17 @@ async fn unreachable_device_yields_only_the_status_group() {
     );
     // With enrichment but a dead agent: TIMEOUT (3).
     let kv = kv("interface_polling/default");
-    let cache = EnrichmentCache::load(
-        &kv,
-        &[Preload {
-            resource: "self".into(),
-            namespace: "interface".into(),
-        }],
-        "test_id",
+    let cache = StoredInterfaces::load(&kv, "test_id").unwrap();
+    let groups = polling::run(
+        Ok(&mut c),
+        &test_resource(),
+        Ok(cache.as_ref()),
+        options,
+        FROZEN,
     )
-    .unwrap();
-    let groups = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
-        .await
-        .unwrap()
-        .groups;
+    .await
+    .unwrap()
+    .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(
         groups[0].metrics[0].metric_value,
@@ -162,7 +165,7 @@ async fn unreachable_device_yields_only_the_status_group() {
             },
         )),
         &test_resource(),
-        Ok(&cache),
+        Ok(cache.as_ref()),
         options,
         FROZEN,
     )
@@ -191,22 +194,20 @@ async fn a_device_without_interfaces_is_polled_successfully() {
     target.port = sim.local_addrs()[0].port();
     let mut c = SnmpClient::connect(&target).await.unwrap();
     let kv = kv("interface_polling/default");
-    let cache = EnrichmentCache::load(
-        &kv,
-        &[Preload {
-            resource: "self".into(),
-            namespace: "interface".into(),
-        }],
-        "test_id",
-    )
-    .unwrap();
+    let cache = StoredInterfaces::load(&kv, "test_id").unwrap();
     let options = polling::Options {
         interval: 60,
         include_interface_index: false,
     };
-    let polled = polling::run(Ok(&mut c), &test_resource(), Ok(&cache), options, FROZEN)
-        .await
-        .unwrap();
+    let polled = polling::run(
+        Ok(&mut c),
+        &test_resource(),
+        Ok(cache.as_ref()),
+        options,
+        FROZEN,
+    )
+    .await
+    .unwrap();
     assert_eq!(polled.sys_uptime, Some(100));
     assert_eq!(polled.groups.len(), 1);
     assert_eq!(polled.groups[0].metrics_group_type, "status");

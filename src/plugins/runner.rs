@@ -73,13 +73,17 @@ pub async fn poll(ctx: RunContext<'_>) -> Result<Polled, PluginError> {
                 interval: ctx.plugin.execute_frequency,
                 include_interface_index: ctx.plugin.flag("dimension", "include_interface_index"),
             };
-            let cache = ctx.cache();
+            // Only `self:interface` is read (the original's cache would load it on a miss
+            // whatever the preload says).
+            let stored =
+                interface::stored::StoredInterfaces::load(ctx.enrichments, &ctx.resource.id);
             let mut client = ctx.client().await;
             interface::polling::run(
                 client.as_mut().map_err(take_error),
                 ctx.resource,
-                cache
+                stored
                     .as_ref()
+                    .map(Option::as_ref)
                     .map_err(|e| PluginError::Enrichment(e.to_string())),
                 options,
                 ctx.now,

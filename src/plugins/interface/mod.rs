@@ -3,6 +3,7 @@
 pub mod enrichment;
 mod iana;
 pub mod polling;
+pub mod stored;
 
 use std::collections::BTreeMap;
 

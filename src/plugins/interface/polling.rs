@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{ascii_text, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
+use super::stored::{Field, Fields, StoredInterfaces};
+use super::{walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
 use crate::model::{
     CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
 };
-use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::status::{DeviceStatus, StatusTracker};
 use crate::plugins::{sys_uptime, PluginError, Polled};
 use crate::snmp::{SnmpClient, SnmpValue};
@@ -92,7 +92,7 @@ const COLUMNS: [(&str, &str, u32); 21] = [
 pub async fn run(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
-    enrichment: Result<&EnrichmentCache, PluginError>,
+    enrichment: Result<Option<&StoredInterfaces>, PluginError>,
     options: Options,
     now: f64,
 ) -> Result<Polled, ModelError> {
@@ -134,19 +134,21 @@ async fn refused_credentials(client: &mut SnmpClient) -> Option<PluginError> {
 async fn poll(
     client: Result<&mut SnmpClient, PluginError>,
     resource: &Resource,
-    enrichment: Result<&EnrichmentCache, PluginError>,
+    enrichment: Result<Option<&StoredInterfaces>, PluginError>,
     options: Options,
     now: f64,
     status: &mut StatusTracker,
 ) -> Result<(Vec<MetricsGroup>, Option<u32>), PluginError> {
     let client = client?;
     let found = enrichment.and_then(|e| {
-        e.enrichment("self", "interface").ok_or_else(|| {
+        e.ok_or_else(|| {
             PluginError::Enrichment(format!(
                 "no interface enrichment stored for resource `{}`",
                 resource.id
             ))
-        })
+        })?
+        .interfaces()
+        .map_err(|e| PluginError::Enrichment(e.to_string()))
     });
     let interfaces = match found {
         Ok(interfaces) => interfaces,
@@ -175,12 +177,12 @@ async fn poll(
             while cursor.next_if(|(k, _)| k.as_str() < index).is_some() {}
             cursor.next_if(|(k, _)| k.as_str() == index).map(|(_, v)| v)
         });
-        let Some(Value::Object(fields)) = interfaces.get(index) else {
+        let Some(fields) = interfaces.get(index) else {
             tracing::warn!(resource = %resource.id, index = %index, "interface has no enrichment yet: skipped this poll");
             status.failure("interface", DeviceStatus::EnrichmentFailure);
             continue;
         };
-        let group = interface_group(&shared, index, fields, &row, options, now)
+        let group = interface_group(&shared, index, &fields, &row, options, now)
             .map_err(|e| PluginError::Internal(e.to_string()))?;
         groups.push(group);
         status.success("interface");
@@ -220,7 +222,7 @@ fn derived_width(widths: impl IntoIterator<Item = CounterWidth>) -> CounterWidth
 fn interface_group(
     resource: &Arc<Resource>,
     index: &str,
-    enrichment: &serde_json::Map<String, Value>,
+    enrichment: &Fields,
     row: &Row,
     options: Options,
     now: f64,
@@ -245,8 +247,8 @@ fn interface_group(
     let admin = n(const { col("ifAdminStatus") });
     let oper = n(const { col("ifOperStatus") });
     let configured = match enrichment.get("configured_speed") {
-        Some(Value::Number(x)) => x.as_i64().map(i128::from).unwrap_or(-1),
-        Some(Value::String(s)) => s.parse().unwrap_or(-1),
+        Field::Other(Value::Number(x)) => x.as_i64().map(i128::from).unwrap_or(-1),
+        Field::Text(s) => s.parse().unwrap_or(-1),
         _ => -1,
     };
     const IN: [usize; 3] = [
@@ -311,12 +313,14 @@ fn interface_group(
     }
     for name in ENRICHED_DIMENSIONS {
         let value = match enrichment.get(name) {
-            Some(Value::String(s)) if matches!(name, "alias" | "description") => {
-                ascii_text(&SnmpValue::OctetString(s.as_bytes().to_vec()))
+            // The original's `decode('ascii', 'ignore')`: a UTF-8 text's non-ASCII
+            // characters are exactly its bytes above 0x7f.
+            Field::Text(s) if matches!(name, "alias" | "description") => {
+                s.chars().filter(char::is_ascii).collect()
             }
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
+            Field::Text(s) => s.into_owned(),
+            Field::Empty => String::new(),
+            Field::Other(other) => other.to_string(),
         };
         let value = if value.is_empty() {
             NOT_SET.to_string()

@@ -1,0 +1,226 @@
+//! A device's stored interface enrichment (`<resource_id>:interface`), read in place for a
+//! poll: the interface polling plugin reads ten fields of each interface once per poll, so
+//! the stored JSON is parsed into borrowed keys and raw values instead of a tree of owned
+//! strings (which cost more than the rest of building the interface groups). It accepts
+//! and refuses exactly what [`StoredEnrichment::parse`] does, with the same error.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::model::{decode_stored_enrichment, StoredEnrichment};
+use crate::plugins::enrichment_cache::{EnrichmentCacheError, EnrichmentSource};
+
+/// The namespace the interface enrichment is stored under.
+pub const NAMESPACE: &str = "interface";
+
+/// The stored text of one device's interface enrichment.
+#[derive(Debug, Clone)]
+pub struct StoredInterfaces {
+    key: String,
+    text: String,
+}
+
+/// A JSON object key: borrowed from the text unless it holds an escape.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// The stored form with `data` kept raw: `{"data": {index: {...}}, "metadata": {...}}`.
+#[derive(Deserialize)]
+struct Parsed<'a> {
+    #[serde(borrow)]
+    data: HashMap<Key<'a>, &'a RawValue>,
+    /// Not used here, but checked as the stored form requires (an object when present).
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    metadata: BTreeMap<Key<'a>, &'a RawValue>,
+}
+
+/// Every interface's enrichment: index -> its stored JSON.
+pub struct Interfaces<'a> {
+    data: HashMap<Key<'a>, &'a RawValue>,
+}
+
+/// One interface's fields.
+pub struct Fields<'a> {
+    fields: BTreeMap<Key<'a>, &'a RawValue>,
+}
+
+/// One field's value, as the interface groups read it.
+#[derive(Debug, PartialEq)]
+pub enum Field<'a> {
+    /// Absent or JSON `null`.
+    Empty,
+    Text(Cow<'a, str>),
+    /// Any other JSON value (a number, a boolean, an array or an object).
+    Other(Value),
+}
+
+impl StoredInterfaces {
+    /// The stored interface enrichment of `resource_id`, `None` when there is none.
+    pub fn load(
+        source: &dyn EnrichmentSource,
+        resource_id: &str,
+    ) -> Result<Option<StoredInterfaces>, EnrichmentCacheError> {
+        let key = format!("{resource_id}:{NAMESPACE}");
+        let Some(bytes) = source.get(&key)? else {
+            return Ok(None);
+        };
+        let text =
+            decode_stored_enrichment(&bytes).map_err(|source| EnrichmentCacheError::Stored {
+                key: key.clone(),
+                source,
+            })?;
+        Ok(Some(StoredInterfaces { key, text }))
+    }
+
+    /// The interfaces, or the error [`StoredEnrichment::parse`] gives for this text.
+    pub fn interfaces(&self) -> Result<Interfaces<'_>, EnrichmentCacheError> {
+        match serde_json::from_str::<Parsed>(&self.text) {
+            Ok(parsed) => Ok(Interfaces { data: parsed.data }),
+            Err(e) => {
+                // The same refusal in the stored form's own words.
+                let source = match StoredEnrichment::parse(&self.text) {
+                    Err(source) => source,
+                    Ok(_) => crate::model::ModelError::invalid("stored enrichment", e.to_string()),
+                };
+                Err(EnrichmentCacheError::Stored {
+                    key: self.key.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+impl<'a> Interfaces<'a> {
+    /// The fields of the interface at `index`, `None` when there is no entry for it or the
+    /// entry is not an object.
+    pub fn get(&self, index: &str) -> Option<Fields<'a>> {
+        let raw = self.data.get(&Key(Cow::Borrowed(index)))?;
+        serde_json::from_str::<BTreeMap<Key<'a>, &'a RawValue>>(raw.get())
+            .ok()
+            .map(|fields| Fields { fields })
+    }
+}
+
+impl<'a> Fields<'a> {
+    pub fn get(&self, name: &str) -> Field<'a> {
+        let Some(raw) = self.fields.get(&Key(Cow::Borrowed(name))) else {
+            return Field::Empty;
+        };
+        let json = raw.get();
+        if json == "null" {
+            return Field::Empty;
+        }
+        if json.starts_with('"') {
+            if let Ok(Key(text)) = serde_json::from_str::<Key<'a>>(json) {
+                return Field::Text(text);
+            }
+        }
+        serde_json::from_str(json).map_or(Field::Empty, Field::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::enrichment_cache::{EnrichmentCache, MapSource};
+
+    fn source(json: &str) -> MapSource {
+        MapSource([("r1:interface".to_string(), json.to_string())].into())
+    }
+
+    /// Every field reads as the whole parse (`EnrichmentCache`) has it.
+    #[test]
+    fn fields_read_as_the_parsed_enrichment() {
+        let json = r#"{"data": {"5": {"alias": "a \"q\" \u00e9", "speed": 1000,
+            "f": 1.5e3, "n": null, "b": true, "o": {"x": [1, 2]}, "e": "",
+            "k\u0065y": "escaped key"}, "6": "not an object", "7": {}},
+            "metadata": {"_enrichment_ttl": 900}}"#;
+        let src = source(json);
+        let stored = StoredInterfaces::load(&src, "r1").unwrap().unwrap();
+        let interfaces = stored.interfaces().unwrap();
+        let cache = EnrichmentCache::load(
+            &src,
+            &[crate::config::Preload {
+                resource: "self".into(),
+                namespace: "interface".into(),
+            }],
+            "r1",
+        )
+        .unwrap();
+        let whole = cache.enrichment("self", "interface").unwrap();
+        let five = interfaces.get("5").unwrap();
+        let Some(Value::Object(expected)) = whole.get("5") else {
+            panic!("{whole:?}")
+        };
+        for name in ["alias", "speed", "f", "n", "b", "o", "e", "key", "absent"] {
+            let as_parsed = match expected.get(name) {
+                None | Some(Value::Null) => Field::Empty,
+                Some(Value::String(s)) => Field::Text(Cow::Owned(s.clone())),
+                Some(other) => Field::Other(other.clone()),
+            };
+            assert_eq!(five.get(name), as_parsed, "{name}");
+        }
+        assert_eq!(five.get("alias"), Field::Text("a \"q\" é".into()));
+        assert!(interfaces.get("6").is_none());
+        assert!(interfaces.get("7").is_some());
+        assert!(interfaces.get("8").is_none());
+    }
+
+    /// Missing, undecodable and misshapen records: none, or the stored form's own error.
+    #[test]
+    fn bad_records_fail_as_the_stored_form_does() {
+        assert!(StoredInterfaces::load(&source("{}"), "r2")
+            .unwrap()
+            .is_none());
+        for bad in [
+            "not json",
+            r#"{"metadata": {}}"#,
+            r#"{"data": [1]}"#,
+            r#"{"data": {}, "metadata": null}"#,
+        ] {
+            let stored = StoredInterfaces::load(&source(bad), "r1").unwrap().unwrap();
+            let Err(err) = stored.interfaces() else {
+                panic!("{bad} was accepted")
+            };
+            let expected = StoredEnrichment::parse(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("enrichment `r1:interface`: {expected}"),
+                "{bad}"
+            );
+        }
+        let ok = StoredInterfaces::load(&source(r#"{"data": {}}"#), "r1")
+            .unwrap()
+            .unwrap();
+        assert!(ok.interfaces().unwrap().get("1").is_none());
+    }
+}
