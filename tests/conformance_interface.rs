@@ -62,6 +62,23 @@ async fn enrichment_against_a_closed_port_is_an_error() {
         .is_err());
 }
 
+/// One interface poll of the test resource with `stored` as its enrichment.
+async fn poll(
+    client: Result<&mut SnmpClient, PluginError>,
+    stored: &Option<StoredInterfaces>,
+    options: polling::Options,
+) -> panoptes::plugins::Polled {
+    polling::run(
+        client,
+        &test_resource(),
+        Ok(stored.as_ref()),
+        options,
+        FROZEN,
+    )
+    .await
+    .unwrap()
+}
+
 async fn poll_case(dir: &str) {
     let plugin =
         PluginConfig::load(&case(&format!("{dir}/plugin.conf")), PluginKind::Polling).unwrap();
@@ -73,16 +90,7 @@ async fn poll_case(dir: &str) {
         interval: plugin.execute_frequency,
         include_interface_index: plugin.flag("dimension", "include_interface_index"),
     };
-    let groups = polling::run(
-        Ok(&mut c),
-        &test_resource(),
-        Ok(cache.as_ref()),
-        options,
-        FROZEN,
-    )
-    .await
-    .unwrap()
-    .groups;
+    let groups = poll(Ok(&mut c), &cache, options).await.groups;
     let mut actual = serde_json::to_value(&groups).unwrap();
     strip_volatile(&mut actual);
     let expected: Value = serde_json::from_str(
@@ -122,16 +130,7 @@ async fn unreachable_device_yields_only_the_status_group() {
         interval: 60,
         include_interface_index: false,
     };
-    let groups = polling::run(
-        Ok(&mut c),
-        &test_resource(),
-        Ok(cache.as_ref()),
-        options,
-        FROZEN,
-    )
-    .await
-    .unwrap()
-    .groups;
+    let groups = poll(Ok(&mut c), &cache, options).await.groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].metrics_group_type, "status");
     assert_eq!(
@@ -141,36 +140,24 @@ async fn unreachable_device_yields_only_the_status_group() {
     // With enrichment but a dead agent: TIMEOUT (3).
     let kv = kv("interface_polling/default");
     let cache = StoredInterfaces::load(&kv, "test_id").unwrap();
-    let groups = polling::run(
-        Ok(&mut c),
-        &test_resource(),
-        Ok(cache.as_ref()),
-        options,
-        FROZEN,
-    )
-    .await
-    .unwrap()
-    .groups;
+    let groups = poll(Ok(&mut c), &cache, options).await.groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(
         groups[0].metrics[0].metric_value,
         panoptes::model::MetricValue::Int(3)
     );
     // An endpoint that is not an address: NETWORK_FAILURE (2), still one group.
-    let groups = polling::run(
+    let groups = poll(
         Err(PluginError::Snmp(
             panoptes::snmp::SnmpError::InvalidAddress {
                 target: "127.0.0.257".into(),
                 reason: "bad".into(),
             },
         )),
-        &test_resource(),
-        Ok(cache.as_ref()),
+        &cache,
         options,
-        FROZEN,
     )
     .await
-    .unwrap()
     .groups;
     assert_eq!(groups.len(), 1);
     assert_eq!(
@@ -199,15 +186,7 @@ async fn a_device_without_interfaces_is_polled_successfully() {
         interval: 60,
         include_interface_index: false,
     };
-    let polled = polling::run(
-        Ok(&mut c),
-        &test_resource(),
-        Ok(cache.as_ref()),
-        options,
-        FROZEN,
-    )
-    .await
-    .unwrap();
+    let polled = poll(Ok(&mut c), &cache, options).await;
     assert_eq!(polled.sys_uptime, Some(100));
     assert_eq!(polled.groups.len(), 1);
     assert_eq!(polled.groups[0].metrics_group_type, "status");
