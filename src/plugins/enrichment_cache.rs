@@ -78,6 +78,22 @@ impl EnrichmentSource for MapSource {
     }
 }
 
+/// The stored JSON under `key` (decompressed), None when there is none.
+pub fn stored_text(
+    source: &dyn EnrichmentSource,
+    key: &str,
+) -> Result<Option<String>, EnrichmentCacheError> {
+    let Some(bytes) = source.get(key)? else {
+        return Ok(None);
+    };
+    decode_stored_enrichment(&bytes)
+        .map(Some)
+        .map_err(|source| EnrichmentCacheError::Stored {
+            key: key.to_owned(),
+            source,
+        })
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct EnrichmentCache {
     self_id: String,
@@ -108,15 +124,15 @@ impl EnrichmentCache {
                 vec![format!("{resource}:{}", p.namespace)]
             };
             for key in keys {
-                match source.get(&key)? {
+                match stored_text(source, &key)? {
                     None => cache.missing.push(key),
-                    Some(bytes) => {
-                        let stored = decode_stored_enrichment(&bytes)
-                            .and_then(|text| StoredEnrichment::parse(&text))
-                            .map_err(|source| EnrichmentCacheError::Stored {
+                    Some(text) => {
+                        let stored = StoredEnrichment::parse(&text).map_err(|source| {
+                            EnrichmentCacheError::Stored {
                                 key: key.clone(),
                                 source,
-                            })?;
+                            }
+                        })?;
                         let ns = key.split_once(':').map(|(_, ns)| ns).unwrap_or_default();
                         cache
                             .data

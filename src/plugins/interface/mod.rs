@@ -45,11 +45,16 @@ pub async fn walk_column(
 /// `decode('ascii', 'ignore')`).
 pub fn ascii_text(v: &SnmpValue) -> String {
     match v.as_bytes() {
-        Some(bytes) => bytes
-            .iter()
-            .filter(|b| b.is_ascii())
-            .map(|b| *b as char)
-            .collect(),
+        Some(bytes) => ascii_only(bytes),
         None => v.to_display_string(),
     }
+}
+
+/// The ASCII bytes of `bytes`, the others dropped (`decode('ascii', 'ignore')`).
+pub fn ascii_only(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .filter(|b| b.is_ascii())
+        .map(|b| *b as char)
+        .collect()
 }

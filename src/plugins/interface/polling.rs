@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::stored::{Field, Fields, StoredInterfaces};
-use super::{walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
+use super::{ascii_only, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
 use crate::model::{
     CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
 };
@@ -313,11 +313,7 @@ fn interface_group(
     }
     for name in ENRICHED_DIMENSIONS {
         let value = match enrichment.get(name) {
-            // The original's `decode('ascii', 'ignore')`: a UTF-8 text's non-ASCII
-            // characters are exactly its bytes above 0x7f.
-            Field::Text(s) if matches!(name, "alias" | "description") => {
-                s.chars().filter(char::is_ascii).collect()
-            }
+            Field::Text(s) if matches!(name, "alias" | "description") => ascii_only(s.as_bytes()),
             Field::Text(s) => s.into_owned(),
             Field::Empty => String::new(),
             Field::Other(other) => other.to_string(),

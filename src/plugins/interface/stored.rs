@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::model::{decode_stored_enrichment, StoredEnrichment};
-use crate::plugins::enrichment_cache::{EnrichmentCacheError, EnrichmentSource};
+use crate::model::StoredEnrichment;
+use crate::plugins::enrichment_cache::{stored_text, EnrichmentCacheError, EnrichmentSource};
 
 /// The namespace the interface enrichment is stored under.
 pub const NAMESPACE: &str = "interface";
@@ -89,15 +89,7 @@ impl StoredInterfaces {
         resource_id: &str,
     ) -> Result<Option<StoredInterfaces>, EnrichmentCacheError> {
         let key = format!("{resource_id}:{NAMESPACE}");
-        let Some(bytes) = source.get(&key)? else {
-            return Ok(None);
-        };
-        let text =
-            decode_stored_enrichment(&bytes).map_err(|source| EnrichmentCacheError::Stored {
-                key: key.clone(),
-                source,
-            })?;
-        Ok(Some(StoredInterfaces { key, text }))
+        Ok(stored_text(source, &key)?.map(|text| StoredInterfaces { key, text }))
     }
 
     /// The interfaces, or the error [`StoredEnrichment::parse`] gives for this text.
