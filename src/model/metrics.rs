@@ -346,7 +346,7 @@ impl MetricsGroup {
     pub fn metric(&self, name: &str, kind: MetricType) -> Option<&Metric> {
         self.metrics
             .iter()
-            .find(|m| m.metric_name == name && m.metric_type == kind)
+            .find(|m| m.metric_type == kind && m.metric_name == name)
     }
 
     pub fn dimension(&self, name: &str) -> Option<&str> {

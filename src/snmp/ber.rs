@@ -169,9 +169,33 @@ pub fn push_oid(out: &mut Vec<u8>, components: &[u32]) -> Result<(), BerError> {
     Ok(())
 }
 
+/// Where decoded OID components go: a `Vec` or an [`Oid`](super::Oid)'s inline buffer.
+pub trait OidSink {
+    fn clear(&mut self);
+    fn push(&mut self, component: u32);
+}
+
+impl OidSink for Vec<u32> {
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+    fn push(&mut self, component: u32) {
+        Vec::push(self, component)
+    }
+}
+
+impl OidSink for super::oid::Components {
+    fn clear(&mut self) {
+        smallvec::SmallVec::clear(self)
+    }
+    fn push(&mut self, component: u32) {
+        smallvec::SmallVec::push(self, component)
+    }
+}
+
 /// Decodes OID content octets into `out` (cleared first). Rejects empty or
 /// truncated encodings and components that do not fit in 32 bits.
-pub fn decode_oid_content(bytes: &[u8], out: &mut Vec<u32>) -> Result<(), BerError> {
+pub fn decode_oid_content(bytes: &[u8], out: &mut impl OidSink) -> Result<(), BerError> {
     out.clear();
     if bytes.is_empty() {
         return Err(BerError::MalformedOid("empty"));
@@ -437,10 +461,10 @@ pub fn decode_value(tag: u8, content: &[u8]) -> Result<SnmpValue, DecodeError> {
         TAG_OCTET_STRING => SnmpValue::OctetString(content.to_vec()),
         TAG_NULL => SnmpValue::Null,
         TAG_OID => {
-            let mut components = Vec::with_capacity(content.len() + 1);
+            let mut components = super::oid::Components::new();
             decode_oid_content(content, &mut components)
                 .map_err(|_| DecodeError::Malformed("OBJECT IDENTIFIER value"))?;
-            SnmpValue::ObjectIdentifier(super::Oid::new(components))
+            SnmpValue::ObjectIdentifier(super::Oid::from_components(components))
         }
         snmp::TYPE_IPADDRESS => SnmpValue::IpAddress(
             content

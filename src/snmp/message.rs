@@ -97,11 +97,11 @@ pub struct RawVarbind<'a> {
 impl RawVarbind<'_> {
     /// The varbind, owned: its name and its value decoded.
     pub fn decode(&self) -> Result<Varbind, DecodeError> {
-        let mut components = Vec::with_capacity(self.oid.len() + 1);
+        let mut components = crate::snmp::oid::Components::new();
         ber::decode_oid_content(self.oid, &mut components)
             .map_err(|_| DecodeError::Malformed("varbind name"))?;
         let value = ber::decode_value(self.value_tag, self.value)?;
-        Ok(Varbind::new(Oid::new(components), value))
+        Ok(Varbind::new(Oid::from_components(components), value))
     }
 }
 

@@ -34,7 +34,7 @@ pub use credentials::{
 };
 pub use engine::{open_fds, EngineConfig, EngineStats, SnmpEngine};
 pub use error::{error_status_name, SnmpError};
-pub use oid::{Oid, OidParseError};
+pub use oid::{IndexText, Oid, OidParseError};
 pub use target::{Community, SnmpTarget, SnmpVersion, UnknownVersion};
 pub use value::{SnmpValue, Varbind};
 pub use walk::DEFAULT_WALK_LIMIT;

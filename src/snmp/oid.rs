@@ -4,13 +4,23 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+
+/// Components an [`Oid`] holds without a heap block: 14 cover the columns of the usual
+/// tables with a one-part index (ifHCInOctets.N is 12); longer OIDs spill to the heap.
+/// Every received varbind's name is one, so a walk of a 48-port switch's 21 interface
+/// columns allocated a thousand of them per poll.
+const INLINE: usize = 14;
+
+/// An OID's components, inline up to [`INLINE`].
+pub type Components = SmallVec<[u32; INLINE]>;
 
 /// An SNMP object identifier, e.g. `1.3.6.1.2.1.1.1.0`.
 ///
 /// Ordering is numeric, component by component (the order agents walk in), so
 /// `1.3.6.1.2` < `1.3.6.1.10` < `1.3.6.2`, and a prefix sorts before its children.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Oid(Vec<u32>);
+pub struct Oid(Components);
 
 /// Why a text could not be read as an [`Oid`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,11 +32,16 @@ pub struct OidParseError {
 
 impl Oid {
     pub fn new(components: Vec<u32>) -> Oid {
+        Oid(Components::from_vec(components))
+    }
+
+    /// An OID of components decoded in place (see `ber::decode_oid_content`).
+    pub fn from_components(components: Components) -> Oid {
         Oid(components)
     }
 
     pub fn from_slice(components: &[u32]) -> Oid {
-        Oid(components.to_vec())
+        Oid(Components::from_slice(components))
     }
 
     pub fn components(&self) -> &[u32] {
@@ -60,16 +75,14 @@ impl Oid {
 
     /// This OID with one more component, e.g. a column OID plus an interface index.
     pub fn child(&self, component: u32) -> Oid {
-        let mut components = Vec::with_capacity(self.0.len() + 1);
-        components.extend_from_slice(&self.0);
+        let mut components = self.0.clone();
         components.push(component);
         Oid(components)
     }
 
     /// This OID followed by `suffix`.
     pub fn join(&self, suffix: &[u32]) -> Oid {
-        let mut components = Vec::with_capacity(self.0.len() + suffix.len());
-        components.extend_from_slice(&self.0);
+        let mut components = self.0.clone();
         components.extend_from_slice(suffix);
         Oid(components)
     }
@@ -114,7 +127,7 @@ impl FromStr for Oid {
         if body.is_empty() {
             return Err(error("it is empty"));
         }
-        let mut components = Vec::with_capacity(body.len() / 2 + 1);
+        let mut components = Components::new();
         for part in body.split('.') {
             if part.is_empty() {
                 return Err(error("it has an empty component"));
@@ -133,19 +146,19 @@ impl FromStr for Oid {
 
 impl From<Vec<u32>> for Oid {
     fn from(components: Vec<u32>) -> Oid {
-        Oid(components)
+        Oid::new(components)
     }
 }
 
 impl From<&[u32]> for Oid {
     fn from(components: &[u32]) -> Oid {
-        Oid(components.to_vec())
+        Oid::from_slice(components)
     }
 }
 
 impl<const N: usize> From<[u32; N]> for Oid {
     fn from(components: [u32; N]) -> Oid {
-        Oid(components.to_vec())
+        Oid::from_slice(&components)
     }
 }
 
@@ -282,15 +295,45 @@ mod tests {
 /// Components as dotted text, `[1, 2, 10]` -> `"1.2.10"`, in one allocation (a walk makes
 /// one of these per varbind).
 pub fn dotted(components: &[u32]) -> String {
-    use std::fmt::Write as _;
     let mut out = String::with_capacity(components.len() * 4);
+    push_dotted(components, |text| out.push_str(text));
+    out
+}
+
+/// Hands `f` the dotted text of `components` piece by piece (numbers and dots).
+fn push_dotted(components: &[u32], mut f: impl FnMut(&str)) {
+    let mut digits = itoa::Buffer::new();
     for (i, c) in components.iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            f(".");
         }
-        let _ = write!(out, "{c}");
+        f(digits.format(*c));
     }
-    out
+}
+
+/// A table row's index as dotted text (`"3"`, `"1.2.10"`), held inline when it is short
+/// (any one-part index is): what a poll keys its rows by, without a heap block per row.
+/// Orders as the text does (`"10"` < `"2"`), like the `String` keys it stands for.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct IndexText(SmallVec<[u8; 22]>);
+
+impl IndexText {
+    pub fn of(components: &[u32]) -> IndexText {
+        let mut out = SmallVec::new();
+        push_dotted(components, |text| out.extend_from_slice(text.as_bytes()));
+        IndexText(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and dots are ever written (see `of`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for IndexText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +345,32 @@ mod dotted_tests {
         assert_eq!(dotted(&[]), "");
         assert_eq!(dotted(&[7]), "7");
         assert_eq!(dotted(&[1, 2, 10, 4294967295]), "1.2.10.4294967295");
+    }
+
+    #[test]
+    fn index_text_spells_and_orders_as_the_dotted_string() {
+        let cases: [&[u32]; 7] = [
+            &[],
+            &[7],
+            &[10],
+            &[2],
+            &[1, 2, 10],
+            &[1, 10],
+            &[4294967295; 3],
+        ];
+        for a in cases {
+            assert_eq!(IndexText::of(a).as_str(), dotted(a));
+            for b in cases {
+                assert_eq!(
+                    IndexText::of(a).cmp(&IndexText::of(b)),
+                    dotted(a).cmp(&dotted(b)),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+        // Longer than the inline room: spills, same text.
+        let long = [4294967295u32; 5];
+        assert_eq!(IndexText::of(&long).as_str(), dotted(&long));
         let column: Oid = "1.3.6.1.2.1.2.2.1.8".parse().unwrap();
         let cell: Oid = "1.3.6.1.2.1.2.2.1.8.12.3".parse().unwrap();
         assert_eq!(cell.index_after(&column).as_deref(), Some("12.3"));

@@ -53,7 +53,6 @@ pub fn varbind_bytes(v: &Varbind) -> usize {
 
 pub struct Walk {
     root: Oid,
-    cursor: Oid,
     rows: Vec<Varbind>,
     limit: usize,
     /// Bytes this walk may still take (see [`varbind_bytes`]).
@@ -72,7 +71,6 @@ impl Walk {
     pub fn with_bytes(root: &Oid, limit: usize, bytes: usize) -> Walk {
         Walk {
             root: root.clone(),
-            cursor: root.clone(),
             rows: Vec::new(),
             limit,
             bytes_left: bytes,
@@ -80,9 +78,9 @@ impl Walk {
         }
     }
 
-    /// The OID to continue after.
+    /// The OID to continue after: the last row taken, or the root before any.
     pub fn cursor(&self) -> &Oid {
-        &self.cursor
+        self.rows.last().map_or(&self.root, |row| &row.oid)
     }
 
     /// Takes one GETBULK answer (its varbinds in order).
@@ -90,6 +88,10 @@ impl Walk {
         if batch.is_empty() {
             return Ok(Step::Done(DoneReason::NoData));
         }
+        // Room for the whole batch at once (rows are large; growing by doubling copied
+        // a 48-row column five times).
+        self.rows
+            .reserve(batch.len().min(self.limit.saturating_sub(self.rows.len())));
         for varbind in batch {
             match varbind.value {
                 SnmpValue::EndOfMibView => {
@@ -104,9 +106,9 @@ impl Walk {
             if !varbind.oid.starts_with(&self.root) || varbind.oid == self.root {
                 return Ok(Step::Done(DoneReason::LeftSubtree));
             }
-            if varbind.oid <= self.cursor {
+            if varbind.oid <= *self.cursor() {
                 return Ok(Step::Done(DoneReason::NotIncreasing {
-                    previous: self.cursor.clone(),
+                    previous: self.cursor().clone(),
                     returned: varbind.oid,
                 }));
             }
@@ -118,7 +120,6 @@ impl Walk {
                 return Err(LimitExceeded::Bytes);
             }
             self.bytes_left -= size;
-            self.cursor = varbind.oid.clone();
             self.rows.push(varbind);
         }
         Ok(Step::Continue)

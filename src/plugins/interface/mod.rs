@@ -7,7 +7,7 @@ pub mod stored;
 
 use std::collections::BTreeMap;
 
-use crate::snmp::{Oid, SnmpClient, SnmpError, SnmpValue};
+use crate::snmp::{IndexText, Oid, SnmpClient, SnmpError, SnmpValue};
 
 pub use iana::if_type_name;
 
@@ -25,6 +25,24 @@ pub async fn walk_column(
     table: &str,
     column: u32,
 ) -> Result<Column, SnmpError> {
+    Ok(walk_indexed(client, table, column)
+        .await?
+        .into_iter()
+        .map(|(index, value)| (index.as_str().to_owned(), value))
+        .collect())
+}
+
+/// Rows of one walked column in the order of their index text (as a [`Column`]'s keys),
+/// each index held inline: what a poll reads every interval, without a string and a map
+/// entry per value.
+pub type IndexedColumn = Vec<(IndexText, SnmpValue)>;
+
+/// [`walk_column`] as an [`IndexedColumn`].
+pub async fn walk_indexed(
+    client: &mut SnmpClient,
+    table: &str,
+    column: u32,
+) -> Result<IndexedColumn, SnmpError> {
     let root: Oid = format!("{table}.{column}")
         .parse()
         .map_err(|_| SnmpError::Protocol {
@@ -32,12 +50,13 @@ pub async fn walk_column(
             detail: format!("bad OID {table}.{column}"),
         })?;
     let rows = client.bulk_walk(&root).await?;
-    let mut out = Column::new();
-    for vb in rows {
-        if let Some(index) = vb.oid.index_after(&root) {
-            out.insert(index, vb.value);
-        }
-    }
+    let mut out: IndexedColumn = rows
+        .into_iter()
+        .filter_map(|vb| Some((IndexText::of(vb.oid.suffix_after(&root)?), vb.value)))
+        .collect();
+    // A walk's OIDs only increase, so no two rows share an index; the text order differs
+    // from the walk's numeric order ("10" < "2").
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 

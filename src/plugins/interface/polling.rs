@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::stored::{Field, Fields, StoredInterfaces};
-use super::{ascii_only, walk_column, Column, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET};
+use super::{
+    ascii_only, walk_indexed, IndexedColumn, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET,
+};
 use crate::model::{
     CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
 };
@@ -41,7 +43,7 @@ pub struct Options {
 }
 
 /// What one poll walked: the rows of each of [`COLUMNS`], in its order.
-type Walked = Vec<Column>;
+type Walked = Vec<IndexedColumn>;
 
 /// The position of a column in [`COLUMNS`] (at compile time: a typo does not build).
 const fn col(name: &str) -> usize {
@@ -157,13 +159,13 @@ async fn poll(
     let uptime = sys_uptime(client).await?;
     let mut walked = Walked::with_capacity(COLUMNS.len());
     for (_, table, column) in COLUMNS {
-        walked.push(walk_column(client, table, column).await?);
+        walked.push(walk_indexed(client, table, column).await?);
     }
     let if_x: BTreeSet<&str> = COLUMNS
         .iter()
         .zip(&walked)
         .filter(|((_, table, _), _)| *table == IF_X_TABLE)
-        .flat_map(|(_, rows)| rows.keys().map(String::as_str))
+        .flat_map(|(_, rows)| rows.iter().map(|(index, _)| index.as_str()))
         .collect();
     let mut groups = Vec::with_capacity(if_x.len() + 1);
     // One copy for every group of the poll to share.
@@ -219,6 +221,11 @@ fn derived_width(widths: impl IntoIterator<Item = CounterWidth>) -> CounterWidth
     }
 }
 
+/// The metrics of an interface group: 19 read as counters (two of them, the states, are
+/// gauges), 3 computed gauges.
+const COUNTERS: usize = 19;
+const GAUGES: usize = 3;
+
 fn interface_group(
     resource: &Arc<Resource>,
     index: &str,
@@ -228,6 +235,10 @@ fn interface_group(
     now: f64,
 ) -> Result<MetricsGroup, ModelError> {
     let mut g = MetricsGroup::new(Arc::clone(resource), GROUP_TYPE, options.interval, now)?;
+    // Room for every metric and dimension below, and for the rate gauges of the 17
+    // counters the default transform adds: the lists are never copied to grow.
+    g.metrics.reserve_exact(COUNTERS + GAUGES + COUNTERS - 2);
+    g.dimensions.reserve_exact(ENRICHED_DIMENSIONS.len() + 1);
     // Each column's value for this interface, read once (-1: missing or not a number).
     let v: [(i128, CounterWidth); COLUMNS.len()] = std::array::from_fn(|c| number(row[c]));
     let n = |c: usize| v[c].0;
@@ -261,7 +272,7 @@ fn interface_group(
         col("ifHCOutMulticastPkts"),
         col("ifHCOutBroadcastPkts"),
     ];
-    let counters: [(&'static str, (i128, CounterWidth)); 19] = [
+    let counters: [(&'static str, (i128, CounterWidth)); COUNTERS] = [
         ("bits_in", times8(const { col("ifHCInOctets") })),
         ("bits_out", times8(const { col("ifHCOutOctets") })),
         ("unicast_packets_in", direct(IN[0])),
@@ -298,7 +309,7 @@ fn interface_group(
             Metric::named(name, MetricValue::Int(value), kind, now)?.with_counter_width(width),
         )?;
     }
-    let gauges: [(&'static str, i128); 3] = [
+    let gauges: [(&'static str, i128); GAUGES] = [
         ("oper_admin_state_mismatch", i128::from(oper != admin)),
         ("mtu", n(const { col("ifMtu") })),
         ("configured_speed", configured),
