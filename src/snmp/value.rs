@@ -58,11 +58,11 @@ impl SnmpValue {
     /// the way a failed UTF-8 decode would.
     pub fn to_display_string(&self) -> String {
         match self {
-            SnmpValue::Integer(n) => n.to_string(),
+            SnmpValue::Integer(n) => itoa::Buffer::new().format(*n).to_owned(),
             SnmpValue::Counter32(n) | SnmpValue::Gauge32(n) | SnmpValue::TimeTicks(n) => {
-                n.to_string()
+                itoa::Buffer::new().format(*n).to_owned()
             }
-            SnmpValue::Counter64(n) => n.to_string(),
+            SnmpValue::Counter64(n) => itoa::Buffer::new().format(*n).to_owned(),
             SnmpValue::OctetString(bytes) | SnmpValue::Opaque(bytes) => lossy_ascii(bytes),
             SnmpValue::ObjectIdentifier(oid) => oid.to_string(),
             SnmpValue::IpAddress([a, b, c, d]) => format!("{a}.{b}.{c}.{d}"),

@@ -479,6 +479,9 @@ fn indices_of<'a>(t: &'a Target, tables: &'a [Table]) -> Vec<&'a str> {
 
 /// One value: expression, cast, transform.
 fn value_of(t: &Target, env: &Env) -> Result<Value, EvalError> {
+    if let Some(row) = env.row_at_index(&t.expr) {
+        return cast_and_transform(t, env, row?);
+    }
     let v = env.eval(&t.expr)?;
     cast_and_transform(t, env, &v)
 }

@@ -94,6 +94,25 @@ impl<'a> Env<'a> {
         self.eval_in(e, &mut Locals::default())
     }
 
+    /// The value `e` names in place, when `e` is a table's row at `$index`
+    /// (`ifInOctets.$index`, most metrics of a document): the same value or `KeyError`
+    /// [`Env::eval`] gives, without copying it. None for any other expression. (The
+    /// work bound cannot be reached by one row: an SNMP value is far below [`MAX_WORK`].)
+    pub fn row_at_index(&self, e: &Expr) -> Option<Result<&Value, EvalError>> {
+        let Expr::Subscript(target, key) = e else {
+            return None;
+        };
+        let (Expr::Table(t), Expr::Index) = (&**target, &**key) else {
+            return None;
+        };
+        let (table, index) = (self.tables.get(*t)?, self.index?);
+        Some(
+            table
+                .get(index)
+                .ok_or_else(|| EvalError::Key(format!("'{index}'"))),
+        )
+    }
+
     /// Applies a transform to a value (the lambda's parameter is local slot 0).
     pub fn apply(&self, f: &Lambda, x: Value) -> Result<Value, EvalError> {
         let mut locals = Locals {

@@ -507,3 +507,68 @@ fn nesting_is_bounded_with_a_clear_error() {
         expect_refused(&src);
     }
 }
+
+/// The in-place row lookup gives what evaluating the expression gives, value or error,
+/// and declines every other expression.
+#[test]
+fn a_row_at_index_is_read_in_place_exactly_as_evaluated() {
+    let t = tables();
+    let scalars = [s("12345")];
+    for (src, index) in [
+        ("fan.$index", Some("2")),
+        ("scale.$index", Some("8")),
+        ("descr.$index", Some("1")),
+        ("fan.$index", Some("9")),
+        ("fan.$index", Some("")),
+    ] {
+        let e = compile(src, &Doc).unwrap();
+        let env = Env {
+            tables: &t,
+            scalars: &scalars,
+            index,
+            context: None,
+        };
+        let fast = env.row_at_index(&e).expect("a row at $index").cloned();
+        assert_eq!(fast, env.eval(&e), "{src} at {index:?}");
+    }
+    assert_eq!(
+        eval_at("fan.$index", Some("9")),
+        Err(EvalError::Key("'9'".into()))
+    );
+    let env = Env {
+        tables: &t,
+        scalars: &scalars,
+        index: Some("1"),
+        context: None,
+    };
+    for src in ["int(fan.$index)", "fan['1']", "uptime", "fan.$index + '0'"] {
+        let e = compile(src, &Doc).unwrap();
+        assert!(env.row_at_index(&e).is_none(), "{src}");
+    }
+    // Outside an indexed target: left to the evaluator and its error.
+    let outside = Env { index: None, ..env };
+    let e = compile("fan.$index", &Doc).unwrap();
+    assert!(outside.row_at_index(&e).is_none());
+}
+
+#[test]
+fn integer_text_parses_as_python_int_does() {
+    for (text, want) in [
+        ("42", Some(42)),
+        (" -7 ", Some(-7)),
+        ("+3", Some(3)),
+        ("1_000", Some(1000)),
+        ("007", Some(7)),
+        ("18446744073709551615", Some(18446744073709551615)),
+        ("1__0", None),
+        ("_1", None),
+        ("1_", None),
+        ("", None),
+        ("-", None),
+        ("4.0", None),
+        ("0x10", None),
+        ("1".repeat(40).as_str(), None),
+    ] {
+        assert_eq!(value::parse_py_int(text), want, "{text:?}");
+    }
+}

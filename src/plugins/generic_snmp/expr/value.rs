@@ -270,6 +270,11 @@ pub fn parse_py_int(s: &str) -> Option<i128> {
         b'+' => (false, &t[1..]),
         _ => (false, t),
     };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // The usual text (an SNMP number): no underscores to drop, nothing to copy.
+        let n: i128 = digits.parse().ok()?;
+        return Some(if neg { -n } else { n });
+    }
     if digits.is_empty()
         || digits.starts_with('_')
         || digits.ends_with('_')
