@@ -406,7 +406,14 @@ async fn watch(
     let mut trend_cpu = (started, me0.cpu_s);
     let mut aborted = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    // The sampling below runs in the collector's process: its CPU (reading /proc, sizing
+    // the data directory, ≈2 ms a second) is counted here and left out of the collector's.
+    let mut sampler_ns: u64 = 0;
+    let mut sampling_since: Option<u64> = None;
     loop {
+        if let Some(t0) = sampling_since.take() {
+            sampler_ns += polls::thread_cpu_ns().saturating_sub(t0);
+        }
         let elapsed = started.elapsed();
         if elapsed >= args.duration {
             break;
@@ -428,10 +435,11 @@ async fn watch(
                 break;
             }
         }
+        sampling_since = Some(polls::thread_cpu_ns());
         let now = sample(None).unwrap_or_default();
         if steady_start.is_none() && started.elapsed() >= args.interval {
             steady_start = Some((
-                now.cpu_s,
+                now.cpu_s - sampler_ns as f64 / 1e9,
                 log.polls.load(Relaxed),
                 log.job_cpu(),
                 crate::snmp::varbinds_received(),
@@ -479,6 +487,10 @@ async fn watch(
             );
         }
     }
+    if let Some(t0) = sampling_since {
+        sampler_ns += polls::thread_cpu_ns().saturating_sub(t0);
+    }
+    let sampler_cpu_s = sampler_ns as f64 / 1e9;
     let wall = started.elapsed().as_secs_f64();
     let me1 = sample(None).unwrap_or_default();
     let sim1 = simulators_cpu_s(sim_pids, &sim0);
@@ -494,12 +506,12 @@ async fn watch(
         .await
         .unwrap_or_default();
     let polls = log.polls.load(Relaxed);
-    let cpu = me1.cpu_s - me0.cpu_s;
+    let cpu = me1.cpu_s - me0.cpu_s - sampler_cpu_s;
     let latency = log.latency_ms().map(Latency::from);
     let steady = steady_start
         .filter(|_| wall > args.interval.as_secs_f64() + 1.0)
         .map(|(cpu0, polls0, job0, varbinds0)| {
-            let (cpu, polls) = (me1.cpu_s - cpu0, polls - polls0);
+            let (cpu, polls) = (me1.cpu_s - sampler_cpu_s - cpu0, polls - polls0);
             let secs = wall - args.interval.as_secs_f64();
             let snmp_varbinds = crate::snmp::varbinds_received() - varbinds0;
             Steady {
@@ -545,6 +557,7 @@ async fn watch(
         device_polls: polls,
         device_polls_per_s: polls as f64 / wall,
         collector_cpu_s: cpu,
+        bench_sampler_cpu_s: sampler_cpu_s,
         cpu_ms_per_poll: (polls > 0).then(|| cpu * 1000.0 / polls as f64),
         collector_cpu_cores: cpu / wall,
         latency_ms: latency.unwrap_or_default(),

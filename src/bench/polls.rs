@@ -257,7 +257,7 @@ impl std::future::Future for Metered {
 }
 
 /// This thread's CPU time, in nanoseconds (0 if the clock cannot be read).
-fn thread_cpu_ns() -> u64 {
+pub(super) fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

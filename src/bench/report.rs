@@ -82,8 +82,13 @@ pub struct Report {
     /// Polling plugin runs that finished, whatever their outcome.
     pub device_polls: u64,
     pub device_polls_per_s: f64,
-    /// User + system CPU of the collector's process over the window (enrichment included).
+    /// User + system CPU of the collector's process over the window (enrichment included),
+    /// less `bench_sampler_cpu_s`.
     pub collector_cpu_s: f64,
+    /// CPU the benchmark's own once-a-second sampling (reading /proc, sizing the data
+    /// directory) took inside the collector's process: measured on its thread and left
+    /// out of the collector's figures, as an outside observer of the process would.
+    pub bench_sampler_cpu_s: f64,
     /// None (JSON null) before any poll finished.
     pub cpu_ms_per_poll: Option<f64>,
     /// Average cores the collector used.
@@ -170,9 +175,11 @@ impl Report {
             .map_or("-".to_string(), |c| format!("{c:.2} ms"));
         let _ = writeln!(
             o,
-            "  collector CPU       {:.2} s ({:.1}% of a core), {per_poll} per poll",
+            "  collector CPU       {:.2} s ({:.1}% of a core), {per_poll} per poll \
+             (the benchmark's own sampling, {:.2} s, left out)",
             self.collector_cpu_s,
-            self.collector_cpu_cores * 100.0
+            self.collector_cpu_cores * 100.0,
+            self.bench_sampler_cpu_s
         );
         if let Some(s) = &self.steady {
             let per_poll = s
@@ -393,6 +400,7 @@ mod tests {
             "device_polls",
             "device_polls_per_s",
             "collector_cpu_s",
+            "bench_sampler_cpu_s",
             "cpu_ms_per_poll",
             "missed_intervals",
             "timeouts",
