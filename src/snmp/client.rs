@@ -327,6 +327,7 @@ impl SnmpClient {
                 )
                 .await?;
             let mut advanced = false;
+            rows.reserve(batch.len().min(limit.saturating_sub(rows.len())));
             for vb in batch {
                 if vb.value.is_exception() || vb.oid <= cursor {
                     return Ok(rows);

@@ -512,7 +512,13 @@ fn evaluate<'a>(
                     context: None,
                 };
                 match value_of(t, &env) {
-                    Ok(v) => ev.indexed.entry(index).or_default().push((&t.name, v)),
+                    Ok(v) => ev
+                        .indexed
+                        .entry(index)
+                        // Room for every target at once (grown by doubling, the rows
+                        // of a 39-column document were copied five times).
+                        .or_insert_with(|| Vec::with_capacity(targets.len()))
+                        .push((&t.name, v)),
                     Err(e) => {
                         tracing::debug!(plugin = %options.plugin_name, group, target = %t.name,
                         index = %index, error = %e, "value skipped for this index")
@@ -589,6 +595,11 @@ fn process_group(
     if !metrics.indexed.is_empty() {
         for (index, values) in &metrics.indexed {
             let mut g = new_group().map_err(fail)?;
+            // Sized once for what is added below (the lists were grown by doubling).
+            g.metrics
+                .reserve_exact(values.len() + if v02 { metrics.top.len() } else { 0 });
+            let dims = dimensions.indexed.get(index).map_or(0, Vec::len);
+            g.dimensions.reserve_exact(dims + dimensions.top.len());
             add_metrics(&mut g, values)?;
             let mut empty = match dimensions.indexed.get(index) {
                 Some(dims) => add_dimensions(&mut g, dims).map_err(fail)?,
