@@ -407,7 +407,8 @@ async fn watch(
     let mut aborted = None;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     // The sampling below runs in the collector's process: its CPU (reading /proc, sizing
-    // the data directory, ≈2 ms a second) is counted here and left out of the collector's.
+    // the data directory: ≈0.3 ms a second) is counted here and left out of the
+    // collector's.
     let mut sampler_ns: u64 = 0;
     let mut sampling_since: Option<u64> = None;
     loop {
