@@ -67,12 +67,6 @@ impl Oid {
         self.0.strip_prefix(prefix.0.as_slice())
     }
 
-    /// The components after `prefix` as dotted text (`"3"`, `"1.2.10"`): a table row's
-    /// index as the plugins key it. None as [`Oid::suffix_after`].
-    pub fn index_after(&self, prefix: &Oid) -> Option<String> {
-        self.suffix_after(prefix).map(dotted)
-    }
-
     /// This OID with one more component, e.g. a column OID plus an interface index.
     pub fn child(&self, component: u32) -> Oid {
         let mut components = self.0.clone();
@@ -373,7 +367,12 @@ mod dotted_tests {
         assert_eq!(IndexText::of(&long).as_str(), dotted(&long));
         let column: Oid = "1.3.6.1.2.1.2.2.1.8".parse().unwrap();
         let cell: Oid = "1.3.6.1.2.1.2.2.1.8.12.3".parse().unwrap();
-        assert_eq!(cell.index_after(&column).as_deref(), Some("12.3"));
-        assert_eq!(column.index_after(&cell), None);
+        // A table row's index as the plugins key it.
+        let index = |oid: &Oid, prefix: &Oid| oid.suffix_after(prefix).map(IndexText::of);
+        assert_eq!(
+            index(&cell, &column).as_ref().map(IndexText::as_str),
+            Some("12.3")
+        );
+        assert_eq!(index(&column, &cell), None);
     }
 }
