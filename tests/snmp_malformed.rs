@@ -165,3 +165,101 @@ async fn walks_stop_at_the_polls_byte_budget() {
         .to_string();
     assert!(err.contains("more than 300000 bytes in one poll"), "{err}");
 }
+
+/// An agent that refuses GETBULKs of several columns (genErr, as some embedded agents
+/// do) after answering the first: the columns are then walked one by one, with the
+/// poll's byte budget as it was before the combined walk, and read in full.
+#[tokio::test]
+async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_time() {
+    use panoptes::snmp::message::Message;
+    let table: Vec<(Oid, SnmpValue)> = [1u32, 2]
+        .iter()
+        .flat_map(|column| {
+            (1..=3).map(move |row| {
+                (
+                    Oid::from(vec![1, 3, 6, 1, 4, 1, 99, 1, *column, row]),
+                    SnmpValue::Integer(i64::from(column * 10 + row)),
+                )
+            })
+        })
+        .collect();
+    let served = table.clone();
+    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let responder = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        let mut combined = 0;
+        loop {
+            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
+            let Ok(Message::Community { pdu, .. }) = Message::decode(&buf[..len]) else {
+                continue;
+            };
+            let asked = pdu.decode_varbinds().unwrap();
+            let repetitions = usize::try_from(pdu.error_index).unwrap();
+            if asked.len() > 1 {
+                combined += 1;
+            }
+            let refuse = asked.len() > 1 && combined > 1;
+            let mut answer = Vec::new();
+            for row in 0..repetitions {
+                for vb in &asked {
+                    let next = served.iter().filter(|(o, _)| *o > vb.oid).nth(row);
+                    answer.push(match next {
+                        Some((o, v)) => (o.clone(), v.clone()),
+                        None => (vb.oid.clone(), SnmpValue::EndOfMibView),
+                    });
+                }
+            }
+            let mut out = Vec::new();
+            let (status, index) = if refuse { (5, 1) } else { (0, 0) };
+            push_pdu(
+                &mut out,
+                PDU_RESPONSE,
+                pdu.request_id,
+                status,
+                index,
+                |out| {
+                    if refuse {
+                        for vb in &asked {
+                            ber::push_varbind(out, vb.oid.components(), &SnmpValue::Null)?;
+                        }
+                    } else {
+                        for (o, v) in &answer {
+                            ber::push_varbind(out, o.components(), v)?;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+            agent
+                .send_to(&community_message(1, b"public", &out), from)
+                .await
+                .unwrap();
+        }
+    });
+    let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
+    target.port = port;
+    target.timeout = Duration::from_secs(5);
+    target.retries = 0;
+    let roots: Vec<Oid> = ["1.3.6.1.4.1.99.1.1", "1.3.6.1.4.1.99.1.2"]
+        .map(|r| r.parse().unwrap())
+        .to_vec();
+    // Room for the six rows once: what the combined walk took before the refusal must
+    // be given back, or the walks one by one would run out.
+    let six_rows: usize = 6 * (10 * 4 + 8 + 32);
+    let mut client = SnmpClient::connect(&target)
+        .await
+        .unwrap()
+        .with_walk_bytes(six_rows + 10);
+    let together = client.walk_together(&roots, 2, 100, true).await.unwrap();
+    assert_eq!(together, None);
+    assert_eq!(client.requests_sent(), 2);
+    let mut walked = Vec::new();
+    for root in &roots {
+        walked.extend(client.bulk_walk(root).await.unwrap());
+    }
+    let got: Vec<(Oid, SnmpValue)> = walked.into_iter().map(|vb| (vb.oid, vb.value)).collect();
+    assert_eq!(got, table);
+    responder.abort();
+}

@@ -204,6 +204,59 @@ async fn bulk_walk_matches_snmpbulkwalk() {
     }
 }
 
+/// Columns walked together (one GETBULK asking for every column still going) read what
+/// `snmpbulkwalk` reads of each, subtree by subtree: tables of different lengths, a
+/// subtree of scalars and a table, one with nothing under it; in fewer requests than
+/// walking them one after another.
+#[tokio::test]
+async fn columns_walked_together_match_snmpbulkwalk_of_each() {
+    let snmpd = Snmpd::start().await;
+    let addr = snmpd.addr();
+    let roots = [
+        "1.3.6.1.2.1.1",
+        "1.3.6.1.2.1.2.2.1.2",
+        "1.3.6.1.2.1.2.2.1.10",
+        "1.3.6.1.2.1.4.20.1.1",
+        "1.3.6.1.2.1.99999",
+        "1.3.6.1.2.1.2.2.1.7",
+    ];
+    for repetitions in [25, 3] {
+        let mut target = snmpd.target();
+        target.max_repetitions = repetitions;
+        let cr = format!("-Cr{repetitions}");
+        let mut theirs = Vec::new();
+        for root in roots {
+            theirs.push(net_snmp("snmpbulkwalk", &addr, &[&cr], &[root]).await);
+        }
+        let mut one_by_one = SnmpClient::connect(&target).await.unwrap();
+        for root in roots {
+            one_by_one.bulk_walk(&oid(root)).await.unwrap();
+        }
+        let mut client = SnmpClient::connect(&target).await.unwrap();
+        let ours = client
+            .walk_together(&roots.map(oid), repetitions, 100_000, true)
+            .await
+            .unwrap()
+            .expect("snmpd answers GETBULKs of several columns");
+        assert_eq!(ours.len(), roots.len());
+        for ((root, ours), theirs) in roots.iter().zip(&ours).zip(&theirs) {
+            let what = format!("{root} walked with the others, {repetitions} repetitions");
+            if root.ends_with("99999") {
+                assert!(ours.is_empty(), "{what}: {ours:?}");
+            } else {
+                assert!(!ours.is_empty(), "{what}: nothing");
+                assert_matches(ours, theirs, &what);
+            }
+        }
+        assert!(
+            client.requests_sent() < one_by_one.requests_sent(),
+            "{repetitions} repetitions: {} requests together, {} one by one",
+            client.requests_sent(),
+            one_by_one.requests_sent()
+        );
+    }
+}
+
 #[tokio::test]
 async fn walk_limit_is_an_error_naming_the_target() {
     let snmpd = Snmpd::start().await;
@@ -380,6 +433,63 @@ async fn client_reads_every_recorded_value_from_the_simulator() {
         .collect();
     assert_eq!(walk, want);
     handle.shutdown().await;
+}
+
+/// Answers cut short to fit a small message size (as agents cut them) leave the columns
+/// they did not reach where they were: every column of the 48-port switch still reads
+/// exactly what its own walk reads, and the last column ends at the end of the MIB.
+#[tokio::test]
+async fn columns_walked_together_survive_answers_cut_short() {
+    let recording =
+        Arc::new(Recording::parse(&panoptes::bench::switch_recording(48), "switch48").unwrap());
+    let last = recording.iter().last().unwrap().0.clone();
+    let mut roots: Vec<Oid> = [
+        "1.3.6.1.2.1.2.2.1.2",
+        "1.3.6.1.2.1.31.1.1.1.6",
+        "1.3.6.1.2.1.2.2.1.8",
+        "1.3.6.1.2.1.31.1.1.1.18",
+        "1.3.6.1.2.1.2.2.1.14",
+    ]
+    .map(oid)
+    .to_vec();
+    // A subtree holding only the last entry: its walk ends with endOfMibView.
+    let text = last.to_string();
+    roots.push(oid(&text[..text.rfind('.').unwrap()]));
+    for max_response in [65_507, 1_400, 300] {
+        let mut config = SimulatorConfig::new(CounterMode::Frozen).with_device(DeviceConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&recording),
+            "public",
+        ));
+        config.max_response_bytes = max_response;
+        let handle = Simulator::spawn(config).await.unwrap();
+        let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
+        target.port = handle.local_addrs()[0].port();
+        target.timeout = Duration::from_secs(2);
+        let mut one_by_one = SnmpClient::connect(&target).await.unwrap();
+        let mut want = Vec::new();
+        for root in &roots {
+            want.push(one_by_one.bulk_walk(root).await.unwrap());
+        }
+        let mut client = SnmpClient::connect(&target).await.unwrap();
+        let got = client
+            .walk_together(&roots, 25, 100_000, true)
+            .await
+            .unwrap()
+            .expect("the simulator answers GETBULKs of several columns");
+        assert_eq!(got, want, "answers of at most {max_response} bytes");
+        assert_eq!(want[0].len(), 48);
+        assert_eq!(want.last().unwrap().last().unwrap().oid, last);
+        // Cut to a few hundred bytes, either way takes about as many answers as the rows
+        // need messages; with room, one answer serves every column.
+        if max_response == 65_507 {
+            assert_eq!(
+                (client.requests_sent(), one_by_one.requests_sent()),
+                (2, 11)
+            );
+        }
+        handle.shutdown().await;
+    }
 }
 
 // ---- SNMP v1 and v3 against snmpd ----

@@ -45,18 +45,18 @@ pub struct SnmpClient {
     engine: SnmpEngine,
     label: String,
     addr: SocketAddr,
-    version: SnmpVersion,
+    pub(super) version: SnmpVersion,
     community: Vec<u8>,
     usm: Option<UsmUser>,
     /// The v3 context name.
     context: Vec<u8>,
     timeout: Duration,
     retries: u32,
-    max_repetitions: u32,
-    walk_limit: usize,
+    pub(super) max_repetitions: u32,
+    pub(super) walk_limit: usize,
     /// Bytes every walk of this client may still return together (one poll of one
     /// device; see [`super::walk::DEFAULT_WALK_BYTES`]).
-    walk_bytes_left: usize,
+    pub(super) walk_bytes_left: usize,
     walk_bytes_budget: usize,
     /// The poll's hard deadline, and the budget it was made from (for errors).
     deadline: Option<(Instant, Duration)>,
@@ -196,6 +196,16 @@ impl SnmpClient {
     /// UDP requests sent so far, retries and v3 discovery included.
     pub fn requests_sent(&self) -> u64 {
         self.requests_sent
+    }
+
+    /// Repetitions a walk asks for in each GETBULK.
+    pub fn max_repetitions(&self) -> u32 {
+        self.max_repetitions
+    }
+
+    /// Rows one walk may return.
+    pub fn walk_limit(&self) -> usize {
+        self.walk_limit
     }
 
     /// `host:port` of the agent.
@@ -396,6 +406,16 @@ impl SnmpClient {
     ) -> Result<bool, SnmpError> {
         let result = walk.accept(batch);
         self.walk_bytes_left = walk.bytes_left();
+        self.step_outcome(root, result)
+    }
+
+    /// What a walk's step means for the caller: true when that walk is over; a bound
+    /// run into is an error.
+    pub(super) fn step_outcome(
+        &self,
+        root: &Oid,
+        result: Result<Step, LimitExceeded>,
+    ) -> Result<bool, SnmpError> {
         match result {
             Ok(Step::Continue) => Ok(false),
             Ok(Step::Done(DoneReason::NotIncreasing { previous, returned })) => {

@@ -11,6 +11,7 @@
 pub mod authority;
 pub mod ber;
 mod client;
+mod columns;
 mod convert;
 mod credentials;
 mod engine;
@@ -34,7 +35,7 @@ pub use credentials::{
 };
 pub use engine::{open_fds, EngineConfig, EngineStats, SnmpEngine};
 pub use error::{error_status_name, SnmpError};
-pub use oid::{IndexText, Oid, OidParseError};
+pub use oid::{dotted, IndexText, Oid, OidParseError};
 pub use target::{Community, SnmpTarget, SnmpVersion, UnknownVersion};
 pub use value::{SnmpValue, Varbind};
 pub use walk::DEFAULT_WALK_LIMIT;

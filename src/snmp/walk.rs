@@ -90,39 +90,62 @@ impl Walk {
         }
         // Room for the whole batch at once (rows are large; growing by doubling copied
         // a 48-row column five times).
-        self.rows
-            .reserve(batch.len().min(self.limit.saturating_sub(self.rows.len())));
+        self.reserve(batch.len());
         for varbind in batch {
-            match varbind.value {
-                SnmpValue::EndOfMibView => {
-                    self.end_of_mib = Some(varbind.oid);
-                    return Ok(Step::Done(DoneReason::EndOfMibView));
-                }
-                SnmpValue::NoSuchObject | SnmpValue::NoSuchInstance => {
-                    return Ok(Step::Done(DoneReason::NoData))
-                }
-                _ => {}
+            if let Step::Done(reason) = self.accept_one(varbind)? {
+                return Ok(Step::Done(reason));
             }
-            if !varbind.oid.starts_with(&self.root) || varbind.oid == self.root {
-                return Ok(Step::Done(DoneReason::LeftSubtree));
-            }
-            if varbind.oid <= *self.cursor() {
-                return Ok(Step::Done(DoneReason::NotIncreasing {
-                    previous: self.cursor().clone(),
-                    returned: varbind.oid,
-                }));
-            }
-            if self.rows.len() >= self.limit {
-                return Err(LimitExceeded::Rows);
-            }
-            let size = varbind_bytes(&varbind);
-            if size > self.bytes_left {
-                return Err(LimitExceeded::Bytes);
-            }
-            self.bytes_left -= size;
-            self.rows.push(varbind);
         }
         Ok(Step::Continue)
+    }
+
+    /// Room for `rows` more rows (never past the row limit).
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows
+            .reserve(rows.min(self.limit.saturating_sub(self.rows.len())));
+    }
+
+    /// Takes the next varbind of this walk's subtree: a row, or the end of the walk.
+    pub fn accept_one(&mut self, varbind: Varbind) -> Result<Step, LimitExceeded> {
+        match varbind.value {
+            SnmpValue::EndOfMibView => {
+                self.end_of_mib = Some(varbind.oid);
+                return Ok(Step::Done(DoneReason::EndOfMibView));
+            }
+            SnmpValue::NoSuchObject | SnmpValue::NoSuchInstance => {
+                return Ok(Step::Done(DoneReason::NoData))
+            }
+            _ => {}
+        }
+        if !varbind.oid.starts_with(&self.root) || varbind.oid == self.root {
+            return Ok(Step::Done(DoneReason::LeftSubtree));
+        }
+        if varbind.oid <= *self.cursor() {
+            return Ok(Step::Done(DoneReason::NotIncreasing {
+                previous: self.cursor().clone(),
+                returned: varbind.oid,
+            }));
+        }
+        if self.rows.len() >= self.limit {
+            return Err(LimitExceeded::Rows);
+        }
+        let size = varbind_bytes(&varbind);
+        if size > self.bytes_left {
+            return Err(LimitExceeded::Bytes);
+        }
+        self.bytes_left -= size;
+        self.rows.push(varbind);
+        Ok(Step::Continue)
+    }
+
+    /// The walk's subtree.
+    pub fn root(&self) -> &Oid {
+        &self.root
+    }
+
+    /// Replaces the bytes this walk may still take (walks sharing one budget).
+    pub fn set_bytes_left(&mut self, bytes: usize) {
+        self.bytes_left = bytes;
     }
 
     /// Bytes this walk may still take.

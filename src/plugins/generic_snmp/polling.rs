@@ -18,7 +18,7 @@ use crate::plugins::enrichment_cache::EnrichmentCache;
 use crate::plugins::group_set::GroupSet;
 use crate::plugins::status::{DeviceStatus, StatusTracker};
 use crate::plugins::PluginError;
-use crate::snmp::{Oid, SnmpClient, SnmpError, SnmpValue};
+use crate::snmp::{Oid, SnmpClient, SnmpError, SnmpValue, Varbind};
 
 pub const DEFAULT_MAX_REPETITIONS: u32 = 25;
 pub const DEFAULT_NON_REPEATERS: u32 = 0;
@@ -311,6 +311,34 @@ async fn fetch(
     // After a timeout or network error the device is gone for this poll: later walks
     // fail the same way without waiting out their own timeouts.
     let mut dead: Option<DeviceStatus> = None;
+    // The walked tables all at once when the document asks for plain walks (no
+    // non-repeaters, which mean something else in a request of several columns): the
+    // rows of each are those of its own walk. A failure of the device on the way counts
+    // as the first walk's, as it would have been walked first.
+    let mut walked_together = None;
+    let mut first_failure = None;
+    if non_repeaters == 0 {
+        let roots: Vec<Oid> = doc
+            .tables
+            .iter()
+            .filter_map(|def| match &def.source {
+                TableSource::BulkWalk { oid, .. } => Some(oid.clone()),
+                TableSource::Static(_) => None,
+            })
+            .collect();
+        match client
+            .walk_together(
+                &roots,
+                max_repetitions,
+                crate::snmp::DEFAULT_WALK_LIMIT,
+                false,
+            )
+            .await
+        {
+            Ok(walked) => walked_together = walked.map(|w| roots.into_iter().zip(w)),
+            Err(e) => first_failure = Some(e),
+        }
+    }
     let mut tables = Vec::with_capacity(doc.tables.len());
     for def in &doc.tables {
         let table = match &def.source {
@@ -319,19 +347,23 @@ async fn fetch(
                 oid,
                 index_transform,
             } => {
+                let walked = walked_together.as_mut().and_then(Iterator::next);
                 let result = match dead {
                     Some(s) => Err(s),
-                    None => walk(client, oid, non_repeaters, max_repetitions)
-                        .await
-                        .map_err(|e| {
-                            tracing::warn!(plugin = %options.plugin_name, table = %def.name,
+                    None => match (walked, first_failure.take()) {
+                        (Some((root, rows)), _) => Ok(text_rows(&root, rows)),
+                        (None, Some(e)) => Err(e),
+                        (None, None) => walk(client, oid, non_repeaters, max_repetitions).await,
+                    }
+                    .map_err(|e| {
+                        tracing::warn!(plugin = %options.plugin_name, table = %def.name,
                                 error = %e, "walk failed");
-                            let s = DeviceStatus::of_error(&PluginError::Snmp(e));
-                            if matches!(s, DeviceStatus::Timeout | DeviceStatus::NetworkFailure) {
-                                dead = Some(s);
-                            }
-                            s
-                        }),
+                        let s = DeviceStatus::of_error(&PluginError::Snmp(e));
+                        if matches!(s, DeviceStatus::Timeout | DeviceStatus::NetworkFailure) {
+                            dead = Some(s);
+                        }
+                        s
+                    }),
                 };
                 match result {
                     Err(s) => {
@@ -431,6 +463,16 @@ pub async fn walk(
         .into_iter()
         .map(|(index, value)| (index, Value::Str(snmp_text(&value))))
         .collect())
+}
+
+/// Walked rows keyed by their index (the OID after `root`), values as text.
+fn text_rows(root: &Oid, rows: Vec<Varbind>) -> Vec<(String, Value)> {
+    rows.into_iter()
+        .filter_map(|vb| {
+            let index = crate::snmp::dotted(vb.oid.suffix_after(root)?);
+            Some((index, Value::Str(snmp_text(&vb.value))))
+        })
+        .collect()
 }
 
 /// A value as the original's SNMP layer handed it to expressions: text, decimal for

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::{ascii_text, if_type_name, walk_column, Column, IF_TABLE, IF_X_TABLE, NOT_SET};
+use super::{ascii_text, if_type_name, walk_columns, Column, IF_TABLE, IF_X_TABLE, NOT_SET};
 use crate::model::{EnrichmentGroup, EnrichmentGroupSet, Resource};
 use crate::plugins::PluginError;
 use crate::snmp::{SnmpClient, SnmpValue};
@@ -37,14 +37,27 @@ struct Walked {
 }
 
 async fn walk(client: &mut SnmpClient) -> Result<Walked, PluginError> {
+    let [if_type, descr, name, alias, high_speed, speed, phys] = walk_columns(
+        client,
+        [
+            (IF_TABLE, 3),
+            (IF_TABLE, 2),
+            (IF_X_TABLE, 1),
+            (IF_X_TABLE, 18),
+            (IF_X_TABLE, 15),
+            (IF_TABLE, 5),
+            (IF_TABLE, 6),
+        ],
+    )
+    .await?;
     Ok(Walked {
-        if_type: walk_column(client, IF_TABLE, 3).await?,
-        descr: walk_column(client, IF_TABLE, 2).await?,
-        name: walk_column(client, IF_X_TABLE, 1).await?,
-        alias: walk_column(client, IF_X_TABLE, 18).await?,
-        high_speed: walk_column(client, IF_X_TABLE, 15).await?,
-        speed: walk_column(client, IF_TABLE, 5).await?,
-        phys: walk_column(client, IF_TABLE, 6).await?,
+        if_type,
+        descr,
+        name,
+        alias,
+        high_speed,
+        speed,
+        phys,
     })
 }
 

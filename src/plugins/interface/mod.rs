@@ -7,7 +7,7 @@ pub mod stored;
 
 use std::collections::BTreeMap;
 
-use crate::snmp::{IndexText, Oid, SnmpClient, SnmpError, SnmpValue};
+use crate::snmp::{IndexText, Oid, SnmpClient, SnmpError, SnmpValue, Varbind};
 
 pub use iana::if_type_name;
 
@@ -19,17 +19,21 @@ pub const NOT_SET: &str = "<not set>";
 /// Rows of one walked column: interface index (the last OID component) -> value.
 pub type Column = BTreeMap<String, SnmpValue>;
 
-/// Bulk-walks `<table>.<column>` and keys each value by the rest of its OID.
-pub async fn walk_column(
+/// Bulk-walks `<table>.<column>` for each `(table, column)` (walked together) and keys
+/// each value by the rest of its OID.
+pub async fn walk_columns<const N: usize>(
     client: &mut SnmpClient,
-    table: &str,
-    column: u32,
-) -> Result<Column, SnmpError> {
-    Ok(walk_indexed(client, table, column)
-        .await?
-        .into_iter()
-        .map(|(index, value)| (index.as_str().to_owned(), value))
-        .collect())
+    columns: [(&str, u32); N],
+) -> Result<[Column; N], SnmpError> {
+    let mut walked = walk_indexed_all(client, &columns).await?.into_iter();
+    Ok(std::array::from_fn(|_| {
+        walked
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(index, value)| (index.as_str().to_owned(), value))
+            .collect()
+    }))
 }
 
 /// Rows of one walked column in the order of their index text (as a [`Column`]'s keys),
@@ -37,27 +41,57 @@ pub async fn walk_column(
 /// entry per value.
 pub type IndexedColumn = Vec<(IndexText, SnmpValue)>;
 
-/// [`walk_column`] as an [`IndexedColumn`].
-pub async fn walk_indexed(
+/// The rows of every `(table, column)`, in that order, walked together (see
+/// [`SnmpClient::walk_together`]): a GETBULK round trip serves every column instead of
+/// one.
+pub async fn walk_indexed_all(
     client: &mut SnmpClient,
-    table: &str,
-    column: u32,
-) -> Result<IndexedColumn, SnmpError> {
-    let root: Oid = format!("{table}.{column}")
+    columns: &[(&str, u32)],
+) -> Result<Vec<IndexedColumn>, SnmpError> {
+    let roots = columns
+        .iter()
+        .map(|&(table, column)| column_oid(table, column))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (repetitions, limit) = (client.max_repetitions(), client.walk_limit());
+    match client
+        .walk_together(&roots, repetitions, limit, true)
+        .await?
+    {
+        Some(walked) => Ok(roots
+            .iter()
+            .zip(walked)
+            .map(|(root, rows)| indexed(root, rows))
+            .collect()),
+        None => {
+            let mut out = Vec::with_capacity(roots.len());
+            for root in &roots {
+                let rows = client.bulk_walk(root).await?;
+                out.push(indexed(root, rows));
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn column_oid(table: &str, column: u32) -> Result<Oid, SnmpError> {
+    format!("{table}.{column}")
         .parse()
         .map_err(|_| SnmpError::Protocol {
             target: String::new(),
             detail: format!("bad OID {table}.{column}"),
-        })?;
-    let rows = client.bulk_walk(&root).await?;
+        })
+}
+
+/// A column's walked rows keyed by their index (the OID after `root`), in text order.
+fn indexed(root: &Oid, rows: Vec<Varbind>) -> IndexedColumn {
     let mut out: IndexedColumn = rows
         .into_iter()
-        .filter_map(|vb| Some((IndexText::of(vb.oid.suffix_after(&root)?), vb.value)))
+        .filter_map(|vb| Some((IndexText::of(vb.oid.suffix_after(root)?), vb.value)))
         .collect();
     // A walk's OIDs only increase, so no two rows share an index; the text order differs
     // from the walk's numeric order ("10" < "2").
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    out
 }
 
 /// ASCII text of an SNMP value, dropping bytes that are not ASCII (the original's

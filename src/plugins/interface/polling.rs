@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::stored::{Field, Fields, StoredInterfaces};
 use super::{
-    ascii_only, walk_indexed, IndexedColumn, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET,
+    ascii_only, walk_indexed_all, IndexedColumn, DOT3_STATS_TABLE, IF_TABLE, IF_X_TABLE, NOT_SET,
 };
 use crate::model::{
     CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, ModelError, Resource,
@@ -157,10 +157,8 @@ async fn poll(
         Err(missing) => return Err(refused_credentials(client).await.unwrap_or(missing)),
     };
     let uptime = sys_uptime(client).await?;
-    let mut walked = Walked::with_capacity(COLUMNS.len());
-    for (_, table, column) in COLUMNS {
-        walked.push(walk_indexed(client, table, column).await?);
-    }
+    let columns = COLUMNS.map(|(_, table, column)| (table, column));
+    let walked: Walked = walk_indexed_all(client, &columns).await?;
     let if_x: BTreeSet<&str> = COLUMNS
         .iter()
         .zip(&walked)

@@ -1,0 +1,137 @@
+//! Walking several table columns at once.
+//!
+//! A poll reads some twenty columns of the same table rows. Walked one after another,
+//! each column costs its own GETBULK round trips (two for a 48-port switch at 25
+//! repetitions, so forty-odd a poll); asked together, one GETBULK carries a varbind per
+//! column and the agent answers row by row (RFC 3416 4.2.3: repetition `i` holds the
+//! successor of every column's cursor in request order), the way `snmptable` reads a
+//! table. The rows each column gets are exactly those its own walk would have: every
+//! column keeps its own cursor and stops on its own (end of its subtree, endOfMibView,
+//! an exception, a non-increasing OID), and an answer cut short, as agents may cut one to
+//! fit their message size, just leaves the columns it did not reach where they were.
+//!
+//! Anything unusual in the agent's answers to the combined requests (an error status,
+//! a malformed answer, a walk bound run into) sends the caller back to walking the
+//! columns one by one, with the byte budget as it was, so the outcome (rows or errors,
+//! per column) is the one the separate walks give.
+
+use super::client::SnmpClient;
+use super::walk::{Step, Walk};
+use super::{Oid, SnmpError, SnmpVersion, Varbind};
+
+/// RFC 3416 error-status `tooBig`.
+const ERROR_TOO_BIG: u32 = 1;
+
+impl SnmpClient {
+    /// Every row under each of `roots` (at most `limit` rows each), with GETBULKs of
+    /// `max_repetitions` asking for all the columns still going at once. `Ok(None)` when
+    /// the columns are not walked together (v1, fewer than two, or an answer that was not
+    /// a plain table: see the module's doc): the caller walks them one by one.
+    /// `Err` only for what fails the device as a whole (no answer, the poll's deadline,
+    /// refused credentials). `retry_too_big` halves the repetitions on `tooBig`, as
+    /// [`SnmpClient::walk`] does.
+    pub async fn walk_together(
+        &mut self,
+        roots: &[Oid],
+        max_repetitions: u32,
+        limit: usize,
+        retry_too_big: bool,
+    ) -> Result<Option<Vec<Vec<Varbind>>>, SnmpError> {
+        if roots.len() < 2 || self.version == SnmpVersion::V1 {
+            return Ok(None);
+        }
+        let budget = self.walk_bytes_left;
+        match self
+            .walk_columns_inner(roots, max_repetitions.max(1), limit, retry_too_big)
+            .await
+        {
+            Ok(columns) => Ok(Some(columns)),
+            Err(e) => {
+                self.walk_bytes_left = budget;
+                if answer_was_not_a_table(&e) {
+                    tracing::debug!(target = %self.target_label(), error = %e,
+                        "walking the columns one by one");
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn walk_columns_inner(
+        &mut self,
+        roots: &[Oid],
+        max_repetitions: u32,
+        limit: usize,
+        retry_too_big: bool,
+    ) -> Result<Vec<Vec<Varbind>>, SnmpError> {
+        let mut walks: Vec<Walk> = roots
+            .iter()
+            .map(|root| Walk::with_bytes(root, limit, usize::MAX))
+            .collect();
+        // The columns still going, by position in `walks`; the request asks for them in
+        // this order, so varbind `k` of an answer belongs to `going[k % going.len()]`.
+        let mut going: Vec<usize> = (0..walks.len()).collect();
+        let mut cursors: Vec<Oid> = Vec::with_capacity(walks.len());
+        let mut ended: Vec<bool> = Vec::with_capacity(walks.len());
+        let mut repetitions = max_repetitions;
+        while !going.is_empty() {
+            cursors.clear();
+            cursors.extend(going.iter().map(|&c| walks[c].cursor().clone()));
+            let answer = match self.get_bulk(&cursors, 0, repetitions).await {
+                Err(SnmpError::ErrorStatus { status, .. })
+                    if retry_too_big && status == ERROR_TOO_BIG && repetitions > 1 =>
+                {
+                    repetitions /= 2;
+                    continue;
+                }
+                other => other?,
+            };
+            if answer.is_empty() {
+                // As for one column: no data, so every walk still going is over.
+                break;
+            }
+            let width = going.len();
+            let rows = answer.len().div_ceil(width);
+            for &c in &going {
+                walks[c].reserve(rows);
+            }
+            ended.clear();
+            ended.resize(width, false);
+            for (k, varbind) in answer.into_iter().enumerate() {
+                let slot = k % width;
+                if ended[slot] {
+                    continue;
+                }
+                let walk = &mut walks[going[slot]];
+                walk.set_bytes_left(self.walk_bytes_left);
+                let result = walk.accept_one(varbind);
+                self.walk_bytes_left = walk.bytes_left();
+                let over = match result {
+                    Ok(Step::Continue) => false,
+                    done => self.step_outcome(walk.root(), done)?,
+                };
+                ended[slot] = over;
+            }
+            let mut slot = 0;
+            going.retain(|_| {
+                slot += 1;
+                !ended[slot - 1]
+            });
+        }
+        Ok(walks.into_iter().map(|walk| walk.finish().0).collect())
+    }
+}
+
+/// Errors after which the columns are walked one by one instead of failing the device:
+/// they are about the combined answer, not the agent's reachability or our credentials.
+fn answer_was_not_a_table(e: &SnmpError) -> bool {
+    matches!(
+        e,
+        SnmpError::ErrorStatus { .. }
+            | SnmpError::Protocol { .. }
+            | SnmpError::WalkLimit { .. }
+            | SnmpError::WalkBytes { .. }
+    )
+}
