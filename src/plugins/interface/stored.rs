@@ -67,9 +67,33 @@ pub struct Interfaces<'a> {
     data: HashMap<Key<'a>, &'a RawValue>,
 }
 
-/// One interface's fields.
+/// One interface's fields, in the order stored (a dozen: a list read back to front, as
+/// a map would keep the last of a repeated key, costs less than building a tree a poll).
 pub struct Fields<'a> {
-    fields: BTreeMap<Key<'a>, &'a RawValue>,
+    fields: Vec<(Key<'a>, &'a RawValue)>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Fields<'a>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(pair) = map.next_entry::<Key<'a>, &'a RawValue>()? {
+                    fields.push(pair);
+                }
+                Ok(Fields { fields })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 /// One field's value, as the interface groups read it.
@@ -116,15 +140,13 @@ impl<'a> Interfaces<'a> {
     /// entry is not an object.
     pub fn get(&self, index: &str) -> Option<Fields<'a>> {
         let raw = self.data.get(&Key(Cow::Borrowed(index)))?;
-        serde_json::from_str::<BTreeMap<Key<'a>, &'a RawValue>>(raw.get())
-            .ok()
-            .map(|fields| Fields { fields })
+        serde_json::from_str::<Fields<'a>>(raw.get()).ok()
     }
 }
 
 impl<'a> Fields<'a> {
     pub fn get(&self, name: &str) -> Field<'a> {
-        let Some(raw) = self.fields.get(&Key(Cow::Borrowed(name))) else {
+        let Some((_, raw)) = self.fields.iter().rev().find(|(key, _)| key.0 == name) else {
             return Field::Empty;
         };
         let json = raw.get();
@@ -154,7 +176,8 @@ mod tests {
     fn fields_read_as_the_parsed_enrichment() {
         let json = r#"{"data": {"5": {"alias": "a \"q\" \u00e9", "speed": 1000,
             "f": 1.5e3, "n": null, "b": true, "o": {"x": [1, 2]}, "e": "",
-            "k\u0065y": "escaped key"}, "6": "not an object", "7": {}},
+            "k\u0065y": "escaped key", "twice": "first", "twice": "last"},
+            "6": "not an object", "7": {}},
             "metadata": {"_enrichment_ttl": 900}}"#;
         let src = source(json);
         let stored = StoredInterfaces::load(&src, "r1").unwrap().unwrap();
@@ -173,7 +196,9 @@ mod tests {
         let Some(Value::Object(expected)) = whole.get("5") else {
             panic!("{whole:?}")
         };
-        for name in ["alias", "speed", "f", "n", "b", "o", "e", "key", "absent"] {
+        for name in [
+            "alias", "speed", "f", "n", "b", "o", "e", "key", "twice", "absent",
+        ] {
             let as_parsed = match expected.get(name) {
                 None | Some(Value::Null) => Field::Empty,
                 Some(Value::String(s)) => Field::Text(Cow::Owned(s.clone())),
@@ -182,6 +207,8 @@ mod tests {
             assert_eq!(five.get(name), as_parsed, "{name}");
         }
         assert_eq!(five.get("alias"), Field::Text("a \"q\" é".into()));
+        // A repeated key reads as its last value, as in the parsed form.
+        assert_eq!(five.get("twice"), Field::Text("last".into()));
         assert!(interfaces.get("6").is_none());
         assert!(interfaces.get("7").is_some());
         assert!(interfaces.get("8").is_none());
