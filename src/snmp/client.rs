@@ -26,7 +26,7 @@ use super::walk::{DoneReason, LimitExceeded, Step, Walk, DEFAULT_WALK_BYTES, DEF
 use super::{Oid, SnmpError, SnmpTarget, SnmpVersion, Varbind};
 
 /// RFC 3416 error-status `tooBig`: the answer would not fit in one message.
-const ERROR_TOO_BIG: u32 = 1;
+pub(super) const ERROR_TOO_BIG: u32 = 1;
 /// RFC 1157 `noSuchName`: in v1, the end of the MIB for GETNEXT.
 const ERROR_NO_SUCH_NAME: u32 = 2;
 /// usmStats (1.3.6.1.6.3.15.1.1.N.0): what a v3 Report is about.

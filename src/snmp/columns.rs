@@ -15,12 +15,9 @@
 //! columns one by one, with the byte budget as it was, so the outcome (rows or errors,
 //! per column) is the one the separate walks give.
 
-use super::client::SnmpClient;
+use super::client::{SnmpClient, ERROR_TOO_BIG};
 use super::walk::{Step, Walk};
 use super::{Oid, SnmpError, SnmpVersion, Varbind};
-
-/// RFC 3416 error-status `tooBig`.
-const ERROR_TOO_BIG: u32 = 1;
 
 impl SnmpClient {
     /// Every row under each of `roots` (at most `limit` rows each), with GETBULKs of
