@@ -194,3 +194,51 @@ fn sigterm_ends_a_run_with_its_report_and_leaves_nothing_behind() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A bench killed outright (SIGKILL: no handler runs) leaves no simulator behind: the
+/// simulator stops when its standard input, a pipe from the bench, closes.
+#[test]
+fn a_killed_bench_leaves_no_simulator_running() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = bench(data.path(), &["--devices", "5", "--duration", "10m"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("polled") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
+    let ours = data.path().to_string_lossy().into_owned();
+    let running = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&ours) && c.contains(" simulate "))
+            .collect()
+    };
+    assert_eq!(running().len(), 1, "the simulator runs beside the bench");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let alive = running();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after the bench was killed: {alive:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

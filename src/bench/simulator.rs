@@ -37,10 +37,13 @@ impl FleetProcess {
             .env("PANOPTES_SIMULATE_COMMUNITY", community)
             .args(["--threads", &threads.to_string()])
             .arg("--print-addresses")
+            // It stops when our end of its stdin closes: a bench killed outright (SIGKILL,
+            // the OOM killer) leaves no simulator behind.
+            .arg("--stop-when-stdin-closes")
             .arg(recording)
             // Only its warnings and errors: its startup line would interleave with ours.
             .env("PANOPTES__LOG__LEVEL", "warn")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

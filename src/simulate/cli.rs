@@ -60,6 +60,10 @@ pub struct SimulateArgs {
     /// Print each device's address on stdout, one per line, then `ready`.
     #[arg(long)]
     pub print_addresses: bool,
+    /// Stop when standard input reaches its end: a parent that pipes it (as `panoptes
+    /// bench` does) is not outlived, even when it is killed.
+    #[arg(long)]
+    pub stop_when_stdin_closes: bool,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
@@ -198,9 +202,12 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
         ?mode,
         "SNMP simulator listening ({versions})"
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("cannot wait for Ctrl-C")?,
+        () = stdin_closed(args.stop_when_stdin_closes) => {
+            tracing::info!("standard input closed: stopping");
+        }
+    }
     let counters = handle.total_counters();
     tracing::info!(
         served = counters.served,
@@ -331,4 +338,28 @@ mod tests {
         assert!(e.contains("users line 2"), "{e}");
         assert!(!e.contains("short-secret-x"), "{e}");
     }
+}
+
+/// Resolves once standard input reaches its end (read on a thread of its own), or never
+/// when `watch` is off.
+async fn stdin_closed(watch: bool) {
+    if !watch {
+        return std::future::pending().await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 256];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
 }
