@@ -104,6 +104,63 @@ fn bench(tmp: &std::path::Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Starts a 5-device, 10-minute bench under `tmp` and reads its standard error until the
+/// first progress line: it is polling. Returns it and the rest of its standard error.
+fn start_polling(
+    tmp: &std::path::Path,
+    stdout: std::process::Stdio,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+) {
+    use std::io::BufRead;
+    let mut child = bench(tmp, &["--devices", "5", "--duration", "10m"])
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("polled") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
+    (child, lines)
+}
+
+/// Command lines of the running processes that name `tmp` (the bench's files, and its
+/// simulator's recording, are under it) and contain `also`.
+fn running_under(tmp: &std::path::Path, also: &str) -> Vec<String> {
+    let ours = tmp.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&ours) && c.contains(also))
+        .collect()
+}
+
+/// Waits (at most `within`) until no process runs under `tmp`.
+fn wait_until_none_under(tmp: &std::path::Path, also: &str, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let alive = running_under(tmp, also);
+        if alive.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {alive:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_if_mib_plugin_reads_the_39_columns_snmp_exporter_reads() {
     let data = tempfile::tempdir().unwrap();
@@ -138,25 +195,8 @@ fn the_if_mib_plugin_reads_the_39_columns_snmp_exporter_reads() {
 
 #[test]
 fn sigterm_ends_a_run_with_its_report_and_leaves_nothing_behind() {
-    use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
-    let mut child = bench(data.path(), &["--devices", "5", "--duration", "10m"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    // Running: the first progress line.
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("polled") {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
+    let (child, lines) = start_polling(data.path(), std::process::Stdio::piped());
     // SAFETY: kill() sends a signal to the child we started and still own.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert_eq!(rc, 0);
@@ -174,71 +214,25 @@ fn sigterm_ends_a_run_with_its_report_and_leaves_nothing_behind() {
     // recording under our TMPDIR).
     let left: Vec<_> = std::fs::read_dir(data.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-    let ours = data.path().to_string_lossy().into_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let alive: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(&ours))
-            .collect();
-        if alive.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running: {alive:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until_none_under(data.path(), "", std::time::Duration::from_secs(5));
 }
 
 /// A bench killed outright (SIGKILL: no handler runs) leaves no simulator behind: the
 /// simulator stops when its standard input, a pipe from the bench, closes.
 #[test]
 fn a_killed_bench_leaves_no_simulator_running() {
-    use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
-    let mut child = bench(data.path(), &["--devices", "5", "--duration", "10m"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("polled") {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
-    let ours = data.path().to_string_lossy().into_owned();
-    let running = || -> Vec<String> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .filter(|c| c.contains(&ours) && c.contains(" simulate "))
-            .collect()
-    };
-    assert_eq!(running().len(), 1, "the simulator runs beside the bench");
+    let (mut child, _) = start_polling(data.path(), std::process::Stdio::null());
+    assert_eq!(
+        running_under(data.path(), " simulate ").len(),
+        1,
+        "the simulator runs beside the bench"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let alive = running();
-        if alive.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running after the bench was killed: {alive:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until_none_under(
+        data.path(),
+        " simulate ",
+        std::time::Duration::from_secs(20),
+    );
 }

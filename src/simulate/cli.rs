@@ -221,6 +221,30 @@ pub async fn run_cli(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves once standard input reaches its end (read on a thread of its own), or never
+/// when `watch` is off.
+async fn stdin_closed(watch: bool) {
+    if !watch {
+        return std::future::pending().await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 256];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,28 +362,4 @@ mod tests {
         assert!(e.contains("users line 2"), "{e}");
         assert!(!e.contains("short-secret-x"), "{e}");
     }
-}
-
-/// Resolves once standard input reaches its end (read on a thread of its own), or never
-/// when `watch` is off.
-async fn stdin_closed(watch: bool) {
-    if !watch {
-        return std::future::pending().await;
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = [0u8; 256];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        let _ = tx.send(());
-    });
-    let _ = rx.await;
 }
