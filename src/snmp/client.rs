@@ -288,7 +288,7 @@ impl SnmpClient {
         if self.version == SnmpVersion::V1 {
             return self.getnext_walk(root).await;
         }
-        let mut walk = Walk::with_bytes(root, self.walk_limit, self.walk_bytes_left);
+        let mut walk = Walk::new(root, self.walk_limit);
         let mut repetitions = self.max_repetitions;
         loop {
             let batch = match self
@@ -374,7 +374,7 @@ impl SnmpClient {
     }
 
     async fn getnext_walk(&mut self, root: &Oid) -> Result<Walked, SnmpError> {
-        let mut walk = Walk::with_bytes(root, self.walk_limit, self.walk_bytes_left);
+        let mut walk = Walk::new(root, self.walk_limit);
         let mut end_of_mib = None;
         loop {
             let batch = match self.get_next(std::slice::from_ref(walk.cursor())).await {
@@ -404,8 +404,7 @@ impl SnmpClient {
         root: &Oid,
         batch: Vec<Varbind>,
     ) -> Result<bool, SnmpError> {
-        let result = walk.accept(batch);
-        self.walk_bytes_left = walk.bytes_left();
+        let result = walk.accept(batch, &mut self.walk_bytes_left);
         self.step_outcome(root, result)
     }
 

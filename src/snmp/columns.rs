@@ -63,10 +63,7 @@ impl SnmpClient {
         limit: usize,
         retry_too_big: bool,
     ) -> Result<Vec<Vec<Varbind>>, SnmpError> {
-        let mut walks: Vec<Walk> = roots
-            .iter()
-            .map(|root| Walk::with_bytes(root, limit, usize::MAX))
-            .collect();
+        let mut walks: Vec<Walk> = roots.iter().map(|root| Walk::new(root, limit)).collect();
         // The columns still going, by position in `walks`; the request asks for them in
         // this order, so varbind `k` of an answer belongs to `going[k % going.len()]`.
         let mut going: Vec<usize> = (0..walks.len()).collect();
@@ -102,9 +99,7 @@ impl SnmpClient {
                     continue;
                 }
                 let walk = &mut walks[going[slot]];
-                walk.set_bytes_left(self.walk_bytes_left);
-                let result = walk.accept_one(varbind);
-                self.walk_bytes_left = walk.bytes_left();
+                let result = walk.accept_one(varbind, &mut self.walk_bytes_left);
                 let over = match result {
                     Ok(Step::Continue) => false,
                     done => self.step_outcome(walk.root(), done)?,

@@ -55,25 +55,19 @@ pub struct Walk {
     root: Oid,
     rows: Vec<Varbind>,
     limit: usize,
-    /// Bytes this walk may still take (see [`varbind_bytes`]).
-    bytes_left: usize,
     /// The name the agent gave its endOfMibView, when that ended the walk.
     end_of_mib: Option<Oid>,
 }
 
 impl Walk {
-    #[cfg(test)]
+    /// A walk of the subtree under `root` of at most `limit` rows. The bytes it may take
+    /// are a budget its caller holds and hands to each step (see [`varbind_bytes`]): one
+    /// client's walks share theirs.
     pub fn new(root: &Oid, limit: usize) -> Walk {
-        Walk::with_bytes(root, limit, usize::MAX)
-    }
-
-    /// A walk that may also take at most `bytes` (see [`varbind_bytes`]).
-    pub fn with_bytes(root: &Oid, limit: usize, bytes: usize) -> Walk {
         Walk {
             root: root.clone(),
             rows: Vec::new(),
             limit,
-            bytes_left: bytes,
             end_of_mib: None,
         }
     }
@@ -83,8 +77,13 @@ impl Walk {
         self.rows.last().map_or(&self.root, |row| &row.oid)
     }
 
-    /// Takes one GETBULK answer (its varbinds in order).
-    pub fn accept(&mut self, batch: Vec<Varbind>) -> Result<Step, LimitExceeded> {
+    /// Takes one GETBULK answer (its varbinds in order), each row's bytes taken from
+    /// `budget`.
+    pub fn accept(
+        &mut self,
+        batch: Vec<Varbind>,
+        budget: &mut usize,
+    ) -> Result<Step, LimitExceeded> {
         if batch.is_empty() {
             return Ok(Step::Done(DoneReason::NoData));
         }
@@ -92,7 +91,7 @@ impl Walk {
         // a 48-row column five times).
         self.reserve(batch.len());
         for varbind in batch {
-            if let Step::Done(reason) = self.accept_one(varbind)? {
+            if let Step::Done(reason) = self.accept_one(varbind, budget)? {
                 return Ok(Step::Done(reason));
             }
         }
@@ -105,8 +104,13 @@ impl Walk {
             .reserve(rows.min(self.limit.saturating_sub(self.rows.len())));
     }
 
-    /// Takes the next varbind of this walk's subtree: a row, or the end of the walk.
-    pub fn accept_one(&mut self, varbind: Varbind) -> Result<Step, LimitExceeded> {
+    /// Takes the next varbind of this walk's subtree: a row (its bytes taken from
+    /// `budget`), or the end of the walk.
+    pub fn accept_one(
+        &mut self,
+        varbind: Varbind,
+        budget: &mut usize,
+    ) -> Result<Step, LimitExceeded> {
         match varbind.value {
             SnmpValue::EndOfMibView => {
                 self.end_of_mib = Some(varbind.oid);
@@ -130,10 +134,10 @@ impl Walk {
             return Err(LimitExceeded::Rows);
         }
         let size = varbind_bytes(&varbind);
-        if size > self.bytes_left {
+        if size > *budget {
             return Err(LimitExceeded::Bytes);
         }
-        self.bytes_left -= size;
+        *budget -= size;
         self.rows.push(varbind);
         Ok(Step::Continue)
     }
@@ -141,16 +145,6 @@ impl Walk {
     /// The walk's subtree.
     pub fn root(&self) -> &Oid {
         &self.root
-    }
-
-    /// Replaces the bytes this walk may still take (walks sharing one budget).
-    pub fn set_bytes_left(&mut self, bytes: usize) {
-        self.bytes_left = bytes;
-    }
-
-    /// Bytes this walk may still take.
-    pub fn bytes_left(&self) -> usize {
-        self.bytes_left
     }
 
     /// The rows, and the endOfMibView's name if the walk ran off the MIB.
@@ -167,6 +161,11 @@ mod tests {
         Varbind::new(oid.parse().unwrap(), SnmpValue::Integer(n))
     }
 
+    /// A byte budget nothing reaches.
+    fn unbounded() -> usize {
+        usize::MAX
+    }
+
     fn root() -> Oid {
         "1.3.6.1.2.1.2".parse().unwrap()
     }
@@ -175,18 +174,18 @@ mod tests {
     fn continues_inside_subtree_then_stops_when_leaving() {
         let mut walk = Walk::new(&root(), 100);
         let step = walk
-            .accept(vec![
-                vb("1.3.6.1.2.1.2.1.0", 1),
-                vb("1.3.6.1.2.1.2.2.1.1.1", 1),
-            ])
+            .accept(
+                vec![vb("1.3.6.1.2.1.2.1.0", 1), vb("1.3.6.1.2.1.2.2.1.1.1", 1)],
+                &mut unbounded(),
+            )
             .unwrap();
         assert_eq!(step, Step::Continue);
         assert_eq!(walk.cursor().to_string(), "1.3.6.1.2.1.2.2.1.1.1");
         let step = walk
-            .accept(vec![
-                vb("1.3.6.1.2.1.2.2.1.1.2", 2),
-                vb("1.3.6.1.2.1.3.1", 9),
-            ])
+            .accept(
+                vec![vb("1.3.6.1.2.1.2.2.1.1.2", 2), vb("1.3.6.1.2.1.3.1", 9)],
+                &mut unbounded(),
+            )
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::LeftSubtree));
         assert_eq!(walk.finish().0.len(), 3);
@@ -196,13 +195,16 @@ mod tests {
     fn stops_at_end_of_mib_view() {
         let mut walk = Walk::new(&root(), 100);
         let step = walk
-            .accept(vec![
-                vb("1.3.6.1.2.1.2.1.0", 1),
-                Varbind::new(
-                    "1.3.6.1.2.1.2.1.0".parse().unwrap(),
-                    SnmpValue::EndOfMibView,
-                ),
-            ])
+            .accept(
+                vec![
+                    vb("1.3.6.1.2.1.2.1.0", 1),
+                    Varbind::new(
+                        "1.3.6.1.2.1.2.1.0".parse().unwrap(),
+                        SnmpValue::EndOfMibView,
+                    ),
+                ],
+                &mut unbounded(),
+            )
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::EndOfMibView));
         assert_eq!(walk.finish().0.len(), 1);
@@ -211,11 +213,14 @@ mod tests {
     #[test]
     fn looping_agent_stops_with_rows_kept() {
         let mut walk = Walk::new(&root(), 100);
-        walk.accept(vec![vb("1.3.6.1.2.1.2.2.1.1.5", 1)]).unwrap();
-        let step = walk.accept(vec![vb("1.3.6.1.2.1.2.2.1.1.3", 1)]).unwrap();
+        walk.accept(vec![vb("1.3.6.1.2.1.2.2.1.1.5", 1)], &mut unbounded())
+            .unwrap();
+        let step = walk
+            .accept(vec![vb("1.3.6.1.2.1.2.2.1.1.3", 1)], &mut unbounded())
+            .unwrap();
         assert!(matches!(step, Step::Done(DoneReason::NotIncreasing { .. })));
         let step = Walk::new(&root(), 100)
-            .accept(vec![vb("1.3.6.1.2.1.2", 1)])
+            .accept(vec![vb("1.3.6.1.2.1.2", 1)], &mut unbounded())
             .unwrap();
         assert_eq!(step, Step::Done(DoneReason::LeftSubtree));
         assert_eq!(walk.finish().0.len(), 1);
@@ -227,7 +232,10 @@ mod tests {
         let batch = (1..=3)
             .map(|i| vb(&format!("1.3.6.1.2.1.2.2.1.1.{i}"), i))
             .collect();
-        assert_eq!(walk.accept(batch), Err(LimitExceeded::Rows));
+        assert_eq!(
+            walk.accept(batch, &mut unbounded()),
+            Err(LimitExceeded::Rows)
+        );
     }
 
     #[test]
@@ -240,15 +248,25 @@ mod tests {
         };
         let one = varbind_bytes(&big(1));
         assert!(one > 1000 && one < 1200, "{one}");
-        let mut walk = Walk::with_bytes(&root(), 100, one * 2 + 10);
-        assert_eq!(walk.accept(vec![big(1), big(2)]), Ok(Step::Continue));
-        assert_eq!(walk.bytes_left(), 10);
-        assert_eq!(walk.accept(vec![big(3)]), Err(LimitExceeded::Bytes));
+        let mut walk = Walk::new(&root(), 100);
+        let mut budget = one * 2 + 10;
+        assert_eq!(
+            walk.accept(vec![big(1), big(2)], &mut budget),
+            Ok(Step::Continue)
+        );
+        assert_eq!(budget, 10);
+        assert_eq!(
+            walk.accept(vec![big(3)], &mut budget),
+            Err(LimitExceeded::Bytes)
+        );
     }
 
     #[test]
     fn empty_answer_ends_walk() {
         let mut walk = Walk::new(&root(), 2);
-        assert_eq!(walk.accept(vec![]), Ok(Step::Done(DoneReason::NoData)));
+        assert_eq!(
+            walk.accept(vec![], &mut unbounded()),
+            Ok(Step::Done(DoneReason::NoData))
+        );
     }
 }
