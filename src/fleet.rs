@@ -57,6 +57,34 @@ pub struct Poll {
     pub locations: Vec<Location>,
 }
 
+impl Poll {
+    /// Becomes `newer`, in the blocks this record already has: a device's record lives
+    /// for the device's lifetime, and a new name or list allocated per poll among the
+    /// poll's short-lived allocations would keep a page of them resident each.
+    fn replace_with(&mut self, newer: Poll) {
+        let Poll {
+            plugin,
+            at_ms,
+            duration_ms,
+            status,
+            failed,
+            interfaces,
+            interval_s,
+            locations,
+        } = newer;
+        if self.plugin != plugin {
+            self.plugin = plugin;
+        }
+        self.at_ms = at_ms;
+        self.duration_ms = duration_ms;
+        self.status = status;
+        self.failed = failed;
+        self.interfaces = interfaces;
+        self.interval_s = interval_s;
+        self.locations.clone_from(&locations);
+    }
+}
+
 /// Polls whose records are remembered per device: an hour at one poll a minute.
 const HISTORY: usize = 64;
 
@@ -239,7 +267,10 @@ impl Fleet {
                 .latest
                 .push((Arc::clone(&poll.plugin), poll.locations.clone())),
         }
-        device.last = Some(poll);
+        match &mut device.last {
+            Some(last) => last.replace_with(poll),
+            None => device.last = Some(poll),
+        }
     }
 
     /// Forgets devices that are no longer resources.
@@ -338,6 +369,48 @@ mod tests {
                 count: 49,
             }],
         }
+    }
+
+    /// A device's next poll is recorded in the blocks of its last one: the same plugin
+    /// name and the same list, with the new poll's values.
+    #[test]
+    fn a_new_poll_is_kept_in_the_last_ones_blocks() {
+        let fleet = Fleet::default();
+        let mut first = poll(1_000, false, 0);
+        first.locations.reserve(4);
+        fleet.record("sw1", first);
+        let (name, list) = {
+            let devices = fleet.lock();
+            let last = devices["sw1"].last.as_ref().unwrap();
+            (Arc::clone(&last.plugin), last.locations.as_ptr())
+        };
+        let mut second = poll(61_000, true, 49);
+        second.locations.push(Location {
+            topic: Arc::from("local-extra"),
+            partition: 2,
+            first_offset: 7,
+            count: 1,
+        });
+        second.duration_ms = 90;
+        second.interfaces = None;
+        fleet.record("sw1", second.clone());
+        let devices = fleet.lock();
+        let last = devices["sw1"].last.as_ref().unwrap();
+        assert!(Arc::ptr_eq(&last.plugin, &name));
+        assert_eq!(last.locations.as_ptr(), list);
+        assert_eq!(last.locations, second.locations);
+        assert_eq!(
+            (last.at_ms, last.duration_ms, last.status, last.failed),
+            (61_000, 90, Some(3), true)
+        );
+        assert_eq!((last.interfaces, last.interval_s), (None, 60));
+        drop(devices);
+        // Another plugin's poll takes its own name.
+        let mut other = poll(62_000, false, 98);
+        other.plugin = Arc::from("device");
+        fleet.record("sw1", other);
+        let devices = fleet.lock();
+        assert_eq!(&*devices["sw1"].last.as_ref().unwrap().plugin, "device");
     }
 
     #[test]

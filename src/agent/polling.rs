@@ -106,7 +106,10 @@ async fn poll_and_publish(
         &mut report,
     );
     RatesComputed { report: &report }.emit(&shared.telemetry);
-    let locations = publish(shared, plugin, &groups).await?;
+    // The groups go once they are JSON: a poll waiting for the publisher holds only its
+    // messages (≈200 KB), not the groups as well (≈130 KB more at 48 ports).
+    let per_topic = messages(shared, plugin, groups)?;
+    let locations = publish(shared, per_topic).await?;
     Ok(Published {
         status: status.and_then(|s| u8::try_from(s).ok()),
         interfaces,
@@ -168,11 +171,12 @@ pub fn topics_for(kafka: &KafkaSettings, plugin: &PluginConfig, site: &Site) -> 
     topics
 }
 
-async fn publish(
-    shared: &Arc<Shared>,
+/// A poll's groups as messages, by topic.
+fn messages(
+    shared: &Shared,
     plugin: &PluginConfig,
-    groups: &[MetricsGroup],
-) -> Result<Vec<crate::fleet::Location>, RunError> {
+    groups: Vec<MetricsGroup>,
+) -> Result<Vec<(String, Vec<Message>)>, RunError> {
     let mut per_topic: Vec<(String, Vec<Message>)> = Vec::new();
     let json = |source| RunError::Json {
         what: "a metrics group",
@@ -183,7 +187,11 @@ async fn publish(
         &Arc<crate::model::Resource>,
         Box<serde_json::value::RawValue>,
     )> = None;
-    for g in groups {
+    // Each group is written here, then copied out at its exact size: ≈4 KB a message where
+    // a buffer sized up front for the largest group took 8 KiB (at 10,000 devices that
+    // was ≈65 MB/s more for the allocator to hand out and take back).
+    let mut scratch = Vec::with_capacity(8192);
+    for g in &groups {
         let raw = match &resource {
             Some((r, raw)) if Arc::ptr_eq(r, &g.resource) => raw,
             _ => {
@@ -191,13 +199,12 @@ async fn publish(
                 &resource.insert((&g.resource, raw)).1
             }
         };
-        // An interface group is ~4 KB of JSON: sized once rather than regrown ~6 times.
-        let mut value = Vec::with_capacity(8192);
-        g.write_json(&mut value, raw).map_err(json)?;
+        scratch.clear();
+        g.write_json(&mut scratch, raw).map_err(json)?;
         let message = Message {
             key: g.message_key(),
             partition_key: g.partition_key(),
-            value,
+            value: scratch.as_slice().to_vec(),
         };
         let topics = topics_for(&shared.settings.kafka, plugin, &g.resource.site);
         // Copies only for the topics after the first (usually there is one).
@@ -210,6 +217,13 @@ async fn publish(
             }
         }
     }
+    Ok(per_topic)
+}
+
+async fn publish(
+    shared: &Arc<Shared>,
+    per_topic: Vec<(String, Vec<Message>)>,
+) -> Result<Vec<crate::fleet::Location>, RunError> {
     let counts: Vec<(String, usize)> = per_topic
         .iter()
         .map(|(t, m)| (t.clone(), m.len()))

@@ -87,6 +87,7 @@ fn size(r: &Request) -> usize {
 }
 
 fn run(bus: &Bus, rx: &mpsc::Receiver<Request>) {
+    let mut names = TopicNames::default();
     while let Ok(first) = rx.recv() {
         let until = Instant::now() + LINGER;
         let mut bytes = size(&first);
@@ -101,7 +102,30 @@ fn run(bus: &Bus, rx: &mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        append(bus, batch);
+        append(bus, batch, &mut names);
+    }
+}
+
+/// One shared name per topic for the locations the publisher hands out: the status
+/// page keeps a device's last locations for the device's lifetime, and a name made per
+/// batch would keep a block of the publisher's short-lived memory resident per device.
+#[derive(Default)]
+struct TopicNames(HashMap<String, Arc<str>>);
+
+/// Topics named before the list starts over (a node publishes to a handful).
+const MAX_TOPIC_NAMES: usize = 1024;
+
+impl TopicNames {
+    fn get(&mut self, topic: &str) -> Arc<str> {
+        if let Some(name) = self.0.get(topic) {
+            return Arc::clone(name);
+        }
+        if self.0.len() >= MAX_TOPIC_NAMES {
+            self.0.clear();
+        }
+        let name: Arc<str> = Arc::from(topic);
+        self.0.insert(topic.to_owned(), Arc::clone(&name));
+        name
     }
 }
 
@@ -113,7 +137,7 @@ type Landed = Vec<Option<(u32, u64)>>;
 
 /// Appends a batch, one call per topic in order of first appearance, and answers each
 /// request with the first failure among its topics, or where its messages landed.
-fn append(bus: &Bus, batch: Vec<Request>) {
+fn append(bus: &Bus, batch: Vec<Request>, names: &mut TopicNames) {
     let mut order: Vec<String> = Vec::new();
     let mut messages: HashMap<String, Vec<Message>> = HashMap::new();
     let mut replies: Vec<(Reply, Vec<Span>)> = Vec::with_capacity(batch.len());
@@ -136,7 +160,7 @@ fn append(bus: &Bus, batch: Vec<Request>) {
         let list = messages.remove(&topic).unwrap_or_default();
         match bus.publish(&topic, list, now) {
             Ok(offsets) => {
-                landed.insert(topic.clone(), (Arc::from(topic.as_str()), offsets));
+                landed.insert(topic.clone(), (names.get(&topic), offsets));
             }
             Err(e) => {
                 failed.insert(topic, Arc::new(e));
@@ -302,5 +326,39 @@ mod tests {
                 assert_eq!(r.record.value, format!("v{}", first + i).into_bytes());
             }
         }
+    }
+
+    /// Polls published one after another, in separate batches, are told the same topic
+    /// name (one block, not one per batch), which starts over past its bound.
+    #[tokio::test]
+    async fn batches_share_one_name_per_topic() {
+        let bus = Bus::new(Store::temporary().unwrap(), 1);
+        let publisher = Publisher::start(bus).unwrap();
+        let first = publisher
+            .publish(vec![("t".to_string(), vec![message(0)])])
+            .await
+            .unwrap();
+        // Past the linger: a batch of its own.
+        tokio::time::sleep(LINGER * 3).await;
+        let second = publisher
+            .publish(vec![("t".to_string(), vec![message(1)])])
+            .await
+            .unwrap();
+        assert_eq!((first[0].first_offset, second[0].first_offset), (0, 1));
+        assert!(Arc::ptr_eq(&first[0].topic, &second[0].topic));
+
+        let mut names = TopicNames::default();
+        let t = names.get("t");
+        assert!(Arc::ptr_eq(&t, &names.get("t")));
+        for i in 1..MAX_TOPIC_NAMES {
+            names.get(&format!("t{i}"));
+        }
+        assert_eq!(names.0.len(), MAX_TOPIC_NAMES);
+        // Full: the list starts over with the next new name.
+        let _ = names.get("new");
+        assert_eq!(names.0.len(), 1);
+        let again = names.get("t");
+        assert_eq!(&*again, "t");
+        assert!(!Arc::ptr_eq(&t, &again));
     }
 }
