@@ -263,3 +263,133 @@ async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_tim
     assert_eq!(got, table);
     responder.abort();
 }
+
+/// An agent whose answers to combined requests are lost on the way (here: never sent,
+/// as a path dropping IP fragments would lose them) but which answers single ones: the
+/// combined walk gives way to walks one by one, and the agent is remembered, so the
+/// next poll asks one column at a time from the start. An agent that answers nothing
+/// still fails with its timeout, and is not remembered.
+#[tokio::test]
+async fn an_agent_whose_combined_answers_are_lost_is_walked_one_column_at_a_time() {
+    use panoptes::snmp::message::Message;
+    let table: Vec<(Oid, SnmpValue)> = [1u32, 2]
+        .iter()
+        .flat_map(|column| {
+            (1..=3).map(move |row| {
+                (
+                    Oid::from(vec![1, 3, 6, 1, 4, 1, 99, 2, *column, row]),
+                    SnmpValue::Integer(i64::from(column * 10 + row)),
+                )
+            })
+        })
+        .collect();
+    let served = table.clone();
+    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let responder = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
+            let Ok(Message::Community { pdu, .. }) = Message::decode(&buf[..len]) else {
+                continue;
+            };
+            let asked = pdu.decode_varbinds().unwrap();
+            seen_tx.send(asked.len()).unwrap();
+            if asked.len() > 1 {
+                continue;
+            }
+            let get = pdu.tag == panoptes::snmp::message::PDU_GET;
+            let repetitions = if get {
+                1
+            } else {
+                usize::try_from(pdu.error_index).unwrap()
+            };
+            let mut out = Vec::new();
+            push_pdu(&mut out, PDU_RESPONSE, pdu.request_id, 0, 0, |out| {
+                for row in 0..repetitions {
+                    let vb = &asked[0];
+                    let (o, v) = if get {
+                        (vb.oid.clone(), SnmpValue::TimeTicks(42))
+                    } else {
+                        match served.iter().filter(|(o, _)| *o > vb.oid).nth(row) {
+                            Some((o, v)) => (o.clone(), v.clone()),
+                            None => (vb.oid.clone(), SnmpValue::EndOfMibView),
+                        }
+                    };
+                    ber::push_varbind(out, o.components(), &v)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            agent
+                .send_to(&community_message(1, b"public", &out), from)
+                .await
+                .unwrap();
+        }
+    });
+    let target_at = |port: u16| {
+        let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
+        target.port = port;
+        target.timeout = Duration::from_millis(300);
+        target.retries = 1;
+        target
+    };
+    let roots: Vec<Oid> = ["1.3.6.1.4.1.99.2.1", "1.3.6.1.4.1.99.2.2"]
+        .map(|r| r.parse().unwrap())
+        .to_vec();
+    let mut sizes = Vec::new();
+    let mut drain = |seen: &mut tokio::sync::mpsc::UnboundedReceiver<usize>| {
+        sizes.clear();
+        while let Ok(n) = seen.try_recv() {
+            sizes.push(n);
+        }
+        sizes.clone()
+    };
+
+    // First poll: the combined request (sent twice: one retry) goes unanswered, one
+    // single GET is answered, and the columns are walked one by one.
+    let mut client = SnmpClient::connect(&target_at(port)).await.unwrap();
+    assert_eq!(
+        client.walk_together(&roots, 5, 100, true).await.unwrap(),
+        None
+    );
+    assert_eq!(drain(&mut seen), vec![2, 2, 1]);
+    let mut walked = Vec::new();
+    for root in &roots {
+        walked.extend(client.bulk_walk(root).await.unwrap());
+    }
+    let got: Vec<(Oid, SnmpValue)> = walked.into_iter().map(|vb| (vb.oid, vb.value)).collect();
+    assert_eq!(got, table);
+    drain(&mut seen);
+
+    // The next poll of the agent asks nothing combined.
+    let mut next = SnmpClient::connect(&target_at(port)).await.unwrap();
+    assert_eq!(
+        next.walk_together(&roots, 5, 100, true).await.unwrap(),
+        None
+    );
+    assert_eq!(next.requests_sent(), 0);
+    assert!(drain(&mut seen).is_empty());
+    responder.abort();
+
+    // An agent that answers nothing: the timeout fails the walk (after the one probe),
+    // and the agent is not remembered.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    for _ in 0..2 {
+        let mut client = SnmpClient::connect(&target_at(silent_port)).await.unwrap();
+        let err = client
+            .walk_together(&roots, 5, 100, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!("SNMP request to 127.0.0.1:{silent_port} timed out after 600ms with no answer")
+        );
+        // Two attempts of the combined request, one of the probe.
+        assert_eq!(client.requests_sent(), 3);
+    }
+    drop(silent);
+}

@@ -51,7 +51,7 @@ pub struct SnmpClient {
     /// The v3 context name.
     context: Vec<u8>,
     timeout: Duration,
-    retries: u32,
+    pub(super) retries: u32,
     pub(super) max_repetitions: u32,
     pub(super) walk_limit: usize,
     /// Bytes every walk of this client may still return together (one poll of one
@@ -61,6 +61,8 @@ pub struct SnmpClient {
     /// The poll's hard deadline, and the budget it was made from (for errors).
     deadline: Option<(Instant, Duration)>,
     requests_sent: u64,
+    /// The agent has answered a request of this client (a response, even an error).
+    pub(super) answered: bool,
 }
 
 /// One request as asked, before it has an ID.
@@ -165,6 +167,7 @@ impl SnmpClient {
             walk_bytes_budget: DEFAULT_WALK_BYTES,
             deadline: None,
             requests_sent: 0,
+            answered: false,
         })
     }
 
@@ -209,6 +212,14 @@ impl SnmpClient {
     }
 
     /// `host:port` of the agent.
+    pub(super) fn engine(&self) -> &SnmpEngine {
+        &self.engine
+    }
+
+    pub(super) fn peer(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn target_label(&self) -> &str {
         &self.label
     }
@@ -478,6 +489,9 @@ impl SnmpClient {
         if let Ok(varbinds) = &result {
             VARBINDS_RECEIVED
                 .fetch_add(varbinds.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if matches!(&result, Ok(_) | Err(SnmpError::ErrorStatus { .. })) {
+            self.answered = true;
         }
         if let Err(SnmpError::Timeout { .. }) = &result {
             exchange.timed_out();

@@ -14,6 +14,15 @@
 //! a malformed answer, a walk bound run into) sends the caller back to walking the
 //! columns one by one, with the byte budget as it was, so the outcome (rows or errors,
 //! per column) is the one the separate walks give.
+//!
+//! A combined answer is larger than one column's (≈17 KB for 21 columns at 25
+//! repetitions, where one column's is ≈1 KB), so it travels as several IP fragments; a
+//! path that drops fragments loses it. When an agent that has already answered this
+//! client leaves a combined request unanswered, its columns are walked one by one, now
+//! and for the next hour ([`super::engine::ONE_BY_ONE_FOR`]): a poll pays the timeout
+//! once, not every interval. When the combined request was the client's first, one
+//! small GET (`sysUpTime.0`, a single attempt) tells a reachable agent from one that
+//! is not; an agent that does not answer it fails as before.
 
 use super::client::{SnmpClient, ERROR_TOO_BIG};
 use super::walk::{Step, Walk};
@@ -34,10 +43,14 @@ impl SnmpClient {
         limit: usize,
         retry_too_big: bool,
     ) -> Result<Option<Vec<Vec<Varbind>>>, SnmpError> {
-        if roots.len() < 2 || self.version == SnmpVersion::V1 {
+        if roots.len() < 2
+            || self.version == SnmpVersion::V1
+            || self.engine().walks_one_by_one(self.peer())
+        {
             return Ok(None);
         }
         let budget = self.walk_bytes_left;
+        let answered_before = self.answered;
         match self
             .walk_columns_inner(roots, max_repetitions.max(1), limit, retry_too_big)
             .await
@@ -49,11 +62,35 @@ impl SnmpClient {
                     tracing::debug!(target = %self.target_label(), error = %e,
                         "walking the columns one by one");
                     Ok(None)
+                } else if matches!(e, SnmpError::Timeout { .. })
+                    && (answered_before || self.answers_one_small_request().await)
+                {
+                    if self.engine().walk_one_by_one(self.peer()) {
+                        tracing::warn!(target = %self.target_label(), error = %e,
+                            "the agent answers single requests but its answers to combined \
+                             requests were lost (a path dropping IP fragments?): walking its \
+                             columns one by one for an hour; a lower snmp max_repetitions \
+                             makes combined answers smaller");
+                    }
+                    Ok(None)
                 } else {
                     Err(e)
                 }
             }
         }
+    }
+
+    /// Whether the agent answers a GET of `sysUpTime.0` in one attempt (any response,
+    /// even an error status or noSuchObject, is an answer).
+    async fn answers_one_small_request(&mut self) -> bool {
+        let retries = std::mem::replace(&mut self.retries, 0);
+        let uptime = Oid::from(super::notification::SYS_UPTIME_0.to_vec());
+        let answered = match self.get(std::slice::from_ref(&uptime)).await {
+            Ok(_) | Err(SnmpError::ErrorStatus { .. }) => true,
+            Err(_) => false,
+        };
+        self.retries = retries;
+        answered
     }
 
     async fn walk_columns_inner(

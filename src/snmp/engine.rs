@@ -287,6 +287,9 @@ struct Inner {
     devices: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
     keys: KeyCache,
     peers: PeerCache,
+    /// Agents whose answers to combined requests did not come (see
+    /// [`crate::snmp::columns`]), and until when their columns are walked one by one.
+    one_by_one: Mutex<HashMap<SocketAddr, Instant>>,
     /// Dropping it stops the receive loops (the engine thread's).
     _stop: tokio::sync::oneshot::Sender<()>,
     /// Dropping it stops the receive loops that run on callers' threads.
@@ -312,6 +315,12 @@ pub struct SnmpEngine {
 }
 
 static GLOBAL: OnceLock<SnmpEngine> = OnceLock::new();
+
+/// How long an agent whose answers to combined requests were lost has its columns walked
+/// one by one before combined requests are tried again.
+pub const ONE_BY_ONE_FOR: Duration = Duration::from_secs(3600);
+/// Agents remembered so at most (≈60 bytes each).
+const MAX_ONE_BY_ONE: usize = 100_000;
 
 /// Receive buffer asked for each socket (the kernel caps it at `net.core.rmem_max`).
 /// With the default ≈208 KiB a socket holds ≈90 replies: a thread busy for a few
@@ -395,6 +404,7 @@ impl SnmpEngine {
                 devices: Mutex::new(HashMap::new()),
                 keys: KeyCache::default(),
                 peers: PeerCache::default(),
+                one_by_one: Mutex::new(HashMap::new()),
                 _stop: stop_tx,
                 stop_local: tokio::sync::watch::channel(()).0,
             }),
@@ -574,6 +584,39 @@ impl SnmpEngine {
             &self.inner.v6
         };
         family.get(turn % family.len().max(1)).cloned()
+    }
+
+    /// Whether `peer`'s columns are to be walked one by one, because its answers to
+    /// combined requests did not come within the last [`ONE_BY_ONE_FOR`].
+    pub(crate) fn walks_one_by_one(&self, peer: SocketAddr) -> bool {
+        let Ok(mut peers) = self.inner.one_by_one.lock() else {
+            return false;
+        };
+        match peers.get(&peer) {
+            Some(&until) if until > Instant::now() => true,
+            Some(_) => {
+                peers.remove(&peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Walks `peer`'s columns one by one for the next [`ONE_BY_ONE_FOR`]; `false` when
+    /// it could not be remembered (the list is full of live entries).
+    pub(crate) fn walk_one_by_one(&self, peer: SocketAddr) -> bool {
+        let Ok(mut peers) = self.inner.one_by_one.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if peers.len() >= MAX_ONE_BY_ONE && !peers.contains_key(&peer) {
+            peers.retain(|_, until| *until > now);
+            if peers.len() >= MAX_ONE_BY_ONE {
+                return false;
+            }
+        }
+        peers.insert(peer, now + ONE_BY_ONE_FOR);
+        true
     }
 
     fn device_semaphore(&self, peer: SocketAddr) -> Arc<Semaphore> {
