@@ -166,23 +166,45 @@ async fn walks_stop_at_the_polls_byte_budget() {
     assert!(err.contains("more than 300000 bytes in one poll"), "{err}");
 }
 
+/// Two columns of three rows under enterprise 99's table `node`.
+fn two_columns(node: u32) -> Vec<(Oid, SnmpValue)> {
+    [1u32, 2]
+        .iter()
+        .flat_map(|column| {
+            (1..=3).map(move |row| {
+                (
+                    Oid::from(vec![1, 3, 6, 1, 4, 1, 99, node, *column, row]),
+                    SnmpValue::Integer(i64::from(column * 10 + row)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The `row`th successor of `oid` in `served` (a GETBULK repetition), or endOfMibView.
+fn successor(served: &[(Oid, SnmpValue)], oid: &Oid, row: usize) -> (Oid, SnmpValue) {
+    match served.iter().filter(|(o, _)| o > oid).nth(row) {
+        Some((o, v)) => (o.clone(), v.clone()),
+        None => (oid.clone(), SnmpValue::EndOfMibView),
+    }
+}
+
+/// Every row of `roots`, each walked on its own.
+async fn walk_one_by_one(client: &mut SnmpClient, roots: &[Oid]) -> Vec<(Oid, SnmpValue)> {
+    let mut walked = Vec::new();
+    for root in roots {
+        walked.extend(client.bulk_walk(root).await.unwrap());
+    }
+    walked.into_iter().map(|vb| (vb.oid, vb.value)).collect()
+}
+
 /// An agent that refuses GETBULKs of several columns (genErr, as some embedded agents
 /// do) after answering the first: the columns are then walked one by one, with the
 /// poll's byte budget as it was before the combined walk, and read in full.
 #[tokio::test]
 async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_time() {
     use panoptes::snmp::message::Message;
-    let table: Vec<(Oid, SnmpValue)> = [1u32, 2]
-        .iter()
-        .flat_map(|column| {
-            (1..=3).map(move |row| {
-                (
-                    Oid::from(vec![1, 3, 6, 1, 4, 1, 99, 1, *column, row]),
-                    SnmpValue::Integer(i64::from(column * 10 + row)),
-                )
-            })
-        })
-        .collect();
+    let table = two_columns(1);
     let served = table.clone();
     let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = agent.local_addr().unwrap().port();
@@ -203,11 +225,7 @@ async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_tim
             let mut answer = Vec::new();
             for row in 0..repetitions {
                 for vb in &asked {
-                    let next = served.iter().filter(|(o, _)| *o > vb.oid).nth(row);
-                    answer.push(match next {
-                        Some((o, v)) => (o.clone(), v.clone()),
-                        None => (vb.oid.clone(), SnmpValue::EndOfMibView),
-                    });
+                    answer.push(successor(&served, &vb.oid, row));
                 }
             }
             let mut out = Vec::new();
@@ -255,12 +273,7 @@ async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_tim
     let together = client.walk_together(&roots, 2, 100, true).await.unwrap();
     assert_eq!(together, None);
     assert_eq!(client.requests_sent(), 2);
-    let mut walked = Vec::new();
-    for root in &roots {
-        walked.extend(client.bulk_walk(root).await.unwrap());
-    }
-    let got: Vec<(Oid, SnmpValue)> = walked.into_iter().map(|vb| (vb.oid, vb.value)).collect();
-    assert_eq!(got, table);
+    assert_eq!(walk_one_by_one(&mut client, &roots).await, table);
     responder.abort();
 }
 
@@ -272,17 +285,7 @@ async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_tim
 #[tokio::test]
 async fn an_agent_whose_combined_answers_are_lost_is_walked_one_column_at_a_time() {
     use panoptes::snmp::message::Message;
-    let table: Vec<(Oid, SnmpValue)> = [1u32, 2]
-        .iter()
-        .flat_map(|column| {
-            (1..=3).map(move |row| {
-                (
-                    Oid::from(vec![1, 3, 6, 1, 4, 1, 99, 2, *column, row]),
-                    SnmpValue::Integer(i64::from(column * 10 + row)),
-                )
-            })
-        })
-        .collect();
+    let table = two_columns(2);
     let served = table.clone();
     let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = agent.local_addr().unwrap().port();
@@ -312,10 +315,7 @@ async fn an_agent_whose_combined_answers_are_lost_is_walked_one_column_at_a_time
                     let (o, v) = if get {
                         (vb.oid.clone(), SnmpValue::TimeTicks(42))
                     } else {
-                        match served.iter().filter(|(o, _)| *o > vb.oid).nth(row) {
-                            Some((o, v)) => (o.clone(), v.clone()),
-                            None => (vb.oid.clone(), SnmpValue::EndOfMibView),
-                        }
+                        successor(&served, &vb.oid, row)
                     };
                     ber::push_varbind(out, o.components(), &v)?;
                 }
@@ -355,12 +355,7 @@ async fn an_agent_whose_combined_answers_are_lost_is_walked_one_column_at_a_time
         None
     );
     assert_eq!(drain(&mut seen), vec![2, 2, 1]);
-    let mut walked = Vec::new();
-    for root in &roots {
-        walked.extend(client.bulk_walk(root).await.unwrap());
-    }
-    let got: Vec<(Oid, SnmpValue)> = walked.into_iter().map(|vb| (vb.oid, vb.value)).collect();
-    assert_eq!(got, table);
+    assert_eq!(walk_one_by_one(&mut client, &roots).await, table);
     drain(&mut seen);
 
     // The next poll of the agent asks nothing combined.
