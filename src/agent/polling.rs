@@ -182,21 +182,25 @@ fn messages(
         what: "a metrics group",
         source,
     };
-    // The resource's JSON, written once for the groups that share it (all of a poll's).
+    // The resource's JSON and its topics, made once for the groups that share it (all of
+    // a poll's).
     let mut resource: Option<(
         &Arc<crate::model::Resource>,
         Box<serde_json::value::RawValue>,
+        Vec<String>,
     )> = None;
     // Each group is written here, then copied out at its exact size: ≈4 KB a message where
     // a buffer sized up front for the largest group took 8 KiB (at 10,000 devices that
     // was ≈65 MB/s more for the allocator to hand out and take back).
     let mut scratch = Vec::with_capacity(8192);
     for g in &groups {
-        let raw = match &resource {
-            Some((r, raw)) if Arc::ptr_eq(r, &g.resource) => raw,
+        let (raw, topics) = match &resource {
+            Some((r, raw, topics)) if Arc::ptr_eq(r, &g.resource) => (raw, topics),
             _ => {
                 let raw = serde_json::value::to_raw_value(&g.resource).map_err(json)?;
-                &resource.insert((&g.resource, raw)).1
+                let topics = topics_for(&shared.settings.kafka, plugin, &g.resource.site);
+                let (_, raw, topics) = resource.insert((&g.resource, raw, topics));
+                (&*raw, &*topics)
             }
         };
         scratch.clear();
@@ -206,14 +210,13 @@ fn messages(
             partition_key: g.partition_key(),
             value: scratch.as_slice().to_vec(),
         };
-        let topics = topics_for(&shared.settings.kafka, plugin, &g.resource.site);
         // Copies only for the topics after the first (usually there is one).
         let mut copies = vec![message; topics.len().max(1)].into_iter();
         for topic in topics {
             let Some(message) = copies.next() else { break };
-            match per_topic.iter_mut().find(|(t, _)| *t == topic) {
+            match per_topic.iter_mut().find(|(t, _)| t == topic) {
                 Some((_, list)) => list.push(message),
-                None => per_topic.push((topic, vec![message])),
+                None => per_topic.push((topic.clone(), vec![message])),
             }
         }
     }
