@@ -211,15 +211,17 @@ impl SnmpClient {
         self.walk_limit
     }
 
-    /// `host:port` of the agent.
+    /// The engine this client's requests go through.
     pub(super) fn engine(&self) -> &SnmpEngine {
         &self.engine
     }
 
+    /// The agent's address.
     pub(super) fn peer(&self) -> SocketAddr {
         self.addr
     }
 
+    /// `host:port` of the agent.
     pub fn target_label(&self) -> &str {
         &self.label
     }

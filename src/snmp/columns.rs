@@ -65,7 +65,7 @@ impl SnmpClient {
                 } else if matches!(e, SnmpError::Timeout { .. })
                     && (answered_before || self.answers_one_small_request().await)
                 {
-                    if self.engine().walk_one_by_one(self.peer()) {
+                    if self.engine().remember_one_by_one(self.peer()) {
                         tracing::warn!(target = %self.target_label(), error = %e,
                             "the agent answers single requests but its answers to combined \
                              requests were lost (a path dropping IP fragments?): walking its \

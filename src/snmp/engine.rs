@@ -604,7 +604,7 @@ impl SnmpEngine {
 
     /// Walks `peer`'s columns one by one for the next [`ONE_BY_ONE_FOR`]; `false` when
     /// it could not be remembered (the list is full of live entries).
-    pub(crate) fn walk_one_by_one(&self, peer: SocketAddr) -> bool {
+    pub(crate) fn remember_one_by_one(&self, peer: SocketAddr) -> bool {
         let Ok(mut peers) = self.inner.one_by_one.lock() else {
             return false;
         };
