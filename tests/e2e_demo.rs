@@ -381,3 +381,20 @@ fn port_zero_listeners_report_the_ports_they_bound() {
         .unwrap_or_else(|e| panic!("the Kafka listener at {kafka}: {e}"));
     node.stop();
 }
+
+/// With the global topic on, a poll's groups go to the site's topic and to the global
+/// one, the same groups in the same order (the poll's topics are worked out once and
+/// each group is written to each of them).
+#[test]
+fn with_the_global_topic_on_each_group_goes_to_both_topics() {
+    let mut env = NodeEnv::demo(60);
+    env.set("PANOPTES__KAFKA__PUBLISH_TO_GLOBAL_TOPIC", "true");
+    env.set("PANOPTES__KAFKA__GLOBAL_TOPIC_NAME", "all-sites");
+    let mut node = env.start();
+    env.wait_for("/health", 200, Duration::from_secs(30), &mut node);
+    let site = env.tail("local-processed", 49, Duration::from_secs(60));
+    let global = env.tail("all-sites", 49, Duration::from_secs(60));
+    assert_eq!(site.len(), 49);
+    assert_eq!(global, site);
+    assert_eq!(global[0]["resource"]["resource_id"], SWITCH);
+}
