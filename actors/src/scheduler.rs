@@ -42,7 +42,9 @@ use crate::stats::{Overload, SchedulerStats};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// How often due keys are looked for.
+    /// The shortest gap between two looks for due keys: keys that come due within it are
+    /// handed over together. The scheduler sleeps until the earliest key is due (an idle
+    /// schedule costs no wakeups), and looks again at most once per `tick`.
     pub tick: Duration,
     /// How often the planner is asked for a fresh schedule.
     pub rescan_interval: Duration,
@@ -117,6 +119,16 @@ pub struct Scheduler {
     overload: Overload,
     /// Where the keys' phases are counted from (see [`toward_phase`]).
     origin: Origin,
+    /// The next look for due keys, when one is set.
+    wake: Option<Wake>,
+    /// When due keys were last looked for.
+    last_scan: Option<Instant>,
+}
+
+/// A look for due keys set for `at`.
+struct Wake {
+    at: Instant,
+    handle: SpawnHandle,
 }
 
 impl Scheduler {
@@ -144,6 +156,8 @@ impl Scheduler {
             plan_deferred: false,
             overload: Overload::default(),
             origin: Origin::wall_clock(),
+            wake: None,
+            last_scan: None,
         }
     }
 
@@ -170,6 +184,9 @@ impl Scheduler {
             act.planning = false;
             let started = Instant::now();
             act.apply_plan(items, started);
+            if let Some(due) = act.earliest_due() {
+                act.wake_at(due, ctx);
+            }
             let cost = cost + started.elapsed();
             act.stats.plan_us = act
                 .stats
@@ -262,6 +279,8 @@ impl Scheduler {
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        self.last_scan = Some(now);
+        self.stats.scans += 1;
         let mut due = Vec::new();
         for (key, entry) in self.entries.iter_mut() {
             if entry.next_due > now {
@@ -281,6 +300,38 @@ impl Scheduler {
                 break; // the pool refuses; the rest are retried next tick
             }
         }
+        if let Some(next) = self.earliest_due() {
+            self.wake_at(next, ctx);
+        }
+    }
+
+    /// The earliest `next_due` of the keys not in flight (a key in flight is looked at
+    /// again when its run reports).
+    fn earliest_due(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|e| !e.in_flight)
+            .map(|e| e.next_due)
+            .min()
+    }
+
+    /// Makes sure due keys are looked for by `due`, or one `tick` after the last look if
+    /// that is later (keys coming due close together are handed over together). A look
+    /// already set for that moment or sooner stands.
+    fn wake_at(&mut self, due: Instant, ctx: &mut Context<Self>) {
+        let tick = self.config.tick.max(Duration::from_millis(1));
+        let at = self.last_scan.map_or(due, |last| due.max(last + tick));
+        if let Some(wake) = &self.wake {
+            if wake.at <= at {
+                return;
+            }
+            ctx.cancel_future(wake.handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.wake = None;
+            act.tick(ctx);
+        });
+        self.wake = Some(Wake { at, handle });
     }
 
     /// Hands a key to the pool. `false` when the pool's mailbox refused it.
@@ -423,7 +474,10 @@ impl Actor for Scheduler {
         let tick = self.config.tick.max(Duration::from_millis(1));
         let rescan = self.config.rescan_interval.max(tick);
         self.plan(ctx);
-        ctx.run_interval(tick, |act, ctx| act.tick(ctx));
+        // After a restart the schedule is still here: look for what is due at once.
+        if let Some(due) = self.earliest_due() {
+            self.wake_at(due, ctx);
+        }
         ctx.run_interval(rescan, |act, ctx| act.plan(ctx));
     }
 }
@@ -437,6 +491,7 @@ impl Supervised for Scheduler {
         self.replan = false;
         self.plan_deferred = false;
         self.overload = Overload::default();
+        self.wake = None;
     }
 }
 
@@ -467,11 +522,18 @@ impl Handler<Completed> for Scheduler {
             // interval would leave the pool idle once the burst drains, and retrying at once
             // would feed the overload: spread the retry like a first run.
             entry.next_due = now + jitter(entry.item.interval, self.config.first_run_spread);
-            return;
-        }
-        if entry.next_due <= now {
+        } else if entry.next_due <= now {
+            if !entry.overran {
+                // Came due while in flight, with no look for due keys in between.
+                self.stats.skipped_in_flight += 1;
+            }
             self.stats.missed += 1;
             self.submit(&msg.key, now, ctx);
+        }
+        // Not in flight any more (or refused by the pool): look again when it is due.
+        if let Some(entry) = self.entries.get(&msg.key).filter(|e| !e.in_flight) {
+            let due = entry.next_due;
+            self.wake_at(due, ctx);
         }
     }
 }

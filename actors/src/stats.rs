@@ -158,6 +158,9 @@ pub struct SchedulerStats {
     pub plan_us: u64,
     /// Runs handed to the pool.
     pub submitted: u64,
+    /// Looks for due keys (the scheduler wakes only when a key is due, at most once per
+    /// tick).
+    pub scans: u64,
     /// Submissions refused because the pool's mailbox was full (retried next tick).
     pub pool_full: u64,
     /// Times a key came due while its previous run was still in flight.

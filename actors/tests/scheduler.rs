@@ -310,3 +310,39 @@ async fn a_run_shed_by_the_pool_is_retried_soon() {
     assert_eq!(s.runs.succeeded, 4, "{s:?}");
     assert!(s.runs.shed >= 1, "{s:?}");
 }
+
+#[actix_rt::test]
+async fn an_idle_schedule_sleeps_until_a_key_is_due() {
+    // One key, due again in an hour: after its first run the scheduler has nothing to look
+    // for, so it must not wake every tick (10 ms here: ~50 looks in half a second).
+    let a = Arc::new(Tracker::default());
+    let b = Arc::new(Tracker::default());
+    let hour = Duration::from_secs(3600);
+    let (scheduler, plan) = start(
+        vec![item("p:a", "a", hour, SleepJob::new(&[&a], Duration::ZERO))],
+        PoolConfig::default(),
+    );
+    assert!(eventually(|| a.started() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = stats(&scheduler).await;
+    assert_eq!((s.submitted, a.started()), (1, 1));
+    assert!(s.scans <= 2, "looked for due keys {} times", s.scans);
+
+    // A key planned while it sleeps is not left waiting for the hour: the plan sets the
+    // next look for its first run (within first_run_spread, 50 ms).
+    let planned = Instant::now();
+    *plan.lock().unwrap() = vec![
+        item("p:a", "a", hour, SleepJob::new(&[&a], Duration::ZERO)),
+        item("p:b", "b", hour, SleepJob::new(&[&b], Duration::ZERO)),
+    ];
+    scheduler.send(Rescan).await.unwrap();
+    assert!(eventually(|| b.started() == 1).await);
+    let waited = b.starts.lock().unwrap()[0] - planned;
+    assert!(
+        waited < Duration::from_secs(5),
+        "first run {waited:?} after the plan"
+    );
+    let s = stats(&scheduler).await;
+    assert_eq!((s.submitted, a.started(), b.started()), (2, 1, 1));
+    assert!(s.scans <= 4, "looked for due keys {} times", s.scans);
+}
