@@ -166,6 +166,7 @@ fn end_to_end(
                 group: GROUP.into(),
                 offsets,
                 committed: Arc::default(),
+                appended: None,
             },
             InfluxSink::new(writer(&settings).unwrap(), Arc::new(Telemetry::default())),
             consumer_config(&settings),

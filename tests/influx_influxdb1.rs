@@ -175,6 +175,7 @@ fn refused_points_are_skipped_and_the_others_written() {
                 group: GROUP.into(),
                 offsets,
                 committed: Arc::default(),
+                appended: None,
             },
             InfluxSink::new(writer(&settings).unwrap(), sink_telemetry),
             consumer_config(&settings),

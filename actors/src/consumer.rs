@@ -23,7 +23,9 @@ use crate::stats::ConsumerStats;
 pub struct ConsumerConfig {
     /// Items per delivery, at most (at least 1).
     pub batch_size: usize,
-    /// How long to wait before reading again once the log has nothing new.
+    /// How long to wait before reading again once the log has nothing new: with a source
+    /// that tells when records arrive ([`Source::until_more`]), the shortest gap between
+    /// two reads (records arriving together are read together), else the polling period.
     pub poll_interval: Duration,
     /// A partial batch is held until this long after the previous delivery (zero = deliver
     /// whatever there is). The first batch goes out at once.
@@ -217,11 +219,31 @@ impl<I: Send + Sync + Unpin + 'static> Consumer<I> {
             return self.step(ctx);
         }
         // Wait for new items, or until the held partial batch is due.
-        let mut wait = self.config.poll_interval;
-        if let (Some(since), Pending::Buffer(_)) = (since_emit, &self.pending) {
-            wait = wait.min(self.config.max_emit_interval.saturating_sub(since));
-        }
-        ctx.run_later(wait, |act, ctx| act.step(ctx));
+        let gap = tokio::time::sleep(self.config.poll_interval);
+        let more = self.source.until_more(next);
+        let emit = match (since_emit, &self.pending) {
+            (Some(since), Pending::Buffer(_)) => {
+                Some(self.config.max_emit_interval.saturating_sub(since))
+            }
+            _ => None,
+        };
+        let wake = async move {
+            let ready = async move {
+                match more {
+                    // Sleeps until an append, then keeps the gap between reads.
+                    Some(more) => tokio::join!(more, gap).0,
+                    None => gap.await,
+                }
+            };
+            match emit {
+                Some(emit) => tokio::select! {
+                    () = ready => {}
+                    () = tokio::time::sleep(emit) => {}
+                },
+                None => ready.await,
+            }
+        };
+        ctx.spawn(wake.into_actor(self).map(|(), act, ctx| act.step(ctx)));
     }
 
     /// Runs one operation under the deadline; on success `then` continues, on failure the

@@ -113,6 +113,13 @@ pub trait Source: Send + 'static {
     fn lag(&self) -> Option<u64> {
         None
     }
+    /// Resolves once the log may hold an item at or past `from` (one was appended), so
+    /// a consumer that has read everything sleeps until then instead of fetching every
+    /// `poll_interval`. It must not miss an append made before it was called. `None` (the
+    /// default): the source cannot tell, and the consumer polls.
+    fn until_more(&self, _from: u64) -> Option<BoxFuture<()>> {
+        None
+    }
 }
 
 /// Where a consumer delivers to, e.g. InfluxDB.

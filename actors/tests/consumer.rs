@@ -322,3 +322,79 @@ async fn stop_ends_an_unsupervised_consumer() {
     consumer.send(Stop).await.unwrap();
     assert!(eventually(|| !consumer.connected()).await);
 }
+
+/// A `MemSource` that tells when records arrive, and counts its fetches.
+struct NotifyingSource {
+    inner: MemSource,
+    appended: Arc<tokio::sync::Notify>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Source for NotifyingSource {
+    type Item = u64;
+
+    fn committed(&mut self) -> BoxFuture<Result<u64, JobError>> {
+        self.inner.committed()
+    }
+
+    fn fetch(&mut self, from: u64, max: usize) -> BoxFuture<Result<Vec<(u64, u64)>, JobError>> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.fetch(from, max)
+    }
+
+    fn commit(&mut self, next_offset: u64) -> BoxFuture<Result<(), JobError>> {
+        self.inner.commit(next_offset)
+    }
+
+    fn until_more(&self, from: u64) -> Option<BoxFuture<()>> {
+        let (world, appended) = (self.inner.0.clone(), Arc::clone(&self.appended));
+        Some(Box::pin(async move {
+            loop {
+                let notified = appended.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if world.lock().unwrap().log.iter().any(|(o, _)| *o >= from) {
+                    return;
+                }
+                notified.await;
+            }
+        }))
+    }
+}
+
+#[actix_rt::test]
+async fn a_caught_up_consumer_sleeps_until_records_arrive() {
+    let w = world(0..5);
+    let appended = Arc::new(tokio::sync::Notify::new());
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let consumer = Consumer::new(
+        "test",
+        NotifyingSource {
+            inner: MemSource(w.clone()),
+            appended: Arc::clone(&appended),
+            fetches: Arc::clone(&fetches),
+        },
+        MemSink(w.clone()),
+        config(20),
+    )
+    .start();
+    let s = wait_stats(&consumer, |s| s.committed == Some(5)).await;
+    assert_eq!(s.committed, Some(5));
+    // Polling every 10 ms would fetch ~50 times in half a second; it sleeps instead.
+    let before = fetched();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        fetched() <= before + 1,
+        "fetched {} times while idle",
+        fetched() - before
+    );
+
+    // An append wakes it: the records are delivered without a poll.
+    append(&w, 5..8);
+    appended.notify_waiters();
+    let s = wait_stats(&consumer, |s| s.committed == Some(8)).await;
+    assert_eq!((s.committed, s.delivered), (Some(8), 8));
+    assert_eq!(w.lock().unwrap().accepted, (0..8).collect::<Vec<_>>());
+}

@@ -62,15 +62,41 @@ pub struct Bus {
     topics: Arc<Mutex<HashMap<String, Topic>>>,
     /// Set when `kafka.brokers` names a cluster: the pipeline's topics live there.
     external: Option<crate::kafka::ExternalCluster>,
+    /// Wakes the consumers of a topic on the embedded log when records are appended.
+    appends: Arc<Appends>,
+}
+
+/// One wake-up per topic that has consumers, woken by the store's append hook: a
+/// consumer that has read everything sleeps until records arrive instead of polling.
+#[derive(Default)]
+struct Appends(std::sync::RwLock<HashMap<String, Arc<tokio::sync::Notify>>>);
+
+impl Appends {
+    fn appended(&self, topic: &str) {
+        let waiting = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(notify) = waiting.get(topic) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// The wake-up of `topic` (one per topic with consumers: the store bounds topics).
+    fn of(&self, topic: &str) -> Arc<tokio::sync::Notify> {
+        let mut waiting = self.0.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(waiting.entry(topic.to_owned()).or_default())
+    }
 }
 
 impl Bus {
     pub fn new(store: Store, partitions: u32) -> Bus {
+        let appends = Arc::<Appends>::default();
+        let hook = Arc::clone(&appends);
+        store.on_append(Arc::new(move |topic| hook.appended(topic)));
         Bus {
             store,
             partitions: partitions.max(1),
             topics: Arc::default(),
             external: None,
+            appends,
         }
     }
 
@@ -119,6 +145,7 @@ impl Bus {
         }
         let log = self.topic(topic)?;
         let offsets = self.store.consumer_offsets()?;
+        let appended = self.appends.of(topic);
         Ok((0..log.partitions())
             .map(|partition| {
                 PartitionSource::Local(TopicSource {
@@ -127,6 +154,7 @@ impl Bus {
                     group: group.to_owned(),
                     offsets: offsets.clone(),
                     committed: Arc::default(),
+                    appended: Some(Arc::clone(&appended)),
                 })
             })
             .collect())

@@ -20,6 +20,9 @@ pub struct TopicSource {
     /// The committed position as last read or written, so `lag()` needs no I/O (the
     /// high watermark is an in-memory atomic) and keeps growing while a sink is down.
     pub committed: Arc<AtomicU64>,
+    /// Woken by every append to the topic ([`super::Bus`] registers it with the store),
+    /// so a caught-up consumer sleeps until records arrive; `None`: it polls.
+    pub appended: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// (message key, value) of one record.
@@ -84,6 +87,29 @@ impl Source for TopicSource {
     fn lag(&self) -> Option<u64> {
         let high = self.topic.high_watermark(self.partition).ok()?;
         Some(high.saturating_sub(self.committed.load(Ordering::Relaxed)))
+    }
+
+    fn until_more(&self, from: u64) -> Option<BoxFuture<()>> {
+        let appended = Arc::clone(self.appended.as_ref()?);
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        Some(Box::pin(async move {
+            loop {
+                // Listening before looking, so an append between the look and the wait
+                // still wakes it.
+                let notified = appended.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                // A watermark that cannot be read (the topic was deleted): let the
+                // consumer's fetch meet the error and report it.
+                if topic
+                    .high_watermark(partition)
+                    .map_or(true, |high| high > from)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        }))
     }
 }
 
@@ -195,6 +221,13 @@ impl Source for PartitionSource {
             PartitionSource::External(_) => None,
         }
     }
+
+    fn until_more(&self, from: u64) -> Option<BoxFuture<()>> {
+        match self {
+            PartitionSource::Local(s) => s.until_more(from),
+            PartitionSource::External(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +257,7 @@ mod tests {
             group: "g".into(),
             offsets: store.consumer_offsets().unwrap(),
             committed: Arc::default(),
+            appended: None,
         };
         assert!(source.fetch(1, 10).await.unwrap().is_empty());
         topic.append(0, &[record(b"b"), record(b"c")]).unwrap();
@@ -235,5 +269,36 @@ mod tests {
         let again = source.fetch(0, 1).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].1 .1, b"a".to_vec());
+    }
+
+    /// A consumer's source on the bus sleeps until its topic grows past where it read:
+    /// appends elsewhere do not wake it, records already there wake it at once.
+    #[tokio::test]
+    async fn until_more_resolves_when_the_topic_grows() {
+        use std::time::Duration;
+        let bus = crate::bus::Bus::new(Store::temporary().unwrap(), 1);
+        let sources = bus.sources("t", "g").await.unwrap();
+        let PartitionSource::Local(source) = &sources[0] else {
+            panic!("a bus without a cluster reads the embedded log");
+        };
+        let quiet = Duration::from_millis(150);
+        let mut waiting = source.until_more(0).expect("the embedded log tells");
+        assert!(tokio::time::timeout(quiet, &mut waiting).await.is_err());
+        bus.topic("u").unwrap().append(0, &[record(b"x")]).unwrap();
+        assert!(
+            tokio::time::timeout(quiet, &mut waiting).await.is_err(),
+            "woken by another topic"
+        );
+        bus.topic("t").unwrap().append(0, &[record(b"a")]).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("an append to the topic wakes it");
+        // Already there: no wait. Past it: waits again.
+        let there = source.until_more(0).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), there)
+            .await
+            .expect("a record at the offset asked for");
+        let past = source.until_more(1).unwrap();
+        assert!(tokio::time::timeout(quiet, past).await.is_err());
     }
 }

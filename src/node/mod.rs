@@ -425,7 +425,7 @@ fn serve_http(
 fn wake_on_append(store: &Store) -> Arc<tokio::sync::Notify> {
     let appended = Arc::new(tokio::sync::Notify::new());
     let notify = Arc::clone(&appended);
-    store.on_append(Arc::new(move || notify.notify_waiters()));
+    store.on_append(Arc::new(move |_| notify.notify_waiters()));
     appended
 }
 

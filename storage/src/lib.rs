@@ -91,7 +91,7 @@ pub use offsets::ConsumerOffsets;
 pub use record::{Record, StoredRecord};
 pub use stats::{KeyspaceStats, PartitionStats, StoreStats};
 pub use store::{Durability, Store, MAX_PARTITIONS};
-pub use topic::Topic;
+pub use topic::{AppendHook, Topic};
 
 #[cfg(test)]
 mod tests {

@@ -442,9 +442,10 @@ impl Store {
 
     /// Makes every write so far durable (keyspace writes included), sharing the flush
     /// with concurrent appends.
-    /// Runs `hook` after every successful append to any topic of this store, on the
-    /// appending thread (so it must be quick: waking waiters of new records, say).
-    pub fn on_append(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+    /// Runs `hook` with the topic's name after every successful append to any topic of
+    /// this store, on the appending thread (so it must be quick: waking waiters of new
+    /// records, say).
+    pub fn on_append(&self, hook: crate::topic::AppendHook) {
         self.shared.log.appended.add(hook);
     }
 
@@ -624,5 +625,37 @@ mod tests {
         );
         assert!(store.delete_topic("old").unwrap(), "and it can be deleted");
         assert!(store.topic_names().unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod append_hook_tests {
+    use super::*;
+    use crate::Record;
+    use std::sync::Mutex;
+
+    fn record(value: &[u8]) -> Record {
+        Record {
+            key: None,
+            value: value.to_vec(),
+            timestamp_ms: 1,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Each successful append runs every hook once, with the name of the topic appended to.
+    #[test]
+    fn append_hooks_hear_which_topic_grew() {
+        let store = Store::memory();
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let h = Arc::clone(&heard);
+        store.on_append(Arc::new(move |topic| {
+            h.lock().unwrap().push(topic.to_owned())
+        }));
+        let (a, b) = (store.topic("a", 2).unwrap(), store.topic("b", 1).unwrap());
+        a.append(1, &[record(b"1"), record(b"2")]).unwrap();
+        b.append(0, &[record(b"3")]).unwrap();
+        a.append(0, &[record(b"4")]).unwrap();
+        assert_eq!(*heard.lock().unwrap(), ["a", "b", "a"]);
     }
 }

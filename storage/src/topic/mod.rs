@@ -64,27 +64,30 @@ pub(crate) struct LogConfig {
     pub appended: Arc<AppendHooks>,
 }
 
+/// A callback run after each successful append with the topic's name.
+pub type AppendHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Callbacks run after each successful append, on the appending thread: they must be
 /// quick (wake a waiter, bump a counter).
 #[derive(Default)]
-pub(crate) struct AppendHooks(std::sync::RwLock<Vec<Arc<dyn Fn() + Send + Sync>>>);
+pub(crate) struct AppendHooks(std::sync::RwLock<Vec<AppendHook>>);
 
 impl AppendHooks {
-    pub fn add(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+    pub fn add(&self, hook: AppendHook) {
         self.0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(hook);
     }
 
-    fn run(&self) {
+    fn run(&self, topic: &str) {
         for hook in self
             .0
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
         {
-            hook();
+            hook(topic);
         }
     }
 }
@@ -302,7 +305,7 @@ impl Topic {
     /// disk, and nothing more is acknowledged until the process restarts.
     pub fn append(&self, partition: u32, records: &[Record]) -> Result<u64, StorageError> {
         let base = append::append(&self.shared, &*self.clock, partition, records)?;
-        self.shared.config.appended.run();
+        self.shared.config.appended.run(&self.shared.name);
         Ok(base)
     }
 
