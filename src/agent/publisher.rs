@@ -88,21 +88,63 @@ fn size(r: &Request) -> usize {
 
 fn run(bus: &Bus, rx: &mpsc::Receiver<Request>) {
     let mut names = TopicNames::default();
+    let mut arrivals = Arrivals::default();
     while let Ok(first) = rx.recv() {
-        let until = Instant::now() + LINGER;
+        let now = Instant::now();
+        arrivals.arrived(now);
+        let until = now + arrivals.linger();
         let mut bytes = size(&first);
         let mut batch = vec![first];
         while bytes < MAX_BATCH_BYTES {
             let left = until.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(r) => {
-                    bytes += size(&r);
-                    batch.push(r);
-                }
-                Err(_) => break,
-            }
+            let next = if left.is_zero() {
+                // Not lingering: whatever is queued already still joins the batch.
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(left).ok()
+            };
+            let Some(r) = next else { break };
+            arrivals.arrived(Instant::now());
+            bytes += size(&r);
+            batch.push(r);
         }
         append(bus, batch, &mut names);
+    }
+}
+
+/// How far apart polls reach the publisher, to decide whether a batch waits for more.
+/// Lingering pays when polls come in faster than [`LINGER`] (one append call, one wakeup
+/// of this thread, for several polls); when they come in slower, it only adds a wakeup
+/// and the linger's delay to each poll (a small fleet: 200 devices every 30 s is a poll
+/// every 150 ms).
+#[derive(Debug, Default)]
+struct Arrivals {
+    last: Option<Instant>,
+    /// Moving average of the gap between requests, in microseconds.
+    gap_us: Option<f64>,
+}
+
+impl Arrivals {
+    /// Weight of the newest gap in the average.
+    const WEIGHT: f64 = 0.2;
+
+    fn arrived(&mut self, at: Instant) {
+        if let Some(last) = self.last {
+            let gap = at.saturating_duration_since(last).as_micros() as f64;
+            self.gap_us = Some(match self.gap_us {
+                Some(avg) => avg + Self::WEIGHT * (gap - avg),
+                None => gap,
+            });
+        }
+        self.last = Some(at);
+    }
+
+    /// [`LINGER`] when requests have been arriving less than a linger apart, else none.
+    fn linger(&self) -> Duration {
+        match self.gap_us {
+            Some(gap) if gap < LINGER.as_micros() as f64 => LINGER,
+            _ => Duration::ZERO,
+        }
     }
 }
 
@@ -326,6 +368,38 @@ mod tests {
                 assert_eq!(r.record.value, format!("v{}", first + i).into_bytes());
             }
         }
+    }
+
+    /// A batch waits for more only while polls come in faster than the linger.
+    #[test]
+    fn lingers_only_while_polls_come_in_faster_than_the_linger() {
+        let t0 = Instant::now();
+        let mut a = Arrivals::default();
+        assert_eq!(a.linger(), Duration::ZERO, "nothing known yet");
+        // 200 devices every 30 s: a poll every 150 ms.
+        for i in 0..10 {
+            a.arrived(t0 + Duration::from_millis(150 * i));
+        }
+        assert_eq!(a.linger(), Duration::ZERO);
+        // 10,000 devices every 30 s: one every 3 ms. The average follows within a few.
+        let busy = t0 + Duration::from_secs(2);
+        let mut lingered_after = None;
+        for i in 0..40u32 {
+            a.arrived(busy + Duration::from_millis(3) * i);
+            if lingered_after.is_none() && a.linger() == LINGER {
+                lingered_after = Some(i);
+            }
+        }
+        assert!(
+            matches!(lingered_after, Some(n) if (5..=20).contains(&n)),
+            "{lingered_after:?}"
+        );
+        // Quiet again: it stops lingering.
+        let quiet = busy + Duration::from_secs(1);
+        for i in 0..30u64 {
+            a.arrived(quiet + Duration::from_millis(200 * i));
+        }
+        assert_eq!(a.linger(), Duration::ZERO);
     }
 
     /// Polls published one after another, in separate batches, are told the same topic
