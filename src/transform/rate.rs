@@ -227,13 +227,13 @@ fn rate(
     let interval = group.metrics_group_interval as f64;
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
-    let inputs: Vec<usize> = (0..group.metrics.len())
-        .filter(|&i| {
-            spec.inputs
-                .iter()
-                .any(|n| *n == group.metrics[i].metric_name)
-        })
-        .collect();
+    // Sized up front: collected from a filter it grew four times a group.
+    let mut inputs: Vec<usize> = Vec::with_capacity(group.metrics.len());
+    inputs.extend((0..group.metrics.len()).filter(|&i| {
+        spec.inputs
+            .iter()
+            .any(|n| *n == group.metrics[i].metric_name)
+    }));
     let samples: Vec<(&str, Sample)> = inputs
         .iter()
         .map(|&i| {

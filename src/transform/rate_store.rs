@@ -406,10 +406,12 @@ impl RateStore {
     fn name_ids(&self, samples: &[(&str, Sample)]) -> Vec<u32> {
         let known: Option<Vec<u32>> = {
             let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            // Sized up front (collecting into an Option grew the list four times).
+            let mut ids = Vec::with_capacity(samples.len());
             samples
                 .iter()
-                .map(|(n, _)| names.ids.get(*n).copied())
-                .collect()
+                .try_for_each(|(n, _)| names.ids.get(*n).map(|&id| ids.push(id)))
+                .map(|()| ids)
         };
         known.unwrap_or_else(|| samples.iter().map(|(n, _)| self.name_id(n)).collect())
     }
@@ -751,7 +753,9 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
 /// The samples of the named form, read from after the first timestamp and expiry (`ts0`,
 /// `exp0`) to the end.
 fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, RecordError> {
-    let mut out = Vec::new();
+    // An entry takes three bytes at least (name, tag, value): room for all of them at
+    // once instead of growing the list four or five times a group.
+    let mut out = Vec::with_capacity(r.data.len().saturating_sub(r.at) / 3);
     while r.at < r.data.len() {
         let name = u32::try_from(r.varint()?).map_err(|_| RecordError::NameOutOfRange)?;
         let tag = r.byte()?;

@@ -325,7 +325,12 @@ fn interface_group(
             Field::Text(s) if matches!(name, "alias" | "description") => ascii_only(s.as_bytes()),
             Field::Text(s) => s.into_owned(),
             Field::Empty => String::new(),
-            Field::Other(other) => other.to_string(),
+            Field::Other(other) => {
+                // Numbers mostly: room for one up front (to_string grew it twice).
+                let mut s = String::with_capacity(24);
+                let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{other}"));
+                s
+            }
         };
         let value = if value.is_empty() {
             NOT_SET.to_string()
