@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use panoptes::snmp::message::{community_message, push_pdu, PDU_RESPONSE};
 use panoptes::snmp::{
-    ber, Community, EngineConfig, Oid, SnmpClient, SnmpEngine, SnmpTarget, SnmpValue,
+    ber, Community, EngineConfig, Oid, SnmpClient, SnmpEngine, SnmpTarget, SnmpValue, Varbind,
 };
 
 fn response(id: i32, value: &SnmpValue) -> Vec<u8> {
@@ -189,6 +189,55 @@ fn successor(served: &[(Oid, SnmpValue)], oid: &Oid, row: usize) -> (Oid, SnmpVa
     }
 }
 
+/// What a [`raw_agent`] sends back: error-status, error-index and the varbinds.
+type Answer = (i64, i64, Vec<(Oid, SnmpValue)>);
+
+/// A v2c agent of our own on a loopback port, for behaviours snmpd will not show: each
+/// request's PDU and varbinds go to `answer`, whose answer is sent back (`None`: the
+/// request goes unanswered).
+async fn raw_agent(
+    mut answer: impl FnMut(&panoptes::snmp::message::Pdu<'_>, &[Varbind]) -> Option<Answer>
+        + Send
+        + 'static,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use panoptes::snmp::message::Message;
+    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = agent.local_addr().unwrap().port();
+    let responder = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
+            let Ok(Message::Community { pdu, .. }) = Message::decode(&buf[..len]) else {
+                continue;
+            };
+            let asked = pdu.decode_varbinds().unwrap();
+            let Some((status, index, varbinds)) = answer(&pdu, &asked) else {
+                continue;
+            };
+            let mut out = Vec::new();
+            push_pdu(
+                &mut out,
+                PDU_RESPONSE,
+                pdu.request_id,
+                status,
+                index,
+                |out| {
+                    for (o, v) in &varbinds {
+                        ber::push_varbind(out, o.components(), v)?;
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+            agent
+                .send_to(&community_message(1, b"public", &out), from)
+                .await
+                .unwrap();
+        }
+    });
+    (port, responder)
+}
+
 /// Every row of `roots`, each walked on its own.
 async fn walk_one_by_one(client: &mut SnmpClient, roots: &[Oid]) -> Vec<(Oid, SnmpValue)> {
     let mut walked = Vec::new();
@@ -203,59 +252,27 @@ async fn walk_one_by_one(client: &mut SnmpClient, roots: &[Oid]) -> Vec<(Oid, Sn
 /// poll's byte budget as it was before the combined walk, and read in full.
 #[tokio::test]
 async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_time() {
-    use panoptes::snmp::message::Message;
     let table = two_columns(1);
     let served = table.clone();
-    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = agent.local_addr().unwrap().port();
-    let responder = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        let mut combined = 0;
-        loop {
-            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
-            let Ok(Message::Community { pdu, .. }) = Message::decode(&buf[..len]) else {
-                continue;
-            };
-            let asked = pdu.decode_varbinds().unwrap();
-            let repetitions = usize::try_from(pdu.error_index).unwrap();
-            if asked.len() > 1 {
-                combined += 1;
-            }
-            let refuse = asked.len() > 1 && combined > 1;
-            let mut answer = Vec::new();
-            for row in 0..repetitions {
-                for vb in &asked {
-                    answer.push(successor(&served, &vb.oid, row));
-                }
-            }
-            let mut out = Vec::new();
-            let (status, index) = if refuse { (5, 1) } else { (0, 0) };
-            push_pdu(
-                &mut out,
-                PDU_RESPONSE,
-                pdu.request_id,
-                status,
-                index,
-                |out| {
-                    if refuse {
-                        for vb in &asked {
-                            ber::push_varbind(out, vb.oid.components(), &SnmpValue::Null)?;
-                        }
-                    } else {
-                        for (o, v) in &answer {
-                            ber::push_varbind(out, o.components(), v)?;
-                        }
-                    }
-                    Ok(())
-                },
-            )
-            .unwrap();
-            agent
-                .send_to(&community_message(1, b"public", &out), from)
-                .await
-                .unwrap();
+    let mut combined = 0;
+    let (port, responder) = raw_agent(move |pdu, asked| {
+        let repetitions = usize::try_from(pdu.error_index).unwrap();
+        if asked.len() > 1 {
+            combined += 1;
         }
-    });
+        if asked.len() > 1 && combined > 1 {
+            let nulls = asked.iter().map(|vb| (vb.oid.clone(), SnmpValue::Null));
+            return Some((5, 1, nulls.collect()));
+        }
+        let mut answer = Vec::new();
+        for row in 0..repetitions {
+            for vb in asked {
+                answer.push(successor(&served, &vb.oid, row));
+            }
+        }
+        Some((0, 0, answer))
+    })
+    .await;
     let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
     target.port = port;
     target.timeout = Duration::from_secs(5);
@@ -284,50 +301,23 @@ async fn an_agent_refusing_several_columns_at_once_is_walked_one_column_at_a_tim
 /// still fails with its timeout, and is not remembered.
 #[tokio::test]
 async fn an_agent_whose_combined_answers_are_lost_is_walked_one_column_at_a_time() {
-    use panoptes::snmp::message::Message;
     let table = two_columns(2);
     let served = table.clone();
-    let agent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = agent.local_addr().unwrap().port();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let responder = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let (len, from) = agent.recv_from(&mut buf).await.unwrap();
-            let Ok(Message::Community { pdu, .. }) = Message::decode(&buf[..len]) else {
-                continue;
-            };
-            let asked = pdu.decode_varbinds().unwrap();
-            seen_tx.send(asked.len()).unwrap();
-            if asked.len() > 1 {
-                continue;
-            }
-            let get = pdu.tag == panoptes::snmp::message::PDU_GET;
-            let repetitions = if get {
-                1
-            } else {
-                usize::try_from(pdu.error_index).unwrap()
-            };
-            let mut out = Vec::new();
-            push_pdu(&mut out, PDU_RESPONSE, pdu.request_id, 0, 0, |out| {
-                for row in 0..repetitions {
-                    let vb = &asked[0];
-                    let (o, v) = if get {
-                        (vb.oid.clone(), SnmpValue::TimeTicks(42))
-                    } else {
-                        successor(&served, &vb.oid, row)
-                    };
-                    ber::push_varbind(out, o.components(), &v)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-            agent
-                .send_to(&community_message(1, b"public", &out), from)
-                .await
-                .unwrap();
+    let (port, responder) = raw_agent(move |pdu, asked| {
+        seen_tx.send(asked.len()).unwrap();
+        if asked.len() > 1 {
+            return None;
         }
-    });
+        let vb = &asked[0];
+        if pdu.tag == panoptes::snmp::message::PDU_GET {
+            return Some((0, 0, vec![(vb.oid.clone(), SnmpValue::TimeTicks(42))]));
+        }
+        let repetitions = usize::try_from(pdu.error_index).unwrap();
+        let rows = (0..repetitions).map(|row| successor(&served, &vb.oid, row));
+        Some((0, 0, rows.collect()))
+    })
+    .await;
     let target_at = |port: u16| {
         let mut target = SnmpTarget::new("127.0.0.1", Community::from("public"));
         target.port = port;
