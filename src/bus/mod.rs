@@ -66,8 +66,8 @@ pub struct Bus {
     appends: Arc<Appends>,
 }
 
-/// One wake-up per topic that has consumers, woken by the store's append hook: a
-/// consumer that has read everything sleeps until records arrive instead of polling.
+/// One wake-up per topic waited on, woken by the store's append hook: a consumer or an
+/// HTTP long poll that has read everything sleeps until its topic grows.
 #[derive(Default)]
 struct Appends(std::sync::RwLock<HashMap<String, Arc<tokio::sync::Notify>>>);
 
@@ -79,7 +79,7 @@ impl Appends {
         }
     }
 
-    /// The wake-up of `topic` (one per topic with consumers: the store bounds topics).
+    /// The wake-up of `topic` (one per topic waited on: the store bounds topics).
     fn of(&self, topic: &str) -> Arc<tokio::sync::Notify> {
         let mut waiting = self.0.write().unwrap_or_else(|p| p.into_inner());
         Arc::clone(waiting.entry(topic.to_owned()).or_default())
@@ -106,6 +106,12 @@ impl Bus {
             external: Some(cluster),
             ..Bus::new(store, partitions)
         }
+    }
+
+    /// Woken by every append to `topic` on the embedded log (`notify_waiters`: listen
+    /// with `enable()` before reading, or an append in between is missed).
+    pub fn appended(&self, topic: &str) -> Arc<tokio::sync::Notify> {
+        self.appends.of(topic)
     }
 
     pub fn is_external(&self) -> bool {
@@ -145,7 +151,7 @@ impl Bus {
         }
         let log = self.topic(topic)?;
         let offsets = self.store.consumer_offsets()?;
-        let appended = self.appends.of(topic);
+        let appended = self.appended(topic);
         Ok((0..log.partitions())
             .map(|partition| {
                 PartitionSource::Local(TopicSource {

@@ -188,9 +188,10 @@ pub async fn records(
     } else {
         Instant::now()
     };
+    let grown = state.bus.appended(&name);
     loop {
         // Registered before reading, so an append between the read and the wait wakes it.
-        let appended = state.appended.notified();
+        let appended = grown.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
         let t = topic.clone();

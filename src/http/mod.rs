@@ -40,8 +40,6 @@ pub struct AppState {
     pub metrics_sections: Vec<MetricsSection>,
     /// `http.token` (empty: none).
     pub token: crate::secret::Secret,
-    /// Woken by every append to the topic log: long polls of the records API wait on it.
-    pub appended: Arc<tokio::sync::Notify>,
     /// Room for requests waiting for new records (`http.max_long_polls`).
     pub long_polls: Arc<tokio::sync::Semaphore>,
     /// The node's place in its site's cluster (`/api/cluster`).

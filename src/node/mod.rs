@@ -156,7 +156,6 @@ where
     F: FnOnce(NodeView) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let appended = wake_on_append(&store);
     let telemetry = Arc::new(Telemetry::default());
     let pipeline = Pipeline::start(&settings, &plugins, &store, &telemetry, wrappers).await?;
     let reloader = Arc::new(reload::Reloader::new(
@@ -166,8 +165,7 @@ where
         pipeline.traps.as_ref().map(|t| t.credentials()),
     ));
     let on_sighup = actix::spawn(reload::on_sighup(Arc::clone(&reloader)));
-    let (http, http_addr) =
-        serve_http(&settings, &pipeline, &store, &telemetry, appended, reloader)?;
+    let (http, http_addr) = serve_http(&settings, &pipeline, &store, &telemetry, reloader)?;
     let housekeeping = actix::spawn(chores::housekeeping(
         store.clone(),
         Arc::clone(&pipeline.shared.rates),
@@ -374,7 +372,6 @@ fn serve_http(
     p: &Pipeline,
     store: &Store,
     telemetry: &Arc<Telemetry>,
-    appended: Arc<tokio::sync::Notify>,
     reloader: Arc<reload::Reloader>,
 ) -> Result<(actix_web::dev::ServerHandle, std::net::SocketAddr)> {
     let mut sections = vec![
@@ -404,7 +401,6 @@ fn serve_http(
         ],
         metrics_sections: sections,
         token: settings.http.token.clone(),
-        appended,
         long_polls: Arc::new(tokio::sync::Semaphore::new(settings.http.max_long_polls)),
         cluster: p.cluster.clone(),
         reload: Some(reloader),
@@ -419,14 +415,6 @@ fn serve_http(
     let handle = server.handle();
     actix::spawn(server);
     Ok((handle, bound))
-}
-
-/// Every append (pipeline or Kafka producer) wakes the HTTP API's long polls.
-fn wake_on_append(store: &Store) -> Arc<tokio::sync::Notify> {
-    let appended = Arc::new(tokio::sync::Notify::new());
-    let notify = Arc::clone(&appended);
-    store.on_append(Arc::new(move |_| notify.notify_waiters()));
-    appended
 }
 
 /// A node of a cluster joins its site's groups: what it owns follows the assignment, and
