@@ -13,10 +13,10 @@ fn corpus() -> PathBuf {
 
 fn record(i: usize, value_len: usize) -> Record {
     Record {
-        key: (i % 3 != 0).then(|| format!("key-{i}").into_bytes()),
+        key: (!i.is_multiple_of(3)).then(|| format!("key-{i}").into_bytes()),
         value: vec![b'v'; value_len],
         timestamp_ms: 1_700_000_000_000 + i as u64,
-        headers: if i % 2 == 0 {
+        headers: if i.is_multiple_of(2) {
             vec![("h".into(), b"x".to_vec())]
         } else {
             vec![]

@@ -107,10 +107,10 @@ pub fn record(i: u64, pad: usize) -> Record {
     let mut value = format!("record-{i}").into_bytes();
     value.resize(value.len().max(pad), b'.');
     Record {
-        key: (i % 2 == 0).then(|| format!("key-{i}").into_bytes()),
+        key: i.is_multiple_of(2).then(|| format!("key-{i}").into_bytes()),
         value,
         timestamp_ms: 1_000 + i,
-        headers: if i % 3 == 0 {
+        headers: if i.is_multiple_of(3) {
             vec![("h".to_owned(), i.to_be_bytes().to_vec())]
         } else {
             vec![]

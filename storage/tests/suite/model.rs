@@ -114,7 +114,7 @@ fn next_records(counter: &mut u64, count: usize, pad: usize, now_ms: u64) -> Vec
             let mut value = format!("r{counter}").into_bytes();
             value.resize(value.len().max(pad), b'~');
             Record {
-                key: (*counter % 3 != 0).then(|| counter.to_le_bytes().to_vec()),
+                key: (!counter.is_multiple_of(3)).then(|| counter.to_le_bytes().to_vec()),
                 value,
                 timestamp_ms: now_ms,
                 headers: vec![],
