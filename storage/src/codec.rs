@@ -97,6 +97,112 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
     Ok(bytes)
 }
 
+/// Values at least this long are written from where they are (see [`Parts`]), not copied.
+const BORROW_AT: usize = 256;
+
+/// An envelope's bytes, as [`encode`] makes them, in parts: the small fields encoded into
+/// a buffer of its own, the long byte strings left where they are. Written with one
+/// vectored write, a frame of records then costs no copy of its values into a buffer
+/// (at 200 devices that copy, into fresh pages, was ≈10% of the collector's CPU, by
+/// `perf`). Writes bincode's standard encoding by hand (its varints, `Option`s and
+/// length-prefixed bytes): the tests hold it to bincode's own output.
+pub(crate) struct Parts<'a> {
+    own: Vec<u8>,
+    /// Each long value, after the first `.0` bytes of `own`.
+    borrowed: Vec<(usize, &'a [u8])>,
+    len: usize,
+}
+
+impl<'a> Parts<'a> {
+    /// The head of an envelope (format version, expiry); `capacity`: about the bytes the
+    /// small fields will take.
+    pub(crate) fn envelope(expires_at_ms: Option<u64>, capacity: usize) -> Parts<'a> {
+        let mut parts = Parts {
+            own: Vec::with_capacity(capacity.min(MAX_ENCODED_BYTES)),
+            borrowed: Vec::new(),
+            len: 0,
+        };
+        parts.own.push(FORMAT_VERSION);
+        match expires_at_ms {
+            None => parts.own.push(0),
+            Some(at) => {
+                parts.own.push(1);
+                parts.varint(at);
+            }
+        }
+        parts
+    }
+
+    /// An unsigned integer, a length or an enum's tag, as bincode's varint.
+    pub(crate) fn varint(&mut self, v: u64) {
+        let own = &mut self.own;
+        if v <= 250 {
+            own.push(v as u8);
+        } else if let Ok(v) = u16::try_from(v) {
+            own.push(251);
+            own.extend_from_slice(&v.to_le_bytes());
+        } else if let Ok(v) = u32::try_from(v) {
+            own.push(252);
+            own.extend_from_slice(&v.to_le_bytes());
+        } else {
+            own.push(253);
+            own.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// A byte string (or a `str`'s bytes): its length, then the bytes.
+    pub(crate) fn bytes(&mut self, bytes: &'a [u8]) {
+        self.varint(bytes.len() as u64);
+        if bytes.len() >= BORROW_AT {
+            self.borrowed.push((self.own.len(), bytes));
+            self.len += bytes.len();
+        } else {
+            self.own.extend_from_slice(bytes);
+        }
+    }
+
+    /// `None` of an `Option`; `Some` is [`Parts::some`] and then the value.
+    pub(crate) fn none(&mut self) {
+        self.own.push(0);
+    }
+
+    pub(crate) fn some(&mut self) {
+        self.own.push(1);
+    }
+
+    /// The encoding's length.
+    pub(crate) fn len(&self) -> usize {
+        self.len + self.own.len()
+    }
+
+    /// The encoding, in order, as slices to write one after another; fails as [`encode`]
+    /// does when the encoding is over the limit.
+    pub(crate) fn slices(&self, place: impl Fn() -> String) -> Result<Vec<&[u8]>, StorageError> {
+        if self.len() > MAX_ENCODED_BYTES {
+            return Err(StorageError::Encode {
+                place: place(),
+                reason: format!(
+                    "encoded value is {} bytes, more than the limit of {MAX_ENCODED_BYTES}",
+                    self.len()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(2 * self.borrowed.len() + 1);
+        let mut at = 0;
+        for &(until, value) in &self.borrowed {
+            if until > at {
+                out.push(&self.own[at..until]);
+            }
+            out.push(value);
+            at = until;
+        }
+        if at < self.own.len() {
+            out.push(&self.own[at..]);
+        }
+        Ok(out)
+    }
+}
+
 /// Decodes a whole envelope; trailing bytes are corruption too.
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],

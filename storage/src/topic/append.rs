@@ -13,17 +13,17 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::layout::HEADER_BYTES;
 use super::log::{self, Frame, Log, Segment};
 use super::{chunk, layout, TopicShared};
 use crate::clock::Clock;
 use crate::commit::Unsynced;
-use crate::{Durability, Record, StorageError};
+use crate::{codec, Durability, Record, StorageError};
 
-/// A frame ready to be written but for its offsets.
-struct Encoded {
+/// A frame ready to be written but for its offsets: its payload in parts, the long
+/// values still in the records (see `codec::Parts`).
+struct Encoded<'a> {
     records: u32,
-    payload: Vec<u8>,
+    payload: Vec<&'a [u8]>,
     payload_len: u32,
     crc: crc32fast::Hasher,
 }
@@ -45,7 +45,8 @@ pub(super) fn append(
     }
     let place = || format!("append to topic {:?} partition {partition}", topic.name);
     chunk::check_sizes(records, place)?;
-    let frames = encode_frames(records, place)?;
+    let pieces = pieces(records);
+    let frames = encode_frames(&pieces, place)?;
     let (base, end, written) = write(topic, partition, None, clock.now_ms(), frames)?;
     if topic.config.durability == Durability::PowerLoss {
         topic.committer.wait_synced(written)?;
@@ -66,21 +67,34 @@ fn deleted(topic: &TopicShared) -> StorageError {
     }
 }
 
-/// Cuts `records` into frames and encodes each, with its payload's CRC.
-fn encode_frames(
-    records: &[Record],
-    place: impl Fn() -> String,
-) -> Result<Vec<Encoded>, StorageError> {
+/// The records of a frame and their encoding.
+type Piece<'a> = (&'a [Record], codec::Parts<'a>);
+
+/// Cuts `records` into frames' pieces.
+fn pieces(records: &[Record]) -> Vec<Piece<'_>> {
     chunk::split(records)
         .into_iter()
-        .map(|piece| {
-            let payload = chunk::encode(piece, &place)?;
-            let payload_len = u32::try_from(payload.len()).map_err(|_| StorageError::Encode {
+        .map(|piece| (piece, chunk::encode_parts(piece)))
+        .collect()
+}
+
+/// Encodes each piece as a frame, with its payload's CRC.
+fn encode_frames<'a>(
+    pieces: &'a [Piece<'a>],
+    place: impl Fn() -> String,
+) -> Result<Vec<Encoded<'a>>, StorageError> {
+    pieces
+        .iter()
+        .map(|(piece, parts)| {
+            let payload = parts.slices(&place)?;
+            let payload_len = u32::try_from(parts.len()).map_err(|_| StorageError::Encode {
                 place: place(),
                 reason: "a frame payload over 4 GiB".into(),
             })?;
             let mut crc = crc32fast::Hasher::new();
-            crc.update(&payload);
+            for part in &payload {
+                crc.update(part);
+            }
             Ok(Encoded {
                 // A frame holds at most MAX_FRAME_RECORDS records.
                 records: u32::try_from(piece.len()).unwrap_or(u32::MAX),
@@ -124,7 +138,7 @@ fn write(
     partition: u32,
     at: Option<u64>,
     now_ms: u64,
-    frames: Vec<Encoded>,
+    frames: Vec<Encoded<'_>>,
 ) -> Result<Written, StorageError> {
     let cursor = topic.cursor(partition)?;
     let mut log = topic.write_log(partition);
@@ -161,7 +175,7 @@ fn write_frame(
     topic: &TopicShared,
     log: &mut Log,
     now_ms: u64,
-    frame: &Encoded,
+    frame: &Encoded<'_>,
     written: &mut Vec<Unsynced>,
 ) -> Result<(), StorageError> {
     let segment = segment_for(topic, log)?;
@@ -176,14 +190,12 @@ fn write_frame(
     };
     let header = log::header(&indexed, &frame.crc);
     let pos = indexed.pos;
+    let mut parts = Vec::with_capacity(frame.payload.len() + 1);
+    parts.push(&header[..]);
+    parts.extend_from_slice(&frame.payload);
     segment
         .file
-        .write_at(pos, &header)
-        .and_then(|()| {
-            segment
-                .file
-                .write_at(pos + HEADER_BYTES as u64, &frame.payload)
-        })
+        .write_parts_at(pos, &parts)
         .map_err(|e| write_error(&segment.path, e))?;
     segment.end += indexed.bytes();
     segment.frames.push(indexed);
@@ -302,7 +314,8 @@ pub(super) fn append_at(
     appended_at_ms: u64,
     records: &[Record],
 ) -> Result<(), StorageError> {
-    let frames = encode_frames(records, || topic.frame_place(partition, base))?;
+    let pieces = pieces(records);
+    let frames = encode_frames(&pieces, || topic.frame_place(partition, base))?;
     let (_, end, _) = write(topic, partition, Some(base), appended_at_ms, frames)?;
     let cursor = topic.cursor(partition)?;
     cursor.high.fetch_max(end, Ordering::Release);
