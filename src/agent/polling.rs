@@ -210,10 +210,15 @@ fn messages(
             partition_key: g.partition_key(),
             value: scratch.as_slice().to_vec(),
         };
-        // Copies only for the topics after the first (usually there is one).
-        let mut copies = vec![message; topics.len().max(1)].into_iter();
-        for topic in topics {
-            let Some(message) = copies.next() else { break };
+        // Copies only for the topics before the last (usually there is one).
+        let mut message = Some(message);
+        for (i, topic) in topics.iter().enumerate() {
+            let message = if i + 1 < topics.len() {
+                message.clone()
+            } else {
+                message.take()
+            };
+            let Some(message) = message else { break };
             match per_topic.iter_mut().find(|(t, _)| t == topic) {
                 Some((_, list)) => list.push(message),
                 None => per_topic.push((topic.clone(), vec![message])),

@@ -360,10 +360,25 @@ impl MetricsGroup {
     /// partitioning key, and the prefix of rate-state keys (spec §4.6).
     pub fn partition_key(&self) -> String {
         // Built in one buffer: it is computed twice per group and poll (rates, publish).
-        let mut dims: Vec<&Dimension> = self.dimensions.iter().collect();
-        dims.sort_by(|a, b| a.dimension_name.cmp(&b.dimension_name));
+        // The dimensions' order is sorted on the stack for the usual group (a Vec of them
+        // was one more allocation a call).
+        let mut stack = [0usize; 16];
+        let mut heap = Vec::new();
+        let order: &mut [usize] = match stack.get_mut(..self.dimensions.len()) {
+            Some(order) => order,
+            None => {
+                heap.resize(self.dimensions.len(), 0);
+                &mut heap
+            }
+        };
+        for (i, slot) in order.iter_mut().enumerate() {
+            *slot = i;
+        }
+        let dim = |i: usize| &self.dimensions[i];
+        order.sort_by(|&a, &b| dim(a).dimension_name.cmp(&dim(b).dimension_name));
+        let dims = order.iter().map(|&i| dim(i));
         let len = dims
-            .iter()
+            .clone()
             .map(|d| d.dimension_name.len() + d.dimension_value.len() + 2)
             .sum::<usize>()
             + self.resource.id.len()
@@ -374,7 +389,7 @@ impl MetricsGroup {
         key.push('|');
         key.push_str(&self.metrics_group_type);
         key.push('|');
-        for (i, d) in dims.iter().enumerate() {
+        for (i, d) in dims.enumerate() {
             if i > 0 {
                 key.push('|');
             }
@@ -531,6 +546,24 @@ mod tests {
         assert_eq!(g.partition_key(), "sw1|interface|a|2|z|1");
         assert_eq!(g.message_key(), "network:switch:generic");
         assert_eq!(g.metrics_group_creation_timestamp, 1535497112.075);
+    }
+
+    /// Sixteen dimensions are sorted on the stack, more in a list: both by name.
+    #[test]
+    fn partition_keys_sort_any_number_of_dimensions() {
+        for n in [15usize, 16, 17, 40] {
+            let mut g = MetricsGroup::new(resource(), "t", 60, 0.0).unwrap();
+            for i in (0..n).rev() {
+                g.add_dimension(Dimension::new(&format!("d{i:02}"), &i.to_string()).unwrap())
+                    .unwrap();
+            }
+            let dims: Vec<String> = (0..n).map(|i| format!("d{i:02}|{i}")).collect();
+            assert_eq!(
+                g.partition_key(),
+                format!("sw1|t|{}", dims.join("|")),
+                "{n}"
+            );
+        }
     }
 
     /// The JSON written with a pre-written resource is serde's, byte for byte.

@@ -19,6 +19,7 @@
 //! a restart costs no rates; a crash costs one interval of rates (the next sample of each
 //! counter is treated as a first one), never a wrong rate.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -403,17 +404,19 @@ impl RateStore {
 
     /// [`RateStore::name_id`] of every sample's name, under one read lock when all are
     /// known (a group's seventeen names took seventeen locks).
-    fn name_ids(&self, samples: &[(&str, Sample)]) -> Vec<u32> {
-        let known: Option<Vec<u32>> = {
+    fn name_ids(&self, samples: &[(&str, Sample)], ids: &mut Vec<u32>) {
+        ids.clear();
+        let known = {
             let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-            // Sized up front (collecting into an Option grew the list four times).
-            let mut ids = Vec::with_capacity(samples.len());
             samples
                 .iter()
                 .try_for_each(|(n, _)| names.ids.get(*n).map(|&id| ids.push(id)))
-                .map(|()| ids)
+                .is_some()
         };
-        known.unwrap_or_else(|| samples.iter().map(|(n, _)| self.name_id(n)).collect())
+        if !known {
+            ids.clear();
+            ids.extend(samples.iter().map(|(n, _)| self.name_id(n)));
+        }
     }
 
     /// The layout of these metric ids, made if new (0 when the table is full).
@@ -437,42 +440,57 @@ impl RateStore {
 
     /// The record of `entries`: by layout when they have the usual shape.
     fn encode(&self, entries: &[Entry]) -> Vec<u8> {
-        if usual_shape(entries) {
-            let names: Vec<u32> = entries.iter().map(|e| e.name).collect();
-            let layout = self.layout_id(&names);
-            if layout != 0 {
-                return encode_by_layout(entries, layout);
-            }
-        }
         let mut out = Vec::with_capacity(17 + entries.len() * 9);
-        encode_named(entries, &mut out, true);
+        self.encode_into(entries, &mut Vec::new(), &mut out);
         out
     }
 
+    /// [`RateStore::encode`] into `out` (cleared first), with `names` as room for the
+    /// layout's names.
+    fn encode_into(&self, entries: &[Entry], names: &mut Vec<u32>, out: &mut Vec<u8>) {
+        out.clear();
+        if usual_shape(entries) {
+            names.clear();
+            names.extend(entries.iter().map(|e| e.name));
+            let layout = self.layout_id(names);
+            if layout != 0 {
+                return encode_by_layout(entries, layout, out);
+            }
+        }
+        encode_named(entries, out, true);
+    }
+
     fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, RecordError> {
+        let mut out = Vec::new();
+        self.decode_into(record, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`RateStore::decode`] into `out` (cleared first).
+    fn decode_into(&self, record: &[u8], out: &mut Vec<Entry>) -> Result<(), RecordError> {
+        out.clear();
         let mut r = Reader::new(record);
         let (ts, expires_ms) = r.head()?;
         let layout = u32::try_from(r.varint()?).map_err(|_| RecordError::LayoutOutOfRange)?;
         if layout == 0 {
-            return decode_named(r, ts, expires_ms);
+            return decode_named_into(r, ts, expires_ms, out);
         }
         let layouts = self.layouts.read().unwrap_or_else(|p| p.into_inner());
         let names = layouts
             .names(layout)
             .ok_or(RecordError::UnknownLayout(layout))?;
-        names
-            .iter()
-            .map(|&name| {
-                Ok(Entry {
-                    name,
-                    sample: Sample {
-                        value: MetricValue::Int(i128::from(r.varint()?)),
-                        ts,
-                    },
-                    expires_ms,
-                })
-            })
-            .collect()
+        out.reserve(names.len());
+        for &name in names {
+            out.push(Entry {
+                name,
+                sample: Sample {
+                    value: MetricValue::Int(i128::from(r.varint()?)),
+                    ts,
+                },
+                expires_ms,
+            });
+        }
+        Ok(())
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
@@ -635,16 +653,54 @@ impl RateState for RateStore {
     ) -> Result<Vec<Option<Sample>>, RateStateError> {
         let now = now_ms();
         let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let ids = self.name_ids(samples);
+        // The lists of a group's work, kept by the thread from one group to the next (they
+        // were four allocations a group).
+        thread_local! {
+            static SCRATCH: RefCell<Scratch> = RefCell::default();
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.get_set_in(group_key, samples, now, expires_ms, &mut scratch),
+            Err(_) => self.get_set_in(group_key, samples, now, expires_ms, &mut Scratch::default()),
+        })
+    }
+}
+
+/// Room for [`RateStore::get_set_in`]'s lists.
+#[derive(Default)]
+struct Scratch {
+    ids: Vec<u32>,
+    entries: Vec<Entry>,
+    names: Vec<u32>,
+    record: Vec<u8>,
+}
+
+impl RateStore {
+    fn get_set_in(
+        &self,
+        group_key: &str,
+        samples: &[(&str, Sample)],
+        now: u64,
+        expires_ms: u64,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Option<Sample>>, RateStateError> {
+        let Scratch {
+            ids,
+            entries,
+            names,
+            record,
+        } = scratch;
+        self.name_ids(samples, ids);
         let hash = hash64(group_key.as_bytes());
         let mut shard = lock(self.shard(hash));
-        let mut entries = match shard.record(hash) {
-            Some(r) => self.decode(r).map_err(|source| RateStoreError::Damaged {
-                group: group_key.to_owned(),
-                source,
-            })?,
-            None => Vec::new(),
-        };
+        match shard.record(hash) {
+            Some(r) => self
+                .decode_into(r, entries)
+                .map_err(|source| RateStoreError::Damaged {
+                    group: group_key.to_owned(),
+                    source,
+                })?,
+            None => entries.clear(),
+        }
         entries.retain(|e| e.expires_ms > now);
         let mut previous = Vec::with_capacity(samples.len());
         for (&name, (_, sample)) in ids.iter().zip(samples) {
@@ -661,7 +717,8 @@ impl RateState for RateStore {
                 }
             }
         }
-        shard.put(hash, &self.encode(&entries))?;
+        self.encode_into(entries, names, record);
+        shard.put(hash, record)?;
         Ok(previous)
     }
 }
@@ -691,18 +748,17 @@ fn usual_shape(entries: &[Entry]) -> bool {
     })
 }
 
-fn encode_by_layout(entries: &[Entry], layout: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(17 + entries.len() * 7);
+fn encode_by_layout(entries: &[Entry], layout: u32, out: &mut Vec<u8>) {
+    out.reserve(17 + entries.len() * 7);
     if let Some(first) = entries.first() {
-        put_head(&mut out, first.sample.ts, first.expires_ms);
+        put_head(out, first.sample.ts, first.expires_ms);
     }
-    put_varint(&mut out, u64::from(layout));
+    put_varint(out, u64::from(layout));
     for e in entries {
         if let MetricValue::Int(i) = e.sample.value {
-            put_varint(&mut out, u64::try_from(i).unwrap_or(0));
+            put_varint(out, u64::try_from(i).unwrap_or(0));
         }
     }
-    out
 }
 
 /// The named form; with `layout_id`, as a record (layout 0), without, as in a snapshot.
@@ -752,10 +808,22 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
 
 /// The samples of the named form, read from after the first timestamp and expiry (`ts0`,
 /// `exp0`) to the end.
-fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, RecordError> {
+fn decode_named(r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, RecordError> {
+    let mut out = Vec::new();
+    decode_named_into(r, ts0, exp0, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_named`] appended to `out`.
+fn decode_named_into(
+    mut r: Reader<'_>,
+    ts0: f64,
+    exp0: u64,
+    out: &mut Vec<Entry>,
+) -> Result<(), RecordError> {
     // An entry takes three bytes at least (name, tag, value): room for all of them at
     // once instead of growing the list four or five times a group.
-    let mut out = Vec::with_capacity(r.data.len().saturating_sub(r.at) / 3);
+    out.reserve(r.data.len().saturating_sub(r.at) / 3);
     while r.at < r.data.len() {
         let name = u32::try_from(r.varint()?).map_err(|_| RecordError::NameOutOfRange)?;
         let tag = r.byte()?;
@@ -782,7 +850,7 @@ fn decode_named(mut r: Reader<'_>, ts0: f64, exp0: u64) -> Result<Vec<Entry>, Re
             expires_ms,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// When a record's last sample expires (ms since the epoch), without the layouts: a
