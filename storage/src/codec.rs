@@ -85,16 +85,21 @@ pub(crate) fn encode_sized<T: Serialize + ?Sized>(
             reason: e.to_string(),
         }
     })?;
-    if bytes.len() > MAX_ENCODED_BYTES {
+    within_limit(bytes.len(), place)?;
+    Ok(bytes)
+}
+
+/// Refuses an encoding of `len` bytes over [`MAX_ENCODED_BYTES`].
+fn within_limit(len: usize, place: impl Fn() -> String) -> Result<(), StorageError> {
+    if len > MAX_ENCODED_BYTES {
         return Err(StorageError::Encode {
             place: place(),
             reason: format!(
-                "encoded value is {} bytes, more than the limit of {MAX_ENCODED_BYTES}",
-                bytes.len()
+                "encoded value is {len} bytes, more than the limit of {MAX_ENCODED_BYTES}"
             ),
         });
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Values at least this long are written from where they are (see [`Parts`]), not copied.
@@ -178,15 +183,7 @@ impl<'a> Parts<'a> {
     /// The encoding, in order, as slices to write one after another; fails as [`encode`]
     /// does when the encoding is over the limit.
     pub(crate) fn slices(&self, place: impl Fn() -> String) -> Result<Vec<&[u8]>, StorageError> {
-        if self.len() > MAX_ENCODED_BYTES {
-            return Err(StorageError::Encode {
-                place: place(),
-                reason: format!(
-                    "encoded value is {} bytes, more than the limit of {MAX_ENCODED_BYTES}",
-                    self.len()
-                ),
-            });
-        }
+        within_limit(self.len(), place)?;
         let mut out = Vec::with_capacity(2 * self.borrowed.len() + 1);
         let mut at = 0;
         for &(until, value) in &self.borrowed {
@@ -371,6 +368,31 @@ mod tests {
         let mut trailing = raw.clone();
         trailing.push(0);
         assert!(corrupt_reason(&trailing).contains("trailing"));
+    }
+
+    /// Parts over the limit are refused as a whole encoding over it is, in its words.
+    #[test]
+    fn parts_over_the_limit_are_refused() {
+        let big = vec![0u8; MAX_ENCODED_BYTES];
+        let mut parts = Parts::envelope(None, 0);
+        parts.bytes(&big);
+        let Err(StorageError::Encode { place: at, reason }) = parts.slices(place) else {
+            panic!("expected an Encode error");
+        };
+        assert_eq!(at, "test value");
+        // Version and no expiry (a byte each), the length as a u32 varint (5 bytes).
+        let len = MAX_ENCODED_BYTES + 2 + 5;
+        assert_eq!(
+            reason,
+            format!("encoded value is {len} bytes, more than the limit of {MAX_ENCODED_BYTES}")
+        );
+        let mut fits = Parts::envelope(Some(7), 0);
+        fits.bytes(&big[..1000]);
+        let joined = fits.slices(place).unwrap().concat();
+        assert_eq!(
+            joined,
+            encode(Some(7), &BytesRef(&big[..1000]), place).unwrap()
+        );
     }
 
     #[test]
