@@ -270,6 +270,49 @@ async fn produce_then_fetch_from_the_middle_of_a_batch() {
     assert_eq!(got.responses[0].partitions[0].error_code, 1);
 }
 
+/// A fetch waiting at the end of a topic is answered by the node's own append (the
+/// pipeline writes the store, not the listener): the store's append hook wakes it. It
+/// does not look again until then, so without the wake it would wait out its 25 s and
+/// this test's 10 s bound would fail.
+#[tokio::test]
+async fn a_waiting_fetch_is_woken_by_the_nodes_own_append() {
+    let f = start(config());
+    let topic = f.store.topic("local-processed", 1).unwrap();
+    let mut c = Connection::connect(
+        &f.server.local_addr.to_string(),
+        "wire-test",
+        Duration::from_secs(40),
+    )
+    .await
+    .unwrap();
+    let appender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let record = panoptes_storage::Record {
+            key: Some(b"network:switch:generic".to_vec()),
+            value: b"{\"group\":1}".to_vec(),
+            timestamp_ms: 1,
+            headers: vec![],
+        };
+        tokio::task::spawn_blocking(move || topic.append(0, &[record]))
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let mut request = fetch("local-processed", 0, 0);
+    request.max_wait_ms = 25_000;
+    let got = tokio::time::timeout(Duration::from_secs(10), c.call(request, 12))
+        .await
+        .expect("the append woke the waiting fetch")
+        .unwrap();
+    assert_eq!(appender.await.unwrap(), 0);
+    let part = &got.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 1));
+    assert_eq!(
+        values(part.records.clone()),
+        vec![(0, "{\"group\":1}".to_string())]
+    );
+}
+
 #[tokio::test]
 async fn an_idempotent_retry_is_stored_once_and_acks_0_gets_no_answer() {
     let f = start(config());

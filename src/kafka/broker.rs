@@ -253,8 +253,9 @@ pub struct Broker {
     pub telemetry: Arc<Telemetry>,
     pub groups: Coordinator,
     pub producers: ProducerState,
-    /// Woken by every produce, so waiting fetches answer at once.
-    pub appended: Notify,
+    /// Woken by every append to the store (a produce or the node's own pipeline), so
+    /// waiting fetches answer at once and do not look for records until then.
+    pub appended: Arc<Notify>,
     /// Who holds a connection, and who may get one next.
     pub admission: Admission,
     /// Bytes of requests in memory (`kafka.max_bytes_in_flight`).
@@ -269,6 +270,9 @@ pub struct Broker {
 impl Broker {
     pub fn new(config: BrokerConfig, store: Store, telemetry: Arc<Telemetry>) -> Broker {
         let limits = &config.limits;
+        let appended = Arc::new(Notify::new());
+        let wake = Arc::clone(&appended);
+        store.on_append(Arc::new(move |_topic: &str| wake.notify_waiters()));
         Broker {
             producers: ProducerState::new(&store, limits.max_producer_states),
             groups: Coordinator::new(limits.max_groups, limits.max_members_per_group),
@@ -276,7 +280,7 @@ impl Broker {
             budget: Budget::new(limits.max_bytes_in_flight),
             store,
             telemetry,
-            appended: Notify::new(),
+            appended,
             data_bytes: AtomicU64::new(0),
             creating: Mutex::new(()),
             config,

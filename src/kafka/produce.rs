@@ -376,7 +376,6 @@ pub async fn produce(
                 n as f64,
             );
         }
-        broker.appended.notify_waiters();
     }
     if acks == 0 {
         return Ok(None);

@@ -440,8 +440,6 @@ impl Store {
         Ok(keys + self.leases().sweep_expired()?)
     }
 
-    /// Makes every write so far durable (keyspace writes included), sharing the flush
-    /// with concurrent appends.
     /// Runs `hook` with the topic's name after every successful append to any topic of
     /// this store, on the appending thread (so it must be quick: waking waiters of new
     /// records, say).
@@ -449,6 +447,8 @@ impl Store {
         self.shared.log.appended.add(hook);
     }
 
+    /// Makes every write so far durable (keyspace writes included), sharing the flush
+    /// with concurrent appends.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.shared.committer.wait_durable()
     }
