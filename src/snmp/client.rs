@@ -929,25 +929,27 @@ fn read_pdu(pdu: &Pdu<'_>, ask: &Ask<'_>, label: &str) -> Reply {
             index: u32::try_from(pdu.error_index).unwrap_or(u32::MAX),
         }));
     }
-    let varbinds = match pdu.decode_varbinds() {
-        Ok(varbinds) => varbinds,
+    // Counted before anything is decoded: an answer with more varbinds than asked for is
+    // refused before its list is allocated.
+    let count = match pdu.varbind_count() {
+        Ok(count) => count,
         Err(e) => return Reply::Reject(format!("undecodable varbinds: {e}")),
     };
     let fits = match ask.expected {
-        Expected::Exactly(n) => varbinds.len() == n,
-        Expected::AtMost(n) => varbinds.len() as u64 <= n,
+        Expected::Exactly(n) => count == n,
+        Expected::AtMost(n) => count as u64 <= n,
     };
     if !fits {
         let wanted = match ask.expected {
             Expected::Exactly(n) => format!("{n}"),
             Expected::AtMost(n) => format!("at most {n}"),
         };
-        return Reply::Reject(format!(
-            "expected {wanted} varbinds, found {}",
-            varbinds.len()
-        ));
+        return Reply::Reject(format!("expected {wanted} varbinds, found {count}"));
     }
-    Reply::Answer(Ok(varbinds))
+    match pdu.decode_varbinds() {
+        Ok(varbinds) => Reply::Answer(Ok(varbinds)),
+        Err(e) => Reply::Reject(format!("undecodable varbinds: {e}")),
+    }
 }
 
 /// Turns `host`/`port` into one socket address, or says clearly why not.
@@ -988,7 +990,71 @@ async fn resolve(target: &SnmpTarget, label: &str) -> Result<SocketAddr, SnmpErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snmp::Community;
+    use crate::snmp::{Community, SnmpValue};
+
+    /// A response PDU holding `n` varbinds (`1.3.6.1.2.1.2.2.1.10.<k>` = Counter32 k),
+    /// its varbind list then spoiled by `spoil`.
+    fn response_with(n: u32, spoil: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        message::push_pdu(&mut out, message::PDU_RESPONSE, 7, 0, 0, |out| {
+            for k in 1..=n {
+                let oid = [1, 3, 6, 1, 2, 1, 2, 2, 1, 10, k];
+                crate::snmp::ber::push_varbind(out, &oid, &SnmpValue::Counter32(k))?;
+            }
+            spoil(out);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn read(bytes: &[u8], expected: Expected) -> Result<usize, String> {
+        let pdu = message::Pdu::read(&mut crate::snmp::ber::BerReader::new(bytes)).unwrap();
+        let ask = Ask {
+            tag: message::PDU_GET_BULK,
+            oids: &[],
+            a: 0,
+            b: 25,
+            expected,
+        };
+        match read_pdu(&pdu, &ask, "10.0.0.1:161") {
+            Reply::Answer(Ok(varbinds)) => {
+                // Sized by the count: no room left over, none grown into.
+                assert_eq!(varbinds.capacity(), varbinds.len());
+                assert_eq!(
+                    varbinds.last().map(|v| v.value.clone()),
+                    Some(SnmpValue::Counter32(varbinds.len() as u32))
+                );
+                Ok(varbinds.len())
+            }
+            Reply::Answer(Err(e)) => Err(e.to_string()),
+            Reply::Reject(reason) => Err(reason),
+            Reply::Report(kind) => Err(format!("{kind:?}")),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_counted_before_it_is_decoded() {
+        let bytes = response_with(500, |_| {});
+        assert_eq!(read(&bytes, Expected::AtMost(525)), Ok(500));
+        assert_eq!(read(&bytes, Expected::Exactly(500)), Ok(500));
+        assert_eq!(
+            read(&bytes, Expected::AtMost(499)),
+            Err("expected at most 499 varbinds, found 500".to_string())
+        );
+        assert_eq!(
+            read(&bytes, Expected::Exactly(3)),
+            Err("expected 3 varbinds, found 500".to_string())
+        );
+        // A list that is not a run of varbind SEQUENCEs is undecodable, whatever its count.
+        let bytes = response_with(2, |out| out.extend_from_slice(&[0x02, 0x01, 0x05]));
+        let err = read(&bytes, Expected::AtMost(525)).unwrap_err();
+        assert!(err.starts_with("undecodable varbinds: "), "{err}");
+        // One whose SEQUENCEs hold no proper varbind is counted, then refused by decoding.
+        let bytes = response_with(2, |out| out.extend_from_slice(&[0x30, 0x01, 0x05]));
+        let err = read(&bytes, Expected::AtMost(525)).unwrap_err();
+        assert!(err.starts_with("undecodable varbinds: "), "{err}");
+    }
 
     #[tokio::test]
     async fn bad_addresses_are_named() {
