@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::config::TransformSpec;
 use crate::model::{CounterWidth, MetricType, MetricValue, MetricsGroup, ModelError};
 
@@ -117,6 +119,23 @@ pub fn apply_transforms(
     uptime: Option<u32>,
     report: &mut TransformReport,
 ) -> Vec<MetricsGroup> {
+    apply_transforms_keyed(transforms, groups, state, now, uptime, report)
+        .into_iter()
+        .map(|(group, _)| group)
+        .collect()
+}
+
+/// [`apply_transforms`], each group given with its partition key where the rate transform
+/// built it (a rate adds gauges, never dimensions, so the key still holds): publishing
+/// needs the same key, and building it twice was ≈1.5% of a poll.
+pub fn apply_transforms_keyed(
+    transforms: &[TransformSpec],
+    groups: Vec<MetricsGroup>,
+    state: &dyn RateState,
+    now: f64,
+    uptime: Option<u32>,
+    report: &mut TransformReport,
+) -> Vec<(MetricsGroup, Option<String>)> {
     let restarted = match (uptime, rated_group(transforms, &groups)) {
         (Some(ticks), Some(group)) => match device_restarted(state, group, ticks, now) {
             Ok(restarted) => restarted,
@@ -138,7 +157,7 @@ pub fn apply_transforms(
             .iter()
             .find(|t| t.group_type == group.metrics_group_type)
         else {
-            out.push(group);
+            out.push((group, None));
             continue;
         };
         if spec.kind != "rate" {
@@ -148,7 +167,7 @@ pub fn apply_transforms(
             continue;
         }
         match rate(spec, group, state, now, restarted, report) {
-            Ok(g) => out.push(g),
+            Ok((g, key)) => out.push((g, Some(key))),
             Err(e) => {
                 tracing::warn!(transform = %spec.name, error = %e, "rate transform failed: metrics group dropped");
                 report.state_errors += 1;
@@ -223,18 +242,19 @@ fn rate(
     now: f64,
     restarted: bool,
     report: &mut TransformReport,
-) -> Result<MetricsGroup, RateError> {
+) -> Result<(MetricsGroup, String), RateError> {
     let interval = group.metrics_group_interval as f64;
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
-    // Sized up front: collected from a filter it grew four times a group.
-    let mut inputs: Vec<usize> = Vec::with_capacity(group.metrics.len());
-    inputs.extend((0..group.metrics.len()).filter(|&i| {
-        spec.inputs
-            .iter()
-            .any(|n| *n == group.metrics[i].metric_name)
-    }));
-    let samples: Vec<(&str, Sample)> = inputs
+    // On the stack for the usual group (an interface group rates 17 of its ≈40 metrics).
+    let inputs: SmallVec<[usize; 32]> = (0..group.metrics.len())
+        .filter(|&i| {
+            spec.inputs
+                .iter()
+                .any(|n| *n == group.metrics[i].metric_name)
+        })
+        .collect();
+    let samples: SmallVec<[(&str, Sample); 24]> = inputs
         .iter()
         .map(|&i| {
             let m = &group.metrics[i];
@@ -298,7 +318,7 @@ fn rate(
         group.metrics.push(gauge);
         report.rates += 1;
     }
-    Ok(group)
+    Ok((group, prefix))
 }
 
 /// The increase since the previous sample. A decrease of a Counter32 whose previous value
@@ -556,6 +576,33 @@ mod tests {
             !uptime_shows_restart(1_000, 6_900, 60.0),
             "a second of clock difference"
         );
+    }
+
+    #[test]
+    fn a_rated_group_comes_with_its_partition_key_and_a_passing_one_without() {
+        let st = RateStore::new();
+        let mut r = TransformReport::default();
+        let mut other = group(1, 1.0);
+        other.metrics_group_type = "h".into();
+        for (poll, ts) in [(0, 1000.0), (1, 1060.0)] {
+            let mut rated = group(100 + 60 * poll, ts);
+            rated
+                .add_dimension(Dimension::new("interface_name", "Gi1/0/1").unwrap())
+                .unwrap();
+            let groups = vec![rated, other.clone()];
+            let out = apply_transforms_keyed(&spec("rate"), groups, &st, ts, None, &mut r);
+            assert_eq!(out.len(), 2);
+            let (rated, key) = &out[0];
+            // The key as the group would build it now, gauge and all (a rate adds no
+            // dimension, so the key built before the gauges is still the group's).
+            assert_eq!(key.as_deref(), Some(rated.partition_key().as_str()));
+            assert_eq!(rated.partition_key(), "id|g|d|v|interface_name|Gi1/0/1");
+            assert_eq!(gauge(rated), (poll == 1).then_some(MetricValue::Int(1)));
+            assert_eq!(
+                (out[1].0.metrics_group_type.as_str(), &out[1].1),
+                ("h", &None)
+            );
+        }
     }
 
     #[test]
