@@ -73,7 +73,7 @@ fn sequence(name: &str, state: &dyn RateState) {
             &mut report,
         );
         assert_eq!(out.len(), 1, "{name} step {step}: one message published");
-        let g = &out[0];
+        let (g, _) = &out[0];
         let c = (
             value(g, "test_system_uptime", MetricType::Counter),
             value(g, "extra_test_metric", MetricType::Counter),

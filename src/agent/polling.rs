@@ -16,7 +16,7 @@ use crate::model::{now_epoch, MetricType, MetricsGroup, Resource, Site};
 use crate::plugins::runner;
 use crate::plugins::status::SystemPing;
 use crate::plugins::BuiltIn;
-use crate::transform::{apply_transforms_keyed, TransformReport};
+use crate::transform::{apply_transforms, TransformReport};
 
 pub struct PollingJob {
     pub shared: Arc<Shared>,
@@ -97,7 +97,7 @@ async fn poll_and_publish(
     let interfaces = interface_states(&polled.groups);
 
     let mut report = TransformReport::default();
-    let groups = apply_transforms_keyed(
+    let groups = apply_transforms(
         &plugin.transforms,
         polled.groups,
         &*shared.rates,

@@ -4,7 +4,7 @@ mod rate;
 mod rate_store;
 
 pub use rate::{
-    apply_transforms, apply_transforms_keyed, MemoryRateState, RateError, RateState,
-    RateStateError, Sample, TransformReport,
+    apply_transforms, MemoryRateState, RateError, RateState, RateStateError, Sample,
+    TransformReport,
 };
 pub use rate_store::{RateStore, RateStoreError, RecordError};

@@ -111,24 +111,11 @@ pub struct TransformReport {
 /// `rate` adds gauges. `uptime` is the device's sysUpTime (TimeTicks) when the poll read
 /// it: if it shows a restart since the previous poll, every counter starts afresh (new
 /// samples stored, no gauges) instead of giving a rate across the restart.
+///
+/// Each group comes with its partition key where the rate transform built it (a rate adds
+/// gauges, never dimensions, so the key still holds): publishing needs the same key, and
+/// building it twice was ≈1.5% of a poll.
 pub fn apply_transforms(
-    transforms: &[TransformSpec],
-    groups: Vec<MetricsGroup>,
-    state: &dyn RateState,
-    now: f64,
-    uptime: Option<u32>,
-    report: &mut TransformReport,
-) -> Vec<MetricsGroup> {
-    apply_transforms_keyed(transforms, groups, state, now, uptime, report)
-        .into_iter()
-        .map(|(group, _)| group)
-        .collect()
-}
-
-/// [`apply_transforms`], each group given with its partition key where the rate transform
-/// built it (a rate adds gauges, never dimensions, so the key still holds): publishing
-/// needs the same key, and building it twice was ≈1.5% of a poll.
-pub fn apply_transforms_keyed(
     transforms: &[TransformSpec],
     groups: Vec<MetricsGroup>,
     state: &dyn RateState,
@@ -421,7 +408,7 @@ mod tests {
     /// One poll of one group through the transform, without sysUpTime.
     fn step(st: &dyn RateState, r: &mut TransformReport, g: MetricsGroup) -> Option<MetricValue> {
         let out = apply_transforms(&spec("rate"), vec![g], st, 0.0, None, r);
-        gauge(&out[0])
+        gauge(&out[0].0)
     }
 
     /// Both rate states: the one-key-per-sample layout of the spec, and the node's store.
@@ -445,9 +432,9 @@ mod tests {
                 None,
                 &mut r,
             );
-            assert_eq!(gauge(&out[0]), Some(MetricValue::Int(10)), "{name}");
+            assert_eq!(gauge(&out[0].0), Some(MetricValue::Int(10)), "{name}");
             assert!(
-                out[0].metric("c", MetricType::Counter).is_some(),
+                out[0].0.metric("c", MetricType::Counter).is_some(),
                 "counter stays beside the gauge"
             );
             assert_eq!(
@@ -533,7 +520,7 @@ mod tests {
                     Some(up),
                     r,
                 );
-                gauge(&out[0])
+                gauge(&out[0].0)
             };
             assert_eq!(poll(&*st, &mut r, 1_000, 1000.0, 500_000), None, "{name}");
             assert_eq!(
@@ -590,7 +577,7 @@ mod tests {
                 .add_dimension(Dimension::new("interface_name", "Gi1/0/1").unwrap())
                 .unwrap();
             let groups = vec![rated, other.clone()];
-            let out = apply_transforms_keyed(&spec("rate"), groups, &st, ts, None, &mut r);
+            let out = apply_transforms(&spec("rate"), groups, &st, ts, None, &mut r);
             assert_eq!(out.len(), 2);
             let (rated, key) = &out[0];
             // The key as the group would build it now, gauge and all (a rate adds no
@@ -615,7 +602,7 @@ mod tests {
         other.metrics_group_type = "h".into();
         let out = apply_transforms(&spec("foobar"), vec![other], &st, 0.0, None, &mut r);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].metrics_group_type, "h");
+        assert_eq!(out[0].0.metrics_group_type, "h");
     }
 
     fn width_strategy() -> impl proptest::strategy::Strategy<Value = CounterWidth> {
