@@ -946,7 +946,7 @@ fn read_pdu(pdu: &Pdu<'_>, ask: &Ask<'_>, label: &str) -> Reply {
         };
         return Reply::Reject(format!("expected {wanted} varbinds, found {count}"));
     }
-    match pdu.decode_varbinds() {
+    match pdu.decode_counted(count) {
         Ok(varbinds) => Reply::Answer(Ok(varbinds)),
         Err(e) => Reply::Reject(format!("undecodable varbinds: {e}")),
     }
