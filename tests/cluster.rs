@@ -145,8 +145,9 @@ impl Processed {
     }
 
     /// Reads what was added since the last call: every partition up to its high
-    /// watermark at the time. (Under load Tansu sometimes answers a Fetch that may wait
-    /// 1 ms with no records though they are there: such a read is tried again.)
+    /// watermark at the time. (Under load Tansu answers many Fetches that may wait 1 ms
+    /// with no records though they are there; the client then asks again allowing a
+    /// wait, and a read that still comes back empty is tried again here.)
     fn read(&mut self) {
         let topic = format!("{SITE}-processed");
         let Ok(n) = self.runtime.block_on(self.cluster.partitions(&topic)) else {

@@ -15,8 +15,9 @@
 //! cluster's listeners require.
 //!
 //! The client runs on a runtime thread of its own; calls from any runtime (or a blocking
-//! thread) are sent to it. One lock serializes requests: fetches do not wait on the
-//! broker (max_wait 0), the pipeline's consumers poll instead.
+//! thread) are sent to it. One lock serializes requests: fetches hardly wait on the
+//! broker (max_wait 1 ms), the pipeline's consumers poll instead; only a fetch that came
+//! back empty though the partition has records is asked again allowing the broker 500 ms.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -715,6 +716,34 @@ impl Inner {
         from: u64,
         max: usize,
     ) -> Result<Option<Vec<(u64, Item)>>, ExternalError> {
+        let Some((items, end)) = self
+            .fetch_waiting(topic, partition, from, max, POLL_WAIT)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !items.is_empty() || from >= end {
+            return Ok(Some(items));
+        }
+        // Records are there but did not come: a broker may give up gathering them within
+        // 1 ms (Tansu under load does, many answers in a row). Asked again allowing it to
+        // wait, it answers as soon as it has them.
+        let again = self
+            .fetch_waiting(topic, partition, from, max, CATCH_UP_WAIT)
+            .await?;
+        Ok(again.map(|(items, _)| items))
+    }
+
+    /// [`Self::fetch_once`] letting the broker wait `wait`, with the partition's high
+    /// watermark as the broker gave it.
+    async fn fetch_waiting(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Option<(Vec<(u64, Item)>, u64)>, ExternalError> {
         let addr = self.leader(topic, partition).await?;
         let ceiling = self
             .ceilings
@@ -725,7 +754,7 @@ impl Inner {
         let mut last_problem = None;
         for &version in FETCH_VERSIONS.iter().filter(|&&v| v <= ceiling) {
             let answer = match self
-                .fetch_request(&addr, topic, partition, from, version)
+                .fetch_request(&addr, topic, partition, from, version, wait)
                 .await
             {
                 Ok(a) => a,
@@ -761,7 +790,8 @@ impl Inner {
                 topic: topic.to_owned(),
                 partition,
             })?;
-            return Ok(Some(decode_fetched(part, from, max)?));
+            let end = u64::try_from(part.high_watermark).unwrap_or(0);
+            return Ok(Some((decode_fetched(part, from, max)?, end)));
         }
         Err(
             last_problem.unwrap_or_else(|| ExternalError::NoFetchVersion {
@@ -778,6 +808,7 @@ impl Inner {
         partition: u32,
         from: u64,
         version: i16,
+        wait: Duration,
     ) -> Result<FetchResponse, ExternalError> {
         let mut p = fetch_request::FetchPartition::default();
         p.partition = partition as i32;
@@ -788,9 +819,7 @@ impl Inner {
         t.partitions = vec![p];
         let mut req = FetchRequest::default();
         req.replica_id = BrokerId(-1);
-        // 1 ms, not 0: Tansu answers a Fetch that may not wait with no partitions at all.
-        // A partition with records is answered at once either way.
-        req.max_wait_ms = 1;
+        req.max_wait_ms = wait.as_millis() as i32;
         req.min_bytes = 1;
         req.max_bytes = 8 << 20;
         req.topics = vec![t];
@@ -930,6 +959,14 @@ impl Inner {
     }
 }
 
+/// How long a fetch lets the broker wait for records: 1 ms, not 0 (Tansu answers a Fetch
+/// that may not wait with no partitions at all). The pipeline's consumers poll.
+const POLL_WAIT: Duration = Duration::from_millis(1);
+
+/// How long a fetch below the partition's high watermark that came back empty lets the
+/// broker wait when it is asked again. A broker answers as soon as it has the records.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
+
 /// Fetch versions tried from the newest down: 12 (names, KIP-227 sessions off), 11, 7
 /// and 4, each a layout brokers have served for years.
 const FETCH_VERSIONS: [i16; 4] = [12, 11, 7, 4];
@@ -960,4 +997,143 @@ fn decode_fetched(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::kafka::acl::Authorizer;
+    use crate::kafka::broker::{Broker, BrokerConfig};
+    use crate::telemetry::Telemetry;
+
+    /// Our embedded broker behind a listener that answers every Fetch allowed to wait at
+    /// most 1 ms without its records (keeping the high watermark), the way Tansu does
+    /// under load; the waits the client asked for are recorded.
+    async fn forgetful_broker() -> (String, Arc<StdMutex<Vec<i32>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let broker = Arc::new(Broker::new(
+            BrokerConfig {
+                advertised_host: "127.0.0.1".into(),
+                advertised_port: port,
+                auto_create_topics: true,
+                default_partitions: 1,
+                cluster_id: "forgetful".into(),
+                authorizer: Authorizer::open(Vec::new(), Vec::new()),
+                ..BrokerConfig::default()
+            },
+            panoptes_storage::Store::memory(),
+            Arc::new(Telemetry::default()),
+        ));
+        let waits = Arc::new(StdMutex::new(Vec::new()));
+        let seen = Arc::clone(&waits);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let broker = Arc::clone(&broker);
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    while let Ok(size) = socket.read_i32().await {
+                        let mut frame = vec![0; size as usize];
+                        socket.read_exact(&mut frame).await.unwrap();
+                        let frame = Bytes::from(frame);
+                        let api = i16::from_be_bytes([frame[0], frame[1]]);
+                        let version = i16::from_be_bytes([frame[2], frame[3]]);
+                        let mut quick = false;
+                        if api == FetchRequest::KEY {
+                            let mut buf = frame.clone();
+                            RequestHeader::decode(
+                                &mut buf,
+                                ApiKey::Fetch.request_header_version(version),
+                            )
+                            .unwrap();
+                            let wait = FetchRequest::decode(&mut buf, version).unwrap().max_wait_ms;
+                            seen.lock().unwrap().push(wait);
+                            quick = wait <= 1;
+                        }
+                        let answer = crate::kafka::connection::respond(&broker, frame)
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        let answer = if quick {
+                            without_records(answer, version)
+                        } else {
+                            answer
+                        };
+                        socket.write_all(&answer).await.unwrap();
+                    }
+                });
+            }
+        });
+        (format!("127.0.0.1:{port}"), waits)
+    }
+
+    /// A framed Fetch answer with every partition's records taken out.
+    fn without_records(framed: Bytes, version: i16) -> Bytes {
+        let mut buf = framed.slice(4..);
+        let header_version = ApiKey::Fetch.response_header_version(version);
+        let header = ResponseHeader::decode(&mut buf, header_version).unwrap();
+        let mut answer = FetchResponse::decode(&mut buf, version).unwrap();
+        assert!(!buf.has_remaining());
+        for p in answer
+            .responses
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            p.records = Some(Bytes::new());
+        }
+        let mut body = BytesMut::new();
+        header.encode(&mut body, header_version).unwrap();
+        answer.encode(&mut body, version).unwrap();
+        let mut out = BytesMut::new();
+        out.put_i32(body.len() as i32);
+        out.put_slice(&body);
+        out.freeze()
+    }
+
+    fn message(n: u32) -> Message {
+        Message {
+            key: format!("k{n}"),
+            partition_key: "p".into(),
+            value: format!("v{n}").into_bytes(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_answer_below_the_high_watermark_is_asked_again_allowing_a_wait() {
+        let (addr, waits) = forgetful_broker().await;
+        let cluster = ExternalCluster::start(
+            vec![addr],
+            "forgetful-test",
+            ClientSecurity::default(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cluster.ensure_topic("t", 1).await.unwrap(), 1);
+        let publisher = cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            publisher.publish_blocking("t", &[message(0), message(1), message(2)], 1_000)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+        let items = cluster.fetch("t", 0, 1, 100).await.unwrap();
+        let got: Vec<(u64, String)> = items
+            .into_iter()
+            .map(|(offset, (_, value))| (offset, String::from_utf8(value).unwrap()))
+            .collect();
+        assert_eq!(got, vec![(1, "v1".to_owned()), (2, "v2".to_owned())]);
+        assert_eq!(*waits.lock().unwrap(), vec![1, 500]);
+
+        // At the end there is nothing to wait for: one quick fetch, empty.
+        waits.lock().unwrap().clear();
+        assert!(cluster.fetch("t", 0, 3, 100).await.unwrap().is_empty());
+        assert_eq!(*waits.lock().unwrap(), vec![1]);
+    }
 }
