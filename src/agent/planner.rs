@@ -65,7 +65,7 @@ impl ResourcePlanner {
 
 impl Planner for ResourcePlanner {
     fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
-        let resources = match self.shared.resources.all() {
+        let resources = match self.shared.resources.shared() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read resources: keeping no schedule this round");
@@ -73,12 +73,11 @@ impl Planner for ResourcePlanner {
             }
         };
         // One copy of each resource this node owns, shared by every job made for it (a job
-        // per plugin).
+        // per plugin) and by the other schedulers' jobs.
         let ownership = &self.shared.ownership;
         let resources: Vec<Arc<Resource>> = resources
             .into_iter()
             .filter(|r| ownership.owns(&r.id))
-            .map(Arc::new)
             .collect();
         let now = Instant::now();
         let mut items = Vec::new();

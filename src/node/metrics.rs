@@ -111,7 +111,7 @@ pub(super) fn store(shared: &Arc<Shared>, store: &Store) -> MetricsSection {
         let (shared, store) = (Arc::clone(&shared), store.clone());
         async move {
             let stats = tokio::task::spawn_blocking(move || {
-                let resources = shared.resources.all().map(|r| r.len()).unwrap_or(0);
+                let resources = shared.resources.shared().map(|r| r.len()).unwrap_or(0);
                 (resources, store.stats(), store.health())
             })
             .await;

@@ -484,7 +484,7 @@ impl RateStore {
             out.push(Entry {
                 name,
                 sample: Sample {
-                    value: MetricValue::Int(i128::from(r.varint()?)),
+                    value: MetricValue::Int(i128::from(r.varint()?) - 1),
                     ts,
                 },
                 expires_ms,
@@ -726,9 +726,14 @@ impl RateStore {
 // A record: the first sample's timestamp (f64 LE) and expiry (u64 LE), then a layout id
 // (varint). Layout 0: per sample its name id (varint), a tag byte, the value, then the
 // sample's own timestamp and expiry when they differ from the first's (flag bits of the
-// tag). Any other layout: the layout's values, varints, all with the first timestamp and
-// expiry. A snapshot's record is the layout-0 form without the layout id (the format of
+// tag). Any other layout: the layout's values plus one, varints, all with the first
+// timestamp and expiry (plus one: the interface plugin gives -1 for a counter the device
+// does not have, three of the seventeen an interface group rates, and those groups were
+// spelled out name by name, 146 bytes a record instead of 112). A snapshot's record is the layout-0 form without the layout id (the format of
 // older versions).
+/// The values a record by layout holds (as varints of the value plus one).
+const LAYOUT_VALUES: std::ops::RangeInclusive<i128> = -1..=(u64::MAX as i128 - 1);
+
 const TAG_UINT: u8 = 0; // varint
 const TAG_NEG: u8 = 1; // varint of -(v + 1)
 const TAG_FLOAT: u8 = 2; // f64 LE
@@ -742,7 +747,7 @@ fn usual_shape(entries: &[Entry]) -> bool {
         return false;
     };
     entries.iter().all(|e| {
-        matches!(e.sample.value, MetricValue::Int(i) if (0..=i128::from(u64::MAX)).contains(&i))
+        matches!(e.sample.value, MetricValue::Int(i) if LAYOUT_VALUES.contains(&i))
             && e.sample.ts.to_bits() == first.sample.ts.to_bits()
             && e.expires_ms == first.expires_ms
     })
@@ -756,7 +761,7 @@ fn encode_by_layout(entries: &[Entry], layout: u32, out: &mut Vec<u8>) {
     put_varint(out, u64::from(layout));
     for e in entries {
         if let MetricValue::Int(i) = e.sample.value {
-            put_varint(out, u64::try_from(i).unwrap_or(0));
+            put_varint(out, u64::try_from(i + 1).unwrap_or(0));
         }
     }
 }
@@ -1060,7 +1065,30 @@ mod tests {
             store.decode(&record[..record.len() - 1]),
             Err(RecordError::Ends(record.len() - 1))
         );
+        // An interface group's "no such counter" (-1) and the largest counters keep the
+        // layout; what is outside its range is spelled out, and both round trip.
+        let edges = |values: [i128; 3]| -> Vec<Entry> {
+            (0..17u32)
+                .map(|i| Entry {
+                    name: i,
+                    sample: s(MetricValue::Int(values[i as usize % 3]), 1.5),
+                    expires_ms: 1 << 41,
+                })
+                .collect()
+        };
+        let usual_edges = edges([-1, 0, u64::MAX as i128 - 1]);
+        let record = store.encode(&usual_edges);
+        assert_ne!(record[16], 0, "by layout");
+        // Head, layout, six 0s and six 1s of one byte each, five u64::MAX of ten.
+        assert_eq!(record.len(), 16 + 1 + 12 + 5 * 10);
+        assert_eq!(store.decode(&record).unwrap(), usual_edges);
+        for outside in [edges([-2, 0, 0]), edges([0, 0, u64::MAX as i128])] {
+            let record = store.encode(&outside);
+            assert_eq!(record[16], 0, "named");
+            assert_eq!(store.decode(&record).unwrap(), outside);
+        }
         // An unknown layout is an error, not a panic.
+        let record = store.encode(&usual);
         let mut unknown = record.clone();
         unknown[16] = 9;
         assert_eq!(store.decode(&unknown), Err(RecordError::UnknownLayout(9)));
