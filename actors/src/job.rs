@@ -61,12 +61,13 @@ pub trait Job: Send + Sync + 'static {
 /// A job with the facts the scheduler and the pool need about it.
 #[derive(Clone)]
 pub struct WorkItem {
-    /// Unique key, `"<plugin>:<resource>"`. Runs of one key never overlap.
-    pub key: String,
+    /// Unique key, `"<plugin>:<resource>"`. Runs of one key never overlap. Shared (the
+    /// schedule, the pool's messages and the planner hold the one copy).
+    pub key: Arc<str>,
     /// Plugin name, for per-plugin statistics.
-    pub group: String,
+    pub group: Arc<str>,
     /// Endpoint; the per-device concurrency limit applies across keys.
-    pub device: String,
+    pub device: Arc<str>,
     /// Execute frequency: a run is due this long after the previous run's start. Also the
     /// run's deadline unless the pool has its own (a run should not outlive its period).
     pub interval: Duration,

@@ -63,7 +63,7 @@ pub enum Outcome {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Completed {
-    pub key: String,
+    pub key: Arc<str>,
     pub outcome: Outcome,
     /// How long the run took (zero when shed).
     pub duration: Duration,
@@ -73,9 +73,9 @@ pub struct Completed {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Execute {
-    pub key: String,
-    pub group: String,
-    pub device: String,
+    pub key: Arc<str>,
+    pub group: Arc<str>,
+    pub device: Arc<str>,
     /// Hard deadline, unless `PoolConfig::deadline` is set.
     pub deadline: Duration,
     pub job: Arc<dyn Job>,
@@ -93,8 +93,8 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Finished {
-    key: String,
-    device: String,
+    key: Arc<str>,
+    device: Arc<str>,
     reply_to: Recipient<Completed>,
     outcome: Outcome,
     duration: Duration,
@@ -108,7 +108,7 @@ pub struct PollerPool {
     running: usize,
     /// Running jobs per device; a device leaves the map when its count drops to zero so
     /// the map stays as small as the work in flight.
-    per_device: HashMap<String, usize>,
+    per_device: HashMap<Arc<str>, usize>,
     queue: VecDeque<Execute>,
     draining: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,

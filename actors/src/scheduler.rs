@@ -31,6 +31,7 @@
 //! share of a core however often it is asked for.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -104,10 +105,10 @@ pub struct Scheduler {
     planner: Box<dyn Planner>,
     pool: Addr<PollerPool>,
     config: SchedulerConfig,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
     /// Keys dropped from the schedule while a run was in flight. If one comes back before
     /// that run reports, it must still count as in flight, or its runs could overlap.
-    orphans: HashSet<String>,
+    orphans: HashSet<Arc<str>>,
     planning: bool,
     /// A rescan was asked for while planning: plan again when that plan lands.
     replan: bool,
@@ -377,14 +378,21 @@ impl Scheduler {
             .filter(|e| e.last_start.is_none() && e.item.hold_until.is_some_and(|h| h > now))
             .count();
         for entry in self.entries.values() {
-            stats
-                .groups
-                .entry(entry.item.group.clone())
-                .or_default()
-                .keys += 1;
+            group_stats(&mut stats.groups, &entry.item.group).keys += 1;
         }
         stats
     }
+}
+
+/// The statistics of plugin `name`, made on first use (the name is copied only then).
+fn group_stats<'a>(
+    groups: &'a mut std::collections::BTreeMap<String, crate::stats::GroupStats>,
+    name: &str,
+) -> &'a mut crate::stats::GroupStats {
+    if !groups.contains_key(name) {
+        return groups.entry(name.to_owned()).or_default();
+    }
+    groups.get_mut(name).expect("present: looked up just above")
 }
 
 /// A uniformly random delay in `[0, min(interval, spread)]`.
@@ -515,8 +523,9 @@ impl Handler<Completed> for Scheduler {
             return;
         };
         entry.in_flight = false;
-        let group = self.stats.groups.entry(entry.item.group.clone());
-        group.or_default().runs.record(&msg.outcome, msg.duration);
+        group_stats(&mut self.stats.groups, &entry.item.group)
+            .runs
+            .record(&msg.outcome, msg.duration);
         if msg.outcome == Outcome::Shed {
             // The pool's queue was full (typically a burst of first runs). Waiting a whole
             // interval would leave the pool idle once the burst drains, and retrying at once

@@ -110,9 +110,9 @@ impl Planner for DiscoveryPlanner {
             .iter()
             .filter(|p| p.execute_frequency > 0)
             .map(|p| WorkItem {
-                key: format!("discovery:{}", p.name),
-                group: p.name.clone(),
-                device: format!("discovery:{}", p.name),
+                key: format!("discovery:{}", p.name).into(),
+                group: p.name.as_str().into(),
+                device: format!("discovery:{}", p.name).into(),
                 interval: Duration::from_secs(p.execute_frequency),
                 hold_until: None,
                 job: Arc::new(DiscoveryJob::new(Arc::clone(&self.shared), Arc::clone(p))),

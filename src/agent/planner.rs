@@ -2,6 +2,7 @@
 //! `resource_filter` matches, re-read from the resource store on each plan.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,9 @@ pub struct ResourcePlanner {
     shared: Arc<Shared>,
     plugins: PluginList,
     factory: JobFactory,
-    /// When each key was first planned, to bound how long it is held.
-    first_seen: HashMap<String, Instant>,
+    /// When each key was first planned, to bound how long it is held; the keys are the
+    /// schedule's own (one copy of each, shared with its work item).
+    first_seen: HashMap<Arc<str>, Instant>,
 }
 
 impl ResourcePlanner {
@@ -82,38 +84,54 @@ impl Planner for ResourcePlanner {
         let now = Instant::now();
         let mut items = Vec::new();
         let plugins = self.plugins.get();
+        // A resource's device name, made once for all its plugins' items.
+        let mut devices: HashMap<*const Resource, Arc<str>> = HashMap::new();
+        let mut key = String::new();
         for plugin in plugins.iter().filter(|p| p.execute_frequency > 0) {
             let Some(filter) = &plugin.resource_filter else {
                 continue;
             };
+            let group: Arc<str> = plugin.name.as_str().into();
             for resource in resources.iter().filter(|r| filter.matches(&***r)) {
-                let key = format!(
+                key.clear();
+                let _ = write!(
+                    key,
                     "{}:{}:{}",
                     plugin.kind.as_str(),
                     plugin.name,
                     resource.serialization_key()
                 );
-                let first = *self.first_seen.entry(key.clone()).or_insert(now);
+                let (key, first) = match self.first_seen.get_key_value(key.as_str()) {
+                    Some((k, &first)) => (Arc::clone(k), first),
+                    None => {
+                        let k: Arc<str> = key.as_str().into();
+                        self.first_seen.insert(Arc::clone(&k), now);
+                        (k, now)
+                    }
+                };
                 let hold_until = self
                     .waits_for_enrichment(plugin, resource)
                     .then_some(first + ENRICHMENT_HOLD);
-                let port = resource
-                    .metadata
-                    .get("snmp_port")
-                    .map(String::as_str)
-                    .unwrap_or("");
+                let device = devices.entry(Arc::as_ptr(resource)).or_insert_with(|| {
+                    let port = resource
+                        .metadata
+                        .get("snmp_port")
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    format!("{}:{port}", resource.endpoint).into()
+                });
                 items.push(WorkItem {
                     key,
-                    group: plugin.name.clone(),
-                    device: format!("{}:{port}", resource.endpoint),
+                    group: Arc::clone(&group),
+                    device: Arc::clone(device),
                     interval: Duration::from_secs(plugin.execute_frequency),
                     hold_until,
                     job: (self.factory)(Arc::clone(plugin), Arc::clone(resource)),
                 });
             }
         }
-        let live: std::collections::HashSet<&String> = items.iter().map(|i| &i.key).collect();
-        self.first_seen.retain(|k, _| live.contains(k));
+        let live: std::collections::HashSet<&str> = items.iter().map(|i| &*i.key).collect();
+        self.first_seen.retain(|k, _| live.contains(&**k));
         Box::pin(async move { items })
     }
 }
