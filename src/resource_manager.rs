@@ -142,9 +142,16 @@ impl ResourceStore {
         };
         let plugin = message_key.split(':').next().unwrap_or_default();
         let current = self.with_prefix(&format!("plugin|{plugin}|site|{}|", first.site))?;
+        // By identity, both ways: a set re-announcing 10,000 stored resources compared
+        // each with each, 2.3 s of CPU a discovery run.
+        let mut stored_by_identity: HashMap<_, &Resource> = HashMap::new();
+        for r in &current {
+            stored_by_identity.entry(r.identity()).or_insert(r);
+        }
+        let announced: std::collections::HashSet<_> =
+            set.resources.iter().map(Resource::identity).collect();
         for stored in &current {
-            let announced = set.resources.iter().any(|r| r == stored);
-            if !announced
+            if !announced.contains(&stored.identity())
                 && stored.creation_timestamp.seconds() <= set.resource_set_creation_timestamp
             {
                 self.delete(stored)?;
@@ -152,7 +159,7 @@ impl ResourceStore {
             }
         }
         for incoming in &set.resources {
-            match current.iter().find(|s| *s == incoming) {
+            match stored_by_identity.get(&incoming.identity()).copied() {
                 Some(stored)
                     if stored.creation_timestamp.seconds()
                         > incoming.creation_timestamp.seconds() =>
@@ -239,5 +246,58 @@ mod tests {
         // And is still skipped the next time (nothing of it was kept).
         assert_eq!(ids(&store.shared().unwrap()), ["sw1"]);
         assert_eq!(store.parsed.lock().unwrap().len(), 1);
+    }
+
+    fn set(resources: Vec<Resource>, at: f64) -> ResourceSet {
+        ResourceSet {
+            resources,
+            resource_set_creation_timestamp: at,
+            resource_set_schema_version: "0.1".into(),
+        }
+    }
+
+    fn switch(id: &str, endpoint: &str, created: f64) -> Resource {
+        let mut r = test_switch();
+        r.id = id.into();
+        r.endpoint = endpoint.into();
+        r.creation_timestamp = crate::model::CreationTimestamp::Number(created);
+        r
+    }
+
+    #[test]
+    fn a_large_set_reconciles_by_identity_adds_updates_moves_keeps_newer_and_deletes() {
+        let store = store();
+        let first: Vec<Resource> = (0..3000)
+            .map(|i| switch(&format!("d{i}"), "10.0.0.1", 5.0))
+            .collect();
+        let report = store.reconcile("p:1:x", &set(first, 5.0)).unwrap();
+        assert_eq!((report.added, report.updated, report.deleted), (3000, 0, 0));
+
+        // d0..d999 gone; d1000 moved to another endpoint; d2999 stored newer than this
+        // set's copy of it; d3000..d3499 new.
+        store.put(&switch("d2999", "10.0.0.1", 50.0)).unwrap();
+        let mut second: Vec<Resource> = (1000..3500)
+            .map(|i| switch(&format!("d{i}"), "10.0.0.1", 10.0))
+            .collect();
+        second[0] = switch("d1000", "10.0.0.2", 10.0);
+        let report = store.reconcile("p:2:y", &set(second, 10.0)).unwrap();
+        assert_eq!(
+            report,
+            ReconcileReport {
+                added: 500,
+                updated: 1999,
+                deleted: 1000,
+                kept_newer: 1,
+            }
+        );
+        let now = store.all().unwrap();
+        assert_eq!(now.len(), 2500);
+        let find = |id: &str| now.iter().filter(|r| r.id == id).collect::<Vec<_>>();
+        assert!(find("d0").is_empty() && find("d999").is_empty());
+        let moved = find("d1000");
+        assert_eq!(moved.len(), 1, "the old endpoint's copy is deleted");
+        assert_eq!(moved[0].endpoint, "10.0.0.2");
+        assert_eq!(find("d2999")[0].creation_timestamp.seconds(), 50.0);
+        assert_eq!(find("d3499")[0].creation_timestamp.seconds(), 10.0);
     }
 }
