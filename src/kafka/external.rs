@@ -1003,7 +1003,7 @@ fn decode_fetched(
 mod tests {
     use std::sync::Mutex as StdMutex;
 
-    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use bytes::{Buf, Bytes, BytesMut};
     use kafka_protocol::protocol::{Decodable, Encodable};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1090,10 +1090,7 @@ mod tests {
         let mut body = BytesMut::new();
         header.encode(&mut body, header_version).unwrap();
         answer.encode(&mut body, version).unwrap();
-        let mut out = BytesMut::new();
-        out.put_i32(body.len() as i32);
-        out.put_slice(&body);
-        out.freeze()
+        crate::kafka::frame::framed(&body).unwrap()
     }
 
     fn message(n: u32) -> Message {

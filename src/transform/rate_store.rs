@@ -729,8 +729,8 @@ impl RateStore {
 // tag). Any other layout: the layout's values plus one, varints, all with the first
 // timestamp and expiry (plus one: the interface plugin gives -1 for a counter the device
 // does not have, three of the seventeen an interface group rates, and those groups were
-// spelled out name by name, 146 bytes a record instead of 112). A snapshot's record is the layout-0 form without the layout id (the format of
-// older versions).
+// spelled out name by name, 146 bytes a record instead of 112). A snapshot's record is
+// the layout-0 form without the layout id (the format of older versions).
 /// The values a record by layout holds (as varints of the value plus one).
 const LAYOUT_VALUES: std::ops::RangeInclusive<i128> = -1..=(u64::MAX as i128 - 1);
 
