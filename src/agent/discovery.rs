@@ -109,13 +109,17 @@ impl Planner for DiscoveryPlanner {
             .get()
             .iter()
             .filter(|p| p.execute_frequency > 0)
-            .map(|p| WorkItem {
-                key: format!("discovery:{}", p.name).into(),
-                group: p.name.as_str().into(),
-                device: format!("discovery:{}", p.name).into(),
-                interval: Duration::from_secs(p.execute_frequency),
-                hold_until: None,
-                job: Arc::new(DiscoveryJob::new(Arc::clone(&self.shared), Arc::clone(p))),
+            .map(|p| {
+                // The key doubles as the plugin's device name.
+                let key: Arc<str> = format!("discovery:{}", p.name).into();
+                WorkItem {
+                    device: Arc::clone(&key),
+                    key,
+                    group: p.name.as_str().into(),
+                    interval: Duration::from_secs(p.execute_frequency),
+                    hold_until: None,
+                    job: Arc::new(DiscoveryJob::new(Arc::clone(&self.shared), Arc::clone(p))),
+                }
             })
             .collect();
         Box::pin(async move { items })

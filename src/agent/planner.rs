@@ -84,22 +84,37 @@ impl Planner for ResourcePlanner {
         let now = Instant::now();
         let mut items = Vec::new();
         let plugins = self.plugins.get();
-        // A resource's device name, made once for all its plugins' items.
-        let mut devices: HashMap<*const Resource, Arc<str>> = HashMap::new();
+        let plugins: Vec<_> = plugins
+            .iter()
+            .filter(|p| p.execute_frequency > 0)
+            .filter_map(|p| {
+                let filter = p.resource_filter.as_ref()?;
+                Some((p, filter, Arc::<str>::from(p.name.as_str())))
+            })
+            .collect();
         let mut key = String::new();
-        for plugin in plugins.iter().filter(|p| p.execute_frequency > 0) {
-            let Some(filter) = &plugin.resource_filter else {
-                continue;
-            };
-            let group: Arc<str> = plugin.name.as_str().into();
-            for resource in resources.iter().filter(|r| filter.matches(&***r)) {
+        for resource in &resources {
+            // Made once for all the resource's plugins.
+            let mut names: Option<(String, Arc<str>)> = None;
+            for (plugin, filter, group) in &plugins {
+                if !filter.matches(&**resource) {
+                    continue;
+                }
+                let (serialization_key, device) = names.get_or_insert_with(|| {
+                    let port = resource
+                        .metadata
+                        .get("snmp_port")
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    let device = format!("{}:{port}", resource.endpoint);
+                    (resource.serialization_key(), device.into())
+                });
                 key.clear();
                 let _ = write!(
                     key,
-                    "{}:{}:{}",
+                    "{}:{}:{serialization_key}",
                     plugin.kind.as_str(),
-                    plugin.name,
-                    resource.serialization_key()
+                    plugin.name
                 );
                 let (key, first) = match self.first_seen.get_key_value(key.as_str()) {
                     Some((k, &first)) => (Arc::clone(k), first),
@@ -112,17 +127,9 @@ impl Planner for ResourcePlanner {
                 let hold_until = self
                     .waits_for_enrichment(plugin, resource)
                     .then_some(first + ENRICHMENT_HOLD);
-                let device = devices.entry(Arc::as_ptr(resource)).or_insert_with(|| {
-                    let port = resource
-                        .metadata
-                        .get("snmp_port")
-                        .map(String::as_str)
-                        .unwrap_or("");
-                    format!("{}:{port}", resource.endpoint).into()
-                });
                 items.push(WorkItem {
                     key,
-                    group: Arc::clone(&group),
+                    group: Arc::clone(group),
                     device: Arc::clone(device),
                     interval: Duration::from_secs(plugin.execute_frequency),
                     hold_until,
