@@ -681,10 +681,22 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<(u64, Item)>, ExternalError> {
         let mut from = from;
-        for _ in 0..2 {
+        let mut out_of_range = 0;
+        let mut skips = 0;
+        loop {
             match self.fetch_once(topic, partition, from, max).await? {
-                Some(items) => return Ok(items),
-                None => {
+                Some(Fetched::Items(items)) => return Ok(items),
+                // Only control records (a transaction's markers): nothing to hand on, but
+                // the read must move past them, or a broker that answers one batch a
+                // fetch would give the same markers to every fetch from here.
+                Some(Fetched::Past(next)) if next > from && skips < MAX_CONTROL_SKIPS => {
+                    tracing::trace!(topic, partition, from, next, "skipping control records");
+                    skips += 1;
+                    from = next;
+                }
+                Some(Fetched::Past(_)) => return Ok(Vec::new()),
+                None if out_of_range == 0 => {
+                    out_of_range += 1;
                     // Out of range: below the log start (retention removed it) the read
                     // resumes at the earliest offset still there; past the end there is
                     // nothing yet.
@@ -701,9 +713,9 @@ impl Inner {
                     );
                     from = earliest;
                 }
+                None => return Ok(Vec::new()),
             }
         }
-        Ok(Vec::new())
     }
 
     /// `None`: OFFSET_OUT_OF_RANGE. Asks at the highest Fetch version both sides serve;
@@ -715,15 +727,16 @@ impl Inner {
         partition: u32,
         from: u64,
         max: usize,
-    ) -> Result<Option<Vec<(u64, Item)>>, ExternalError> {
-        let Some((items, end)) = self
+    ) -> Result<Option<Fetched>, ExternalError> {
+        let Some((fetched, end)) = self
             .fetch_waiting(topic, partition, from, max, POLL_WAIT)
             .await?
         else {
             return Ok(None);
         };
-        if !items.is_empty() || from >= end {
-            return Ok(Some(items));
+        match fetched {
+            Fetched::Items(items) if items.is_empty() && from < end => {}
+            fetched => return Ok(Some(fetched)),
         }
         // Records are there but did not come: a broker may give up gathering them within
         // 1 ms (Tansu under load does, many answers in a row). Asked again allowing it to
@@ -731,7 +744,7 @@ impl Inner {
         let again = self
             .fetch_waiting(topic, partition, from, max, CATCH_UP_WAIT)
             .await?;
-        Ok(again.map(|(items, _)| items))
+        Ok(again.map(|(fetched, _)| fetched))
     }
 
     /// [`Self::fetch_once`] letting the broker wait `wait`, with the partition's high
@@ -743,7 +756,7 @@ impl Inner {
         from: u64,
         max: usize,
         wait: Duration,
-    ) -> Result<Option<(Vec<(u64, Item)>, u64)>, ExternalError> {
+    ) -> Result<Option<(Fetched, u64)>, ExternalError> {
         let addr = self.leader(topic, partition).await?;
         let ceiling = self
             .ceilings
@@ -971,20 +984,38 @@ const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 /// and 4, each a layout brokers have served for years.
 const FETCH_VERSIONS: [i16; 4] = [12, 11, 7, 4];
 
+/// Fetches in a row that may find only control records before one gives up (and the
+/// next fetch goes on from where it stopped).
+const MAX_CONTROL_SKIPS: usize = 16;
+
+/// What a fetch found.
+#[derive(Debug, PartialEq)]
+enum Fetched {
+    /// The records from `from` on, at most `max` (none: nothing there yet).
+    Items(Vec<(u64, Item)>),
+    /// Only control records (transaction markers), up to this offset (exclusive).
+    Past(u64),
+}
+
 /// The records of a fetched partition from `from` on, at most `max`.
 fn decode_fetched(
     part: &fetch_response::PartitionData,
     from: u64,
     max: usize,
-) -> Result<Vec<(u64, Item)>, ExternalError> {
+) -> Result<Fetched, ExternalError> {
     let mut bytes = part.records.clone().unwrap_or_default();
     let mut out = Vec::new();
+    let mut past = from;
     for set in RecordBatchDecoder::decode_all(&mut bytes).map_err(ExternalError::Decode)? {
         for r in set.records {
             let Ok(offset) = u64::try_from(r.offset) else {
                 continue;
             };
-            if offset < from || r.control || out.len() >= max {
+            if offset < from || out.len() >= max {
+                continue;
+            }
+            if r.control {
+                past = past.max(offset + 1);
                 continue;
             }
             out.push((
@@ -996,7 +1027,11 @@ fn decode_fetched(
             ));
         }
     }
-    Ok(out)
+    Ok(if out.is_empty() && past > from {
+        Fetched::Past(past)
+    } else {
+        Fetched::Items(out)
+    })
 }
 
 #[cfg(test)]
@@ -1012,10 +1047,11 @@ mod tests {
     use crate::kafka::broker::{Broker, BrokerConfig};
     use crate::telemetry::Telemetry;
 
-    /// Our embedded broker behind a listener that answers every Fetch allowed to wait at
-    /// most 1 ms without its records (keeping the high watermark), the way Tansu does
-    /// under load; the waits the client asked for are recorded.
-    async fn forgetful_broker() -> (String, Arc<StdMutex<Vec<i32>>>) {
+    /// Our embedded broker behind a listener that hands every Fetch answer to `rewrite`
+    /// (with the request and its version) before sending it.
+    async fn broker_behind(
+        rewrite: impl Fn(&FetchRequest, Bytes, i16) -> Bytes + Send + Sync + 'static,
+    ) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let broker = Arc::new(Broker::new(
@@ -1024,19 +1060,18 @@ mod tests {
                 advertised_port: port,
                 auto_create_topics: true,
                 default_partitions: 1,
-                cluster_id: "forgetful".into(),
+                cluster_id: "behind".into(),
                 authorizer: Authorizer::open(Vec::new(), Vec::new()),
                 ..BrokerConfig::default()
             },
             panoptes_storage::Store::memory(),
             Arc::new(Telemetry::default()),
         ));
-        let waits = Arc::new(StdMutex::new(Vec::new()));
-        let seen = Arc::clone(&waits);
+        let rewrite = Arc::new(rewrite);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let broker = Arc::clone(&broker);
-                let seen = Arc::clone(&seen);
+                let rewrite = Arc::clone(&rewrite);
                 tokio::spawn(async move {
                     while let Ok(size) = socket.read_i32().await {
                         let mut frame = vec![0; size as usize];
@@ -1044,37 +1079,51 @@ mod tests {
                         let frame = Bytes::from(frame);
                         let api = i16::from_be_bytes([frame[0], frame[1]]);
                         let version = i16::from_be_bytes([frame[2], frame[3]]);
-                        let mut quick = false;
-                        if api == FetchRequest::KEY {
+                        let fetch = (api == FetchRequest::KEY).then(|| {
                             let mut buf = frame.clone();
                             RequestHeader::decode(
                                 &mut buf,
                                 ApiKey::Fetch.request_header_version(version),
                             )
                             .unwrap();
-                            let wait = FetchRequest::decode(&mut buf, version).unwrap().max_wait_ms;
-                            seen.lock().unwrap().push(wait);
-                            quick = wait <= 1;
-                        }
+                            FetchRequest::decode(&mut buf, version).unwrap()
+                        });
                         let answer = crate::kafka::connection::respond(&broker, frame)
                             .await
                             .unwrap()
                             .unwrap();
-                        let answer = if quick {
-                            without_records(answer, version)
-                        } else {
-                            answer
+                        let answer = match &fetch {
+                            Some(request) => rewrite(request, answer, version),
+                            None => answer,
                         };
                         socket.write_all(&answer).await.unwrap();
                     }
                 });
             }
         });
-        (format!("127.0.0.1:{port}"), waits)
+        format!("127.0.0.1:{port}")
     }
 
-    /// A framed Fetch answer with every partition's records taken out.
-    fn without_records(framed: Bytes, version: i16) -> Bytes {
+    /// [`broker_behind`] answering every Fetch allowed to wait at most 1 ms without its
+    /// records (keeping the high watermark), the way Tansu does under load; the waits the
+    /// client asked for are recorded.
+    async fn forgetful_broker() -> (String, Arc<StdMutex<Vec<i32>>>) {
+        let waits = Arc::new(StdMutex::new(Vec::new()));
+        let seen = Arc::clone(&waits);
+        let addr = broker_behind(move |request, answer, version| {
+            seen.lock().unwrap().push(request.max_wait_ms);
+            if request.max_wait_ms <= 1 {
+                with_records(answer, version, Bytes::new())
+            } else {
+                answer
+            }
+        })
+        .await;
+        (addr, waits)
+    }
+
+    /// A framed Fetch answer with every partition's records replaced by `records`.
+    fn with_records(framed: Bytes, version: i16, records: Bytes) -> Bytes {
         let mut buf = framed.slice(4..);
         let header_version = ApiKey::Fetch.response_header_version(version);
         let header = ResponseHeader::decode(&mut buf, header_version).unwrap();
@@ -1085,12 +1134,43 @@ mod tests {
             .iter_mut()
             .flat_map(|t| t.partitions.iter_mut())
         {
-            p.records = Some(Bytes::new());
+            p.records = Some(records.clone());
         }
         let mut body = BytesMut::new();
         header.encode(&mut body, header_version).unwrap();
         answer.encode(&mut body, version).unwrap();
         crate::kafka::frame::framed(&body).unwrap()
+    }
+
+    /// One batch holding a transaction's commit marker at `offset`, as a broker stores it.
+    fn commit_marker(offset: i64) -> Bytes {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let marker = Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: 7,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_000,
+            // Control record key: version 0, type 1 (commit); value: version 0,
+            // coordinator epoch 0.
+            key: Some(Bytes::from_static(&[0, 0, 0, 1])),
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&marker], &options).unwrap();
+        buf.freeze()
     }
 
     fn message(n: u32) -> Message {
@@ -1132,5 +1212,70 @@ mod tests {
         waits.lock().unwrap().clear();
         assert!(cluster.fetch("t", 0, 3, 100).await.unwrap().is_empty());
         assert_eq!(*waits.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fetch_finding_only_transaction_markers_reads_on_past_them() {
+        // Offsets 1 and 2 read as commit markers, one batch an answer (as a broker that
+        // answers one batch a fetch gives them); 0 and 3..5 are records.
+        let asked = Arc::new(StdMutex::new(Vec::new()));
+        let seen = Arc::clone(&asked);
+        let addr = broker_behind(move |request, answer, version| {
+            let from = request.topics[0].partitions[0].fetch_offset;
+            seen.lock().unwrap().push(from);
+            match from {
+                1 | 2 => with_records(answer, version, commit_marker(from)),
+                _ => answer,
+            }
+        })
+        .await;
+        let cluster =
+            ExternalCluster::start(vec![addr], "markers-test", ClientSecurity::default(), None)
+                .unwrap();
+        assert_eq!(cluster.ensure_topic("t", 1).await.unwrap(), 1);
+        let publisher = cluster.clone();
+        let messages: Vec<Message> = (0..5).map(message).collect();
+        tokio::task::spawn_blocking(move || publisher.publish_blocking("t", &messages, 1_000))
+            .await
+            .unwrap()
+            .unwrap();
+
+        let items = cluster.fetch("t", 0, 1, 100).await.unwrap();
+        let got: Vec<(u64, String)> = items
+            .into_iter()
+            .map(|(offset, (_, value))| (offset, String::from_utf8(value).unwrap()))
+            .collect();
+        assert_eq!(got, vec![(3, "v3".to_owned()), (4, "v4".to_owned())]);
+        // Past each marker at once: no second ask at the same offset.
+        assert_eq!(*asked.lock().unwrap(), vec![1, 2, 3]);
+
+        // Records before a marker come as records (the marker is left for the next read).
+        asked.lock().unwrap().clear();
+        let items = cluster.fetch("t", 0, 0, 100).await.unwrap();
+        let offsets: Vec<u64> = items.iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
+        assert_eq!(*asked.lock().unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn control_records_alone_move_the_read_past_them_and_never_come_out() {
+        let part = |records: Bytes| {
+            let mut p = fetch_response::PartitionData::default();
+            p.records = Some(records);
+            p
+        };
+        assert_eq!(
+            decode_fetched(&part(commit_marker(5)), 5, 10).unwrap(),
+            Fetched::Past(6)
+        );
+        // A marker below `from` (the batch holding `from` starts earlier) moves nothing.
+        assert_eq!(
+            decode_fetched(&part(commit_marker(5)), 6, 10).unwrap(),
+            Fetched::Items(Vec::new())
+        );
+        assert_eq!(
+            decode_fetched(&part(Bytes::new()), 6, 10).unwrap(),
+            Fetched::Items(Vec::new())
+        );
     }
 }
