@@ -11,8 +11,8 @@
 //! value a non-negative integer, one timestamp, one expiry), only the values as varints:
 //! which metric each value belongs to is a *layout* (the list of metric names in order)
 //! that every group of the same shape shares. Other groups spell out each sample's name and
-//! kind. At 10,000 48-port devices that is ≈480,000 records of ≈130 bytes in 64 KiB chunks,
-//! plus a 12-byte index entry each.
+//! kind. At 10,000 48-port devices that is ≈480,000 records of ≈110 bytes (a 4-byte header
+//! and 4 bytes of room included) in 64 KiB chunks, plus a 12-byte index entry each.
 //!
 //! What is given up: the state lives in the process. A clean shutdown saves it to the
 //! store and the next start loads it (see [`RateStore::save`] / [`RateStore::load`]), so
@@ -78,8 +78,8 @@ impl Layouts {
 /// keeps a little room to grow), and a shard grows by whole chunks, never by copying
 /// itself into a buffer twice its size.
 ///
-/// A record in a chunk: its room (`cap`, u32 LE), its length (u32 LE), then `cap` bytes of
-/// which the first `len` are the record. The index maps a group's hash to the record's
+/// A record in a chunk: its header (room `cap` and length `len`, see [`HEADER`]), then
+/// `cap` bytes of which the first `len` are the record. The index maps a group's hash to the record's
 /// place (chunk << 16 | offset): 12 bytes an entry, where a `u64` key and a full location
 /// took 32, in a table that is between half and seven eighths full.
 #[derive(Default)]
@@ -138,8 +138,35 @@ impl Hasher for Mix {
 /// Spare bytes given to a record when it is placed.
 const RECORD_ROOM: u32 = 4;
 
-/// A record's header in its chunk: room and length, u32 LE each.
-const HEADER: usize = 8;
+/// A record's header in its chunk: room and length, u16 LE each, when the room is under
+/// [`WIDE`] (every record of a shared chunk); else [`WIDE`] and then room and length as
+/// u32 LE (a record in a chunk of its own).
+const HEADER: usize = 4;
+const WIDE_HEADER: usize = 10;
+const WIDE: u16 = u16::MAX;
+
+/// The header of a record with `cap` bytes of room.
+fn header_len(cap: u32) -> usize {
+    if cap < u32::from(WIDE) {
+        HEADER
+    } else {
+        WIDE_HEADER
+    }
+}
+
+fn put_header(chunk: &mut Vec<u8>, cap: u32, len: u32) {
+    match (u16::try_from(cap), u16::try_from(len)) {
+        (Ok(cap), Ok(len)) if cap < WIDE => {
+            chunk.extend_from_slice(&cap.to_le_bytes());
+            chunk.extend_from_slice(&len.to_le_bytes());
+        }
+        _ => {
+            chunk.extend_from_slice(&WIDE.to_le_bytes());
+            chunk.extend_from_slice(&cap.to_le_bytes());
+            chunk.extend_from_slice(&len.to_le_bytes());
+        }
+    }
+}
 
 /// Size of a chunk (a record larger than this gets a chunk of its own size). A place in a
 /// chunk is 16 bits.
@@ -189,10 +216,16 @@ pub enum RecordError {
     UnknownTag(u8),
     #[error("record length out of range")]
     LengthOutOfRange,
+    #[error("record expiry out of range")]
+    ExpiryOutOfRange,
     #[error("record longer than the snapshot")]
     PastSnapshot,
     #[error("a sample names an unknown metric")]
     UnknownMetric,
+}
+
+fn u16_at(chunk: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(chunk.get(at..at + 2)?.try_into().ok()?))
 }
 
 fn u32_at(chunk: &[u8], at: usize) -> Option<u32> {
@@ -203,13 +236,17 @@ fn u32_at(chunk: &[u8], at: usize) -> Option<u32> {
 fn header_at(chunks: &[Vec<u8>], pos: u32) -> Option<(&[u8], usize, u32, u32)> {
     let (c, at) = Shard::place(pos);
     let chunk = chunks.get(c)?;
-    Some((chunk, at, u32_at(chunk, at)?, u32_at(chunk, at + 4)?))
+    match u16_at(chunk, at)? {
+        WIDE => Some((chunk, at, u32_at(chunk, at + 2)?, u32_at(chunk, at + 6)?)),
+        cap => Some((chunk, at, u32::from(cap), u32::from(u16_at(chunk, at + 2)?))),
+    }
 }
 
 /// The record at `pos` in `chunks`, without its header.
 fn body_at(chunks: &[Vec<u8>], pos: u32) -> Option<&[u8]> {
-    let (chunk, at, _, len) = header_at(chunks, pos)?;
-    chunk.get(at + HEADER..at + HEADER + len as usize)
+    let (chunk, at, cap, len) = header_at(chunks, pos)?;
+    let start = at + header_len(cap);
+    chunk.get(start..start + len as usize)
 }
 
 impl Shard {
@@ -228,23 +265,29 @@ impl Shard {
         let key = Key::of(hash);
         if let Some(&pos) = self.index.get(&key) {
             if let Some((_, at, cap, _)) = header_at(&self.chunks, pos) {
+                let header = header_len(cap);
                 if len <= cap {
                     let chunk = &mut self.chunks[Shard::place(pos).0];
-                    chunk[at + 4..at + HEADER].copy_from_slice(&len.to_le_bytes());
-                    chunk[at + HEADER..at + HEADER + encoded.len()].copy_from_slice(encoded);
+                    // The room decides the header's form: the length fits it.
+                    if header == HEADER {
+                        chunk[at + 2..at + 4].copy_from_slice(&(len as u16).to_le_bytes());
+                    } else {
+                        chunk[at + 6..at + 10].copy_from_slice(&len.to_le_bytes());
+                    }
+                    chunk[at + header..at + header + encoded.len()].copy_from_slice(encoded);
                     return Ok(());
                 }
-                self.dead += HEADER + cap as usize;
+                self.dead += header + cap as usize;
             }
         }
         // Room for a few values to grow by a varint byte before the record must move.
         let cap = len.saturating_add(RECORD_ROOM);
-        let (c, at) = self.reserve(HEADER + cap as usize)?;
+        let size = header_len(cap) + cap as usize;
+        let (c, at) = self.reserve(size)?;
         let chunk = &mut self.chunks[c];
-        chunk.extend_from_slice(&cap.to_le_bytes());
-        chunk.extend_from_slice(&len.to_le_bytes());
+        put_header(chunk, cap, len);
         chunk.extend_from_slice(encoded);
-        chunk.resize(at + HEADER + cap as usize, 0);
+        chunk.resize(at + size, 0);
         self.index.insert(key, pos_of(c, at));
         self.compact_if_sparse();
         Ok(())
@@ -280,7 +323,7 @@ impl Shard {
                 .and_then(|body| record_expiry(body).ok())
                 .is_some_and(|expires| expires > now);
             if !live {
-                dead += HEADER + cap as usize;
+                dead += header_len(cap) + cap as usize;
             }
             live
         });
@@ -301,7 +344,7 @@ impl Shard {
         places.sort_unstable_by_key(|&(_, p)| p);
         for (key, pos) in places {
             let bytes = header_at(&old, pos)
-                .and_then(|(chunk, at, cap, _)| chunk.get(at..at + HEADER + cap as usize));
+                .and_then(|(chunk, at, cap, _)| chunk.get(at..at + header_len(cap) + cap as usize));
             // Cannot fail to fit: the new chunks hold less than the old ones did.
             let moved = bytes.and_then(|bytes| Some((bytes, self.reserve(bytes.len()).ok()?)));
             match moved {
@@ -457,7 +500,7 @@ impl RateStore {
                 return encode_by_layout(entries, layout, out);
             }
         }
-        encode_named(entries, out, true);
+        encode_named(entries, out, Form::Record);
     }
 
     fn decode(&self, record: &[u8]) -> Result<Vec<Entry>, RecordError> {
@@ -470,7 +513,7 @@ impl RateStore {
     fn decode_into(&self, record: &[u8], out: &mut Vec<Entry>) -> Result<(), RecordError> {
         out.clear();
         let mut r = Reader::new(record);
-        let (ts, expires_ms) = r.head()?;
+        let (ts, expires_ms) = r.record_head()?;
         let layout = u32::try_from(r.varint()?).map_err(|_| RecordError::LayoutOutOfRange)?;
         if layout == 0 {
             return decode_named_into(r, ts, expires_ms, out);
@@ -534,7 +577,7 @@ impl RateStore {
                     continue;
                 }
                 record.clear();
-                encode_named(&entries, &mut record, false);
+                encode_named(&entries, &mut record, Form::Snapshot);
                 out.extend_from_slice(&key.hash64().to_le_bytes());
                 put_varint(&mut out, record.len() as u64);
                 out.extend_from_slice(&record);
@@ -590,7 +633,7 @@ impl RateStore {
                 .ok_or(RecordError::PastSnapshot)?;
             r.at += len;
             let mut d = Reader::new(data);
-            let (ts, exp) = d.head()?;
+            let (ts, exp) = d.snapshot_head()?;
             let mut entries = decode_named(d, ts, exp)?;
             entries.retain(|e| e.expires_ms > now);
             for e in &mut entries {
@@ -723,14 +766,15 @@ impl RateStore {
     }
 }
 
-// A record: the first sample's timestamp (f64 LE) and expiry (u64 LE), then a layout id
-// (varint). Layout 0: per sample its name id (varint), a tag byte, the value, then the
+// A record: the first sample's timestamp and expiry (see `put_record_head`), then a layout
+// id (varint). Layout 0: per sample its name id (varint), a tag byte, the value, then the
 // sample's own timestamp and expiry when they differ from the first's (flag bits of the
 // tag). Any other layout: the layout's values plus one, varints, all with the first
 // timestamp and expiry (plus one: the interface plugin gives -1 for a counter the device
 // does not have, three of the seventeen an interface group rates, and those groups were
 // spelled out name by name, 146 bytes a record instead of 112). A snapshot's record is
-// the layout-0 form without the layout id (the format of older versions).
+// the layout-0 form without the layout id, after the timestamp (f64 LE) and expiry (u64 LE)
+// (the format of older versions).
 /// The values a record by layout holds (as varints of the value plus one).
 const LAYOUT_VALUES: std::ops::RangeInclusive<i128> = -1..=(u64::MAX as i128 - 1);
 
@@ -756,7 +800,7 @@ fn usual_shape(entries: &[Entry]) -> bool {
 fn encode_by_layout(entries: &[Entry], layout: u32, out: &mut Vec<u8>) {
     out.reserve(17 + entries.len() * 7);
     if let Some(first) = entries.first() {
-        put_head(out, first.sample.ts, first.expires_ms);
+        put_record_head(out, first.sample.ts, first.expires_ms);
     }
     put_varint(out, u64::from(layout));
     for e in entries {
@@ -766,14 +810,25 @@ fn encode_by_layout(entries: &[Entry], layout: u32, out: &mut Vec<u8>) {
     }
 }
 
-/// The named form; with `layout_id`, as a record (layout 0), without, as in a snapshot.
-fn encode_named(entries: &[Entry], out: &mut Vec<u8>, layout_id: bool) {
+/// Where a named record goes: the rate store (compact head, layout 0) or a snapshot
+/// (the older versions' wide head, no layout id, so any version reads it).
+#[derive(Clone, Copy)]
+enum Form {
+    Record,
+    Snapshot,
+}
+
+/// The named form of `entries`, as `form` asks.
+fn encode_named(entries: &[Entry], out: &mut Vec<u8>, form: Form) {
     let (ts0, exp0) = entries
         .first()
         .map_or((0.0, 0), |e| (e.sample.ts, e.expires_ms));
-    put_head(out, ts0, exp0);
-    if layout_id {
-        out.push(0);
+    match form {
+        Form::Record => {
+            put_record_head(out, ts0, exp0);
+            out.push(0);
+        }
+        Form::Snapshot => put_snapshot_head(out, ts0, exp0),
     }
     for e in entries {
         put_varint(out, u64::from(e.name));
@@ -862,7 +917,7 @@ fn decode_named_into(
 /// layout's samples share the first one's expiry.
 fn record_expiry(record: &[u8]) -> Result<u64, RecordError> {
     let mut r = Reader::new(record);
-    let (ts, exp) = r.head()?;
+    let (ts, exp) = r.record_head()?;
     if r.varint()? != 0 {
         return Ok(exp);
     }
@@ -873,10 +928,36 @@ fn record_expiry(record: &[u8]) -> Result<u64, RecordError> {
         .unwrap_or(0))
 }
 
-/// A record's first sample's timestamp (f64 LE) and expiry (u64 LE); see [`Reader::head`].
-fn put_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
+/// A snapshot record's first timestamp (f64 LE) and expiry (u64 LE); see
+/// [`Reader::snapshot_head`].
+fn put_snapshot_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
     out.extend_from_slice(&ts.to_le_bytes());
     out.extend_from_slice(&expires_ms.to_le_bytes());
+}
+
+/// A record's first timestamp (f64 LE, exact) and then its expiry as a varint: the
+/// milliseconds after the timestamp plus one (a TTL: 3 bytes, where a u64 took 8), or 0
+/// and the expiry as u64 LE when it is not after the timestamp's millisecond or too far
+/// after it; see [`Reader::record_head`].
+fn put_record_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
+    out.extend_from_slice(&ts.to_le_bytes());
+    match expires_ms
+        .checked_sub(ts_ms(ts))
+        .and_then(|d| d.checked_add(1))
+    {
+        Some(d) => put_varint(out, d),
+        None => {
+            out.push(0);
+            out.extend_from_slice(&expires_ms.to_le_bytes());
+        }
+    }
+}
+
+/// The millisecond a sample's timestamp (seconds) falls in, as the record's expiry is
+/// counted from: the same for the same bits on both sides (0 for a negative or NaN one).
+fn ts_ms(ts: f64) -> u64 {
+    // `as` saturates and maps NaN to 0.
+    (ts * 1000.0) as u64
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -899,12 +980,24 @@ impl<'a> Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// A record's first sample's timestamp and expiry (see [`put_head`]).
-    fn head(&mut self) -> Result<(f64, u64), RecordError> {
+    /// A snapshot record's first timestamp and expiry (see [`put_snapshot_head`]).
+    fn snapshot_head(&mut self) -> Result<(f64, u64), RecordError> {
         Ok((
             f64::from_le_bytes(self.array()?),
             u64::from_le_bytes(self.array()?),
         ))
+    }
+
+    /// A record's first timestamp and expiry (see [`put_record_head`]).
+    fn record_head(&mut self) -> Result<(f64, u64), RecordError> {
+        let ts = f64::from_le_bytes(self.array()?);
+        let expires_ms = match self.varint()? {
+            0 => u64::from_le_bytes(self.array()?),
+            d => ts_ms(ts)
+                .checked_add(d - 1)
+                .ok_or(RecordError::ExpiryOutOfRange)?,
+        };
+        Ok((ts, expires_ms))
     }
 
     fn byte(&mut self) -> Result<u8, RecordError> {
@@ -943,7 +1036,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    /// A layout-0 record of `n` samples (value `h % 100`) expiring at `exp`: 17 + 3n bytes.
+    /// A layout-0 record of `n` samples (value `h % 100`) expiring at `exp` (before its
+    /// timestamp's millisecond: the head's full form, 17 bytes): 18 + 3n bytes.
     fn body(h: u64, n: usize, exp: u64) -> Vec<u8> {
         let entries: Vec<Entry> = (0..n)
             .map(|i| Entry {
@@ -953,14 +1047,14 @@ mod tests {
             })
             .collect();
         let mut out = Vec::new();
-        encode_named(&entries, &mut out, true);
+        encode_named(&entries, &mut out, Form::Record);
         out
     }
 
     #[test]
     fn a_shard_rewrites_in_place_moves_what_outgrows_and_compacts() {
         let mut shard = Shard::default();
-        // Enough 200-byte records for several chunks.
+        // Enough 201-byte records (209 with header and room) for several chunks.
         for h in 0..2_000u64 {
             shard.put(h, &body(h, 61, 10)).unwrap();
         }
@@ -974,7 +1068,7 @@ mod tests {
         // Larger: moved to the end; its old place is dead.
         shard.put(8, &body(8, 100, 20)).unwrap();
         assert_ne!(pos(&shard, 8), before.0);
-        assert!(shard.dead >= 212, "{}", shard.dead);
+        assert!(shard.dead >= 209, "{}", shard.dead);
         assert_eq!(shard.record(8).unwrap(), &body(8, 100, 20)[..]);
         // Expiring most records leaves the chunks sparse: they are compacted, and what
         // is left still reads back.
@@ -984,7 +1078,7 @@ mod tests {
         let chunks_before = shard.chunks.len();
         assert_eq!(shard.sweep(6), 1_500 - 1);
         // Compacted: only the unfillable ends of the new chunks are dead.
-        assert!(shard.dead < 212 * shard.chunks.len(), "{}", shard.dead);
+        assert!(shard.dead < 209 * shard.chunks.len(), "{}", shard.dead);
         assert!(shard.chunks.len() < chunks_before);
         for h in (0..2_000u64).filter(|h| h % 4 == 0 && *h != 8) {
             assert_eq!(shard.record(h).unwrap(), &body(h, 61, 10)[..], "record {h}");
@@ -1011,12 +1105,104 @@ mod tests {
         shard.put(3, &body(3, 10, 10)).unwrap();
         assert_eq!(shard.chunks.len(), 3);
         assert_eq!(shard.record(2).unwrap(), &big[..]);
+        // Its header is the wide one (room over 16 bits), rewritten in place.
+        let (c, at) = Shard::place(shard.index[&Key::of(2)]);
+        assert_eq!(shard.chunks[c][at..at + 2], [0xff, 0xff]);
+        assert_eq!(
+            shard.chunks[c].len(),
+            WIDE_HEADER + big.len() + RECORD_ROOM as usize
+        );
+        let smaller = body(5, 29_999, 10);
+        shard.put(2, &smaller).unwrap();
+        assert_eq!(shard.record(2).unwrap(), &smaller[..]);
+        assert_eq!(Shard::place(shard.index[&Key::of(2)]), (c, at));
         assert_eq!(shard.record(3).unwrap(), &body(3, 10, 10)[..]);
         assert_eq!(shard.record(1).unwrap(), &body(1, 10, 10)[..]);
     }
 
     fn s(value: MetricValue, ts: f64) -> Sample {
         Sample { value, ts }
+    }
+
+    /// A poll's timestamp (seconds) and its samples' expiry 180 s later (ms).
+    const TS: f64 = 1_765_000_000.25;
+    const EXPIRES: u64 = 1_765_000_180_250;
+
+    #[test]
+    fn a_record_head_keeps_any_timestamp_and_expiry_exactly() {
+        let head = |ts: f64, exp: u64| {
+            let mut out = Vec::new();
+            put_record_head(&mut out, ts, exp);
+            let mut r = Reader::new(&out);
+            let got = r.record_head().unwrap();
+            assert_eq!(r.at, out.len());
+            assert_eq!((got.0.to_bits(), got.1), (ts.to_bits(), exp), "{ts} {exp}");
+            out.len()
+        };
+        // A TTL after the timestamp: 8 bytes and a varint.
+        assert_eq!(head(TS, EXPIRES), 8 + 3);
+        assert_eq!(
+            head(TS, 1_765_000_000_250),
+            8 + 1,
+            "expiring at its own millisecond"
+        );
+        assert_eq!(head(0.0, 0), 8 + 1);
+        // Anything else in full: before the timestamp, too far after it, odd timestamps.
+        assert_eq!(head(TS, 1_765_000_000_249), 8 + 1 + 8);
+        assert_eq!(head(0.0, u64::MAX), 8 + 1 + 8);
+        assert_eq!(head(1.0, u64::MAX), 8 + 10);
+        for ts in [-5.5, f64::NAN, f64::INFINITY, f64::MAX, 1e-300, 0.0005] {
+            head(ts, EXPIRES);
+            head(ts, 0);
+            head(ts, u64::MAX);
+        }
+        // A varint past u64 from the timestamp's millisecond is damage, not a wrap.
+        let mut out = TS.to_le_bytes().to_vec();
+        put_varint(&mut out, u64::MAX);
+        assert_eq!(
+            Reader::new(&out).record_head(),
+            Err(RecordError::ExpiryOutOfRange)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_in_the_older_versions_format_loads() {
+        // One shard, one group: hash, length, then ts (f64 LE) and expiry (u64 LE) and
+        // each sample's name id, tag and value, as every version has written it.
+        let expires = now_ms() + 600_000;
+        let mut record = 5.0f64.to_le_bytes().to_vec();
+        record.extend_from_slice(&expires.to_le_bytes());
+        record.extend_from_slice(&[1, TAG_UINT, 42, 0, TAG_NEG, 0]);
+        let hash = hash64(b"dev|if|1");
+        let mut shard = hash.to_le_bytes().to_vec();
+        put_varint(&mut shard, record.len() as u64);
+        shard.extend_from_slice(&record);
+        let ks = panoptes_storage::Store::temporary()
+            .unwrap()
+            .keyspace("rate_state")
+            .unwrap();
+        ks.put(SNAPSHOT_NAMES, b"in\nout", None).unwrap();
+        ks.put(format!("{SNAPSHOT_SHARD}3").as_bytes(), &shard, None)
+            .unwrap();
+        let store = RateStore::new();
+        assert_eq!(store.load(&ks).unwrap(), 1);
+        let previous = store
+            .get_set_group(
+                "dev|if|1",
+                &[
+                    ("in", s(MetricValue::Int(0), 6.0)),
+                    ("out", s(MetricValue::Int(0), 6.0)),
+                ],
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(
+            previous,
+            vec![
+                Some(s(MetricValue::Int(-1), 5.0)),
+                Some(s(MetricValue::Int(42), 5.0))
+            ]
+        );
     }
 
     #[test]
@@ -1047,18 +1233,20 @@ mod tests {
             store.decode(&[1, 2, 3]),
             Err(RecordError::FieldCut { len: 8, at: 0 })
         );
-        // The usual shape goes by layout: only the values, and the layout is shared.
+        // The usual shape goes by layout: only the values, and the layout is shared. Its
+        // head: the timestamp and a 180 s TTL (3 bytes).
+        const HEAD: usize = 8 + 3;
         let usual: Vec<Entry> = (0..17u32)
             .map(|i| Entry {
                 name: i,
-                sample: s(MetricValue::Int(1 << 40), 1.5),
-                expires_ms: 1 << 41,
+                sample: s(MetricValue::Int(1 << 40), TS),
+                expires_ms: EXPIRES,
             })
             .collect();
         let record = store.encode(&usual);
-        assert_eq!(record.len(), 16 + 1 + 17 * 6);
+        assert_eq!(record.len(), HEAD + 1 + 17 * 6);
         assert_eq!(store.decode(&record).unwrap(), usual);
-        assert_eq!(record_expiry(&record), Ok(1 << 41));
+        assert_eq!(record_expiry(&record), Ok(EXPIRES));
         assert_eq!(store.encode(&usual), record);
         assert_eq!(store.layouts.read().unwrap().list.len(), 1);
         assert_eq!(
@@ -1071,26 +1259,26 @@ mod tests {
             (0..17u32)
                 .map(|i| Entry {
                     name: i,
-                    sample: s(MetricValue::Int(values[i as usize % 3]), 1.5),
-                    expires_ms: 1 << 41,
+                    sample: s(MetricValue::Int(values[i as usize % 3]), TS),
+                    expires_ms: EXPIRES,
                 })
                 .collect()
         };
         let usual_edges = edges([-1, 0, u64::MAX as i128 - 1]);
         let record = store.encode(&usual_edges);
-        assert_ne!(record[16], 0, "by layout");
+        assert_ne!(record[HEAD], 0, "by layout");
         // Head, layout, six 0s and six 1s of one byte each, five u64::MAX of ten.
-        assert_eq!(record.len(), 16 + 1 + 12 + 5 * 10);
+        assert_eq!(record.len(), HEAD + 1 + 12 + 5 * 10);
         assert_eq!(store.decode(&record).unwrap(), usual_edges);
         for outside in [edges([-2, 0, 0]), edges([0, 0, u64::MAX as i128])] {
             let record = store.encode(&outside);
-            assert_eq!(record[16], 0, "named");
+            assert_eq!(record[HEAD], 0, "named");
             assert_eq!(store.decode(&record).unwrap(), outside);
         }
         // An unknown layout is an error, not a panic.
         let record = store.encode(&usual);
         let mut unknown = record.clone();
-        unknown[16] = 9;
+        unknown[HEAD] = 9;
         assert_eq!(store.decode(&unknown), Err(RecordError::UnknownLayout(9)));
         assert_eq!(
             record_expiry(&store.encode(&entries)),
