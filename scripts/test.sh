@@ -26,6 +26,10 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The ping plugin and the PING_FAILURE check run the system's ping.
 command -v ping >/dev/null 2>&1 || need_apt+=(iputils-ping)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The global allocator, jemalloc, is built from its C sources (tikv-jemalloc-sys runs its
+# configure script and make).
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 # pysnmp's compiled MIB modules (Debian main, BSD): scripts/gen-mibs.py generates the
 # built-in HOST-RESOURCES/ENTITY/EtherLike modules from them, and tests/mib_builtin.rs
 # checks every generated object's OID against them.

@@ -10,10 +10,15 @@ use panoptes::cli::{
 use panoptes::client::NodeClient;
 use panoptes::config::Settings;
 
-/// mimalloc rather than glibc malloc: see `panoptes::memory`.
+/// jemalloc rather than glibc malloc or mimalloc: see `panoptes::memory`.
 #[global_allocator]
-static GLOBAL: panoptes::memory::Counting<mimalloc::MiMalloc> =
-    panoptes::memory::Counting(mimalloc::MiMalloc);
+static GLOBAL: panoptes::memory::Counting<tikv_jemallocator::Jemalloc> =
+    panoptes::memory::Counting(tikv_jemallocator::Jemalloc);
+
+/// jemalloc's settings, read once at its start (`_RJEM_MALLOC_CONF` in the environment
+/// overrides them): see [`panoptes::memory::JEMALLOC_CONF`].
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: panoptes::memory::MallocConf = panoptes::memory::JEMALLOC_CONF;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,5 +1,5 @@
-//! The collector's memory allocator: mimalloc, set as the global allocator in
-//! `src/main.rs` (the library leaves the choice to the binary).
+//! The collector's memory allocator: jemalloc, set as the global allocator in
+//! `src/main.rs` (the library leaves the choice to the binary), with [`JEMALLOC_CONF`].
 //!
 //! Measured with `panoptes bench --devices 1000` (48-port switches, 60 s interval, steady
 //! part of the run): glibc malloc spent about a third of the collector's CPU in
@@ -7,19 +7,71 @@
 //! metric strings, and the node's threads each churned through their own arena), even with
 //! its arenas capped at two and a periodic `malloc_trim`, which the first builds did.
 //! mimalloc's per-thread free lists took the CPU per poll from 5.9 to 3.9 ms, with the
-//! same resident memory, and it returns freed pages to the OS by itself.
+//! same resident memory. At 10,000 devices mimalloc then held ≈80 MB beyond the live heap
+//! (pages freed and waiting out its purge delay, and pages kept by long-lived blocks),
+//! whatever its options; jemalloc with two arenas and time-based purging by a background
+//! thread holds ≈30 MB beyond it at the same CPU per poll (README, item 50).
 
-/// Returns to the OS, now, the memory this thread's heap has freed, and every page the
-/// allocator had set aside to give back later. For work that allocates a lot at once and
-/// rarely (an inflated Produce request): mimalloc gives freed pages back only after a
-/// delay and keeps pages in the heap of the thread that freed them, so a burst spread over
-/// the runtime's blocking threads would stay resident long after it was answered. Cheap
-/// enough to call after a request, too dear to call after every poll.
+use std::ffi::{c_char, c_void};
+
+/// A C string for jemalloc's `malloc_conf` symbol: a thin pointer, as C declares it
+/// (`const char *`).
+#[repr(transparent)]
+pub struct MallocConf(*const c_char);
+
+// SAFETY: it points at a static, immutable, NUL-terminated string.
+unsafe impl Sync for MallocConf {}
+
+/// jemalloc's settings: two arenas (one per core of a small box: the default, four per
+/// core, spread the threads' blocks over eight and kept each one's freed pages apart); a
+/// background thread purging freed pages (not the allocating threads, mid-poll); dirty
+/// pages given back after a second, and at once from there (`muzzy` pages, lazily freed
+/// with MADV_FREE, still count in RSS until the kernel wants them).
+pub const JEMALLOC_CONF: MallocConf =
+    MallocConf(c"narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// `mallctl(name, old, old_len, new, new_len)`; the errno-style code when it fails.
+///
+/// # Safety
+/// `old`/`old_len` and `new`/`new_len` must be what `name` expects (jemalloc's manual).
+unsafe fn mallctl(
+    name: &std::ffi::CStr,
+    old: *mut c_void,
+    old_len: *mut usize,
+    new: *mut c_void,
+    new_len: usize,
+) -> Result<(), i32> {
+    // SAFETY: passed on from the caller; `name` is NUL-terminated.
+    match unsafe { tikv_jemalloc_sys::mallctl(name.as_ptr(), old, old_len, new, new_len) } {
+        0 => Ok(()),
+        code => Err(code),
+    }
+}
+
+/// Returns to the OS, now, the pages the allocator holds freed (every arena's), and this
+/// thread's cached blocks. For work that allocates a lot at once and rarely (an inflated
+/// Produce request): freed pages otherwise go back a second later, by the background
+/// thread, and another burst could come on top of them. Cheap enough to call after a
+/// request, too dear to call after every poll. Does nothing under another allocator.
 pub fn give_back_freed() {
-    // SAFETY: mi_collect takes no pointers; it only walks the allocator's own structures
-    // and is safe to call from any thread at any time. Under another global allocator it
-    // touches only mimalloc's (then unused) heap.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    // SAFETY: both take no value and return none.
+    unsafe {
+        let _ = mallctl(
+            c"thread.tcache.flush",
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+        // 4096: MALLCTL_ARENAS_ALL.
+        let _ = mallctl(
+            c"arena.4096.purge",
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
 }
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -129,26 +181,36 @@ pub fn heap_in_use() -> Option<u64> {
     Some(u64::try_from(sum).unwrap_or(0))
 }
 
-/// Bytes mimalloc has committed from the OS now (its own count): what it holds for the
-/// program, plus its size-class rounding, plus freed pages not yet given back.
+/// Bytes of resident pages jemalloc maps now (its own count, `stats.resident`): what it
+/// holds for the program, plus its size-class rounding, its metadata, and freed pages not
+/// yet given back. 0 when it cannot be read (another global allocator, in a library test).
 pub fn allocator_committed() -> u64 {
-    let mut v = [0usize; 8];
-    let [elapsed, user, system, rss, peak_rss, commit, peak_commit, faults] = &mut v;
-    // SAFETY: mi_process_info writes one usize through each pointer, all of them valid,
-    // distinct and live for the call.
+    // SAFETY: `epoch` takes and returns a u64 (writing it refreshes the statistics);
+    // `stats.resident` returns a size_t; every pointer is valid and sized for its value.
     unsafe {
-        libmimalloc_sys::mi_process_info(
-            elapsed,
-            user,
-            system,
-            rss,
-            peak_rss,
-            commit,
-            peak_commit,
-            faults,
-        )
-    };
-    v[5] as u64
+        let mut epoch: u64 = 1;
+        let mut len = std::mem::size_of::<u64>();
+        let refreshed = mallctl(
+            c"epoch",
+            (&raw mut epoch).cast(),
+            &raw mut len,
+            (&raw mut epoch).cast(),
+            len,
+        );
+        let mut resident: usize = 0;
+        let mut len = std::mem::size_of::<usize>();
+        let read = mallctl(
+            c"stats.resident",
+            (&raw mut resident).cast(),
+            &raw mut len,
+            std::ptr::null_mut(),
+            0,
+        );
+        match (refreshed, read) {
+            (Ok(()), Ok(())) => resident as u64,
+            _ => 0,
+        }
+    }
 }
 
 /// A `/proc/PID/status` field given in kB (`VmRSS:`, `RssAnon:`, ...), None if absent.
@@ -166,8 +228,8 @@ pub fn status_kib(status: &str, field: &str) -> Option<u64> {
 /// holding no live allocation: free pages the allocator has not given back yet, size-class
 /// rounding, thread stacks); the heap in use is the rate state plus everything else the
 /// program holds (`heap_other`: the store's page cache, the schedule, the resources,
-/// buffers in flight). `allocator_committed` is mimalloc's own count of what it has
-/// committed, which includes pages it has reset (no longer resident). `heap_in_use` is
+/// buffers in flight). `allocator_committed` is jemalloc's own count of the resident pages
+/// it maps. `heap_in_use` is
 /// what was asked for, touched or not: sled allocates 21 MiB of metric histograms at
 /// start that are never written and never resident (heaptrack), so on a small fleet the
 /// heap in use exceeds the anonymous RSS and `allocator_retained` reads 0.

@@ -255,6 +255,16 @@ fn demo_switch_end_to_end_and_restart() {
     let (_, topics) = env.http_get("/api/topics").unwrap();
     let before = high_watermark(&topics, "local-processed");
     assert!(before >= 147);
+    // The binary's jemalloc settings are in effect: its background purging thread runs.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", node.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "jemalloc_bg_thd"),
+        "no jemalloc background thread among {threads:?}"
+    );
     let rss =
         std::fs::read_to_string(format!("/proc/{}/status", node.child.id())).unwrap_or_default();
     eprintln!(

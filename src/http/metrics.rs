@@ -47,7 +47,7 @@ pub fn render_memory(out: &mut String, b: &crate::memory::Breakdown) {
         "panoptes_memory_bytes",
         "Where the memory goes, by part: rss (= rss_anon + rss_file), rss_anon (= heap_in_use \
          + allocator_retained), heap_in_use (= rate_state + heap_other); allocator_committed is \
-         the allocator's own count, resident or not.",
+         the allocator's own count of the resident pages it maps.",
         &parts,
     );
 }
