@@ -1173,6 +1173,29 @@ mod tests {
         buf.freeze()
     }
 
+    /// A client of the broker at `addr`, with records "v0".. "v{n-1}" in topic "t".
+    async fn cluster_with_records(addr: String, n: u32) -> ExternalCluster {
+        let cluster =
+            ExternalCluster::start(vec![addr], "behind-test", ClientSecurity::default(), None)
+                .unwrap();
+        assert_eq!(cluster.ensure_topic("t", 1).await.unwrap(), 1);
+        let publisher = cluster.clone();
+        let messages: Vec<Message> = (0..n).map(message).collect();
+        tokio::task::spawn_blocking(move || publisher.publish_blocking("t", &messages, 1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        cluster
+    }
+
+    /// Fetched records as (offset, value).
+    fn values(items: Vec<(u64, Item)>) -> Vec<(u64, String)> {
+        items
+            .into_iter()
+            .map(|(offset, (_, value))| (offset, String::from_utf8(value).unwrap()))
+            .collect()
+    }
+
     fn message(n: u32) -> Message {
         Message {
             key: format!("k{n}"),
@@ -1184,27 +1207,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_empty_answer_below_the_high_watermark_is_asked_again_allowing_a_wait() {
         let (addr, waits) = forgetful_broker().await;
-        let cluster = ExternalCluster::start(
-            vec![addr],
-            "forgetful-test",
-            ClientSecurity::default(),
-            None,
-        )
-        .unwrap();
-        assert_eq!(cluster.ensure_topic("t", 1).await.unwrap(), 1);
-        let publisher = cluster.clone();
-        tokio::task::spawn_blocking(move || {
-            publisher.publish_blocking("t", &[message(0), message(1), message(2)], 1_000)
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        let cluster = cluster_with_records(addr, 3).await;
 
-        let items = cluster.fetch("t", 0, 1, 100).await.unwrap();
-        let got: Vec<(u64, String)> = items
-            .into_iter()
-            .map(|(offset, (_, value))| (offset, String::from_utf8(value).unwrap()))
-            .collect();
+        let got = values(cluster.fetch("t", 0, 1, 100).await.unwrap());
         assert_eq!(got, vec![(1, "v1".to_owned()), (2, "v2".to_owned())]);
         assert_eq!(*waits.lock().unwrap(), vec![1, 500]);
 
@@ -1229,22 +1234,9 @@ mod tests {
             }
         })
         .await;
-        let cluster =
-            ExternalCluster::start(vec![addr], "markers-test", ClientSecurity::default(), None)
-                .unwrap();
-        assert_eq!(cluster.ensure_topic("t", 1).await.unwrap(), 1);
-        let publisher = cluster.clone();
-        let messages: Vec<Message> = (0..5).map(message).collect();
-        tokio::task::spawn_blocking(move || publisher.publish_blocking("t", &messages, 1_000))
-            .await
-            .unwrap()
-            .unwrap();
+        let cluster = cluster_with_records(addr, 5).await;
 
-        let items = cluster.fetch("t", 0, 1, 100).await.unwrap();
-        let got: Vec<(u64, String)> = items
-            .into_iter()
-            .map(|(offset, (_, value))| (offset, String::from_utf8(value).unwrap()))
-            .collect();
+        let got = values(cluster.fetch("t", 0, 1, 100).await.unwrap());
         assert_eq!(got, vec![(3, "v3".to_owned()), (4, "v4".to_owned())]);
         // Past each marker at once: no second ask at the same offset.
         assert_eq!(*asked.lock().unwrap(), vec![1, 2, 3]);
