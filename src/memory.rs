@@ -48,6 +48,35 @@ unsafe fn mallctl(
     }
 }
 
+/// `name`'s value, after writing `new` to it when given.
+///
+/// # Safety
+/// `name`'s value must be a `T` (jemalloc's manual).
+unsafe fn mallctl_value<T: Copy + Default>(
+    name: &std::ffi::CStr,
+    new: Option<T>,
+) -> Result<T, i32> {
+    let mut old = T::default();
+    let mut old_len = std::mem::size_of::<T>();
+    let mut new = new;
+    let (new_ptr, new_len) = match &mut new {
+        Some(v) => ((v as *mut T).cast(), std::mem::size_of::<T>()),
+        None => (std::ptr::null_mut(), 0),
+    };
+    // SAFETY: `old` and `new` are live `T`s with their sizes given; `T` is what `name`
+    // holds (the caller's contract).
+    unsafe {
+        mallctl(
+            name,
+            (&raw mut old).cast(),
+            &raw mut old_len,
+            new_ptr,
+            new_len,
+        )
+    }?;
+    Ok(old)
+}
+
 /// Returns to the OS, now, the pages the allocator holds freed (every arena's), and this
 /// thread's cached blocks. For work that allocates a lot at once and rarely (an inflated
 /// Produce request): freed pages otherwise go back a second later, by the background
@@ -182,32 +211,13 @@ pub fn heap_in_use() -> Option<u64> {
 /// yet given back. 0 when jemalloc cannot tell (its statistics not built in). Under another
 /// global allocator (a library test) it counts jemalloc's own, then unused, arenas.
 pub fn allocator_committed() -> u64 {
-    // SAFETY: `epoch` takes and returns a u64 (writing it refreshes the statistics);
-    // `stats.resident` returns a size_t; every pointer is valid and sized for its value.
-    unsafe {
-        let mut epoch: u64 = 1;
-        let mut len = std::mem::size_of::<u64>();
-        let refreshed = mallctl(
-            c"epoch",
-            (&raw mut epoch).cast(),
-            &raw mut len,
-            (&raw mut epoch).cast(),
-            len,
-        );
-        let mut resident: usize = 0;
-        let mut len = std::mem::size_of::<usize>();
-        let read = mallctl(
-            c"stats.resident",
-            (&raw mut resident).cast(),
-            &raw mut len,
-            std::ptr::null_mut(),
-            0,
-        );
-        match (refreshed, read) {
-            (Ok(()), Ok(())) => resident as u64,
-            _ => 0,
-        }
-    }
+    // SAFETY: `epoch` is a u64 (writing it refreshes the statistics), `stats.resident` a
+    // size_t.
+    let resident = unsafe {
+        mallctl_value::<u64>(c"epoch", Some(1))
+            .and_then(|_| mallctl_value::<usize>(c"stats.resident", None))
+    };
+    resident.map_or(0, |r| r as u64)
 }
 
 /// A `/proc/PID/status` field given in kB (`VmRSS:`, `RssAnon:`, ...), None if absent.

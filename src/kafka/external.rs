@@ -681,7 +681,7 @@ impl Inner {
         max: usize,
     ) -> Result<Vec<(u64, Item)>, ExternalError> {
         let mut from = from;
-        let mut out_of_range = 0;
+        let mut moved_to_earliest = false;
         let mut skips = 0;
         loop {
             match self.fetch_once(topic, partition, from, max).await? {
@@ -695,8 +695,8 @@ impl Inner {
                     from = next;
                 }
                 Some(Fetched::Past(_)) => return Ok(Vec::new()),
-                None if out_of_range == 0 => {
-                    out_of_range += 1;
+                None if !moved_to_earliest => {
+                    moved_to_earliest = true;
                     // Out of range: below the log start (retention removed it) the read
                     // resumes at the earliest offset still there; past the end there is
                     // nothing yet.

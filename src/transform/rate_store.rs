@@ -79,9 +79,9 @@ impl Layouts {
 /// itself into a buffer twice its size.
 ///
 /// A record in a chunk: its header (room `cap` and length `len`, see [`HEADER`]), then
-/// `cap` bytes of which the first `len` are the record. The index maps a group's hash to the record's
-/// place (chunk << 16 | offset): 12 bytes an entry, where a `u64` key and a full location
-/// took 32, in a table that is between half and seven eighths full.
+/// `cap` bytes of which the first `len` are the record. The index maps a group's hash to
+/// the record's place (chunk << 16 | offset): 12 bytes an entry, where a `u64` key and a
+/// full location took 32, in a table that is between half and seven eighths full.
 #[derive(Default)]
 struct Shard {
     index: HashMap<Key, u32, BuildHasherDefault<Mix>>,
@@ -154,17 +154,17 @@ fn header_len(cap: u32) -> usize {
     }
 }
 
-fn put_header(chunk: &mut Vec<u8>, cap: u32, len: u32) {
-    match (u16::try_from(cap), u16::try_from(len)) {
-        (Ok(cap), Ok(len)) if cap < WIDE => {
-            chunk.extend_from_slice(&cap.to_le_bytes());
-            chunk.extend_from_slice(&len.to_le_bytes());
-        }
-        _ => {
-            chunk.extend_from_slice(&WIDE.to_le_bytes());
-            chunk.extend_from_slice(&cap.to_le_bytes());
-            chunk.extend_from_slice(&len.to_le_bytes());
-        }
+/// Writes the header of a record with room `cap` and length `len` (at most `cap`) at the
+/// start of `dst`, in the form [`header_len`] gives for `cap`.
+fn write_header(dst: &mut [u8], cap: u32, len: u32) {
+    if header_len(cap) == HEADER {
+        // Both under WIDE: `len` is at most `cap`.
+        dst[..2].copy_from_slice(&(cap as u16).to_le_bytes());
+        dst[2..4].copy_from_slice(&(len as u16).to_le_bytes());
+    } else {
+        dst[..2].copy_from_slice(&WIDE.to_le_bytes());
+        dst[2..6].copy_from_slice(&cap.to_le_bytes());
+        dst[6..10].copy_from_slice(&len.to_le_bytes());
     }
 }
 
@@ -268,12 +268,7 @@ impl Shard {
                 let header = header_len(cap);
                 if len <= cap {
                     let chunk = &mut self.chunks[Shard::place(pos).0];
-                    // The room decides the header's form: the length fits it.
-                    if header == HEADER {
-                        chunk[at + 2..at + 4].copy_from_slice(&(len as u16).to_le_bytes());
-                    } else {
-                        chunk[at + 6..at + 10].copy_from_slice(&len.to_le_bytes());
-                    }
+                    write_header(&mut chunk[at..], cap, len);
                     chunk[at + header..at + header + encoded.len()].copy_from_slice(encoded);
                     return Ok(());
                 }
@@ -282,12 +277,12 @@ impl Shard {
         }
         // Room for a few values to grow by a varint byte before the record must move.
         let cap = len.saturating_add(RECORD_ROOM);
-        let size = header_len(cap) + cap as usize;
-        let (c, at) = self.reserve(size)?;
+        let header = header_len(cap);
+        let (c, at) = self.reserve(header + cap as usize)?;
         let chunk = &mut self.chunks[c];
-        put_header(chunk, cap, len);
-        chunk.extend_from_slice(encoded);
-        chunk.resize(at + size, 0);
+        chunk.resize(at + header + cap as usize, 0);
+        write_header(&mut chunk[at..], cap, len);
+        chunk[at + header..at + header + encoded.len()].copy_from_slice(encoded);
         self.index.insert(key, pos_of(c, at));
         self.compact_if_sparse();
         Ok(())
