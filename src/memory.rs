@@ -25,10 +25,18 @@ unsafe impl Sync for MallocConf {}
 /// jemalloc's settings: two arenas (one per core of a small box: the default, four per
 /// core, spread the threads' blocks over eight and kept each one's freed pages apart); a
 /// background thread purging freed pages (not the allocating threads, mid-poll); dirty
-/// pages given back after a second, and at once from there (`muzzy` pages, lazily freed
-/// with MADV_FREE, still count in RSS until the kernel wants them).
-pub const JEMALLOC_CONF: MallocConf =
-    MallocConf(c"narenas:2,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+/// pages given back after 300 ms, and at once from there (`muzzy` pages, lazily freed
+/// with MADV_FREE, still count in RSS until the kernel wants them); thread caches half the
+/// default depth and only for blocks up to 4 KiB (17 threads each kept ≈0.5 MB of freed
+/// blocks: 9.3 MB in all at 10,000 devices). Together with the 8 MiB store cache, at
+/// 10,000 devices (`panoptes bench`, 30 s, 150 s, one run each): RSS 190.4 -> 177.5 (cache)
+/// -> 172.5 (thread caches) -> 169.5 MB (300 ms), 1.98 / 2.09 / 2.10 / 2.18 ms a poll
+/// (runs here move ±10%). One arena instead of two: no smaller, 2.37 ms.
+pub const JEMALLOC_CONF: MallocConf = MallocConf(
+    c"narenas:2,background_thread:true,dirty_decay_ms:300,muzzy_decay_ms:0,\
+      lg_tcache_nslots_mul:-1,tcache_max:4096"
+        .as_ptr(),
+);
 
 /// `mallctl(name, old, old_len, new, new_len)`; the errno-style code when it fails.
 ///
@@ -326,6 +334,26 @@ mod tests {
                 "rss_file",
                 "allocator_committed",
                 "rate_state"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_built_in_settings_are_one_list_without_spaces() {
+        // jemalloc rejects a pair with a space in it (and says so on stderr only): the
+        // string's line break must not leave one.
+        // SAFETY: JEMALLOC_CONF points at a static NUL-terminated string.
+        let conf = unsafe { std::ffi::CStr::from_ptr(JEMALLOC_CONF.0) };
+        let pairs: Vec<&str> = conf.to_str().unwrap().split(',').collect();
+        assert_eq!(
+            pairs,
+            [
+                "narenas:2",
+                "background_thread:true",
+                "dirty_decay_ms:300",
+                "muzzy_decay_ms:0",
+                "lg_tcache_nslots_mul:-1",
+                "tcache_max:4096"
             ]
         );
     }

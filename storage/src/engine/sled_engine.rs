@@ -21,8 +21,11 @@ use crate::{Durability, StorageError};
 /// At 10,000 devices (`panoptes bench`, 3 minutes) 8 MiB instead of 64 held 15 MB less
 /// heap at the same CPU per poll (2.29 against 2.48 ms, within run-to-run noise): the
 /// keyspaces read on every poll (enrichments, ≈3 KB compressed each) are read from the
-/// OS page cache as cheaply. 16 MiB keeps room for bigger fleets' indexes.
-const CACHE_CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
+/// OS page cache as cheaply. Again with jemalloc (`panoptes bench --devices 10000
+/// --interval 30s --duration 150s`): 8 MiB instead of 16 held 13 MB less (RSS 190.4 ->
+/// 177.5 MB), 2.09 against 1.98 ms a poll (within run-to-run noise); 4 MiB held more (182.9
+/// MB: pages read back and dropped again churn the allocator).
+const CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The file in which sled keeps its log (and so every tree), inside the directory.
 const SLED_LOG_FILE: &str = "db";
