@@ -1,6 +1,7 @@
 //! Transforms applied to a polling plugin's output before it is published (spec §4.7).
 
 mod rate;
+mod rate_index;
 mod rate_store;
 
 pub use rate::{

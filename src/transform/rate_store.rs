@@ -21,13 +21,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use panoptes_storage::{Keyspace, StorageError};
 
 use super::rate::{RateState, RateStateError, Sample};
+use super::rate_index::{Index, Key};
 use crate::model::{now_ms, MetricValue};
 
 const SHARDS: usize = 64;
@@ -81,58 +81,14 @@ impl Layouts {
 /// A record in a chunk: its header (room `cap` and length `len`, see [`HEADER`]), then
 /// `cap` bytes of which the first `len` are the record. The index maps a group's hash to
 /// the record's place (chunk << 16 | offset): 12 bytes an entry, where a `u64` key and a
-/// full location took 32, in a table that is between half and seven eighths full.
+/// full location took 32, in one sorted array (see [`Index`] for why not a hash table).
 #[derive(Default)]
 struct Shard {
-    index: HashMap<Key, u32, BuildHasherDefault<Mix>>,
+    index: Index,
     chunks: Vec<Vec<u8>>,
     /// Bytes of the chunks no record uses (left by records that moved or went away, and
     /// the unfillable ends of chunks).
     dead: usize,
-}
-
-/// A group's 64-bit hash as two halves: 4-byte aligned, so an index entry is 12 bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key([u32; 2]);
-
-impl Key {
-    fn of(hash: u64) -> Key {
-        Key([(hash >> 32) as u32, hash as u32])
-    }
-
-    fn hash64(self) -> u64 {
-        u64::from(self.0[0]) << 32 | u64::from(self.0[1])
-    }
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash64());
-    }
-}
-
-/// The keys are hashes already: one multiply spreads them over the table (std's SipHash
-/// would hash them again, for nothing).
-#[derive(Default)]
-struct Mix(u64);
-
-impl Hasher for Mix {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-
-    fn finish(&self) -> u64 {
-        // High bits of the product depend on every bit of the key; fold them down, where
-        // the table takes its bucket from.
-        let x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^ (x >> 32)
-    }
 }
 
 /// Spare bytes given to a record when it is placed.
@@ -335,7 +291,7 @@ impl Shard {
         }
         let old = std::mem::take(&mut self.chunks);
         self.dead = 0;
-        let mut places: Vec<(Key, u32)> = self.index.iter().map(|(&k, &p)| (k, p)).collect();
+        let mut places: Vec<(Key, u32)> = self.index.iter().collect();
         places.sort_unstable_by_key(|&(_, p)| p);
         for (key, pos) in places {
             let bytes = header_at(&old, pos)
@@ -393,7 +349,6 @@ impl RateStore {
     /// Heap bytes the rate state holds: its chunks, its index tables (an entry and a
     /// control byte a slot), the metric names and the layouts.
     pub fn heap_bytes(&self) -> u64 {
-        let entry = std::mem::size_of::<(Key, u32)>() + 1;
         let shards: usize = self
             .shards
             .iter()
@@ -401,7 +356,7 @@ impl RateStore {
                 let s = lock(s);
                 s.chunks.iter().map(Vec::capacity).sum::<usize>()
                     + s.chunks.capacity() * std::mem::size_of::<Vec<u8>>()
-                    + s.index.capacity() * entry
+                    + s.index.heap_bytes()
             })
             .sum();
         let names = self.names.read().map_or(0, |n| {
@@ -560,7 +515,7 @@ impl RateStore {
             let mut expires = now;
             let shard = lock(shard);
             let mut record = Vec::new();
-            for (key, &pos) in shard.index.iter() {
+            for (key, pos) in shard.index.iter() {
                 let Some(entries) = body_at(&shard.chunks, pos).and_then(|b| self.decode(b).ok())
                 else {
                     continue;
