@@ -411,7 +411,10 @@ pub fn expression(data: &[u8]) {
             "main".to_string(),
             BTreeMap::from([("polling_frequency".to_string(), "300".to_string())]),
         )]),
-        metadata: BTreeMap::from([("model".to_string(), "EX4300-48T".to_string())]),
+        metadata: crate::model::Metadata::from_iter([(
+            "model".to_string(),
+            "EX4300-48T".to_string(),
+        )]),
     };
     match compile(src, &FuzzNames) {
         Ok(expr) => {

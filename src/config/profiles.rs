@@ -124,11 +124,11 @@ impl Profiles {
     /// The profile a resource's metadata names: `Ok(None)` when it names none.
     pub fn for_metadata(
         &self,
-        metadata: &BTreeMap<String, String>,
+        metadata: &crate::model::Metadata,
     ) -> Result<Option<&SnmpProfile>, UnknownProfile> {
         let Some((key, name)) = PROFILE_KEYS
             .iter()
-            .find_map(|k| metadata.get(*k).map(|v| (*k, v.trim())))
+            .find_map(|k| metadata.get(k).map(|v| (*k, v.trim())))
         else {
             return Ok(None);
         };
@@ -266,7 +266,8 @@ mod tests {
         let default =
             specs("[core]\ncommunity = \"default-core\"\n[edge]\ncommunity = \"default-edge\"\n");
         let p = Profiles::build("dc1", Some(&own), Some(&default), &base()).unwrap();
-        let meta = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let meta =
+            |k: &str, v: &str| crate::model::Metadata::from_iter([(k.to_owned(), v.to_owned())]);
         let core = p
             .for_metadata(&meta("snmp_profile", "core"))
             .unwrap()
@@ -296,7 +297,8 @@ mod tests {
              v3_priv_passphrase = \"privpass-123\"\nv3_context = \"vrf-a\"\nport = 1161\ntimeout = 9\nretries = 3\n",
         );
         let p = Profiles::build("dc1", Some(&own), None, &base()).unwrap();
-        let meta = BTreeMap::from([("snmp_profile".to_owned(), "secure".to_owned())]);
+        let meta =
+            crate::model::Metadata::from_iter([("snmp_profile".to_owned(), "secure".to_owned())]);
         let secure = p.for_metadata(&meta).unwrap().unwrap();
         assert_eq!(secure.version, SnmpVersion::V3);
         let user = secure.usm.as_ref().unwrap();

@@ -4,6 +4,7 @@
 //! `Resource` or `MetricsGroup` that exists is one the original would also have accepted.
 
 mod enrichment;
+mod metadata;
 mod metrics;
 mod resource;
 mod time;
@@ -13,6 +14,7 @@ pub use enrichment::{
     encode_stored as encode_stored_enrichment, sorted, EnrichmentGroup, EnrichmentGroupSet,
     StoredEnrichment,
 };
+pub use metadata::Metadata;
 pub use metrics::{
     CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup,
     METRICS_GROUP_SCHEMA_VERSION,

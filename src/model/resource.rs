@@ -1,9 +1,7 @@
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{is_identifier, ModelError};
+use super::{is_identifier, Metadata, ModelError};
 use crate::filter::{CoreField, FilterSubject};
 
 /// `_resource_ttl` when a resource does not say: seven days.
@@ -163,7 +161,7 @@ pub struct Resource {
     #[serde(rename = "resource_endpoint")]
     pub endpoint: String,
     #[serde(rename = "resource_metadata")]
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     #[serde(rename = "resource_creation_timestamp")]
     pub creation_timestamp: CreationTimestamp,
     #[serde(rename = "resource_plugin")]
@@ -204,7 +202,7 @@ impl Resource {
                 return Err(ModelError::invalid(field, "must be a non-empty string"));
             }
         }
-        let mut metadata = BTreeMap::new();
+        let mut metadata = Metadata::new();
         metadata.insert(TTL_KEY.to_string(), ttl.to_string());
         Ok(Resource {
             site: site.into(),

@@ -12,7 +12,7 @@ use super::value::{float_repr, round_float, EvalError, Num, Table, Value};
 #[derive(Debug, Clone, Default)]
 pub struct EvalContext {
     pub config: BTreeMap<String, BTreeMap<String, String>>,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: crate::model::Metadata,
 }
 
 /// Largest value (by [`weight`]) one `*`, `.replace()` or `.join()` may build: repetition
