@@ -7,9 +7,9 @@
 //! a time, an entry is 12 bytes and at most an eighth of them is spare: ≈6 MB.
 //!
 //! What it costs: a lookup is a binary search (13 steps in 7,500 entries of one 90 KB
-//! array, which stays in cache) where a table took one probe, and a new group moves the
-//! entries after it (a few µs); a poll looks a group up once and adds groups only on its
-//! first run.
+//! array) where a table took one probe, and a new group moves the entries after it (a few
+//! µs); a poll looks each group up once and adds groups only on its first run. Two
+//! benches at once, 5,000 devices each: 2.045 ms a poll (tables) against 2.065 (array).
 
 use std::ops;
 

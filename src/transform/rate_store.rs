@@ -346,8 +346,8 @@ impl RateStore {
         self.shards.iter().map(|s| lock(s).index.len()).sum()
     }
 
-    /// Heap bytes the rate state holds: its chunks, its index tables (an entry and a
-    /// control byte a slot), the metric names and the layouts.
+    /// Heap bytes the rate state holds: its chunks, its indexes (entries and spare room),
+    /// the metric names and the layouts.
     pub fn heap_bytes(&self) -> u64 {
         let shards: usize = self
             .shards
@@ -487,7 +487,7 @@ impl RateStore {
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // The high bits: the index's buckets come from the (mixed) low ones.
+        // The high bits: a shard's index is sorted by the whole hash.
         &self.shards[(hash >> 58) as usize % SHARDS]
     }
 }
