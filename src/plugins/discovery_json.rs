@@ -97,7 +97,7 @@ mod tests {
                 (
                     r.id.as_str(),
                     r.endpoint.as_str(),
-                    r.metadata["model"].as_str(),
+                    r.metadata.get("model").map_or("", String::as_str),
                 )
             })
             .collect();

@@ -11,8 +11,6 @@
 //! µs); a poll looks each group up once and adds groups only on its first run. Two
 //! benches at once, 5,000 devices each: 2.045 ms a poll (tables) against 2.065 (array).
 
-use std::ops;
-
 /// A group's 64-bit hash as two halves: 4-byte aligned, so an index entry is 12 bytes.
 /// Ordered as the hash is (high half first).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -102,7 +100,8 @@ impl Index {
     }
 }
 
-impl ops::Index<&Key> for Index {
+#[cfg(test)]
+impl std::ops::Index<&Key> for Index {
     type Output = u32;
 
     fn index(&self, key: &Key) -> &u32 {

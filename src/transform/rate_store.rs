@@ -487,7 +487,7 @@ impl RateStore {
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // The high bits: a shard's index is sorted by the whole hash.
+        // The top six bits; a shard's index is sorted by the whole hash.
         &self.shards[(hash >> 58) as usize % SHARDS]
     }
 }
