@@ -35,3 +35,4 @@ pub mod telemetry;
 pub mod tls;
 pub mod transform;
 pub mod traps;
+pub mod varint;

@@ -29,6 +29,7 @@ use panoptes_storage::{Keyspace, StorageError};
 use super::rate::{RateState, RateStateError, Sample};
 use super::rate_index::{Index, Key};
 use crate::model::{now_ms, MetricValue};
+use crate::varint;
 
 const SHARDS: usize = 64;
 
@@ -529,7 +530,7 @@ impl RateStore {
                 record.clear();
                 encode_named(&entries, &mut record, Form::Snapshot);
                 out.extend_from_slice(&key.hash64().to_le_bytes());
-                put_varint(&mut out, record.len() as u64);
+                varint::put(&mut out, record.len() as u64);
                 out.extend_from_slice(&record);
                 expires = expires.max(latest);
                 saved += 1;
@@ -752,10 +753,10 @@ fn encode_by_layout(entries: &[Entry], layout: u32, out: &mut Vec<u8>) {
     if let Some(first) = entries.first() {
         put_record_head(out, first.sample.ts, first.expires_ms);
     }
-    put_varint(out, u64::from(layout));
+    varint::put(out, u64::from(layout));
     for e in entries {
         if let MetricValue::Int(i) = e.sample.value {
-            put_varint(out, u64::try_from(i + 1).unwrap_or(0));
+            varint::put(out, u64::try_from(i + 1).unwrap_or(0));
         }
     }
 }
@@ -781,7 +782,7 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, form: Form) {
         Form::Snapshot => put_snapshot_head(out, ts0, exp0),
     }
     for e in entries {
-        put_varint(out, u64::from(e.name));
+        varint::put(out, u64::from(e.name));
         let mut flags = 0;
         if e.sample.ts.to_bits() != ts0.to_bits() {
             flags |= FLAG_OWN_TS;
@@ -792,11 +793,11 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, form: Form) {
         match e.sample.value {
             MetricValue::Int(i) if (0..=i128::from(u64::MAX)).contains(&i) => {
                 out.push(TAG_UINT | flags);
-                put_varint(out, i as u64);
+                varint::put(out, i as u64);
             }
             MetricValue::Int(i) if (i128::from(i64::MIN)..0).contains(&i) => {
                 out.push(TAG_NEG | flags);
-                put_varint(out, (-(i + 1)) as u64);
+                varint::put(out, (-(i + 1)) as u64);
             }
             MetricValue::Int(i) => {
                 out.push(TAG_BIG | flags);
@@ -811,7 +812,7 @@ fn encode_named(entries: &[Entry], out: &mut Vec<u8>, form: Form) {
             out.extend_from_slice(&e.sample.ts.to_le_bytes());
         }
         if flags & FLAG_OWN_EXPIRY != 0 {
-            put_varint(out, e.expires_ms);
+            varint::put(out, e.expires_ms);
         }
     }
 }
@@ -895,7 +896,7 @@ fn put_record_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
         .checked_sub(ts_ms(ts))
         .and_then(|d| d.checked_add(1))
     {
-        Some(d) => put_varint(out, d),
+        Some(d) => varint::put(out, d),
         None => {
             out.push(0);
             out.extend_from_slice(&expires_ms.to_le_bytes());
@@ -908,14 +909,6 @@ fn put_record_head(out: &mut Vec<u8>, ts: f64, expires_ms: u64) {
 fn ts_ms(ts: f64) -> u64 {
     // `as` saturates and maps NaN to 0.
     (ts * 1000.0) as u64
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 struct Reader<'a> {
@@ -1108,7 +1101,7 @@ mod tests {
         }
         // A varint past u64 from the timestamp's millisecond is damage, not a wrap.
         let mut out = TS.to_le_bytes().to_vec();
-        put_varint(&mut out, u64::MAX);
+        varint::put(&mut out, u64::MAX);
         assert_eq!(
             Reader::new(&out).record_head(),
             Err(RecordError::ExpiryOutOfRange)
@@ -1125,7 +1118,7 @@ mod tests {
         record.extend_from_slice(&[1, TAG_UINT, 42, 0, TAG_NEG, 0]);
         let hash = hash64(b"dev|if|1");
         let mut shard = hash.to_le_bytes().to_vec();
-        put_varint(&mut shard, record.len() as u64);
+        varint::put(&mut shard, record.len() as u64);
         shard.extend_from_slice(&record);
         let ks = panoptes_storage::Store::temporary()
             .unwrap()
