@@ -28,7 +28,7 @@ unsafe impl Sync for MallocConf {}
 /// pages given back after 300 ms, and at once from there (`muzzy` pages, lazily freed
 /// with MADV_FREE, still count in RSS until the kernel wants them); thread caches half the
 /// default depth and only for blocks up to 4 KiB (17 threads each kept ≈0.5 MB of freed
-/// blocks: 9.3 MB in all at 10,000 devices). Together with the 8 MiB store cache, at
+/// blocks: 9.3 MB in all at 10,000 devices). Together with the store cache (then 8 MiB), at
 /// 10,000 devices (`panoptes bench`, 30 s, 150 s, one run each): RSS 190.4 -> 177.5 (cache)
 /// -> 172.5 (thread caches) -> 169.5 MB (300 ms), 1.98 / 2.09 / 2.10 / 2.18 ms a poll
 /// (runs here move ±10%). One arena instead of two: no smaller, 2.37 ms.

@@ -19,13 +19,15 @@ use crate::{Durability, StorageError};
 
 /// Page cache size. sled's default is 1 GiB, far more than a collector needs resident.
 /// At 10,000 devices (`panoptes bench`, 3 minutes) 8 MiB instead of 64 held 15 MB less
-/// heap at the same CPU per poll (2.29 against 2.48 ms, within run-to-run noise): the
-/// keyspaces read on every poll (enrichments, ≈3 KB compressed each) are read from the
-/// OS page cache as cheaply. Again with jemalloc (`panoptes bench --devices 10000
-/// --interval 30s --duration 150s`): 8 MiB instead of 16 held 13 MB less (RSS 190.4 ->
-/// 177.5 MB), 2.09 against 1.98 ms a poll (within run-to-run noise); 4 MiB held more (182.9
-/// MB: pages read back and dropped again churn the allocator).
-const CACHE_CAPACITY_BYTES: u64 = 8 * 1024 * 1024;
+/// heap at the same CPU per poll: the keyspaces read on every poll (enrichments, ≈3 KB
+/// compressed each) are read from the OS page cache as cheaply. Again with jemalloc
+/// (`panoptes bench --devices 10000 --interval 30s --duration 150s`, RSS averaged over
+/// the steady part, 10 s samples from 60 s on): 4 MiB instead of 8 held 4.8 MB less
+/// (149.6 against 154.4 MB) at 2.04 against 2.08 ms a poll; side by side, 5,000 devices
+/// each, 2.08 against 2.24 ms and 93.9 against 96.5 MB. 2 MiB held no less (151.0 MB) and
+/// cost 5% more CPU. (An earlier reading that 4 MiB held more came from one sample at a
+/// run's end, which moves ±10 MB with the polls in flight at that moment.)
+const CACHE_CAPACITY_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The file in which sled keeps its log (and so every tree), inside the directory.
 const SLED_LOG_FILE: &str = "db";
