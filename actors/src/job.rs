@@ -71,7 +71,9 @@ pub struct WorkItem {
     /// Execute frequency: a run is due this long after the previous run's start. Also the
     /// run's deadline unless the pool has its own (a run should not outlive its period).
     pub interval: Duration,
-    /// Do not start the FIRST run before this (e.g. while waiting for enrichment).
+    /// Do not start the FIRST run before this (e.g. while waiting for enrichment). A key
+    /// planned again before its first run keeps the soonest hold it was given, so a
+    /// planner may give "now + the longest wait" at every plan.
     pub hold_until: Option<Instant>,
     /// What to run.
     pub job: Arc<dyn Job>,

@@ -244,7 +244,7 @@ impl Scheduler {
         items.sort_by(|a, b| a.key.cmp(&b.key));
         let mut old = std::mem::take(&mut self.entries.0).into_iter().peekable();
         let mut entries: Vec<Entry> = Vec::with_capacity(items.len());
-        for item in items {
+        for mut item in items {
             if entries.last().is_some_and(|e| e.item.key == item.key) {
                 tracing::warn!(scheduler = %self.name, key = %item.key,
                     "the plan lists this key twice; keeping the first");
@@ -265,12 +265,32 @@ impl Scheduler {
                             entry.first_due = now + self.lift_delay(&item.key, item.interval, now);
                             entry.next_due = entry.first_due;
                         }
-                        // Not run yet: a changed hold_until still applies to the first run.
-                        None => entry.next_due = hold(entry.first_due, item.hold_until),
+                        // Not run yet: a changed hold_until still applies to the first run,
+                        // but never later than the hold it was first planned with (a planner
+                        // may give "now + the longest wait" at every plan; the wait counts
+                        // from the first).
+                        None => {
+                            if let (Some(was), Some(now_held)) =
+                                (entry.item.hold_until, &mut item.hold_until)
+                            {
+                                *now_held = was.min(*now_held);
+                            }
+                            entry.next_due = hold(entry.first_due, item.hold_until);
+                        }
                         Some(start) => {
                             entry.next_due =
                                 due_after(&self.origin, &item.key, item.interval, start)
                         }
+                    }
+                    // The names the schedule already holds stay (each plan makes its own
+                    // copies: kept, they would be long-lived blocks allocated among a
+                    // plan's short-lived ones).
+                    item.key = Arc::clone(&entry.item.key);
+                    if item.device == entry.item.device {
+                        item.device = Arc::clone(&entry.item.device);
+                    }
+                    if item.group == entry.item.group {
+                        item.group = Arc::clone(&entry.item.group);
                     }
                     entry.item = item;
                     entry
@@ -702,8 +722,13 @@ mod tests {
         assert!(s.entries.get("b").is_none() && s.entries.get("zz").is_none());
 
         s.entries.get_mut("q").unwrap().in_flight = true;
+        let m = s.entries.get("m").unwrap().item.clone();
         s.apply_plan(vec![item("m", minute, None)], now);
         assert_eq!(s.entries.len(), 1);
+        // The schedule keeps its own copies of a planned-again key's names.
+        let kept = &s.entries.get("m").unwrap().item;
+        assert!(Arc::ptr_eq(&kept.key, &m.key) && Arc::ptr_eq(&kept.device, &m.device));
+        assert!(Arc::ptr_eq(&kept.group, &m.group));
         assert_eq!(s.orphans.iter().map(|k| &**k).collect::<Vec<_>>(), ["q"]);
         s.apply_plan(
             vec![
@@ -794,6 +819,15 @@ mod tests {
         let later = now + Duration::from_secs(600);
         s.apply_plan(vec![item(held, interval, Some(later))], now);
         assert_eq!(s.entries.get(held).unwrap().next_due, later);
+        // Planned again still held, with a later hold: the first hold stands; a sooner
+        // one applies.
+        s.apply_plan(vec![item(held, interval, Some(later + interval))], now);
+        assert_eq!(s.entries.get(held).unwrap().next_due, later);
+        assert_eq!(s.entries.get(held).unwrap().item.hold_until, Some(later));
+        let sooner = now + Duration::from_secs(300);
+        s.apply_plan(vec![item(held, interval, Some(sooner))], now);
+        assert_eq!(s.entries.get(held).unwrap().next_due, sooner);
+        s.apply_plan(vec![item(held, interval, Some(later))], now);
         let lifted = now + Duration::from_millis(7);
         s.apply_plan(vec![item(held, interval, None)], lifted);
         let due = s.entries.get(held).unwrap().next_due;

@@ -1,7 +1,6 @@
 //! The schedule of enrichment and polling plugins: every plugin x every resource its
 //! `resource_filter` matches, re-read from the resource store on each plan.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,9 +48,6 @@ pub struct ResourcePlanner {
     shared: Arc<Shared>,
     plugins: PluginList,
     factory: JobFactory,
-    /// When each key was first planned, to bound how long it is held; the keys are the
-    /// schedule's own (one copy of each, shared with its work item).
-    first_seen: HashMap<Arc<str>, Instant>,
 }
 
 impl ResourcePlanner {
@@ -60,7 +56,6 @@ impl ResourcePlanner {
             shared,
             plugins,
             factory,
-            first_seen: HashMap::new(),
         }
     }
 }
@@ -116,19 +111,13 @@ impl Planner for ResourcePlanner {
                     plugin.kind.as_str(),
                     plugin.name
                 );
-                let (key, first) = match self.first_seen.get_key_value(key.as_str()) {
-                    Some((k, &first)) => (Arc::clone(k), first),
-                    None => {
-                        let k: Arc<str> = key.as_str().into();
-                        self.first_seen.insert(Arc::clone(&k), now);
-                        (k, now)
-                    }
-                };
+                // Held at most ENRICHMENT_HOLD from the key's first plan: the scheduler
+                // keeps the soonest hold a key was given.
                 let hold_until = self
                     .waits_for_enrichment(plugin, resource)
-                    .then_some(first + ENRICHMENT_HOLD);
+                    .then_some(now + ENRICHMENT_HOLD);
                 items.push(WorkItem {
-                    key,
+                    key: key.as_str().into(),
                     group: Arc::clone(group),
                     device: Arc::clone(device),
                     interval: Duration::from_secs(plugin.execute_frequency),
@@ -137,8 +126,6 @@ impl Planner for ResourcePlanner {
                 });
             }
         }
-        let live: std::collections::HashSet<&str> = items.iter().map(|i| &*i.key).collect();
-        self.first_seen.retain(|k, _| live.contains(&**k));
         Box::pin(async move { items })
     }
 }
