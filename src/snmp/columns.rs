@@ -110,7 +110,7 @@ impl SnmpClient {
         while !going.is_empty() {
             cursors.clear();
             cursors.extend(going.iter().map(|&c| walks[c].cursor().clone()));
-            let answer = match self.get_bulk(&cursors, 0, repetitions).await {
+            let mut answer = match self.get_bulk(&cursors, 0, repetitions).await {
                 Err(SnmpError::ErrorStatus { status, .. })
                     if retry_too_big && status == ERROR_TOO_BIG && repetitions > 1 =>
                 {
@@ -130,7 +130,7 @@ impl SnmpClient {
             }
             ended.clear();
             ended.resize(width, false);
-            for (k, varbind) in answer.into_iter().enumerate() {
+            for (k, varbind) in answer.drain(..).enumerate() {
                 let slot = k % width;
                 if ended[slot] {
                     continue;
@@ -143,6 +143,7 @@ impl SnmpClient {
                 };
                 ended[slot] = over;
             }
+            crate::snmp::message::recycle_varbinds(answer);
             let mut slot = 0;
             going.retain(|_| {
                 slot += 1;
