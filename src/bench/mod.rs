@@ -298,15 +298,33 @@ impl Trend {
         self.samples.push((at_s, rss_mb, cores));
     }
 
-    /// Least-squares slope per hour of one figure over the samples after `from_s`; None
-    /// with fewer than 3 samples.
-    fn slope(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Option<f64> {
-        let pts: Vec<(f64, f64)> = self
-            .samples
+    /// (seconds, figure) of the samples at or after `from_s`.
+    fn after(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Vec<(f64, f64)> {
+        self.samples
             .iter()
             .filter(|t| t.0 >= from_s)
             .map(|t| (t.0, figure(t)))
-            .collect();
+            .collect()
+    }
+
+    /// The mean of one figure over the samples after `from_s`; None without any.
+    fn mean(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Option<f64> {
+        let pts = self.after(from_s, figure);
+        (!pts.is_empty()).then(|| pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64)
+    }
+
+    /// The highest value of one figure over the samples after `from_s`.
+    fn max(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Option<f64> {
+        self.after(from_s, figure)
+            .into_iter()
+            .map(|p| p.1)
+            .reduce(f64::max)
+    }
+
+    /// Least-squares slope per hour of one figure over the samples after `from_s`; None
+    /// with fewer than 3 samples.
+    fn slope(&self, from_s: f64, figure: impl Fn(&(f64, f64, f64)) -> f64) -> Option<f64> {
+        let pts = self.after(from_s, figure);
         if pts.len() < 3 {
             return None;
         }
@@ -524,6 +542,8 @@ async fn watch(
                 poller_thread_ms_per_poll: log.job_cpu().ms_per_run_since(job0),
                 snmp_varbinds,
                 cpu_us_per_varbind: (snmp_varbinds > 0).then(|| cpu * 1e6 / snmp_varbinds as f64),
+                rss_mb_mean: trend.mean(args.interval.as_secs_f64(), |t| t.1),
+                rss_mb_max: trend.max(args.interval.as_secs_f64(), |t| t.1),
                 rss_slope_mb_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.1),
                 cpu_slope_cores_per_h: trend.slope(args.interval.as_secs_f64(), |t| t.2),
             }
@@ -598,6 +618,29 @@ async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The steady window's RSS figures read only the samples from its start on.
+    #[test]
+    fn steady_figures_read_the_samples_after_the_first_interval() {
+        let mut trend = Trend::default();
+        for (at, rss) in [
+            (10.0, 500.0),
+            (20.0, 90.0),
+            (30.0, 100.0),
+            (40.0, 110.0),
+            (50.0, 120.0),
+        ] {
+            trend.push(at, rss, 0.5);
+        }
+        assert_eq!(trend.mean(30.0, |t| t.1), Some(110.0));
+        assert_eq!(trend.max(30.0, |t| t.1), Some(120.0));
+        // 10 MB every 10 s: 3,600 MB an hour.
+        let slope = trend.slope(30.0, |t| t.1).unwrap();
+        assert!((slope - 3600.0).abs() < 1e-6, "{slope}");
+        assert_eq!(trend.mean(60.0, |t| t.1), None);
+        assert_eq!(trend.max(60.0, |t| t.1), None);
+        assert_eq!(trend.slope(40.0, |t| t.1), None, "two samples");
+    }
 
     #[test]
     fn durations() {

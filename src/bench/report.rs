@@ -43,6 +43,10 @@ pub struct Steady {
     pub snmp_varbinds: u64,
     /// Collector CPU in the window per varbind received, in microseconds.
     pub cpu_us_per_varbind: Option<f64>,
+    /// The collector's RSS over the window (10 s samples): mean and highest, MB. A single
+    /// sample (`rss_mb.end`) moves by several MB with the polls in flight at that moment.
+    pub rss_mb_mean: Option<f64>,
+    pub rss_mb_max: Option<f64>,
     /// Least-squares trend of the collector's RSS over the window, MB per hour.
     pub rss_slope_mb_per_h: Option<f64>,
     /// Least-squares trend of its CPU (cores, 10 s averages) over the window, per hour.
@@ -199,6 +203,12 @@ impl Report {
             );
         }
         if let Some(s) = &self.steady {
+            if let (Some(mean), Some(max)) = (s.rss_mb_mean, s.rss_mb_max) {
+                let _ = writeln!(
+                    o,
+                    "  RSS (steady)        {mean:.1} MB mean, {max:.1} MB highest (10 s samples)"
+                );
+            }
             if let (Some(rss), Some(cpu)) = (s.rss_slope_mb_per_h, s.cpu_slope_cores_per_h) {
                 let _ = writeln!(
                     o,
