@@ -8,9 +8,9 @@
 Each run is `panoptes bench --devices D --interfaces I --interval 60s --duration T --json`
 (the default plugins: enrichment, interface polling with rates, topic log; the simulator
 in its own process, not counted), one after the other on the same machine. Printed as a
-Markdown table: steady CPU per poll and per varbind, collector cores, p99 latency, RSS at
-the end with its breakdown (rate state, rest of the heap, allocator retention, files),
-devices polled in the first interval, and the machine's load average around the runs.
+Markdown table: steady CPU per poll and per varbind, collector cores, p99 latency, the RSS
+mean over the steady part (10 s samples), RSS at the end with its breakdown (rate state,
+rest of the heap, allocator retention, files), devices polled in the first interval, and the machine's load average around the runs.
 """
 
 import argparse
@@ -57,7 +57,7 @@ def row(r):
     m = {k: (v / 1048576 if v is not None else None) for k, v in r["memory_bytes"].items()}
     polls = s.get("device_polls") or 0
     varbinds = s.get("snmp_varbinds") or 0
-    return "| %d | %d | %s | %s | %s | %s | %s | %s | %.0f = %.0f rate state + %s other heap + %s retained + %.0f files | %d / %d (all by %s) | %s |" % (
+    return "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %.0f = %.0f rate state + %s other heap + %s retained + %.0f files | %d / %d (all by %s) | %s |" % (
         r["devices"], r["_interfaces"],
         fmt(s.get("cpu_ms_per_poll"), "%.2f", " ms"),
         fmt(s.get("cpu_us_per_varbind"), "%.2f", " µs"),
@@ -65,6 +65,7 @@ def row(r):
         fmt(s.get("collector_cpu_cores"), "%.3f"),
         fmt(r["latency_ms"]["p99"], "%.0f", " ms"),
         "%d / %d / %d" % (r["missed_intervals"], r["timeouts"], r["errors"]),
+        fmt(s.get("rss_mb_mean"), "%.0f"),
         m["rss"], m["rate_state"], fmt(m.get("heap_other"), "%.0f"), fmt(m.get("allocator_retained"), "%.0f"),
         m["rss_file"],
         r["first_interval_devices_polled"], r["devices"], fmt(r.get("all_devices_polled_by_s"), "%.0f", " s"),
@@ -84,8 +85,8 @@ def main():
         raise SystemExit("%s is not there: build with `cargo build --release`" % args.panoptes)
     print("\n%s interval, %s per run (steady: after the first interval)\n" % (args.interval, args.duration))
     print("| devices | ports | CPU per poll | CPU per varbind | varbinds per poll | collector cores | p99 poll "
-          "| missed / timeouts / errors | RSS at the end, MB | first interval polled | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| missed / timeouts / errors | RSS steady mean, MB | RSS at the end, MB | first interval polled | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     # Each row as soon as its run ends, so a long series shows what it has so far.
     for spec in args.runs.split(","):
         d, _, i = spec.partition("x")
