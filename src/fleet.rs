@@ -153,7 +153,7 @@ impl History {
         let mut previous: Option<Past> = None;
         std::iter::from_fn(move || {
             let start = at;
-            let mut next = || varint::read(&self.polls, &mut at);
+            let mut next = || varint::read(&self.polls, &mut at).ok();
             let (place, after_ms, offset, count) = (next()?, next()?, next()?, next()?);
             let past = Past {
                 at_ms: previous.map_or(self.front_ms, |p| p.at_ms.wrapping_add(after_ms)),

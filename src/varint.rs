@@ -9,19 +9,27 @@ pub fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// The varint at `*at`, moving `*at` past it; `None` when `data` ends inside it or it
-/// runs past 64 bits.
-pub fn read(data: &[u8], at: &mut usize) -> Option<u64> {
+/// Why a varint could not be read; `*at` is then where reading stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// `data` ends inside it.
+    Ends,
+    /// It runs past 64 bits (ten bytes, each with the continuation bit).
+    TooLong,
+}
+
+/// The varint at `*at`, moving `*at` past what it read.
+pub fn read(data: &[u8], at: &mut usize) -> Result<u64, ReadError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let b = *data.get(*at)?;
+        let b = *data.get(*at).ok_or(ReadError::Ends)?;
         *at += 1;
         v |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            return Some(v);
+            return Ok(v);
         }
     }
-    None
+    Err(ReadError::TooLong)
 }
 
 /// `to - from` as a varint-friendly number (zigzag: small either way), for any two
@@ -56,9 +64,13 @@ mod tests {
             };
             assert_eq!(out.len(), want, "{v}");
         }
-        // Cut short, or an 11th byte: no number.
-        assert_eq!(read(&[0x80, 0x80], &mut 0), None);
-        assert_eq!(read(&[0xff; 11], &mut 0), None);
+        // Cut short, or an 11th byte: no number, and where reading stopped.
+        let mut at = 0;
+        assert_eq!(read(&[0x80, 0x80], &mut at), Err(ReadError::Ends));
+        assert_eq!(at, 2);
+        at = 0;
+        assert_eq!(read(&[0xff; 11], &mut at), Err(ReadError::TooLong));
+        assert_eq!(at, 10);
         assert_eq!(difference(10, 7), 5);
         assert_eq!(difference(7, 10), 6);
     }
@@ -73,7 +85,7 @@ mod tests {
             }
             let mut at = 0;
             for &v in &values {
-                prop_assert_eq!(read(&out, &mut at), Some(v));
+                prop_assert_eq!(read(&out, &mut at), Ok(v));
                 prop_assert_eq!(add_difference(from, difference(from, v)), v);
             }
             prop_assert_eq!(at, out.len());

@@ -963,15 +963,10 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, RecordError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(RecordError::VarintTooLong(self.at))
+        varint::read(self.data, &mut self.at).map_err(|e| match e {
+            varint::ReadError::Ends => RecordError::Ends(self.at),
+            varint::ReadError::TooLong => RecordError::VarintTooLong(self.at),
+        })
     }
 }
 
