@@ -1,11 +1,12 @@
 //! Every run's duration, outcome and CPU, recorded by wrapping the node's jobs (one log
 //! for polls, one for enrichments).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use panoptes_actors::{BoxFuture, Job, JobError};
 
 use crate::agent::RunError;
@@ -28,20 +29,32 @@ pub struct PollLog {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    /// Duration of every finished poll, in microseconds (at most `u32::MAX`, 71 minutes:
-    /// half the room of a `u64`, 2.4 MB over 30 minutes at 10,000 devices every 60 s).
-    latencies_us: Vec<u32>,
+    /// Durations of the finished polls, in microseconds, to three significant digits: the
+    /// same ≈94 KB however long the run (a list of every poll grew by 2.4 MB over 30
+    /// minutes at 10,000 devices every 60 s, and the bench reports its own RSS).
+    latencies_us: Histogram<u32>,
+    /// The longest poll exactly (the histogram's highest value is rounded up).
+    max_us: u32,
     /// Polls finished in each second since `started`.
     per_second: Vec<u64>,
     /// The first few distinct error messages, to show the user.
     samples: Vec<String>,
-    /// When each device's first run finished, in milliseconds since `started`.
-    first_run_ms: HashMap<Arc<str>, u64>,
-    /// One copy of each device's name, for the jobs of every plan (a plan wraps a job per
-    /// plugin and device).
-    names: HashSet<Arc<str>>,
+    /// Every device a job was wrapped for: one copy of its name for the jobs of every plan
+    /// (a plan wraps a job per plugin and device), and when its first run finished, in
+    /// milliseconds since `started` ([`NOT_RUN`] before).
+    devices: HashMap<Arc<str>, u32>,
+}
+
+/// [`Inner::devices`]' mark of a device not run yet.
+const NOT_RUN: u32 = u32::MAX;
+
+/// Microsecond latencies from 1 µs to `u32::MAX` (71 minutes; longer ones are counted as
+/// that), to three significant digits.
+fn latency_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, u64::from(u32::MAX), 3)
+        .expect("1 < u32::MAX and three significant digits are valid bounds")
 }
 
 const ERROR_SAMPLES: usize = 5;
@@ -73,7 +86,13 @@ impl PollLog {
             started_runs: AtomicU64::new(0),
             job_cpu_ns: AtomicU64::new(0),
             metered_runs: AtomicU64::new(0),
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                latencies_us: latency_histogram(),
+                max_us: 0,
+                per_second: Vec::new(),
+                samples: Vec::new(),
+                devices: HashMap::new(),
+            }),
         })
     }
 
@@ -88,11 +107,11 @@ impl PollLog {
     pub fn wrap(self: &Arc<Self>, device: &str, job: Arc<dyn Job>) -> Arc<dyn Job> {
         let device = {
             let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            match inner.names.get(device) {
-                Some(name) => Arc::clone(name),
+            match inner.devices.get_key_value(device) {
+                Some((name, _)) => Arc::clone(name),
                 None => {
                     let name: Arc<str> = Arc::from(device);
-                    inner.names.insert(Arc::clone(&name));
+                    inner.devices.insert(Arc::clone(&name), NOT_RUN);
                     name
                 }
             }
@@ -109,9 +128,9 @@ impl PollLog {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let limit = (secs * 1000.0) as u64;
         inner
-            .first_run_ms
+            .devices
             .values()
-            .filter(|&&ms| ms <= limit)
+            .filter(|&&ms| ms != NOT_RUN && u64::from(ms) <= limit)
             .count() as u64
     }
 
@@ -119,9 +138,9 @@ impl PollLog {
     /// if fewer ever did).
     pub fn all_devices_run_by_s(&self, devices: u64) -> Option<f64> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let n = inner.first_run_ms.len() as u64;
-        (n >= devices && n > 0)
-            .then(|| inner.first_run_ms.values().copied().max().unwrap_or(0) as f64 / 1000.0)
+        let run = || inner.devices.values().filter(|&&ms| ms != NOT_RUN);
+        let n = run().count() as u64;
+        (n >= devices && n > 0).then(|| f64::from(run().copied().max().unwrap_or(0)) / 1000.0)
     }
 
     fn record(&self, device: &Arc<str>, took: Duration, result: &Result<(), JobError>) {
@@ -136,13 +155,18 @@ impl PollLog {
         let since = self.started.elapsed();
         let second = since.as_secs() as usize;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if !inner.first_run_ms.contains_key(device) {
-            let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
-            inner.first_run_ms.insert(Arc::clone(device), ms);
+        // Below NOT_RUN: 49 days.
+        let ms = u32::try_from(since.as_millis()).unwrap_or(NOT_RUN - 1);
+        match inner.devices.get_mut(&**device) {
+            Some(first) if *first == NOT_RUN => *first = ms,
+            Some(_) => {}
+            None => {
+                inner.devices.insert(Arc::clone(device), ms);
+            }
         }
-        inner
-            .latencies_us
-            .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        let us = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+        inner.latencies_us.saturating_record(u64::from(us));
+        inner.max_us = inner.max_us.max(us);
         if inner.per_second.len() <= second {
             inner.per_second.resize(second + 1, 0);
         }
@@ -165,13 +189,8 @@ impl PollLog {
 
     /// Latency percentiles (p50, p90, p99, max) in milliseconds, None before any poll.
     pub fn latency_ms(&self) -> Option<[f64; 4]> {
-        let mut l = self
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .latencies_us
-            .clone();
-        percentiles(&mut l)
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        percentiles(&inner.latencies_us, inner.max_us)
     }
 
     pub fn per_second(&self) -> Vec<u64> {
@@ -200,17 +219,20 @@ fn is_timeout(error: &JobError) -> bool {
         .is_some_and(RunError::is_device_timeout)
 }
 
-/// Nearest-rank percentiles of microsecond samples, in milliseconds.
-fn percentiles(samples: &mut [u32]) -> Option<[f64; 4]> {
+/// Nearest-rank percentiles (p50, p90, p99) of microsecond samples, each the highest
+/// value of its sample's three-digit bucket (at most 0.1% over, never over `max_us`), and
+/// `max_us`; in milliseconds.
+fn percentiles(samples: &Histogram<u32>, max_us: u32) -> Option<[f64; 4]> {
     if samples.is_empty() {
         return None;
     }
-    samples.sort_unstable();
-    let rank = |p: f64| {
-        let i = ((p * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-        f64::from(samples[i - 1]) / 1000.0
-    };
-    Some([rank(0.50), rank(0.90), rank(0.99), rank(1.0)])
+    let rank = |q: f64| samples.value_at_quantile(q).min(u64::from(max_us)) as f64 / 1000.0;
+    Some([
+        rank(0.50),
+        rank(0.90),
+        rank(0.99),
+        f64::from(max_us) / 1000.0,
+    ])
 }
 
 struct TimedJob {
@@ -293,10 +315,27 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        assert_eq!(percentiles(&mut []), None);
-        let mut s: Vec<u32> = (1..=100).rev().map(|i| i * 1000).collect();
-        assert_eq!(percentiles(&mut s), Some([50.0, 90.0, 99.0, 100.0]));
-        assert_eq!(percentiles(&mut [7000]), Some([7.0; 4]));
+        let of = |samples: &[u32]| {
+            let mut h = latency_histogram();
+            for &s in samples {
+                h.saturating_record(u64::from(s));
+            }
+            percentiles(&h, samples.iter().copied().max().unwrap_or(0))
+        };
+        assert_eq!(of(&[]), None);
+        // 1..100 ms: nearest ranks 50, 90, 99 ms, each at most 0.1% over; the max exact.
+        let s: Vec<u32> = (1..=100).rev().map(|i| i * 1000).collect();
+        let [p50, p90, p99, max] = of(&s).unwrap();
+        for (got, want) in [(p50, 50.0), (p90, 90.0), (p99, 99.0)] {
+            assert!(got >= want && got <= want * 1.001, "{got} for {want}");
+        }
+        assert_eq!(max, 100.0);
+        // Up to 2,048 µs the buckets are 1 µs wide: exact.
+        let s: Vec<u32> = (1..=2000).collect();
+        assert_eq!(of(&s), Some([1.0, 1.8, 1.98, 2.0]));
+        assert_eq!(of(&[7000]), Some([7.0; 4]));
+        // Longer than the histogram's bound: counted at the bound, not lost.
+        assert_eq!(of(&[u32::MAX, 3]).unwrap()[3], f64::from(u32::MAX) / 1000.0);
     }
 
     /// Every plan wraps a job per plugin and device: the device's name is kept once.
@@ -313,9 +352,16 @@ mod tests {
             let _job = log.wrap(device, Arc::new(Nop));
         }
         let inner = log.inner.lock().unwrap();
-        let mut names: Vec<&str> = inner.names.iter().map(|n| &**n).collect();
+        let mut names: Vec<(&str, u32)> = inner.devices.iter().map(|(n, &ms)| (&**n, ms)).collect();
         names.sort_unstable();
-        assert_eq!(names, ["sw1", "sw2"]);
+        assert_eq!(names, [("sw1", NOT_RUN), ("sw2", NOT_RUN)]);
+        let sw1 = Arc::clone(inner.devices.get_key_value("sw1").unwrap().0);
+        drop(inner);
+        assert_eq!(log.devices_first_run_within(3600.0), 0, "wrapped, not run");
+        log.record(&sw1, Duration::from_millis(2), &Ok(()));
+        assert_eq!(log.devices_first_run_within(3600.0), 1);
+        assert_eq!(log.all_devices_run_by_s(2), None, "sw2 has not run");
+        assert!(log.all_devices_run_by_s(1).is_some());
     }
 
     #[test]
