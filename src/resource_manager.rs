@@ -11,6 +11,9 @@ use panoptes_storage::{Keyspace, StorageError};
 
 use crate::model::{FromJsonError, Resource, ResourceSet};
 
+/// A resource and its serialization key, as [`ResourceStore::shared_with_keys`] gives them.
+pub type KeyedResource = (Arc<str>, Arc<Resource>);
+
 /// Resources as stored: serialization key -> resource JSON, with the resource's TTL.
 #[derive(Clone)]
 pub struct ResourceStore {
@@ -20,18 +23,20 @@ pub struct ResourceStore {
     parsed: Arc<Mutex<Vec<Parsed>>>,
 }
 
-/// A stored resource as read: its key's FNV-1a hash, the JSON's length and hash, and the
-/// resource.
+/// A stored resource as read: its key's FNV-1a hash, the JSON's length and hash, the
+/// resource and its serialization key.
 ///
-/// Why the key's hash and not the key: at 10,000 devices a table by key held a copy of
-/// each key (≈150 bytes) in 16,384 slots, ≈2.3 MB; this list is 32 bytes a resource. Two
-/// keys of one hash cost at most a parse: a resource is reused only when its JSON's
-/// length and hash match too, and the JSON names the fields the key is made of.
+/// Found by the key's hash (a sorted list of 48 bytes a resource, where a table by key
+/// was 16,384 slots at 10,000 devices). Two keys of one hash cost at most a parse: a
+/// resource is reused only when its JSON's length and hash match too, and the JSON names
+/// the fields the key is made of. The serialization key is made once per parse and shared
+/// by the schedulers' work keys (see [`ResourceStore::shared_with_keys`]).
 struct Parsed {
     key_hash: u64,
     len: usize,
     hash: u64,
     resource: Arc<Resource>,
+    serialization_key: Arc<str>,
 }
 
 /// What one reconciliation changed.
@@ -81,6 +86,17 @@ impl ResourceStore {
     /// were two copies of ≈900 bytes a device held for good, a third and fourth while a
     /// plan replaced the last, and the JSON parsed again at every plan.
     pub fn shared(&self) -> Result<Vec<Arc<Resource>>, StorageError> {
+        Ok(self
+            .shared_with_keys()?
+            .into_iter()
+            .map(|(_, resource)| resource)
+            .collect())
+    }
+
+    /// [`ResourceStore::shared`], each resource with its serialization key, made once
+    /// while the resource's JSON is unchanged: both schedulers' work keys of a resource
+    /// hold this one copy (≈150 bytes a device, where each scheduler held its own).
+    pub fn shared_with_keys(&self) -> Result<Vec<KeyedResource>, StorageError> {
         let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen: Vec<Parsed> = Vec::with_capacity(parsed.len());
         let mut out = Vec::with_capacity(parsed.len());
@@ -92,20 +108,24 @@ impl ResourceStore {
                 .ok()
                 .and_then(|at| parsed.get(at))
                 .filter(|p| p.len == len && p.hash == hash)
-                .map(|p| Arc::clone(&p.resource));
-            let resource = match known {
-                Some(r) => r,
+                .map(|p| (Arc::clone(&p.resource), Arc::clone(&p.serialization_key)));
+            let (resource, serialization_key) = match known {
+                Some(known) => known,
                 None => match parse(&key, &value) {
-                    Some(r) => Arc::new(r),
+                    Some(r) => {
+                        let serialization_key = Arc::from(r.serialization_key());
+                        (Arc::new(r), serialization_key)
+                    }
                     None => continue,
                 },
             };
-            out.push(Arc::clone(&resource));
+            out.push((Arc::clone(&serialization_key), Arc::clone(&resource)));
             seen.push(Parsed {
                 key_hash,
                 len,
                 hash,
                 resource,
+                serialization_key,
             });
         }
         // What was not seen is gone from the store: forgotten here too.
@@ -210,6 +230,28 @@ mod tests {
         let mut ids: Vec<String> = resources.iter().map(|r| r.id.to_string()).collect();
         ids.sort();
         ids
+    }
+
+    #[test]
+    fn shared_keys_are_the_serialization_keys_made_once() {
+        let store = store();
+        let sw1 = test_switch();
+        store.put(&sw1).unwrap();
+        let first = store.shared_with_keys().unwrap();
+        let [(key, resource)] = &first[..] else {
+            panic!("one resource: {}", first.len());
+        };
+        assert_eq!(&**key, sw1.serialization_key());
+        assert_eq!(resource.id, sw1.id);
+        let again = store.shared_with_keys().unwrap();
+        assert!(Arc::ptr_eq(&again[0].0, key), "the key was made again");
+        // Changed JSON: parsed anew, and so the key too (it is made of the JSON's fields).
+        let mut moved = sw1.clone();
+        moved.add_metadata("model", "x9").unwrap();
+        store.put(&moved).unwrap();
+        let changed = store.shared_with_keys().unwrap();
+        assert!(!Arc::ptr_eq(&changed[0].0, key));
+        assert_eq!(&*changed[0].0, sw1.serialization_key());
     }
 
     #[test]

@@ -58,12 +58,97 @@ pub trait Job: Send + Sync + 'static {
     fn run(&self) -> BoxFuture<Result<(), JobError>>;
 }
 
+/// A work item's key, `<prefix>:<subject>` (just `<subject>` when the prefix is empty),
+/// held in its two parts so that keys can share them: a planner makes a key per plugin and
+/// resource, and gives every key of one plugin the same prefix and every key of one
+/// resource the same subject. At 10,000 devices the text form, ≈170 bytes, was held once
+/// per scheduler and device (two schedulers: 3.8 MB); in parts, one copy of each subject
+/// serves both.
+///
+/// Keys compare by prefix, then subject (not as their text would: no one relies on the
+/// order); they are equal when their text forms are, except that `"a:b"` alone and `"a"` +
+/// `"b"` differ (a planner makes its keys one way).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkKey {
+    prefix: Arc<str>,
+    subject: Arc<str>,
+}
+
+impl WorkKey {
+    pub fn new(prefix: Arc<str>, subject: Arc<str>) -> WorkKey {
+        WorkKey { prefix, subject }
+    }
+
+    pub fn prefix(&self) -> &Arc<str> {
+        &self.prefix
+    }
+
+    pub fn subject(&self) -> &Arc<str> {
+        &self.subject
+    }
+
+    /// The bytes of the text form, in order.
+    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let sep: &[u8] = if self.prefix.is_empty() { b"" } else { b":" };
+        [self.prefix.as_bytes(), sep, self.subject.as_bytes()].into_iter()
+    }
+
+    /// Both parts are the same allocations as `other`'s.
+    pub fn shares(&self, other: &WorkKey) -> bool {
+        Arc::ptr_eq(&self.prefix, &other.prefix) && Arc::ptr_eq(&self.subject, &other.subject)
+    }
+}
+
+/// A key that is all subject (tests, one-off work such as discovery).
+impl From<&str> for WorkKey {
+    fn from(key: &str) -> WorkKey {
+        WorkKey {
+            prefix: Arc::from(""),
+            subject: Arc::from(key),
+        }
+    }
+}
+
+impl std::fmt::Display for WorkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            f.write_str(&self.subject)
+        } else {
+            write!(f, "{}:{}", self.prefix, self.subject)
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+/// Whether `text` is this key's text form.
+impl PartialEq<str> for WorkKey {
+    fn eq(&self, text: &str) -> bool {
+        if self.prefix.is_empty() {
+            return *self.subject == *text;
+        }
+        text.strip_prefix(&*self.prefix)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|rest| rest == &*self.subject)
+    }
+}
+
+impl PartialEq<&str> for WorkKey {
+    fn eq(&self, text: &&str) -> bool {
+        *self == **text
+    }
+}
+
 /// A job with the facts the scheduler and the pool need about it.
 #[derive(Clone)]
 pub struct WorkItem {
     /// Unique key, `"<plugin>:<resource>"`. Runs of one key never overlap. Shared (the
-    /// schedule, the pool's messages and the planner hold the one copy).
-    pub key: Arc<str>,
+    /// schedule, the pool's messages and the planner hold the one copy of each part).
+    pub key: WorkKey,
     /// Plugin name, for per-plugin statistics.
     pub group: Arc<str>,
     /// Endpoint; the per-device concurrency limit applies across keys.
@@ -133,4 +218,44 @@ pub trait Sink<I>: Send + 'static {
     /// Accepts the whole batch (`Ok`) or none of it (`Err`: it will be delivered again;
     /// a sink that may have written part of it must be idempotent).
     fn deliver(&mut self, batch: Arc<[I]>) -> BoxFuture<Result<(), JobError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_reads_as_its_text() {
+        let k = WorkKey::new("polling:if".into(), "plugin||id|sw1".into());
+        assert_eq!(k.to_string(), "polling:if:plugin||id|sw1");
+        assert_eq!(format!("{k:?}"), r#""polling:if:plugin||id|sw1""#);
+        assert!(k == "polling:if:plugin||id|sw1");
+        for other in [
+            "polling:if",
+            "polling:ifplugin||id|sw1",
+            "polling:if:plugin||id|sw",
+            "",
+        ] {
+            assert!(k != other, "{other}");
+        }
+        let bare = WorkKey::from("discovery:json");
+        assert_eq!(bare.to_string(), "discovery:json");
+        assert!(bare == "discovery:json" && bare != "discovery");
+        let parts: Vec<&[u8]> = bare.parts().collect();
+        assert_eq!(parts.concat(), b"discovery:json");
+    }
+
+    #[test]
+    fn keys_compare_by_both_parts_and_clones_share_them() {
+        let a = WorkKey::new("p".into(), "b".into());
+        let b = WorkKey::new("p".into(), "c".into());
+        let c = WorkKey::new("q".into(), "a".into());
+        assert!(a < b && b < c);
+        assert_eq!(a, WorkKey::new("p".into(), "b".into()));
+        assert!(a.clone().shares(&a));
+        assert!(
+            !a.shares(&WorkKey::new("p".into(), "b".into())),
+            "equal, not shared"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use actix::prelude::*;
 use actix::ArbiterHandle;
 use tokio::sync::oneshot;
 
-use crate::job::Job;
+use crate::job::{Job, WorkKey};
 use crate::stats::{Overload, PoolStats};
 
 /// Limits of a poller pool.
@@ -63,7 +63,7 @@ pub enum Outcome {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Completed {
-    pub key: Arc<str>,
+    pub key: WorkKey,
     pub outcome: Outcome,
     /// How long the run took (zero when shed).
     pub duration: Duration,
@@ -73,7 +73,7 @@ pub struct Completed {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Execute {
-    pub key: Arc<str>,
+    pub key: WorkKey,
     pub group: Arc<str>,
     pub device: Arc<str>,
     /// Hard deadline, unless `PoolConfig::deadline` is set.
@@ -93,7 +93,7 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Finished {
-    key: Arc<str>,
+    key: WorkKey,
     device: Arc<str>,
     reply_to: Recipient<Completed>,
     outcome: Outcome,

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rand::Rng;
 
-use crate::job::{Planner, WorkItem};
+use crate::job::{Planner, WorkItem, WorkKey};
 use crate::pool::{Completed, Execute, Outcome, PollerPool};
 use crate::stats::{Overload, SchedulerStats};
 
@@ -110,18 +110,18 @@ struct Entry {
 struct Entries(Vec<Entry>);
 
 impl Entries {
-    fn get(&self, key: &str) -> Option<&Entry> {
+    fn get(&self, key: &WorkKey) -> Option<&Entry> {
         let at = self.find(key).ok()?;
         self.0.get(at)
     }
 
-    fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+    fn get_mut(&mut self, key: &WorkKey) -> Option<&mut Entry> {
         let at = self.find(key).ok()?;
         self.0.get_mut(at)
     }
 
-    fn find(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|e| (*e.item.key).cmp(key))
+    fn find(&self, key: &WorkKey) -> Result<usize, usize> {
+        self.0.binary_search_by(|e| e.item.key.cmp(key))
     }
 
     fn len(&self) -> usize {
@@ -145,7 +145,7 @@ pub struct Scheduler {
     entries: Entries,
     /// Keys dropped from the schedule while a run was in flight. If one comes back before
     /// that run reports, it must still count as in flight, or its runs could overlap.
-    orphans: HashSet<Arc<str>>,
+    orphans: HashSet<WorkKey>,
     planning: bool,
     /// A rescan was asked for while planning: plan again when that plan lands.
     replan: bool,
@@ -285,7 +285,7 @@ impl Scheduler {
                     // The names the schedule already holds stay (each plan makes its own
                     // copies: kept, they would be long-lived blocks allocated among a
                     // plan's short-lived ones).
-                    item.key = Arc::clone(&entry.item.key);
+                    item.key = entry.item.key.clone();
                     if item.device == entry.item.device {
                         item.device = Arc::clone(&entry.item.device);
                     }
@@ -320,14 +320,14 @@ impl Scheduler {
     /// when the first runs may spread over a whole interval (so they start where they will
     /// stay), else a random moment within `first_run_spread` (and the runs after it move
     /// to the key's place).
-    fn first_delay(&self, key: &str, interval: Duration, now: Instant) -> Duration {
+    fn first_delay(&self, key: &WorkKey, interval: Duration, now: Instant) -> Duration {
         let spread = self.config.first_run_spread;
         if spread < interval {
             return jitter(interval, spread);
         }
         // Now is `past` beyond the key's place: the place comes again after the rest of
         // the interval.
-        let past = past_place(key, interval, self.origin.since(now));
+        let past = past_place(key_hash(key), interval, self.origin.since(now));
         if past.is_zero() {
             Duration::ZERO
         } else {
@@ -338,7 +338,7 @@ impl Scheduler {
     /// When a key whose hold just lifted first runs: within [`LIFT_SPREAD`] (and no later
     /// than a new key's first run would be), or as a new key when the scheduler is told
     /// not to run lifted keys at once.
-    fn lift_delay(&self, key: &str, interval: Duration, now: Instant) -> Duration {
+    fn lift_delay(&self, key: &WorkKey, interval: Duration, now: Instant) -> Duration {
         if self.config.run_lifted_at_once {
             jitter(interval, self.config.first_run_spread.min(LIFT_SPREAD))
         } else {
@@ -404,7 +404,7 @@ impl Scheduler {
     }
 
     /// Hands a key to the pool. `false` when the pool's mailbox refused it.
-    fn submit(&mut self, key: &str, now: Instant, ctx: &mut Context<Self>) -> bool {
+    fn submit(&mut self, key: &WorkKey, now: Instant, ctx: &mut Context<Self>) -> bool {
         let Some(entry) = self.entries.get_mut(key) else {
             return true;
         };
@@ -502,40 +502,52 @@ impl Origin {
 
 /// When the run after one of `key` that started at `start` is due (`origin`: the
 /// scheduler's, where phases are counted from).
-fn due_after(origin: &Origin, key: &str, interval: Duration, start: Instant) -> Instant {
-    start + interval - toward_phase(key, interval, origin.since(start))
+fn due_after(origin: &Origin, key: &WorkKey, interval: Duration, start: Instant) -> Instant {
+    start + interval - toward_phase(key_hash(key), interval, origin.since(start))
 }
 
-/// How much sooner than `interval` the next run of `key` should be due, when this one
-/// started `since_origin` after the scheduler's origin: enough to land the next run on the
-/// key's own place in the interval (a hash of the key), at most half an interval, so a key
-/// moves to its place within two runs and runs never come closer than half an interval.
-fn toward_phase(key: &str, interval: Duration, since_origin: Duration) -> Duration {
+/// How much sooner than `interval` the next run of the key whose [`key_hash`] is `hash`
+/// should be due, when this one started `since_origin` after the scheduler's origin:
+/// enough to land the next run on the key's own place in the interval (its hash), at most
+/// half an interval, so a key moves to its place within two runs and runs never come
+/// closer than half an interval.
+fn toward_phase(hash: u64, interval: Duration, since_origin: Duration) -> Duration {
     // A run that starts a little early is far past its place.
-    past_place(key, interval, since_origin).min(interval / 2)
+    past_place(hash, interval, since_origin).min(interval / 2)
 }
 
-/// How far a moment `since_origin` after the scheduler's origin is past the key's place in
-/// the interval (the place: the key's hash, modulo the interval, counted from the origin),
-/// in `[0, interval)`.
-fn past_place(key: &str, interval: Duration, since_origin: Duration) -> Duration {
+/// How far a moment `since_origin` after the scheduler's origin is past the place in the
+/// interval of the key whose [`key_hash`] is `hash` (the place: the hash modulo the
+/// interval, counted from the origin), in `[0, interval)`.
+fn past_place(hash: u64, interval: Duration, since_origin: Duration) -> Duration {
     let period = interval.as_micros();
     if period < 2 {
         return Duration::ZERO;
     }
-    let place = u128::from(fnv1a(key.as_bytes())) % period;
+    let place = u128::from(hash) % period;
     let now = since_origin.as_micros() % period;
     let past = (now + period - place) % period;
     Duration::from_micros(u64::try_from(past).unwrap_or(u64::MAX))
 }
 
-/// FNV-1a, 64 bits (the `fnv` crate's, as `panoptes::hash`): a key's place must not
-/// change between plans, restarts or nodes (std's hasher is seeded per process).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits (the `fnv` crate's, as `panoptes::hash`), of the key's text form: a
+/// key's place must not change between plans, restarts or nodes (std's hasher is seeded
+/// per process), nor with how the key is held (FNV-1a of the parts in turn is that of the
+/// whole text).
+fn key_hash(key: &WorkKey) -> u64 {
     use std::hash::Hasher;
     let mut h = fnv::FnvHasher::default();
-    h.write(bytes);
+    for part in key.parts() {
+        h.write(part);
+    }
     h.finish()
+}
+
+#[cfg(test)]
+fn fnv1a(bytes: &[u8]) -> u64 {
+    key_hash(&WorkKey::from(
+        std::str::from_utf8(bytes).unwrap_or_default(),
+    ))
 }
 
 fn hold(due: Instant, hold_until: Option<Instant>) -> Instant {
@@ -672,7 +684,7 @@ mod tests {
             ],
             now,
         );
-        let due = |k: &str| s.entries.get(k).unwrap().next_due;
+        let due = |k: &str| s.entries.get(&k.into()).unwrap().next_due;
         assert!(due("a") >= now && due("a") <= now + Duration::from_secs(2));
         assert!(due("b") >= now && due("b") <= now + Duration::from_millis(500));
         assert_eq!(due("c"), later);
@@ -687,10 +699,10 @@ mod tests {
             ],
             lifted,
         );
-        assert_eq!(s.entries.get("a").unwrap().next_due, first_a);
-        let c = s.entries.get("c").unwrap().next_due;
+        assert_eq!(s.entries.get(&"a".into()).unwrap().next_due, first_a);
+        let c = s.entries.get(&"c".into()).unwrap().next_due;
         assert!(c >= lifted && c <= lifted + Duration::from_secs(2));
-        assert!(s.entries.get("b").is_none());
+        assert!(s.entries.get(&"b".into()).is_none());
     }
 
     /// A plan in any order: the schedule is sorted and found by key, a key listed twice
@@ -714,22 +726,25 @@ mod tests {
             ],
             now,
         );
-        let keys: Vec<&str> = s.entries.iter().map(|e| &*e.item.key).collect();
+        let keys: Vec<String> = s.entries.iter().map(|e| e.item.key.to_string()).collect();
         assert_eq!(keys, ["a", "m", "q", "z"]);
-        assert_eq!(s.entries.get("a").unwrap().next_due, held);
+        assert_eq!(s.entries.get(&"a".into()).unwrap().next_due, held);
         // The first "m" (not held) was kept.
-        assert_eq!(s.entries.get("m").unwrap().item.hold_until, None);
-        assert!(s.entries.get("b").is_none() && s.entries.get("zz").is_none());
+        assert_eq!(s.entries.get(&"m".into()).unwrap().item.hold_until, None);
+        assert!(s.entries.get(&"b".into()).is_none() && s.entries.get(&"zz".into()).is_none());
 
-        s.entries.get_mut("q").unwrap().in_flight = true;
-        let m = s.entries.get("m").unwrap().item.clone();
+        s.entries.get_mut(&"q".into()).unwrap().in_flight = true;
+        let m = s.entries.get(&"m".into()).unwrap().item.clone();
         s.apply_plan(vec![item("m", minute, None)], now);
         assert_eq!(s.entries.len(), 1);
         // The schedule keeps its own copies of a planned-again key's names.
-        let kept = &s.entries.get("m").unwrap().item;
-        assert!(Arc::ptr_eq(&kept.key, &m.key) && Arc::ptr_eq(&kept.device, &m.device));
+        let kept = &s.entries.get(&"m".into()).unwrap().item;
+        assert!(kept.key.shares(&m.key) && Arc::ptr_eq(&kept.device, &m.device));
         assert!(Arc::ptr_eq(&kept.group, &m.group));
-        assert_eq!(s.orphans.iter().map(|k| &**k).collect::<Vec<_>>(), ["q"]);
+        assert_eq!(
+            s.orphans.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            ["q"]
+        );
         s.apply_plan(
             vec![
                 item("z", minute, None),
@@ -738,8 +753,8 @@ mod tests {
             ],
             now,
         );
-        assert!(s.entries.get("q").unwrap().in_flight);
-        assert!(!s.entries.get("z").unwrap().in_flight);
+        assert!(s.entries.get(&"q".into()).unwrap().in_flight);
+        assert!(!s.entries.get(&"z".into()).unwrap().in_flight);
         assert!(s.orphans.is_empty());
     }
 
@@ -757,7 +772,7 @@ mod tests {
             let mut phases = Vec::new();
             for (k, start) in starts.iter_mut().enumerate() {
                 let key = format!("polling:interface:10.0.{}.{}", k / 256, k % 256);
-                let next = due_after(&origin, &key, interval, *start);
+                let next = due_after(&origin, &key.as_str().into(), interval, *start);
                 let gap = next - *start;
                 assert!(gap >= interval / 2 && gap <= interval, "{key}: gap {gap:?}");
                 let phase = (*start - origin.at).as_micros() % period;
@@ -803,11 +818,11 @@ mod tests {
         let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
         s.apply_plan(keys.iter().map(|k| item(k, interval, None)).collect(), now);
         for k in &keys {
-            let due = s.entries.get(k.as_str()).unwrap().next_due;
+            let due = s.entries.get(&k.as_str().into()).unwrap().next_due;
             assert!(due >= now && due < now + interval, "{k}");
             // On its place: a run started then is due exactly one interval later.
             assert_eq!(
-                due_after(&s.origin, k, interval, due),
+                due_after(&s.origin, &k.as_str().into(), interval, due),
                 due + interval,
                 "{k}"
             );
@@ -818,25 +833,28 @@ mod tests {
         let held = "held";
         let later = now + Duration::from_secs(600);
         s.apply_plan(vec![item(held, interval, Some(later))], now);
-        assert_eq!(s.entries.get(held).unwrap().next_due, later);
+        assert_eq!(s.entries.get(&held.into()).unwrap().next_due, later);
         // Planned again still held, with a later hold: the first hold stands; a sooner
         // one applies.
         s.apply_plan(vec![item(held, interval, Some(later + interval))], now);
-        assert_eq!(s.entries.get(held).unwrap().next_due, later);
-        assert_eq!(s.entries.get(held).unwrap().item.hold_until, Some(later));
+        assert_eq!(s.entries.get(&held.into()).unwrap().next_due, later);
+        assert_eq!(
+            s.entries.get(&held.into()).unwrap().item.hold_until,
+            Some(later)
+        );
         let sooner = now + Duration::from_secs(300);
         s.apply_plan(vec![item(held, interval, Some(sooner))], now);
-        assert_eq!(s.entries.get(held).unwrap().next_due, sooner);
+        assert_eq!(s.entries.get(&held.into()).unwrap().next_due, sooner);
         s.apply_plan(vec![item(held, interval, Some(later))], now);
         let lifted = now + Duration::from_millis(7);
         s.apply_plan(vec![item(held, interval, None)], lifted);
-        let due = s.entries.get(held).unwrap().next_due;
+        let due = s.entries.get(&held.into()).unwrap().next_due;
         assert!(due >= lifted && due <= lifted + LIFT_SPREAD, "{due:?}");
-        let second = due_after(&s.origin, held, interval, due);
+        let second = due_after(&s.origin, &held.into(), interval, due);
         assert!(second >= due + interval / 2 && second <= due + interval);
-        let third = due_after(&s.origin, held, interval, second);
+        let third = due_after(&s.origin, &held.into(), interval, second);
         assert_eq!(
-            due_after(&s.origin, held, interval, third),
+            due_after(&s.origin, &held.into(), interval, third),
             third + interval
         );
 
@@ -845,9 +863,12 @@ mod tests {
         s.config.run_lifted_at_once = false;
         s.apply_plan(vec![item("moved", interval, Some(later))], now);
         s.apply_plan(vec![item("moved", interval, None)], lifted);
-        let due = s.entries.get("moved").unwrap().next_due;
+        let due = s.entries.get(&"moved".into()).unwrap().next_due;
         assert!(due >= lifted && due < lifted + interval);
-        assert_eq!(due_after(&s.origin, "moved", interval, due), due + interval);
+        assert_eq!(
+            due_after(&s.origin, &"moved".into(), interval, due),
+            due + interval
+        );
     }
 
     #[test]
@@ -855,21 +876,54 @@ mod tests {
         let interval = Duration::from_millis(500);
         let key = "k";
         let place = Duration::from_micros(fnv1a(key.as_bytes()) % 500_000);
-        assert_eq!(toward_phase(key, interval, place), Duration::ZERO);
         assert_eq!(
-            toward_phase(key, interval, place + interval * 3),
+            toward_phase(fnv1a(key.as_bytes()), interval, place),
+            Duration::ZERO
+        );
+        assert_eq!(
+            toward_phase(fnv1a(key.as_bytes()), interval, place + interval * 3),
             Duration::ZERO
         );
         // Late by 10 ms (the tick): the next run makes it up.
         assert_eq!(
-            toward_phase(key, interval, place + Duration::from_millis(10)),
+            toward_phase(
+                fnv1a(key.as_bytes()),
+                interval,
+                place + Duration::from_millis(10)
+            ),
             Duration::from_millis(10)
         );
         // Never more than half the interval; nothing for intervals too short to matter.
-        assert!(toward_phase(key, interval, place + Duration::from_millis(499)) <= interval / 2);
+        assert!(
+            toward_phase(
+                fnv1a(key.as_bytes()),
+                interval,
+                place + Duration::from_millis(499)
+            ) <= interval / 2
+        );
         assert_eq!(
-            toward_phase(key, Duration::from_micros(1), place),
+            toward_phase(fnv1a(key.as_bytes()), Duration::from_micros(1), place),
             Duration::ZERO
+        );
+    }
+
+    /// A key held in two parts has the place its text form had as one string.
+    #[test]
+    fn a_key_in_parts_keeps_the_place_of_its_text() {
+        use std::hash::Hasher;
+        let text = "polling:Interface Polling Plugin:plugin||site|s|id|sw1|endpoint|10.0.0.1";
+        let mut whole = fnv::FnvHasher::default();
+        whole.write(text.as_bytes());
+        let parts = WorkKey::new(
+            "polling:Interface Polling Plugin".into(),
+            "plugin||site|s|id|sw1|endpoint|10.0.0.1".into(),
+        );
+        assert_eq!(key_hash(&parts), whole.finish());
+        assert_eq!(parts.to_string(), text);
+        assert_eq!(key_hash(&WorkKey::from(text)), whole.finish());
+        assert_ne!(
+            key_hash(&WorkKey::from("polling:x")),
+            key_hash(&"polling".into())
         );
     }
 
@@ -883,8 +937,8 @@ mod tests {
         let second = Origin::wall_clock();
         let now = Instant::now();
         for key in ["k", "polling:Interface Polling Plugin:sw1.example.net"] {
-            let a = past_place(key, interval, first.since(now));
-            let b = past_place(key, interval, second.since(now));
+            let a = past_place(fnv1a(key.as_bytes()), interval, first.since(now));
+            let b = past_place(fnv1a(key.as_bytes()), interval, second.since(now));
             let apart = a.abs_diff(b).min(interval - a.abs_diff(b));
             assert!(apart < Duration::from_millis(10), "{key}: {a:?} vs {b:?}");
         }

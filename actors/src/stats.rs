@@ -215,7 +215,7 @@ pub(crate) struct Overload {
 }
 
 impl Overload {
-    pub(crate) fn shed(&mut self, actor: &str, what: &str, detail: &str) {
+    pub(crate) fn shed(&mut self, actor: &str, what: &str, detail: &dyn std::fmt::Display) {
         self.total_in_episode += 1;
         match &mut self.current {
             Some((warned_at, n)) if warned_at.elapsed() < OVERLOAD_REWARN => *n += 1,

@@ -141,11 +141,12 @@ async fn deadline_cancels_a_hanging_job_without_delaying_other_devices() {
     assert!(eventually(|| replies.lock().unwrap().len() == 2).await);
     let replies = replies.lock().unwrap().clone();
     assert_eq!(
-        &*replies[0].key, "fast",
+        replies[0].key.to_string(),
+        "fast",
         "the live device did not wait for the dead one"
     );
     assert_eq!(replies[0].outcome, Outcome::Succeeded);
-    assert_eq!(&*replies[1].key, "hang");
+    assert_eq!(replies[1].key.to_string(), "hang");
     assert_eq!(replies[1].outcome, Outcome::TimedOut);
     assert_eq!(dead.current(), 0, "the hanging job's future was dropped");
     let s = stats.snapshot();
@@ -202,7 +203,7 @@ async fn queue_overflow_is_shed_and_answered() {
     let outcome = |key: &str| {
         replies
             .iter()
-            .find(|c| &*c.key == key)
+            .find(|c| c.key == key)
             .unwrap()
             .outcome
             .clone()
@@ -250,5 +251,5 @@ async fn drain_lets_running_jobs_finish_and_sheds_the_rest() {
     assert_eq!(shed, 3);
     assert!(replies
         .iter()
-        .any(|c| &*c.key == "k0" && c.outcome == Outcome::Succeeded));
+        .any(|c| c.key == "k0" && c.outcome == Outcome::Succeeded));
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use panoptes_actors::{BoxFuture, Job, JobError, Planner, WorkItem};
+use panoptes_actors::{BoxFuture, Job, JobError, Planner, WorkItem, WorkKey};
 
 use super::{finish_run, now_ms, signature, RunError, Shared};
 use crate::blocking::blocking;
@@ -113,8 +113,8 @@ impl Planner for DiscoveryPlanner {
                 // The key doubles as the plugin's device name.
                 let key: Arc<str> = format!("discovery:{}", p.name).into();
                 WorkItem {
-                    device: Arc::clone(&key),
-                    key,
+                    key: WorkKey::from(&*key),
+                    device: key,
                     group: p.name.as_str().into(),
                     interval: Duration::from_secs(p.execute_frequency),
                     hold_until: None,

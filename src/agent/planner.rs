@@ -1,11 +1,10 @@
 //! The schedule of enrichment and polling plugins: every plugin x every resource its
 //! `resource_filter` matches, re-read from the resource store on each plan.
 
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use panoptes_actors::{BoxFuture, Job, Planner, WorkItem};
+use panoptes_actors::{BoxFuture, Job, Planner, WorkItem, WorkKey};
 
 use super::Shared;
 use crate::config::PluginConfig;
@@ -62,7 +61,7 @@ impl ResourcePlanner {
 
 impl Planner for ResourcePlanner {
     fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
-        let resources = match self.shared.resources.shared() {
+        let resources = match self.shared.resources.shared_with_keys() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read resources: keeping no schedule this round");
@@ -72,9 +71,9 @@ impl Planner for ResourcePlanner {
         // One copy of each resource this node owns, shared by every job made for it (a job
         // per plugin) and by the other schedulers' jobs.
         let ownership = &self.shared.ownership;
-        let resources: Vec<Arc<Resource>> = resources
+        let resources: Vec<(Arc<str>, Arc<Resource>)> = resources
             .into_iter()
-            .filter(|r| ownership.owns(&r.id))
+            .filter(|(_, r)| ownership.owns(&r.id))
             .collect();
         let now = Instant::now();
         let mut items = Vec::new();
@@ -84,40 +83,34 @@ impl Planner for ResourcePlanner {
             .filter(|p| p.execute_frequency > 0)
             .filter_map(|p| {
                 let filter = p.resource_filter.as_ref()?;
-                Some((p, filter, Arc::<str>::from(p.name.as_str())))
+                // Every key of the plugin shares its prefix, `<kind>:<name>`.
+                let prefix = Arc::<str>::from(format!("{}:{}", p.kind.as_str(), p.name));
+                Some((p, filter, Arc::<str>::from(p.name.as_str()), prefix))
             })
             .collect();
-        let mut key = String::new();
-        for resource in &resources {
+        for (serialization_key, resource) in &resources {
             // Made once for all the resource's plugins.
-            let mut names: Option<(String, Arc<str>)> = None;
-            for (plugin, filter, group) in &plugins {
+            let mut device: Option<Arc<str>> = None;
+            for (plugin, filter, group, prefix) in &plugins {
                 if !filter.matches(&**resource) {
                     continue;
                 }
-                let (serialization_key, device) = names.get_or_insert_with(|| {
+                let device = device.get_or_insert_with(|| {
                     let port = resource
                         .metadata
                         .get("snmp_port")
                         .map(String::as_str)
                         .unwrap_or("");
-                    let device = format!("{}:{port}", resource.endpoint);
-                    (resource.serialization_key(), device.into())
+                    format!("{}:{port}", resource.endpoint).into()
                 });
-                key.clear();
-                let _ = write!(
-                    key,
-                    "{}:{}:{serialization_key}",
-                    plugin.kind.as_str(),
-                    plugin.name
-                );
                 // Held at most ENRICHMENT_HOLD from the key's first plan: the scheduler
                 // keeps the soonest hold a key was given.
                 let hold_until = self
                     .waits_for_enrichment(plugin, resource)
                     .then_some(now + ENRICHMENT_HOLD);
                 items.push(WorkItem {
-                    key: key.as_str().into(),
+                    // `<kind>:<name>:<serialization key>`, in two shared parts.
+                    key: WorkKey::new(Arc::clone(prefix), Arc::clone(serialization_key)),
                     group: Arc::clone(group),
                     device: Arc::clone(device),
                     interval: Duration::from_secs(plugin.execute_frequency),

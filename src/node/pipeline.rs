@@ -289,3 +289,62 @@ pub(super) async fn start_resource_manager(
     }
     Ok(consumers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use panoptes_actors::{BoxFuture, Job, JobError, Planner};
+
+    struct Nop;
+
+    impl Job for Nop {
+        fn run(&self) -> BoxFuture<Result<(), JobError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The embedded defaults' enrichment and polling plans of one switch: each key reads
+    /// `<kind>:<plugin>:<serialization key>` (the text logs show and phases hash), and the
+    /// two schedulers' keys of the switch hold one copy of its serialization key.
+    #[actix::test]
+    async fn work_keys_name_kind_plugin_and_resource_and_share_the_resource_part() {
+        let settings = Settings::load(None).unwrap();
+        let plugins = Plugins::load(&settings).unwrap();
+        let store = Store::memory();
+        let bus = Bus::new(store.clone(), 1);
+        let telemetry = Arc::new(Telemetry::default());
+        let ownership = Arc::new(Ownership::alone());
+        let shared = shared_state(&settings, &plugins, &bus, &store, &telemetry, &ownership)
+            .await
+            .unwrap();
+        let switch = crate::model::test_switch();
+        shared.resources.put(&switch).unwrap();
+        let factory: JobFactory = Arc::new(|_, _| Arc::new(Nop) as Arc<dyn Job>);
+        let mut plans = Vec::new();
+        for list in [&plugins.enrichment, &plugins.polling] {
+            let mut planner = ResourcePlanner::new(
+                Arc::clone(&shared),
+                PluginList::new(list.clone()),
+                Arc::clone(&factory),
+            );
+            plans.push(planner.plan().await);
+        }
+        let [enrichment, polling] = &plans[..] else {
+            unreachable!()
+        };
+        assert!(!enrichment.is_empty() && !polling.is_empty());
+        let serialization_key = switch.serialization_key();
+        for (items, kind) in [(enrichment, "enrichment"), (polling, "polling")] {
+            for item in items {
+                let text = format!("{kind}:{}:{serialization_key}", item.group);
+                assert_eq!(item.key.to_string(), text);
+                assert!(item.key == text.as_str());
+                assert_eq!(&**item.key.subject(), serialization_key);
+            }
+        }
+        assert!(Arc::ptr_eq(
+            enrichment[0].key.subject(),
+            polling[0].key.subject()
+        ));
+    }
+}
