@@ -284,8 +284,14 @@ impl Scheduler {
                     }
                     // The names the schedule already holds stay (each plan makes its own
                     // copies: kept, they would be long-lived blocks allocated among a
-                    // plan's short-lived ones).
-                    item.key = entry.item.key.clone();
+                    // plan's short-lived ones). But a key's subject is the plan's: a
+                    // planner hands out a long-lived copy it shares (the resource store's
+                    // serialization key, made again only when the resource changes), and
+                    // keeping the old one would hold both.
+                    item.key = WorkKey::new(
+                        Arc::clone(entry.item.key.prefix()),
+                        Arc::clone(item.key.subject()),
+                    );
                     if item.device == entry.item.device {
                         item.device = Arc::clone(&entry.item.device);
                     }
@@ -735,11 +741,16 @@ mod tests {
 
         s.entries.get_mut(&"q".into()).unwrap().in_flight = true;
         let m = s.entries.get(&"m".into()).unwrap().item.clone();
-        s.apply_plan(vec![item("m", minute, None)], now);
+        let again = item("m", minute, None);
+        let planned_subject = Arc::clone(again.key.subject());
+        s.apply_plan(vec![again], now);
         assert_eq!(s.entries.len(), 1);
-        // The schedule keeps its own copies of a planned-again key's names.
+        // The schedule keeps its own copies of a planned-again key's names, but takes the
+        // plan's subject (a planner's long-lived, shared copy).
         let kept = &s.entries.get(&"m".into()).unwrap().item;
-        assert!(kept.key.shares(&m.key) && Arc::ptr_eq(&kept.device, &m.device));
+        assert!(Arc::ptr_eq(kept.key.prefix(), m.key.prefix()));
+        assert!(Arc::ptr_eq(kept.key.subject(), &planned_subject));
+        assert!(Arc::ptr_eq(&kept.device, &m.device));
         assert!(Arc::ptr_eq(&kept.group, &m.group));
         assert_eq!(
             s.orphans.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
