@@ -143,6 +143,16 @@ impl PartialEq<&str> for WorkKey {
     }
 }
 
+/// A job that does nothing and succeeds: for tests and for work whose effect is only its
+/// schedule.
+pub struct NoopJob;
+
+impl Job for NoopJob {
+    fn run(&self) -> BoxFuture<Result<(), JobError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
 /// A job with the facts the scheduler and the pool need about it.
 #[derive(Clone)]
 pub struct WorkItem {

@@ -13,7 +13,9 @@ pub mod scheduler;
 pub mod stats;
 
 pub use consumer::{Consumer, ConsumerConfig, GetConsumerStats, Stop};
-pub use job::{BoxFuture, Fetched, Job, JobError, Planner, Sink, Source, WorkItem, WorkKey};
+pub use job::{
+    BoxFuture, Fetched, Job, JobError, NoopJob, Planner, Sink, Source, WorkItem, WorkKey,
+};
 pub use pool::{Completed, Drain, Execute, Outcome, PollerPool, PoolConfig};
 pub use scheduler::{GetSchedulerStats, Rescan, Scheduler, SchedulerConfig};
 pub use stats::{

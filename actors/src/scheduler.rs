@@ -644,16 +644,10 @@ impl Handler<GetSchedulerStats> for Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{BoxFuture, Job, JobError};
+    use crate::job::{BoxFuture, NoopJob};
     use crate::pool::PoolConfig;
     use std::sync::Arc;
 
-    struct Nop;
-    impl Job for Nop {
-        fn run(&self) -> BoxFuture<Result<(), JobError>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
     struct NoPlan;
     impl Planner for NoPlan {
         fn plan(&mut self) -> BoxFuture<Vec<WorkItem>> {
@@ -668,7 +662,7 @@ mod tests {
             device: "d".into(),
             interval,
             hold_until,
-            job: Arc::new(Nop),
+            job: Arc::new(NoopJob),
         }
     }
 

@@ -341,15 +341,9 @@ mod tests {
     /// Every plan wraps a job per plugin and device: the device's name is kept once.
     #[test]
     fn wrapped_jobs_share_their_device_name() {
-        struct Nop;
-        impl Job for Nop {
-            fn run(&self) -> panoptes_actors::BoxFuture<Result<(), JobError>> {
-                Box::pin(async { Ok(()) })
-            }
-        }
         let log = PollLog::new(1);
         for device in ["sw1", "sw2", "sw1", "sw1"] {
-            let _job = log.wrap(device, Arc::new(Nop));
+            let _job = log.wrap(device, Arc::new(panoptes_actors::NoopJob));
         }
         let inner = log.inner.lock().unwrap();
         let mut names: Vec<(&str, u32)> = inner.devices.iter().map(|(n, &ms)| (&**n, ms)).collect();

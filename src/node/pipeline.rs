@@ -293,15 +293,7 @@ pub(super) async fn start_resource_manager(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use panoptes_actors::{BoxFuture, Job, JobError, Planner};
-
-    struct Nop;
-
-    impl Job for Nop {
-        fn run(&self) -> BoxFuture<Result<(), JobError>> {
-            Box::pin(async { Ok(()) })
-        }
-    }
+    use panoptes_actors::{Job, NoopJob, Planner};
 
     /// The embedded defaults' enrichment and polling plans of one switch: each key reads
     /// `<kind>:<plugin>:<serialization key>` (the text logs show and phases hash), and the
@@ -319,7 +311,7 @@ mod tests {
             .unwrap();
         let switch = crate::model::test_switch();
         shared.resources.put(&switch).unwrap();
-        let factory: JobFactory = Arc::new(|_, _| Arc::new(Nop) as Arc<dyn Job>);
+        let factory: JobFactory = Arc::new(|_, _| Arc::new(NoopJob) as Arc<dyn Job>);
         let mut plans = Vec::new();
         for list in [&plugins.enrichment, &plugins.polling] {
             let mut planner = ResourcePlanner::new(
