@@ -492,9 +492,11 @@ async fn watch(
             let cpu = (now.cpu_s - last_cpu.1) / last_cpu.0.elapsed().as_secs_f64().max(1e-3);
             last_cpu = (Instant::now(), now.cpu_s);
             eprintln!(
-                "bench: {:>5}s  polled {}/{} this interval  running {}  queued {}  \
-                 errors {}  timeouts {}  cpu {:.0}%  rss {:.0} MB  data {data_mb:.0} MB",
+                "bench: {:>5}s  polls in the last {interval_s}s {} ({} devices)  running {}  \
+                 queued {}  errors {}  timeouts {}  cpu {:.0}%  rss {:.0} MB  data {data_mb:.0} MB",
                 started.elapsed().as_secs(),
+                // Over the devices while first runs move to their place in the interval:
+                // runs of a key then come as close as half an interval.
                 log.finished_within(interval_s),
                 args.devices,
                 pool.running,
