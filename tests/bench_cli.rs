@@ -85,7 +85,7 @@ fn bench_polls_a_small_fleet_and_reports_json() {
         "every device polled within the run: {report}"
     );
     assert!(
-        stderr.contains("polled"),
+        stderr.contains("polls in the last 2s"),
         "live progress on stderr: {stderr}"
     );
     // The benchmark cleans up its data directory.
@@ -124,11 +124,14 @@ fn start_polling(
     for line in lines.by_ref() {
         let line = line.unwrap();
         seen.push(line.clone());
-        if line.contains("polled") {
+        if line.contains("polls in the last") {
             break;
         }
     }
-    assert!(seen.iter().any(|l| l.contains("polled")), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l.contains("polls in the last")),
+        "{seen:?}"
+    );
     (child, lines)
 }
 

@@ -155,8 +155,8 @@ impl PollLog {
         let since = self.started.elapsed();
         let second = since.as_secs() as usize;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        // Below NOT_RUN: 49 days.
-        let ms = u32::try_from(since.as_millis()).unwrap_or(NOT_RUN - 1);
+        // Held below NOT_RUN (49 days).
+        let ms = u32::try_from(since.as_millis()).map_or(NOT_RUN - 1, |ms| ms.min(NOT_RUN - 1));
         match inner.devices.get_mut(&**device) {
             Some(first) if *first == NOT_RUN => *first = ms,
             Some(_) => {}
