@@ -549,13 +549,6 @@ fn key_hash(key: &WorkKey) -> u64 {
     h.finish()
 }
 
-#[cfg(test)]
-fn fnv1a(bytes: &[u8]) -> u64 {
-    key_hash(&WorkKey::from(
-        std::str::from_utf8(bytes).unwrap_or_default(),
-    ))
-}
-
 fn hold(due: Instant, hold_until: Option<Instant>) -> Instant {
     hold_until.map_or(due, |h| due.max(h))
 }
@@ -879,35 +872,22 @@ mod tests {
     #[test]
     fn a_run_on_its_place_is_due_a_whole_interval_later() {
         let interval = Duration::from_millis(500);
-        let key = "k";
-        let place = Duration::from_micros(fnv1a(key.as_bytes()) % 500_000);
+        let hash = key_hash(&"k".into());
+        let place = Duration::from_micros(hash % 500_000);
+        assert_eq!(toward_phase(hash, interval, place), Duration::ZERO);
         assert_eq!(
-            toward_phase(fnv1a(key.as_bytes()), interval, place),
-            Duration::ZERO
-        );
-        assert_eq!(
-            toward_phase(fnv1a(key.as_bytes()), interval, place + interval * 3),
+            toward_phase(hash, interval, place + interval * 3),
             Duration::ZERO
         );
         // Late by 10 ms (the tick): the next run makes it up.
         assert_eq!(
-            toward_phase(
-                fnv1a(key.as_bytes()),
-                interval,
-                place + Duration::from_millis(10)
-            ),
+            toward_phase(hash, interval, place + Duration::from_millis(10)),
             Duration::from_millis(10)
         );
         // Never more than half the interval; nothing for intervals too short to matter.
-        assert!(
-            toward_phase(
-                fnv1a(key.as_bytes()),
-                interval,
-                place + Duration::from_millis(499)
-            ) <= interval / 2
-        );
+        assert!(toward_phase(hash, interval, place + Duration::from_millis(499)) <= interval / 2);
         assert_eq!(
-            toward_phase(fnv1a(key.as_bytes()), Duration::from_micros(1), place),
+            toward_phase(hash, Duration::from_micros(1), place),
             Duration::ZERO
         );
     }
@@ -942,8 +922,8 @@ mod tests {
         let second = Origin::wall_clock();
         let now = Instant::now();
         for key in ["k", "polling:Interface Polling Plugin:sw1.example.net"] {
-            let a = past_place(fnv1a(key.as_bytes()), interval, first.since(now));
-            let b = past_place(fnv1a(key.as_bytes()), interval, second.since(now));
+            let a = past_place(key_hash(&key.into()), interval, first.since(now));
+            let b = past_place(key_hash(&key.into()), interval, second.since(now));
             let apart = a.abs_diff(b).min(interval - a.abs_diff(b));
             assert!(apart < Duration::from_millis(10), "{key}: {a:?} vs {b:?}");
         }

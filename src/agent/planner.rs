@@ -9,6 +9,7 @@ use panoptes_actors::{BoxFuture, Job, Planner, WorkItem, WorkKey};
 use super::Shared;
 use crate::config::PluginConfig;
 use crate::model::Resource;
+use crate::resource_manager::KeyedResource;
 
 /// Builds the job of one plugin on one resource.
 pub type JobFactory = Arc<dyn Fn(Arc<PluginConfig>, Arc<Resource>) -> Arc<dyn Job> + Send + Sync>;
@@ -71,7 +72,7 @@ impl Planner for ResourcePlanner {
         // One copy of each resource this node owns, shared by every job made for it (a job
         // per plugin) and by the other schedulers' jobs.
         let ownership = &self.shared.ownership;
-        let resources: Vec<(Arc<str>, Arc<Resource>)> = resources
+        let resources: Vec<KeyedResource> = resources
             .into_iter()
             .filter(|(_, r)| ownership.owns(&r.id))
             .collect();

@@ -981,16 +981,21 @@ mod tests {
 
     /// A layout-0 record of `n` samples (value `h % 100`) expiring at `exp` (before its
     /// timestamp's millisecond: the head's full form, 17 bytes): 18 + 3n bytes.
-    fn body(h: u64, n: usize, exp: u64) -> Vec<u8> {
-        let entries: Vec<Entry> = (0..n)
+    /// `n` samples named 0.., each of value `h % 100`, expiring at `exp`.
+    fn entries(h: u64, n: usize, exp: u64) -> Vec<Entry> {
+        (0..n)
             .map(|i| Entry {
                 name: i as u32,
                 sample: s(MetricValue::Int(i128::from(h % 100)), 1.0),
                 expires_ms: exp,
             })
-            .collect();
+            .collect()
+    }
+
+    /// The record of [`entries`], named form.
+    fn body(h: u64, n: usize, exp: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_named(&entries, &mut out, Form::Record);
+        encode_named(&entries(h, n, exp), &mut out, Form::Record);
         out
     }
 
@@ -1011,16 +1016,10 @@ mod tests {
         assert_eq!(shard.record(7).unwrap(), &body(7, 61, 20)[..]);
         // One value grown by a varint byte (a byte of room: that much fits).
         let grown = {
-            let mut entries: Vec<Entry> = (0..61)
-                .map(|i| Entry {
-                    name: i,
-                    sample: s(MetricValue::Int(7), 1.0),
-                    expires_ms: 20,
-                })
-                .collect();
-            entries[0].sample.value = MetricValue::Int(200);
+            let mut grown = entries(7, 61, 20);
+            grown[0].sample.value = MetricValue::Int(200);
             let mut out = Vec::new();
-            encode_named(&entries, &mut out, Form::Record);
+            encode_named(&grown, &mut out, Form::Record);
             out
         };
         assert_eq!(grown.len(), body(7, 61, 20).len() + RECORD_ROOM as usize);
