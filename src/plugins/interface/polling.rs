@@ -2,7 +2,6 @@
 //! group per interface with the spec's metric and dimension names (spec §8.2), plus the
 //! `status` group with `interface_polling_status`.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -16,7 +15,7 @@ use crate::model::{
 };
 use crate::plugins::status::{DeviceStatus, StatusTracker};
 use crate::plugins::{sys_uptime, PluginError, Polled};
-use crate::snmp::{SnmpClient, SnmpValue};
+use crate::snmp::{IndexText, SnmpClient, SnmpValue};
 
 pub const GROUP_TYPE: &str = "interface";
 pub const STATUS_METRIC: &str = "interface_polling_status";
@@ -159,24 +158,26 @@ async fn poll(
     let uptime = sys_uptime(client).await?;
     let columns = COLUMNS.map(|(_, table, column)| (table, column));
     let walked: Walked = walk_indexed_all(client, &columns).await?;
-    let if_x: BTreeSet<&str> = COLUMNS
-        .iter()
-        .zip(&walked)
-        .filter(|((_, table, _), _)| *table == IF_X_TABLE)
-        .flat_map(|(_, rows)| rows.iter().map(|(index, _)| index.as_str()))
-        .collect();
+    let if_x = union_of_sorted(
+        COLUMNS
+            .iter()
+            .zip(&walked)
+            .filter(|((_, table, _), _)| *table == IF_X_TABLE)
+            .map(|(_, rows)| rows.as_slice()),
+    );
     let mut groups = Vec::with_capacity(if_x.len() + 1);
     // One copy for every group of the poll to share.
     let shared = Arc::new(resource.clone());
     // The rows of every column in the interfaces' order: each column is read once, in
     // step with the sorted indexes, instead of searched for every interface.
     let mut cursors: Vec<_> = walked.iter().map(|c| c.iter().peekable()).collect();
-    for index in if_x.iter().copied() {
+    for index_text in if_x.iter().copied() {
         let row: Row = std::array::from_fn(|c| {
             let cursor = &mut cursors[c];
-            while cursor.next_if(|(k, _)| k.as_str() < index).is_some() {}
-            cursor.next_if(|(k, _)| k.as_str() == index).map(|(_, v)| v)
+            while cursor.next_if(|(k, _)| k < index_text).is_some() {}
+            cursor.next_if(|(k, _)| k == index_text).map(|(_, v)| v)
         });
+        let index = index_text.as_str();
         let Some(fields) = interfaces.get(index) else {
             tracing::warn!(resource = %resource.id, index = %index, "interface has no enrichment yet: skipped this poll");
             status.failure("interface", DeviceStatus::EnrichmentFailure);
@@ -192,6 +193,43 @@ async fn poll(
         status.success("interface");
     }
     Ok((groups, uptime))
+}
+
+/// The indexes of `columns` (each sorted in text order, as [`super::walk_indexed_all`]
+/// gives them), sorted, each once. The columns of a table usually hold the same
+/// indexes: a column equal to the union so far costs one comparison a row, any other is
+/// merged in (a set built from every row sorted ≈1,000 strings a poll at 48 ports).
+fn union_of_sorted<'a>(
+    columns: impl Iterator<Item = &'a [(IndexText, SnmpValue)]>,
+) -> Vec<&'a IndexText> {
+    let mut union: Vec<&IndexText> = Vec::new();
+    for column in columns {
+        let same =
+            union.len() == column.len() && union.iter().zip(column).all(|(a, (b, _))| *a == b);
+        if same {
+            continue;
+        }
+        let mut merged = Vec::with_capacity(union.len().max(column.len()));
+        let (mut a, mut b) = (
+            union.iter().copied().peekable(),
+            column.iter().map(|(k, _)| k).peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x <= y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            if let Some(k) = next {
+                if merged.last() != Some(&k) {
+                    merged.push(k);
+                }
+            }
+        }
+        union = merged;
+    }
+    union
 }
 
 /// One interface's value in each of [`COLUMNS`], if the device has one.
@@ -348,6 +386,44 @@ fn interface_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The union of sorted columns is the set of every row's index, in text order:
+        /// columns alike, overlapping, disjoint or empty.
+        #[test]
+        fn union_of_sorted_columns_is_the_sorted_set(
+            columns in proptest::collection::vec(
+                proptest::collection::btree_set(proptest::collection::vec(0u32..40, 1..3), 0..12),
+                0..5,
+            ),
+            repeat_first in proptest::bool::ANY,
+        ) {
+            let mut columns: Vec<Vec<(IndexText, SnmpValue)>> = columns
+                .into_iter()
+                .map(|set| {
+                    let mut rows: Vec<_> = set.iter().map(|c| (IndexText::of(c), SnmpValue::Null)).collect();
+                    rows.sort_by(|a, b| a.0.cmp(&b.0));
+                    rows
+                })
+                .collect();
+            if repeat_first {
+                if let Some(first) = columns.first().cloned() {
+                    columns.push(first);
+                }
+            }
+            let expected: Vec<&str> = columns
+                .iter()
+                .flat_map(|c| c.iter().map(|(k, _)| k.as_str()))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let union: Vec<&str> = union_of_sorted(columns.iter().map(Vec::as_slice))
+                .into_iter()
+                .map(IndexText::as_str)
+                .collect();
+            proptest::prop_assert_eq!(union, expected);
+        }
+    }
 
     /// The polled columns (dot3Stats* of EtherLike-MIB among them) are what their names say
     /// in the built-in MIBs.
