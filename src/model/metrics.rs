@@ -519,7 +519,7 @@ impl MetricsGroup {
 /// A JSON string as serde_json writes it: as it is when nothing in it needs escaping (a
 /// metric name always), escaped by serde_json otherwise.
 fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -529,9 +529,52 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     }
 }
 
+/// Whether JSON needs any of `bytes` escaped: a control byte, `"` or `\`. Eight bytes
+/// at a time (the byte-by-byte test was ≈3% of a poll: every name and value of ≈50 groups
+/// goes through it); a word holds such a byte exactly when the test below is not zero.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // Some byte of `w` is below `n` (n <= 0x80): its high bit set by the subtraction and
+    // not set in the byte itself.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS;
+    let has = |w: u64, b: u8| below(w ^ (ONES * u64::from(b)), 1);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(word);
+        let w = u64::from_le_bytes(le);
+        if below(w, 0x20) | has(w, b'"') | has(w, b'\\') != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The word-at-a-time test says what a byte-by-byte one says, for any bytes (the
+        /// ones that need escaping made common).
+        #[test]
+        fn needs_escape_is_the_byte_test(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(vec![0x00u8, 0x1f, 0x20, b'"', b'\\', 0x7f, 0x80, 0xff, b'a']),
+                ],
+                0..40,
+            )
+        ) {
+            let bytewise = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            proptest::prop_assert_eq!(needs_escape(&bytes), bytewise);
+        }
+    }
 
     fn resource() -> Resource {
         crate::model::test_switch()
