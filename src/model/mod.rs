@@ -16,7 +16,7 @@ pub use enrichment::{
 };
 pub use metadata::Metadata;
 pub use metrics::{
-    CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup,
+    CounterWidth, Dimension, Metric, MetricType, MetricValue, MetricsGroup, Name,
     METRICS_GROUP_SCHEMA_VERSION,
 };
 pub use resource::{

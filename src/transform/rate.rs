@@ -8,7 +8,7 @@ use std::time::Duration;
 use smallvec::SmallVec;
 
 use crate::config::TransformSpec;
-use crate::model::{CounterWidth, MetricType, MetricValue, MetricsGroup, ModelError};
+use crate::model::{CounterWidth, MetricType, MetricValue, MetricsGroup, ModelError, Name};
 
 /// A counter's value and its timestamp, as stored between polls.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -139,6 +139,7 @@ pub fn apply_transforms(
         report.device_restarts += 1;
     }
     let mut out = Vec::with_capacity(groups.len());
+    let mut layout = Layout::default();
     for group in groups {
         let Some(spec) = transforms
             .iter()
@@ -153,7 +154,7 @@ pub fn apply_transforms(
             report.dropped_groups += 1;
             continue;
         }
-        match rate(spec, group, state, now, restarted, report) {
+        match rate(spec, group, state, now, restarted, &mut layout, report) {
             Ok((g, key)) => out.push((g, Some(key))),
             Err(e) => {
                 tracing::warn!(transform = %spec.name, error = %e, "rate transform failed: metrics group dropped");
@@ -222,28 +223,74 @@ pub(super) fn uptime_shows_restart(prev: i128, cur: i128, dt: f64) -> bool {
     (cur as f64 / 100.0) + slack < dt
 }
 
+/// Which of a group's metrics a transform rates, and which of those already have a gauge
+/// of their name, for the metrics' names and types in order: a poll's groups are alike
+/// (48 interface groups of the same 22 metrics), so this is worked out once a poll, not
+/// once a group (≈900 name comparisons a group).
+#[derive(Default)]
+struct Layout {
+    /// The transform (its address) and the metrics' names and types this is for.
+    spec: usize,
+    metrics: Vec<(Name, MetricType)>,
+    /// The inputs' places among the metrics, and whether a gauge of the input's name is
+    /// among the metrics.
+    inputs: SmallVec<[(usize, bool); 32]>,
+}
+
+impl Layout {
+    fn matches(&self, spec: &TransformSpec, group: &MetricsGroup) -> bool {
+        self.spec == std::ptr::from_ref(spec) as usize
+            && self.metrics.len() == group.metrics.len()
+            && self
+                .metrics
+                .iter()
+                .zip(&group.metrics)
+                .all(|((name, kind), m)| *kind == m.metric_type && *name == m.metric_name)
+    }
+
+    fn of(spec: &TransformSpec, group: &MetricsGroup) -> Layout {
+        let inputs = (0..group.metrics.len())
+            .filter(|&i| {
+                spec.inputs
+                    .iter()
+                    .any(|n| *n == group.metrics[i].metric_name)
+            })
+            .map(|i| {
+                let name = &group.metrics[i].metric_name;
+                (i, group.metric(name, MetricType::Gauge).is_some())
+            })
+            .collect();
+        Layout {
+            spec: std::ptr::from_ref(spec) as usize,
+            metrics: group
+                .metrics
+                .iter()
+                .map(|m| (m.metric_name.clone(), m.metric_type))
+                .collect(),
+            inputs,
+        }
+    }
+}
+
 fn rate(
     spec: &TransformSpec,
     mut group: MetricsGroup,
     state: &dyn RateState,
     now: f64,
     restarted: bool,
+    layout: &mut Layout,
     report: &mut TransformReport,
 ) -> Result<(MetricsGroup, String), RateError> {
     let interval = group.metrics_group_interval as f64;
     let ttl = Duration::from_secs(group.metrics_group_interval.saturating_mul(3));
     let prefix = group.partition_key();
-    // On the stack for the usual group (an interface group rates 17 of its ≈40 metrics).
-    let inputs: SmallVec<[usize; 32]> = (0..group.metrics.len())
-        .filter(|&i| {
-            spec.inputs
-                .iter()
-                .any(|n| *n == group.metrics[i].metric_name)
-        })
-        .collect();
+    if !layout.matches(spec, &group) {
+        *layout = Layout::of(spec, &group);
+    }
+    let inputs = &layout.inputs;
     let samples: SmallVec<[(&str, Sample); 24]> = inputs
         .iter()
-        .map(|&i| {
+        .map(|&(i, _)| {
             let m = &group.metrics[i];
             let sample = Sample {
                 value: m.metric_value,
@@ -257,7 +304,8 @@ fn rate(
     // Exactly, and at most once: doubling the list for the gauges left a third of it
     // unused in every group (a plugin that sized its groups for them pays nothing here).
     group.metrics.reserve_exact(inputs.len());
-    for (&i, previous) in inputs.iter().zip(previous) {
+    let given = group.metrics.len();
+    for (&(i, has_gauge), previous) in inputs.iter().zip(previous) {
         let metric = &group.metrics[i];
         let Some(Sample {
             value: prev_value,
@@ -293,9 +341,10 @@ fn rate(
         let per_second = (diff / dt).trunc();
         // One gauge per name: a gauge already there (the group's own, or the rate of an
         // input of the same name and another type) wins.
-        if group
-            .metric(&metric.metric_name, MetricType::Gauge)
-            .is_some()
+        if has_gauge
+            || group.metrics[given..]
+                .iter()
+                .any(|g| g.metric_name == metric.metric_name)
         {
             continue;
         }
@@ -590,6 +639,114 @@ mod tests {
                 ("h", &None)
             );
         }
+    }
+
+    /// Groups of one type but different metrics in one poll (the inputs in other places,
+    /// one missing, a gauge of an input's name given) are rated each as it would be alone:
+    /// the layout worked out for one group is not used for another.
+    #[test]
+    fn groups_of_other_layouts_in_one_poll_are_rated_as_alone() {
+        /// A group's metrics (name, type, growth a poll) and its dimension's value.
+        type Shape = (&'static [(&'static str, MetricType, i128)], &'static str);
+        let spec = vec![TransformSpec {
+            name: "t".into(),
+            kind: "rate".into(),
+            group_type: "g".into(),
+            inputs: vec!["a".into(), "b".into()],
+        }];
+        // (metrics in order, dimension value): each metric's value grows by `step` a poll.
+        let layouts: [Shape; 4] = [
+            (
+                &[
+                    ("a", MetricType::Counter, 60),
+                    ("b", MetricType::Counter, 180),
+                ],
+                "1",
+            ),
+            (
+                &[
+                    ("b", MetricType::Counter, 240),
+                    ("x", MetricType::Counter, 6),
+                ],
+                "2",
+            ),
+            (
+                &[
+                    ("a", MetricType::Counter, 300),
+                    ("a", MetricType::Gauge, 0),
+                    ("b", MetricType::Counter, 360),
+                ],
+                "3",
+            ),
+            (
+                &[
+                    ("a", MetricType::Counter, 420),
+                    ("b", MetricType::Counter, 480),
+                ],
+                "4",
+            ),
+        ];
+        let build = |(metrics, dim): Shape, poll: i128, ts: f64| {
+            let mut g = group(0, ts);
+            g.metrics.clear();
+            g.dimensions[0].dimension_value = dim.to_owned();
+            for &(name, kind, step) in metrics {
+                g.add_metric(
+                    Metric::new(name, MetricValue::Int(100 + step * poll), kind, ts).unwrap(),
+                )
+                .unwrap();
+            }
+            g
+        };
+        let gauges = |g: &MetricsGroup| -> Vec<(String, MetricValue)> {
+            g.metrics
+                .iter()
+                .filter(|m| m.metric_type == MetricType::Gauge)
+                .map(|m| (m.metric_name.to_string(), m.metric_value))
+                .collect()
+        };
+        let together = RateStore::new();
+        let alone: Vec<RateStore> = layouts.iter().map(|_| RateStore::new()).collect();
+        let mut r = TransformReport::default();
+        for (poll, ts) in [(0, 1000.0), (1, 1060.0)] {
+            let groups = layouts.iter().map(|&l| build(l, poll, ts)).collect();
+            let out = apply_transforms(&spec, groups, &together, ts, None, &mut r);
+            let got: Vec<_> = out.iter().map(|(g, _)| gauges(g)).collect();
+            let expected: Vec<_> = layouts
+                .iter()
+                .zip(&alone)
+                .map(|(&l, st)| {
+                    let out =
+                        apply_transforms(&spec, vec![build(l, poll, ts)], st, ts, None, &mut r);
+                    gauges(&out[0].0)
+                })
+                .collect();
+            assert_eq!(got, expected, "poll {poll}");
+        }
+        let int = |v| MetricValue::Int(v);
+        let s = |n: &str| n.to_string();
+        assert_eq!(
+            layouts
+                .iter()
+                .map(|&l| {
+                    let out = apply_transforms(
+                        &spec,
+                        vec![build(l, 2, 1120.0)],
+                        &together,
+                        1120.0,
+                        None,
+                        &mut r,
+                    );
+                    gauges(&out[0].0)
+                })
+                .collect::<Vec<_>>(),
+            vec![
+                vec![(s("a"), int(1)), (s("b"), int(3))],
+                vec![(s("b"), int(4))],
+                vec![(s("a"), int(100)), (s("b"), int(6))],
+                vec![(s("a"), int(7)), (s("b"), int(8))],
+            ],
+        );
     }
 
     #[test]
