@@ -43,6 +43,21 @@ impl SnmpClient {
         limit: usize,
         retry_too_big: bool,
     ) -> Result<Option<Vec<Vec<Varbind>>>, SnmpError> {
+        self.walk_together_sized(roots, max_repetitions, limit, retry_too_big, 0)
+            .await
+    }
+
+    /// [`Self::walk_together`] with room for `expected_rows` rows a column from the start
+    /// (what the caller knows, e.g. the interfaces of the enrichment): a column of 48 rows
+    /// walked 25 at a time otherwise grew once, its rows copied, every column every poll.
+    pub async fn walk_together_sized(
+        &mut self,
+        roots: &[Oid],
+        max_repetitions: u32,
+        limit: usize,
+        retry_too_big: bool,
+        expected_rows: usize,
+    ) -> Result<Option<Vec<Vec<Varbind>>>, SnmpError> {
         if roots.len() < 2
             || self.version == SnmpVersion::V1
             || self.engine().walks_one_by_one(self.peer())
@@ -52,7 +67,13 @@ impl SnmpClient {
         let budget = self.walk_bytes_left;
         let answered_before = self.answered;
         match self
-            .walk_columns_inner(roots, max_repetitions.max(1), limit, retry_too_big)
+            .walk_columns_inner(
+                roots,
+                max_repetitions.max(1),
+                limit,
+                retry_too_big,
+                expected_rows,
+            )
             .await
         {
             Ok(columns) => Ok(Some(columns)),
@@ -99,8 +120,16 @@ impl SnmpClient {
         max_repetitions: u32,
         limit: usize,
         retry_too_big: bool,
+        expected_rows: usize,
     ) -> Result<Vec<Vec<Varbind>>, SnmpError> {
-        let mut walks: Vec<Walk> = roots.iter().map(|root| Walk::new(root, limit)).collect();
+        let mut walks: Vec<Walk> = roots
+            .iter()
+            .map(|root| {
+                let mut walk = Walk::new(root, limit);
+                walk.reserve(expected_rows);
+                walk
+            })
+            .collect();
         // The columns still going, by position in `walks`; the request asks for them in
         // this order, so varbind `k` of an answer belongs to `going[k % going.len()]`.
         let mut going: Vec<usize> = (0..walks.len()).collect();

@@ -25,7 +25,7 @@ pub async fn walk_columns<const N: usize>(
     client: &mut SnmpClient,
     columns: [(&str, u32); N],
 ) -> Result<[Column; N], SnmpError> {
-    let mut walked = walk_indexed_all(client, &columns).await?.into_iter();
+    let mut walked = walk_indexed_all(client, &columns, 0).await?.into_iter();
     Ok(std::array::from_fn(|_| {
         walked
             .next()
@@ -43,10 +43,11 @@ pub type IndexedColumn = Vec<(IndexText, SnmpValue)>;
 
 /// The rows of every `(table, column)`, in that order, walked together (see
 /// [`SnmpClient::walk_together`]): a GETBULK round trip serves every column instead of
-/// one.
+/// one. Each column has room for `expected_rows` from the start.
 pub async fn walk_indexed_all(
     client: &mut SnmpClient,
     columns: &[(&str, u32)],
+    expected_rows: usize,
 ) -> Result<Vec<IndexedColumn>, SnmpError> {
     let roots = columns
         .iter()
@@ -54,7 +55,7 @@ pub async fn walk_indexed_all(
         .collect::<Result<Vec<_>, _>>()?;
     let (repetitions, limit) = (client.max_repetitions(), client.walk_limit());
     match client
-        .walk_together(&roots, repetitions, limit, true)
+        .walk_together_sized(&roots, repetitions, limit, true, expected_rows)
         .await?
     {
         Some(walked) => Ok(roots

@@ -157,7 +157,7 @@ async fn poll(
     };
     let uptime = sys_uptime(client).await?;
     let columns = COLUMNS.map(|(_, table, column)| (table, column));
-    let walked: Walked = walk_indexed_all(client, &columns).await?;
+    let walked: Walked = walk_indexed_all(client, &columns, interfaces.count()).await?;
     let if_x = union_of_sorted(
         COLUMNS
             .iter()
