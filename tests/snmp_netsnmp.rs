@@ -478,6 +478,19 @@ async fn columns_walked_together_survive_answers_cut_short() {
             .unwrap()
             .expect("the simulator answers GETBULKs of several columns");
         assert_eq!(got, want, "answers of at most {max_response} bytes");
+        // Room for fewer, as many or more rows than the columns hold: the same rows.
+        for expected_rows in [1, 48, 1000] {
+            let mut sized = SnmpClient::connect(&target).await.unwrap();
+            let got = sized
+                .walk_together_sized(&roots, 25, 100_000, true, expected_rows)
+                .await
+                .unwrap()
+                .expect("the simulator answers GETBULKs of several columns");
+            assert_eq!(
+                got, want,
+                "room for {expected_rows} rows, answers of at most {max_response} bytes"
+            );
+        }
         assert_eq!(want[0].len(), 48);
         assert_eq!(want.last().unwrap().last().unwrap().oid, last);
         // Cut to a few hundred bytes, either way takes about as many answers as the rows

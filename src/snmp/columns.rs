@@ -153,9 +153,14 @@ impl SnmpClient {
                 break;
             }
             let width = going.len();
-            let rows = answer.len().div_ceil(width);
-            for &c in &going {
-                walks[c].reserve(rows);
+            // Room for the answer's rows, unless the caller said how many to expect: the
+            // last answer of a column holds rows past its end (of the next column), and
+            // room for those took a column of 48 from 48 rows to 96.
+            if expected_rows == 0 {
+                let rows = answer.len().div_ceil(width);
+                for &c in &going {
+                    walks[c].reserve(rows);
+                }
             }
             ended.clear();
             ended.resize(width, false);
