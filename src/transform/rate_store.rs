@@ -217,15 +217,32 @@ impl Shard {
         ((pos >> 16) as usize, (pos & 0xffff) as usize)
     }
 
+    #[cfg(test)]
     fn record(&self, hash: u64) -> Option<&[u8]> {
-        body_at(&self.chunks, *self.index.get(&Key::of(hash))?)
+        body_at(&self.chunks, self.place_of(hash)?)
+    }
+
+    /// The place of `hash`'s record, if it has one.
+    fn place_of(&self, hash: u64) -> Option<u32> {
+        self.index.get(&Key::of(hash)).copied()
     }
 
     /// Stores `encoded` as the record of `hash`: in place when it fits its room.
     fn put(&mut self, hash: u64, encoded: &[u8]) -> Result<(), RateStoreError> {
+        self.put_at(hash, self.place_of(hash), encoded)
+    }
+
+    /// [`Self::put`] for a record whose place (`place_of`) the caller has just looked up:
+    /// a group's read and write search the index once, not twice.
+    fn put_at(
+        &mut self,
+        hash: u64,
+        place: Option<u32>,
+        encoded: &[u8],
+    ) -> Result<(), RateStoreError> {
         let len = u32::try_from(encoded.len()).map_err(|_| RateStoreError::TooLarge)?;
         let key = Key::of(hash);
-        if let Some(&pos) = self.index.get(&key) {
+        if let Some(pos) = place {
             if let Some((_, at, cap, _)) = header_at(&self.chunks, pos) {
                 let header = header_len(cap);
                 if len <= cap {
@@ -691,7 +708,8 @@ impl RateStore {
         self.name_ids(samples, ids);
         let hash = hash64(group_key.as_bytes());
         let mut shard = lock(self.shard(hash));
-        match shard.record(hash) {
+        let place = shard.place_of(hash);
+        match place.and_then(|pos| body_at(&shard.chunks, pos)) {
             Some(r) => self
                 .decode_into(r, entries)
                 .map_err(|source| RateStoreError::Damaged {
@@ -717,7 +735,7 @@ impl RateStore {
             }
         }
         self.encode_into(entries, names, record);
-        shard.put(hash, record)?;
+        shard.put_at(hash, place, record)?;
         Ok(previous)
     }
 }
