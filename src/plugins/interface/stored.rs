@@ -83,23 +83,33 @@ impl<'a> Data<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Data<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Members(mut members) = Members::deserialize(d)?;
+        // Stable: equal keys keep their order, so the last is the one that counts.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Data(members))
+    }
+}
+
+/// An object's members in the order given, keys and values borrowed from the text.
+struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Data<'a>;
+            type Value = Members<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map")
+                f.write_str("an object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
                 mut map: M,
-            ) -> Result<Data<'a>, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(64));
+            ) -> Result<Members<'a>, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(pair) = map.next_entry::<Key<'a>, &'a RawValue>()? {
                     members.push(pair);
                 }
-                // Stable: equal keys keep their order, so the last is the one that counts.
-                members.sort_by(|a: &(Key<'a>, _), b| a.0.cmp(&b.0));
-                Ok(Data(members))
+                Ok(Members(members))
             }
         }
         d.deserialize_map(V(std::marker::PhantomData))
@@ -114,24 +124,7 @@ pub struct Fields<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Fields<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Fields<'a>, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(pair) = map.next_entry::<Key<'a>, &'a RawValue>()? {
-                    fields.push(pair);
-                }
-                Ok(Fields { fields })
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
+        Members::deserialize(d).map(|Members(fields)| Fields { fields })
     }
 }
 
