@@ -997,8 +997,6 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    /// A layout-0 record of `n` samples (value `h % 100`) expiring at `exp` (before its
-    /// timestamp's millisecond: the head's full form, 17 bytes): 18 + 3n bytes.
     /// `n` samples named 0.., each of value `h % 100`, expiring at `exp`.
     fn entries(h: u64, n: usize, exp: u64) -> Vec<Entry> {
         (0..n)
@@ -1010,7 +1008,8 @@ mod tests {
             .collect()
     }
 
-    /// The record of [`entries`], named form.
+    /// The layout-0 record of [`entries`] (expiring before its timestamp's millisecond:
+    /// the head's full form, 17 bytes): 18 + 3n bytes.
     fn body(h: u64, n: usize, exp: u64) -> Vec<u8> {
         let mut out = Vec::new();
         encode_named(&entries(h, n, exp), &mut out, Form::Record);
