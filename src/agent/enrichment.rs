@@ -67,7 +67,7 @@ async fn enrich(
     let mut new = false;
     for group in set.groups {
         let key = format!("{}:{}", resource.id, group.namespace);
-        let value = crate::model::encode_stored_enrichment(&group.to_stored().to_sorted_json());
+        let value = crate::model::encode_stored_enrichment(&group.stored_json());
         let entries = group.data.len();
         // On this thread: one put of a few compressed KB is an insert into the store's
         // memory (its log is written by the store's flusher). Through `spawn_blocking`,

@@ -120,7 +120,8 @@ struct Interface {
 /// Indices in the order the device lists them (numeric, component by component).
 fn numeric_order(indices: BTreeSet<&String>) -> Vec<&String> {
     let mut v: Vec<&String> = indices.into_iter().collect();
-    v.sort_by_key(|i| {
+    // Each index's components parsed once, not at every comparison.
+    v.sort_by_cached_key(|i| {
         i.split('.')
             .map(|c| c.parse::<u64>().unwrap_or(u64::MAX))
             .collect::<Vec<_>>()
