@@ -78,8 +78,11 @@ pub fn discover(path: &Path, now: f64) -> Result<(ResourceSet, Vec<String>), Plu
     Ok((ResourceSet::new(resources, now), rejected))
 }
 
+/// A resource's identity: site, class, subclass, type, id.
+type Identity<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 /// What makes two entries the same: the original's serialization key (and identity).
-fn entry_key(r: &Resource) -> ((&str, &str, &str, &str, &str), Option<&str>, &str) {
+fn entry_key(r: &Resource) -> (Identity<'_>, Option<&str>, &str) {
     (r.identity(), r.plugin.as_deref(), r.endpoint.as_str())
 }
 
