@@ -46,9 +46,66 @@ const MIN_GROWTH: usize = 16;
 /// New keys held apart before they are merged.
 const RECENT: usize = 128;
 
+/// Where `key` is in `entries` (sorted), as `binary_search` answers.
+///
+/// Group hashes are spread evenly, so the search starts where the key would sit if they
+/// were exactly even, and gallops from there to a short range it then halves. A binary
+/// search over a 90 KB array (a shard at 10,000 devices) missed the cache at most of its
+/// 13 steps; the guess is usually within a few dozen entries. Any spread of hashes gives
+/// the same answer, a skewed one only more steps.
 fn search(entries: &[(Key, u32)], key: &Key) -> Result<usize, usize> {
-    entries.binary_search_by(|(k, _)| k.cmp(key))
+    let n = entries.len();
+    let bisect = |from: usize, to: usize| {
+        entries[from..to]
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .map(|i| from + i)
+            .map_err(|i| from + i)
+    };
+    if n < INTERPOLATE_FROM {
+        return bisect(0, n);
+    }
+    let (low, high, h) = (
+        entries[0].0.hash64(),
+        entries[n - 1].0.hash64(),
+        key.hash64(),
+    );
+    if h <= low || h >= high {
+        return bisect(0, n);
+    }
+    // low < h < high, so the guess is below n - 1.
+    let guess = (u128::from(h - low) * (n as u128 - 1) / u128::from(high - low)) as usize;
+    let mut step = 1;
+    let mut at = guess;
+    if entries[at].0 < *key {
+        // After `at`: step forward until an entry is not below the key.
+        loop {
+            let next = at + step;
+            if next >= n {
+                return bisect(at + 1, n);
+            }
+            if entries[next].0 >= *key {
+                return bisect(at + 1, next + 1);
+            }
+            at = next;
+            step *= 2;
+        }
+    }
+    // At or before `at`: step back until an entry is below the key.
+    loop {
+        if at < step {
+            return bisect(0, at + 1);
+        }
+        let next = at - step;
+        if entries[next].0 < *key {
+            return bisect(next + 1, at + 1);
+        }
+        at = next;
+        step *= 2;
+    }
 }
+
+/// Below this many entries a plain binary search stays in a few cache lines.
+const INTERPOLATE_FROM: usize = 64;
 
 impl Index {
     pub(super) fn get(&self, key: &Key) -> Option<&u32> {
@@ -255,6 +312,32 @@ mod tests {
             index.heap_bytes()
         );
         assert_eq!(index.get(&Key::of(1)), None);
+    }
+
+    proptest! {
+        /// The interpolated search answers as a binary search does, found or not, for
+        /// evenly spread hashes and for hashes bunched at one end or in clusters.
+        #[test]
+        fn search_answers_as_binary_search(
+            hashes in proptest::collection::btree_set(
+                prop_oneof![any::<u64>(), 0u64..1_000, (u64::MAX - 1_000)..=u64::MAX],
+                0..600,
+            ),
+            probes in proptest::collection::vec(
+                prop_oneof![any::<u64>(), 0u64..1_000, (u64::MAX - 1_000)..=u64::MAX],
+                0..50,
+            ),
+        ) {
+            let entries: Vec<(Key, u32)> = hashes.iter().map(|&h| (Key::of(h), 0)).collect();
+            for h in hashes.iter().copied().chain(probes) {
+                let key = Key::of(h);
+                prop_assert_eq!(
+                    search(&entries, &key),
+                    entries.binary_search_by(|(k, _)| k.cmp(&key)),
+                    "hash {}", h
+                );
+            }
+        }
     }
 
     #[test]
